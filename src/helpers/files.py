@@ -1,0 +1,179 @@
+"""Safe writes: every processed file appears whole or not at all.
+
+Each writer fills a temporary file next to the target and moves it into place, so a
+run killed halfway leaves the previous output readable. Files a person opens in a
+spreadsheet (CSV, XLSX) have formula-like cells neutralised first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+@contextlib.contextmanager
+def atomic_path(target: Path) -> Iterator[Path]:
+    """Yield a temporary path beside `target`; move it onto `target` on success.
+
+    On any exception the temporary file is removed and `target` is untouched.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, name = tempfile.mkstemp(
+        prefix=f".{target.name}.", suffix=".part", dir=target.parent
+    )
+    os.close(handle)
+    temporary = Path(name)
+    try:
+        yield temporary
+        os.replace(temporary, target)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def write_atomically(target: Path, write: Callable[[Path], object]) -> Path:
+    """Call ``write(temporary_path)`` and move the result onto `target`."""
+    with atomic_path(target) as temporary:
+        write(temporary)
+    log.info("wrote %s", target)
+    return Path(target)
+
+
+def save_parquet(frame: pd.DataFrame, target: Path) -> Path:
+    """Write `frame` as Parquet, atomically."""
+    return write_atomically(target, lambda path: frame.to_parquet(path, index=False))
+
+
+def save_json(payload: dict, target: Path) -> Path:
+    """Write `payload` as indented JSON, atomically."""
+    text = json.dumps(payload, indent=2, sort_keys=True, default=str)
+    return write_atomically(target, lambda path: path.write_text(text, "utf-8"))
+
+
+def save_text(text: str, target: Path) -> Path:
+    """Write `text` as UTF-8, atomically."""
+    return write_atomically(target, lambda path: path.write_text(text, "utf-8"))
+
+
+def save_csv(frame: pd.DataFrame, target: Path) -> Path:
+    """Write `frame` as CSV for people, formula-like cells neutralised, atomically."""
+    safe = neutralise_formulas(frame)
+    return write_atomically(target, lambda path: safe.to_csv(path, index=False))
+
+
+def neutralise_formula(value: object) -> object:
+    """Return `value` with a leading apostrophe when a spreadsheet would run it.
+
+    Cells starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return are
+    run as formulas by Excel, LibreOffice and Google Sheets (CSV injection). Numbers
+    are left alone: only text is a risk.
+    """
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
+    """Return a copy of `frame` with every text cell passed through
+    :func:`neutralise_formula`."""
+    safe = frame.copy()
+    for column in safe.columns:
+        if safe[column].dtype == object or pd.api.types.is_string_dtype(safe[column]):
+            safe[column] = safe[column].map(neutralise_formula)
+    return safe
+
+
+def open_raw(path: Path, mode: str = "rb"):
+    """Open a raw input file for reading only; raw files are never written."""
+    if any(flag in mode for flag in "wax+"):
+        raise ValueError(f"raw files are read-only; refused mode {mode!r} for {path}")
+    return open(path, mode)  # noqa: SIM115 - the caller closes it
+
+
+def save_xlsx(
+    frame: pd.DataFrame,
+    target: Path,
+    *,
+    sheet: str = "Sheet1",
+    dropdowns: dict[str, list[str]] | None = None,
+    column_widths: dict[str, int] | None = None,
+) -> Path:
+    """Write `frame` to one XLSX sheet for people to fill in, atomically.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        The rows; text cells that would run as formulas are neutralised.
+    target : Path
+        The workbook to write.
+    sheet : str
+        The sheet's name.
+    dropdowns : dict, optional
+        Column name -> allowed values, offered as an in-cell drop-down list on
+        every data row (Excel data validation; other values are refused).
+    column_widths : dict, optional
+        Column name -> width in characters.
+
+    Returns
+    -------
+    Path
+        `target`.
+    """
+    return write_atomically(
+        target,
+        lambda path: _write_workbook(
+            neutralise_formulas(frame), path, sheet, dropdowns or {}, column_widths
+        ),
+    )
+
+
+def _write_workbook(frame, path, sheet, dropdowns, column_widths) -> None:
+    from openpyxl import Workbook
+    from openpyxl.utils import get_column_letter
+    from openpyxl.worksheet.datavalidation import DataValidation
+
+    # Lay out the header and rows as plain values.
+    workbook = Workbook()
+    worksheet = workbook.active
+    worksheet.title = sheet
+    worksheet.append(list(map(str, frame.columns)))
+    for row in frame.itertuples(index=False):
+        worksheet.append([None if pd.isna(v) else v for v in row])
+    worksheet.freeze_panes = "A2"
+
+    # Offer each drop-down from a hidden list sheet, which has no length limit.
+    last_row = max(len(frame) + 1, 2)
+    lists = workbook.create_sheet("lists") if dropdowns else None
+    for index, (column, values) in enumerate(dropdowns.items(), start=1):
+        letter = get_column_letter(index)
+        for position, value in enumerate(values, start=1):
+            lists.cell(row=position, column=index, value=value)
+        target_letter = get_column_letter(list(frame.columns).index(column) + 1)
+        validation = DataValidation(
+            type="list",
+            formula1=f"=lists!${letter}$1:${letter}${max(len(values), 1)}",
+            allow_blank=True,
+            showErrorMessage=True,
+            errorTitle="Not in the list",
+            error=f"Choose a value for {column} from the list.",
+        )
+        worksheet.add_data_validation(validation)
+        validation.add(f"{target_letter}2:{target_letter}{last_row}")
+    if lists is not None:
+        lists.sheet_state = "hidden"
+
+    for column, width in (column_widths or {}).items():
+        letter = get_column_letter(list(frame.columns).index(column) + 1)
+        worksheet.column_dimensions[letter].width = width
+    workbook.save(path)

@@ -1,0 +1,80 @@
+"""Formatting for display: numbers stay raw in files and are dressed only here.
+
+Rates show as ``12.3%``, differences as ``+2.1 pp [0.4, 3.8]``, p-values to two
+figures or ``<0.001``, and with small counts a rate always carries its denominator.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+
+def format_rate(rate: float, *, digits: int = 1) -> str:
+    """Return a proportion as a percentage: ``0.1234`` -> ``"12.3%"``."""
+    if rate is None or math.isnan(rate):
+        return "–"
+    return f"{100 * rate:.{digits}f}%"
+
+
+def format_count_rate(successes: int, trials: int, *, digits: int = 0) -> str:
+    """Return ``"12% (3 of 25)"``: a rate with its denominator."""
+    if not trials:
+        return f"– (0 of {trials})"
+    return f"{format_rate(successes / trials, digits=digits)} ({successes} of {trials})"
+
+
+def format_interval(low: float, high: float, *, digits: int = 1, percent=True) -> str:
+    """Return ``"[10.2%, 15.1%]"`` (or plain numbers with ``percent=False``)."""
+    if percent:
+        return f"[{format_rate(low, digits=digits)}, {format_rate(high, digits=digits)}]"
+    return f"[{low:,.{digits}f}, {high:,.{digits}f}]"
+
+
+def format_rate_ci(rate: float, low: float, high: float, *, digits: int = 1) -> str:
+    """Return ``"34.0% [28.1%, 40.4%]"``."""
+    return f"{format_rate(rate, digits=digits)} {format_interval(low, high, digits=digits)}"
+
+
+def format_pp(difference: float, low: float, high: float, *, digits: int = 1) -> str:
+    """Return a difference of proportions in percentage points with its interval:
+    ``+2.1 pp [0.4, 3.8]``."""
+    scale = 100
+    return (
+        f"{scale * difference:+.{digits}f} pp "
+        f"[{scale * low:.{digits}f}, {scale * high:.{digits}f}]"
+    )
+
+
+def format_p(p_value: float) -> str:
+    """Return a p-value to two significant figures, or ``<0.001``."""
+    if p_value is None or math.isnan(p_value):
+        return "–"
+    if p_value < 0.001:
+        return "<0.001"
+    return f"{p_value:.2g}"
+
+
+def format_money(amount: float, *, currency: str = "USD", digits: int = 0) -> str:
+    """Return ``"USD 1,234"``; the currency code avoids guessing a symbol."""
+    if amount is None or math.isnan(amount):
+        return "–"
+    return f"{currency} {amount:,.{digits}f}"
+
+
+def to_markdown(frame: pd.DataFrame, *, index: bool = False) -> str:
+    """Return `frame` as a pipe table, which Quarto and pandoc both read as a real
+    table in HTML and PDF."""
+    return frame.to_markdown(index=index, disable_numparse=True)
+
+
+def show_table(frame: pd.DataFrame, *, index: bool = False):
+    """Display `frame` as a Markdown table in a notebook.
+
+    The caption and label come from the cell's options (``#| label: tbl-…`` and
+    ``#| tbl-cap: …``), which both Quarto and Heard's fallback renderer read.
+    """
+    from IPython.display import Markdown
+
+    return Markdown(to_markdown(frame, index=index))
