@@ -1,0 +1,25 @@
+"""Shared fixtures: a private key and project root per test session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_key(tmp_path_factory, monkeypatch):
+    """Give every test a pseudonymisation key outside the repository."""
+    key_file = tmp_path_factory.getbasetemp() / "pseudonym.key"
+    monkeypatch.setenv("HEARD_KEY_FILE", str(key_file))
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """Return ../shared/data, or skip when this checkout has no copy beside it."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real public data not found at {SHARED_DATA}")
+    return SHARED_DATA

@@ -1,0 +1,64 @@
+import pandas as pd
+import pytest
+from openpyxl import load_workbook
+
+from helpers.files import (
+    neutralise_formula,
+    open_raw,
+    save_csv,
+    save_parquet,
+    save_xlsx,
+    write_atomically,
+)
+
+
+def test_interrupted_write_leaves_previous_output_intact(tmp_path):
+    target = tmp_path / "customers_customer.parquet"
+    save_parquet(pd.DataFrame({"customer_key": ["c_1", "c_2"]}), target)
+
+    def crash_halfway(path):
+        path.write_bytes(b"PAR1 half a file")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        write_atomically(target, crash_halfway)
+
+    assert pd.read_parquet(target)["customer_key"].tolist() == ["c_1", "c_2"]
+    assert [p.name for p in tmp_path.iterdir()] == [target.name]
+
+
+@pytest.mark.parametrize(
+    ("cell", "expected"),
+    [
+        ("=HYPERLINK(\"http://x\")", "'=HYPERLINK(\"http://x\")"),
+        ("+1 202 555 0143", "'+1 202 555 0143"),
+        ("-2+3", "'-2+3"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("Customer 17", "Customer 17"),
+        (-5, -5),
+    ],
+)
+def test_formula_cells_are_neutralised(cell, expected):
+    assert neutralise_formula(cell) == expected
+
+
+def test_csv_and_xlsx_writers_neutralise_formulas(tmp_path):
+    frame = pd.DataFrame({"name": ["=1+1", "Ann"], "outcome": [None, None]})
+    save_csv(frame, tmp_path / "list.csv")
+    save_xlsx(frame, tmp_path / "list.xlsx", dropdowns={"outcome": ["connected", "busy"]})
+
+    assert pd.read_csv(tmp_path / "list.csv")["name"].tolist() == ["'=1+1", "Ann"]
+    sheet = load_workbook(tmp_path / "list.xlsx").active
+    assert sheet["A2"].value == "'=1+1"
+    assert sheet["A2"].data_type == "s"
+    validations = sheet.data_validations.dataValidation
+    assert [str(v.sqref) for v in validations] == ["B2:B3"]
+
+
+def test_raw_files_cannot_be_opened_for_writing(tmp_path):
+    raw = tmp_path / "orders.csv"
+    raw.write_text("Name\n#1001\n")
+    with pytest.raises(ValueError, match="read-only"):
+        open_raw(raw, "r+")
+    with open_raw(raw) as handle:
+        assert handle.read() == b"Name\n#1001\n"
