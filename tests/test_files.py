@@ -30,7 +30,7 @@ def test_interrupted_write_leaves_previous_output_intact(tmp_path):
 @pytest.mark.parametrize(
     ("cell", "expected"),
     [
-        ("=HYPERLINK(\"http://x\")", "'=HYPERLINK(\"http://x\")"),
+        ('=HYPERLINK("http://x")', '\'=HYPERLINK("http://x")'),
         ("+1 202 555 0143", "'+1 202 555 0143"),
         ("-2+3", "'-2+3"),
         ("@SUM(A1)", "'@SUM(A1)"),
@@ -45,7 +45,9 @@ def test_formula_cells_are_neutralised(cell, expected):
 def test_csv_and_xlsx_writers_neutralise_formulas(tmp_path):
     frame = pd.DataFrame({"name": ["=1+1", "Ann"], "outcome": [None, None]})
     save_csv(frame, tmp_path / "list.csv")
-    save_xlsx(frame, tmp_path / "list.xlsx", dropdowns={"outcome": ["connected", "busy"]})
+    save_xlsx(
+        frame, tmp_path / "list.xlsx", dropdowns={"outcome": ["connected", "busy"]}
+    )
 
     assert pd.read_csv(tmp_path / "list.csv")["name"].tolist() == ["'=1+1", "Ann"]
     sheet = load_workbook(tmp_path / "list.xlsx").active

@@ -56,6 +56,10 @@ def test_folder_readmes_stay_tracked():
 
 def test_no_customer_data_is_committed():
     tracked = subprocess.run(
-        ["git", "ls-files", "data"], cwd=REPO, capture_output=True, text=True, check=True
+        ["git", "ls-files", "data"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split()
     assert set(tracked) <= {"data/raw/README.md", "data/processed/README.md"}

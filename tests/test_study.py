@@ -19,7 +19,9 @@ def test_broken_yaml_names_the_file_and_line(tmp_path):
     raw = tmp_path / "store"
     raw.mkdir()
     (raw / "study.yml").write_text("study:\n  name: A\n   currency: [GBP\n")
-    with pytest.raises(HeardInputError, match=r"study\.yml, row \d+: expected valid YAML"):
+    with pytest.raises(
+        HeardInputError, match=r"study\.yml, row \d+: expected valid YAML"
+    ):
         load_study(raw, root=tmp_path)
 
 

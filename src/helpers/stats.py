@@ -71,6 +71,8 @@ def tally_rate(
     result = frame.copy()
     counts, totals = result[successes].to_numpy(), result[trials].to_numpy()
     with np.errstate(invalid="ignore", divide="ignore"):
-        result[rate] = np.where(totals > 0, counts / np.where(totals > 0, totals, 1), np.nan)
+        result[rate] = np.where(
+            totals > 0, counts / np.where(totals > 0, totals, 1), np.nan
+        )
     result["ci_low"], result["ci_high"] = wilson_interval(counts, totals, alpha=alpha)
     return result

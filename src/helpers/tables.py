@@ -28,7 +28,9 @@ def format_count_rate(successes: int, trials: int, *, digits: int = 0) -> str:
 def format_interval(low: float, high: float, *, digits: int = 1, percent=True) -> str:
     """Return ``"[10.2%, 15.1%]"`` (or plain numbers with ``percent=False``)."""
     if percent:
-        return f"[{format_rate(low, digits=digits)}, {format_rate(high, digits=digits)}]"
+        return (
+            f"[{format_rate(low, digits=digits)}, {format_rate(high, digits=digits)}]"
+        )
     return f"[{low:,.{digits}f}, {high:,.{digits}f}]"
 
 
