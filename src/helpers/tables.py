@@ -36,7 +36,8 @@ def format_interval(low: float, high: float, *, digits: int = 1, percent=True) -
 
 def format_rate_ci(rate: float, low: float, high: float, *, digits: int = 1) -> str:
     """Return ``"34.0% [28.1%, 40.4%]"``."""
-    return f"{format_rate(rate, digits=digits)} {format_interval(low, high, digits=digits)}"
+    interval = format_interval(low, high, digits=digits)
+    return f"{format_rate(rate, digits=digits)} {interval}"
 
 
 def format_pp(difference: float, low: float, high: float, *, digits: int = 1) -> str:
