@@ -7,9 +7,14 @@ No title goes inside an image: the cell's ``fig-cap`` carries the takeaway.
 
 from __future__ import annotations
 
+import sys
+
 import matplotlib
 
-matplotlib.use("Agg")
+# Draw off-screen in scripts and tests; inside a Jupyter kernel keep the inline
+# backend, which is what puts each figure into the executed notebook (and report).
+if "ipykernel" not in sys.modules:
+    matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 import seaborn as sns  # noqa: E402
