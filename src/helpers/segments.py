@@ -1,0 +1,1373 @@
+"""Segments and the call list: who the month's calls go to, drawn fairly.
+
+Per-customer features come from the store exports (orders counted as orders, not
+line-item rows); segments are rules from the study config evaluated by DuckDB on
+those features; the call list is a seeded, stratified random sample per segment,
+with a not-called hold-out for cart abandoners so recovery can be compared later.
+
+The entry points are :func:`plan_call_list` (pure: returns the call list) and
+:func:`run_segment_step` (writes every processed file of step 01).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import math
+import zlib
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from helpers import files
+from helpers.errors import HeardInputError
+from helpers.privacy import customer_key as make_customer_key
+from helpers.study import Study, check_month, load_study
+
+log = logging.getLogger(__name__)
+
+OUTCOMES = [
+    "connected",
+    "voicemail",
+    "no_answer",
+    "busy",
+    "wrong_number",
+    "declined",
+    "callback_requested",
+    "do_not_call",
+]
+CALLER_COLUMNS = [
+    "attempted_at",
+    "caller",
+    "outcome",
+    "talk_seconds",
+    "notes_file",
+    "recovered_order",
+]
+CALL_LIST_COLUMNS = [
+    "reference",
+    "name",
+    "phone_e164",
+    "phone_national",
+    "extension",
+    "local_timezone",
+    "calling_window_local",
+    "calling_window_store",
+    "segment",
+    "question",
+    "prompts",
+    *CALLER_COLUMNS,
+]
+PLAN_COLUMNS = ["customer_key", "arm", "stratum", *CALL_LIST_COLUMNS]
+CUSTOMER_COLUMNS = [
+    "customer_key",
+    "country",
+    "timezone",
+    "has_consent",
+    "is_do_not_call",
+    "phone_status",
+    "is_callable",
+    "accepts_email_marketing",
+    "accepts_sms_marketing",
+    "n_merged",
+]
+VIEW_COLUMNS = ("email", "product", "viewed_at")
+NEVER_BOUGHT = "never_bought"
+
+
+# --------------------------------------------------------------------------- keys
+
+
+def normalise_email(emails: pd.Series) -> pd.Series:
+    """Return e-mails trimmed and case-folded; blanks become missing."""
+    text = emails.astype("string").str.strip().str.casefold()
+    return text.mask(text == "")
+
+
+def attach_customer_keys(frame: pd.DataFrame, customers: pd.DataFrame) -> pd.DataFrame:
+    """Return `frame` (orders, checkouts or views) with a ``customer_key`` column.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        Rows with ``email`` and optionally ``customer_id``.
+    customers : DataFrame
+        The deduplicated customers: ``customer_key``, ``email``.
+
+    Returns
+    -------
+    DataFrame
+        A copy of `frame` with ``customer_key`` (missing when the row has neither an
+        e-mail nor a customer id).
+
+    Notes
+    -----
+    The e-mail is matched to the customers table first, so a customer merged from
+    several rows keeps one key. A row whose e-mail is not there gets the key its
+    identity would have (``helpers.privacy.customer_key`` of the e-mail, else of the
+    platform's customer id), computed once per distinct identity.
+    """
+    keyed = frame.copy()
+    email = normalise_email(keyed["email"]) if "email" in keyed else None
+    known = pd.Series(
+        customers["customer_key"].to_numpy(),
+        index=normalise_email(customers["email"]),
+    )
+    known = known[known.index.notna() & ~known.index.duplicated()]
+    keys = (
+        email.map(known) if email is not None else pd.Series(pd.NA, index=keyed.index)
+    )
+
+    # Fall back to the identity's own key: e-mail first, then the platform id.
+    identity = email if email is not None else pd.Series(pd.NA, index=keyed.index)
+    if "customer_id" in keyed:
+        platform_id = keyed["customer_id"].astype("string").str.strip()
+        identity = identity.fillna(platform_id.mask(platform_id == ""))
+    missing = keys.isna() & identity.notna()
+    if missing.any():
+        distinct = identity[missing].unique()
+        lookup = {value: make_customer_key(value) for value in distinct}
+        keys = keys.astype(object)
+        keys[missing] = identity[missing].map(lookup)
+    keyed["customer_key"] = keys.astype("string")
+    return keyed
+
+
+# ----------------------------------------------------------------------- features
+
+
+def build_customer_features(
+    exports,
+    *,
+    as_of: datetime | pd.Timestamp,
+    config: dict,
+    views: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Return one row per customer with the features segment rules use.
+
+    Parameters
+    ----------
+    exports : StoreExports
+        From ``helpers.exports.load_store_exports``: ``.orders`` (one row per
+        order), ``.lines``, ``.customers`` (deduplicated), ``.checkouts``.
+    as_of : datetime
+        The moment days are counted to (the month's first day, UTC).
+    config : dict
+        The study configuration; reads ``segments``.
+    views : DataFrame, optional
+        Product views (``email``, ``product``, ``viewed_at``); without it the view
+        features are missing and view rules select nobody.
+
+    Returns
+    -------
+    DataFrame
+        ``customer_key``, the customers' non-personal columns (``country``,
+        ``timezone``, ``has_consent``, ``is_do_not_call``, ``phone_status``,
+        ``is_callable``, …), ``n_orders`` (orders not cancelled),
+        ``n_orders_placed``, ``n_returned_orders`` (refunded or cancelled),
+        ``return_rate``, ``spend`` (totals less refunds), ``refunded_amount``,
+        ``first_order_at``, ``last_order_at``, ``days_since_last_order``,
+        ``lifecycle_stage``, ``n_products``, ``products``,
+        ``max_product_return_rate``, ``n_checkouts``, ``last_checkout_at``,
+        ``has_open_checkout``, ``open_checkout_items``, ``open_checkout_total``,
+        ``n_repeat_viewed_products``.
+
+    Notes
+    -----
+    Counting uses distinct ``order_id``, so a line-item export can never turn a
+    one-order buyer into a repeat buyer. A product's return rate is the share of
+    the orders containing it that were refunded (any amount) or cancelled; products
+    bought in fewer than ``high_return_min_orders`` orders get no rate. A checkout
+    is open when it is the customer's latest, no order (cancelled or not) came
+    after it, and it is at most ``abandoned_within_days`` old at `as_of`.
+    """
+    rules = config["segments"]
+    as_of = pd.Timestamp(as_of)
+    as_of = as_of.tz_localize("UTC") if as_of.tz is None else as_of.tz_convert("UTC")
+    customers = exports.customers
+    orders = attach_customer_keys(exports.orders, customers)
+    checkouts = attach_customer_keys(exports.checkouts, customers)
+
+    # Aggregate orders, products and checkouts per customer in DuckDB.
+    order_features = _order_features(orders, as_of)
+    product_features = _product_features(
+        orders, exports.lines, min_orders=int(rules["high_return_min_orders"])
+    )
+    checkout_features = _checkout_features(
+        checkouts, orders, as_of, within_days=rules.get("abandoned_within_days")
+    )
+
+    # Start from every customer known anywhere, then join each block.
+    base = customers[[c for c in CUSTOMER_COLUMNS if c in customers]]
+    extra = pd.Index(
+        pd.concat([orders["customer_key"], checkouts["customer_key"]]).dropna()
+    ).unique()
+    extra = extra.difference(pd.Index(base["customer_key"]))
+    if len(extra):
+        log.warning(
+            "%d customers appear in orders or checkouts but not in the customers "
+            "export; they are kept without consent or phone",
+            len(extra),
+        )
+        base = pd.concat([base, pd.DataFrame({"customer_key": extra})])
+    features = (
+        base.merge(order_features, on="customer_key", how="left")
+        .merge(product_features, on="customer_key", how="left")
+        .merge(checkout_features, on="customer_key", how="left")
+    )
+    features = _fill_feature_defaults(features)
+    features["lifecycle_stage"] = label_lifecycle(
+        features["days_since_last_order"], bands=rules["lifecycle_bands"]
+    )
+    features["n_repeat_viewed_products"] = _view_features(
+        views,
+        customers,
+        features["customer_key"],
+        minimum=int(rules["repeat_view_min"]),
+    )
+    log.info("built features for %d customers as of %s", len(features), as_of.date())
+    return features.sort_values("customer_key", ignore_index=True)
+
+
+def _order_features(orders: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
+    late = int((orders["created_at"] >= as_of).sum())
+    if late:
+        log.warning(
+            "%d orders are dated on or after %s; they count as recent purchases",
+            late,
+            as_of.date(),
+        )
+    keyed = orders[orders["customer_key"].notna()]
+    keyed = keyed[["customer_key", "order_id", "created_at", "total"]].assign(
+        refunded_amount=orders["refunded_amount"].fillna(0.0),
+        is_cancelled=orders["is_cancelled"].fillna(False).astype(bool),
+    )
+    query = """
+        SELECT customer_key,
+            count(DISTINCT order_id) FILTER (WHERE NOT is_cancelled) AS n_orders,
+            count(DISTINCT order_id) AS n_orders_placed,
+            count(DISTINCT order_id) FILTER (WHERE is_cancelled OR refunded_amount > 0)
+                AS n_returned_orders,
+            coalesce(sum(total) FILTER (WHERE NOT is_cancelled), 0)
+                - sum(refunded_amount) AS spend,
+            sum(refunded_amount) AS refunded_amount,
+            min(created_at) FILTER (WHERE NOT is_cancelled) AS first_order_at,
+            max(created_at) FILTER (WHERE NOT is_cancelled) AS last_order_at
+        FROM keyed GROUP BY customer_key
+    """
+    features = _query(query, keyed=keyed).df()
+    features["return_rate"] = features["n_returned_orders"] / features[
+        "n_orders_placed"
+    ].where(features["n_orders_placed"] > 0)
+    for column in ("first_order_at", "last_order_at"):
+        features[column] = _as_utc(features[column])
+    elapsed = as_of - features["last_order_at"]
+    features["days_since_last_order"] = (elapsed.dt.total_seconds() // 86400).astype(
+        "Int64"
+    )
+    return features
+
+
+def _product_features(
+    orders: pd.DataFrame, lines: pd.DataFrame, *, min_orders: int
+) -> pd.DataFrame:
+    order_keys = orders[["order_id", "customer_key"]].assign(
+        is_returned=orders["is_cancelled"].fillna(False).astype(bool)
+        | (orders["refunded_amount"].fillna(0.0) > 0)
+    )
+    line_products = lines[["order_id", "product"]]
+    query = f"""
+        WITH bought AS (
+            SELECT DISTINCT o.customer_key, o.order_id, o.is_returned, l.product
+            FROM line_products l JOIN order_keys o USING (order_id)
+            WHERE l.product IS NOT NULL
+        ),
+        rates AS (
+            SELECT product, count(*) AS n_orders,
+                avg(CAST(is_returned AS DOUBLE)) AS product_return_rate
+            FROM bought GROUP BY product
+        )
+        SELECT b.customer_key,
+            count(DISTINCT b.product) AS n_products,
+            list(DISTINCT b.product ORDER BY b.product) AS products,
+            max(r.product_return_rate) FILTER (WHERE r.n_orders >= {min_orders})
+                AS max_product_return_rate
+        FROM bought b JOIN rates r USING (product)
+        WHERE b.customer_key IS NOT NULL
+        GROUP BY b.customer_key
+    """
+    return _query(query, line_products=line_products, order_keys=order_keys).df()
+
+
+def _checkout_features(
+    checkouts: pd.DataFrame,
+    orders: pd.DataFrame,
+    as_of: pd.Timestamp,
+    *,
+    within_days: int | None,
+) -> pd.DataFrame:
+    keyed = checkouts.loc[
+        checkouts["customer_key"].notna(),
+        ["customer_key", "checkout_id", "created_at", "n_items", "total"],
+    ]
+    order_times = orders.loc[
+        orders["customer_key"].notna(), ["customer_key", "created_at"]
+    ]
+    oldest = (
+        "TIMESTAMP '1900-01-01'"
+        if within_days is None
+        else f"TIMESTAMPTZ '{as_of.isoformat()}' - INTERVAL {int(within_days)} DAY"
+    )
+    query = f"""
+        WITH latest AS (
+            SELECT customer_key, count(*) AS n_checkouts,
+                arg_max(created_at, created_at) AS last_checkout_at,
+                arg_max(n_items, created_at) AS last_checkout_items,
+                arg_max(total, created_at) AS last_checkout_total
+            FROM keyed GROUP BY customer_key
+        ),
+        last_orders AS (
+            SELECT customer_key, max(created_at) AS any_order_at
+            FROM order_times GROUP BY customer_key
+        )
+        SELECT l.*,
+            (o.any_order_at IS NULL OR o.any_order_at < l.last_checkout_at)
+                AND l.last_checkout_at >= {oldest} AS has_open_checkout
+        FROM latest l LEFT JOIN last_orders o USING (customer_key)
+    """
+    features = _query(query, keyed=keyed, order_times=order_times).df()
+    features["last_checkout_at"] = _as_utc(features["last_checkout_at"])
+    is_open = features["has_open_checkout"].astype(bool)
+    features["open_checkout_items"] = features["last_checkout_items"].where(is_open)
+    features["open_checkout_total"] = features["last_checkout_total"].where(is_open)
+    return features.drop(columns=["last_checkout_items", "last_checkout_total"])
+
+
+def _view_features(
+    views: pd.DataFrame | None,
+    customers: pd.DataFrame,
+    keys: pd.Series,
+    *,
+    minimum: int,
+) -> pd.Series:
+    if views is None:
+        return pd.Series(pd.NA, index=keys.index, dtype="Int64")
+    keyed = attach_customer_keys(views, customers)
+    counts = keyed.groupby(["customer_key", "product"]).size()
+    repeated = (counts >= minimum).groupby(level="customer_key").sum()
+    return keys.map(repeated).fillna(0).astype("Int64").set_axis(keys.index)
+
+
+def _fill_feature_defaults(features: pd.DataFrame) -> pd.DataFrame:
+    filled = features.copy()
+    for column in ("n_orders", "n_orders_placed", "n_returned_orders", "n_products"):
+        filled[column] = filled[column].fillna(0).astype("int64")
+    filled["n_checkouts"] = filled["n_checkouts"].fillna(0).astype("int64")
+    for column in ("spend", "refunded_amount"):
+        filled[column] = filled[column].fillna(0.0).astype("float64")
+    filled["has_open_checkout"] = filled["has_open_checkout"].fillna(False).astype(bool)
+    filled["open_checkout_items"] = filled["open_checkout_items"].astype("Int64")
+    for column, value in (
+        ("has_consent", False),
+        ("is_do_not_call", False),
+        ("is_callable", False),
+    ):
+        if column not in filled:
+            filled[column] = value
+        filled[column] = filled[column].fillna(value).astype(bool)
+    if "phone_status" not in filled:
+        filled["phone_status"] = pd.NA
+    filled["phone_status"] = filled["phone_status"].astype("string").fillna("missing")
+    filled["products"] = filled["products"].map(
+        lambda value: list(value) if isinstance(value, list | np.ndarray) else []
+    )
+    return filled
+
+
+def _query(sql: str, **tables: pd.DataFrame) -> duckdb.DuckDBPyRelation:
+    """Run `sql` in a fresh DuckDB connection with `tables` registered by name."""
+    connection = duckdb.connect()
+    for name, table in tables.items():
+        connection.register(name, table)
+    return connection.sql(sql)
+
+
+def _as_utc(values: pd.Series) -> pd.Series:
+    stamps = pd.to_datetime(values)
+    if stamps.dt.tz is None:
+        return stamps.dt.tz_localize("UTC")
+    return stamps.dt.tz_convert("UTC")
+
+
+def label_lifecycle(days: pd.Series, *, bands: list[int]) -> pd.Series:
+    """Return each customer's lifecycle stage from days since the last order.
+
+    Parameters
+    ----------
+    days : Series
+        Days since the last order; missing for customers who never bought.
+    bands : list of int
+        Band starts in days, ascending, e.g. ``[0, 30, 90, 180, 365]``.
+
+    Returns
+    -------
+    Series
+        Labels such as ``"0-29d"``, ``"30-89d"``, ``"365d+"``, and
+        ``"never_bought"``. An order dated after the reference day counts as 0.
+
+    Raises
+    ------
+    ValueError
+        When `bands` is not ascending from 0.
+    """
+    if list(bands) != sorted(set(bands)) or bands[0] != 0:
+        raise ValueError(f"lifecycle_bands must rise from 0, got {bands!r}")
+    labels = [f"{low}-{high - 1}d" for low, high in zip(bands, bands[1:], strict=False)]
+    labels.append(f"{bands[-1]}d+")
+    stage = pd.cut(
+        days.astype("Float64").clip(lower=0),
+        bins=[*bands, math.inf],
+        right=False,
+        labels=labels,
+    )
+    return stage.astype("string").fillna(NEVER_BOUGHT)
+
+
+def lifecycle_labels(bands: list[int]) -> list[str]:
+    """Return the lifecycle stage labels in order, ``never_bought`` last."""
+    labels = [f"{low}-{high - 1}d" for low, high in zip(bands, bands[1:], strict=False)]
+    return [*labels, f"{bands[-1]}d+", NEVER_BOUGHT]
+
+
+# ----------------------------------------------------------------------- segments
+
+
+def assign_segments(
+    features: pd.DataFrame, *, config: dict, has_views: bool = False
+) -> pd.DataFrame:
+    """Return which customers belong to which segment.
+
+    Parameters
+    ----------
+    features : DataFrame
+        From :func:`build_customer_features`.
+    config : dict
+        The study configuration; reads ``segments.rules`` and the thresholds the
+        rules name in braces.
+    has_views : bool
+        Whether a views export was given; rules that use view features are
+        skipped without one.
+
+    Returns
+    -------
+    DataFrame
+        ``customer_key``, ``segment``: one row per customer and segment, a customer
+        in several segments on several rows. Lifecycle stages are segments too,
+        named ``lifecycle_<stage>``.
+
+    Raises
+    ------
+    HeardInputError
+        When a rule is not a valid condition on the features.
+    """
+    settings = config["segments"]
+    thresholds = {k: v for k, v in settings.items() if not isinstance(v, dict | list)}
+    found = []
+    for segment, rule in (settings.get("rules") or {}).items():
+        if rule is None or (not has_views and "viewed" in rule):
+            continue
+        condition = rule.format_map(thresholds)
+        keys = _select_keys(features, condition, segment)
+        found.append(pd.DataFrame({"customer_key": keys, "segment": segment}))
+
+    # Lifecycle stages are segments as well, so stages can be compared.
+    stages = features[["customer_key", "lifecycle_stage"]]
+    found.append(
+        stages.assign(segment="lifecycle_" + stages["lifecycle_stage"])[
+            ["customer_key", "segment"]
+        ]
+    )
+    segments = pd.concat(found, ignore_index=True)
+    segments["segment"] = segments["segment"].astype("string")
+    segments["customer_key"] = segments["customer_key"].astype("string")
+    log.info("assigned %d customer-segment rows", len(segments))
+    return segments
+
+
+def _select_keys(features: pd.DataFrame, condition: str, segment: str) -> list:
+    table = features.drop(columns=["products"], errors="ignore")
+    try:
+        selected = _query(
+            f"SELECT customer_key FROM features WHERE ({condition}) ORDER BY 1",
+            features=table,
+        ).fetchall()
+    except duckdb.Error as error:
+        raise HeardInputError(
+            "study.yml",
+            column=f"segments.rules.{segment}",
+            expected="a SQL condition on the customer features",
+            found=condition,
+            fix=f"correct the rule ({str(error).splitlines()[0]})",
+        ) from error
+    return [row[0] for row in selected]
+
+
+def tally_segments(
+    segments: pd.DataFrame, *, config: dict, has_views: bool = False
+) -> pd.DataFrame:
+    """Return the size of every segment, empty ones included.
+
+    Parameters
+    ----------
+    segments : DataFrame
+        From :func:`assign_segments`.
+    config : dict
+        The study configuration (for the rule order and lifecycle bands).
+    has_views : bool
+        Whether view rules were evaluated.
+
+    Returns
+    -------
+    DataFrame
+        ``segment``, ``n_customers``, in the order of the rules then the stages.
+    """
+    settings = config["segments"]
+    names = [
+        name
+        for name, rule in (settings.get("rules") or {}).items()
+        if rule is not None and (has_views or "viewed" not in rule)
+    ]
+    names += [
+        f"lifecycle_{label}" for label in lifecycle_labels(settings["lifecycle_bands"])
+    ]
+    counts = segments.groupby("segment")["customer_key"].nunique()
+    return pd.DataFrame(
+        {
+            "segment": names,
+            "n_customers": [int(counts.get(name, 0)) for name in names],
+        }
+    )
+
+
+# ----------------------------------------------------------------------- sampling
+
+
+def count_to_dial(*, target_conversations: int, expected_connect_rate: float) -> int:
+    """Return how many customers to call for a segment.
+
+    Parameters
+    ----------
+    target_conversations : int
+        Conversations wanted from the segment (20-30 is usual).
+    expected_connect_rate : float
+        The share of called customers expected to talk, in (0, 1].
+
+    Returns
+    -------
+    int
+        ``ceil(target_conversations / expected_connect_rate)``: 25 conversations
+        at a 35% connect rate need 72 customers.
+
+    Raises
+    ------
+    ValueError
+        When the rate is not in (0, 1] or the target is not positive.
+    """
+    if not 0 < expected_connect_rate <= 1:
+        raise ValueError(
+            f"expected_connect_rate must be in (0, 1], got {expected_connect_rate!r}"
+        )
+    if target_conversations < 1:
+        raise ValueError(
+            f"target_conversations must be positive, got {target_conversations!r}"
+        )
+    return math.ceil(target_conversations / expected_connect_rate)
+
+
+def allocate_proportionally(total: int, sizes: pd.Series) -> pd.Series:
+    """Split `total` across strata in proportion to `sizes` (largest remainder).
+
+    Parameters
+    ----------
+    total : int
+        How many to draw; at most ``sizes.sum()``.
+    sizes : Series
+        Stratum -> how many are available.
+
+    Returns
+    -------
+    Series
+        Stratum -> how many to draw; sums to `total`, never above a stratum's size.
+        Ties in the remainder go to the larger stratum, then the first by name.
+    """
+    if total >= sizes.sum():
+        return sizes.astype(int)
+    exact = sizes * total / sizes.sum()
+    quota = np.floor(exact).astype(int)
+    order = (
+        pd.DataFrame({"fraction": exact - quota, "size": sizes})
+        .rename_axis("stratum")
+        .reset_index()
+        .sort_values(["fraction", "size", "stratum"], ascending=[False, False, True])
+    )
+    for stratum in order["stratum"][: total - quota.sum()]:
+        quota[stratum] += 1
+    return quota
+
+
+def draw_call_list(
+    features: pd.DataFrame,
+    segments: pd.DataFrame,
+    *,
+    month_segments: list[str],
+    excluded: pd.DataFrame,
+    config: dict,
+) -> pd.DataFrame:
+    """Draw the month's sample: who is called and who is held back, per segment.
+
+    Parameters
+    ----------
+    features : DataFrame
+        From :func:`build_customer_features` (``customer_key`` and the
+        ``sampling.stratify_by`` column).
+    segments : DataFrame
+        From :func:`assign_segments`.
+    month_segments : list of str
+        The segments to call, in priority order: a customer in two of them is drawn
+        only for the first that picks them.
+    excluded : DataFrame
+        From :func:`find_exclusions`: ``customer_key``, ``reason``.
+    config : dict
+        The study configuration; reads ``sampling``.
+
+    Returns
+    -------
+    DataFrame
+        ``customer_key``, ``segment``, ``arm`` (``called`` or ``holdout``),
+        ``stratum`` (``<segment>/<stratify_by value>``), sorted by segment, arm and
+        key.
+
+    Raises
+    ------
+    HeardInputError
+        When a month names a segment no rule defines.
+
+    Notes
+    -----
+    Each segment is sampled with its own random stream, seeded from
+    ``sampling.seed`` and the segment's name, from customers sorted by key, so the
+    same inputs and seed always give the same list. Strata get proportional
+    shares (largest remainder). In ``sampling.holdout_segments`` the draw is
+    ``ceil(n / (1 - holdout_share))`` customers, of whom a random
+    ``holdout_share`` are kept back, stratum by stratum.
+    """
+    sampling = config["sampling"]
+    n_called = count_to_dial(
+        target_conversations=int(sampling["target_conversations"]),
+        expected_connect_rate=float(sampling["expected_connect_rate"]),
+    )
+    unavailable = set(excluded["customer_key"])
+    stratify_by = sampling.get("stratify_by") or "segment"
+    strata = features.set_index("customer_key")[stratify_by].astype("string")
+    drawn = []
+    for segment in month_segments:
+        members = segments.loc[segments["segment"] == segment, "customer_key"]
+        if segment not in set(segments["segment"]) and segment not in _rule_names(
+            config
+        ):
+            raise HeardInputError(
+                "study.yml",
+                column="months.segments",
+                expected="segment names defined under segments.rules",
+                found=segment,
+                fix=f"use one of {sorted(_rule_names(config))}",
+            )
+        pool = sorted(set(members) - unavailable)
+        sample = _draw_segment(
+            pd.Series(pool, dtype="string"),
+            strata,
+            segment=segment,
+            n_called=n_called,
+            config=config,
+        )
+        unavailable |= set(sample["customer_key"])
+        drawn.append(sample)
+    columns = ["customer_key", "segment", "arm", "stratum"]
+    if not drawn:
+        return pd.DataFrame(columns=columns)
+    return pd.concat(drawn, ignore_index=True)[columns]
+
+
+def _rule_names(config: dict) -> set:
+    return {n for n, rule in config["segments"].get("rules", {}).items() if rule}
+
+
+def _draw_segment(
+    pool: pd.Series,
+    strata: pd.Series,
+    *,
+    segment: str,
+    n_called: int,
+    config: dict,
+) -> pd.DataFrame:
+    sampling = config["sampling"]
+    share = float(sampling.get("holdout_share") or 0.0)
+    has_holdout = segment in (sampling.get("holdout_segments") or []) and share > 0
+    n_total = math.ceil(n_called / (1 - share)) if has_holdout else n_called
+    if len(pool) < n_total:
+        log.warning(
+            "segment %s has %d eligible customers, fewer than the %d wanted",
+            segment,
+            len(pool),
+            n_total,
+        )
+        n_total = len(pool)
+        n_called = round(n_total * (1 - share)) if has_holdout else n_total
+    frame = pd.DataFrame(
+        {
+            "customer_key": pool,
+            "stratum": segment + "/" + strata.reindex(pool).fillna("none").to_numpy(),
+        }
+    )
+
+    # One random stream per segment: adding a segment never reshuffles another.
+    seed = [int(sampling["seed"]), zlib.crc32(segment.encode("utf-8"))]
+    rng = np.random.default_rng(seed)
+    sizes = frame.groupby("stratum").size()
+    totals = allocate_proportionally(n_total, sizes)
+    called = allocate_proportionally(n_called, totals)
+    picked = []
+    for stratum, group in frame.groupby("stratum", sort=True):
+        order = rng.permutation(len(group))[: totals[stratum]]
+        chosen = group.iloc[order]
+        arms = np.where(np.arange(len(chosen)) < called[stratum], "called", "holdout")
+        picked.append(chosen.assign(arm=arms))
+    if not picked:
+        return pd.DataFrame(columns=["customer_key", "segment", "arm", "stratum"])
+    sample = pd.concat(picked).assign(segment=segment)
+    return sample.sort_values(["arm", "customer_key"], ignore_index=True)
+
+
+def find_exclusions(
+    features: pd.DataFrame,
+    *,
+    called_before: set | frozenset = frozenset(),
+    do_not_call_keys: set | frozenset = frozenset(),
+    do_not_call_phones: set | frozenset = frozenset(),
+    phones: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Return the customers who may not be called, with the first reason found.
+
+    Parameters
+    ----------
+    features : DataFrame
+        ``customer_key``, ``has_consent``, ``is_do_not_call``, ``is_callable``.
+    called_before : set
+        Keys called (or held back) in an earlier month.
+    do_not_call_keys : set
+        Keys who asked during an earlier call never to be called again.
+    do_not_call_phones : set
+        E.164 numbers on the do-not-call list.
+    phones : DataFrame, optional
+        ``customer_key``, ``phone_e164``, to match `do_not_call_phones`.
+
+    Returns
+    -------
+    DataFrame
+        ``customer_key``, ``reason``: one of ``called_before``, ``do_not_call``,
+        ``no_consent``, ``not_callable``, checked in that order.
+    """
+    dnc = features["is_do_not_call"].astype(bool) | features["customer_key"].isin(
+        set(do_not_call_keys)
+    )
+    if phones is not None and do_not_call_phones:
+        listed = phones.loc[
+            phones["phone_e164"].isin(do_not_call_phones), "customer_key"
+        ]
+        dnc = dnc | features["customer_key"].isin(set(listed))
+    reasons = np.select(
+        [
+            features["customer_key"].isin(set(called_before)),
+            dnc,
+            ~features["has_consent"].astype(bool),
+            ~features["is_callable"].astype(bool),
+        ],
+        ["called_before", "do_not_call", "no_consent", "not_callable"],
+        default="",
+    )
+    excluded = pd.DataFrame(
+        {"customer_key": features["customer_key"], "reason": reasons}
+    )
+    return excluded[excluded["reason"] != ""].reset_index(drop=True)
+
+
+def load_called_before(study: Study, month: str, *, phones: pd.DataFrame) -> set:
+    """Return the keys of everyone called or held back before `month`.
+
+    Parameters
+    ----------
+    study : Study
+        The study.
+    month : str
+        ``YYYY-MM``; only earlier months count.
+    phones : DataFrame
+        ``customer_key``, ``phone_e164``: matches a phone system's log, which has
+        numbers rather than references.
+
+    Returns
+    -------
+    set
+        Keys from earlier raw call logs (``customer_key`` or ``reference``
+        column, or a phone column matched on E.164) and earlier processed
+        ``assignment_customer.parquet`` files.
+    """
+    check_month(month)
+    keys: set = set()
+    region = study.config["study"].get("default_country") or "US"
+    calls_root = study.raw("calls")
+    for folder in sorted(calls_root.glob("*")) if calls_root.is_dir() else []:
+        if not folder.is_dir() or not folder.name < month:
+            continue
+        for path in sorted(folder.iterdir()):
+            if path.suffix.lower() in (".csv", ".xlsx"):
+                keys |= _keys_in_call_log(path, phones, region=region)
+    if study.processed_root.is_dir():
+        for path in study.processed_root.glob("*/assignment_customer.parquet"):
+            if path.parent.name < month:
+                keys |= set(pd.read_parquet(path, columns=["customer_key"]).iloc[:, 0])
+    log.info("%d customers were called or held back before %s", len(keys), month)
+    return keys
+
+
+def _keys_in_call_log(path: Path, phones: pd.DataFrame, *, region: str) -> set:
+    with files.open_raw(path) as handle:
+        if path.suffix.lower() == ".xlsx":
+            log_rows = pd.read_excel(handle, dtype=str)
+        else:
+            text = handle.read().decode("utf-8-sig")
+            header = text.partition("\n")[0]
+            delimiter = max(",;\t", key=header.count)
+            log_rows = pd.read_csv(io.StringIO(text), dtype=str, sep=delimiter)
+    log_rows.columns = [str(c).strip().casefold() for c in log_rows.columns]
+    for column in ("customer_key", "reference"):
+        if column in log_rows:
+            return set(log_rows[column].dropna().str.strip().str.lstrip("'"))
+    for column in ("phone_e164", "phone", "phone_number", "to", "number"):
+        if column in log_rows:
+            from helpers.phones import normalise_phones
+
+            numbers = log_rows[column].dropna()
+            regions = pd.Series(region, index=numbers.index)
+            parsed = normalise_phones(numbers, regions)["phone_e164"].dropna()
+            matched = phones["phone_e164"].isin(set(parsed))
+            return set(phones.loc[matched, "customer_key"])
+    raise HeardInputError(
+        path,
+        row=1,
+        expected="a customer_key, reference or phone column",
+        found=list(log_rows.columns),
+        fix="keep the call list's reference column when filling it in",
+    )
+
+
+def load_do_not_call_requests(study: Study) -> set:
+    """Return the keys who asked on a call never to be called again (any month's
+    ``do-not-call-requests_customer.parquet``, written by the calls step)."""
+    keys: set = set()
+    if study.processed_root.is_dir():
+        for path in study.processed_root.glob(
+            "*/do-not-call-requests_customer.parquet"
+        ):
+            keys |= set(pd.read_parquet(path, columns=["customer_key"]).iloc[:, 0])
+    return keys
+
+
+def load_views(study: Study, month: str) -> pd.DataFrame | None:
+    """Return the month's product views, or None when no views export is given.
+
+    Parameters
+    ----------
+    study : Study
+        The study.
+    month : str
+        ``YYYY-MM``.
+
+    Returns
+    -------
+    DataFrame or None
+        ``email``, ``product``, ``viewed_at`` (UTC) from every CSV in
+        ``exports/<month>/`` whose header holds exactly those three columns.
+    """
+    folder = study.raw("exports", check_month(month))
+    found = []
+    for path in sorted(folder.glob("*.csv")) if folder.is_dir() else []:
+        with files.open_raw(path) as handle:
+            header = pd.read_csv(handle, nrows=0, encoding="utf-8-sig").columns
+        names = [str(c).strip().casefold() for c in header]
+        if sorted(names) != sorted(VIEW_COLUMNS):
+            continue
+        with files.open_raw(path) as handle:
+            views = pd.read_csv(handle, dtype=str, encoding="utf-8-sig")
+        views.columns = names
+        views["viewed_at"] = pd.to_datetime(views["viewed_at"], utc=True)
+        found.append(views)
+        log.info("read %d product views from %s", len(views), path.name)
+    return pd.concat(found, ignore_index=True) if found else None
+
+
+# -------------------------------------------------------------------- call list
+
+
+def calling_window(
+    timezone: str, day: date, *, start: str = "09:00", end: str = "20:00"
+) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """Return the calling window of one day in a customer's time zone, in UTC.
+
+    Parameters
+    ----------
+    timezone : str
+        An IANA zone such as ``Europe/London``.
+    day : date
+        The customer's local calendar day.
+    start, end : str
+        ``HH:MM`` local times.
+
+    Returns
+    -------
+    tuple of Timestamp
+        ``(start_utc, end_utc)``, tz-aware; clock changes are applied.
+
+    Raises
+    ------
+    HeardInputError
+        When the zone is not an IANA time zone.
+    """
+    try:
+        zone = ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError) as error:
+        raise HeardInputError(
+            "customers",
+            column="timezone",
+            expected="an IANA time zone such as Europe/London",
+            found=timezone,
+            fix="correct the customer's country or the study's timezone",
+        ) from error
+    bounds = [
+        datetime.combine(day, time.fromisoformat(clock), tzinfo=zone)
+        for clock in (start, end)
+    ]
+    return tuple(pd.Timestamp(b).tz_convert("UTC") for b in bounds)
+
+
+def format_calling_window(
+    timezone: str,
+    day: date,
+    *,
+    start: str,
+    end: str,
+    show_in: str,
+) -> str:
+    """Return the window as another zone's clock shows it: ``"04:00-15:00"``.
+
+    Parameters
+    ----------
+    timezone : str
+        The customer's IANA zone.
+    day : date
+        The customer's local day.
+    start, end : str
+        The local window, ``HH:MM``.
+    show_in : str
+        The zone to show it in (the store's, where callers sit).
+
+    Returns
+    -------
+    str
+        ``HH:MM-HH:MM``, with ``(+1d)`` or ``(-1d)`` when the window crosses a
+        day boundary in `show_in`.
+    """
+    low, high = calling_window(timezone, day, start=start, end=end)
+    zone = ZoneInfo(show_in)
+    shown = [stamp.tz_convert(zone) for stamp in (low, high)]
+    text = [stamp.strftime("%H:%M") for stamp in shown]
+    for position, stamp in enumerate(shown):
+        shift = (stamp.date() - day).days
+        if shift:
+            text[position] += f" ({shift:+d}d)"
+    return f"{text[0]}-{text[1]}"
+
+
+def format_call_list(
+    assignment: pd.DataFrame,
+    customers: pd.DataFrame,
+    *,
+    month: str,
+    config: dict,
+) -> pd.DataFrame:
+    """Return the sheet callers fill in, holdout rows included but flagged.
+
+    Parameters
+    ----------
+    assignment : DataFrame
+        From :func:`draw_call_list`.
+    customers : DataFrame
+        The deduplicated customers with personal details: ``customer_key``,
+        ``first_name``, ``last_name``, ``phone_e164``, ``phone_national``,
+        ``phone_extension``, ``timezone``.
+    month : str
+        ``YYYY-MM``; its block gives ``question`` and optional ``prompts``.
+    config : dict
+        The study configuration (``calling_window``, ``study.timezone``,
+        ``segments.prompts``).
+
+    Returns
+    -------
+    DataFrame
+        ``customer_key``, ``arm``, ``stratum``, then the call-list columns:
+        ``reference`` (= ``customer_key``), ``name``, ``phone_e164``,
+        ``phone_national``, ``extension``, ``local_timezone``,
+        ``calling_window_local``, ``calling_window_store`` (the store's clock on
+        the 15th of the month), ``segment``, ``question``, ``prompts`` and the
+        empty caller columns. Holdout rows carry no name or phone.
+    """
+    window = config["calling_window"]
+    store_zone = config["study"]["timezone"]
+    month_block = config.get("months", {}).get(month, {}) or {}
+    day = date.fromisoformat(f"{month}-15")
+    people = customers.set_index("customer_key").reindex(assignment["customer_key"])
+    zones = people["timezone"].astype("string")
+    known = zones.map(_is_zone, na_action="ignore").fillna(False).astype(bool)
+    if (~known).any():
+        log.warning(
+            "%d drawn customers have no known time zone; the store's (%s) is shown",
+            int((~known).sum()),
+            store_zone,
+        )
+    zones = zones.where(known, store_zone)
+    store_windows = {
+        zone: format_calling_window(
+            zone, day, start=window["start"], end=window["end"], show_in=store_zone
+        )
+        for zone in zones.unique()
+    }
+    is_called = (assignment["arm"] == "called").to_numpy()
+    names = people["first_name"].fillna("") + " " + people["last_name"].fillna("")
+    call_list = pd.DataFrame(
+        {
+            "customer_key": assignment["customer_key"].to_numpy(),
+            "arm": assignment["arm"].to_numpy(),
+            "stratum": assignment["stratum"].to_numpy(),
+            "reference": assignment["customer_key"].to_numpy(),
+            "name": names.str.strip().where(is_called).to_numpy(),
+            "phone_e164": people["phone_e164"].where(is_called).to_numpy(),
+            "phone_national": people["phone_national"].where(is_called).to_numpy(),
+            "extension": people["phone_extension"].where(is_called).to_numpy(),
+            "local_timezone": zones.to_numpy(),
+            "calling_window_local": f"{window['start']}-{window['end']}",
+            "calling_window_store": zones.map(store_windows).to_numpy(),
+            "segment": assignment["segment"].to_numpy(),
+            "question": month_block.get("question"),
+            "prompts": [
+                format_prompts(s, month_block=month_block, config=config)
+                for s in assignment["segment"]
+            ],
+        }
+    )
+    for column in CALLER_COLUMNS:
+        call_list[column] = pd.Series(pd.NA, index=call_list.index, dtype="string")
+    return call_list[PLAN_COLUMNS]
+
+
+def _is_zone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+def format_prompts(segment: str, *, month_block: dict, config: dict) -> str:
+    """Return the prompts for one segment as one line: the month's own prompts
+    (a list, or a mapping by segment) else ``segments.prompts``."""
+    prompts = month_block.get("prompts") or config["segments"].get("prompts") or {}
+    if isinstance(prompts, dict):
+        prompts = prompts.get(segment) or prompts.get("default") or []
+    return " / ".join(str(p) for p in prompts)
+
+
+# ------------------------------------------------------------------ entry points
+
+
+@dataclass(frozen=True)
+class SegmentPlan:
+    """Everything step 01 derives for one month, before anything is written."""
+
+    study: Study
+    month: str
+    as_of: pd.Timestamp
+    exports: object
+    has_views: bool
+    features: pd.DataFrame
+    segments: pd.DataFrame
+    sizes: pd.DataFrame
+    month_segments: list
+    excluded: pd.DataFrame
+    assignment: pd.DataFrame
+    call_list: pd.DataFrame
+
+
+def prepare_segment_plan(study: str | Path | Study, month: str) -> SegmentPlan:
+    """Read the month's exports and derive features, segments and the sample.
+
+    Parameters
+    ----------
+    study : str, Path or Study
+        A study name, raw folder, or loaded study.
+    month : str
+        ``YYYY-MM``: exports are read from ``exports/<month>/`` and days are
+        counted to the month's first day (UTC).
+
+    Returns
+    -------
+    SegmentPlan
+        Features, segments, sizes, exclusions, assignment and call list. Writes
+        nothing.
+
+    Raises
+    ------
+    HeardInputError
+        From the readers, or when a rule or a month's segment is unknown.
+    """
+    from helpers.exports import load_do_not_call, load_store_exports
+
+    study = study if isinstance(study, Study) else load_study(study)
+    check_month(month)
+    config = study.config
+    as_of = pd.Timestamp(f"{month}-01", tz="UTC")
+
+    # Read and derive per-customer features and segments.
+    exports = load_store_exports(study, month)
+    views = load_views(study, month)
+    features = build_customer_features(exports, as_of=as_of, config=config, views=views)
+    has_views = views is not None
+    segments = assign_segments(features, config=config, has_views=has_views)
+    sizes = tally_segments(segments, config=config, has_views=has_views)
+
+    # Exclude earlier months' customers, do-not-call and the uncallable.
+    phones = exports.customers[["customer_key", "phone_e164"]]
+    excluded = find_exclusions(
+        features,
+        called_before=load_called_before(study, month, phones=phones),
+        do_not_call_keys=load_do_not_call_requests(study),
+        do_not_call_phones=_do_not_call_phones(load_do_not_call(study)),
+        phones=phones,
+    )
+
+    # Draw the sample and lay out the sheet for callers.
+    month_segments = study.month_config(month).get("segments") or list(
+        config["sampling"].get("segments") or []
+    )
+    assignment = draw_call_list(
+        features,
+        segments,
+        month_segments=month_segments,
+        excluded=excluded,
+        config=config,
+    )
+    call_list = format_call_list(
+        assignment, exports.customers, month=month, config=config
+    )
+    return SegmentPlan(
+        study, month, as_of, exports, has_views, features, segments, sizes,
+        list(month_segments), excluded, assignment, call_list,
+    )  # fmt: skip
+
+
+def _do_not_call_phones(listed) -> set:
+    if listed is None:
+        return set()
+    if isinstance(listed, pd.DataFrame):
+        if "phone_e164" not in listed:
+            return set()
+        return set(listed["phone_e164"].dropna())
+    return set(listed)
+
+
+def plan_call_list(study: str | Path | Study, month: str) -> pd.DataFrame:
+    """Return the month's call list without writing anything.
+
+    Parameters
+    ----------
+    study : str, Path or Study
+        A study name, raw folder, or loaded study.
+    month : str
+        ``YYYY-MM``.
+
+    Returns
+    -------
+    DataFrame
+        ``customer_key``, ``arm`` (``called``/``holdout``), ``stratum``,
+        ``reference``, ``name``, ``phone_e164``, ``phone_national``,
+        ``extension``, ``local_timezone``, ``calling_window_local``,
+        ``calling_window_store``, ``segment``, ``question``, ``prompts`` and the
+        empty caller columns ``attempted_at``, ``caller``, ``outcome``,
+        ``talk_seconds``, ``notes_file``, ``recovered_order``. Holdout rows have
+        no name or phone.
+
+    Raises
+    ------
+    HeardInputError
+        When an export or the study config is wrong.
+
+    Notes
+    -----
+    Same exports, config and seed give the same rows in the same order.
+    """
+    return prepare_segment_plan(study, month).call_list
+
+
+def run_segment_step(study: str | Path | Study, month: str) -> dict:
+    """Run step 01 and write its processed files (docs/study-folder.md, 01).
+
+    Parameters
+    ----------
+    study : str, Path or Study
+        A study name, raw folder, or loaded study.
+    month : str
+        ``YYYY-MM``.
+
+    Returns
+    -------
+    dict
+        The summary written to ``summary_segments.json`` (``n_customers``,
+        ``n_orders``, ``segment_sizes``, ``n_call_list``, ``n_holdout``,
+        ``phone_rule``, ``calling_window``, …) plus ``outputs``: the paths
+        written, and ``plan``: the :class:`SegmentPlan` for display.
+
+    Raises
+    ------
+    HeardInputError
+        When an export or the study config is wrong.
+    """
+    plan = prepare_segment_plan(study, month)
+    folder = plan.study.processed(month)
+    outputs = {}
+
+    # Tables without personal details.
+    orders = attach_customer_keys(plan.exports.orders, plan.exports.customers)
+    checkouts = attach_customer_keys(plan.exports.checkouts, plan.exports.customers)
+    tables = {
+        "orders_order.parquet": _pick(orders, ORDER_COLUMNS),
+        "checkouts_checkout.parquet": _pick(checkouts, CHECKOUT_COLUMNS),
+        "customers_customer.parquet": plan.features,
+        "segments_customer.parquet": plan.segments,
+        "assignment_customer.parquet": plan.assignment,
+    }
+    for name, table in tables.items():
+        outputs[name] = files.save_parquet(table, folder / name)
+
+    # The call list for callers: called customers only, with drop-downs.
+    sheet = plan.call_list.loc[plan.call_list["arm"] == "called", CALL_LIST_COLUMNS]
+    stem = f"call-list_customer_{month}"
+    outputs["call_list_xlsx"] = files.save_xlsx(
+        sheet,
+        folder / f"{stem}.xlsx",
+        sheet="call list",
+        dropdowns={"outcome": OUTCOMES},
+        column_widths={"name": 24, "prompts": 60, "question": 40},
+    )
+    outputs["call_list_csv"] = files.save_csv(sheet, folder / f"{stem}.csv")
+    outputs["rejected"] = files.save_csv(
+        _rejected_rows(plan.exports), folder / f"rejected-rows_row_{month}.csv"
+    )
+    summary = summarise_plan(plan)
+    outputs["summary"] = files.save_json(summary, folder / "summary_segments.json")
+    return {**summary, "outputs": outputs, "plan": plan}
+
+
+ORDER_COLUMNS = [
+    "order_id", "customer_key", "created_at", "total", "subtotal", "n_items",
+    "refunded_amount", "financial_status", "is_cancelled", "currency", "country",
+]  # fmt: skip
+CHECKOUT_COLUMNS = ["checkout_id", "customer_key", "created_at", "total", "n_items"]
+
+
+def _pick(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    return frame[[c for c in columns if c in frame]].reset_index(drop=True)
+
+
+def _rejected_rows(exports) -> pd.DataFrame:
+    rejected = getattr(exports, "rejected", None)
+    columns = ["file", "row", "column", "reason"]
+    if rejected is None or len(rejected) == 0:
+        return pd.DataFrame(columns=columns)
+    return rejected[[c for c in columns if c in rejected]]
+
+
+def summarise_plan(plan: SegmentPlan) -> dict:
+    """Return the summary of step 01 for the report.
+
+    Parameters
+    ----------
+    plan : SegmentPlan
+        From :func:`prepare_segment_plan`.
+
+    Returns
+    -------
+    dict
+        ``n_customers``, ``n_orders`` (distinct orders not cancelled),
+        ``segment_sizes`` (segment -> customers), ``month_segments``,
+        ``n_to_dial`` (per segment, ``ceil(target / connect rate)``),
+        ``n_call_list``, ``n_holdout``, ``n_excluded`` (reason -> customers in
+        the month's segments), ``phone_rule``, ``calling_window``, ``as_of``,
+        ``period`` (first and last order), ``seed``, ``n_rejected_rows``.
+    """
+    config = plan.study.config
+    sampling = config["sampling"]
+    orders = plan.exports.orders
+    placed = orders.loc[~orders["is_cancelled"].fillna(False).astype(bool)]
+    in_month = plan.segments.loc[
+        plan.segments["segment"].isin(plan.month_segments), "customer_key"
+    ]
+    excluded = plan.excluded[plan.excluded["customer_key"].isin(set(in_month))]
+    arms = plan.assignment["arm"].value_counts()
+    return {
+        "n_customers": int(len(plan.features)),
+        "n_orders": int(placed["order_id"].nunique()),
+        "segment_sizes": dict(
+            zip(plan.sizes["segment"], plan.sizes["n_customers"], strict=True)
+        ),
+        "month_segments": plan.month_segments,
+        "n_to_dial": count_to_dial(
+            target_conversations=int(sampling["target_conversations"]),
+            expected_connect_rate=float(sampling["expected_connect_rate"]),
+        ),
+        "target_conversations": int(sampling["target_conversations"]),
+        "expected_connect_rate": float(sampling["expected_connect_rate"]),
+        "holdout_share": float(sampling.get("holdout_share") or 0),
+        "seed": int(sampling["seed"]),
+        "n_call_list": int(arms.get("called", 0)),
+        "n_holdout": int(arms.get("holdout", 0)),
+        "n_excluded": excluded["reason"].value_counts().sort_index().to_dict(),
+        "phone_rule": config["phones"]["keep"],
+        "calling_window": {
+            "start": config["calling_window"]["start"],
+            "end": config["calling_window"]["end"],
+            "timezone": "customer's local",
+        },
+        "as_of": plan.as_of.isoformat(),
+        "period": {
+            "first_order_at": _iso(orders["created_at"].min()),
+            "last_order_at": _iso(orders["created_at"].max()),
+        },
+        "n_rejected_rows": int(len(_rejected_rows(plan.exports))),
+    }
+
+
+def _iso(stamp) -> str | None:
+    return None if pd.isna(stamp) else pd.Timestamp(stamp).isoformat()

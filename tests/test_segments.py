@@ -1,0 +1,486 @@
+"""Tests for helpers.segments: features, segment rules, the draw and the call list.
+
+The crafted store below is small enough to check by hand; each expected value is
+worked out in a comment from the fixture's dates, not read back from the code.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import date
+from types import SimpleNamespace
+
+import numpy as np
+import openpyxl
+import pandas as pd
+import pytest
+
+from helpers import files, segments
+from helpers.study import load_defaults, load_study, merge_config
+
+AS_OF = pd.Timestamp("2026-11-01", tz="UTC")
+
+
+@pytest.fixture(autouse=True)
+def _key_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("HEARD_KEY_FILE", str(tmp_path / "pseudonym.key"))
+
+
+def stamp(text: str) -> pd.Timestamp:
+    return pd.Timestamp(text, tz="UTC")
+
+
+def crafted_config(**overrides) -> dict:
+    config = load_defaults()
+    config = merge_config(config, {"segments": {"high_return_min_orders": 2}})
+    return merge_config(config, overrides)
+
+
+def crafted_exports() -> SimpleNamespace:
+    """Seven customers A-G; the docstring of each test says who should match."""
+    people = list("ABCDEFG")
+    customers = pd.DataFrame(
+        {
+            "customer_key": [f"c_{p}" for p in people],
+            # Mixed case and spaces: orders must still match on the normalised e-mail.
+            "email": [f" {p}@Example.com" for p in people],
+            "first_name": people,
+            "last_name": ["Smith"] * 7,
+            "country": ["GB", "US", "US", "GB", "US", "US", "US"],
+            "phone_e164": [f"+4477009001{i:02d}" for i in range(7)],
+            "phone_national": [f"07700 9001{i:02d}" for i in range(7)],
+            "phone_extension": [None] * 7,
+            "phone_status": ["possible"] * 7,
+            "is_callable": [True] * 7,
+            "timezone": ["Europe/London", *["America/New_York"] * 6],
+            "has_consent": [True] * 7,
+            "is_do_not_call": [False] * 7,
+        }
+    )
+    # Order 1003 of C spans three line-item rows in the export but is one order.
+    orders = pd.DataFrame(
+        {
+            "order_id": ["1001", "1002", "1003", "1004", "1005", "1006", "1007"],
+            "email": [
+                "a@example.com",
+                "B@EXAMPLE.COM",
+                "c@example.com",
+                "c@example.com",
+                "d@example.com",
+                "e@example.com",
+                "b@example.com",
+            ],
+            "customer_id": [None] * 7,
+            "created_at": [
+                stamp("2026-10-20"),  # A: 12 days before 1 Nov
+                stamp("2026-07-01"),  # B: 123 days
+                stamp("2026-01-10"),  # C: first order
+                stamp("2026-03-01"),  # C: 245 days
+                stamp("2026-09-01"),  # D: 61 days
+                stamp("2026-10-12"),  # E: after E's checkout of 10 Oct
+                stamp("2026-06-15"),  # B: cancelled, so not an order
+            ],
+            "total": [50.0, 20.0, 30.0, 40.0, 25.0, 15.0, 99.0],
+            "refunded_amount": [50.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+            "is_cancelled": [False, False, False, False, False, False, True],
+            "n_items": [1, 2, 3, 1, 1, 1, 1],
+        }
+    )
+    lines = pd.DataFrame(
+        {
+            "order_id": ["1001", "1002", "1002", "1003", "1003", "1003", "1004"]
+            + ["1005", "1006", "1007"],
+            "product": ["Mug", "Tee", "Cap", "Mug", "Tee", "Tee", "Tee"]
+            + ["Tee", "Tee", "Cap"],
+            "quantity": [1] * 10,
+            "price": [10.0] * 10,
+        }
+    )
+    checkouts = pd.DataFrame(
+        {
+            "checkout_id": ["k1", "k2", "k3", "k4"],
+            "email": [
+                "d@example.com",
+                "e@example.com",
+                "f@example.com",
+                "g@example.com",
+            ],
+            "created_at": [
+                stamp("2026-10-15"),  # D: after D's only order, 17 days old
+                stamp("2026-10-10"),  # E: E ordered two days later
+                stamp("2026-10-25"),  # F: never ordered
+                stamp("2026-08-01"),  # G: 92 days old, past the 30-day window
+            ],
+            "total": [80.0, 10.0, 12.0, 30.0],
+            "n_items": [3, 1, 1, 2],
+        }
+    )
+    return SimpleNamespace(
+        orders=orders,
+        lines=lines,
+        customers=customers,
+        checkouts=checkouts,
+        rejected=pd.DataFrame(columns=["file", "row", "column", "reason"]),
+    )
+
+
+def crafted_views() -> pd.DataFrame:
+    # F viewed Mug twice (a repeat viewer who never bought); G viewed Tee once.
+    return pd.DataFrame(
+        {
+            "email": ["f@example.com", "F@example.com", "g@example.com"],
+            "product": ["Mug", "Mug", "Tee"],
+            "viewed_at": [
+                stamp("2026-10-01"),
+                stamp("2026-10-02"),
+                stamp("2026-10-03"),
+            ],
+        }
+    )
+
+
+@pytest.fixture
+def features() -> pd.DataFrame:
+    return segments.build_customer_features(
+        crafted_exports(), as_of=AS_OF, config=crafted_config(), views=crafted_views()
+    )
+
+
+def members(table: pd.DataFrame, segment: str) -> set:
+    return set(table.loc[table["segment"] == segment, "customer_key"])
+
+
+# ------------------------------------------------------------------ features
+
+
+def test_orders_are_counted_as_orders_not_line_rows(features):
+    by_key = features.set_index("customer_key")
+    # C has 4 line rows over 2 orders; B's cancelled order does not count.
+    assert by_key.loc["c_C", "n_orders"] == 2
+    assert by_key.loc["c_B", "n_orders"] == 1
+    assert by_key.loc["c_B", "n_orders_placed"] == 2
+    assert by_key.loc["c_F", "n_orders"] == 0
+
+
+def test_spend_refunds_and_return_rate(features):
+    by_key = features.set_index("customer_key")
+    # A paid 50 and got 50 back: spend 0, one of one orders returned.
+    assert by_key.loc["c_A", "spend"] == 0.0
+    assert by_key.loc["c_A", "refunded_amount"] == 50.0
+    assert by_key.loc["c_A", "return_rate"] == 1.0
+    # B: 20 kept, the cancelled 99 excluded; 1 of 2 placed orders cancelled.
+    assert by_key.loc["c_B", "spend"] == 20.0
+    assert by_key.loc["c_B", "return_rate"] == 0.5
+    assert by_key.loc["c_C", "spend"] == 70.0
+
+
+def test_days_since_last_order_and_lifecycle(features):
+    by_key = features.set_index("customer_key")
+    expected_days = {"c_A": 12, "c_B": 123, "c_C": 245, "c_D": 61, "c_E": 20}
+    for key, days in expected_days.items():
+        assert by_key.loc[key, "days_since_last_order"] == days
+        assert (
+            by_key.loc[key, "days_since_last_order"]
+            == (AS_OF - by_key.loc[key, "last_order_at"]).days
+        )
+    stages = by_key["lifecycle_stage"].to_dict()
+    assert stages["c_A"] == "0-29d"
+    assert stages["c_B"] == "90-179d"
+    assert stages["c_C"] == "180-364d"
+    assert stages["c_D"] == "30-89d"
+    assert stages["c_F"] == "never_bought"
+    assert by_key.loc["c_C", "first_order_at"] == stamp("2026-01-10")
+
+
+def test_products_bought_per_customer(features):
+    by_key = features.set_index("customer_key")
+    assert list(by_key.loc["c_C", "products"]) == ["Mug", "Tee"]
+    assert by_key.loc["c_B", "n_products"] == 2  # Tee, Cap (Cap also cancelled)
+
+
+# ------------------------------------------------------------------ segments
+
+
+def test_segment_membership_on_crafted_store(features):
+    table = segments.assign_segments(features, config=crafted_config(), has_views=True)
+    assert members(table, "recent_buyers") == {"c_A", "c_E"}  # 12 and 20 days
+    # One order, none for more than 60 days: B (123) and D (61).
+    assert members(table, "first_time_no_return") == {"c_B", "c_D"}
+    assert members(table, "churned") == {"c_C"}  # two orders, 245 days
+    # D's checkout came after D's last order; E ordered after; G's is too old.
+    assert members(table, "cart_abandoners") == {"c_D", "c_F"}
+    assert members(table, "multi_item_abandoners") == {"c_D"}
+    assert members(table, "single_item_abandoners") == {"c_F"}
+    # Mug: 2 orders (1001 refunded, 1003 not) -> 0.5 >= 0.3; Tee: 0 of 6 orders;
+    # Cap: 1 of 2 orders (1007 cancelled) -> 0.5. Buyers of Mug or Cap: A, B, C.
+    assert members(table, "high_return_buyers") == {"c_A", "c_B", "c_C"}
+    assert members(table, "viewers_never_bought") == {"c_F"}
+    assert members(table, "lifecycle_never_bought") == {"c_F", "c_G"}
+
+
+def test_view_rules_are_skipped_without_views():
+    features = segments.build_customer_features(
+        crafted_exports(), as_of=AS_OF, config=crafted_config()
+    )
+    table = segments.assign_segments(features, config=crafted_config())
+    sizes = segments.tally_segments(table, config=crafted_config())
+    assert "viewers_never_bought" not in set(table["segment"])
+    assert "viewers_never_bought" not in set(sizes["segment"])
+
+
+def test_segment_sizes_include_empty_segments(features):
+    config = crafted_config()
+    table = segments.assign_segments(features, config=config, has_views=True)
+    sizes = segments.tally_segments(table, config=config, has_views=True)
+    sizes = sizes.set_index("segment")["n_customers"]
+    assert sizes["churned"] == 1
+    assert sizes["lifecycle_365d+"] == 0
+    # Every customer is in exactly one lifecycle stage.
+    stages = sizes[sizes.index.str.startswith("lifecycle_")]
+    assert stages.sum() == 7
+
+
+def test_study_rule_overrides_and_bad_rule_names_the_rule(features):
+    config = crafted_config(
+        segments={"rules": {"big_spenders": "spend >= 70", "churned": None}}
+    )
+    table = segments.assign_segments(features, config=config)
+    assert members(table, "big_spenders") == {"c_C"}
+    assert "churned" not in set(table["segment"])
+    broken = crafted_config(segments={"rules": {"oops": "no_such_column > 1"}})
+    with pytest.raises(segments.HeardInputError, match="segments.rules.oops"):
+        segments.assign_segments(features, config=broken)
+
+
+# ------------------------------------------------------------------ sampling
+
+
+def test_count_to_dial_is_target_over_connect_rate():
+    # 25 / 0.35 = 71.43 -> 72; 20 / 0.4 = 50 exactly.
+    assert (
+        segments.count_to_dial(target_conversations=25, expected_connect_rate=0.35)
+        == 72
+    )
+    assert (
+        segments.count_to_dial(target_conversations=20, expected_connect_rate=0.4) == 50
+    )
+    with pytest.raises(ValueError, match="expected_connect_rate"):
+        segments.count_to_dial(target_conversations=20, expected_connect_rate=0)
+
+
+def test_allocate_proportionally_uses_largest_remainder():
+    sizes = pd.Series({"a": 5, "b": 3, "c": 2})
+    # Exact shares of 7: 3.5, 2.1, 1.4 -> floors 3, 2, 1 and the spare one to a.
+    assert segments.allocate_proportionally(7, sizes).to_dict() == {
+        "a": 4,
+        "b": 2,
+        "c": 1,
+    }
+    assert segments.allocate_proportionally(20, sizes).to_dict() == sizes.to_dict()
+
+
+def population(n: int = 1000) -> tuple[pd.DataFrame, pd.DataFrame]:
+    keys = [f"c_{i:05d}" for i in range(n)]
+    features = pd.DataFrame(
+        {
+            "customer_key": keys,
+            # 60% in one stage and 40% in another.
+            "lifecycle_stage": np.where(np.arange(n) % 5 < 3, "0-29d", "30-89d"),
+            "has_consent": True,
+            "is_do_not_call": False,
+            "is_callable": True,
+        }
+    )
+    table = pd.DataFrame({"customer_key": keys, "segment": "cart_abandoners"})
+    return features, table
+
+
+def draw(features, table, *, excluded=None, config=None):
+    return segments.draw_call_list(
+        features,
+        table,
+        month_segments=["cart_abandoners"],
+        excluded=excluded
+        if excluded is not None
+        else pd.DataFrame(columns=["customer_key", "reason"]),
+        config=config or load_defaults(),
+    )
+
+
+def test_holdout_split_sizes_and_strata():
+    features, table = population()
+    sample = draw(features, table)
+    # 72 to call with half held back: ceil(72 / 0.5) = 144 drawn, 72 held back.
+    counts = sample["arm"].value_counts()
+    assert counts["called"] == 72
+    assert counts["holdout"] == math.ceil(72 / 0.5) - 72
+    # Strata 600:400 -> 86.4 and 57.6 of 144 -> 86 and 58.
+    per_stratum = sample.groupby("stratum").size().to_dict()
+    assert per_stratum == {"cart_abandoners/0-29d": 86, "cart_abandoners/30-89d": 58}
+    called = sample[sample["arm"] == "called"].groupby("stratum").size().to_dict()
+    # 72 split 86:58 -> 43.0 and 29.0.
+    assert called == {"cart_abandoners/0-29d": 43, "cart_abandoners/30-89d": 29}
+    assert sample["customer_key"].is_unique
+
+
+def test_same_inputs_and_seed_give_the_same_draw_in_any_row_order():
+    features, table = population()
+    first = draw(features, table)
+    shuffled = draw(
+        features.sample(frac=1, random_state=1), table.sample(frac=1, random_state=2)
+    )
+    pd.testing.assert_frame_equal(first, shuffled)
+    other_seed = draw(
+        features, table, config=merge_config(load_defaults(), {"sampling": {"seed": 7}})
+    )
+    assert set(other_seed["customer_key"]) != set(first["customer_key"])
+
+
+def test_segments_without_holdout_call_everyone_drawn():
+    features, table = population(100)
+    table = table.assign(segment="churned")
+    sample = segments.draw_call_list(
+        features,
+        table,
+        month_segments=["churned"],
+        excluded=pd.DataFrame(columns=["customer_key", "reason"]),
+        config=load_defaults(),
+    )
+    assert (sample["arm"] == "called").sum() == 72
+    assert "holdout" not in set(sample["arm"])
+
+
+def test_exclusions_keep_earlier_called_dnc_and_unconsented_off_the_list():
+    features, table = population(200)
+    features = features.copy()
+    features.loc[0:9, "has_consent"] = False
+    features.loc[10:19, "is_do_not_call"] = True
+    features.loc[20:29, "is_callable"] = False
+    phones = pd.DataFrame(
+        {
+            "customer_key": features["customer_key"],
+            "phone_e164": [f"+1202555{i:04d}" for i in range(200)],
+        }
+    )
+    excluded = segments.find_exclusions(
+        features,
+        called_before={f"c_{i:05d}" for i in range(30, 40)},
+        do_not_call_keys={"c_00040"},
+        do_not_call_phones={"+12025550041"},
+        phones=phones,
+    )
+    reasons = excluded.set_index("customer_key")["reason"]
+    assert reasons.value_counts().to_dict() == {
+        "called_before": 10,
+        "do_not_call": 12,
+        "no_consent": 10,
+        "not_callable": 10,
+    }
+    assert reasons["c_00041"] == "do_not_call"
+    sample = draw(features, table, excluded=excluded)
+    assert not set(sample["customer_key"]) & set(excluded["customer_key"])
+    # 200 - 42 excluded = 158 eligible, more than the 144 wanted.
+    assert len(sample) == 144
+
+
+def test_earlier_call_logs_and_assignments_are_read(tmp_path):
+    study_dir = tmp_path / "raw" / "shop"
+    (study_dir / "calls" / "2026-10").mkdir(parents=True)
+    (study_dir / "calls" / "2026-11").mkdir(parents=True)
+    pd.DataFrame({"reference": ["c_a"], "outcome": ["connected"]}).to_csv(
+        study_dir / "calls" / "2026-10" / "list.csv", index=False
+    )
+    # A phone system's log: numbers only, matched on E.164.
+    pd.DataFrame({"To": ["(202) 555-0142"]}).to_csv(
+        study_dir / "calls" / "2026-10" / "aircall.csv", index=False
+    )
+    # This month's own log must not exclude anyone.
+    pd.DataFrame({"customer_key": ["c_now"]}).to_csv(
+        study_dir / "calls" / "2026-11" / "list.csv", index=False
+    )
+    processed = tmp_path / "processed"
+    (processed / "2026-09").mkdir(parents=True)
+    pd.DataFrame({"customer_key": ["c_held"], "arm": ["holdout"]}).to_parquet(
+        processed / "2026-09" / "assignment_customer.parquet"
+    )
+    study = load_study(study_dir, root=tmp_path, processed_root=processed)
+    phones = pd.DataFrame(
+        {"customer_key": ["c_phone", "c_other"], "phone_e164": ["+12025550142", "+1"]}
+    )
+    called = segments.load_called_before(study, "2026-11", phones=phones)
+    assert called == {"c_a", "c_phone", "c_held"}
+
+
+# ------------------------------------------------------------------ call list
+
+
+def test_uk_calling_window_is_london_time_across_clock_changes():
+    # London is UTC+0 in November and UTC+1 (BST) in July.
+    low, high = segments.calling_window("Europe/London", date(2026, 11, 10))
+    assert (low, high) == (stamp("2026-11-10 09:00"), stamp("2026-11-10 20:00"))
+    low, high = segments.calling_window("Europe/London", date(2026, 7, 10))
+    assert (low, high) == (stamp("2026-07-10 08:00"), stamp("2026-07-10 19:00"))
+
+
+def test_window_in_store_time_follows_both_clocks():
+    def shown(zone, day):
+        return segments.format_calling_window(
+            zone, day, start="09:00", end="20:00", show_in="America/New_York"
+        )
+
+    # 15 Nov: London UTC+0, New York UTC-5 -> 04:00-15:00.
+    assert shown("Europe/London", date(2026, 11, 15)) == "04:00-15:00"
+    # 28 Oct: London back on UTC+0 (25 Oct), New York still UTC-4 -> 05:00-16:00.
+    assert shown("Europe/London", date(2026, 10, 28)) == "05:00-16:00"
+    # Tokyo UTC+9: 09:00 is 00:00 UTC, 19:00 the day before in New York.
+    assert shown("Asia/Tokyo", date(2026, 11, 15)) == "19:00 (-1d)-06:00"
+
+
+def test_call_list_columns_and_holdout_rows_without_phones():
+    exports = crafted_exports()
+    assignment = pd.DataFrame(
+        {
+            "customer_key": ["c_A", "c_D"],
+            "segment": ["cart_abandoners"] * 2,
+            "arm": ["called", "holdout"],
+            "stratum": ["cart_abandoners/0-29d", "cart_abandoners/30-89d"],
+        }
+    )
+    config = crafted_config(
+        months={"2026-11": {"question": "What almost stopped you?"}}
+    )
+    sheet = segments.format_call_list(
+        assignment, exports.customers, month="2026-11", config=config
+    )
+    assert list(sheet.columns) == segments.PLAN_COLUMNS
+    called = sheet.iloc[0]
+    assert called["reference"] == "c_A"
+    assert called["name"] == "A Smith"
+    assert called["phone_e164"] == "+447700900100"
+    assert called["local_timezone"] == "Europe/London"
+    assert called["calling_window_local"] == "09:00-20:00"
+    assert called["calling_window_store"] == "04:00-15:00"
+    assert called["question"] == "What almost stopped you?"
+    assert called["prompts"].startswith("Mention the basket")
+    assert pd.isna(sheet.iloc[1]["phone_e164"]) and pd.isna(sheet.iloc[1]["name"])
+    assert sheet[segments.CALLER_COLUMNS].isna().all().all()
+
+
+def test_formula_names_are_neutralised_in_xlsx_and_csv(tmp_path):
+    sheet = pd.DataFrame(
+        {
+            "reference": ["c_1"],
+            "name": ['=HYPERLINK("http://evil.example","click")'],
+            "outcome": [None],
+        }
+    )
+    files.save_xlsx(
+        sheet, tmp_path / "list.xlsx", dropdowns={"outcome": segments.OUTCOMES}
+    )
+    files.save_csv(sheet, tmp_path / "list.csv")
+    cell = openpyxl.load_workbook(tmp_path / "list.xlsx")["Sheet1"]["B2"]
+    assert cell.data_type == "s"
+    assert cell.value == '\'=HYPERLINK("http://evil.example","click")'
+    text = (tmp_path / "list.csv").read_text()
+    assert "'=HYPERLINK" in text
+    assert "\n=HYPERLINK" not in text and ",=HYPERLINK" not in text
