@@ -447,7 +447,13 @@ def test_call_list_columns_and_holdout_rows_without_phones():
         }
     )
     config = crafted_config(
-        months={"2026-11": {"question": "What almost stopped you?"}}
+        months={"2026-11": {"question": "What almost stopped you?"}},
+        calls={
+            "guide": {
+                "prompts": ["Ask the question."],
+                "segment_prompts": {"cart_abandoners": ["Mention the basket.", "Why?"]},
+            }
+        },
     )
     sheet = segments.format_call_list(
         assignment, exports.customers, month="2026-11", config=config
@@ -461,9 +467,22 @@ def test_call_list_columns_and_holdout_rows_without_phones():
     assert called["calling_window_local"] == "09:00-20:00"
     assert called["calling_window_store"] == "04:00-15:00"
     assert called["question"] == "What almost stopped you?"
-    assert called["prompts"].startswith("Mention the basket")
+    assert called["prompts"] == "Mention the basket. / Why?"
     assert pd.isna(sheet.iloc[1]["phone_e164"]) and pd.isna(sheet.iloc[1]["name"])
     assert sheet[segments.CALLER_COLUMNS].isna().all().all()
+
+
+def test_month_prompts_win_over_the_guide():
+    config = crafted_config(calls={"guide": {"prompts": ["Guide prompt."]}})
+    month_block = {"prompts": {"churned": ["Ask why they stopped."]}}
+    assert (
+        segments.format_prompts("churned", month_block=month_block, config=config)
+        == "Ask why they stopped."
+    )
+    assert (
+        segments.format_prompts("recent_buyers", month_block={}, config=config)
+        == "Guide prompt."
+    )
 
 
 def test_formula_names_are_neutralised_in_xlsx_and_csv(tmp_path):

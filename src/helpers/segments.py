@@ -1092,12 +1092,21 @@ def _is_zone(name: str) -> bool:
 
 
 def format_prompts(segment: str, *, month_block: dict, config: dict) -> str:
-    """Return the prompts for one segment as one line: the month's own prompts
-    (a list, or a mapping by segment) else ``segments.prompts``."""
-    prompts = month_block.get("prompts") or config["segments"].get("prompts") or {}
+    """Return the prompts for one segment as one line.
+
+    The month's own ``prompts`` (a list, or a mapping by segment) win; otherwise
+    the interview guide of the calls step (``calls.guide.segment_prompts`` for the
+    segment, else ``calls.guide.prompts``).
+    """
+    prompts = month_block.get("prompts")
     if isinstance(prompts, dict):
-        prompts = prompts.get(segment) or prompts.get("default") or []
-    return " / ".join(str(p) for p in prompts)
+        prompts = prompts.get(segment) or prompts.get("default")
+    if not prompts:
+        guide = (config.get("calls") or {}).get("guide") or {}
+        prompts = (guide.get("segment_prompts") or {}).get(segment) or guide.get(
+            "prompts"
+        )
+    return " / ".join(str(p) for p in prompts or [])
 
 
 # ------------------------------------------------------------------ entry points
