@@ -1,0 +1,1642 @@
+"""Messaging experiments: plan, read results, check, test, trace back to quotes.
+
+An experiment lives in ``data/raw/<study>/experiments/<name>/`` as an
+``experiment.yml`` beside its results (docs/study-folder.md, section 04). Every
+results kind is reduced to sufficient statistics per arm (n, sums, sums of squares,
+cross-products); row-level files are summed per unit, then per arm, in DuckDB. The
+statistics themselves live in :mod:`helpers.experiment_stats` and run vectorised
+over the whole family of arms × metrics.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from helpers import experiment_stats as es
+from helpers.errors import HeardInputError
+from helpers.stats import wilson_interval
+
+log = logging.getLogger(__name__)
+
+# Built-in metrics: kind, numerator column of the arm table, denominator column
+# (None: the arm's n), and whether a higher value is better.
+METRICS = {
+    "conversion_rate": ("proportion", "conversions", None, True),
+    "visit_rate": ("proportion", "visits", None, True),
+    "unsubscribe_rate": ("proportion", "unsubscribes", None, False),
+    "revenue_per_visitor": ("mean", "revenue", None, True),
+    "orders_per_visitor": ("mean", "orders", None, True),
+    "aov": ("ratio", "revenue", "orders", True),
+    "roas": ("ratio", "revenue", "spend", True),
+    "ctr": ("ratio", "clicks", "impressions", True),
+    "click_conversion_rate": ("ratio", "orders", "clicks", True),
+}
+# Row-level value columns: how a unit's rows combine, and the arm table's name.
+UNIT_COLUMNS = {
+    "converted": ("max", "conversions"),
+    "visited": ("max", "visits"),
+    "unsubscribed": ("max", "unsubscribes"),
+    "revenue": ("sum", "revenue"),
+    "orders": ("sum", "orders"),
+    "spend": ("sum", "spend"),
+    "impressions": ("sum", "impressions"),
+    "clicks": ("sum", "clicks"),
+}
+KINDS = ("arms", "rows", "meta_ads", "google_ads", "klaviyo")
+VARIANT_ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+QUOTE_ID = re.compile(r"^q-.+-\d{3}$")
+REQUIRED_KEYS = ("name", "hypothesis", "variants", "split", "primary_metric", "results")
+
+
+# ---------------------------------------------------------------------------
+# Definition
+# ---------------------------------------------------------------------------
+
+
+def load_experiment(path: Path, *, defaults: dict | None = None) -> dict:
+    """Read and check an ``experiment.yml``.
+
+    Parameters
+    ----------
+    path : Path
+        The ``experiment.yml`` file.
+    defaults : dict, optional
+        The study's ``experiments:`` settings (alpha, power, correction, …); keys
+        in the file override them.
+
+    Returns
+    -------
+    dict
+        The definition with defaults filled in, plus ``folder`` (the file's
+        folder), ``variant_ids`` (control first) and ``metrics`` (name -> kind,
+        numerator, denominator, higher_is_better) for every metric it names.
+
+    Raises
+    ------
+    HeardInputError
+        When a required key is missing, the first variant is not ``control``, ids
+        repeat or are malformed, the split does not match the variants or sum to 1,
+        a metric is unknown, or a quote id is not ``q-<conversation_id>-<NNN>``.
+    """
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as error:
+        raise HeardInputError(
+            path,
+            expected="a readable YAML file",
+            found=str(error),
+            fix="check the path and the YAML indentation",
+        ) from error
+    definition = {**(defaults or {}), **raw}
+    for key in REQUIRED_KEYS:
+        if key not in raw:
+            raise HeardInputError(
+                path,
+                column=key,
+                expected=f"a `{key}:` entry",
+                found="nothing",
+                fix="see docs/study-folder.md, 04",
+            )
+    definition["folder"] = path.parent
+    definition["variant_ids"] = _check_variants(raw["variants"], path)
+    definition["split"] = _check_split(raw["split"], definition["variant_ids"], path)
+    definition["metrics"] = _resolve_metrics(definition, path)
+    definition.setdefault("secondary_metrics", [])
+    definition.setdefault("guardrail_metrics", [])
+    definition["results"] = {
+        "kind": "arms",
+        "variant_column": "variant",
+        "variant_map": {},
+        "column_map": {},
+        **raw["results"],
+    }
+    if definition["results"]["kind"] not in KINDS:
+        raise HeardInputError(
+            path,
+            column="results.kind",
+            expected=" | ".join(KINDS),
+            found=definition["results"]["kind"],
+        )
+    return definition
+
+
+def _check_variants(variants: list, path: Path) -> list[str]:
+    ids = [str(v.get("id", "")) if isinstance(v, dict) else "" for v in variants or []]
+    if len(ids) < 2 or ids[0] != "control":
+        raise HeardInputError(
+            path,
+            column="variants",
+            expected="at least two variants, the first with `id: control`",
+            found=ids,
+            fix="list the control first, then each arm",
+        )
+    for variant, variant_id in zip(variants, ids, strict=True):
+        if not VARIANT_ID.match(variant_id) or ids.count(variant_id) > 1:
+            raise HeardInputError(
+                path,
+                column="variants.id",
+                expected="unique ids of lowercase letters, digits and dashes",
+                found=variant_id,
+            )
+        for quote_id in variant.get("quote_ids") or []:
+            if not QUOTE_ID.match(str(quote_id)):
+                raise HeardInputError(
+                    path,
+                    column=f"variants[{variant_id}].quote_ids",
+                    expected="quote ids like q-2026-11-07-003",
+                    found=quote_id,
+                    fix="copy the quote_id column of quote-bank_quote.parquet",
+                )
+    return ids
+
+
+def _check_split(split: dict, variant_ids: list[str], path: Path) -> dict:
+    if not isinstance(split, dict) or sorted(split) != sorted(variant_ids):
+        raise HeardInputError(
+            path,
+            column="split",
+            expected=f"one share per variant {variant_ids}",
+            found=split,
+        )
+    shares = {key: float(split[key]) for key in variant_ids}
+    if abs(sum(shares.values()) - 1) > 1e-6 or min(shares.values()) <= 0:
+        raise HeardInputError(
+            path,
+            column="split",
+            expected="positive shares that sum to 1",
+            found=shares,
+            fix="e.g. {control: 0.5, arm: 0.5}",
+        )
+    return shares
+
+
+def _resolve_metrics(definition: dict, path: Path) -> dict:
+    custom = {
+        name: (
+            spec.get("kind"),
+            spec.get("numerator"),
+            spec.get("denominator"),
+            spec.get("higher_is_better", True),
+        )
+        for name, spec in (definition.get("metrics") or {}).items()
+    }
+    known = {**METRICS, **custom}
+    named = [
+        definition["primary_metric"],
+        *definition.get("secondary_metrics", []),
+        *definition.get("guardrail_metrics", []),
+    ]
+    for name in named:
+        if name not in known or known[name][0] not in ("proportion", "mean", "ratio"):
+            raise HeardInputError(
+                path,
+                column="metrics",
+                expected="a built-in metric "
+                f"({', '.join(METRICS)}) or one defined under metrics:",
+                found=name,
+            )
+    return {name: known[name] for name in dict.fromkeys(named)}
+
+
+def metric_roles(definition: dict) -> dict[str, str]:
+    """Return metric -> ``primary`` / ``secondary`` / ``guardrail``."""
+    roles = {m: "guardrail" for m in definition.get("guardrail_metrics", [])}
+    roles.update({m: "secondary" for m in definition.get("secondary_metrics", [])})
+    roles[definition["primary_metric"]] = "primary"
+    return roles
+
+
+# ---------------------------------------------------------------------------
+# Planning
+# ---------------------------------------------------------------------------
+
+
+def plan_experiment(definition: dict) -> pd.DataFrame:
+    """Return sample size, duration and detectable effect for each planned metric.
+
+    Parameters
+    ----------
+    definition : dict
+        From :func:`load_experiment`; uses ``baseline`` (``<metric>`` value,
+        ``<metric>_sd`` for means and ratios, ``daily_units``), ``mde``,
+        ``mde_scale``, ``alpha``, ``power``, ``split`` and ``dates``.
+
+    Returns
+    -------
+    DataFrame
+        One row per metric with a baseline: ``metric``, ``metric_kind``,
+        ``baseline``, ``sd``, ``mde_abs``, ``mde_rel``, ``alpha``, ``power``,
+        ``n_per_arm`` (control arm), ``n_total``, ``days`` (at ``daily_units``),
+        ``planned_days`` (from ``dates``), ``mde_rel_at_planned_days``.
+
+    Notes
+    -----
+    Two-sided tests; statsmodels ``NormalIndPower`` on Cohen's h for proportions
+    and ``TTestIndPower`` on Cohen's d (``mde_abs / sd``) for means and ratios.
+    With several arms the planning alpha is Bonferroni-split over the arms
+    (``alpha / (arms - 1)``), a conservative stand-in for the Holm correction
+    applied to the results. The smallest arm sets the sample size.
+    """
+    baseline = definition.get("baseline") or {}
+    rows = [
+        _plan_metric(definition, metric, spec[0], baseline)
+        for metric, spec in definition["metrics"].items()
+        if metric in baseline
+    ]
+    columns = [
+        "metric",
+        "metric_kind",
+        "baseline",
+        "sd",
+        "mde_abs",
+        "mde_rel",
+        "alpha",
+        "power",
+        "n_per_arm",
+        "n_total",
+        "days",
+        "planned_days",
+        "mde_rel_at_planned_days",
+    ]
+    return pd.DataFrame([r for r in rows if r], columns=columns)
+
+
+def _plan_metric(definition: dict, metric: str, kind: str, baseline: dict) -> dict:
+    from statsmodels.stats.power import NormalIndPower, TTestIndPower
+
+    # The effect to detect, on the absolute scale.
+    value = float(baseline[metric])
+    sd = (
+        np.sqrt(value * (1 - value))
+        if kind == "proportion"
+        else baseline.get(f"{metric}_sd")
+    )
+    if sd is None:
+        log.warning("no %s_sd in baseline: cannot plan %s", metric, metric)
+        return {}
+    mde = float(definition.get("mde", 0.1))
+    mde_abs = (
+        mde * value if definition.get("mde_scale", "relative") == "relative" else mde
+    )
+    shares = definition["split"]
+    ratio = min(v for k, v in shares.items() if k != "control") / shares["control"]
+    alpha = float(definition["alpha"]) / (len(shares) - 1)
+    power = float(definition["power"])
+
+    # Sample size for the control arm, then the whole test.
+    if kind == "proportion":
+        effect = _cohen_h(value + mde_abs, value)
+        engine = NormalIndPower()
+    else:
+        effect = mde_abs / float(sd)
+        engine = TTestIndPower()
+    n_control = float(engine.solve_power(effect, alpha=alpha, power=power, ratio=ratio))
+    n_total = n_control / shares["control"]
+    daily = baseline.get("daily_units")
+    days = float(np.ceil(n_total / daily)) if daily else np.nan
+
+    # The effect the planned dates can detect.
+    planned_days, mde_planned = np.nan, np.nan
+    dates = definition.get("dates") or {}
+    if daily and dates.get("start") and dates.get("end"):
+        planned_days = (_to_date(dates["end"]) - _to_date(dates["start"])).days + 1
+        nobs = daily * planned_days * shares["control"]
+        effect_at = float(
+            engine.solve_power(None, nobs1=nobs, alpha=alpha, power=power, ratio=ratio)
+        )
+        shift = (
+            _invert_cohen_h(value, effect_at) - value
+            if kind == "proportion"
+            else effect_at * float(sd)
+        )
+        mde_planned = shift / value if value else np.nan
+    return {
+        "metric": metric,
+        "metric_kind": kind,
+        "baseline": value,
+        "sd": float(sd),
+        "mde_abs": mde_abs,
+        "mde_rel": mde_abs / value if value else np.nan,
+        "alpha": alpha,
+        "power": power,
+        "n_per_arm": float(np.ceil(n_control)),
+        "n_total": float(np.ceil(n_total)),
+        "days": days,
+        "planned_days": planned_days,
+        "mde_rel_at_planned_days": mde_planned,
+    }
+
+
+def _cohen_h(p1: float, p0: float) -> float:
+    return 2 * np.arcsin(np.sqrt(p1)) - 2 * np.arcsin(np.sqrt(p0))
+
+
+def _invert_cohen_h(p0: float, h: float) -> float:
+    return float(np.sin(np.arcsin(np.sqrt(p0)) + h / 2) ** 2)
+
+
+def _to_date(value) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
+
+
+# ---------------------------------------------------------------------------
+# Reading results into sufficient statistics per arm
+# ---------------------------------------------------------------------------
+
+
+def read_results(definition: dict) -> tuple[pd.DataFrame, pd.DataFrame | None, dict]:
+    """Read an experiment's results and reduce them to sufficient statistics.
+
+    Parameters
+    ----------
+    definition : dict
+        From :func:`load_experiment`; ``results.file`` is read from its folder.
+
+    Returns
+    -------
+    tuple
+        ``(arms, units, info)``. ``arms`` has one row per variant id (control
+        first): ``variant``, ``n`` and, for each value column present, its sum
+        (``revenue``), sum of squares (``revenue_sq``) and the cross-products of
+        ratio metrics (``revenue_x_orders``). ``units`` holds per-unit values
+        for the bootstrap when the results are row-level and small enough
+        (``bootstrap_max_units``), else None. ``info`` holds ``n_rows``,
+        ``n_mixed_units`` (units seen in two arms, left out) and ``revenue_cap``.
+
+    Raises
+    ------
+    HeardInputError
+        When the file is missing, a needed column is absent, values are not
+        numbers, or the arms found do not match the defined variants.
+    """
+    spec = definition["results"]
+    path = Path(definition["folder"]) / str(spec.get("file", ""))
+    if not path.is_file():
+        raise HeardInputError(
+            path,
+            expected="the results file named in results.file",
+            found="nothing there",
+            fix="put the export beside experiment.yml or correct results.file",
+        )
+    kind = spec["kind"]
+    if kind == "arms":
+        arms, units, info = _read_arm_table(definition, path), None, {}
+    elif kind == "klaviyo":
+        arms, units, info = _read_klaviyo(definition, path), None, {}
+    else:
+        source = path if kind == "rows" else _read_ad_export(kind, path)
+        arms, units, info = aggregate_rows(source, definition, file=path)
+    arms = _map_variants(arms, definition, path)
+    if units is not None:
+        mapping = {str(k): str(v) for k, v in (spec.get("variant_map") or {}).items()}
+        units = units.assign(
+            variant=units["variant"].astype(str).map(lambda v: mapping.get(v, v))
+        )
+    log.info(
+        "read %s (%s): %s arms, %s units",
+        path.name,
+        kind,
+        len(arms),
+        f"{int(arms['n'].sum()):,}",
+    )
+    return arms, units, info
+
+
+def _needed_columns(definition: dict) -> tuple[dict, list[tuple[str, str]]]:
+    """Return value column -> (unit aggregate, arm name) and the ratio pairs."""
+    columns = dict(UNIT_COLUMNS)
+    pairs = []
+    for kind, numerator, denominator, _ in definition["metrics"].values():
+        for column in (numerator, denominator):
+            if (
+                column
+                and column not in columns
+                and column not in {arm for _, arm in UNIT_COLUMNS.values()}
+            ):
+                columns[column] = ("max" if kind == "proportion" else "sum", column)
+        if kind == "ratio":
+            pairs.append((numerator, denominator))
+    return columns, pairs
+
+
+def aggregate_rows(source, definition: dict, *, file: Path | None = None):
+    """Sum row-level results per unit, then per arm, in DuckDB.
+
+    Parameters
+    ----------
+    source : Path or DataFrame
+        A CSV or Parquet file of rows (read by DuckDB, only the needed columns),
+        or an already-read frame (ad exports, spreadsheets).
+    definition : dict
+        From :func:`load_experiment`: ``results.variant_column``,
+        ``results.unit_column``, ``results.column_map``,
+        ``results.value_per_conversion``, ``capping``.
+
+    Returns
+    -------
+    tuple
+        ``(arms, units, info)`` as :func:`read_results` describes; ``variant``
+        still holds the file's labels.
+
+    Notes
+    -----
+    A unit's rows combine by sum (revenue, orders, spend, impressions, clicks)
+    or max (0/1 flags: converted, visited, unsubscribed). A unit found in more
+    than one arm is left out and counted in ``info["n_mixed_units"]``. Without
+    ``converted``, a unit converted when its orders are above zero; without
+    ``orders``, a converted unit counts one order.
+    """
+    import duckdb
+
+    spec = definition["results"]
+    file = Path(file or source)
+    connection = duckdb.connect()
+    relation = _register_source(connection, source, file)
+    available = {
+        c.lower(): c
+        for c in connection.execute(f"SELECT * FROM {relation} LIMIT 0")
+        .fetchdf()
+        .columns
+    }
+    variant = _find_column(available, spec.get("variant_column", "variant"), file)
+    unit = spec.get("unit_column")
+    unit = _find_column(available, unit, file) if unit else None
+
+    # Per unit: combine each unit's rows, then derive the implied columns.
+    columns, pairs = _needed_columns(definition)
+    present = {}
+    column_map = spec.get("column_map") or {}
+    mapped = {str(v).lower() for k, v in column_map.items() if str(k) != str(v)}
+    for heard, (how, arm_name) in columns.items():
+        name = column_map.get(heard, heard)
+        # A file column mapped to another name is not read again under its own.
+        if heard not in column_map and str(name).lower() in mapped:
+            continue
+        if str(name).lower() in available:
+            present[arm_name] = (how, available[str(name).lower()])
+    if not present:
+        raise HeardInputError(
+            file,
+            expected=f"value columns among {list(columns)}",
+            found=list(available.values()),
+            fix="map them with results.column_map (Heard's name: the file's name)",
+        )
+    per_unit_sql = _per_unit_sql(relation, variant, unit, present)
+    derived = _derived_columns(present, spec.get("value_per_conversion"))
+    connection.execute(
+        f"CREATE TEMP TABLE per_unit AS SELECT *{derived} FROM "
+        f"({per_unit_sql}) WHERE NOT is_mixed OR is_mixed IS NULL"
+    )
+    values = [
+        c
+        for c in connection.execute("SELECT * FROM per_unit LIMIT 0").fetchdf().columns
+        if c not in ("unit", "variant", "is_mixed")
+    ]
+    n_mixed = (
+        connection.execute(
+            f"SELECT count(*) FROM ({per_unit_sql}) WHERE is_mixed"
+        ).fetchone()[0]
+        if unit
+        else 0
+    )
+
+    # Optional capping at a pooled quantile of per-unit revenue.
+    cap = None
+    quantile = (definition.get("capping") or {}).get("revenue")
+    if quantile and "revenue" in values:
+        cap = connection.execute(
+            "SELECT quantile_cont(revenue, ?) FROM per_unit WHERE revenue > 0",
+            [float(quantile)],
+        ).fetchone()[0]
+        connection.execute("ALTER TABLE per_unit ADD COLUMN revenue_capped DOUBLE")
+        connection.execute(
+            "UPDATE per_unit SET revenue_capped = least(revenue, ?)", [cap]
+        )
+        values.append("revenue_capped")
+
+    # Per arm: n, sums, sums of squares and the ratio metrics' cross-products.
+    products = [
+        f'sum("{a}" * "{b}") AS "{a}_x_{b}"'
+        for a, b in pairs
+        if a in values and b in values
+    ]
+    sums = [f'sum("{c}") AS "{c}", sum("{c}" * "{c}") AS "{c}_sq"' for c in values]
+    arms = connection.execute(
+        f"SELECT variant, count(*) AS n, {', '.join(sums + products)} "
+        "FROM per_unit GROUP BY variant ORDER BY variant"
+    ).fetchdf()
+    n_units = int(arms["n"].sum())
+    units = None
+    if n_units <= int(definition.get("bootstrap_max_units", 200_000)):
+        units = connection.execute(
+            "SELECT variant, * EXCLUDE (variant, is_mixed) FROM per_unit"
+        ).fetchdf()
+    connection.close()
+    if n_mixed:
+        log.warning("%s units appear in more than one arm and were left out", n_mixed)
+    return arms, units, {"n_mixed_units": int(n_mixed), "revenue_cap": cap}
+
+
+def _register_source(connection, source, file: Path) -> str:
+    if isinstance(source, pd.DataFrame):
+        connection.register("source_rows", source)
+        return "source_rows"
+    suffix = file.suffix.lower()
+    quoted = str(file).replace("'", "''")
+    if suffix == ".parquet":
+        return f"read_parquet('{quoted}')"
+    if suffix in (".csv", ".txt", ".tsv"):
+        return f"read_csv('{quoted}', header = true)"
+    if suffix in (".xlsx", ".xls"):
+        connection.register("source_rows", pd.read_excel(file))
+        return "source_rows"
+    raise HeardInputError(
+        file, expected="a .csv, .parquet or .xlsx file", found=suffix or "no extension"
+    )
+
+
+def _find_column(available: dict, name: str, file: Path) -> str:
+    if str(name).lower() not in available:
+        raise HeardInputError(
+            file,
+            column=str(name),
+            expected=f"a column '{name}'",
+            found=list(available.values()),
+            fix="name it in results.variant_column / results.unit_column",
+        )
+    return available[str(name).lower()]
+
+
+def _per_unit_sql(relation: str, variant: str, unit: str | None, present: dict) -> str:
+    def value(column: str) -> str:
+        return f'coalesce(TRY_CAST("{column}" AS DOUBLE), 0)'
+
+    if unit is None:
+        selected = [f'{value(col)} AS "{name}"' for name, (_, col) in present.items()]
+        return (
+            f'SELECT CAST("{variant}" AS VARCHAR) AS variant, FALSE AS is_mixed, '
+            f"{', '.join(selected)} FROM {relation}"
+        )
+    combined = [
+        f'{how}({value(col)}) AS "{name}"' for name, (how, col) in present.items()
+    ]
+    return (
+        f'SELECT "{unit}" AS unit, min(CAST("{variant}" AS VARCHAR)) AS variant, '
+        f'min(CAST("{variant}" AS VARCHAR)) <> max(CAST("{variant}" AS VARCHAR)) '
+        f'AS is_mixed, {", ".join(combined)} FROM {relation} GROUP BY "{unit}"'
+    )
+
+
+def _derived_columns(present: dict, value_per_conversion) -> str:
+    extra = []
+    if "conversions" not in present and "orders" in present:
+        extra.append("CAST(orders > 0 AS DOUBLE) AS conversions")
+    if "orders" not in present and "conversions" in present:
+        extra.append("conversions AS orders")
+    has_orders = "orders" in present or "conversions" in present
+    if "revenue" not in present and value_per_conversion and has_orders:
+        source = "orders" if "orders" in present else "conversions"
+        extra.append(f"{source} * {float(value_per_conversion)} AS revenue")
+    return "".join(f", {e}" for e in extra)
+
+
+def _read_table(path: Path, **kwargs) -> pd.DataFrame:
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        return pd.read_parquet(path)
+    if suffix in (".xlsx", ".xls"):
+        return pd.read_excel(path, dtype=str)
+    return pd.read_csv(path, dtype=str, encoding="utf-8-sig", **kwargs)
+
+
+def _to_numbers(frame: pd.DataFrame, columns: list[str], path: Path) -> pd.DataFrame:
+    """Return `frame` with `columns` as floats; ``$``, ``%``, thousands commas and
+    ``--`` blanks tolerated, anything else refused with its row."""
+    result = frame.copy()
+    for column in columns:
+        text = result[column].astype("string").str.strip()
+        cleaned = text.str.replace(r"[$,%\s]", "", regex=True).replace(
+            {"--": "", "-": ""}
+        )
+        numbers = pd.to_numeric(cleaned.replace("", pd.NA), errors="coerce")
+        bad = numbers.isna() & cleaned.fillna("").ne("")
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise HeardInputError(
+                path,
+                row=row + 2,
+                column=column,
+                expected="a number",
+                found=text.iloc[row],
+                fix="correct the cell",
+            )
+        result[column] = numbers.fillna(0.0).astype(float)
+    return result
+
+
+def _read_arm_table(definition: dict, path: Path) -> pd.DataFrame:
+    spec = definition["results"]
+    table = _read_table(path)
+    table.columns = [str(c).strip() for c in table.columns]
+    renames = {v: k for k, v in (spec.get("column_map") or {}).items()}
+    renames[spec.get("variant_column", "variant")] = "variant"
+    table = table.rename(columns=renames)
+    if "variant" not in table or "n" not in table:
+        raise HeardInputError(
+            path,
+            column="variant" if "variant" not in table else "n",
+            expected="columns `variant` and `n` (units per arm)",
+            found=list(table.columns),
+            fix="see docs/study-folder.md",
+        )
+    values = [c for c in table.columns if c != "variant"]
+    table = _to_numbers(table.astype({c: "string" for c in values}), values, path)
+    table["variant"] = table["variant"].astype(str).str.strip()
+    return table.groupby("variant", as_index=False, sort=False).sum()
+
+
+# Klaviyo and ad-platform headers, matched case-insensitively (FORMATS.md 3).
+KLAVIYO_COLUMNS = {
+    r"total recipients": "n",
+    r"unique (placed order|ordered product|purchase event|.*order.*)": "conversions",
+    r"revenue|(placed order|ordered product|purchase event) value": "revenue",
+    r"unsubscribes": "unsubscribes",
+    r"unique clicks": "visits",
+}
+META_COLUMNS = {
+    r"amount spent( \([a-z]{3}\))?": "spend",
+    r"impressions": "impressions",
+    r"link clicks": "clicks",
+    r"(website )?purchases": "orders",
+    r"(website )?purchases conversion value": "revenue",
+}
+GOOGLE_COLUMNS = {
+    r"cost": "spend",
+    r"impr\.?|impressions": "impressions",
+    r"clicks": "clicks",
+    r"conversions": "orders",
+    r"conv\. value": "revenue",
+}
+
+
+def _match_headers(columns, patterns: dict) -> dict:
+    renames = {}
+    for column in columns:
+        key = str(column).strip().lstrip("\ufeff").lower()
+        for pattern, heard in patterns.items():
+            if re.fullmatch(pattern, key) and heard not in renames.values():
+                renames[column] = heard
+                break
+    return renames
+
+
+def _read_klaviyo(definition: dict, path: Path) -> pd.DataFrame:
+    spec = definition["results"]
+    table = _read_table(path)
+    variant = spec.get("variant_column", "Variant Name")
+    if variant not in table:
+        raise HeardInputError(
+            path,
+            column=variant,
+            expected="the column naming each row's arm",
+            found=list(table.columns),
+            fix="set results.variant_column, e.g. Variant Name",
+        )
+    renames = _match_headers(
+        [c for c in table.columns if c != variant], KLAVIYO_COLUMNS
+    )
+    if "n" not in renames.values():
+        raise HeardInputError(
+            path,
+            column="Total Recipients",
+            expected="Klaviyo's recipients column",
+            found=list(table.columns),
+        )
+    table = table.rename(columns={**renames, variant: "variant"})
+    values = sorted(set(renames.values()))
+    table = _to_numbers(table[["variant", *values]], values, path)
+    return table.groupby("variant", as_index=False, sort=False).sum()
+
+
+def _read_ad_export(kind: str, path: Path) -> pd.DataFrame:
+    """Return a Meta or Google Ads export as rows with Heard's column names, totals
+    rows and title lines dropped; other columns keep their own names."""
+    if kind == "google_ads":
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+        header = next(
+            (
+                i
+                for i, line in enumerate(lines[:5])
+                if "," in line
+                and re.search(r"(^|,)(cost|impr\.|clicks)(,|$)", line.lower())
+            ),
+            0,
+        )
+        table = _read_table(path, skiprows=header)
+        first = table.columns[0]
+        table = table[
+            ~table[first].fillna("").str.strip().str.match(r"^(total|gesamt)")
+        ]
+        patterns = GOOGLE_COLUMNS
+    else:
+        table = _read_table(path)
+        names = [c for c in table.columns if re.search(r"(name|id)$", str(c).lower())]
+        if names:
+            table = table[table[names].notna().any(axis=1)]
+        patterns = META_COLUMNS
+    renames = _match_headers(table.columns, patterns)
+    table = table.rename(columns=renames)
+    return _to_numbers(table, sorted(set(renames.values())), path)
+
+
+def _map_variants(arms: pd.DataFrame, definition: dict, path: Path) -> pd.DataFrame:
+    """Return `arms` with the file's labels mapped to variant ids, control first."""
+    mapping = {
+        str(k): str(v)
+        for k, v in (definition["results"].get("variant_map") or {}).items()
+    }
+    arms = arms.assign(
+        variant=arms["variant"].astype(str).map(lambda v: mapping.get(v, v))
+    )
+    arms = arms.groupby("variant", as_index=False, sort=False).sum()
+    expected = definition["variant_ids"]
+    unknown = sorted(set(arms["variant"]) - set(expected))
+    if unknown:
+        raise HeardInputError(
+            path,
+            column=definition["results"].get("variant_column"),
+            expected=f"arms {expected}",
+            found=unknown,
+            fix="map the file's labels with results.variant_map",
+        )
+    missing = [v for v in expected if v not in set(arms["variant"])]
+    if missing:
+        raise HeardInputError(
+            path,
+            expected=f"results for every variant {expected}",
+            found=f"no rows for {missing}",
+            fix="a test needs the control and at least one arm with results",
+        )
+    return arms.set_index("variant").loc[expected].reset_index()
+
+
+# ---------------------------------------------------------------------------
+# Per-arm metric values
+# ---------------------------------------------------------------------------
+
+
+def describe_arms(arms: pd.DataFrame, definition: dict) -> pd.DataFrame:
+    """Return each metric's value per arm with its interval, from sufficient stats.
+
+    Parameters
+    ----------
+    arms : DataFrame
+        From :func:`read_results`.
+    definition : dict
+        From :func:`load_experiment`.
+
+    Returns
+    -------
+    DataFrame
+        One row per metric × variant: ``metric``, ``role``, ``metric_kind``,
+        ``mode`` (the test family: ``proportion``, ``mean`` or ``ratio``;
+        ``proportion`` for a ratio read as one trial per impression or click),
+        ``variant``, ``n`` (trials for proportions), ``k`` (successes, proportions
+        only), ``estimate``, ``variance`` (of the estimate), ``ci_low``,
+        ``ci_high``, ``is_zero_variance``, ``has_zero_conversions``,
+        ``is_available``.
+
+    Notes
+    -----
+    Proportion intervals are Wilson's; at zero successes Clopper-Pearson (exact),
+    whose upper bound is the most the data allow. Means and ratios use ``t`` and
+    normal intervals on the estimate's standard error.
+    """
+    from scipy import stats
+
+    alpha = float(definition["alpha"])
+    roles = metric_roles(definition)
+    metrics = dict(definition["metrics"])
+    if "revenue_capped" in arms and "revenue_per_visitor" in metrics:
+        metrics["revenue_per_visitor_capped"] = ("mean", "revenue_capped", None, True)
+        roles["revenue_per_visitor_capped"] = "sensitivity"
+    frames = []
+    for metric, (kind, numerator, denominator, _) in metrics.items():
+        values = _metric_values(arms, kind, numerator, denominator)
+        values.insert(0, "metric", metric)
+        values.insert(1, "role", roles[metric])
+        values.insert(2, "metric_kind", kind)
+        frames.append(values)
+    table = pd.concat(frames, ignore_index=True)
+
+    # Intervals for each arm's own value.
+    is_prop = table["mode"].eq("proportion").to_numpy()
+    k, n = table["k"].fillna(0).to_numpy(), table["n"].to_numpy()
+    wilson_low, wilson_high = wilson_interval(k, n, alpha=alpha)
+    exact_low, exact_high = es.exact_interval(k, n, alpha=alpha)
+    se = np.sqrt(table["variance"].to_numpy())
+    critical = np.where(
+        table["mode"].eq("mean"),
+        stats.t.ppf(1 - alpha / 2, np.maximum(n - 1, 1)),
+        stats.norm.ppf(1 - alpha / 2),
+    )
+    est = table["estimate"].to_numpy()
+    table["ci_low"] = np.where(
+        is_prop, np.where(k == 0, exact_low, wilson_low), est - critical * se
+    )
+    table["ci_high"] = np.where(
+        is_prop, np.where(k == 0, exact_high, wilson_high), est + critical * se
+    )
+    return table
+
+
+def _metric_values(
+    arms: pd.DataFrame, kind: str, numerator: str, denominator: str | None
+) -> pd.DataFrame:
+    """Return one metric's estimate and variance per arm (see describe_arms)."""
+    n = arms["n"].to_numpy(dtype=float)
+    out = pd.DataFrame(
+        {
+            "variant": arms["variant"],
+            "mode": kind,
+            "n": n,
+            "k": np.nan,
+            "estimate": np.nan,
+            "variance": np.nan,
+            "is_zero_variance": False,
+            "has_zero_conversions": False,
+            "is_available": True,
+        }
+    )
+    has = set(arms.columns)
+    cross = f"{numerator}_x_{denominator}"
+    if kind == "proportion" and numerator in has:
+        k = arms[numerator].to_numpy(dtype=float)
+        rate = np.divide(k, n, out=np.full_like(n, np.nan), where=n > 0)
+        out = out.assign(
+            k=k,
+            estimate=rate,
+            variance=rate * (1 - rate) / n,
+            has_zero_conversions=k == 0,
+        )
+    elif kind == "mean" and {numerator, f"{numerator}_sq"} <= has:
+        mean, unit_var, var = es.describe_mean(
+            n, arms[numerator], arms[f"{numerator}_sq"]
+        )
+        out = out.assign(estimate=mean, variance=var, is_zero_variance=unit_var == 0)
+    elif (
+        kind == "ratio"
+        and {numerator, denominator, f"{numerator}_sq", f"{denominator}_sq", cross}
+        <= has
+        and n.min() >= 2
+    ):
+        ratio, var = es.describe_ratio(
+            n,
+            arms[numerator],
+            arms[denominator],
+            arms[f"{numerator}_sq"],
+            arms[f"{denominator}_sq"],
+            arms[cross],
+        )
+        out = out.assign(estimate=ratio, variance=var, is_zero_variance=var == 0)
+    elif (
+        kind == "ratio"
+        and denominator in ("impressions", "clicks")
+        and {numerator, denominator} <= has
+    ):
+        # Aggregates only: each impression (or click) is one trial.
+        k, trials = arms[numerator].to_numpy(float), arms[denominator].to_numpy(float)
+        rate = np.divide(k, trials, out=np.full_like(k, np.nan), where=trials > 0)
+        out = out.assign(
+            mode="proportion",
+            n=trials,
+            k=k,
+            estimate=rate,
+            variance=rate * (1 - rate) / trials,
+            has_zero_conversions=k == 0,
+        )
+    else:
+        log.warning(
+            "metric %s/%s: the results lack the sums it needs; not testable",
+            numerator,
+            denominator,
+        )
+        out["is_available"] = False
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Checks before any test
+# ---------------------------------------------------------------------------
+
+
+def check_experiment(
+    arms: pd.DataFrame,
+    values: pd.DataFrame,
+    definition: dict,
+    *,
+    plan: pd.DataFrame | None = None,
+    info: dict | None = None,
+) -> pd.DataFrame:
+    """Return the checks run before any test.
+
+    Parameters
+    ----------
+    arms : DataFrame
+        From :func:`read_results`.
+    values : DataFrame
+        From :func:`describe_arms`.
+    definition : dict
+        From :func:`load_experiment`.
+    plan : DataFrame, optional
+        From :func:`plan_experiment`; its primary-metric ``n_per_arm`` is the
+        planned minimum sample.
+    info : dict, optional
+        From :func:`read_results` (``n_mixed_units``).
+
+    Returns
+    -------
+    DataFrame
+        ``check`` (``sample_ratio``, ``min_sample``, ``zero_conversions``,
+        ``zero_variance``, ``mixed_units``), ``metric``, ``variant``, ``value``,
+        ``threshold``, ``is_passed``, ``message``.
+
+    Notes
+    -----
+    Sample-ratio mismatch: chi-square goodness of fit of the arm sizes against
+    the *planned* split, failed at ``p < srm_alpha`` (0.001 by default).
+    """
+    alpha = float(definition["alpha"])
+    shares = np.array([definition["split"][v] for v in arms["variant"]])
+    observed = arms["n"].to_numpy(dtype=float)
+    p_srm = es.srm_test(observed, shares)
+    srm_alpha = float(definition.get("srm_alpha", 0.001))
+    seen = ", ".join(
+        f"{v} {s:.1%}"
+        for v, s in zip(arms["variant"], observed / observed.sum(), strict=True)
+    )
+    rows = [
+        (
+            "sample_ratio",
+            "",
+            "all",
+            p_srm,
+            srm_alpha,
+            p_srm >= srm_alpha,
+            f"arm shares {seen} against planned "
+            f"{', '.join(f'{s:.1%}' for s in shares)}; chi-square p = {p_srm:.2g}",
+        )
+    ]
+
+    # Minimum sample: the larger of the floor and the plan's per-arm size.
+    floor = float(definition.get("min_units_per_arm", 100))
+    planned = plan.loc[plan["metric"].eq(definition["primary_metric"]), "n_per_arm"]
+    for variant, n, share in zip(arms["variant"], observed, shares, strict=True):
+        need = floor
+        if plan is not None and len(planned):
+            need = max(floor, float(planned.iloc[0]) * share / shares[0])
+        rows.append(
+            (
+                "min_sample",
+                "",
+                variant,
+                n,
+                need,
+                n >= need,
+                f"{variant}: {n:,.0f} units of {need:,.0f} needed",
+            )
+        )
+
+    # Zero conversions and zero variance, metric by metric.
+    for row in values.itertuples(index=False):
+        if row.has_zero_conversions:
+            rows.append(
+                (
+                    "zero_conversions",
+                    row.metric,
+                    row.variant,
+                    0.0,
+                    1.0,
+                    False,
+                    f"{row.variant} has 0 of {row.n:,.0f} on {row.metric}: not "
+                    f"testable; exact {1 - alpha:.0%} upper bound "
+                    f"{row.ci_high:.2%}",
+                )
+            )
+        if row.is_zero_variance:
+            rows.append(
+                (
+                    "zero_variance",
+                    row.metric,
+                    row.variant,
+                    0.0,
+                    0.0,
+                    False,
+                    f"{row.variant}: every unit has the same {row.metric}",
+                )
+            )
+    n_mixed = (info or {}).get("n_mixed_units", 0)
+    rows.append(
+        (
+            "mixed_units",
+            "",
+            "all",
+            float(n_mixed),
+            0.0,
+            n_mixed == 0,
+            f"{n_mixed} units seen in more than one arm, left out",
+        )
+    )
+    checks = pd.DataFrame(
+        rows,
+        columns=[
+            "check",
+            "metric",
+            "variant",
+            "value",
+            "threshold",
+            "is_passed",
+            "message",
+        ],
+    )
+    for message in checks.loc[~checks["is_passed"], "message"]:
+        log.warning("check failed: %s", message)
+    return checks
+
+
+# ---------------------------------------------------------------------------
+# Tests
+# ---------------------------------------------------------------------------
+
+TEST_NAMES = {
+    "proportion": "two-proportion z-test (pooled); Newcombe hybrid score interval",
+    "mean": "Welch's t from sufficient statistics",
+    "ratio": "delta method (unit cross-products), normal",
+}
+BAYES_MODELS = {
+    "proportion": "beta-binomial, Beta(1, 1) priors, 20,000 draws",
+    "mean": "normal approximation of the difference, flat prior",
+    "ratio": "normal approximation of the difference (delta method), flat prior",
+}
+
+
+def compare_arms(
+    values: pd.DataFrame, definition: dict, *, checks: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Test every non-control arm against control on every metric, in one pass.
+
+    Parameters
+    ----------
+    values : DataFrame
+        From :func:`describe_arms`.
+    definition : dict
+        From :func:`load_experiment` (``alpha``, ``correction``, ``bayesian``).
+    checks : DataFrame, optional
+        From :func:`check_experiment`; failed checks become flags.
+
+    Returns
+    -------
+    DataFrame
+        One row per metric × variant (control rows carry their value and no
+        lift): ``metric``, ``role``, ``metric_kind``, ``variant``, ``n``,
+        ``estimate``, ``ci_low``, ``ci_high``, ``abs_lift``, ``abs_ci_low``,
+        ``abs_ci_high``, ``rel_lift``, ``rel_ci_low``, ``rel_ci_high``,
+        ``p_value``, ``p_adjusted``, ``test``, ``correction``,
+        ``chance_to_beat_control``, ``bayes_model``, ``is_testable``, ``flags``.
+
+    Notes
+    -----
+    The family for the correction is every testable non-control arm × metric
+    with role primary, secondary or guardrail (sensitivity rows, such as capped
+    revenue, are reported uncorrected). Untestable comparisons (zero
+    conversions, zero variance, missing sums) get no p-value.
+    """
+    alpha = float(definition["alpha"])
+    control = values[values["variant"].eq("control")].set_index("metric")
+    table = values[~values["variant"].eq("control")].reset_index(drop=True)
+    base = control.loc[table["metric"]].reset_index(drop=True)
+    mode = table["mode"].to_numpy()
+    result = _lift_columns(table, base, mode, alpha)
+
+    # Flags: failed checks and degenerate data make a comparison untestable.
+    flags = _flags(table, base, values, checks)
+    testable = (
+        table["is_available"].to_numpy()
+        & base["is_available"].to_numpy()
+        & ~flags.str.contains("zero_conversions|zero_variance").to_numpy()
+        & np.isfinite(result["p_value"])
+    )
+    result["p_value"] = np.where(testable, result["p_value"], np.nan)
+    in_family = testable & ~table["role"].eq("sensitivity").to_numpy()
+    correction = definition.get("correction", "holm")
+    result["p_adjusted"] = np.full(len(table), np.nan)
+    result["p_adjusted"][in_family] = es.adjust_p(
+        result["p_value"][in_family], method=correction
+    )
+
+    # Optional Bayesian chance to beat control, with its model named.
+    chance = np.full(len(table), np.nan)
+    if definition.get("bayesian", True) and len(table):
+        is_prop = mode == "proportion"
+        if is_prop.any():
+            chance[is_prop] = es.chance_beta_binomial(
+                base["k"][is_prop],
+                base["n"][is_prop],
+                table["k"][is_prop],
+                table["n"][is_prop],
+                seed=int(definition.get("seed", 2026)),
+            )
+        chance[~is_prop] = es.chance_normal(
+            result["abs_lift"][~is_prop], result["se"][~is_prop]
+        )
+    chance = np.where(testable, chance, np.nan)
+    compared = table.assign(
+        **result,
+        test=[TEST_NAMES[m] for m in mode],
+        correction=correction,
+        chance_to_beat_control=chance,
+        bayes_model=[
+            BAYES_MODELS[m] if definition.get("bayesian", True) else "" for m in mode
+        ],
+        is_testable=testable,
+        flags=flags,
+    )
+    controls = values[values["variant"].eq("control")].assign(
+        is_testable=False, flags="", test="", correction=correction, bayes_model=""
+    )
+    combined = pd.concat([controls, compared], ignore_index=True)
+    order = {m: i for i, m in enumerate(values["metric"].unique())}
+    combined = combined.sort_values(
+        ["metric", "variant"],
+        key=lambda s: s.map(order) if s.name == "metric" else s.ne("control"),
+        kind="stable",
+    )
+    return combined[RESULT_COLUMNS[:-2] + ["mode", "se"]].reset_index(drop=True)
+
+
+RESULT_COLUMNS = [
+    "metric",
+    "role",
+    "metric_kind",
+    "variant",
+    "n",
+    "estimate",
+    "ci_low",
+    "ci_high",
+    "abs_lift",
+    "abs_ci_low",
+    "abs_ci_high",
+    "rel_lift",
+    "rel_ci_low",
+    "rel_ci_high",
+    "p_value",
+    "p_adjusted",
+    "test",
+    "correction",
+    "chance_to_beat_control",
+    "bayes_model",
+    "is_testable",
+    "flags",
+    "experiment",
+    "verdict",
+]
+
+
+def _lift_columns(table, base, mode, alpha) -> dict:
+    """Return absolute and relative lift columns for every comparison at once."""
+    e1, v1 = table["estimate"].to_numpy(float), table["variance"].to_numpy(float)
+    e0, v0 = base["estimate"].to_numpy(float), base["variance"].to_numpy(float)
+    n1, n0 = table["n"].to_numpy(float), base["n"].to_numpy(float)
+    df = np.where(mode == "mean", es.welch_df(v0, n0, v1, n1), np.inf)
+    result = es.compare_estimates(e0, v0, e1, v1, alpha=alpha, df=df)
+    is_prop = mode == "proportion"
+    if is_prop.any():
+        props = es.compare_proportions(
+            base["k"][is_prop],
+            n0[is_prop],
+            table["k"][is_prop],
+            n1[is_prop],
+            alpha=alpha,
+        )
+        for key, column in props.items():
+            result[key] = np.where(is_prop, 0.0, result[key])
+            result[key][is_prop] = column
+    result.update(es.relative_lift(e0, v0, e1, v1, alpha=alpha))
+    result.pop("rel_se_log")
+    return result
+
+
+def _flags(table, base, values, checks) -> pd.Series:
+    """Return ``;``-joined flags per comparison."""
+    failed = (
+        checks[~checks["is_passed"]]
+        if checks is not None
+        else pd.DataFrame(columns=["check", "variant"])
+    )
+    has_srm = failed["check"].eq("sample_ratio").any()
+    small = set(failed.loc[failed["check"].eq("min_sample"), "variant"])
+    parts = []
+    for row, control in zip(
+        table.itertuples(index=False), base.itertuples(index=False), strict=True
+    ):
+        flags = ["srm"] if has_srm else []
+        if row.has_zero_conversions or control.has_zero_conversions:
+            flags.append("zero_conversions")
+        if row.is_zero_variance and control.is_zero_variance:
+            flags.append("zero_variance")
+        if row.variant in small or "control" in small:
+            flags.append("below_min_sample")
+        if row.role == "sensitivity":
+            flags.append("capped")
+        if not (row.is_available and control.is_available):
+            flags.append("not_testable")
+        parts.append(";".join(flags))
+    return pd.Series(parts, dtype=object)
+
+
+def bootstrap_lifts(
+    results: pd.DataFrame, units: pd.DataFrame, definition: dict
+) -> pd.DataFrame:
+    """Return `results` with a percentile bootstrap interval of the absolute lift
+    of each mean metric, resampling units within each arm.
+
+    Parameters
+    ----------
+    results : DataFrame
+        From :func:`compare_arms`.
+    units : DataFrame
+        Per-unit values from :func:`read_results` (``variant`` plus value
+        columns).
+    definition : dict
+        ``bootstrap_resamples`` and ``seed``.
+
+    Returns
+    -------
+    DataFrame
+        `results` plus ``boot_ci_low`` and ``boot_ci_high`` (nan elsewhere).
+
+    Notes
+    -----
+    Percentile bootstrap with independent resampling in each arm
+    (:func:`helpers.experiment_stats.bootstrap_mean_difference`); a check on
+    Welch's normal-theory interval when revenue is heavy-tailed.
+    """
+    labels = units["variant"]
+    columns = {"revenue_per_visitor_capped": "revenue_capped"}
+    low, high = np.full(len(results), np.nan), np.full(len(results), np.nan)
+    alpha = float(definition["alpha"])
+    for i, row in enumerate(results.itertuples(index=False)):
+        spec = definition["metrics"].get(row.metric)
+        column = columns.get(row.metric) or (spec[1] if spec else None)
+        if row.variant == "control" or row.mode != "mean" or column not in units:
+            continue
+        treated = units.loc[labels.eq(row.variant).to_numpy(), column].to_numpy(float)
+        control = units.loc[labels.eq("control").to_numpy(), column].to_numpy(float)
+        low[i], high[i] = es.bootstrap_mean_difference(
+            treated,
+            control,
+            resamples=int(definition.get("bootstrap_resamples", 1000)),
+            alpha=alpha,
+            seed=int(definition.get("seed", 2026)),
+        )
+    log.info("bootstrapped mean metrics from %s units", f"{len(units):,}")
+    return results.assign(boot_ci_low=low, boot_ci_high=high)
+
+
+# ---------------------------------------------------------------------------
+# Verdicts, quote trace, forest plot
+# ---------------------------------------------------------------------------
+
+
+def write_verdicts(results: pd.DataFrame, definition: dict) -> pd.Series:
+    """Return one plain-language sentence per row of `results`.
+
+    A difference is called significant only together with its interval and the
+    correction used; a failed check leads the sentence.
+    """
+    alpha = float(definition["alpha"])
+    better = {m: spec[3] for m, spec in definition["metrics"].items()}
+    sentences = []
+    for row in results.itertuples(index=False):
+        if row.variant == "control":
+            sentences.append("")
+            continue
+        head = f"{row.variant} vs control on {row.metric.replace('_', ' ')}"
+        flags = set(str(row.flags).split(";")) - {""}
+        lead = (
+            "Sample-ratio mismatch: the arms are not the planned sizes, so do not "
+            "trust this result until the split is explained. "
+            if "srm" in flags
+            else ""
+        )
+        if not row.is_testable:
+            sentences.append(lead + f"{head}: not testable, {_why_untestable(flags)}.")
+            continue
+        lift = _format_lift(row)
+        in_family = row.role != "sensitivity"
+        p_value = row.p_adjusted if in_family else row.p_value
+        adjusted = ("adjusted p " if in_family else "uncorrected p ") + format_p_value(
+            p_value
+        )
+        corrected = f"after {row.correction} correction" if in_family else "uncorrected"
+        if p_value < alpha:
+            good = (row.rel_lift > 0) == better.get(row.metric, True)
+            text = (
+                f"{head}: {lift}; the {1 - alpha:.0%} interval excludes no change "
+                f"and the difference is significant at alpha {alpha:g} "
+                f"{corrected} ({adjusted}), "
+                f"{'in the wanted direction' if good else 'in the unwanted direction'}"
+            )
+        else:
+            text = (
+                f"{head}: {lift}; the interval includes no change ({adjusted}), "
+                "so these data cannot tell a real difference from noise"
+            )
+        if "below_min_sample" in flags:
+            text += "; the arms are below the planned sample"
+        if "capped" in flags:
+            text += " (revenue capped per unit: compare with the uncapped row)"
+        sentences.append(lead + text + ".")
+    return pd.Series(sentences, index=results.index, dtype=object)
+
+
+def _why_untestable(flags: set) -> str:
+    if "zero_conversions" in flags:
+        return "an arm has no conversions, so only an exact upper bound can be given"
+    if "zero_variance" in flags:
+        return (
+            "every unit has the same value in both arms, so there is no spread to test"
+        )
+    return "the results lack the sums this metric needs"
+
+
+def _format_lift(row) -> str:
+    relative = (
+        f"{row.rel_lift:+.1%} [{row.rel_ci_low:+.1%}, {row.rel_ci_high:+.1%}] relative"
+    )
+    if row.mode == "proportion":
+        absolute = (
+            f"{100 * row.abs_lift:+.2f} pp [{100 * row.abs_ci_low:+.2f}, "
+            f"{100 * row.abs_ci_high:+.2f}]"
+        )
+    else:
+        absolute = (
+            f"{row.abs_lift:+.3g} [{row.abs_ci_low:+.3g}, {row.abs_ci_high:+.3g}]"
+        )
+    if np.isnan(row.rel_lift):
+        return f"{absolute} absolute"
+    return f"{relative}, {absolute} absolute"
+
+
+def format_p_value(p_value: float) -> str:
+    """Return a p-value to two figures, ``<0.001``, or ``–`` when untested."""
+    from helpers.tables import format_p
+
+    return format_p(float(p_value))
+
+
+def trace_quotes(
+    results: pd.DataFrame, definition: dict, *, quote_bank: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Return the quote -> variant -> lift trace on the primary metric.
+
+    Parameters
+    ----------
+    results : DataFrame
+        From :func:`compare_arms`.
+    definition : dict
+        Its variants' ``quote_ids``.
+    quote_bank : DataFrame, optional
+        ``quote-bank_quote.parquet`` (``quote_id``, ``text``); without it the
+        quote column is left empty and only ids are shown.
+
+    Returns
+    -------
+    DataFrame
+        ``quote_id``, ``quote``, ``variant``, ``variant_name``, ``metric``,
+        ``rel_lift``, ``rel_ci_low``, ``rel_ci_high``, ``p_adjusted``.
+    """
+    primary = results[results["metric"].eq(definition["primary_metric"])]
+    lifts = primary.set_index("variant")
+    texts = (
+        {}
+        if quote_bank is None
+        else dict(zip(quote_bank["quote_id"], quote_bank["text"], strict=False))
+    )
+    rows = []
+    for variant in definition["variants"]:
+        for quote_id in variant.get("quote_ids") or []:
+            lift = lifts.loc[variant["id"]] if variant["id"] in lifts.index else None
+            rows.append(
+                {
+                    "quote_id": quote_id,
+                    "quote": texts.get(quote_id, ""),
+                    "variant": variant["id"],
+                    "variant_name": variant.get("name", ""),
+                    "metric": definition["primary_metric"],
+                    **{
+                        c: (np.nan if lift is None else lift[c])
+                        for c in ("rel_lift", "rel_ci_low", "rel_ci_high", "p_adjusted")
+                    },
+                }
+            )
+    trace = pd.DataFrame(
+        rows,
+        columns=[
+            "quote_id",
+            "quote",
+            "variant",
+            "variant_name",
+            "metric",
+            "rel_lift",
+            "rel_ci_low",
+            "rel_ci_high",
+            "p_adjusted",
+        ],
+    )
+    missing = sorted(set(trace["quote_id"]) - set(texts)) if texts else []
+    if missing:
+        log.warning("quote ids not in the quote bank: %s", ", ".join(missing))
+    return trace
+
+
+def plot_lifts(results: pd.DataFrame, definition: dict):
+    """Draw a forest plot of relative lifts with their intervals, one row per
+    metric, arms in their fixed colours (control is the zero line).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    from matplotlib.ticker import PercentFormatter
+
+    from helpers.figures import CONTROL_GREY, arm_colours, new_figure
+
+    shown = results[results["variant"].ne("control") & results["rel_lift"].notna()]
+    metrics = list(dict.fromkeys(shown["metric"]))
+    colours = arm_colours(definition["variant_ids"])
+    arms = [v for v in definition["variant_ids"] if v != "control"]
+    figure, axes = new_figure(figsize=(6.4, 0.6 + 0.55 * max(len(metrics), 1)))
+    offsets = np.linspace(-0.2, 0.2, len(arms)) if len(arms) > 1 else np.zeros(1)
+    for offset, arm in zip(offsets, arms, strict=True):
+        rows = shown[shown["variant"].eq(arm)]
+        y = np.array([metrics.index(m) for m in rows["metric"]]) + offset
+        axes.errorbar(
+            rows["rel_lift"],
+            y,
+            xerr=[
+                rows["rel_lift"] - rows["rel_ci_low"],
+                rows["rel_ci_high"] - rows["rel_lift"],
+            ],
+            fmt="o",
+            color=colours[arm],
+            capsize=3,
+            label=arm,
+        )
+    axes.axvline(0, color=CONTROL_GREY, linewidth=1.2, label="control (no change)")
+    axes.set_yticks(range(len(metrics)), [m.replace("_", " ") for m in metrics])
+    axes.invert_yaxis()
+    axes.xaxis.set_major_formatter(PercentFormatter(1.0))
+    axes.set_xlabel("relative lift vs control")
+    axes.legend(loc="best", fontsize=8, frameon=False)
+    figure.tight_layout()
+    return figure
+
+
+# ---------------------------------------------------------------------------
+# One experiment, and the month's step
+# ---------------------------------------------------------------------------
+
+
+def analyse_experiment(
+    definition: dict, *, quote_bank: pd.DataFrame | None = None
+) -> dict:
+    """Plan, read, check, test and trace one experiment.
+
+    Parameters
+    ----------
+    definition : dict
+        From :func:`load_experiment`.
+    quote_bank : DataFrame, optional
+        The month's quote bank, for quote texts in the trace.
+
+    Returns
+    -------
+    dict
+        ``plan``, ``arms``, ``checks``, ``results`` (with ``experiment`` and
+        ``verdict``; bootstrap columns when row-level data were small enough),
+        ``trace`` (DataFrames) and ``info`` (dict).
+    """
+    plan = plan_experiment(definition)
+    arms, units, info = read_results(definition)
+    values = describe_arms(arms, definition)
+    checks = check_experiment(arms, values, definition, plan=plan, info=info)
+    results = compare_arms(values, definition, checks=checks)
+    if units is not None and results["mode"].eq("mean").any():
+        results = bootstrap_lifts(results, units, definition)
+    else:
+        results = results.assign(boot_ci_low=np.nan, boot_ci_high=np.nan)
+    results = results.assign(
+        experiment=definition["name"], verdict=write_verdicts(results, definition)
+    )
+    trace = trace_quotes(results, definition, quote_bank=quote_bank)
+    return {
+        "plan": plan,
+        "arms": arms,
+        "checks": checks,
+        "results": results,
+        "trace": trace,
+        "info": info,
+    }
+
+
+def summarise_experiment(analysis: dict, definition: dict) -> list[dict]:
+    """Return the summary entries (one per non-control arm, primary metric)."""
+    results = analysis["results"]
+    srm = analysis["checks"].query("check == 'sample_ratio'").iloc[0]
+    primary = results[
+        results["metric"].eq(definition["primary_metric"])
+        & results["variant"].ne("control")
+    ]
+    entries = []
+    for row in primary.itertuples(index=False):
+        entries.append(
+            {
+                "name": definition["name"],
+                "variant": row.variant,
+                "primary_metric": row.metric,
+                "verdict": row.verdict,
+                "lift": _number(row.rel_lift),
+                "ci_low": _number(row.rel_ci_low),
+                "ci_high": _number(row.rel_ci_high),
+                "p_value": _number(row.p_value),
+                "p_adjusted": _number(row.p_adjusted),
+                "has_srm": not bool(srm.is_passed),
+                "srm_p_value": _number(srm.value),
+                "n": int(analysis["arms"]["n"].sum()),
+            }
+        )
+    return entries
+
+
+def _number(value) -> float | None:
+    return None if value is None or not np.isfinite(value) else float(value)
+
+
+def run_experiments_step(study, month: str) -> dict:
+    """Analyse the month's experiments and write their processed files.
+
+    Parameters
+    ----------
+    study : helpers.study.Study
+        The study; ``months.<month>.experiments`` names the experiments, each a
+        folder under ``data/raw/<study>/experiments/``.
+    month : str
+        ``YYYY-MM``.
+
+    Returns
+    -------
+    dict
+        The contents of ``summary_experiments.json`` (``experiments``: list)
+        plus ``files``: the paths written.
+
+    Raises
+    ------
+    HeardInputError
+        From any experiment's definition or results.
+
+    Notes
+    -----
+    Writes, per experiment, ``experiment-results_<name>.parquet``,
+    ``experiment-arms_<name>.parquet``, ``experiment-checks_<name>.parquet``,
+    ``experiment-plan_<name>.parquet``, ``experiment-trace_<name>.parquet``, then
+    ``summary_experiments.json``, each atomically.
+    """
+    from helpers.files import save_json, save_parquet
+
+    names = study.month_config(month).get("experiments") or []
+    settings = study.config.get("experiments", {})
+    bank_path = study.processed(month, "quote-bank_quote.parquet")
+    quote_bank = pd.read_parquet(bank_path) if bank_path.exists() else None
+    entries, files = [], []
+    for name in names:
+        definition = load_experiment(
+            study.raw("experiments", name, "experiment.yml"), defaults=settings
+        )
+        analysis = analyse_experiment(definition, quote_bank=quote_bank)
+        for part in ("results", "arms", "checks", "plan", "trace"):
+            target = study.processed(month, f"experiment-{part}_{name}.parquet")
+            files.append(save_parquet(analysis[part], target))
+        entries.extend(summarise_experiment(analysis, definition))
+    summary = {"experiments": entries}
+    files.append(save_json(summary, study.processed(month, "summary_experiments.json")))
+    log.info("analysed %s experiments for %s", len(names), month)
+    return {**summary, "files": [str(f) for f in files]}
