@@ -107,12 +107,16 @@ def attach_customer_keys(frame: pd.DataFrame, customers: pd.DataFrame) -> pd.Dat
 
     Notes
     -----
-    The e-mail is matched to the customers table first, so a customer merged from
+    Keys the reader already set (``helpers.exports`` does) are kept. The e-mail
+    is matched to the customers table first, so a customer merged from
     several rows keeps one key. A row whose e-mail is not there gets the key its
     identity would have (``helpers.privacy.customer_key`` of the e-mail, else of the
     platform's customer id), computed once per distinct identity.
     """
     keyed = frame.copy()
+    if "customer_key" in keyed and keyed["customer_key"].notna().all():
+        keyed["customer_key"] = keyed["customer_key"].astype("string")
+        return keyed
     email = normalise_email(keyed["email"]) if "email" in keyed else None
     known = pd.Series(
         customers["customer_key"].to_numpy(),
@@ -122,6 +126,12 @@ def attach_customer_keys(frame: pd.DataFrame, customers: pd.DataFrame) -> pd.Dat
     keys = (
         email.map(known) if email is not None else pd.Series(pd.NA, index=keyed.index)
     )
+    if "customer_key" in keyed:
+        keys = (
+            keyed["customer_key"]
+            .astype(object)
+            .where(keyed["customer_key"].notna(), keys)
+        )
 
     # Fall back to the identity's own key: e-mail first, then the platform id.
     identity = email if email is not None else pd.Series(pd.NA, index=keyed.index)
@@ -168,9 +178,12 @@ def build_customer_features(
     DataFrame
         ``customer_key``, the customers' non-personal columns (``country``,
         ``timezone``, ``has_consent``, ``is_do_not_call``, ``phone_status``,
-        ``is_callable``, …), ``n_orders`` (orders not cancelled),
-        ``n_orders_placed``, ``n_returned_orders`` (refunded or cancelled),
-        ``return_rate``, ``spend`` (totals less refunds), ``refunded_amount``,
+        ``is_callable``, …), ``n_orders`` (purchases: neither cancelled nor a
+        credit note), ``n_orders_placed`` (cancelled included),
+        ``n_returned_orders`` (refunded, cancelled, or a credit note),
+        ``return_rate`` (returned / placed; above 1 when credit notes outnumber
+        the orders they refer to), ``spend`` (purchase totals less refunds),
+        ``refunded_amount``,
         ``first_order_at``, ``last_order_at``, ``days_since_last_order``,
         ``lifecycle_stage``, ``n_products``, ``products``,
         ``max_product_return_rate``, ``n_checkouts``, ``last_checkout_at``,
@@ -181,7 +194,8 @@ def build_customer_features(
     -----
     Counting uses distinct ``order_id``, so a line-item export can never turn a
     one-order buyer into a repeat buyer. A product's return rate is the share of
-    the orders containing it that were refunded (any amount) or cancelled; products
+    the orders containing it that were refunded (any amount), cancelled or credit
+    notes (``is_return``, e.g. an invoice starting ``C``); products
     bought in fewer than ``high_return_min_orders`` orders get no rate. A checkout
     is open when it is the customer's latest, no order (cancelled or not) came
     after it, and it is at most ``abandoned_within_days`` old at `as_of`.
@@ -234,6 +248,30 @@ def build_customer_features(
     return features.sort_values("customer_key", ignore_index=True)
 
 
+def _order_flags(orders: pd.DataFrame) -> pd.DataFrame:
+    """Return order_id, customer_key and the flags every count below uses."""
+    is_return = (
+        orders["is_return"].fillna(False).astype(bool)
+        if "is_return" in orders
+        else pd.Series(False, index=orders.index)
+    )
+    is_cancelled = orders["is_cancelled"].fillna(False).astype(bool)
+    refunded = orders["refunded_amount"].astype("float64").fillna(0.0)
+    return pd.DataFrame(
+        {
+            "customer_key": orders["customer_key"],
+            "order_id": orders["order_id"],
+            "created_at": orders["created_at"],
+            "total": orders["total"].astype("float64").fillna(0.0),
+            "refunded_amount": refunded,
+            "is_cancelled": is_cancelled,
+            "is_return": is_return,
+            "is_purchase": ~is_return & ~is_cancelled,
+            "is_returned": is_return | is_cancelled | (refunded > 0),
+        }
+    )
+
+
 def _order_features(orders: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
     late = int((orders["created_at"] >= as_of).sum())
     if late:
@@ -242,25 +280,20 @@ def _order_features(orders: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
             late,
             as_of.date(),
         )
-    keyed = orders[orders["customer_key"].notna()]
-    keyed = keyed[["customer_key", "order_id", "created_at", "total"]].assign(
-        refunded_amount=orders["refunded_amount"].fillna(0.0),
-        is_cancelled=orders["is_cancelled"].fillna(False).astype(bool),
-    )
+    flags = _order_flags(orders[orders["customer_key"].notna()])
     query = """
         SELECT customer_key,
-            count(DISTINCT order_id) FILTER (WHERE NOT is_cancelled) AS n_orders,
-            count(DISTINCT order_id) AS n_orders_placed,
-            count(DISTINCT order_id) FILTER (WHERE is_cancelled OR refunded_amount > 0)
-                AS n_returned_orders,
-            coalesce(sum(total) FILTER (WHERE NOT is_cancelled), 0)
+            count(DISTINCT order_id) FILTER (WHERE is_purchase) AS n_orders,
+            count(DISTINCT order_id) FILTER (WHERE NOT is_return) AS n_orders_placed,
+            count(DISTINCT order_id) FILTER (WHERE is_returned) AS n_returned_orders,
+            coalesce(sum(total) FILTER (WHERE is_purchase), 0)
                 - sum(refunded_amount) AS spend,
             sum(refunded_amount) AS refunded_amount,
-            min(created_at) FILTER (WHERE NOT is_cancelled) AS first_order_at,
-            max(created_at) FILTER (WHERE NOT is_cancelled) AS last_order_at
-        FROM keyed GROUP BY customer_key
+            min(created_at) FILTER (WHERE is_purchase) AS first_order_at,
+            max(created_at) FILTER (WHERE is_purchase) AS last_order_at
+        FROM flags GROUP BY customer_key
     """
-    features = _query(query, keyed=keyed).df()
+    features = _query(query, flags=flags).df()
     features["return_rate"] = features["n_returned_orders"] / features[
         "n_orders_placed"
     ].where(features["n_orders_placed"] > 0)
@@ -276,15 +309,15 @@ def _order_features(orders: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
 def _product_features(
     orders: pd.DataFrame, lines: pd.DataFrame, *, min_orders: int
 ) -> pd.DataFrame:
-    order_keys = orders[["order_id", "customer_key"]].assign(
-        is_returned=orders["is_cancelled"].fillna(False).astype(bool)
-        | (orders["refunded_amount"].fillna(0.0) > 0)
-    )
+    flags = _order_flags(orders)[
+        ["order_id", "customer_key", "is_returned", "is_return"]
+    ]
     line_products = lines[["order_id", "product"]]
     query = f"""
         WITH bought AS (
-            SELECT DISTINCT o.customer_key, o.order_id, o.is_returned, l.product
-            FROM line_products l JOIN order_keys o USING (order_id)
+            SELECT DISTINCT o.customer_key, o.order_id, o.is_returned, o.is_return,
+                l.product
+            FROM line_products l JOIN flags o USING (order_id)
             WHERE l.product IS NOT NULL
         ),
         rates AS (
@@ -293,15 +326,16 @@ def _product_features(
             FROM bought GROUP BY product
         )
         SELECT b.customer_key,
-            count(DISTINCT b.product) AS n_products,
-            list(DISTINCT b.product ORDER BY b.product) AS products,
-            max(r.product_return_rate) FILTER (WHERE r.n_orders >= {min_orders})
-                AS max_product_return_rate
+            count(DISTINCT b.product) FILTER (WHERE NOT b.is_return) AS n_products,
+            list(DISTINCT b.product ORDER BY b.product)
+                FILTER (WHERE NOT b.is_return) AS products,
+            max(r.product_return_rate) FILTER (WHERE r.n_orders >= {min_orders}
+                AND NOT b.is_return) AS max_product_return_rate
         FROM bought b JOIN rates r USING (product)
         WHERE b.customer_key IS NOT NULL
         GROUP BY b.customer_key
     """
-    return _query(query, line_products=line_products, order_keys=order_keys).df()
+    return _query(query, line_products=line_products, flags=flags).df()
 
 
 def _checkout_features(
@@ -587,6 +621,41 @@ def count_to_dial(*, target_conversations: int, expected_connect_rate: float) ->
             f"target_conversations must be positive, got {target_conversations!r}"
         )
     return math.ceil(target_conversations / expected_connect_rate)
+
+
+def expected_conversations(
+    n_dialled: int, connect_rate: float, *, coverage: float = 0.95
+) -> dict:
+    """Return how many conversations `n_dialled` calls should give.
+
+    Parameters
+    ----------
+    n_dialled : int
+        Customers on the call list.
+    connect_rate : float
+        The expected share who talk.
+    coverage : float
+        The probability the range covers.
+
+    Returns
+    -------
+    dict
+        ``expected`` (``n * rate``), ``low`` and ``high``: the central range of a
+        binomial(n, rate) count (``scipy.stats.binom.interval``).
+
+    Notes
+    -----
+    The binomial treats customers as independent with one shared rate; a real
+    rate that is itself uncertain (30-40%) widens the range.
+    """
+    from scipy.stats import binom
+
+    low, high = binom.interval(coverage, n_dialled, connect_rate)
+    return {
+        "expected": n_dialled * connect_rate,
+        "low": int(low),
+        "high": int(high),
+    }
 
 
 def allocate_proportionally(total: int, sizes: pd.Series) -> pd.Series:
@@ -1339,7 +1408,7 @@ def summarise_plan(plan: SegmentPlan) -> dict:
     config = plan.study.config
     sampling = config["sampling"]
     orders = plan.exports.orders
-    placed = orders.loc[~orders["is_cancelled"].fillna(False).astype(bool)]
+    placed = orders.loc[_order_flags(orders)["is_purchase"].to_numpy()]
     in_month = plan.segments.loc[
         plan.segments["segment"].isin(plan.month_segments), "customer_key"
     ]
