@@ -1,0 +1,223 @@
+"""The customers' own words: phrases, collocations, KWIC, log-odds, quote bank."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+from scipy import stats
+from stop_words import get_stop_words
+
+from helpers import language
+
+SMALL_STOP = frozenset({"the", "was", "at", "me", "for"})
+
+
+@pytest.fixture
+def excerpts() -> pd.DataFrame:
+    rows = [
+        ("c1", 1, "interviewer", "Was shipping cost the problem?"),
+        (
+            "c1",
+            2,
+            "customer",
+            "The shipping cost was too high. Shipping cost at checkout surprised me.",
+        ),
+        ("c2", 1, "interviewer", "What stopped you?"),
+        ("c2", 2, "customer", "Shipping cost again! Too high for me."),
+    ]
+    frame = pd.DataFrame(
+        rows, columns=["conversation_id", "position", "speaker", "text"]
+    )
+    frame["excerpt_id"] = [
+        f"{c}-{p:03d}"
+        for c, p in zip(frame["conversation_id"], frame["position"], strict=True)
+    ]
+    frame["is_customer"] = frame["speaker"] == "customer"
+    return frame
+
+
+def test_tokens_keep_contractions_and_drop_punctuation():
+    assert language.tokenise("I didn’t buy it: $40 shipping!") == [
+        "i", "didn't", "buy", "it", "40", "shipping",
+    ]  # fmt: skip
+
+
+def test_stop_words_come_from_the_package_minus_meaningful_words():
+    package = set(get_stop_words("en"))
+    assert "the" in language.STOP_WORDS
+    assert language.STOP_WORDS.issubset(package)
+    # Negations and sizes carry customers' meaning ("not worth", "too small").
+    assert {"not", "too", "small"} <= package
+    assert not {"not", "too", "small"} & language.STOP_WORDS
+
+
+def test_phrase_counts_by_hand(excerpts):
+    phrases = language.count_phrases(
+        excerpts, sizes=(2, 3), min_count=2, stop_words=SMALL_STOP
+    )
+    # Customer turn 1: shipping cost (x2), too high, high shipping, checkout
+    # surprised; turn 2: shipping cost, cost again, again too, too high. The
+    # interviewer's "shipping cost" must not count. No trigram is said twice.
+    assert phrases.to_dict("records") == [
+        {
+            "phrase": "shipping cost",
+            "n_words": 2,
+            "n_occurrences": 3,
+            "n_conversations": 2,
+        },
+        {"phrase": "too high", "n_words": 2, "n_occurrences": 2, "n_conversations": 2},
+    ]
+
+
+def test_phrase_counts_keep_single_occurrences_when_asked(excerpts):
+    phrases = language.count_phrases(
+        excerpts, sizes=(3,), min_count=1, stop_words=SMALL_STOP
+    )
+    # Trigrams without a stop word at either end: cost was too, too high
+    # shipping, high shipping cost, cost at checkout, shipping cost again, cost
+    # again too, again too high ("too" is not in this stop list).
+    assert sorted(phrases["phrase"]) == sorted(
+        [
+            "cost was too",
+            "too high shipping",
+            "high shipping cost",
+            "cost at checkout",
+            "shipping cost again",
+            "cost again too",
+            "again too high",
+        ]
+    )
+
+
+def test_collocation_likelihood_ratio_matches_scipy_g_test(excerpts):
+    collocations = language.find_collocations(
+        excerpts, size=2, min_count=2, stop_words=SMALL_STOP
+    ).set_index("phrase")
+    # Customer tokens: 12 + 7 = 19; "shipping" 3 times, "cost" 3 times, the pair 3.
+    table = [[3, 0], [0, 19 - 3]]
+    g_squared = stats.chi2_contingency(
+        table, correction=False, lambda_="log-likelihood"
+    ).statistic
+    assert collocations.loc["shipping cost", "score"] == pytest.approx(g_squared)
+    assert collocations.loc["shipping cost", "n_occurrences"] == 3
+    # "too high": too 2, high 2, pair 2.
+    table = [[2, 0], [0, 17]]
+    g_squared = stats.chi2_contingency(
+        table, correction=False, lambda_="log-likelihood"
+    ).statistic
+    assert collocations.loc["too high", "score"] == pytest.approx(g_squared)
+
+
+def test_keyword_in_context_shows_words_around_each_use():
+    frame = pd.DataFrame(
+        {
+            "conversation_id": ["c1"],
+            "excerpt_id": ["c1-002"],
+            "text": ["It was Too expensive, honestly too expensive for me"],
+            "is_customer": [True],
+        }
+    )
+    kwic = language.keyword_in_context(frame, "too expensive", width=2)
+    assert kwic[["left", "keyword", "right"]].values.tolist() == [
+        ["It was", "Too expensive", "honestly too"],
+        ["expensive honestly", "too expensive", "for me"],
+    ]
+
+
+def test_log_odds_with_informative_prior_by_hand():
+    excerpts = pd.DataFrame(
+        {
+            "conversation_id": ["a1", "b1"],
+            "excerpt_id": ["a1-001", "b1-001"],
+            "text": ["price price price ship", "price ship ship ship"],
+            "is_customer": [True, True],
+        }
+    )
+    conversations = pd.DataFrame(
+        {"conversation_id": ["a1", "b1"], "segment": ["a", "b"]}
+    )
+    scores = language.distinguish_phrases(
+        excerpts, conversations, sizes=(1,), min_count=1, stop_words=frozenset()
+    ).set_index(["segment", "phrase"])
+    # Prior = pooled counts: price 4, ship 4 (a_0 = 8); n_a = n_b = 4.
+    # delta(price, a vs b) = log(7 / (4 + 8 - 3 - 4)) - log(5 / (4 + 8 - 1 - 4))
+    #                      = log(7/5) - log(5/7); var = 1/7 + 1/5.
+    delta = math.log(7 / 5) - math.log(5 / 7)
+    se = math.sqrt(1 / 7 + 1 / 5)
+    row = scores.loc[("a", "price")]
+    assert row["log_odds"] == pytest.approx(delta)
+    assert row["z"] == pytest.approx(delta / se)
+    assert row["n_in_segment"] == 3
+    assert scores.loc[("b", "price"), "log_odds"] == pytest.approx(-delta)
+    assert scores.loc[("a", "ship"), "z"] == pytest.approx(-delta / se)
+
+
+def test_quote_bank_ids_redaction_and_consent():
+    codebook = pd.DataFrame(
+        {
+            "code": ["OBJ", "OBJ-PRICE", "STAGE", "STAGE-BUY"],
+            "parent": [None, "OBJ", None, "STAGE"],
+        }
+    )
+    excerpts = pd.DataFrame(
+        {
+            "conversation_id": ["2026-11-07"] * 3 + ["2026-11-08"],
+            "excerpt_id": [
+                "2026-11-07-001",
+                "2026-11-07-002",
+                "2026-11-07-003",
+                "2026-11-08-002",
+            ],
+            "position": [1, 2, 3, 2],
+            "text": [
+                "Alex here, what stopped you?",
+                "Alex, it was too pricey; call me on +44 7700 900123 or jo@example.com",
+                "Then I bought it anyway.",
+                "Price was fine.",
+            ],
+            "is_customer": [False, True, True, True],
+        }
+    )
+    conversations = pd.DataFrame(
+        {
+            "conversation_id": ["2026-11-07", "2026-11-08"],
+            "customer_key": ["c_1", "c_2"],
+            "segment": ["cart_abandoners", "first_time_no_return"],
+            "interviewer": ["Alex Smith", "Sam"],
+            "consent_to_quote": [True, False],
+        }
+    )
+    coded = pd.DataFrame(
+        {
+            "excerpt_id": [
+                "2026-11-07-001",
+                "2026-11-07-002",
+                "2026-11-07-003",
+                "2026-11-07-003",
+                "2026-11-08-002",
+            ],
+            "code": ["OBJ-PRICE", "OBJ-PRICE", "STAGE-BUY", "OBJ-PRICE", "OBJ-PRICE"],
+        }
+    )
+    bank = language.build_quote_bank(excerpts, conversations, coded, codebook)
+    # The interviewer's coded turn is not a customer quote.
+    assert bank["quote_id"].tolist() == [
+        "q-2026-11-07-002", "q-2026-11-07-003", "q-2026-11-08-002",
+    ]  # fmt: skip
+    assert (
+        bank["text"].iloc[0]
+        == "[name], it was too pricey; call me on [phone] or [email]"
+    )
+    # A theme code comes before a stage code as the quote's main code.
+    assert bank["code"].iloc[1] == "OBJ-PRICE"
+    assert bank["codes"].iloc[1] == "OBJ-PRICE, STAGE-BUY"
+    assert bank["consent_to_quote"].tolist() == [True, True, False]
+    # Reports pick consented quotes only; a parent finds its children's quotes.
+    chosen = language.select_quote(bank, "OBJ", codebook)
+    assert chosen["quote_id"] == "q-2026-11-07-002"
+    assert (
+        language.select_quote(bank, "OBJ", codebook, segment="first_time_no_return")
+        is None
+    )
