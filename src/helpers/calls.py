@@ -1,0 +1,1712 @@
+"""Weeks 2-3, calls: the call log read back, connect rates and cart recovery.
+
+Callers fill in the call list (one row per attempt) or a phone system exports its
+own log. Heard reads either into one table of attempts with one vocabulary of
+outcomes, then measures how often customers answer, how many conversations each
+segment has, and, for segments drawn with a not-called hold-out, whether calling
+changed how many customers ordered.
+
+Two words are kept apart throughout:
+
+- **reached** (a connect): the customer answered the phone in person. Outcomes
+  ``connected``, ``declined``, ``callback_requested`` and ``do_not_call`` all need a
+  person to answer, so all four are connects. A voicemail, a machine, or a phone
+  system's "completed" status is never a connect.
+- **conversation**: an attempt whose outcome is ``connected``, i.e. the interview
+  happened. Conversations are counted per customer (a customer spoken to twice is
+  one conversation).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from helpers.errors import HeardInputError
+from helpers.study import Study, check_month, load_study
+
+log = logging.getLogger(__name__)
+
+OUTCOMES = (
+    "connected",
+    "voicemail",
+    "no_answer",
+    "busy",
+    "wrong_number",
+    "declined",
+    "callback_requested",
+    "do_not_call",
+)
+OUTCOME_MEANINGS = {
+    "connected": "the customer answered and the conversation happened",
+    "voicemail": "a voicemail or answering machine picked up (message left or not)",
+    "no_answer": "it rang out, or the call was cancelled before anyone answered",
+    "busy": "the line was busy",
+    "wrong_number": "the number is not the customer's, or does not exist",
+    "declined": "the customer answered but did not want to talk",
+    "callback_requested": "the customer answered and asked to be called later",
+    "do_not_call": "the customer asked never to be called again",
+}
+REACHED_OUTCOMES = frozenset(
+    {"connected", "declined", "callback_requested", "do_not_call"}
+)
+LOG_COLUMNS = (
+    "customer_key",
+    "attempted_at",
+    "caller",
+    "outcome",
+    "talk_seconds",
+    "notes_file",
+    "recovered_order",
+)
+RECORD_COLUMNS = (*LOG_COLUMNS, "is_zone_assumed", "source_file", "source_row")
+KEY_ALIASES = ("customer_key", "reference")
+BREAKDOWNS = ("overall", "segment", "caller", "local-hour", "attempt-number")
+CALL_FILE_SUFFIXES = (".csv", ".xlsx")
+
+# Phone systems recognised from their header (docs: FORMATS.md section 4). Each
+# maps Heard's columns to the log's (lower-cased) columns and its statuses onto
+# Heard's outcomes. A status missing here is an error unless calls.status_map
+# covers it: guessing would turn machines into connects.
+PHONE_SYSTEMS = {
+    "twilio": {
+        "detect": ("call sid", "status"),
+        "columns": {
+            "phone": ("to",),
+            "attempted_at": ("start time", "starttime", "date created"),
+            "caller": ("from",),
+            "outcome": ("status",),
+            "answered_by": ("answeredby", "answered by"),
+            "talk_seconds": ("duration",),
+        },
+        "status_map": {
+            "busy": "busy",
+            "no-answer": "no_answer",
+            "canceled": "no_answer",
+            "failed": "wrong_number",
+        },
+    },
+    "ringcentral": {
+        "detect": ("action result",),
+        "columns": {
+            "phone": ("phone number", "to"),
+            "attempted_at": ("date time", "start time"),
+            "date": ("date",),
+            "time": ("time",),
+            "caller": ("from name", "extension", "from"),
+            "outcome": ("action result", "result"),
+            "talk_seconds": ("duration", "duration (h:mm:ss)"),
+        },
+        "status_map": {
+            "accepted": "connected",
+            "call connected": "voicemail",
+            "voicemail": "voicemail",
+            "missed": "no_answer",
+            "no answer": "no_answer",
+            "hang up": "no_answer",
+            "busy": "busy",
+            "rejected": "declined",
+            "declined": "declined",
+            "wrong number": "wrong_number",
+            "restricted number": "wrong_number",
+        },
+    },
+    "aircall": {
+        "detect": ("duration (in call)", "answered"),
+        "columns": {
+            "phone": ("customer number", "to"),
+            "attempted_at": ("datetime (tz offset incl.)", "datetime (utc)"),
+            "caller": ("user",),
+            "outcome": ("answered",),
+            "talk_seconds": ("duration (in call)",),
+        },
+        # Aircall cannot tell a person from a voicemail box on outbound calls, so
+        # "yes" is left for the study to map (or for callers to code by hand).
+        "status_map": {"no": "no_answer"},
+    },
+}
+TWILIO_MACHINES = ("machine", "fax")
+
+
+# --------------------------------------------------------------------------------------
+# Reading one log
+# --------------------------------------------------------------------------------------
+
+
+def load_call_log(
+    path: Path,
+    *,
+    assignment: pd.DataFrame,
+    config: dict,
+    month: str | None = None,
+    now: pd.Timestamp | None = None,
+    phone_book: dict[str, str] | None = None,
+) -> pd.DataFrame:
+    """Read one call log (Heard's columns or a phone system's) into attempts.
+
+    Parameters
+    ----------
+    path : Path
+        A ``.csv`` or ``.xlsx`` file: the call list as callers filled it in (a
+        ``reference`` or ``customer_key`` column), or a phone system's export
+        (Twilio, RingCentral, Aircall recognised from the header; others through
+        ``calls.column_map``).
+    assignment : DataFrame
+        ``assignment_customer.parquet``: ``customer_key``, ``segment``, ``arm``.
+    config : dict
+        The study configuration (``study.timezone``, ``calls.status_map``,
+        ``calls.column_map``, ``study.default_country``, ``exports.dayfirst``).
+    month : str, optional
+        The call list's month; taken from the parent folder's name when omitted.
+    now : Timestamp, optional
+        Attempts after this are impossible; the current time when omitted.
+    phone_book : dict, optional
+        E.164 phone -> ``customer_key``, for logs that name customers by phone.
+
+    Returns
+    -------
+    DataFrame
+        One row per attempt: ``customer_key``, ``attempted_at`` (UTC),
+        ``caller``, ``outcome``, ``talk_seconds``, ``notes_file``,
+        ``recovered_order``, ``is_zone_assumed``, ``source_file``, ``source_row``
+        (the spreadsheet row). Rows of the call list nobody dialled yet (no time
+        and no outcome) are skipped.
+
+    Raises
+    ------
+    HeardInputError
+        For an unknown outcome, a customer not on the call list (or in the
+        hold-out), an unparseable time, a time before the month or in the future,
+        a missing column, or a phone number not on the call list.
+
+    Notes
+    -----
+    Times without a zone are read in the study's time zone, flagged in
+    ``is_zone_assumed`` and logged as a warning.
+    """
+    path = Path(path)
+    month = check_month(month or path.parent.name)
+    table = read_table(path)
+
+    # Put the log in Heard's columns, then drop rows nobody has dialled.
+    attempts = rename_log_columns(table, path=path, config=config)
+    attempts = drop_undialled_rows(attempts, path=path).reset_index(drop=True)
+    for column in LOG_COLUMNS:
+        if column not in attempts and column not in ("customer_key", "attempted_at"):
+            attempts[column] = None
+
+    # Outcomes, times and customers, each checked row by row.
+    outcomes = map_outcomes(attempts, path=path, config=config)
+    times, assumed = parse_attempt_times(attempts, path=path, config=config)
+    check_attempt_times(times, attempts, path=path, month=month, config=config, now=now)
+    keys = resolve_customer_keys(attempts, path=path, config=config, book=phone_book)
+    check_customers_called(keys, attempts, path=path, assignment=assignment)
+
+    result = pd.DataFrame(
+        {
+            "customer_key": keys,
+            "attempted_at": times,
+            "caller": clean_text(attempts["caller"]),
+            "outcome": outcomes,
+            "talk_seconds": parse_durations(attempts["talk_seconds"]),
+            "notes_file": clean_text(attempts["notes_file"]),
+            "recovered_order": clean_text(attempts["recovered_order"]),
+            "is_zone_assumed": assumed,
+            "source_file": path.name,
+            "source_row": attempts["source_row"].to_numpy(),
+        }
+    ).reset_index(drop=True)
+    log.info("read %d attempts from %s", len(result), path.name)
+    return result
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """Return a CSV or XLSX sheet as text/datetime cells with normalised headers.
+
+    Headers are stripped of spaces and a byte-order mark and lower-cased; the
+    column ``source_row`` holds each row's spreadsheet number (header = 1).
+    """
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        table = pd.read_csv(
+            path, dtype=str, keep_default_na=False, encoding="utf-8-sig"
+        )
+    elif suffix == ".xlsx":
+        table = pd.read_excel(path, dtype=object, engine="openpyxl")
+    else:
+        raise HeardInputError(
+            path,
+            expected="a .csv or .xlsx call log",
+            found=suffix or "no extension",
+            fix="save the log as CSV or XLSX",
+        )
+    table = table.rename(columns=lambda c: str(c).strip().lstrip("\ufeff").lower())
+    table = table.replace({"": None})
+    table["source_row"] = np.arange(2, len(table) + 2)
+    return table
+
+
+def rename_log_columns(
+    table: pd.DataFrame, *, path: Path, config: dict
+) -> pd.DataFrame:
+    """Return `table` with its columns renamed to Heard's log columns.
+
+    The study's ``calls.column_map`` wins; then Heard's own names (``reference``
+    counts as ``customer_key``); then a known phone system's header.
+    """
+    column_map = {
+        heard: str(theirs).strip().lower()
+        for heard, theirs in (config.get("calls", {}).get("column_map") or {}).items()
+    }
+    if column_map:
+        missing = [theirs for theirs in column_map.values() if theirs not in table]
+        if missing:
+            raise HeardInputError(
+                path,
+                column=missing[0],
+                expected="the column named in calls.column_map",
+                found=f"columns {sorted(c for c in table if c != 'source_row')}",
+                fix="correct calls.column_map in study.yml",
+            )
+        renamed = table.rename(columns={v: k for k, v in column_map.items()})
+        return renamed.assign(phone_system="custom")
+    if "outcome" in table and any(alias in table for alias in KEY_ALIASES):
+        # The call list carries both; a caller's extra row may fill only one.
+        keys = table[[c for c in KEY_ALIASES if c in table]].bfill(axis=1).iloc[:, 0]
+        renamed = table.drop(columns=[c for c in KEY_ALIASES if c in table])
+        return renamed.assign(customer_key=keys, phone_system="heard")
+    for name, system in PHONE_SYSTEMS.items():
+        if all(column in table for column in system["detect"]):
+            renamed = table.rename(columns=pick_columns(table, system["columns"]))
+            log.info("%s: read as a %s call log", path.name, name)
+            return renamed.assign(phone_system=name)
+    raise HeardInputError(
+        path,
+        expected="a call log with columns reference (or customer_key), attempted_at, "
+        "caller, outcome, or a Twilio / RingCentral / Aircall export",
+        found=f"columns {sorted(c for c in table if c != 'source_row')}",
+        fix="use the call list's own columns, or map yours in calls.column_map",
+    )
+
+
+def pick_columns(table: pd.DataFrame, candidates: dict) -> dict:
+    """Return ``{their column: Heard's column}`` taking the first candidate found."""
+    chosen = {}
+    for heard, names in candidates.items():
+        found = next((name for name in names if name in table), None)
+        if found is not None and found not in chosen:
+            chosen[found] = heard
+    return chosen
+
+
+def drop_undialled_rows(attempts: pd.DataFrame, *, path: Path) -> pd.DataFrame:
+    """Return the rows that record an attempt; raise for a half-filled row."""
+    time_column = "attempted_at" if "attempted_at" in attempts else "date"
+    for column in (time_column, "outcome"):
+        if column not in attempts:
+            raise HeardInputError(
+                path,
+                column=column,
+                expected=f"a column {column!r}",
+                found="no such column",
+                fix="add the column, or map it in calls.column_map",
+            )
+    has_time = attempts[time_column].notna()
+    has_outcome = attempts["outcome"].notna()
+    half = attempts[has_time != has_outcome]
+    if len(half):
+        row = half.iloc[0]
+        missing = time_column if pd.isna(row[time_column]) else "outcome"
+        raise HeardInputError(
+            path,
+            row=int(row["source_row"]),
+            column=missing,
+            expected="both an attempt time and an outcome for a dialled row",
+            found="one of them blank",
+            fix=f"fill in {missing}, or clear the row if nobody dialled",
+        )
+    return attempts[has_time & has_outcome]
+
+
+def build_status_map(config: dict, *, system: str) -> dict[str, str]:
+    """Return status -> outcome: Heard's vocabulary, the phone system's statuses,
+    then the study's ``calls.status_map`` on top (keys case-folded)."""
+    status_map = {outcome: outcome for outcome in OUTCOMES}
+    status_map.update({o.replace("_", " "): o for o in OUTCOMES})
+    status_map.update({o.replace("_", "-"): o for o in OUTCOMES})
+    status_map.update(PHONE_SYSTEMS.get(system, {}).get("status_map", {}))
+    study_map = config.get("calls", {}).get("status_map") or {}
+    status_map.update({str(k).strip().casefold(): v for k, v in study_map.items()})
+    return status_map
+
+
+def map_outcomes(attempts: pd.DataFrame, *, path: Path, config: dict) -> np.ndarray:
+    """Return each attempt's outcome in Heard's vocabulary.
+
+    Twilio's ``completed`` is a connect only when ``AnsweredBy`` is ``human``; a
+    machine or fax makes it a voicemail. When ``AnsweredBy`` is blank or
+    ``unknown`` it is refused, unless ``calls.status_map`` says what
+    ``completed`` means for this study.
+    """
+    system = attempts["phone_system"].iloc[0] if len(attempts) else "heard"
+    status_map = build_status_map(config, system=system)
+    answered_by = attempts.get("answered_by")
+    outcomes = []
+    for position, status in enumerate(attempts["outcome"]):
+        text = str(status).strip().casefold()
+        outcome = status_map.get(text)
+        if system == "twilio" and text == "completed":
+            outcome = twilio_answer(answered_by, position) or status_map.get(text)
+        if outcome not in OUTCOMES:
+            raise unknown_outcome(attempts, position, path=path, status=status)
+        outcomes.append(outcome)
+    return np.array(outcomes, dtype=object)
+
+
+def twilio_answer(answered_by: pd.Series | None, position: int) -> str | None:
+    """Return Heard's outcome for a completed Twilio call from ``AnsweredBy``, or
+    None when it does not say (no detection, or ``unknown``)."""
+    if answered_by is None or pd.isna(answered_by.iloc[position]):
+        return None
+    who = str(answered_by.iloc[position]).strip().casefold()
+    if who == "human":
+        return "connected"
+    if who.startswith(TWILIO_MACHINES):
+        return "voicemail"
+    return None
+
+
+def unknown_outcome(attempts, position, *, path, status) -> HeardInputError:
+    """Return the error for a status that maps to no outcome."""
+    row = attempts.iloc[position]
+    twilio_completed = str(status).strip().casefold() == "completed"
+    fix = (
+        "a 'completed' call may have been answered by voicemail: turn on answering "
+        "machine detection (AnsweredBy), have callers record the outcome, or say "
+        "what it means for this study in calls.status_map"
+        if twilio_completed
+        else "use one of the outcomes, or add this status to calls.status_map in "
+        "study.yml (for example `status_map: {Left message: voicemail}`)"
+    )
+    return HeardInputError(
+        path,
+        row=int(row["source_row"]),
+        column="outcome",
+        expected=f"one of {', '.join(OUTCOMES)}",
+        found=status,
+        fix=fix,
+    )
+
+
+def parse_attempt_times(
+    attempts: pd.DataFrame, *, path: Path, config: dict
+) -> tuple[pd.Series, np.ndarray]:
+    """Return attempt times in UTC and whether each one's zone was assumed.
+
+    Cells may be ISO 8601 text with an offset, RFC 2822 text (Twilio), separate
+    date and time columns (RingCentral), or spreadsheet dates. Times without a
+    zone are taken to be in the study's time zone.
+    """
+    zone = config.get("study", {}).get("timezone", "UTC")
+    dayfirst = bool(config.get("exports", {}).get("dayfirst", False))
+    if "attempted_at" in attempts:
+        cells = attempts["attempted_at"]
+    else:
+        clock = attempts["time"].fillna("").astype(str) if "time" in attempts else ""
+        cells = attempts["date"].astype(str) + " " + clock
+    times, assumed = [], []
+    for position, cell in enumerate(cells):
+        moment = parse_one_time(cell, dayfirst=dayfirst)
+        if moment is None:
+            raise bad_time(attempts, position, path=path, cell=cell)
+        if moment.tzinfo is None:
+            moment = moment.tz_localize(zone, ambiguous="NaT", nonexistent="NaT")
+            if pd.isna(moment):
+                raise bad_time(attempts, position, path=path, cell=cell, dst=True)
+            assumed.append(True)
+        else:
+            assumed.append(False)
+        times.append(moment.tz_convert("UTC"))
+    if any(assumed):
+        log.warning(
+            "%s: %d attempt times had no time zone; read them in the study's zone %s",
+            path.name,
+            sum(assumed),
+            zone,
+        )
+    series = pd.Series(pd.DatetimeIndex(times, tz="UTC"), index=attempts.index)
+    return series, np.array(assumed, dtype=bool)
+
+
+def parse_one_time(cell: object, *, dayfirst: bool) -> pd.Timestamp | None:
+    """Return one cell as a Timestamp, or None when it cannot be read."""
+    if cell is None or (isinstance(cell, float) and math.isnan(cell)):
+        return None
+    try:
+        moment = pd.Timestamp(cell) if not isinstance(cell, str) else None
+        if moment is None:
+            moment = pd.to_datetime(cell.strip(), dayfirst=dayfirst)
+    except (ValueError, TypeError, OverflowError):
+        return None
+    return None if pd.isna(moment) else moment
+
+
+def bad_time(attempts, position, *, path, cell, dst=False) -> HeardInputError:
+    """Return the error for an attempt time that cannot be read."""
+    column = "attempted_at" if "attempted_at" in attempts else "date"
+    expected = (
+        "a time that exists once in the study's zone (this one falls in a "
+        "daylight-saving change)"
+        if dst
+        else "a date and time such as 2026-11-09T14:05:00-05:00"
+    )
+    return HeardInputError(
+        path,
+        row=int(attempts.iloc[position]["source_row"]),
+        column=column,
+        expected=expected,
+        found=cell,
+        fix="write the time in ISO 8601 with its UTC offset",
+    )
+
+
+def check_attempt_times(
+    times: pd.Series,
+    attempts: pd.DataFrame,
+    *,
+    path: Path,
+    month: str,
+    config: dict,
+    now: pd.Timestamp | None,
+) -> None:
+    """Raise for an attempt before the call list's month or in the future."""
+    month_start = month_start_utc(month, config=config)
+    now = pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now)
+    now = now.tz_localize("UTC") if now.tzinfo is None else now.tz_convert("UTC")
+    column = "attempted_at" if "attempted_at" in attempts else "date"
+    for position, moment in enumerate(times):
+        if moment >= month_start and moment <= now:
+            continue
+        early = moment < month_start
+        raise HeardInputError(
+            path,
+            row=int(attempts.iloc[position]["source_row"]),
+            column=column,
+            expected=f"a time on or after the call list's month ({month})"
+            if early
+            else f"a time not after now ({now:%Y-%m-%d %H:%M} UTC)",
+            found=f"{moment:%Y-%m-%d %H:%M} UTC",
+            fix="check the year and the day/month order of this attempt",
+        )
+
+
+def month_start_utc(month: str, *, config: dict) -> pd.Timestamp:
+    """Return midnight on the month's first day in the study's zone, in UTC."""
+    zone = config.get("study", {}).get("timezone", "UTC")
+    return pd.Timestamp(f"{check_month(month)}-01").tz_localize(zone).tz_convert("UTC")
+
+
+def resolve_customer_keys(
+    attempts: pd.DataFrame, *, path: Path, config: dict, book: dict | None
+) -> np.ndarray:
+    """Return each attempt's ``customer_key``, looked up by phone when needed."""
+    if "customer_key" in attempts:
+        keys = clean_text(attempts["customer_key"])
+        blank = pd.isna(keys)
+        if blank.any():
+            row = int(attempts.loc[blank].iloc[0]["source_row"])
+            raise HeardInputError(
+                path,
+                row=row,
+                column="reference",
+                expected="the customer's reference from the call list",
+                found="a blank cell",
+                fix="copy the reference from the customer's first row",
+            )
+        return keys.to_numpy(dtype=object)
+    if "phone" not in attempts:
+        raise HeardInputError(
+            path,
+            expected="a customer reference or phone column",
+            found="neither",
+            fix="map customer_key or phone in calls.column_map",
+        )
+    return keys_from_phones(attempts, path=path, config=config, book=book or {})
+
+
+def keys_from_phones(attempts, *, path, config, book) -> np.ndarray:
+    """Return ``customer_key`` for each attempt's phone via the call list."""
+    import phonenumbers
+
+    region = config.get("study", {}).get("default_country", "US")
+    keys = []
+    for position, raw in enumerate(attempts["phone"]):
+        try:
+            number = phonenumbers.parse(str(raw), region)
+            e164 = phonenumbers.format_number(
+                number, phonenumbers.PhoneNumberFormat.E164
+            )
+        except phonenumbers.NumberParseException:
+            e164 = None
+        if e164 not in book:
+            raise HeardInputError(
+                path,
+                row=int(attempts.iloc[position]["source_row"]),
+                column="phone",
+                expected="a phone number from this month's call list",
+                found="a number not on the call list",
+                fix="check the log is for this study and month; calls to other "
+                "numbers cannot be matched to a customer",
+            )
+        keys.append(book[e164])
+    return np.array(keys, dtype=object)
+
+
+def check_customers_called(
+    keys: np.ndarray, attempts: pd.DataFrame, *, path: Path, assignment: pd.DataFrame
+) -> None:
+    """Raise for an attempt on a customer who is not in the called arm."""
+    arms = dict(zip(assignment["customer_key"], assignment["arm"], strict=False))
+    for position, key in enumerate(keys):
+        arm = arms.get(key)
+        if arm == "called":
+            continue
+        holdout = arm == "holdout"
+        raise HeardInputError(
+            path,
+            row=int(attempts.iloc[position]["source_row"]),
+            column="reference" if "customer_key" in attempts else "phone",
+            expected="a customer on this month's call list",
+            found=f"{key} (in the not-called hold-out)" if holdout else key,
+            fix="remove the row: calling a hold-out customer spoils the comparison"
+            if holdout
+            else "check the reference was copied from the call list",
+        )
+
+
+def clean_text(column: pd.Series) -> pd.Series:
+    """Return text cells stripped, with blanks as missing."""
+    text = column.map(lambda v: None if pd.isna(v) else str(v).strip() or None)
+    return text.astype(object)
+
+
+def parse_durations(column: pd.Series) -> pd.Series:
+    """Return talk time in seconds from seconds or ``H:MM:SS`` cells."""
+
+    def seconds(value: object) -> float:
+        if pd.isna(value):
+            return np.nan
+        text = str(value).strip()
+        if re.fullmatch(r"\d+:\d{1,2}(:\d{1,2})?", text):
+            parts = [int(p) for p in text.split(":")]
+            return float(sum(p * 60**i for i, p in enumerate(reversed(parts))))
+        try:
+            return float(text)
+        except ValueError:
+            return np.nan
+
+    return column.map(seconds).astype(float)
+
+
+# --------------------------------------------------------------------------------------
+# Reading a month's logs and merging re-imports
+# --------------------------------------------------------------------------------------
+
+MERGE_KEY = ["customer_key", "attempted_at"]
+COMPARED_COLUMNS = (
+    "caller",
+    "outcome",
+    "talk_seconds",
+    "notes_file",
+    "recovered_order",
+)
+
+
+def read_call_log(study: Study | str, month: str, *, now=None) -> pd.DataFrame:
+    """Read every call log in ``calls/<month>/`` of a study.
+
+    Parameters
+    ----------
+    study : Study or str
+        The study, or its name.
+    month : str
+        ``YYYY-MM``.
+    now : Timestamp, optional
+        Passed to :func:`load_call_log` (attempts after it are impossible).
+
+    Returns
+    -------
+    DataFrame
+        The attempts of all files, in file-name order, columns as in
+        :func:`load_call_log`. Duplicates are not removed here: see
+        :func:`merge_attempts`.
+
+    Raises
+    ------
+    HeardInputError
+        When the folder holds no log, or as :func:`load_call_log`.
+    """
+    study = load_study(study) if not isinstance(study, Study) else study
+    folder = study.raw("calls", check_month(month))
+    files = sorted(
+        p
+        for p in (folder.iterdir() if folder.is_dir() else [])
+        if p.suffix.lower() in CALL_FILE_SUFFIXES and not p.name.startswith((".", "~$"))
+    )
+    if not files:
+        raise HeardInputError(
+            folder,
+            expected="the filled-in call list (.xlsx or .csv) or a phone-system log",
+            found="no call log",
+            fix="put the callers' call list or the phone system's export there",
+        )
+    assignment = pd.read_parquet(study.processed(month, "assignment_customer.parquet"))
+    book = read_phone_book(study, month)
+    logs = [
+        load_call_log(
+            path,
+            assignment=assignment,
+            config=study.config,
+            month=month,
+            now=now,
+            phone_book=book,
+        )
+        for path in files
+    ]
+    return pd.concat(logs, ignore_index=True)
+
+
+def read_phone_book(study: Study, month: str) -> dict[str, str]:
+    """Return E.164 phone -> ``customer_key`` from the month's processed call list.
+
+    Only phone-system logs need it; an absent call list gives an empty book.
+    """
+    path = study.processed(month, f"call-list_customer_{month}.csv")
+    if not path.exists():
+        return {}
+    call_list = pd.read_csv(path, dtype=str, keep_default_na=False)
+    call_list = call_list.rename(columns=lambda c: str(c).strip().lower())
+    key_column = next((c for c in KEY_ALIASES if c in call_list), None)
+    if key_column is None:
+        return {}
+    book = {}
+    for column in (c for c in call_list if "phone" in c):
+        for phone, key in zip(call_list[column], call_list[key_column], strict=True):
+            phone = phone.lstrip("'")
+            if phone.startswith("+"):
+                book[phone] = key
+    return book
+
+
+def merge_attempts(
+    logged: pd.DataFrame | None, incoming: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Merge newly read attempts into those already logged, losing nothing.
+
+    Parameters
+    ----------
+    logged : DataFrame or None
+        Attempts from the processed ``attempts_attempt.parquet`` of an earlier run.
+    incoming : DataFrame
+        Attempts just read from raw (:func:`read_call_log`).
+
+    Returns
+    -------
+    merged : DataFrame
+        One row per (``customer_key``, ``attempted_at``), columns
+        ``RECORD_COLUMNS``. A logged row always stays as it was; rows only in the
+        earlier file are kept.
+    conflicts : DataFrame
+        One row per differing value: ``customer_key``, ``attempted_at``,
+        ``column``, ``logged``, ``incoming``, ``source_file``, ``source_row``
+        (where the incoming value came from).
+
+    Notes
+    -----
+    Identical repeats are dropped silently. A repeat with a different value is
+    a conflict: the first value is kept and the conflict reported, never
+    overwritten. To accept a correction, delete the processed attempts file and
+    rebuild from raw.
+    """
+    columns = list(RECORD_COLUMNS)
+    parts = (
+        [incoming[columns]] if logged is None else [logged[columns], incoming[columns]]
+    )
+    stacked = pd.concat(parts, ignore_index=True)
+    is_repeat = stacked.duplicated(MERGE_KEY, keep="first")
+    merged = stacked[~is_repeat].sort_values(MERGE_KEY, ignore_index=True)
+
+    # Compare every repeat with the row that was kept.
+    repeats = stacked[is_repeat].merge(
+        merged, on=MERGE_KEY, suffixes=("_incoming", "_logged")
+    )
+    conflicts = []
+    for column in COMPARED_COLUMNS:
+        new, old = repeats[f"{column}_incoming"], repeats[f"{column}_logged"]
+        same = (new == old) | (new.isna() & old.isna())
+        for _, row in repeats[~same].iterrows():
+            conflicts.append(
+                {
+                    "customer_key": row["customer_key"],
+                    "attempted_at": row["attempted_at"],
+                    "column": column,
+                    "logged": none_or_text(row[f"{column}_logged"]),
+                    "incoming": none_or_text(row[f"{column}_incoming"]),
+                    "source_file": row["source_file_incoming"],
+                    "source_row": int(row["source_row_incoming"]),
+                }
+            )
+    if conflicts:
+        log.warning(
+            "%d re-imported values differ from those already logged; kept the "
+            "logged ones (see attempt-conflicts_attempt.parquet)",
+            len(conflicts),
+        )
+    conflict_columns = [*MERGE_KEY, "column", "logged", "incoming", "source_file"]
+    return merged, pd.DataFrame(conflicts, columns=[*conflict_columns, "source_row"])
+
+
+def none_or_text(value: object) -> str | None:
+    """Return `value` as text, or None when missing."""
+    return None if pd.isna(value) else str(value)
+
+
+def collect_do_not_call(attempts: pd.DataFrame) -> pd.DataFrame:
+    """Return the do-not-call requests made during calls.
+
+    Returns
+    -------
+    DataFrame
+        ``customer_key``, ``requested_at`` (the first request, UTC), one row per
+        customer.
+    """
+    requests = attempts.loc[attempts["outcome"] == "do_not_call", MERGE_KEY]
+    requests = requests.groupby("customer_key", as_index=False)["attempted_at"].min()
+    return requests.rename(columns={"attempted_at": "requested_at"})
+
+
+def describe_attempts(
+    attempts: pd.DataFrame,
+    *,
+    assignment: pd.DataFrame,
+    customers: pd.DataFrame | None,
+    config: dict,
+) -> pd.DataFrame:
+    """Return attempts with their segment, attempt number and local hour.
+
+    Parameters
+    ----------
+    attempts : DataFrame
+        Merged attempts (:func:`merge_attempts`).
+    assignment : DataFrame
+        ``customer_key``, ``segment``.
+    customers : DataFrame or None
+        ``customer_key``, ``timezone``; a customer without one is timed in the
+        study's zone.
+    config : dict
+        The study configuration (``study.timezone``).
+
+    Returns
+    -------
+    DataFrame
+        `attempts` plus ``segment``, ``attempt_number`` (1 for a customer's
+        first attempt, in time order), ``timezone``, ``local_hour`` (0-23, the
+        customer's local time), ``is_reached`` (a person answered) and
+        ``is_conversation`` (outcome ``connected``).
+    """
+    study_zone = config.get("study", {}).get("timezone", "UTC")
+    described = attempts.sort_values(MERGE_KEY, ignore_index=True)
+    segments = assignment.drop_duplicates("customer_key")[["customer_key", "segment"]]
+    described = described.merge(segments, on="customer_key", how="left")
+    described["attempt_number"] = described.groupby("customer_key").cumcount() + 1
+
+    # Local hour in each customer's own zone; the study's zone when unknown.
+    zones = pd.Series(dtype=object)
+    if customers is not None and "timezone" in customers:
+        zones = customers.drop_duplicates("customer_key").set_index("customer_key")
+        zones = zones["timezone"]
+    described["timezone"] = described["customer_key"].map(zones).fillna(study_zone)
+    n_assumed = int((~described["customer_key"].isin(zones.dropna().index)).sum())
+    if n_assumed:
+        log.warning(
+            "%d attempts timed in the study's zone (%s): customer's zone unknown",
+            n_assumed,
+            study_zone,
+        )
+    described["local_hour"] = [
+        moment.tz_convert(zone).hour
+        for moment, zone in zip(
+            described["attempted_at"], described["timezone"], strict=True
+        )
+    ]
+    described["is_reached"] = described["outcome"].isin(REACHED_OUTCOMES)
+    described["is_conversation"] = described["outcome"].eq("connected")
+    return described
+
+
+# --------------------------------------------------------------------------------------
+# Connect rates and conversations
+# --------------------------------------------------------------------------------------
+
+GROUP_COLUMNS = {
+    "overall": None,
+    "segment": "segment",
+    "caller": "caller",
+    "local-hour": "local_hour",
+    "attempt-number": "attempt_number",
+}
+
+
+def tally_connect_rates(
+    attempts: pd.DataFrame, *, by: str = "overall", alpha: float = 0.05
+) -> pd.DataFrame:
+    """Return connect rates with Wilson intervals, per customer and per attempt.
+
+    Parameters
+    ----------
+    attempts : DataFrame
+        Described attempts (:func:`describe_attempts`).
+    by : {"overall", "segment", "caller", "local-hour", "attempt-number"}
+        The breakdown. Per-customer rates are given for ``overall`` and
+        ``segment``; callers, hours and attempt numbers are properties of an
+        attempt, so only per-attempt rates are given for them.
+    alpha : float
+        One minus the confidence level.
+
+    Returns
+    -------
+    DataFrame
+        The group column (none for ``overall``), ``unit`` (``customer``: customers
+        reached at least once / customers dialled; ``attempt``: attempts a person
+        answered / attempts), ``n_connected``, ``n_dialled``, ``connect_rate``,
+        ``ci_low``, ``ci_high`` (Wilson).
+    """
+    from helpers.stats import tally_rate
+
+    if by not in GROUP_COLUMNS:
+        raise ValueError(f"by must be one of {', '.join(GROUP_COLUMNS)}; got {by!r}")
+    group = GROUP_COLUMNS[by]
+    keys = [group] if group else []
+    framed = attempts.assign(_all="all")
+    grouping = keys or ["_all"]
+
+    per_attempt = framed.groupby(grouping, as_index=False, dropna=False).agg(
+        n_connected=("is_reached", "sum"), n_dialled=("is_reached", "size")
+    )
+    tables = [per_attempt.assign(unit="attempt")]
+    if by in ("overall", "segment"):
+        reached = framed.groupby([*grouping, "customer_key"], dropna=False)[
+            "is_reached"
+        ].any()
+        per_customer = reached.groupby(level=grouping, dropna=False).agg(
+            n_connected="sum", n_dialled="size"
+        )
+        tables.insert(0, per_customer.reset_index().assign(unit="customer"))
+    rates = pd.concat(tables, ignore_index=True).drop(columns="_all", errors="ignore")
+    rates[["n_connected", "n_dialled"]] = rates[["n_connected", "n_dialled"]].astype(
+        int
+    )
+    rates = tally_rate(
+        rates,
+        successes="n_connected",
+        trials="n_dialled",
+        rate="connect_rate",
+        alpha=alpha,
+    )
+    return rates[
+        [*keys, "unit", "n_connected", "n_dialled", "connect_rate", "ci_low", "ci_high"]
+    ]
+
+
+def tally_conversations(
+    attempts: pd.DataFrame,
+    *,
+    assignment: pd.DataFrame,
+    target: tuple[int, int] = (20, 30),
+    alpha: float = 0.05,
+) -> pd.DataFrame:
+    """Return conversations per segment, attempts per conversation and progress.
+
+    Parameters
+    ----------
+    attempts : DataFrame
+        Described attempts (:func:`describe_attempts`).
+    assignment : DataFrame
+        ``customer_key``, ``segment``, ``arm``: the called customers per segment.
+    target : tuple of int
+        The conversations wanted per segment (low, high).
+    alpha : float
+        One minus the confidence level.
+
+    Returns
+    -------
+    DataFrame
+        One row per segment: ``segment``, ``n_called`` (on the call list),
+        ``n_dialled``, ``n_attempts``, ``n_reached`` (customers), ``n_conversations``
+        (customers with a ``connected`` attempt), ``attempts_per_conversation`` with
+        ``ci_low``/``ci_high``, ``target_low``, ``target_high``, ``n_to_target``
+        (conversations still needed to reach the low target), ``is_on_target`` and
+        ``n_attempts_to_target`` (the attempts that would likely take, at the
+        current pace).
+
+    Notes
+    -----
+    The interval for attempts per conversation inverts the Wilson interval of
+    conversations per attempt. It treats attempts as independent; repeat
+    attempts on the same hard-to-reach customer make it somewhat too narrow.
+    """
+    from helpers.stats import wilson_interval
+
+    called = assignment[assignment["arm"] == "called"]
+    per_customer = attempts.groupby(["segment", "customer_key"]).agg(
+        n_attempts=("outcome", "size"),
+        is_reached=("is_reached", "any"),
+        is_conversation=("is_conversation", "any"),
+    )
+    table = per_customer.groupby("segment").agg(
+        n_dialled=("n_attempts", "size"),
+        n_attempts=("n_attempts", "sum"),
+        n_reached=("is_reached", "sum"),
+        n_conversations=("is_conversation", "sum"),
+    )
+    table = (
+        called.groupby("segment")
+        .size()
+        .rename("n_called")
+        .to_frame()
+        .join(table, how="outer")
+    )
+    table = table.fillna(0).astype(int).reset_index()
+
+    # Attempts per conversation: the inverse of conversations per attempt.
+    low, high = wilson_interval(
+        table["n_conversations"], table["n_attempts"], alpha=alpha
+    )
+    with np.errstate(divide="ignore", invalid="ignore"):
+        table["attempts_per_conversation"] = np.where(
+            table["n_conversations"] > 0,
+            table["n_attempts"] / table["n_conversations"].where(lambda n: n > 0),
+            np.nan,
+        )
+        table["ci_low"] = 1 / np.asarray(high)
+        table["ci_high"] = np.where(np.asarray(low) > 0, 1 / np.asarray(low), np.inf)
+    table.loc[table["n_attempts"] == 0, ["ci_low", "ci_high"]] = np.nan
+
+    table["target_low"], table["target_high"] = target
+    table["n_to_target"] = (table["target_low"] - table["n_conversations"]).clip(
+        lower=0
+    )
+    table["is_on_target"] = table["n_conversations"] >= table["target_low"]
+    table["n_attempts_to_target"] = np.ceil(
+        table["n_to_target"] * table["attempts_per_conversation"]
+    )
+    return table
+
+
+def compare_with_field(
+    n_connected: int,
+    n_dialled: int,
+    *,
+    field: tuple[float, float] = (0.30, 0.40),
+    alpha: float = 0.05,
+) -> dict:
+    """Compare a connect rate with the range the field reports.
+
+    Parameters
+    ----------
+    n_connected, n_dialled : int
+        Customers reached and customers dialled (or attempts answered and made).
+    field : tuple of float
+        The field's range, default 30-40%.
+    alpha : float
+        One minus the confidence level.
+
+    Returns
+    -------
+    dict
+        ``k``, ``n``, ``rate``, ``ci_low``, ``ci_high`` (Wilson), ``field_low``,
+        ``field_high``, ``p_value_low`` and ``p_value_high`` (exact two-sided
+        binomial tests of the rate against each end), ``verdict`` (``below``,
+        ``within``, ``above``: below or above only when the whole interval lies
+        outside the range) and ``method``.
+
+    Notes
+    -----
+    The verdict is "more than noise" only when the Wilson interval misses the
+    range entirely; an interval that overlaps it cannot tell the rate from the
+    field's, however far the point estimate is.
+    """
+    from scipy.stats import binomtest
+
+    from helpers.stats import wilson_interval
+
+    low, high = wilson_interval(n_connected, n_dialled, alpha=alpha)
+    rate = n_connected / n_dialled if n_dialled else math.nan
+    verdict = "within"
+    if n_dialled and high < field[0]:
+        verdict = "below"
+    elif n_dialled and low > field[1]:
+        verdict = "above"
+    p_values = [
+        binomtest(n_connected, n_dialled, p).pvalue if n_dialled else math.nan
+        for p in field
+    ]
+    return {
+        "k": int(n_connected),
+        "n": int(n_dialled),
+        "rate": rate,
+        "ci_low": low,
+        "ci_high": high,
+        "field_low": field[0],
+        "field_high": field[1],
+        "p_value_low": p_values[0],
+        "p_value_high": p_values[1],
+        "verdict": verdict,
+        "method": f"Wilson {100 * (1 - alpha):.0f}% interval compared with the "
+        "field's range; exact two-sided binomial tests against each end",
+    }
+
+
+# --------------------------------------------------------------------------------------
+# Cart recovery and revenue per conversation
+# --------------------------------------------------------------------------------------
+
+
+def measure_recovery(
+    assignment: pd.DataFrame,
+    orders: pd.DataFrame,
+    attempts: pd.DataFrame,
+    *,
+    month: str,
+    config: dict,
+) -> pd.DataFrame:
+    """Return, per randomised customer, whether they ordered within the window.
+
+    Only segments drawn with a not-called hold-out are measured: without one
+    there is nothing to compare with.
+
+    Parameters
+    ----------
+    assignment : DataFrame
+        ``customer_key``, ``segment``, ``arm`` (``called``/``holdout``).
+    orders : DataFrame
+        ``customer_key``, ``created_at`` (UTC), ``total``.
+    attempts : DataFrame
+        Described attempts (:func:`describe_attempts`).
+    month : str
+        The call list's month.
+    config : dict
+        ``calls.recovery_window_days`` and ``study.timezone``.
+
+    Returns
+    -------
+    DataFrame
+        One row per customer: ``customer_key``, ``segment``, ``arm``,
+        ``reference_at``, ``is_own_reference`` (the customer's own first attempt),
+        ``is_dialled``, ``is_reached``, ``is_conversation``, ``n_orders``,
+        ``revenue`` (order totals in the window), ``is_recovered`` and
+        ``has_order_before_reference`` (ordered between the month's start and the
+        reference time: not counted).
+
+    Notes
+    -----
+    An order counts when placed after the customer's reference time and no
+    more than ``calls.recovery_window_days`` later. A dialled customer's
+    reference is their own first attempt, so an order placed before the call
+    never counts. A hold-out customer has no call, and neither has a called
+    customer nobody dialled; both take the **median first-attempt time of the
+    segment's dialled customers**. The month's start would open the hold-out's
+    window days before the typical called customer's, when abandoners are most
+    likely to come back by themselves, and so flatter the hold-out; the median
+    puts both arms' windows at the same point of the calling period. Everyone
+    randomised stays in the denominator of their arm (intent to treat).
+
+    Limitations: a called customer's window depends on when they were dialled,
+    which is not randomised; if callers dial the likeliest buyers first, the
+    comparison shifts a little. Orders must be exported after the last window
+    closes; windows still open are logged as a warning.
+    """
+    window = pd.Timedelta(
+        days=int(config.get("calls", {}).get("recovery_window_days", 14))
+    )
+    start = month_start_utc(month, config=config)
+    arms = assignment.groupby("segment")["arm"].agg(set)
+    randomised = [s for s, found in arms.items() if {"called", "holdout"} <= found]
+    customers = assignment[assignment["segment"].isin(randomised)]
+    customers = customers[["customer_key", "segment", "arm"]].copy()
+
+    # Each customer's reference time: own first attempt, else the segment median.
+    per_customer = attempts.groupby("customer_key").agg(
+        first_attempt=("attempted_at", "min"),
+        is_reached=("is_reached", "any"),
+        is_conversation=("is_conversation", "any"),
+    )
+    customers = customers.merge(per_customer, on="customer_key", how="left")
+    median = customers.groupby("segment")["first_attempt"].median()
+    fallback = customers["segment"].map(median).fillna(start)
+    customers["is_dialled"] = customers["first_attempt"].notna()
+    customers["is_own_reference"] = customers["is_dialled"]
+    customers["reference_at"] = customers["first_attempt"].fillna(fallback)
+    customers[["is_reached", "is_conversation"]] = (
+        customers[["is_reached", "is_conversation"]].fillna(False).astype(bool)
+    )
+
+    # Orders in each customer's window.
+    placed = customers[["customer_key", "reference_at"]].merge(
+        orders[["customer_key", "created_at", "total"]], on="customer_key"
+    )
+    in_window = placed[
+        (placed["created_at"] > placed["reference_at"])
+        & (placed["created_at"] <= placed["reference_at"] + window)
+    ]
+    before = placed[
+        (placed["created_at"] >= start)
+        & (placed["created_at"] <= placed["reference_at"])
+    ]
+    totals = in_window.groupby("customer_key").agg(
+        n_orders=("total", "size"), revenue=("total", "sum")
+    )
+    customers = customers.merge(totals, on="customer_key", how="left")
+    customers["n_orders"] = customers["n_orders"].fillna(0).astype(int)
+    customers["revenue"] = customers["revenue"].fillna(0.0).astype(float)
+    customers["is_recovered"] = customers["n_orders"] > 0
+    customers["has_order_before_reference"] = customers["customer_key"].isin(
+        before["customer_key"]
+    )
+    warn_open_windows(customers, orders, window=window)
+    return customers.drop(columns="first_attempt")
+
+
+def warn_open_windows(customers, orders, *, window) -> None:
+    """Log a warning when the orders export ends before some windows close."""
+    if orders.empty or customers.empty:
+        return
+    last_order = orders["created_at"].max()
+    n_open = int((customers["reference_at"] + window > last_order).sum())
+    if n_open:
+        log.warning(
+            "%d of %d recovery windows close after the last order in the export "
+            "(%s): recovery is undercounted until a later export is read",
+            n_open,
+            len(customers),
+            f"{last_order:%Y-%m-%d}",
+        )
+
+
+def compare_recovery(
+    recovery: pd.DataFrame, *, alpha: float = 0.05
+) -> tuple[pd.DataFrame, dict]:
+    """Return recovery per arm and the called-minus-holdout comparison.
+
+    Parameters
+    ----------
+    recovery : DataFrame
+        Per customer, from :func:`measure_recovery`.
+    alpha : float
+        One minus the confidence level.
+
+    Returns
+    -------
+    arms : DataFrame
+        ``segment``, ``arm`` (``called``, ``holdout``, ``called_reached``),
+        ``analysis`` (``intent_to_treat``, or ``per_protocol_not_randomised`` for
+        the customers actually reached), ``n_customers``, ``n_recovered``,
+        ``recovery_rate``, ``ci_low``, ``ci_high`` (Wilson), ``revenue``,
+        ``revenue_per_customer``.
+    comparison : dict
+        Per segment: ``called`` and ``holdout`` (``k``, ``n``, ``rate``,
+        ``ci_low``, ``ci_high``), ``difference`` (called minus hold-out, with
+        ``ci_low``/``ci_high``: Newcombe's hybrid score interval), ``p_value``
+        (Fisher's exact test, two-sided), ``revenue_called``,
+        ``revenue_holdout``, ``excess_revenue`` (called revenue minus what the
+        called arm would have spent at the hold-out's rate per customer),
+        ``per_protocol`` and ``method``.
+    """
+    from helpers.stats import tally_rate
+
+    reached = recovery[recovery["is_reached"] & (recovery["arm"] == "called")]
+    labelled = pd.concat(
+        [
+            recovery.assign(analysis="intent_to_treat"),
+            reached.assign(
+                arm="called_reached", analysis="per_protocol_not_randomised"
+            ),
+        ]
+    )
+    arms = labelled.groupby(["segment", "arm", "analysis"], as_index=False).agg(
+        n_customers=("customer_key", "size"),
+        n_recovered=("is_recovered", "sum"),
+        revenue=("revenue", "sum"),
+    )
+    arms["n_recovered"] = arms["n_recovered"].astype(int)
+    arms = tally_rate(
+        arms,
+        successes="n_recovered",
+        trials="n_customers",
+        rate="recovery_rate",
+        alpha=alpha,
+    )
+    arms["revenue_per_customer"] = arms["revenue"] / arms["n_customers"]
+    columns = [
+        "segment",
+        "arm",
+        "analysis",
+        "n_customers",
+        "n_recovered",
+        "recovery_rate",
+        "ci_low",
+        "ci_high",
+        "revenue",
+        "revenue_per_customer",
+    ]
+    arms = arms[columns]
+    comparison = {
+        segment: compare_arms(rows.set_index("arm"), alpha=alpha)
+        for segment, rows in arms.groupby("segment")
+    }
+    return arms, comparison
+
+
+def compare_arms(rows: pd.DataFrame, *, alpha: float) -> dict:
+    """Return one segment's called-versus-holdout comparison (see
+    :func:`compare_recovery`)."""
+    from scipy.stats import fisher_exact
+    from statsmodels.stats.proportion import confint_proportions_2indep
+
+    def counts(arm: str) -> dict:
+        if arm not in rows.index:
+            return {
+                "k": 0,
+                "n": 0,
+                "rate": math.nan,
+                "ci_low": math.nan,
+                "ci_high": math.nan,
+            }
+        row = rows.loc[arm]
+        return {
+            "k": int(row["n_recovered"]),
+            "n": int(row["n_customers"]),
+            "rate": float(row["recovery_rate"]),
+            "ci_low": float(row["ci_low"]),
+            "ci_high": float(row["ci_high"]),
+        }
+
+    called, holdout = counts("called"), counts("holdout")
+    low, high = confint_proportions_2indep(
+        called["k"],
+        called["n"],
+        holdout["k"],
+        holdout["n"],
+        method="newcomb",
+        compare="diff",
+        alpha=alpha,
+    )
+    table = [
+        [called["k"], called["n"] - called["k"]],
+        [holdout["k"], holdout["n"] - holdout["k"]],
+    ]
+    revenue = {arm: float(rows.loc[arm, "revenue"]) for arm in ("called", "holdout")}
+    holdout_per_customer = revenue["holdout"] / holdout["n"]
+    return {
+        "called": called,
+        "holdout": holdout,
+        "difference": {
+            "estimate": called["rate"] - holdout["rate"],
+            "ci_low": float(low),
+            "ci_high": float(high),
+        },
+        "p_value": float(fisher_exact(table, alternative="two-sided").pvalue),
+        "revenue_called": revenue["called"],
+        "revenue_holdout": revenue["holdout"],
+        "excess_revenue": revenue["called"] - called["n"] * holdout_per_customer,
+        "per_protocol": {
+            **counts("called_reached"),
+            "label": "customers actually reached: per protocol, not randomised",
+        },
+        "method": "intent to treat; difference with Newcombe's hybrid score "
+        "interval; Fisher's exact test, two-sided",
+    }
+
+
+def estimate_revenue_per_conversation(
+    recovery: pd.DataFrame,
+    *,
+    resamples: int = 2000,
+    seed: int = 2026,
+    alpha: float = 0.05,
+) -> dict:
+    """Return revenue attributable to the calls per conversation held.
+
+    Parameters
+    ----------
+    recovery : DataFrame
+        Per customer, from :func:`measure_recovery` (segments with a hold-out).
+    resamples : int
+        Bootstrap resamples.
+    seed : int
+        Seeds the bootstrap.
+    alpha : float
+        One minus the confidence level.
+
+    Returns
+    -------
+    dict
+        ``estimate`` (attributable revenue / conversations), ``ci_low``,
+        ``ci_high``, ``attributable_revenue``, ``n_conversations``, ``segments``
+        and ``method``.
+
+    Notes
+    -----
+    Attributable revenue is, per segment, the called arm's revenue in the window
+    minus what the same number of customers spent at the hold-out's revenue per
+    customer (the intent-to-treat excess); it includes both recovered orders and
+    any other order placed within the window after a call. It is summed over
+    segments and divided by the conversations held in their called arms. The
+    interval is a percentile bootstrap (``scipy.stats.bootstrap``) resampling
+    customers independently within each segment and arm, so it carries the
+    uncertainty of both arms and of the number of conversations. Undefined when
+    no conversation was held.
+    """
+    from scipy.stats import bootstrap
+
+    strata = []
+    for _, rows in recovery.groupby("segment"):
+        called = rows[rows["arm"] == "called"]
+        strata.append(
+            (
+                called["revenue"].to_numpy(float),
+                called["is_conversation"].to_numpy(float),
+                rows.loc[rows["arm"] == "holdout", "revenue"].to_numpy(float),
+            )
+        )
+
+    def statistic(*samples):
+        excess, conversations = 0.0, 0.0
+        for (revenue, talked, _), picked, holdout in zip(
+            strata, samples[0::2], samples[1::2], strict=True
+        ):
+            index = picked.astype(int)
+            excess += revenue[index].sum() - len(index) * holdout.mean()
+            conversations += talked[index].sum()
+        return excess / conversations if conversations else np.nan
+
+    data = []
+    for revenue, _, holdout in strata:
+        data += [np.arange(len(revenue), dtype=float), holdout]
+    estimate = statistic(*data) if strata else math.nan
+    result = {"estimate": float(estimate), "ci_low": math.nan, "ci_high": math.nan}
+    n_conversations = int(sum(talked.sum() for _, talked, _ in strata))
+    if n_conversations and all(len(s[0]) > 1 and len(s[2]) > 1 for s in strata):
+        with warnings.catch_warnings():
+            # A resample without conversations is undefined; said below instead.
+            warnings.simplefilter("ignore", RuntimeWarning)
+            interval = bootstrap(
+                data,
+                statistic,
+                n_resamples=resamples,
+                vectorized=False,
+                paired=False,
+                method="percentile",
+                confidence_level=1 - alpha,
+                rng=np.random.default_rng(seed),
+            ).confidence_interval
+        result.update(ci_low=float(interval.low), ci_high=float(interval.high))
+    if n_conversations and math.isnan(result["ci_low"]):
+        log.warning(
+            "revenue per conversation: some resamples held no conversation; "
+            "the interval is undefined"
+        )
+    excess = sum(r.sum() - len(r) * h.mean() for r, _, h in strata if len(h))
+    result.update(
+        attributable_revenue=float(excess),
+        n_conversations=n_conversations,
+        segments=sorted(recovery["segment"].unique().tolist()),
+        method=f"intent-to-treat excess revenue over the hold-out / conversations "
+        f"held; percentile bootstrap, {resamples} resamples within segment and arm",
+    )
+    return result
+
+
+# --------------------------------------------------------------------------------------
+# Call guide
+# --------------------------------------------------------------------------------------
+
+
+def build_call_guide(study: Study | str, month: str, segment: str) -> str:
+    """Return a one-page call guide for one segment as Markdown.
+
+    Parameters
+    ----------
+    study : Study or str
+        The study, or its name.
+    month : str
+        ``YYYY-MM``: its ``question`` comes from the study's ``months:`` block.
+    segment : str
+        The segment the guide is for.
+
+    Returns
+    -------
+    str
+        Markdown: the month's question, open-ended prompts (``calls.guide``), the
+        consent-to-quote wording and the outcome codes callers record.
+
+    Raises
+    ------
+    HeardInputError
+        When the month has no question in ``study.yml``.
+    """
+    study = load_study(study) if not isinstance(study, Study) else study
+    question = study.month_config(month).get("question")
+    if not question:
+        raise HeardInputError(
+            study.raw("study.yml"),
+            column=f"months.{month}.question",
+            expected="the month's question",
+            found="nothing",
+            fix=f'add `months: {{"{month}": {{question: ...}}}}` to study.yml',
+        )
+    prompts = list(dict.fromkeys([question, *guide_prompts(study, month, segment)]))
+    guide = study.config.get("calls", {}).get("guide", {})
+    label = segment.replace("_", " ")
+    codes = "\n".join(
+        f"| `{code}` | {meaning} |" for code, meaning in OUTCOME_MEANINGS.items()
+    )
+    store = study.config.get("study", {}).get("name", study.name)
+    return f"""# Call guide: {label}, {month}
+
+**{store}.** You are calling to learn, not to sell. Listen more than you talk;
+ask "what happened next?" rather than "did you like it?".
+
+## This month's question
+
+> {question}
+
+## Prompts (open-ended; follow the customer, not the order)
+
+{chr(10).join(f"{i}. {p}" for i, p in enumerate(prompts, start=1))}
+
+Ask for a story ("tell me about the last time..."), not an opinion. Write the
+customer's own words down as they say them.
+
+## Consent to quote
+
+Before you finish, read this out and record the answer as `consent_to_quote`:
+
+> {guide.get("consent_wording", "May we quote what you said, without your name?")}
+
+## Recording each attempt
+
+One row per attempt in the call list: `attempted_at` (date, time and zone),
+`caller`, `outcome`, `talk_seconds`, `notes_file`. Add a new row for each retry.
+Only `connected` means a conversation happened; a voicemail is never `connected`.
+
+| code | use when |
+|---|---|
+{codes}
+
+If the customer asks not to be called again, record `do_not_call`: they are left off
+every later call list.
+"""
+
+
+def guide_prompts(study: Study, month: str, segment: str) -> list[str]:
+    """Return the prompts for one segment: the month's own ``prompts`` (a list,
+    or a mapping by segment with an optional ``default``) when given, else
+    ``calls.guide.prompts`` followed by ``calls.guide.segment_prompts``."""
+    month_prompts = study.month_config(month).get("prompts")
+    if isinstance(month_prompts, dict):
+        month_prompts = month_prompts.get(segment) or month_prompts.get("default")
+    if month_prompts:
+        return [str(p) for p in month_prompts]
+    guide = study.config.get("calls", {}).get("guide", {}) or {}
+    segment_prompts = (guide.get("segment_prompts") or {}).get(segment) or []
+    return [*(guide.get("prompts") or []), *segment_prompts]
+
+
+# --------------------------------------------------------------------------------------
+# The step
+# --------------------------------------------------------------------------------------
+
+
+def run_calls_step(study: Study | str, month: str, *, now=None) -> dict:
+    """Read the month's call logs and write every processed output of step 02.
+
+    Parameters
+    ----------
+    study : Study or str
+        The study, or its name.
+    month : str
+        ``YYYY-MM``.
+    now : Timestamp, optional
+        Attempts after this are refused; the current time when omitted.
+
+    Returns
+    -------
+    dict
+        ``attempts``, ``conflicts``, ``do_not_call``, ``rates`` (breakdown ->
+        DataFrame), ``conversations``, ``recovery`` (per customer),
+        ``recovery_arms``, ``summary`` (the contents of ``summary_calls.json``)
+        and ``paths`` (the files written).
+
+    Raises
+    ------
+    HeardInputError
+        As :func:`load_call_log`, or when step 01's outputs are missing.
+
+    Notes
+    -----
+    Earlier processed attempts are merged with the raw logs, never replaced
+    (:func:`merge_attempts`). Every file is written atomically.
+    """
+    study = load_study(study) if not isinstance(study, Study) else study
+    inputs = read_step_inputs(study, month)
+    incoming = read_call_log(study, month, now=now)
+    attempts_path = study.processed(month, "attempts_attempt.parquet")
+    logged = pd.read_parquet(attempts_path) if attempts_path.exists() else None
+    merged, conflicts = merge_attempts(logged, incoming)
+    attempts = describe_attempts(
+        merged,
+        assignment=inputs["assignment"],
+        customers=inputs["customers"],
+        config=study.config,
+    )
+    outputs = measure_calls(attempts, inputs=inputs, month=month, config=study.config)
+    outputs.update(attempts=attempts, conflicts=conflicts)
+    outputs["paths"] = save_calls_outputs(outputs, study=study, month=month)
+    log.info("calls step: %d attempts, %d conflicts", len(attempts), len(conflicts))
+    return outputs
+
+
+def read_step_inputs(study: Study, month: str) -> dict:
+    """Return step 01's processed tables this step needs.
+
+    Returns
+    -------
+    dict
+        ``assignment`` and ``orders`` (required), ``customers`` (optional, for
+        time zones; None when absent).
+    """
+    inputs = {}
+    for name, stem, required in (
+        ("assignment", "assignment_customer", True),
+        ("orders", "orders_order", True),
+        ("customers", "customers_customer", False),
+    ):
+        path = study.processed(month, f"{stem}.parquet")
+        if not path.exists() and required:
+            raise HeardInputError(
+                path,
+                expected="step 01's output",
+                found="no file",
+                fix="run notebooks/01_segment_export.ipynb for this month first",
+            )
+        inputs[name] = pd.read_parquet(path) if path.exists() else None
+    orders = inputs["orders"]
+    orders["created_at"] = pd.to_datetime(orders["created_at"], utc=True)
+    return inputs
+
+
+def measure_calls(attempts: pd.DataFrame, *, inputs: dict, month: str, config) -> dict:
+    """Return rates, conversations, recovery and the summary for the attempts."""
+    calls_config = config.get("calls", {})
+    rates = {by: tally_connect_rates(attempts, by=by) for by in BREAKDOWNS}
+    conversations = tally_conversations(
+        attempts,
+        assignment=inputs["assignment"],
+        target=tuple(calls_config.get("target_conversations", (20, 30))),
+    )
+    recovery = measure_recovery(
+        inputs["assignment"], inputs["orders"], attempts, month=month, config=config
+    )
+    recovery_arms, comparison = compare_recovery(recovery)
+    per_conversation = estimate_revenue_per_conversation(
+        recovery,
+        resamples=int(calls_config.get("bootstrap_resamples", 2000)),
+        seed=int(calls_config.get("seed", 2026)),
+    )
+    summary = summarise_calls(
+        attempts,
+        rates=rates,
+        conversations=conversations,
+        comparison=comparison,
+        per_conversation=per_conversation,
+        config=config,
+    )
+    return {
+        "do_not_call": collect_do_not_call(attempts),
+        "rates": rates,
+        "conversations": conversations,
+        "recovery": recovery,
+        "recovery_arms": recovery_arms,
+        "summary": summary,
+    }
+
+
+def summarise_calls(
+    attempts, *, rates, conversations, comparison, per_conversation, config
+) -> dict:
+    """Return the contents of ``summary_calls.json`` (keys in
+    docs/study-folder.md)."""
+    overall = rates["overall"].set_index("unit")
+    field = tuple(config.get("calls", {}).get("field_connect_rate", (0.30, 0.40)))
+    summary = {
+        "n_dialled": int(attempts["customer_key"].nunique()),
+        "n_attempts": int(len(attempts)),
+        "n_conversations": int(conversations["n_conversations"].sum()),
+        "recovery_window_days": int(
+            config.get("calls", {}).get("recovery_window_days")
+        ),
+        "conversations_by_segment": conversations.to_dict(orient="records"),
+        "recovery": comparison,
+        "revenue_per_conversation": per_conversation,
+    }
+    for unit in ("customer", "attempt"):
+        row = overall.loc[unit]
+        summary[f"connect_rate_{unit}"] = compare_with_field(
+            int(row["n_connected"]), int(row["n_dialled"]), field=field
+        )
+    summary["field_comparison"] = summary["connect_rate_customer"]["verdict"]
+    return to_plain(summary)
+
+
+def to_plain(value):
+    """Return `value` with NumPy scalars and NaN made JSON-friendly (NaN -> None)."""
+    if isinstance(value, dict):
+        return {str(k): to_plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def save_calls_outputs(outputs: dict, *, study: Study, month: str) -> list[Path]:
+    """Write the step's processed files atomically; return their paths."""
+    from helpers.files import save_json, save_parquet
+
+    folder = study.processed(month)
+    paths = [
+        save_parquet(outputs["attempts"], folder / "attempts_attempt.parquet"),
+        save_parquet(
+            outputs["conflicts"], folder / "attempt-conflicts_attempt.parquet"
+        ),
+        save_parquet(
+            outputs["do_not_call"], folder / "do-not-call-requests_customer.parquet"
+        ),
+        save_parquet(
+            outputs["conversations"], folder / "conversations_segment.parquet"
+        ),
+        save_parquet(outputs["recovery_arms"], folder / "recovery_arm.parquet"),
+    ]
+    for by, table in outputs["rates"].items():
+        paths.append(save_parquet(table, folder / f"connect-rates_{by}.parquet"))
+    paths.append(save_json(outputs["summary"], folder / "summary_calls.json"))
+    return paths

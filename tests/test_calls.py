@@ -1,0 +1,603 @@
+"""Tests for helpers.calls on the hand-worked fixture study in tests/fixtures/calls.
+
+The fixture (times in New York, UTC-5 in late November):
+
+- cart_abandoners, called: a1 (no answer, then connected; orders 12 Nov, counted),
+  a2 (voicemail twice; ordered 5 Nov, before the call: not counted), a3 (asks not
+  to be called), a4 (busy, no answer, connected; orders 30 Nov, after the 14-day
+  window), a5 (declines; orders 15 Nov, counted), a6 (never dialled; orders 13 Nov,
+  after the segment's median first attempt, 9 Nov 17:00 UTC: counted).
+- cart_abandoners, hold-out: h1 (orders 5 Nov, before the reference), h2 (orders
+  15 Nov, counted), h3 (30 Nov, outside the window), h4-h6 no order.
+- first_time_no_return, called, no hold-out: f1 connected (Los Angeles), f2 wrong
+  number, f3 callback requested then connected (no time zone on file).
+
+So: 13 attempts; 8 customers dialled, 6 reached (a1 a3 a4 a5 f1 f3); 7 attempts
+answered by a person; 4 conversations; recovery 3/6 called against 1/6 hold-out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import binom, binomtest, bootstrap, hypergeom
+
+from helpers.calls import (
+    OUTCOMES,
+    build_call_guide,
+    compare_recovery,
+    compare_with_field,
+    describe_attempts,
+    estimate_revenue_per_conversation,
+    load_call_log,
+    merge_attempts,
+    run_calls_step,
+    tally_connect_rates,
+    tally_conversations,
+)
+from helpers.errors import HeardInputError
+from helpers.study import load_defaults, load_study, merge_config
+
+FIXTURES = Path(__file__).parent / "fixtures" / "calls"
+MONTH = "2026-11"
+NOW = pd.Timestamp("2026-12-01T00:00Z")
+Z = 1.959963984540054
+
+
+def key(name: str) -> str:
+    return f"c_0000000000{name}"
+
+
+def wilson_by_hand(k, n, z=Z):
+    """The closed-form Wilson score interval (Wilson 1927)."""
+    p = k / n
+    centre = (p + z**2 / (2 * n)) / (1 + z**2 / n)
+    half = z / (1 + z**2 / n) * math.sqrt(p * (1 - p) / n + z**2 / (4 * n**2))
+    return centre - half, centre + half
+
+
+def newcombe_by_hand(k1, n1, k2, n2):
+    """Newcombe (1998) method 10: the hybrid score interval for p1 - p2."""
+    p1, p2 = k1 / n1, k2 / n2
+    l1, u1 = wilson_by_hand(k1, n1)
+    l2, u2 = wilson_by_hand(k2, n2)
+    d = p1 - p2
+    return d - math.hypot(p1 - l1, u2 - p2), d + math.hypot(u1 - p1, p2 - l2)
+
+
+def fisher_by_hand(k1, n1, k2, n2):
+    """Two-sided Fisher p: tables at most as likely as the one seen, summed."""
+    total, drawn, successes = n1 + n2, n1, k1 + k2
+    law = hypergeom(total, successes, drawn)
+    seen = law.pmf(k1)
+    support = range(max(0, drawn - (total - successes)), min(successes, drawn) + 1)
+    return sum(law.pmf(x) for x in support if law.pmf(x) <= seen * (1 + 1e-7))
+
+
+@pytest.fixture
+def study(tmp_path):
+    """The fixture study copied to tmp, with step 01's outputs as Parquet."""
+    shutil.copytree(FIXTURES / "study", tmp_path / "raw" / "fixture")
+    study = load_study(tmp_path / "raw" / "fixture", processed_root=tmp_path / "out")
+    folder = study.processed(MONTH)
+    folder.mkdir(parents=True)
+    for name in ("assignment_customer", "orders_order", "customers_customer"):
+        table = pd.read_csv(FIXTURES / "processed" / f"{name}.csv", dtype=str)
+        if "created_at" in table:
+            table["created_at"] = pd.to_datetime(table["created_at"], utc=True)
+            table["total"] = table["total"].astype(float)
+        table.to_parquet(folder / f"{name}.parquet")
+    shutil.copy(FIXTURES / "processed" / f"call-list_customer_{MONTH}.csv", folder)
+    return study
+
+
+@pytest.fixture
+def assignment():
+    return pd.read_csv(FIXTURES / "processed" / "assignment_customer.csv")
+
+
+@pytest.fixture
+def config():
+    raw = FIXTURES / "study" / "study.yml"
+    import yaml
+
+    return merge_config(load_defaults(), yaml.safe_load(raw.read_text()))
+
+
+@pytest.fixture
+def attempts(study, assignment, config):
+    path = study.raw("calls", MONTH, "call-list_filled.csv")
+    logged = load_call_log(path, assignment=assignment, config=config, now=NOW)
+    customers = pd.read_csv(FIXTURES / "processed" / "customers_customer.csv")
+    return describe_attempts(
+        logged, assignment=assignment, customers=customers, config=config
+    )
+
+
+def write_log(folder: Path, rows: list[str], *, name="log.csv") -> Path:
+    """Write a Heard-format call log with the fixture's header."""
+    header = (FIXTURES / "study" / "calls" / MONTH / "call-list_filled.csv").read_text()
+    path = folder / MONTH / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join([header.splitlines()[0], *rows]) + "\n")
+    return path
+
+
+# --- reading the log ---------------------------------------------------------------
+
+
+def test_call_list_reads_repeat_attempts_and_skips_undialled_rows(attempts):
+    assert len(attempts) == 13
+    assert key("a6") not in set(attempts["customer_key"])
+    a4 = attempts[attempts["customer_key"] == key("a4")]
+    assert a4["attempt_number"].tolist() == [1, 2, 3]
+    assert a4["outcome"].tolist() == ["busy", "no_answer", "connected"]
+    a2 = attempts[attempts["customer_key"] == key("a2")]
+    assert a2["outcome"].tolist() == ["voicemail", "voicemail"]  # "Voicemail" too
+    first = attempts.iloc[0]
+    assert first["attempted_at"] == pd.Timestamp("2026-11-09T15:00Z")
+    assert first["source_row"] == 2
+    assert not attempts["is_zone_assumed"].any()
+
+
+def test_local_hour_uses_the_customers_zone(attempts):
+    hours = attempts.set_index("customer_key")["local_hour"]
+    assert hours[key("f1")] == 16  # 19:00 New York is 16:00 Los Angeles
+    assert hours[key("a3")] == 11  # 12:00 New York is 11:00 Chicago
+    f3 = attempts[attempts["customer_key"] == key("f3")]
+    assert f3["timezone"].unique().tolist() == ["America/New_York"]  # study's zone
+
+
+def test_xlsx_call_list_with_plain_dates_reads_in_the_study_zone(
+    study, assignment, config, tmp_path
+):
+    csv = study.raw("calls", MONTH, "call-list_filled.csv")
+    frame = pd.read_csv(csv, dtype=str)
+    stamps = pd.to_datetime(frame["attempted_at"], utc=True)
+    frame["attempted_at"] = stamps.dt.tz_convert("America/New_York").dt.tz_localize(
+        None
+    )
+    xlsx = tmp_path / MONTH / "call-list.xlsx"
+    xlsx.parent.mkdir()
+    frame.to_excel(xlsx, index=False)
+    from_xlsx = load_call_log(xlsx, assignment=assignment, config=config, now=NOW)
+    from_csv = load_call_log(csv, assignment=assignment, config=config, now=NOW)
+    assert from_xlsx["is_zone_assumed"].all()
+    assert from_xlsx["attempted_at"].tolist() == from_csv["attempted_at"].tolist()
+    assert from_xlsx["outcome"].tolist() == from_csv["outcome"].tolist()
+
+
+def test_twilio_completed_counts_only_when_a_human_answered(
+    study, assignment, config, tmp_path
+):
+    lines = (FIXTURES / "twilio-log.csv").read_text().splitlines()
+    path = tmp_path / MONTH / "twilio.csv"
+    path.parent.mkdir()
+    path.write_text("\n".join(lines[:-1]) + "\n")  # without the AnsweredBy=unknown row
+    book = {f"+120255501{n:02d}": key(f"a{n}") for n in range(1, 7)}
+    attempts = load_call_log(
+        path, assignment=assignment, config=config, now=NOW, phone_book=book
+    )
+    assert attempts["outcome"].tolist() == [
+        "connected",
+        "voicemail",
+        "no_answer",
+        "busy",
+    ]
+    assert attempts["customer_key"].tolist() == [key(f"a{n}") for n in range(1, 5)]
+    assert attempts["attempted_at"].iloc[0] == pd.Timestamp("2026-11-09T15:00Z")
+
+    # completed with AnsweredBy=unknown: refused, not guessed.
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(HeardInputError) as error:
+        load_call_log(
+            path, assignment=assignment, config=config, now=NOW, phone_book=book
+        )
+    assert error.value.row == 6 and error.value.column == "outcome"
+    assert "AnsweredBy" in str(error.value)
+
+    # A study without machine detection says what completed means for it.
+    mapped = merge_config(config, {"calls": {"status_map": {"completed": "voicemail"}}})
+    attempts = load_call_log(
+        path, assignment=assignment, config=mapped, now=NOW, phone_book=book
+    )
+    assert attempts["outcome"].tolist()[0] == "connected"  # human still wins
+    assert attempts["outcome"].tolist()[-1] == "voicemail"
+
+
+def test_ringcentral_call_connected_is_a_voicemail_not_a_connect(
+    study, assignment, config, tmp_path
+):
+    path = tmp_path / MONTH / "ringcentral.csv"
+    path.parent.mkdir()
+    shutil.copy(FIXTURES / "ringcentral-log.csv", path)
+    book = {f"+120255501{n:02d}": key(f"a{n}") for n in range(1, 7)}
+    attempts = load_call_log(
+        path, assignment=assignment, config=config, now=NOW, phone_book=book
+    )
+    assert attempts["outcome"].tolist() == [
+        "connected",
+        "voicemail",
+        "no_answer",
+        "busy",
+    ]
+    assert attempts["talk_seconds"].tolist() == [580.0, 35.0, 0.0, 0.0]
+    assert attempts["is_zone_assumed"].all()
+    assert attempts["attempted_at"].iloc[0] == pd.Timestamp("2026-11-09T15:00Z")
+
+
+def test_phone_book_comes_from_the_processed_call_list(study):
+    from helpers.calls import read_phone_book
+
+    book = read_phone_book(study, MONTH)
+    assert book["+12025550103"] == key("a3")
+    assert len(book) == 6
+
+
+# --- errors --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", ["completed", "left message"])
+def test_unknown_outcome_names_file_row_and_column(
+    status, assignment, config, tmp_path
+):
+    path = write_log(
+        tmp_path,
+        [
+            f"{key('a1')},,,,2026-11-09T10:00:00-05:00,Alex,no_answer,,,",
+            f"{key('a2')},,,,2026-11-09T11:00:00-05:00,Alex,{status},30,,",
+        ],
+    )
+    with pytest.raises(HeardInputError) as error:
+        load_call_log(path, assignment=assignment, config=config, now=NOW)
+    assert (error.value.row, error.value.column, error.value.found) == (
+        3,
+        "outcome",
+        status,
+    )
+    assert path.name in str(error.value) and "status_map" in str(error.value)
+
+    mapped = merge_config(
+        config, {"calls": {"status_map": {status.title(): "voicemail"}}}
+    )
+    attempts = load_call_log(path, assignment=assignment, config=mapped, now=NOW)
+    assert attempts["outcome"].tolist() == ["no_answer", "voicemail"]
+
+
+@pytest.mark.parametrize(
+    ("customer", "hint"), [("c_0000000000zz", "copied"), (key("h2"), "hold-out")]
+)
+def test_customer_not_on_the_call_list_is_refused(
+    customer, hint, assignment, config, tmp_path
+):
+    path = write_log(
+        tmp_path, [f"{customer},,,,2026-11-09T10:00:00-05:00,Alex,busy,,,"]
+    )
+    with pytest.raises(HeardInputError) as error:
+        load_call_log(path, assignment=assignment, config=config, now=NOW)
+    assert (error.value.row, error.value.column) == (2, "reference")
+    assert hint in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("when", "expected"),
+    [
+        ("2026-10-30T10:00:00-05:00", "on or after the call list's month"),
+        ("2026-12-02T10:00:00-05:00", "not after now"),
+        ("next tuesday", "a date and time"),
+    ],
+)
+def test_impossible_times_are_refused(when, expected, assignment, config, tmp_path):
+    path = write_log(tmp_path, [f"{key('a1')},,,,{when},Alex,busy,,,"])
+    with pytest.raises(HeardInputError) as error:
+        load_call_log(path, assignment=assignment, config=config, now=NOW)
+    assert (error.value.row, error.value.column) == (2, "attempted_at")
+    assert expected in str(error.value)
+
+
+def test_time_without_zone_is_read_in_the_study_zone_and_flagged(
+    assignment, config, tmp_path, caplog
+):
+    path = write_log(tmp_path, [f"{key('a1')},,,,2026-11-09 10:00,Alex,busy,,,"])
+    attempts = load_call_log(path, assignment=assignment, config=config, now=NOW)
+    assert attempts["attempted_at"].iloc[0] == pd.Timestamp("2026-11-09T15:00Z")
+    assert attempts["is_zone_assumed"].iloc[0]
+    assert "no time zone" in caplog.text
+
+
+def test_half_filled_row_is_refused(assignment, config, tmp_path):
+    path = write_log(tmp_path, [f"{key('a1')},,,,,Alex,busy,,,"])
+    with pytest.raises(HeardInputError) as error:
+        load_call_log(path, assignment=assignment, config=config, now=NOW)
+    assert (error.value.row, error.value.column) == (2, "attempted_at")
+
+
+# --- connect rates -------------------------------------------------------------------
+
+
+def test_connect_rate_counts_people_not_voicemail_both_ways(attempts):
+    rates = tally_connect_rates(attempts).set_index("unit")
+    # Customers: a1 a3 a4 a5 f1 f3 reached of 8 dialled; a2 (voicemail) and f2 not.
+    assert rates.loc["customer", ["n_connected", "n_dialled"]].tolist() == [6, 8]
+    # Attempts: a1, a3 (do not call), a4, a5 (declined), f1, f3 twice = 7 of 13.
+    assert rates.loc["attempt", ["n_connected", "n_dialled"]].tolist() == [7, 13]
+    for unit, (k, n) in {"customer": (6, 8), "attempt": (7, 13)}.items():
+        row = rates.loc[unit]
+        assert row["connect_rate"] == pytest.approx(k / n)
+        assert (row["ci_low"], row["ci_high"]) == pytest.approx(wilson_by_hand(k, n))
+        scipy_ci = binomtest(k, n).proportion_ci(method="wilson")
+        assert (row["ci_low"], row["ci_high"]) == pytest.approx(
+            (scipy_ci.low, scipy_ci.high)
+        )
+
+
+def test_connect_rate_by_attempt_number_and_segment(attempts):
+    by_attempt = tally_connect_rates(attempts, by="attempt-number")
+    counts = by_attempt.set_index("attempt_number")[["n_connected", "n_dialled"]]
+    assert counts.to_dict("index") == {
+        1: {"n_connected": 4, "n_dialled": 8},
+        2: {"n_connected": 2, "n_dialled": 4},
+        3: {"n_connected": 1, "n_dialled": 1},
+    }
+    assert set(by_attempt["unit"]) == {"attempt"}
+    by_segment = tally_connect_rates(attempts, by="segment")
+    customers = by_segment[by_segment["unit"] == "customer"].set_index("segment")
+    assert customers.loc["cart_abandoners", ["n_connected", "n_dialled"]].tolist() == [
+        4,
+        5,
+    ]
+    assert customers.loc["first_time_no_return", "n_connected"] == 2
+    by_caller = tally_connect_rates(attempts, by="caller").set_index("caller")
+    assert by_caller.loc["Sam", ["n_connected", "n_dialled"]].tolist() == [2, 6]
+
+
+def test_attempts_per_conversation_and_progress(attempts, assignment):
+    table = tally_conversations(attempts, assignment=assignment).set_index("segment")
+    cart = table.loc["cart_abandoners"]
+    assert cart[
+        ["n_called", "n_dialled", "n_attempts", "n_conversations"]
+    ].tolist() == [
+        6,
+        5,
+        9,
+        2,
+    ]
+    assert cart["attempts_per_conversation"] == pytest.approx(4.5)
+    low, high = wilson_by_hand(2, 9)
+    assert (cart["ci_low"], cart["ci_high"]) == pytest.approx((1 / high, 1 / low))
+    assert cart["n_to_target"] == 18 and not cart["is_on_target"]
+    assert cart["n_attempts_to_target"] == 81
+    assert table.loc["first_time_no_return", "attempts_per_conversation"] == 2.0
+
+
+def test_field_comparison_uses_interval_and_exact_tests():
+    above = compare_with_field(6, 8)
+    assert above["verdict"] == "above"  # Wilson low 0.409 > 0.40
+    assert above["ci_low"] == pytest.approx(wilson_by_hand(6, 8)[0])
+
+    def exact_two_sided(k, n, p):
+        seen = binom.pmf(k, n, p)
+        return sum(
+            binom.pmf(x, n, p)
+            for x in range(n + 1)
+            if binom.pmf(x, n, p) <= seen * (1 + 1e-7)
+        )
+
+    assert above["p_value_low"] == pytest.approx(exact_two_sided(6, 8, 0.30))
+    assert above["p_value_high"] == pytest.approx(exact_two_sided(6, 8, 0.40))
+    assert compare_with_field(35, 100)["verdict"] == "within"
+    # 20% of 400: the interval [16.4%, 24.2%] misses the range.
+    assert compare_with_field(80, 400)["verdict"] == "below"
+    # 20% of 20: far below on the point, but the interval reaches 30%+: noise.
+    assert compare_with_field(4, 20)["verdict"] == "within"
+
+
+# --- recovery ------------------------------------------------------------------------
+
+
+def test_recovery_counts_only_orders_after_the_call_within_the_window(study):
+    outputs = run_calls_step(study, MONTH, now=NOW)
+    recovery = outputs["recovery"].set_index("customer_key")
+    recovered = set(recovery.index[recovery["is_recovered"]])
+    assert recovered == {key("a1"), key("a5"), key("a6"), key("h2")}
+    # a2 ordered before her first call: not counted, but seen.
+    assert recovery.loc[key("a2"), "has_order_before_reference"]
+    assert recovery.loc[key("a2"), "n_orders"] == 0
+    # a6 was never dialled: the hold-out's reference, the median first attempt.
+    median = pd.Timestamp("2026-11-09T17:00Z")
+    assert recovery.loc[key("a6"), "reference_at"] == median
+    assert recovery.loc[key("h1"), "reference_at"] == median
+    assert set(recovery["segment"]) == {"cart_abandoners"}  # no hold-out elsewhere
+
+    arms = outputs["recovery_arms"].set_index("arm")
+    assert arms.loc["called", ["n_recovered", "n_customers"]].tolist() == [3, 6]
+    assert arms.loc["holdout", ["n_recovered", "n_customers"]].tolist() == [1, 6]
+    assert arms.loc["called_reached", ["n_recovered", "n_customers"]].tolist() == [2, 4]
+    assert arms.loc["called_reached", "analysis"] == "per_protocol_not_randomised"
+    assert arms.loc["called", "revenue"] == 170.0  # 80 + 50 + 40
+    assert arms.loc["holdout", "revenue"] == 60.0
+
+
+def test_recovery_difference_matches_newcombe_and_fisher_by_hand(study):
+    comparison = run_calls_step(study, MONTH, now=NOW)["summary"]["recovery"]
+    cart = comparison["cart_abandoners"]
+    low, high = newcombe_by_hand(3, 6, 1, 6)
+    assert cart["difference"]["estimate"] == pytest.approx(3 / 6 - 1 / 6)
+    assert (
+        cart["difference"]["ci_low"],
+        cart["difference"]["ci_high"],
+    ) == pytest.approx((low, high))
+    assert cart["p_value"] == pytest.approx(fisher_by_hand(3, 6, 1, 6))
+    assert cart["excess_revenue"] == pytest.approx(170 - 6 * 60 / 6)
+    assert cart["per_protocol"]["label"].endswith("not randomised")
+
+
+@pytest.mark.parametrize(("k1", "n1", "k2", "n2"), [(45, 80, 30, 82), (12, 40, 0, 38)])
+def test_recovery_comparison_on_larger_counts(k1, n1, k2, n2):
+    rows = [("called", i < k1, 10.0 * (i < k1)) for i in range(n1)] + [
+        ("holdout", i < k2, 10.0 * (i < k2)) for i in range(n2)
+    ]
+    recovery = pd.DataFrame(rows, columns=["arm", "is_recovered", "revenue"]).assign(
+        segment="cart_abandoners",
+        is_reached=True,
+        customer_key=[f"c_{i:012d}" for i in range(n1 + n2)],
+    )
+    _, comparison = compare_recovery(recovery)
+    cart = comparison["cart_abandoners"]
+    assert (
+        cart["difference"]["ci_low"],
+        cart["difference"]["ci_high"],
+    ) == pytest.approx(newcombe_by_hand(k1, n1, k2, n2))
+    assert cart["p_value"] == pytest.approx(fisher_by_hand(k1, n1, k2, n2))
+
+
+def test_revenue_per_conversation_point_and_interval():
+    # The fixture by hand: excess 170 - 6 * 10 = 110 over 2 conversations.
+    fixture = pd.DataFrame(
+        {
+            "segment": "cart_abandoners",
+            "arm": ["called"] * 6 + ["holdout"] * 6,
+            "revenue": [80, 0, 0, 0, 50, 40, 0, 60, 0, 0, 0, 0],
+            "is_conversation": [True, False, False, True, False, False] + [False] * 6,
+        }
+    )
+    assert estimate_revenue_per_conversation(fixture)["estimate"] == pytest.approx(55)
+
+    # A larger sample: the bootstrap interval agrees with the delta method.
+    rng = np.random.default_rng(7)
+    n_called, n_holdout = 400, 400
+    talked = rng.random(n_called) < 0.35
+    called = np.where(rng.random(n_called) < np.where(talked, 0.5, 0.25), 80.0, 0.0)
+    holdout = np.where(rng.random(n_holdout) < 0.2, 80.0, 0.0)
+    frame = pd.DataFrame(
+        {
+            "segment": "cart_abandoners",
+            "arm": ["called"] * n_called + ["holdout"] * n_holdout,
+            "revenue": np.concatenate([called, holdout]),
+            "is_conversation": np.concatenate([talked, np.zeros(n_holdout, bool)]),
+        }
+    )
+    result = estimate_revenue_per_conversation(frame, resamples=2000, seed=1)
+    d, p = called.mean() - holdout.mean(), talked.mean()
+    assert result["estimate"] == pytest.approx(d / p)
+    var_d = called.var(ddof=1) / n_called + holdout.var(ddof=1) / n_holdout
+    var_p = p * (1 - p) / n_called
+    cov = np.cov(called, talked.astype(float))[0, 1] / n_called
+    se = math.sqrt(var_d / p**2 + d**2 * var_p / p**4 - 2 * d * cov / p**3)
+    half = (result["ci_high"] - result["ci_low"]) / 2
+    assert half == pytest.approx(Z * se, rel=0.12)
+
+    # And with scipy's own two-sample bootstrap resampling the same units.
+    def ratio(index, held):
+        index = index.astype(int)
+        return (called[index].sum() - len(index) * held.mean()) / talked[index].sum()
+
+    scipy_ci = bootstrap(
+        (np.arange(n_called, dtype=float), holdout),
+        ratio,
+        vectorized=False,
+        n_resamples=2000,
+        method="percentile",
+        rng=np.random.default_rng(2),
+    ).confidence_interval
+    assert result["ci_low"] == pytest.approx(scipy_ci.low, rel=0.1, abs=5)
+    assert result["ci_high"] == pytest.approx(scipy_ci.high, rel=0.1, abs=5)
+
+
+# --- re-import, do-not-call and the step's files -------------------------------------
+
+
+def test_run_calls_step_writes_outputs_and_summary(study):
+    outputs = run_calls_step(study, MONTH, now=NOW)
+    folder = study.processed(MONTH)
+    for name in (
+        "attempts_attempt.parquet",
+        "recovery_arm.parquet",
+        "do-not-call-requests_customer.parquet",
+        "connect-rates_local-hour.parquet",
+        "connect-rates_attempt-number.parquet",
+        "summary_calls.json",
+    ):
+        assert (folder / name).exists(), name
+    summary = outputs["summary"]
+    assert (
+        summary["n_dialled"],
+        summary["n_attempts"],
+        summary["n_conversations"],
+    ) == (
+        8,
+        13,
+        4,
+    )
+    assert {"k", "n", "rate", "ci_low", "ci_high"} <= set(
+        summary["connect_rate_customer"]
+    )
+    assert summary["connect_rate_attempt"]["k"] == 7
+    requests = pd.read_parquet(folder / "do-not-call-requests_customer.parquet")
+    assert requests["customer_key"].tolist() == [key("a3")]
+    assert requests["requested_at"].iloc[0] == pd.Timestamp("2026-11-09T17:00Z")
+    assert not any("name" in c or "phone" in c for c in outputs["attempts"].columns)
+
+
+def test_reimport_keeps_what_was_logged_and_reports_conflicts(study):
+    run_calls_step(study, MONTH, now=NOW)
+    raw = study.raw("calls", MONTH, "call-list_filled.csv")
+    lines = raw.read_text().splitlines()
+
+    # The callers' file changes: a5's outcome edited, a2's second attempt deleted,
+    # a new attempt for a6 added.
+    edited = [
+        line.replace("declined,15", "connected,15") if key("a5") in line else line
+        for line in lines
+        if "2026-11-11T11:00" not in line
+    ]
+    edited.append(f"{key('a6')},,,,2026-11-19T10:00:00-05:00,Sam,no_answer,,,")
+    raw.write_text("\n".join(edited) + "\n")
+    digest = hashlib.sha256(raw.read_bytes()).hexdigest()
+
+    outputs = run_calls_step(study, MONTH, now=NOW)
+    attempts = outputs["attempts"].set_index("customer_key")
+    assert len(outputs["attempts"]) == 14  # 13 kept + 1 new
+    assert attempts.loc[key("a5"), "outcome"] == "declined"  # logged value kept
+    assert len(attempts.loc[[key("a2")]]) == 2  # the deleted row is still logged
+    conflicts = outputs["conflicts"]
+    assert conflicts[
+        ["customer_key", "column", "logged", "incoming"]
+    ].values.tolist() == [[key("a5"), "outcome", "declined", "connected"]]
+    assert hashlib.sha256(raw.read_bytes()).hexdigest() == digest  # raw untouched
+    saved = pd.read_parquet(study.processed(MONTH, "attempt-conflicts_attempt.parquet"))
+    assert len(saved) == 1
+
+
+def test_merge_drops_identical_repeats(attempts):
+    merged, conflicts = merge_attempts(attempts, attempts.copy())
+    assert len(merged) == len(attempts) and conflicts.empty
+
+
+# --- the call guide ------------------------------------------------------------------
+
+
+def test_call_guide_has_question_prompts_consent_and_codes(study):
+    guide = build_call_guide(study, MONTH, "cart_abandoners")
+    assert "> What almost stopped you from buying?" in guide
+    assert "What surprised you" in guide
+    assert "Walk me through what happened at checkout." in guide
+    assert "May we quote what you said" in guide
+    for outcome in OUTCOMES:
+        assert f"| `{outcome}` |" in guide
+    assert guide.count("What almost stopped you from buying?") == 2  # asked once
+    assert len(guide.splitlines()) < 60  # one printed page
+    other = build_call_guide(study, MONTH, "first_time_no_return")
+    assert "checkout" not in other
+
+
+def test_call_guide_without_a_question_says_where_to_add_it(study):
+    with pytest.raises(HeardInputError) as error:
+        build_call_guide(study, "2026-12", "cart_abandoners")
+    assert error.value.column == "months.2026-12.question"
