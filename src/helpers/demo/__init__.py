@@ -1,0 +1,66 @@
+"""The demo study: a complete, invented store researched for two months.
+
+``heard demo`` calls :func:`write_demo_study`, which writes ``data/raw/demo/`` laid
+out as ``docs/study-folder.md`` says: exports, a do-not-call list, call logs,
+conversation notes, a codebook, coding sheets, predictions, an insight log and one
+messaging experiment per month (2026-10 and 2026-11). Every random draw comes from
+numpy generators seeded from :data:`SEED`, so two runs write the same bytes except
+for the customer keys, which depend on the machine's pseudonymisation key.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+SEED = 20261101
+
+
+def write_demo_study(folder: Path, *, force: bool = False) -> Path:
+    """Write the demo study into `folder`, unless one is already there.
+
+    Parameters
+    ----------
+    folder : Path
+        The study's raw folder, normally ``data/raw/demo``.
+    force : bool
+        Replace an existing demo study.
+
+    Returns
+    -------
+    Path
+        `folder`.
+
+    Notes
+    -----
+    The study is built in a temporary folder beside `folder` and moved into place
+    only when complete, so an interrupted run never leaves half a study. Without
+    `force` an existing, non-empty `folder` is left untouched (logged).
+    """
+    from helpers.demo.build import build_demo_study
+
+    folder = Path(folder)
+    if folder.is_dir() and any(folder.iterdir()) and not force:
+        log.warning(
+            "a demo study already exists in %s; left alone (use --force to rewrite)",
+            folder,
+        )
+        return folder
+
+    # Build beside the target, then swap it in.
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    try:
+        build_demo_study(staging / folder.name, seed=SEED)
+        retired = staging / "previous"
+        if folder.exists():
+            folder.rename(retired)
+        (staging / folder.name).rename(folder)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    log.info("wrote the demo study to %s", folder)
+    return folder
