@@ -53,7 +53,10 @@ def build_saturation_curve(
     )
     kept = coded[~coded["code"].isin(excluded)]
     codes_by_conversation = kept.groupby("conversation_id")["code"].agg(set)
-    ordered = conversations.sort_values(["date", "conversation_id"], kind="stable")
+    # Undated conversations go last: they cannot be placed in time.
+    ordered = conversations.assign(
+        sort_date=pd.to_datetime(conversations["date"], errors="coerce")
+    ).sort_values(["sort_date", "conversation_id"], kind="stable", na_position="last")
 
     groups = [(ALL_SEGMENTS, ordered)]
     if by_segment:

@@ -1,0 +1,313 @@
+"""The coding step end to end: raw conversations and coding sheets in, every 03
+output and ``summary_coding.json`` out.
+
+Reading and agreement come from :mod:`helpers.coding` and :mod:`helpers.codebook`;
+the analysis from :mod:`helpers.themes`, :mod:`helpers.saturation`,
+:mod:`helpers.journeys`, :mod:`helpers.language` and :mod:`helpers.insights`.
+When a month has no coding sheets, the codebook's keyword rules code it instead and
+every output says the codes are suggestions, not people's coding.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import numbers
+
+import pandas as pd
+
+from helpers import coding, files, insights, journeys, language, saturation, themes
+from helpers.codebook import load_codebook
+from helpers.study import Study, load_study, previous_months
+
+log = logging.getLogger(__name__)
+
+TOP_THEMES = 5
+SOURCE_CONSENSUS = "consensus"
+SOURCE_SUGGESTED = "suggested (keyword rules, not coded by people)"
+OUTPUT_FILES = {
+    "codings": "coded-excerpts_excerpt.parquet",
+    "agreement": "agreement_code.parquet",
+    "consensus": "consensus_excerpt.parquet",
+    "themes": "themes_code.parquet",
+    "segment_tests": "theme-tests_code.parquet",
+    "cooccurrence": "cooccurrence_code.parquet",
+    "value": "theme-value_code.parquet",
+    "saturation": "saturation_conversation.parquet",
+    "saturation_verdict": "saturation_segment.parquet",
+    "phrases": "phrases_phrase.parquet",
+    "collocations": "collocations_phrase.parquet",
+    "distinctive": "distinctive-phrases_phrase.parquet",
+    "quotes": "quote-bank_quote.parquet",
+    "journeys": "journeys_transition.parquet",
+    "predictions": "predictions_prediction.parquet",
+    "prediction_scores": "prediction-scores_caller.parquet",
+    "insights_open": "insights-open_insight.parquet",
+}
+
+
+def run_coding_step(study: str | Study, month: str, *, write: bool = True) -> dict:
+    """Run the coding step for one month and write its processed files.
+
+    Parameters
+    ----------
+    study : str or Study
+        The study's name (or raw folder path), or a loaded :class:`Study`.
+    month : str
+        ``YYYY-MM``.
+    write : bool
+        Write the outputs atomically to ``data/processed/<study>/<month>/``.
+
+    Returns
+    -------
+    dict
+        Every table named in ``OUTPUT_FILES`` (DataFrames), plus
+        ``conversations``, ``excerpts``, ``codebook`` (the flat table),
+        ``price_objection`` and ``velocity`` (dicts), ``stages`` and
+        ``summary`` (the content of ``summary_coding.json``).
+
+    Raises
+    ------
+    HeardInputError
+        From the readers: malformed notes, codebook or coding sheets.
+    """
+    study = study if isinstance(study, Study) else load_study(study)
+    results = load_coding_inputs(study, month)
+    results |= analyse_themes(results, study, month)
+    results |= analyse_words(results)
+    results |= analyse_journeys_and_predictions(results, study, month)
+    results["summary"] = summarise_coding(results, study)
+    if write:
+        save_coding_outputs(results, study, month)
+    return results
+
+
+def read_processed(study: Study, month: str, name: str) -> pd.DataFrame | None:
+    """Return an earlier step's processed table, or None when it is not there."""
+    path = study.processed(month, name)
+    if not path.exists():
+        log.warning("%s is missing: run the segment export step first", path)
+        return None
+    return pd.read_parquet(path)
+
+
+def load_coding_inputs(study: Study, month: str) -> dict:
+    """Return the conversations, excerpts, codebook, codings and the coding used.
+
+    The coding used is the coders' consensus when the month has coding sheets,
+    else the codebook's keyword suggestions (``coding_source`` says which).
+    """
+    codebook = load_codebook(study.raw("codebook.yml"))
+    customers = read_processed(study, month, "customers_customer.parquet")
+    known = set(customers["customer_key"]) if customers is not None else None
+    conversations = coding.load_conversations(study, month, known_customers=known)
+    excerpts = coding.split_excerpts(conversations)
+    suggestions = coding.suggest_codes(excerpts, codebook)
+
+    # People's coding when there is any; the keyword rules only as a labelled stand-in.
+    sheets = study.raw("coding", month)
+    codings = coding.load_codings(study, month, codebook) if sheets.is_dir() else None
+    if codings is not None and len(coding.human_codings(codings)):
+        agreement = coding.agreement_table(codings, codebook=codebook)
+        consensus = coding.build_consensus(codings, codebook=codebook)
+        source = SOURCE_CONSENSUS
+    else:
+        log.warning("no coding sheets for %s: using keyword suggestions", month)
+        codings, agreement = suggestions.iloc[:0], pd.DataFrame()
+        consensus = suggestions[["conversation_id", "excerpt_id", "code"]]
+        source = SOURCE_SUGGESTED
+    return {
+        "codebook": codebook.table(),
+        "conversations": conversations,
+        "excerpts": excerpts,
+        "codings": pd.concat([codings, suggestions], ignore_index=True),
+        "agreement": agreement,
+        "consensus": consensus.reset_index(drop=True),
+        "coding_source": source,
+        "customers": customers,
+    }
+
+
+def analyse_themes(inputs: dict, study: Study, month: str) -> dict:
+    """Return theme rates, segment tests, co-occurrence, value and saturation."""
+    coded, table = inputs["consensus"], inputs["codebook"]
+    conversations = inputs["conversations"]
+    orders = read_processed(study, month, "orders_order.parquet")
+    checkouts = read_processed(study, month, "checkouts_checkout.parquet")
+    customers = inputs["customers"]
+
+    # Non-buyers and value need the segment export; without it they stay empty.
+    if orders is not None:
+        price = themes.tally_theme_among_nonbuyers(
+            coded, conversations, table, orders, month
+        )
+    else:
+        price = {"code": themes.PRICE_CODE, "k": 0, "n": 0, "rate": math.nan}
+        price |= {"ci_low": math.nan, "ci_high": math.nan, "n_customers": 0}
+    if customers is not None and checkouts is not None:
+        value = themes.weigh_themes_by_value(
+            coded, conversations, table, customers, checkouts
+        )
+    else:
+        value = pd.DataFrame(
+            columns=["code", "name", "n_customers", "revenue_at_stake"]
+        )
+    curve = saturation.build_saturation_curve(coded, conversations, table)
+    run = int(study.config.get("coding", {}).get("saturation_run", 3))
+    return {
+        "themes": themes.tally_themes(coded, conversations, table),
+        "segment_tests": themes.compare_segments(coded, conversations, table),
+        "cooccurrence": themes.count_cooccurrence(coded, conversations, table),
+        "value": value,
+        "price_objection": price,
+        "saturation": curve,
+        "saturation_verdict": saturation.check_saturation(curve, run=run),
+    }
+
+
+def analyse_words(inputs: dict) -> dict:
+    """Return phrases, collocations, distinctive phrases and the quote bank."""
+    excerpts, conversations = inputs["excerpts"], inputs["conversations"]
+    return {
+        "phrases": language.count_phrases(excerpts),
+        "collocations": language.find_collocations(excerpts),
+        "distinctive": language.distinguish_phrases(excerpts, conversations),
+        "quotes": language.build_quote_bank(
+            excerpts, conversations, inputs["consensus"], inputs["codebook"]
+        ),
+    }
+
+
+def analyse_journeys_and_predictions(inputs: dict, study: Study, month: str) -> dict:
+    """Return journey transitions, scored predictions and insight velocity."""
+    coded, table = inputs["consensus"], inputs["codebook"]
+    conversations = inputs["conversations"]
+    stages = journeys.order_stages(coded, inputs["excerpts"], table)
+
+    # Predictions: this month scored now, earlier months from their own outputs.
+    predictions_path = study.raw("predictions", f"{month}.csv")
+    scored = pd.DataFrame()
+    if predictions_path.exists():
+        matrix = themes.build_theme_matrix(coded, conversations, table)
+        predictions = insights.load_predictions(predictions_path, month=month)
+        scored = insights.score_predictions(predictions, matrix, conversations)
+    history = [
+        pd.read_parquet(path)
+        for earlier in previous_months(study, month)
+        if (path := study.processed(earlier, OUTPUT_FILES["predictions"])).exists()
+    ]
+    every_month = pd.concat([*history, scored], ignore_index=True)
+    prediction_scores = (
+        insights.tally_prediction_scores(every_month)
+        if "is_scored" in every_month
+        else pd.DataFrame()
+    )
+
+    # Insight velocity as of the month's last day.
+    velocity = None
+    if study.raw("insights.csv").exists():
+        log_frame = insights.load_insights(study.raw("insights.csv"))
+        as_of = pd.Period(month, "M").end_time.normalize()
+        velocity = insights.summarise_insight_velocity(log_frame, as_of=as_of)
+    return {
+        "stages": stages,
+        "journeys": journeys.tally_transitions(stages, conversations),
+        "predictions": scored,
+        "prediction_scores": prediction_scores,
+        "velocity": velocity,
+        "insights_open": velocity["open"] if velocity else pd.DataFrame(),
+    }
+
+
+def summarise_coding(results: dict, study: Study) -> dict:
+    """Return the content of ``summary_coding.json`` (keys in docs/study-folder.md)."""
+    overall = results["themes"]
+    overall = overall[overall["segment"] == themes.ALL_SEGMENTS]
+    leaves = themes.list_theme_codes(results["codebook"], leaves_only=True)
+    ranked = overall[overall["code"].isin(leaves) & (overall["n_with_theme"] > 0)]
+    ranked = ranked.sort_values(["n_with_theme", "code"], ascending=[False, True])
+    top = []
+    for row in ranked.head(TOP_THEMES).itertuples(index=False):
+        quote = language.select_quote(results["quotes"], row.code, results["codebook"])
+        top.append(
+            {
+                "code": row.code,
+                "name": row.name,
+                "k": int(row.n_with_theme),
+                "n": int(row.n_conversations),
+                "rate": float(row.rate),
+                "ci_low": float(row.ci_low),
+                "ci_high": float(row.ci_high),
+                "quote_id": quote["quote_id"] if quote else None,
+                "quote": quote["text"] if quote else None,
+            }
+        )
+    verdict = results["saturation_verdict"].set_index("segment")
+    summary = {
+        "n_conversations": len(results["conversations"]),
+        "n_excerpts": len(results["excerpts"]),
+        "coding_source": results["coding_source"],
+        "top_themes": top,
+        "price_objection": clean_numbers(results["price_objection"]),
+        "is_saturated": bool(verdict.loc[themes.ALL_SEGMENTS, "is_saturated"]),
+        "saturation_run": int(verdict.loc[themes.ALL_SEGMENTS, "run"]),
+        **summarise_agreement(results["agreement"]),
+        **summarise_velocity(results["velocity"]),
+    }
+    return summary
+
+
+def summarise_agreement(agreement: pd.DataFrame) -> dict:
+    """Return the overall ``kappa`` and ``alpha`` (None when undefined or absent)."""
+    if agreement.empty or coding.OVERALL not in set(agreement["code"]):
+        return {"kappa": None, "alpha": None}
+    overall = agreement.set_index("code").loc[coding.OVERALL]
+    return {
+        "kappa": none_if_nan(overall["kappa"]),
+        "alpha": none_if_nan(overall["alpha"]),
+    }
+
+
+def summarise_velocity(velocity: dict | None) -> dict:
+    """Return the insight-velocity numbers for the summary."""
+    if velocity is None:
+        return {"insights": None}
+    keys = ["n_found", "n_addressed", "addressed_rate", "median_days_to_address"]
+    return {"insights": clean_numbers({key: velocity[key] for key in keys})}
+
+
+def none_if_nan(value) -> float | None:
+    """Return `value` as a float, or None for NaN (JSON has no NaN)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return float(value)
+
+
+def clean_numbers(values: dict) -> dict:
+    """Return `values` with NaN replaced by None and numpy numbers made plain."""
+    cleaned = {}
+    for key, value in values.items():
+        if value is None or isinstance(value, (str, bool)):
+            cleaned[key] = value
+        elif isinstance(value, numbers.Integral):
+            cleaned[key] = int(value)
+        else:
+            cleaned[key] = none_if_nan(float(value))
+    return cleaned
+
+
+def save_coding_outputs(results: dict, study: Study, month: str) -> dict:
+    """Write every table and the summary atomically; return name -> path."""
+    paths = {}
+    for key, name in OUTPUT_FILES.items():
+        frame = results.get(key)
+        if not isinstance(frame, pd.DataFrame):
+            continue
+        if key == "cooccurrence":
+            frame = frame.reset_index()
+        target = study.processed(month, name)
+        paths[key] = files.save_parquet(frame, target)
+    target = study.processed(month, "summary_coding.json")
+    paths["summary"] = files.save_json(results["summary"], target)
+    log.info("coding step wrote %d files for %s", len(paths), month)
+    return paths
