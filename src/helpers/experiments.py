@@ -743,7 +743,7 @@ def _read_ad_export(kind: str, path: Path) -> pd.DataFrame:
         table = _read_table(path, skiprows=header)
         first = table.columns[0]
         table = table[
-            ~table[first].fillna("").str.strip().str.match(r"^(total|gesamt)")
+            ~table[first].fillna("").str.strip().str.match(r"(?i)^(total|gesamt)")
         ]
         patterns = GOOGLE_COLUMNS
     else:

@@ -1,0 +1,244 @@
+"""Tests for helpers.experiment_stats against independent computations.
+
+Independent references: scipy (ttest_ind on raw rows, chisquare, bootstrap),
+statsmodels (proportions_ztest, multipletests), gbstats 0.8.0 (GrowthBook's engine,
+a test dependency only) on the same sufficient statistics, Newcombe's published
+example, and hand formulas written out in the tests.
+"""
+
+import numpy as np
+import pytest
+from scipy import integrate, stats
+
+from helpers import experiment_stats as es
+
+gb_statistics = pytest.importorskip("gbstats.models.statistics")
+gb_tests = pytest.importorskip("gbstats.frequentist.tests")
+
+
+@pytest.fixture
+def revenue_rows():
+    """Heavy-tailed revenue per visitor: mostly zeros, log-normal order values."""
+    rng = np.random.default_rng(7)
+    control = np.where(rng.random(4000) < 0.05, rng.lognormal(4, 1, 4000), 0.0)
+    treatment = np.where(rng.random(4200) < 0.06, rng.lognormal(4, 1, 4200), 0.0)
+    return control, treatment
+
+
+def sums(values):
+    return len(values), values.sum(), (values**2).sum()
+
+
+def test_welch_from_sums_matches_scipy_on_raw_rows(revenue_rows):
+    control, treatment = revenue_rows
+    n0, s0, q0 = sums(control)
+    n1, s1, q1 = sums(treatment)
+    m0, _, v0 = es.describe_mean(n0, s0, q0)
+    m1, _, v1 = es.describe_mean(n1, s1, q1)
+    df = es.welch_df(v0, n0, v1, n1)
+    result = es.compare_estimates(m0, v0, m1, v1, alpha=0.05, df=df)
+
+    reference = stats.ttest_ind(treatment, control, equal_var=False)
+    low, high = reference.confidence_interval(0.95)
+    assert result["p_value"] == pytest.approx(reference.pvalue, rel=1e-9)
+    assert result["abs_ci_low"] == pytest.approx(low, rel=1e-9)
+    assert result["abs_ci_high"] == pytest.approx(high, rel=1e-9)
+    assert df == pytest.approx(reference.df, rel=1e-9)
+
+
+def test_welch_matches_gbstats_on_the_same_sufficient_statistics(revenue_rows):
+    control, treatment = revenue_rows
+    (n0, s0, q0), (n1, s1, q1) = sums(control), sums(treatment)
+    m0, _, v0 = es.describe_mean(n0, s0, q0)
+    m1, _, v1 = es.describe_mean(n1, s1, q1)
+    ours = es.compare_estimates(
+        m0, v0, m1, v1, alpha=0.05, df=es.welch_df(v0, n0, v1, n1)
+    )
+
+    stat_a = gb_statistics.SampleMeanStatistic(n=n0, sum=s0, sum_squares=q0)
+    stat_b = gb_statistics.SampleMeanStatistic(n=n1, sum=s1, sum_squares=q1)
+    config = gb_tests.FrequentistConfig(difference_type="absolute")
+    theirs = gb_tests.TwoSidedTTest(stat_a, stat_b, config).compute_result()
+    assert ours["abs_lift"] == pytest.approx(theirs.expected, rel=1e-9)
+    assert ours["abs_ci_low"] == pytest.approx(theirs.ci[0], rel=1e-9)
+    assert ours["abs_ci_high"] == pytest.approx(theirs.ci[1], rel=1e-9)
+    assert ours["p_value"] == pytest.approx(theirs.p_value, rel=1e-9)
+
+
+def test_relative_lift_uses_both_arms_variance_like_gbstats(revenue_rows):
+    # gbstats' relative test is the delta method on treatment/control - 1 (linear
+    # scale); ours is the delta method on the log ratio. Both standard errors come
+    # from the same first-order expansion: se_linear = (m1 / m0) * se_log.
+    control, treatment = revenue_rows
+    (n0, s0, q0), (n1, s1, q1) = sums(control), sums(treatment)
+    m0, _, v0 = es.describe_mean(n0, s0, q0)
+    m1, _, v1 = es.describe_mean(n1, s1, q1)
+    ours = es.relative_lift(m0, v0, m1, v1, alpha=0.05)
+
+    stat_a = gb_statistics.SampleMeanStatistic(n=n0, sum=s0, sum_squares=q0)
+    stat_b = gb_statistics.SampleMeanStatistic(n=n1, sum=s1, sum_squares=q1)
+    theirs = gb_tests.TwoSidedTTest(stat_a, stat_b).compute_result()
+    assert ours["rel_lift"] == pytest.approx(theirs.expected, rel=1e-9)
+    assert (m1 / m0) * ours["rel_se_log"] == pytest.approx(
+        theirs.uplift.stddev, rel=1e-9
+    )
+    # The interval is asymmetric (log scale) and wider than an absolute interval
+    # divided by a fixed control mean, which ignores the control's own noise.
+    absolute = es.compare_estimates(m0, v0, m1, v1, alpha=0.05)
+    naive_width = (absolute["abs_ci_high"] - absolute["abs_ci_low"]) / m0
+    assert ours["rel_ci_high"] - ours["rel_ci_low"] > naive_width
+    assert (
+        ours["rel_ci_high"] - ours["rel_lift"] > ours["rel_lift"] - ours["rel_ci_low"]
+    )
+
+
+def test_relative_interval_is_hand_computed_log_delta():
+    # est 0.10 (var 1e-4) vs control 0.08 (var 4e-5): se_log = sqrt(1e-4/0.01 + 4e-5/0.0064)
+    result = es.relative_lift(0.08, 4e-5, 0.10, 1e-4, alpha=0.05)
+    se_log = np.sqrt(0.01 + 0.00625)
+    z = 1.959963984540054
+    assert result["rel_ci_low"] == pytest.approx(1.25 * np.exp(-z * se_log) - 1)
+    assert result["rel_ci_high"] == pytest.approx(1.25 * np.exp(z * se_log) - 1)
+
+
+def test_ratio_delta_method_matches_hand_formula_and_gbstats():
+    rng = np.random.default_rng(3)
+    orders = rng.poisson(1.3, 500) + 1
+    revenue = orders * rng.gamma(3, 20, 500)
+    n = len(orders)
+    ratio, variance = es.describe_ratio(
+        n,
+        revenue.sum(),
+        orders.sum(),
+        (revenue**2).sum(),
+        (orders**2).sum(),
+        (revenue * orders).sum(),
+    )
+
+    # Hand formula: var(r) = var(rev - r * orders) / (n * mean(orders)**2).
+    r = revenue.sum() / orders.sum()
+    residual = revenue - r * orders
+    assert ratio == pytest.approx(r)
+    assert variance == pytest.approx(
+        residual.var(ddof=1) / (n * orders.mean() ** 2), rel=1e-9
+    )
+
+    # gbstats' RatioStatistic gives the per-unit variance (ours times n).
+    gb = gb_statistics.RatioStatistic(
+        n=n,
+        m_statistic=gb_statistics.SampleMeanStatistic(
+            n=n, sum=revenue.sum(), sum_squares=(revenue**2).sum()
+        ),
+        d_statistic=gb_statistics.SampleMeanStatistic(
+            n=n, sum=orders.sum(), sum_squares=(orders**2).sum()
+        ),
+        m_d_sum_of_products=(revenue * orders).sum(),
+    )
+    assert variance * n == pytest.approx(gb.variance, rel=1e-9)
+
+
+def test_ratio_delta_method_agrees_with_a_bootstrap_over_units():
+    rng = np.random.default_rng(11)
+    spend = rng.gamma(4, 50, 300)
+    revenue = spend * rng.lognormal(1, 0.4, 300)
+    _, variance = es.describe_ratio(
+        300,
+        revenue.sum(),
+        spend.sum(),
+        (revenue**2).sum(),
+        (spend**2).sum(),
+        (revenue * spend).sum(),
+    )
+    picks = rng.integers(0, 300, size=(4000, 300))
+    ratios = revenue[picks].sum(axis=1) / spend[picks].sum(axis=1)
+    # 4,000 resamples estimate a standard deviation to within about 2.5 %.
+    assert np.sqrt(variance) == pytest.approx(ratios.std(ddof=1), rel=0.08)
+
+
+def test_newcombe_interval_matches_published_example():
+    # Newcombe (1998), Stat Med 17:873, table II example (a): 56/70 vs 48/80,
+    # method 10 (hybrid score): 0.0524 to 0.3339.
+    result = es.compare_proportions(48, 80, 56, 70, alpha=0.05)
+    assert result["abs_lift"] == pytest.approx(0.2)
+    assert result["abs_ci_low"] == pytest.approx(0.0524, abs=5e-5)
+    assert result["abs_ci_high"] == pytest.approx(0.3339, abs=5e-5)
+
+
+def test_proportion_z_test_matches_statsmodels_pooled_test():
+    from statsmodels.stats.proportion import proportions_ztest
+
+    k = np.array([[122, 267], [122, 189], [40, 38]])
+    n = np.array([[21306, 21307], [21306, 21387], [20000, 20100]])
+    result = es.compare_proportions(k[:, 0], n[:, 0], k[:, 1], n[:, 1], alpha=0.05)
+    for i in range(3):
+        _, p_value = proportions_ztest(k[i, ::-1], n[i, ::-1])
+        assert result["p_value"][i] == pytest.approx(p_value, rel=1e-9)
+
+
+def test_proportion_difference_standard_error_matches_gbstats():
+    stat_a = gb_statistics.ProportionStatistic(n=5012, sum=61)
+    stat_b = gb_statistics.ProportionStatistic(n=4988, sum=83)
+    config = gb_tests.FrequentistConfig(difference_type="absolute")
+    theirs = gb_tests.TwoSidedTTest(stat_a, stat_b, config).compute_result()
+    ours = es.compare_proportions(61, 5012, 83, 4988, alpha=0.05)
+    assert ours["abs_lift"] == pytest.approx(theirs.expected, rel=1e-12)
+    assert ours["se"] == pytest.approx(theirs.uplift.stddev, rel=1e-9)
+
+
+@pytest.mark.parametrize("method", ["holm", "fdr_bh"])
+def test_adjust_p_matches_multipletests_and_skips_untested(method):
+    from statsmodels.stats.multitest import multipletests
+
+    p = np.array([0.001, 0.04, np.nan, 0.03, 0.2, 0.0101, 0.5])
+    tested = ~np.isnan(p)
+    expected = multipletests(p[tested], method=method)[1]
+    adjusted = es.adjust_p(p, method=method)
+    assert np.isnan(adjusted[2])
+    np.testing.assert_allclose(adjusted[tested], expected, rtol=1e-12)
+
+
+def test_chance_to_beat_control_matches_numerical_integration():
+    # P(B > A) = integral of f_B(x) * F_A(x) for Beta(1 + k, 1 + n - k) posteriors.
+    a, b = stats.beta(1 + 61, 1 + 5012 - 61), stats.beta(1 + 83, 1 + 4988 - 83)
+    exact, _ = integrate.quad(lambda x: b.pdf(x) * a.cdf(x), 0, 0.05, limit=200)
+    chance = es.chance_beta_binomial([61], [5012], [83], [4988], seed=1)
+    assert chance[0] == pytest.approx(exact, abs=0.006)
+
+
+def test_exact_interval_at_zero_successes_is_clopper_pearson():
+    low, high = es.exact_interval(np.array([0]), np.array([400]), alpha=0.05)
+    assert low[0] == 0
+    assert high[0] == pytest.approx(1 - 0.025 ** (1 / 400))
+
+
+def test_srm_flags_a_crafted_split_against_the_planned_one():
+    # 5,000 vs 5,400 under a planned 50/50: chi-square = 400**2/5200 * 2 = 15.38.
+    p_value = es.srm_test([5000, 5400], [0.5, 0.5])
+    assert p_value == pytest.approx(stats.chi2.sf(2 * 200**2 / 5200, 1))
+    assert p_value < 0.001
+    # The same counts are fine when the plan was 48/52.
+    assert es.srm_test([5000, 5400], [0.4808, 0.5192]) > 0.5
+
+
+def test_identical_values_have_zero_variance_and_no_p_value():
+    mean, unit_variance, variance = es.describe_mean(3, 3 * 49.99, 3 * 49.99**2)
+    assert unit_variance == 0
+    result = es.compare_estimates(mean, variance, mean, variance, alpha=0.05)
+    assert np.isnan(result["p_value"])
+
+
+def test_multinomial_bootstrap_matches_scipy_bootstrap(revenue_rows):
+    control, treatment = revenue_rows
+    ours = es.bootstrap_mean_difference(treatment, control, resamples=4000, seed=5)
+    reference = stats.bootstrap(
+        (treatment, control),
+        lambda x, y, axis: x.mean(axis) - y.mean(axis),
+        n_resamples=4000,
+        method="percentile",
+        vectorized=True,
+        rng=np.random.default_rng(5),
+    ).confidence_interval
+    # Two Monte Carlo estimates of the same quantiles.
+    spread = reference.high - reference.low
+    assert ours[0] == pytest.approx(reference.low, abs=0.05 * spread)
+    assert ours[1] == pytest.approx(reference.high, abs=0.05 * spread)

@@ -1,0 +1,565 @@
+"""Tests for helpers.experiments: definitions, readers, checks, tests, outputs.
+
+Real data: the Hillstrom e-mail experiment (64,000 customers, published arm means)
+read as row-level data, and the Kaggle Facebook ads export with campaigns as units.
+Every expected value is computed independently in the test (pandas, scipy,
+statsmodels, gbstats) or is a published number.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from scipy import stats
+
+from helpers import experiments as ex
+from helpers.errors import HeardInputError
+from helpers.study import load_defaults, load_study
+
+FIXTURES = Path(__file__).parent / "fixtures" / "experiments"
+SHARED = Path(__file__).parents[2] / "shared" / "data"
+HILLSTROM = SHARED / "hillstrom-email" / "hillstrom_data.csv"
+FB_ADS = SHARED / "fb-ads-conversion" / "KAG_conversion_data.csv"
+SETTINGS = load_defaults()["experiments"]
+
+
+def write_experiment(
+    folder: Path,
+    definition: dict,
+    results: pd.DataFrame | None,
+    *,
+    file: str = "results.csv",
+) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    if results is not None:
+        results.to_csv(folder / file, index=False)
+    path = folder / "experiment.yml"
+    path.write_text(yaml.safe_dump(definition, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def two_arm_definition(name="test", **changes) -> dict:
+    definition = {
+        "name": name,
+        "hypothesis": "The new copy lifts orders.",
+        "dates": {"start": "2026-11-01", "end": "2026-11-14"},
+        "variants": [
+            {"id": "control", "name": "Old", "copy": "old", "quote_ids": []},
+            {
+                "id": "new-copy",
+                "name": "New",
+                "copy": "new",
+                "quote_ids": ["q-2026-11-07-003"],
+            },
+        ],
+        "split": {"control": 0.5, "new-copy": 0.5},
+        "primary_metric": "revenue_per_visitor",
+        "secondary_metrics": ["conversion_rate", "aov"],
+        "results": {"file": "results.csv", "kind": "rows"},
+    }
+    definition.update(changes)
+    return definition
+
+
+def analyse(path: Path) -> dict:
+    return ex.analyse_experiment(ex.load_experiment(path, defaults=SETTINGS))
+
+
+def row(results: pd.DataFrame, metric: str, variant: str) -> pd.Series:
+    found = results[results["metric"].eq(metric) & results["variant"].eq(variant)]
+    assert len(found) == 1, (metric, variant)
+    return found.iloc[0]
+
+
+# ---------------------------------------------------------------------------
+# Definitions
+# ---------------------------------------------------------------------------
+
+
+def test_one_arm_is_a_clear_error(tmp_path):
+    definition = two_arm_definition()
+    definition["variants"] = definition["variants"][:1]
+    definition["split"] = {"control": 1.0}
+    path = write_experiment(tmp_path / "one", definition, None)
+    with pytest.raises(HeardInputError, match="at least two variants"):
+        ex.load_experiment(path)
+
+
+def test_results_with_only_the_control_arm_are_refused(tmp_path):
+    rows = pd.DataFrame({"variant": ["control"] * 4, "revenue": [0, 1, 2, 3.0]})
+    path = write_experiment(tmp_path / "x", two_arm_definition(), rows)
+    with pytest.raises(HeardInputError, match="no rows for \\['new-copy'\\]"):
+        analyse(path)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"split": {"control": 0.5, "new-copy": 0.6}}, "sum to 1"),
+        ({"primary_metric": "happiness"}, "built-in metric"),
+        ({"variants": [{"id": "control"}, {"id": "New Copy"}]}, "lowercase"),
+    ],
+)
+def test_bad_definitions_name_the_key(tmp_path, change, message):
+    path = write_experiment(tmp_path / "bad", two_arm_definition(**change), None)
+    with pytest.raises(HeardInputError, match=message):
+        ex.load_experiment(path)
+
+
+def test_quote_ids_must_follow_the_quote_bank_pattern(tmp_path):
+    definition = two_arm_definition()
+    definition["variants"][1]["quote_ids"] = ["quote 7"]
+    path = write_experiment(tmp_path / "q", definition, None)
+    with pytest.raises(HeardInputError, match="q-2026-11-07-003"):
+        ex.load_experiment(path)
+
+
+# ---------------------------------------------------------------------------
+# Planning
+# ---------------------------------------------------------------------------
+
+
+def test_plan_matches_textbook_sample_size_formulas():
+    definition = ex.load_experiment(
+        FIXTURES / "arms-basic" / "experiment.yml", defaults=SETTINGS
+    )
+    plan = ex.plan_experiment(definition).set_index("metric")
+    z = stats.norm.ppf(0.975) + stats.norm.ppf(0.8)
+
+    # Proportion: var(2 asin sqrt(p)) = 1/n per arm, so n = 2 (z / h)**2 with
+    # Cohen's h for 3.0% -> 3.3%; the classical unpooled formula agrees closely.
+    h = 2 * np.arcsin(np.sqrt(0.033)) - 2 * np.arcsin(np.sqrt(0.03))
+    assert plan.loc["conversion_rate", "n_per_arm"] == np.ceil(2 * (z / h) ** 2)
+    classical = z**2 * (0.03 * 0.97 + 0.033 * 0.967) / 0.003**2
+    assert plan.loc["conversion_rate", "n_per_arm"] == pytest.approx(
+        classical, rel=0.005
+    )
+
+    # Mean: n = 2 (z sd / mde)**2, plus the t correction (under 0.1 % here).
+    normal_n = 2 * (z * 19.0 / 0.21) ** 2
+    assert plan.loc["revenue_per_visitor", "n_per_arm"] == pytest.approx(
+        normal_n, rel=1e-3
+    )
+    # Duration at 4,000 units a day for both arms.
+    total = plan.loc["revenue_per_visitor", "n_total"]
+    assert plan.loc["revenue_per_visitor", "days"] == np.ceil(total / 4000)
+
+
+# ---------------------------------------------------------------------------
+# Hillstrom: real data through the row-level path
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def hillstrom(tmp_path_factory):
+    if not HILLSTROM.exists():
+        pytest.skip("shared Hillstrom data not present")
+    definition = {
+        "name": "hillstrom",
+        "hypothesis": "A merchandise e-mail lifts spend per customer.",
+        "dates": {"start": "2008-03-01", "end": "2008-03-14"},
+        "variants": [
+            {"id": "control", "name": "No E-Mail", "copy": "", "quote_ids": []},
+            {"id": "mens", "name": "Mens E-Mail", "copy": "", "quote_ids": []},
+            {"id": "womens", "name": "Womens E-Mail", "copy": "", "quote_ids": []},
+        ],
+        "split": {"control": 1 / 3, "mens": 1 / 3, "womens": 1 / 3},
+        "primary_metric": "revenue_per_visitor",
+        "secondary_metrics": ["conversion_rate", "visit_rate", "aov"],
+        "capping": {"revenue": 0.9},
+        "bootstrap_resamples": 400,
+        "results": {
+            "file": str(HILLSTROM),
+            "kind": "rows",
+            "variant_column": "segment",
+            "variant_map": {
+                "No E-Mail": "control",
+                "Mens E-Mail": "mens",
+                "Womens E-Mail": "womens",
+            },
+            "column_map": {
+                "revenue": "spend",
+                "converted": "conversion",
+                "visited": "visit",
+            },
+        },
+    }
+    path = write_experiment(tmp_path_factory.mktemp("hill"), definition, None)
+    return analyse(path), pd.read_csv(HILLSTROM)
+
+
+@pytest.mark.parametrize(
+    ("variant", "n", "visit", "conversion", "spend"),
+    [
+        ("mens", 21307, 0.18276, 0.01253, 1.42262),
+        ("womens", 21387, 0.15140, 0.00884, 1.07720),
+        ("control", 21306, 0.10617, 0.00573, 0.65279),
+    ],
+)
+def test_hillstrom_arm_means_match_the_published_values(
+    hillstrom, variant, n, visit, conversion, spend
+):
+    results = hillstrom[0]["results"]
+    assert row(results, "visit_rate", variant)["n"] == n
+    assert row(results, "visit_rate", variant)["estimate"] == pytest.approx(
+        visit, abs=5e-6
+    )
+    assert row(results, "conversion_rate", variant)["estimate"] == pytest.approx(
+        conversion, abs=5e-6
+    )
+    assert row(results, "revenue_per_visitor", variant)["estimate"] == pytest.approx(
+        spend, abs=5e-6
+    )
+
+
+def test_hillstrom_welch_matches_scipy_on_raw_rows(hillstrom):
+    analysis, raw = hillstrom
+    for variant, label in [("mens", "Mens E-Mail"), ("womens", "Womens E-Mail")]:
+        reference = stats.ttest_ind(
+            raw.loc[raw.segment.eq(label), "spend"],
+            raw.loc[raw.segment.eq("No E-Mail"), "spend"],
+            equal_var=False,
+        )
+        low, high = reference.confidence_interval()
+        found = row(analysis["results"], "revenue_per_visitor", variant)
+        assert found["p_value"] == pytest.approx(reference.pvalue, rel=1e-6)
+        assert found["abs_ci_low"] == pytest.approx(low, rel=1e-6)
+        assert found["abs_ci_high"] == pytest.approx(high, rel=1e-6)
+        # The bootstrap interval sits near Welch's (64,000 customers).
+        assert found["boot_ci_low"] == pytest.approx(low, abs=0.1)
+
+
+def test_hillstrom_aov_matches_gbstats_ratio_with_customer_as_unit(hillstrom):
+    gb_statistics = pytest.importorskip("gbstats.models.statistics")
+    gb_tests = pytest.importorskip("gbstats.frequentist.tests")
+    analysis, raw = hillstrom
+
+    def ratio_statistic(label):
+        arm = raw[raw.segment.eq(label)]
+        revenue, orders = arm["spend"], arm["conversion"]
+        return gb_statistics.RatioStatistic(
+            n=len(arm),
+            m_statistic=gb_statistics.SampleMeanStatistic(
+                n=len(arm), sum=revenue.sum(), sum_squares=(revenue**2).sum()
+            ),
+            d_statistic=gb_statistics.SampleMeanStatistic(
+                n=len(arm), sum=orders.sum(), sum_squares=(orders**2).sum()
+            ),
+            m_d_sum_of_products=(revenue * orders).sum(),
+        )
+
+    control = ratio_statistic("No E-Mail")
+    mens = ratio_statistic("Mens E-Mail")
+    config = gb_tests.FrequentistConfig(difference_type="absolute")
+    theirs = gb_tests.TwoSidedTTest(control, mens, config).compute_result()
+    found = row(analysis["results"], "aov", "mens")
+    assert found["estimate"] == pytest.approx(mens.mean, rel=1e-9)
+    assert found["abs_lift"] == pytest.approx(theirs.expected, rel=1e-9)
+    # gbstats uses a t reference with Welch df (about 340 here); ours is normal.
+    assert found["abs_ci_high"] - found["abs_lift"] == pytest.approx(
+        theirs.ci[1] - theirs.expected, rel=0.01
+    )
+
+
+def test_hillstrom_holm_family_is_arms_times_metrics(hillstrom):
+    from statsmodels.stats.multitest import multipletests
+
+    results = hillstrom[0]["results"]
+    family = results[
+        results["variant"].ne("control") & results["role"].ne("sensitivity")
+    ]
+    assert len(family) == 2 * 4
+    expected = multipletests(family["p_value"], method="holm")[1]
+    np.testing.assert_allclose(family["p_adjusted"], expected, rtol=1e-12)
+
+
+def test_hillstrom_capping_shows_its_effect_on_the_estimate(hillstrom):
+    analysis, raw = hillstrom
+    buyers = raw.loc[raw.spend.gt(0), "spend"]
+    cap = buyers.quantile(0.9)
+    control = raw.loc[raw.segment.eq("No E-Mail"), "spend"].clip(upper=cap)
+    found = row(analysis["results"], "revenue_per_visitor_capped", "control")
+    assert analysis["info"]["revenue_cap"] == pytest.approx(cap)
+    assert found["estimate"] == pytest.approx(control.mean(), rel=1e-9)
+    assert (
+        found["estimate"]
+        < row(analysis["results"], "revenue_per_visitor", "control")["estimate"]
+    )
+    assert (
+        "capped"
+        in row(analysis["results"], "revenue_per_visitor_capped", "mens")["flags"]
+    )
+
+
+def test_hillstrom_split_passes_the_srm_check(hillstrom):
+    checks = hillstrom[0]["checks"].set_index("check")
+    expected = stats.chisquare([21306, 21307, 21387]).pvalue
+    assert checks.loc["sample_ratio", "value"] == pytest.approx(expected)
+    assert bool(checks.loc["sample_ratio", "is_passed"])
+
+
+# ---------------------------------------------------------------------------
+# Facebook ads export: campaigns as units
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def fb_ads(tmp_path_factory):
+    if not FB_ADS.exists():
+        pytest.skip("shared fb-ads-conversion data not present")
+    definition = two_arm_definition(
+        name="fb",
+        variants=[
+            {"id": "control", "name": "916"},
+            {"id": "c936", "name": "936"},
+            {"id": "c1178", "name": "1178"},
+        ],
+        split={"control": 0.05, "c936": 0.4, "c1178": 0.55},
+        primary_metric="roas",
+        secondary_metrics=["ctr", "click_conversion_rate"],
+        results={
+            "file": str(FB_ADS),
+            "kind": "rows",
+            "variant_column": "xyz_campaign_id",
+            "unit_column": "fb_campaign_id",
+            "variant_map": {"916": "control", "936": "c936", "1178": "c1178"},
+            "column_map": {
+                "spend": "Spent",
+                "impressions": "Impressions",
+                "clicks": "Clicks",
+                "orders": "Approved_Conversion",
+            },
+            "value_per_conversion": 100,
+        },
+    )
+    path = write_experiment(tmp_path_factory.mktemp("fb"), definition, None)
+    return analyse(path), pd.read_csv(FB_ADS, encoding="utf-8-sig")
+
+
+def test_fb_ads_roas_per_arm_and_campaign_count(fb_ads):
+    analysis, raw = fb_ads
+    campaigns = raw.groupby(["xyz_campaign_id", "fb_campaign_id"]).sum(
+        numeric_only=True
+    )
+    for label, variant in [(916, "control"), (936, "c936"), (1178, "c1178")]:
+        arm = campaigns.loc[label]
+        found = row(analysis["results"], "roas", variant)
+        assert found["n"] == len(arm)
+        assert found["estimate"] == pytest.approx(
+            100 * arm["Approved_Conversion"].sum() / arm["Spent"].sum(), rel=1e-9
+        )
+
+
+def test_fb_ads_roas_standard_error_matches_a_campaign_bootstrap(fb_ads):
+    analysis, raw = fb_ads
+    campaigns = (
+        raw[raw.xyz_campaign_id.eq(936)]
+        .groupby("fb_campaign_id")
+        .sum(numeric_only=True)
+    )
+    revenue = 100 * campaigns["Approved_Conversion"].to_numpy()
+    spend = campaigns["Spent"].to_numpy()
+    rng = np.random.default_rng(2)
+    picks = rng.integers(0, len(spend), size=(4000, len(spend)))
+    boot = revenue[picks].sum(axis=1) / spend[picks].sum(axis=1)
+    found = row(analysis["results"], "roas", "c936")
+    se = (found["ci_high"] - found["ci_low"]) / (2 * stats.norm.ppf(0.975))
+    assert se == pytest.approx(boot.std(ddof=1), rel=0.12)
+
+
+def test_fb_ads_planned_split_mismatch_is_flagged(fb_ads):
+    analysis, _ = fb_ads
+    checks = analysis["checks"].set_index("check")
+    # 54 / 464 / 625 ads grouped into campaigns against a 5/40/55 plan.
+    assert not bool(checks.loc["sample_ratio", "is_passed"])
+    assert all(
+        "srm" in flags
+        for flags in analysis["results"].query("variant != 'control'")["flags"]
+    )
+    assert all(
+        v.startswith("Sample-ratio mismatch")
+        for v in analysis["results"].query("variant != 'control'")["verdict"]
+    )
+
+
+# ---------------------------------------------------------------------------
+# Degenerate cases
+# ---------------------------------------------------------------------------
+
+
+def test_identical_order_values_are_not_significant(tmp_path):
+    # Every buyer spends exactly 49.99 in both arms: AOV has no spread at all.
+    rows = pd.DataFrame(
+        {
+            "variant": ["control"] * 400 + ["new-copy"] * 400,
+            "revenue": [49.99] * 800,
+            "orders": [1] * 800,
+        }
+    )
+    definition = two_arm_definition(primary_metric="aov", secondary_metrics=[])
+    analysis = analyse(write_experiment(tmp_path / "same", definition, rows))
+    found = row(analysis["results"], "aov", "new-copy")
+    assert not found["is_testable"]
+    assert np.isnan(found["p_value"])
+    assert "zero_variance" in found["flags"]
+    assert "significant" not in found["verdict"]
+    assert "not testable" in found["verdict"]
+
+
+def test_zero_conversions_are_not_testable_with_an_exact_bound(tmp_path):
+    rows = pd.DataFrame(
+        {
+            "variant": ["control"] * 500 + ["new-copy"] * 500,
+            "converted": [0] * 500 + [1] * 3 + [0] * 497,
+        }
+    )
+    definition = two_arm_definition(
+        primary_metric="conversion_rate", secondary_metrics=[]
+    )
+    analysis = analyse(write_experiment(tmp_path / "zero", definition, rows))
+    control = row(analysis["results"], "conversion_rate", "control")
+    arm = row(analysis["results"], "conversion_rate", "new-copy")
+    assert control["ci_low"] == 0
+    assert control["ci_high"] == pytest.approx(1 - 0.025 ** (1 / 500))
+    assert not arm["is_testable"] and np.isnan(arm["p_adjusted"])
+    assert "zero_conversions" in arm["flags"]
+    assert "no conversions" in arm["verdict"]
+    checks = analysis["checks"]
+    assert checks["check"].eq("zero_conversions").sum() == 1
+
+
+def test_verdicts_say_significant_only_with_the_interval(tmp_path):
+    analysis = analyse(FIXTURES / "arms-basic" / "experiment.yml")
+    verdicts = analysis["results"].query("variant != 'control'")["verdict"]
+    for verdict in verdicts:
+        if "significant" in verdict:
+            assert "[" in verdict and "interval" in verdict
+    assert verdicts.str.contains("significant").any()
+
+
+# ---------------------------------------------------------------------------
+# Readers: generic arms, Klaviyo, Meta, Google
+# ---------------------------------------------------------------------------
+
+
+def test_arm_table_tests_match_hand_computation():
+    analysis = analyse(FIXTURES / "arms-basic" / "experiment.yml")
+    found = row(analysis["results"], "revenue_per_visitor", "free-returns")
+    mean_c, mean_t = 42000 / 20000, 49500 / 20100
+    var_c = (8_800_000 - 42000 * mean_c) / 19999 / 20000
+    var_t = (10_400_000 - 49500 * mean_t) / 20099 / 20100
+    t_stat = (mean_t - mean_c) / np.sqrt(var_c + var_t)
+    df = (var_c + var_t) ** 2 / (var_c**2 / 19999 + var_t**2 / 20099)
+    assert found["abs_lift"] == pytest.approx(mean_t - mean_c)
+    assert found["p_value"] == pytest.approx(2 * stats.t.sf(abs(t_stat), df))
+    assert found["role"] == "primary"
+    unsub = row(analysis["results"], "unsubscribe_rate", "free-returns")
+    assert unsub["role"] == "guardrail"
+    assert unsub["estimate"] == pytest.approx(38 / 20100)
+
+
+def test_klaviyo_export_gives_proportions_but_not_revenue_variance():
+    analysis = analyse(FIXTURES / "klaviyo-subject" / "experiment.yml")
+    arms = analysis["arms"].set_index("variant")
+    assert arms.loc["control", "n"] == 5012
+    assert arms.loc["delivery", "revenue"] == pytest.approx(5902.10)
+    conversion = row(analysis["results"], "conversion_rate", "delivery")
+    assert conversion["estimate"] == pytest.approx(83 / 4988)
+    revenue = row(analysis["results"], "revenue_per_visitor", "delivery")
+    assert not revenue["is_testable"]
+    assert "not_testable" in revenue["flags"]
+
+
+def test_meta_export_drops_the_totals_row_and_uses_campaigns_as_units():
+    analysis = analyse(FIXTURES / "meta-ads" / "experiment.yml")
+    arms = analysis["arms"].set_index("variant")
+    assert arms.loc["control", "n"] == 4
+    assert arms.loc["control", "spend"] == pytest.approx(810)
+    roas = row(analysis["results"], "roas", "quote")
+    assert roas["estimate"] == pytest.approx(5175 / 810)
+    assert roas["metric_kind"] == "ratio" and roas["is_testable"]
+
+
+def test_google_export_skips_title_lines_totals_and_blanks():
+    analysis = analyse(FIXTURES / "google-ads" / "experiment.yml")
+    arms = analysis["arms"].set_index("variant")
+    assert arms.loc["control", "impressions"] == 120400
+    assert arms.loc["words", "revenue"] == 0
+    ctr = row(analysis["results"], "ctr", "words")
+    # One row per arm: CTR is a proportion per impression.
+    assert ctr["test"].startswith("two-proportion")
+    assert ctr["estimate"] == pytest.approx(2755 / 119800)
+
+
+# ---------------------------------------------------------------------------
+# Trace, plot, the month's step
+# ---------------------------------------------------------------------------
+
+
+def test_trace_joins_quote_texts_by_id():
+    definition = ex.load_experiment(
+        FIXTURES / "arms-basic" / "experiment.yml", defaults=SETTINGS
+    )
+    bank = pd.DataFrame(
+        {
+            "quote_id": ["q-2026-11-07-003"],
+            "text": ["I only bought because returns were free"],
+        }
+    )
+    analysis = ex.analyse_experiment(definition, quote_bank=bank)
+    trace = analysis["trace"].set_index("quote_id")
+    assert trace.loc["q-2026-11-07-003", "quote"].startswith("I only bought")
+    assert trace.loc["q-2026-11-12-001", "quote"] == ""
+    primary = row(analysis["results"], "revenue_per_visitor", "free-returns")
+    assert trace.loc["q-2026-11-07-003", "rel_lift"] == primary["rel_lift"]
+
+
+def test_forest_plot_keeps_arm_colours():
+    from matplotlib.colors import to_hex
+
+    from helpers.figures import arm_colours
+
+    definition = ex.load_experiment(
+        FIXTURES / "arms-basic" / "experiment.yml", defaults=SETTINGS
+    )
+    analysis = ex.analyse_experiment(definition)
+    figure = ex.plot_lifts(analysis["results"], definition)
+    lines = figure.axes[0].get_lines()
+    colours = {to_hex(line.get_color()) for line in lines}
+    assert arm_colours(definition["variant_ids"])["free-returns"] in colours
+
+
+def test_run_step_writes_results_and_summary(tmp_path):
+    raw = tmp_path / "raw" / "shop"
+    (raw / "experiments").mkdir(parents=True)
+    import shutil
+
+    shutil.copytree(FIXTURES / "arms-basic", raw / "experiments" / "arms-basic")
+    (raw / "study.yml").write_text(
+        "months:\n  '2026-11':\n    experiments: [arms-basic]\n", encoding="utf-8"
+    )
+    study = load_study(raw, root=tmp_path, processed_root=tmp_path / "processed")
+    summary = ex.run_experiments_step(study, "2026-11")
+
+    month = tmp_path / "processed" / "2026-11"
+    written = json.loads((month / "summary_experiments.json").read_text())
+    entry = written["experiments"][0]
+    assert {
+        "name",
+        "primary_metric",
+        "verdict",
+        "lift",
+        "ci_low",
+        "ci_high",
+        "p_value",
+    } <= set(entry)
+    assert entry["variant"] == "free-returns"
+    results = pd.read_parquet(month / "experiment-results_arms-basic.parquet")
+    found = row(results, "revenue_per_visitor", "free-returns")
+    assert entry["lift"] == pytest.approx(found["rel_lift"])
+    assert summary["experiments"] == written["experiments"]
+    for part in ("arms", "checks", "plan", "trace"):
+        assert (month / f"experiment-{part}_arms-basic.parquet").exists()
