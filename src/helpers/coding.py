@@ -17,11 +17,12 @@ import logging
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import yaml
 
 from helpers.errors import HeardInputError
-from helpers.files import open_raw
+from helpers.files import open_raw, save_xlsx
 
 log = logging.getLogger(__name__)
 
@@ -682,3 +683,917 @@ def split_long_turn(text: str, *, max_words: int) -> list[str]:
     parameters.abbrev_types = set(ABBREVIATIONS)
     sentences = PunktSentenceTokenizer(parameters).tokenize(text)
     return [sentence.strip() for sentence in sentences if sentence.strip()]
+
+
+# --------------------------------------------------------------------------------
+# Coding sheets
+# --------------------------------------------------------------------------------
+
+CODE_COLUMNS = ["code_1", "code_2", "code_3"]
+SHEET_COLUMNS = ["conversation_id", "excerpt_id", "position", "speaker", "text"]
+NO_CODE = "no code"
+SUGGESTED_CODER = "suggested (keywords)"
+CODING_COLUMNS = ["conversation_id", "excerpt_id", "coder", "code", "is_suggestion"]
+RECONCILED_SHEET = "reconciled.xlsx"
+
+
+def write_coding_sheet(
+    excerpts: pd.DataFrame,
+    codebook,
+    target: Path,
+    *,
+    include_interviewer: bool = False,
+) -> Path:
+    """Write a blank coding sheet: one row per excerpt, code columns with drop-downs.
+
+    Parameters
+    ----------
+    excerpts : DataFrame
+        From :func:`split_excerpts`.
+    codebook : Codebook
+        Its codable ids (and ``no code``) fill the drop-down lists.
+    target : Path
+        The workbook, e.g. ``coding/<month>/<coder>.xlsx`` for each coder.
+    include_interviewer : bool
+        Keep the interviewer's lines (default: only excerpts to code).
+
+    Returns
+    -------
+    Path
+        `target`, with columns ``conversation_id``, ``excerpt_id``, ``position``,
+        ``speaker``, ``text``, ``code_1``, ``code_2``, ``code_3``.
+
+    Notes
+    -----
+    Every coder gets the same blank sheet, so coders code blind to each other
+    and to keyword suggestions. Choose ``no code`` for an excerpt where nothing
+    applies; see :func:`read_coding_sheet` for how blanks are read.
+    """
+    rows = (
+        excerpts
+        if include_interviewer
+        else excerpts[excerpts["speaker"] != "interviewer"]
+    )
+    sheet = rows[SHEET_COLUMNS].copy()
+    for column in CODE_COLUMNS:
+        sheet[column] = None
+    choices = [*codebook.ids(codable_only=True), NO_CODE]
+    widths = {"conversation_id": 14, "excerpt_id": 16, "text": 80}
+    widths |= dict.fromkeys(CODE_COLUMNS, 18)
+    return save_xlsx(
+        sheet,
+        Path(target),
+        sheet="coding",
+        dropdowns=dict.fromkeys(CODE_COLUMNS, choices),
+        column_widths=widths,
+    )
+
+
+def read_coding_sheet(
+    path: Path, codebook, *, coder: str | None = None
+) -> pd.DataFrame:
+    """Read one coder's filled-in coding sheet.
+
+    Parameters
+    ----------
+    path : Path
+        The XLSX (first sheet is read).
+    codebook : Codebook
+        Codes must be its codable ids (any case) or ``no code``.
+    coder : str, optional
+        The coder's name; the file name without extension when omitted.
+
+    Returns
+    -------
+    DataFrame
+        Long format, one row per excerpt and code: ``conversation_id``,
+        ``excerpt_id``, ``coder``, ``code`` (``no code`` for an excerpt coded
+        with nothing), ``is_suggestion`` (False).
+
+    Raises
+    ------
+    HeardInputError
+        A missing or renamed column, a code not in the codebook, a group code
+        that is not codable, ``no code`` beside a code, a repeated excerpt id;
+        each names the file, row and column.
+
+    Notes
+    -----
+    A blank row above the coder's last filled-in row is an excerpt coded with
+    nothing (``no code``). Blank rows after it are excerpts the coder has not
+    reached: they are left out (missing, not "no code") with a warning, so an
+    unfinished sheet does not inflate agreement.
+    """
+    path = Path(path)
+    with open_raw(path) as handle:
+        sheet = pd.read_excel(handle, sheet_name=0, dtype=str)
+    sheet.columns = [str(column).strip().lower() for column in sheet.columns]
+    code_columns = check_sheet_columns(sheet, path)
+    lookup = {code_id.casefold(): code_id for code_id in codebook.ids()}
+    lookup[NO_CODE] = NO_CODE
+
+    # Read each row's codes, checking every cell against the codebook.
+    coded = [
+        (index, read_sheet_row(row, code_columns, lookup, codebook, path, index + 2))
+        for index, row in enumerate(sheet.to_dict("records"))
+    ]
+    filled = [index for index, codes in coded if codes]
+    last = filled[-1] if filled else -1
+    if len(sheet) - 1 > last:
+        log.warning(
+            "%s: %d blank rows after the last coded row read as not yet coded",
+            path.name,
+            len(sheet) - 1 - last,
+        )
+
+    # One row per excerpt and code, blanks above the last coded row as "no code".
+    rows, seen = [], {}
+    for index, codes in coded[: last + 1]:
+        record = sheet.iloc[index]
+        excerpt_id = check_excerpt_id(record, path, index + 2, seen)
+        for code in codes or [NO_CODE]:
+            rows.append([str(record["conversation_id"]).strip(), excerpt_id, code])
+    frame = pd.DataFrame(rows, columns=CODING_COLUMNS[:2] + ["code"])
+    frame.insert(2, "coder", coder or path.stem)
+    frame["is_suggestion"] = False
+    log.info("read %d codings of %d excerpts from %s", len(frame), len(seen), path)
+    return frame.drop_duplicates(ignore_index=True)
+
+
+def check_sheet_columns(sheet: pd.DataFrame, path: Path) -> list[str]:
+    """Return the sheet's code columns; raise when a needed column is missing."""
+    code_columns = [c for c in sheet.columns if re.fullmatch(r"code_\d+", c)]
+    for column in ("conversation_id", "excerpt_id", *(code_columns or ["code_1"])[:1]):
+        if column not in sheet.columns:
+            raise HeardInputError(
+                path,
+                row=1,
+                column=column,
+                expected=f"a column named {column}",
+                found="columns " + ", ".join(map(str, sheet.columns)),
+                fix="keep the header row as Heard wrote it (conversation_id, "
+                "excerpt_id, position, speaker, text, code_1, code_2, code_3)",
+            )
+    return code_columns
+
+
+def read_sheet_row(row: dict, code_columns, lookup: dict, codebook, path, line) -> list:
+    """Return the codebook ids in one sheet row, in column order, without repeats."""
+    codes = []
+    for column in code_columns:
+        value = row.get(column)
+        if value is None or pd.isna(value) or not str(value).strip():
+            continue
+        text = str(value).strip().lstrip("'").strip()
+        code = lookup.get(text.casefold()) or lookup.get(text.split()[0].casefold())
+        if code is None or (code != NO_CODE and not codebook[code].is_codable):
+            raise HeardInputError(
+                path,
+                row=line,
+                column=column,
+                expected="a codable id from the codebook's list, or 'no code'",
+                found=text,
+                fix="pick from the drop-down, or add the code to codebook.yml",
+            )
+        if code not in codes:
+            codes.append(code)
+    if NO_CODE in codes and len(codes) > 1:
+        raise HeardInputError(
+            path,
+            row=line,
+            column=code_columns[0],
+            expected="either codes or 'no code'",
+            found=", ".join(codes),
+            fix="remove 'no code' or the other codes",
+        )
+    return codes
+
+
+def check_excerpt_id(record, path: Path, line: int, seen: dict) -> str:
+    """Return the row's excerpt id; raise when blank or repeated."""
+    value = record["excerpt_id"]
+    excerpt_id = "" if value is None or pd.isna(value) else str(value).strip()
+    if not excerpt_id or excerpt_id in seen:
+        raise HeardInputError(
+            path,
+            row=line,
+            column="excerpt_id",
+            expected="each excerpt's id once",
+            found=f"{excerpt_id} (also row {seen[excerpt_id]})"
+            if excerpt_id
+            else "nothing",
+            fix="restore the sheet's excerpt_id column as Heard wrote it",
+        )
+    seen[excerpt_id] = line
+    return excerpt_id
+
+
+def read_coding_sheets(folder: Path, codebook) -> pd.DataFrame:
+    """Read every coder's sheet in `folder` (``<coder>.xlsx``; the reconciliation
+    sheet and Office lock files skipped); columns as :func:`read_coding_sheet`."""
+    folder = Path(folder)
+    paths = [
+        path
+        for path in sorted(folder.glob("*.xlsx"))
+        if path.name != RECONCILED_SHEET and not path.name.startswith(("~$", "."))
+    ]
+    if not paths:
+        raise HeardInputError(
+            folder,
+            expected="one coding sheet per coder (<coder>.xlsx)",
+            found="no .xlsx files",
+            fix="copy each coder's filled-in sheet into this folder",
+        )
+    codings = pd.concat(
+        [read_coding_sheet(p, codebook) for p in paths], ignore_index=True
+    )
+    log.info("read %d coders' sheets from %s", len(paths), folder)
+    return codings
+
+
+def load_codings(study, month: str, codebook) -> pd.DataFrame:
+    """Read the month's coding sheets from ``coding/<month>/`` of the raw study."""
+    return read_coding_sheets(study.raw("coding", month), codebook)
+
+
+def suggest_codes(excerpts: pd.DataFrame, codebook) -> pd.DataFrame:
+    """Suggest codes from the codebook's keyword rules, marked as suggestions.
+
+    Parameters
+    ----------
+    excerpts : DataFrame
+        From :func:`split_excerpts`; the interviewer's lines are skipped.
+    codebook : Codebook
+        Each codable code's ``keywords`` (words or phrases, whole words, any case).
+
+    Returns
+    -------
+    DataFrame
+        ``conversation_id``, ``excerpt_id``, ``coder`` (``suggested (keywords)``),
+        ``code``, ``is_suggestion`` (True); one row per excerpt and matching code.
+
+    Notes
+    -----
+    Suggestions are a first pass for people to check, never a coder: the
+    agreement and consensus functions drop rows with ``is_suggestion``.
+    """
+    patterns = {
+        code: re.compile(
+            r"\b(?:" + "|".join(re.escape(word) for word in words) + r")\b", re.I
+        )
+        for code, words in codebook.keyword_rules().items()
+    }
+    rows = [
+        [excerpt.conversation_id, excerpt.excerpt_id, SUGGESTED_CODER, code, True]
+        for excerpt in excerpts[excerpts["speaker"] != "interviewer"].itertuples()
+        for code, pattern in patterns.items()
+        if pattern.search(str(excerpt.text))
+    ]
+    return pd.DataFrame(rows, columns=CODING_COLUMNS)
+
+
+# --------------------------------------------------------------------------------
+# Agreement
+# --------------------------------------------------------------------------------
+
+OVERALL = "overall"
+UNDEFINED = "undefined (no variation)"
+AGREEMENT_COLUMNS = [
+    "code",
+    "n_units",
+    "n_coders",
+    "n_applied",
+    "percent_agreement",
+    "kappa",
+    "kappa_ci_low",
+    "kappa_ci_high",
+    "alpha",
+    "alpha_ci_low",
+    "alpha_ci_high",
+    "status",
+]
+CI_COLUMNS = ["kappa_ci_low", "kappa_ci_high", "alpha_ci_low", "alpha_ci_high"]
+
+
+def human_codings(codings: pd.DataFrame) -> pd.DataFrame:
+    """Return the codings made by people: suggestions dropped."""
+    if "is_suggestion" not in codings.columns:
+        return codings
+    return codings[~codings["is_suggestion"].fillna(False).astype(bool)]
+
+
+def build_presence(
+    codings: pd.DataFrame, *, codes: list[str] | None = None, unit: str = "excerpt"
+) -> tuple:
+    """Return, for each code, which coder applied it to which unit.
+
+    Parameters
+    ----------
+    codings : DataFrame
+        Long format from :func:`read_coding_sheet`; suggestions are dropped.
+    codes : list of str, optional
+        The codes to tabulate; every code used (but ``no code``) when omitted.
+    unit : {"excerpt", "conversation"}
+        The unit compared. At conversation level a coder applied a code when
+        any of their excerpts in it carries the code.
+
+    Returns
+    -------
+    tuple
+        ``(presence, codes, coders, units)``; ``presence`` has shape
+        (codes, coders, units): 1 applied, 0 coded without it, NaN not coded.
+    """
+    if unit not in ("excerpt", "conversation"):
+        raise ValueError(f"unit must be 'excerpt' or 'conversation', got {unit!r}")
+    key = "excerpt_id" if unit == "excerpt" else "conversation_id"
+    human = human_codings(codings)
+    coders = sorted(human["coder"].unique())
+    units = sorted(human[key].unique())
+    if codes is None:
+        codes = sorted(set(human["code"]) - {NO_CODE})
+
+    # Every unit a coder coded starts at 0 for every code; applied codes become 1.
+    presence = np.full((len(codes), len(coders), len(units)), np.nan)
+    coder_index = {coder: i for i, coder in enumerate(coders)}
+    unit_index = {value: i for i, value in enumerate(units)}
+    code_index = {code: i for i, code in enumerate(codes)}
+    rows = human["coder"].map(coder_index).to_numpy()
+    columns = human[key].map(unit_index).to_numpy()
+    presence[:, rows, columns] = 0.0
+    applied = human["code"].isin(code_index)
+    presence[
+        human.loc[applied, "code"].map(code_index).to_numpy(),
+        rows[applied.to_numpy()],
+        columns[applied.to_numpy()],
+    ] = 1.0
+    return presence, list(codes), coders, units
+
+
+def percent_agreement(data: np.ndarray) -> float:
+    """Return the share of agreeing coder pairs, averaged over units.
+
+    Parameters
+    ----------
+    data : ndarray
+        Coders × units, categories as numbers, NaN where a coder did not code.
+
+    Returns
+    -------
+    float
+        With two coders, the share of units both coded where they agree. Units
+        coded by fewer than two coders are skipped; NaN when none is left.
+    """
+    agreeing, pairs = _pair_counts(data)
+    usable = pairs > 0
+    if not usable.any():
+        return float("nan")
+    return float(np.mean(agreeing[usable] / pairs[usable]))
+
+
+def _pair_counts(data: np.ndarray) -> tuple:
+    values = np.unique(data[~np.isnan(data)])
+    counts = (
+        np.stack([(data == value).sum(axis=0) for value in values])
+        if len(values)
+        else np.zeros((1, data.shape[1]))
+    )
+    coded = counts.sum(axis=0)
+    return (counts * (counts - 1)).sum(axis=0) / 2, coded * (coded - 1) / 2
+
+
+def has_variation(data: np.ndarray) -> bool:
+    """True when units coded by two or more coders hold more than one value."""
+    pairable = data[:, (~np.isnan(data)).sum(axis=0) >= 2]
+    return len(np.unique(pairable[~np.isnan(pairable)])) > 1
+
+
+def cohen_kappa(data: np.ndarray) -> float:
+    """Return Cohen's kappa for two coders (rows of `data`), NaN when undefined.
+
+    Units one coder skipped are left out. Kappa is undefined (NaN, never 0 or 1)
+    when both coders used a single, identical value throughout: chance
+    agreement is then 1 and kappa is 0/0.
+    """
+    if data.shape[0] != 2:
+        raise ValueError(f"Cohen's kappa needs exactly two coders, got {data.shape[0]}")
+    from statsmodels.stats.inter_rater import cohens_kappa
+
+    both = ~np.isnan(data).any(axis=0)
+    if not both.any() or not has_variation(data[:, both]):
+        return float("nan")
+
+    # The coders' cross-table over the categories either of them used.
+    categories, index = np.unique(data[:, both], return_inverse=True)
+    index = index.reshape(2, -1)
+    size = len(categories)
+    table = np.bincount(index[0] * size + index[1], minlength=size * size)
+    return float(cohens_kappa(table.reshape(size, size), return_results=False))
+
+
+def nominal_alpha(data: np.ndarray) -> float:
+    """Return Krippendorff's alpha for nominal data, NaN when undefined.
+
+    Parameters
+    ----------
+    data : ndarray
+        Coders × units, NaN where a coder did not code (skipped, as Krippendorff
+        prescribes). Any number of coders.
+
+    Notes
+    -----
+    Calls the ``krippendorff`` package. Alpha is undefined when the pairable
+    values hold a single category (expected disagreement 0).
+    """
+    import krippendorff
+
+    if not has_variation(data):
+        return float("nan")
+    return float(
+        krippendorff.alpha(reliability_data=data, level_of_measurement="nominal")
+    )
+
+
+def unit_coincidences(data: np.ndarray) -> np.ndarray:
+    """Return each unit's contribution to Krippendorff's coincidence matrix.
+
+    Parameters
+    ----------
+    data : ndarray
+        Coders × units, or codes × coders × units (summed over codes, so a unit
+        carries all its codes), NaN where a coder did not code.
+
+    Returns
+    -------
+    ndarray
+        Units × categories × categories; units coded by fewer than two coders
+        contribute nothing. Summing over units gives the coincidence matrix.
+    """
+    values = np.unique(data[~np.isnan(data)])
+    counts = np.stack([(data == v).sum(axis=-2) for v in values], axis=-1).astype(float)
+    coded = counts.sum(axis=-1)[..., None, None]
+    pairs = counts[..., :, None] * counts[..., None, :]
+    pairs -= np.eye(len(values)) * counts[..., None, :]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        contribution = np.where(coded >= 2, pairs / (coded - 1), 0.0)
+    return contribution.sum(axis=0) if data.ndim == 3 else contribution
+
+
+def alpha_from_coincidences(coincidences: np.ndarray) -> np.ndarray:
+    """Return nominal alpha from coincidence matrices (last two axes); NaN when
+    the expected disagreement is zero."""
+    totals = coincidences.sum(axis=-1)
+    n = totals.sum(axis=-1)
+    observed = coincidences.sum(axis=(-2, -1)) - np.trace(
+        coincidences, axis1=-2, axis2=-1
+    )
+    expected = n**2 - (totals**2).sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(expected > 0, 1 - (n - 1) * observed / expected, np.nan)
+
+
+def unit_cross_tables(data: np.ndarray) -> np.ndarray:
+    """Return each unit's contribution to two coders' cross-table.
+
+    Parameters
+    ----------
+    data : ndarray
+        2 × units, or codes × 2 × units (summed over codes).
+
+    Returns
+    -------
+    ndarray
+        Units × categories × categories: 1 in the cell (first coder's value,
+        second coder's value) of each unit both coded.
+    """
+    values = np.unique(data[~np.isnan(data)])
+    size = len(values)
+    both = ~np.isnan(data).any(axis=-2)
+    first = np.searchsorted(values, np.nan_to_num(data[..., 0, :]))
+    second = np.searchsorted(values, np.nan_to_num(data[..., 1, :]))
+    cells = np.eye(size * size)[np.minimum(first * size + second, size * size - 1)]
+    tables = (cells * both[..., None]).reshape(*both.shape, size, size)
+    return tables.sum(axis=0) if data.ndim == 3 else tables
+
+
+def kappa_from_tables(tables: np.ndarray) -> np.ndarray:
+    """Return Cohen's kappa from cross-tables (last two axes); NaN when chance
+    agreement is 1 (no variation) or the table is empty."""
+    n = tables.sum(axis=(-2, -1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        observed = np.trace(tables, axis1=-2, axis2=-1) / n
+        chance = (tables.sum(axis=-1) * tables.sum(axis=-2)).sum(axis=-1) / n**2
+        return np.where(chance < 1 - 1e-12, (observed - chance) / (1 - chance), np.nan)
+
+
+def bootstrap_intervals(
+    data: np.ndarray, *, samples: np.ndarray, confidence: float = 0.95
+) -> dict:
+    """Return percentile bootstrap intervals for kappa and alpha over units.
+
+    Parameters
+    ----------
+    data : ndarray
+        Coders × units, or codes × coders × units (a resampled unit brings all
+        its codes).
+    samples : ndarray
+        Replicates × units: indices of the units drawn with replacement.
+    confidence : float
+        The intervals' level.
+
+    Returns
+    -------
+    dict
+        ``kappa_ci_low``, ``kappa_ci_high`` (NaN unless two coders),
+        ``alpha_ci_low``, ``alpha_ci_high``. An interval is NaN when fewer than
+        half the replicates give a defined value (a resample without variation
+        leaves the statistic undefined and is dropped).
+
+    Notes
+    -----
+    Each replicate's statistic is computed from the replicate's weighted sum of
+    per-unit coincidences (alpha) or cross-tables (kappa), which is what the
+    ``krippendorff`` package and statsmodels compute on the resampled data
+    (the tests check the two agree); calling them 1,000 times per code took
+    seconds per code.
+    """
+    weights = np.zeros(samples.shape)
+    np.add.at(weights, (np.arange(len(samples))[:, None], samples), 1.0)
+    tail = (1 - confidence) / 2 * 100
+    replicates = {
+        "alpha": alpha_from_coincidences(
+            np.tensordot(weights, unit_coincidences(data), axes=(1, 0))
+        )
+    }
+    if data.shape[-2] == 2:
+        replicates["kappa"] = kappa_from_tables(
+            np.tensordot(weights, unit_cross_tables(data), axes=(1, 0))
+        )
+    bounds = {}
+    for name in ("kappa", "alpha"):
+        values = replicates.get(name, np.array([]))
+        values = values[~np.isnan(values)]
+        low = high = float("nan")
+        if len(samples) and len(values) >= len(samples) / 2:
+            low, high = np.percentile(values, [tail, 100 - tail])
+        bounds[f"{name}_ci_low"], bounds[f"{name}_ci_high"] = float(low), float(high)
+    return bounds
+
+
+def agreement_table(
+    codings: pd.DataFrame,
+    *,
+    codebook=None,
+    unit: str = "excerpt",
+    n_boot: int = 1000,
+    seed: int = 2026,
+    confidence: float = 0.95,
+) -> pd.DataFrame:
+    """Return agreement between coders per code and overall.
+
+    Parameters
+    ----------
+    codings : DataFrame
+        Long format from :func:`read_coding_sheets`; suggestions are ignored.
+    codebook : Codebook, optional
+        When given, every codable code gets a row, used or not, in codebook order.
+    unit : {"excerpt", "conversation"}
+        The unit actually coded (excerpt) or the conversation.
+    n_boot : int
+        Bootstrap replicates over units; 0 for no intervals.
+    seed : int
+        Seeds the bootstrap, so intervals repeat exactly.
+    confidence : float
+        The intervals' level.
+
+    Returns
+    -------
+    DataFrame
+        One row per code, then a row ``overall``: ``code``, ``n_units`` (units
+        coded by at least two coders), ``n_coders``, ``n_applied`` (times the
+        code was applied), ``percent_agreement``, ``kappa``, ``kappa_ci_low``,
+        ``kappa_ci_high``, ``alpha``, ``alpha_ci_low``, ``alpha_ci_high``,
+        ``status``.
+
+    Notes
+    -----
+    Each code is a yes/no judgement per unit. Cohen's kappa (statsmodels) needs
+    exactly two coders; Krippendorff's alpha (the ``krippendorff`` package,
+    nominal) takes any number and skips units a coder did not code. A code
+    with no variation (nobody used it, or everybody used it everywhere) has
+    undefined kappa and alpha: they are NaN with status ``undefined (no
+    variation)`` and the raw agreement is still shown. The overall row pools
+    the yes/no judgements of every code used at least once (codes nobody used
+    would inflate it). Intervals resample units with replacement (percentile
+    method), so they reflect which excerpts happened to be coded; Krippendorff's
+    own bootstrap resamples pairable values instead.
+    """
+    codes = codebook.ids(codable_only=True) if codebook is not None else None
+    presence, codes, coders, units = build_presence(codings, codes=codes, unit=unit)
+    if len(coders) < 2:
+        log.warning("agreement needs two or more coders; found %d", len(coders))
+    samples = np.random.default_rng(seed).integers(0, len(units), (n_boot, len(units)))
+
+    rows = [
+        summarise_agreement(presence[i], samples=samples, confidence=confidence)
+        | {"code": code}
+        for i, code in enumerate(codes)
+    ]
+    used = presence[np.nansum(presence, axis=(1, 2)) > 0]
+    rows.append(
+        summarise_agreement(used, samples=samples, confidence=confidence)
+        | {"code": OVERALL}
+    )
+    table = pd.DataFrame(rows, columns=AGREEMENT_COLUMNS)
+    undefined = table.loc[table["status"] == UNDEFINED, "code"].tolist()
+    if undefined:
+        log.warning(
+            "kappa and alpha undefined (no variation) for %s", ", ".join(undefined)
+        )
+    log.info("agreement of %d coders on %d %ss", len(coders), len(units), unit)
+    return table
+
+
+def summarise_agreement(
+    data: np.ndarray, *, samples: np.ndarray, confidence: float
+) -> dict:
+    """Return one row of :func:`agreement_table` for coders × units data, or
+    codes × coders × units data pooled over codes."""
+    flat = np.concatenate(list(data), axis=1) if data.ndim == 3 else data
+    if flat.size == 0:
+        flat = np.full((data.shape[-2], 0), np.nan)
+    n_coders = flat.shape[0]
+    pairable = (~np.isnan(data)).sum(axis=-2) >= 2
+    row = {
+        "n_units": int(
+            pairable.any(axis=0).sum() if data.ndim == 3 else pairable.sum()
+        ),
+        "n_coders": n_coders,
+        "n_applied": int(np.nansum(flat)),
+        "percent_agreement": percent_agreement(flat),
+    }
+
+    # Kappa for exactly two coders, alpha for any number; both NaN without variation.
+    row["kappa"] = cohen_kappa(flat) if n_coders == 2 else float("nan")
+    row["alpha"] = nominal_alpha(flat) if n_coders >= 2 else float("nan")
+    row |= dict.fromkeys(CI_COLUMNS, np.nan)
+    if n_coders >= 2 and has_variation(flat) and len(samples):
+        row |= bootstrap_intervals(data, samples=samples, confidence=confidence)
+
+    if row["n_units"] == 0:
+        row["status"] = "no unit coded by two coders"
+    elif not has_variation(flat):
+        row["status"] = UNDEFINED
+    elif n_coders != 2:
+        row["status"] = "ok (kappa needs exactly two coders)"
+    else:
+        row["status"] = "ok"
+    return row
+
+
+# --------------------------------------------------------------------------------
+# Disagreements and consensus
+# --------------------------------------------------------------------------------
+
+DECISIONS = ["keep", "drop"]
+QUEUE_COLUMNS = [
+    "conversation_id",
+    "excerpt_id",
+    "code",
+    "n_coders",
+    "n_applied",
+    "applied_by",
+    "not_applied_by",
+    "codings",
+]
+CONSENSUS_COLUMNS = [
+    "conversation_id",
+    "excerpt_id",
+    "code",
+    "basis",
+    "n_coders",
+    "n_applied",
+]
+
+
+def tally_votes(codings: pd.DataFrame) -> pd.DataFrame:
+    """Return, per excerpt and code any coder applied, who applied it.
+
+    Returns
+    -------
+    DataFrame
+        ``conversation_id``, ``excerpt_id``, ``code``, ``n_coders`` (coders who
+        coded the excerpt), ``n_applied``, ``applied_by``, ``not_applied_by``
+        (coders joined by ``, ``), ``codings`` (each coder's codes, e.g.
+        ``ana: OBJ-PRICE | ben: no code``).
+    """
+    human = human_codings(codings)
+    coders = human.groupby("excerpt_id")["coder"].agg(lambda c: sorted(set(c)))
+    each = (
+        human.groupby(["excerpt_id", "coder"])["code"]
+        .agg(lambda codes: ", ".join(sorted(codes)))
+        .reset_index()
+    )
+    each["text"] = each["coder"] + ": " + each["code"]
+    described = each.groupby("excerpt_id")["text"].agg(" | ".join)
+
+    votes = (
+        human[human["code"] != NO_CODE]
+        .groupby(["conversation_id", "excerpt_id", "code"])["coder"]
+        .agg(lambda c: sorted(set(c)))
+        .rename("applied")
+        .reset_index()
+    )
+    everyone = votes["excerpt_id"].map(coders)
+    votes["n_coders"] = everyone.map(len).astype("int64")
+    votes["n_applied"] = votes["applied"].map(len).astype("int64")
+    votes["applied_by"] = votes["applied"].map(", ".join)
+    votes["not_applied_by"] = [
+        ", ".join(c for c in all_ if c not in applied)
+        for all_, applied in zip(everyone, votes["applied"], strict=True)
+    ]
+    votes["codings"] = votes["excerpt_id"].map(described)
+    return votes[QUEUE_COLUMNS]
+
+
+def disagreement_queue(
+    codings: pd.DataFrame,
+    *,
+    excerpts: pd.DataFrame | None = None,
+    resolutions: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Return the excerpt-and-code pairs coders disagree on, for reconciliation.
+
+    Parameters
+    ----------
+    codings : DataFrame
+        Long format from :func:`read_coding_sheets`; suggestions are ignored.
+    excerpts : DataFrame, optional
+        From :func:`split_excerpts`, to show each excerpt's text.
+    resolutions : DataFrame, optional
+        From :func:`read_resolutions`: fills ``decision`` and ``note``.
+
+    Returns
+    -------
+    DataFrame
+        One row per excerpt and code some but not all coders applied:
+        ``conversation_id``, ``excerpt_id``, ``code``, ``n_coders``,
+        ``n_applied``, ``applied_by``, ``not_applied_by``, ``codings`` (both
+        codings side by side), ``text`` (when `excerpts` is given), ``decision``
+        (``keep``, ``drop`` or empty when unresolved), ``note``.
+    """
+    votes = tally_votes(codings)
+    queue = votes[votes["n_applied"] < votes["n_coders"]].reset_index(drop=True)
+    if excerpts is not None:
+        queue["text"] = queue["excerpt_id"].map(
+            excerpts.set_index("excerpt_id")["text"]
+        )
+    queue["decision"], queue["note"] = None, None
+    if resolutions is not None and len(resolutions):
+        keyed = resolutions.set_index(["excerpt_id", "code"])
+        index = pd.MultiIndex.from_frame(queue[["excerpt_id", "code"]])
+        queue["decision"] = keyed["decision"].reindex(index).to_numpy()
+        queue["note"] = keyed["note"].reindex(index).to_numpy()
+    log.info(
+        "%d disagreements, %d resolved", len(queue), queue["decision"].notna().sum()
+    )
+    return queue
+
+
+def write_reconciliation_sheet(queue: pd.DataFrame, target: Path) -> Path:
+    """Write the disagreement queue as an XLSX with a keep/drop drop-down in
+    ``decision``; the coders fill it in together and save it as
+    ``coding/<month>/reconciled.xlsx``."""
+    sheet = queue.copy()
+    for column in ("decision", "note"):
+        if column not in sheet.columns:
+            sheet[column] = None
+    widths = {"codings": 40, "text": 60, "note": 40}
+    return save_xlsx(
+        sheet,
+        Path(target),
+        sheet="reconcile",
+        dropdowns={"decision": DECISIONS},
+        column_widths={k: v for k, v in widths.items() if k in sheet.columns},
+    )
+
+
+def read_resolutions(path: Path, codebook=None) -> pd.DataFrame:
+    """Read a filled-in reconciliation sheet.
+
+    Returns
+    -------
+    DataFrame
+        ``excerpt_id``, ``code``, ``decision`` (``keep`` or ``drop``), ``note``;
+        rows left without a decision are dropped (still unresolved).
+
+    Raises
+    ------
+    HeardInputError
+        A missing column, a decision other than keep/drop, a code not in
+        `codebook` (when given); naming the file, row and column.
+    """
+    path = Path(path)
+    with open_raw(path) as handle:
+        sheet = pd.read_excel(handle, sheet_name=0, dtype=str)
+    sheet.columns = [str(column).strip().lower() for column in sheet.columns]
+    for column in ("excerpt_id", "code", "decision"):
+        if column not in sheet.columns:
+            raise HeardInputError(
+                path,
+                row=1,
+                column=column,
+                expected=f"a column named {column}",
+                found="columns " + ", ".join(sheet.columns),
+                fix="keep the header row of the reconciliation sheet Heard wrote",
+            )
+    if "note" not in sheet.columns:
+        sheet["note"] = None
+    decisions = sheet["decision"].fillna("").str.strip().str.lower()
+    for index, (decision, code) in enumerate(
+        zip(decisions, sheet["code"], strict=True)
+    ):
+        bad_code = codebook is not None and str(code).strip() not in codebook
+        if decision not in ("", *DECISIONS) or (decision and bad_code):
+            raise HeardInputError(
+                path,
+                row=index + 2,
+                column="code" if decision in DECISIONS else "decision",
+                expected="keep or drop for a code in the codebook",
+                found=code if decision in DECISIONS else decision,
+                fix="choose keep or drop; leave it blank while unresolved",
+            )
+    resolved = sheet.assign(decision=decisions)[decisions != ""]
+    resolved = resolved.assign(
+        excerpt_id=resolved["excerpt_id"].str.strip(), code=resolved["code"].str.strip()
+    )
+    return resolved[["excerpt_id", "code", "decision", "note"]].reset_index(drop=True)
+
+
+def load_resolutions(study, month: str, codebook=None) -> pd.DataFrame | None:
+    """Return the month's ``coding/<month>/reconciled.xlsx`` if present, else None."""
+    path = study.raw("coding", month, RECONCILED_SHEET)
+    return read_resolutions(path, codebook) if path.exists() else None
+
+
+def build_consensus(
+    codings: pd.DataFrame, *, resolutions: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Return the consensus coding the analysis uses.
+
+    Parameters
+    ----------
+    codings : DataFrame
+        Long format from :func:`read_coding_sheets`; suggestions are ignored.
+    resolutions : DataFrame, optional
+        From :func:`read_resolutions` (``reconciled.xlsx``).
+
+    Returns
+    -------
+    DataFrame
+        One row per excerpt and consensus code: ``conversation_id``,
+        ``excerpt_id``, ``code``, ``basis`` (``agreed``, ``resolved``,
+        ``majority`` or ``single coder``), ``n_coders``, ``n_applied``.
+        Excerpts with no consensus code have no row.
+
+    Notes
+    -----
+    The rule, in order: a code every coder of the excerpt applied is kept
+    (``agreed``; with one coder, ``single coder``). A disagreement resolved in
+    the reconciliation sheet is kept or dropped as decided (``resolved``). An
+    unresolved disagreement is kept only when more than half of the excerpt's
+    coders applied it (``majority``): with two coders, never. Unresolved
+    disagreements are counted in a warning; :func:`disagreement_queue` lists
+    them.
+    """
+    votes = tally_votes(codings)
+    decision = pd.Series(None, index=votes.index, dtype=object)
+    if resolutions is not None and len(resolutions):
+        keyed = resolutions.set_index(["excerpt_id", "code"])["decision"]
+        index = pd.MultiIndex.from_frame(votes[["excerpt_id", "code"]])
+        decision = pd.Series(keyed.reindex(index).to_numpy(), index=votes.index)
+
+    # Agreed first, then decisions, then the majority rule for the rest.
+    agreed = votes["n_applied"] == votes["n_coders"]
+    resolved = ~agreed & decision.notna()
+    majority = ~agreed & ~resolved & (2 * votes["n_applied"] > votes["n_coders"])
+    votes["basis"] = np.select(
+        [agreed & (votes["n_coders"] == 1), agreed, resolved, majority],
+        ["single coder", "agreed", "resolved", "majority"],
+        default="",
+    )
+    keep = agreed | (resolved & (decision == "keep")) | majority
+    n_open = int((~agreed & ~resolved).sum())
+    if n_open:
+        log.warning(
+            "%d disagreements unresolved: %d kept by majority, %d left out",
+            n_open,
+            int(majority.sum()),
+            n_open - int(majority.sum()),
+        )
+    consensus = votes.loc[keep, CONSENSUS_COLUMNS].reset_index(drop=True)
+    log.info(
+        "consensus: %d codes on %d excerpts",
+        len(consensus),
+        consensus["excerpt_id"].nunique(),
+    )
+    return consensus
