@@ -601,3 +601,17 @@ def test_call_guide_without_a_question_says_where_to_add_it(study):
     with pytest.raises(HeardInputError) as error:
         build_call_guide(study, "2026-12", "cart_abandoners")
     assert error.value.column == "months.2026-12.question"
+
+
+@pytest.mark.slow
+def test_call_guide_renders_to_one_pdf_page(study, tmp_path):
+    render = pytest.importorskip("helpers.render")
+    if not hasattr(render, "render_markdown_pdf"):
+        pytest.skip("the report renderer has no render_markdown_pdf yet")
+    from pypdf import PdfReader
+
+    guide = build_call_guide(study, MONTH, "cart_abandoners")
+    target = render.render_markdown_pdf(guide, tmp_path / "guide.pdf", title="Guide")
+    pages = PdfReader(target).pages
+    assert len(pages) == 1
+    assert "What almost stopped you from buying?" in pages[0].extract_text()

@@ -1710,3 +1710,146 @@ def save_calls_outputs(outputs: dict, *, study: Study, month: str) -> list[Path]
         paths.append(save_parquet(table, folder / f"connect-rates_{by}.parquet"))
     paths.append(save_json(outputs["summary"], folder / "summary_calls.json"))
     return paths
+
+
+# --------------------------------------------------------------------------------------
+# Display: tables and a figure for the notebook
+# --------------------------------------------------------------------------------------
+
+BREAKDOWN_LABELS = {
+    "segment": "Segment",
+    "caller": "Caller",
+    "local_hour": "Local hour",
+    "attempt_number": "Attempt",
+}
+UNIT_LABELS = {
+    "customer": "per customer (reached / dialled)",
+    "attempt": "per attempt (answered / attempts)",
+}
+
+
+def format_connect_rates(rates: pd.DataFrame) -> pd.DataFrame:
+    """Return a connect-rate table for display: group, unit, rate with its
+    denominator, and the 95% Wilson interval (from :func:`tally_connect_rates`)."""
+    from helpers.tables import format_count_rate, format_interval
+
+    group = [c for c in rates.columns if c in BREAKDOWN_LABELS]
+    shown = rates[group].rename(columns=BREAKDOWN_LABELS).astype(str)
+    shown = shown.replace({"_": " "}, regex=True)
+    shown["Unit"] = rates["unit"].map(UNIT_LABELS)
+    shown["Connect rate"] = [
+        format_count_rate(k, n)
+        for k, n in zip(rates["n_connected"], rates["n_dialled"], strict=True)
+    ]
+    shown["95% Wilson interval"] = [
+        format_interval(low, high, digits=0)
+        for low, high in zip(rates["ci_low"], rates["ci_high"], strict=True)
+    ]
+    return shown.reset_index(drop=True)
+
+
+def format_conversations(conversations: pd.DataFrame) -> pd.DataFrame:
+    """Return conversations per segment for display: called, dialled, attempts,
+    conversations against the target, attempts per conversation with interval."""
+    from helpers.tables import format_interval
+
+    return pd.DataFrame(
+        {
+            "Segment": conversations["segment"].str.replace("_", " "),
+            "On list": conversations["n_called"],
+            "Dialled": conversations["n_dialled"],
+            "Attempts": conversations["n_attempts"],
+            "Conversations": [
+                f"{n} of {low}-{high}"
+                for n, low, high in zip(
+                    conversations["n_conversations"],
+                    conversations["target_low"],
+                    conversations["target_high"],
+                    strict=True,
+                )
+            ],
+            "Attempts per conversation": [
+                "–"
+                if math.isnan(x)
+                else f"{x:.1f} {format_interval(lo, hi, percent=False)}"
+                for x, lo, hi in zip(
+                    conversations["attempts_per_conversation"],
+                    conversations["ci_low"],
+                    conversations["ci_high"],
+                    strict=True,
+                )
+            ],
+            "Still needed": conversations["n_to_target"],
+        }
+    )
+
+
+def format_recovery(arms: pd.DataFrame, *, currency: str = "USD") -> pd.DataFrame:
+    """Return recovery per arm for display, the per-protocol row labelled as such."""
+    from helpers.tables import format_count_rate, format_interval, format_money
+
+    labels = {
+        "called": "Called (intent to treat)",
+        "holdout": "Not called (hold-out)",
+        "called_reached": "Reached only (per protocol, not randomised)",
+    }
+    return pd.DataFrame(
+        {
+            "Segment": arms["segment"].str.replace("_", " "),
+            "Arm": arms["arm"].map(labels),
+            "Recovered": [
+                format_count_rate(k, n)
+                for k, n in zip(arms["n_recovered"], arms["n_customers"], strict=True)
+            ],
+            "95% Wilson interval": [
+                format_interval(lo, hi, digits=0)
+                for lo, hi in zip(arms["ci_low"], arms["ci_high"], strict=True)
+            ],
+            "Revenue in window": [
+                format_money(v, currency=currency) for v in arms["revenue"]
+            ],
+        }
+    )
+
+
+def plot_connect_rates(rates: pd.DataFrame, *, by: str = "attempt_number"):
+    """Draw per-attempt connect rates with 95% Wilson intervals.
+
+    Parameters
+    ----------
+    rates : DataFrame
+        From :func:`tally_connect_rates` with ``by="attempt-number"`` or
+        ``"local-hour"``.
+    by : str
+        The group column: ``attempt_number`` or ``local_hour``.
+
+    Returns
+    -------
+    Figure
+        Points with interval bars, the denominator written above each bar.
+    """
+    from helpers.figures import PALETTE, new_figure
+
+    shown = rates[rates["unit"] == "attempt"].sort_values(by)
+    figure, axes = new_figure()
+    rate = shown["connect_rate"].to_numpy()
+    errors = [rate - shown["ci_low"].to_numpy(), shown["ci_high"].to_numpy() - rate]
+    axes.errorbar(shown[by], rate, yerr=errors, fmt="o", color=PALETTE[0], capsize=3)
+    for x, high, n in zip(shown[by], shown["ci_high"], shown["n_dialled"], strict=True):
+        axes.annotate(
+            f"n={n}",
+            (x, high),
+            textcoords="offset points",
+            xytext=(0, 4),
+            ha="center",
+            fontsize=8,
+        )
+    axes.set_xlabel(
+        BREAKDOWN_LABELS[by]
+        + (" (customer's local time)" if by == "local_hour" else "")
+    )
+    axes.set_ylabel("Answered by the customer")
+    axes.set_ylim(0, 1.08)
+    axes.yaxis.set_major_formatter(lambda value, _: f"{100 * value:.0f}%")
+    axes.set_xticks(shown[by].to_numpy())
+    return figure
