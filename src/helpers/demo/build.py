@@ -32,7 +32,7 @@ class Store:
     do_not_call: pd.DataFrame
 
 
-def build_demo_study(folder: Path, *, seed: int) -> Path:
+def build_demo_study(folder: Path, *, seed: int) -> dict:
     """Write the whole demo study into the new folder `folder`.
 
     Parameters
@@ -45,8 +45,9 @@ def build_demo_study(folder: Path, *, seed: int) -> Path:
 
     Returns
     -------
-    Path
-        `folder`.
+    dict
+        Month -> :class:`helpers.demo.calling.MonthCalls`: the call lists the
+        calls were simulated from (hold-out included), for checks and tests.
     """
     from helpers.demo import calling, messaging, notes, sheets
 
@@ -108,7 +109,7 @@ def build_demo_study(folder: Path, *, seed: int) -> Path:
             excerpts, folder, month=month, rng=rng["experiments"]
         )
     sheets.write_insights(conversations, folder)
-    return folder
+    return months
 
 
 def build_store(rng: np.random.Generator) -> Store:
@@ -170,7 +171,10 @@ def build_do_not_call(people: list[Person]) -> pd.DataFrame:
     styles = (0, 1, 3, 2, 5)
     rows = [
         {
-            "phone": shopify.format_phone(person.phone_e164, style),
+            # UK numbers carry +44: the list is read with the store's country, US.
+            "phone": shopify.format_phone(
+                person.phone_e164, style if person.country == "US" else 2
+            ),
             "email": person.email if index % 2 else "",
             "added_on": (date(2026, 3, 4) + timedelta(days=37 * index)).isoformat(),
             "source": ("customer e-mail", "phone call", "web form")[index % 3],

@@ -194,7 +194,7 @@ def build_orders_export(
         rows += line_rows(
             order, first, is_fulfilled=first["Fulfillment Status"] == "fulfilled"
         )
-    return pd.DataFrame(rows, columns=ORDER_COLUMNS).fillna("")
+    return pd.DataFrame(rows, columns=ORDER_COLUMNS, dtype=object).fillna("")
 
 
 def order_fields(order: Order, person: Person, *, as_of: date) -> dict:
@@ -233,7 +233,7 @@ def order_fields(order: Order, person: Person, *, as_of: date) -> dict:
         "Payment Reference": f"c{order.order_id}.1",
         "Refunded Amount": money(amounts["total"] * order.refunded),
         "Outstanding Balance": "0.00",
-        "Id": order.order_id,
+        "Id": str(order.order_id),
         "Tags": "",
         "Risk Level": "Low",
         "Source": order.source,
@@ -320,11 +320,11 @@ def build_checkouts_export(
             "Discount Amount": "0.00",
             "Created at": stamp(checkout.created_at),
             **address_fields(person, checkout.order_id),
-            "Id": checkout.order_id,
+            "Id": str(checkout.order_id),
             "Source": "web",
         }
         first["Billing Phone"] = format_phone(person.phone_e164, person.number * 3 + 1)
         for row in line_rows(checkout, first, is_fulfilled=False):
             row["Lineitem fulfillment status"] = ""
             rows.append(row)
-    return pd.DataFrame(rows, columns=CHECKOUT_COLUMNS).fillna("")
+    return pd.DataFrame(rows, columns=CHECKOUT_COLUMNS, dtype=object).fillna("")

@@ -1,0 +1,354 @@
+"""Tests for helpers.demo: the invented study every notebook runs on.
+
+Fast tests check the store and its Shopify layout in memory. Tests marked slow
+write the whole study (about a minute: step 01 plans each month's call list) and
+measure its calibration from the files, with simple computations of their own.
+"""
+
+from __future__ import annotations
+
+import filecmp
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import phonenumbers
+import pytest
+import yaml
+from statsmodels.stats.proportion import proportions_ztest
+
+from helpers.demo import build, shopify, world
+from helpers.demo.codebook import build_codebook, leaf_ids
+
+SHARED = Path(__file__).parents[2] / "shared" / "data"
+US_FICTIONAL = re.compile(r"^\+1\d{3}55501\d{2}$")
+UK_FICTIONAL = re.compile(r"^\+447700900\d{3}$")
+MONTHS = ("2026-10", "2026-11")
+
+
+@pytest.fixture(scope="module")
+def store():
+    return build.build_store(np.random.default_rng(7))
+
+
+@pytest.fixture(scope="module")
+def orders_export(store):
+    orders = world.number_orders(store.order_drafts)
+    people = {(p.number, p.email): p for p in store.people}
+    return shopify.build_orders_export(orders, people, as_of=world.month_end("2026-11"))
+
+
+def parse_fictional(text: str, country: str) -> bool:
+    """True when `text` parses to a number in a range reserved for fiction."""
+    cleaned = text.lstrip("'")
+    number = phonenumbers.parse(cleaned, country)
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return bool(US_FICTIONAL.match(e164) or UK_FICTIONAL.match(e164))
+
+
+# ------------------------------------------------------------------ fast checks
+
+
+def test_orders_header_matches_the_real_shopify_export(orders_export):
+    real = SHARED / "shopify-dev-orders" / "orders_export_1.csv"
+    if not real.exists():
+        pytest.skip("shared Shopify sample not available")
+    header = pd.read_csv(real, nrows=0).columns.tolist()
+    assert len(header) == 79
+    assert orders_export.columns.tolist() == header
+
+
+def test_orders_have_one_row_per_line_item(orders_export, store):
+    # Order fields sit on an order's first row only; every row names its order.
+    n_orders = orders_export["Name"].nunique()
+    firsts = orders_export[orders_export["Financial Status"] != ""]
+    assert len(orders_export) > n_orders
+    assert len(firsts) == n_orders
+    assert not firsts["Name"].duplicated().any()
+    rows_per_order = orders_export.groupby("Name").size()
+    assert rows_per_order.max() > 1
+    expected = world.number_orders(store.order_drafts)
+    items = {o.name: len(o.items) for o in expected}
+    assert rows_per_order.to_dict() == {
+        k: v for k, v in items.items() if k in rows_per_order
+    }
+
+
+def test_created_at_offsets_change_at_the_dst_switch(orders_export):
+    stamps = orders_export["Created at"]
+    late_october = stamps[stamps.str.startswith("2026-10-2")]
+    mid_november = stamps[stamps.str.startswith("2026-11-1")]
+    assert late_october.str.endswith("-0400").all() and len(late_october)
+    assert mid_november.str.endswith("-0500").all() and len(mid_november)
+
+
+def test_planted_flaws_are_present(orders_export, store):
+    totals = pd.to_numeric(orders_export["Total"], errors="coerce")
+    assert (totals < 0).sum() == 1
+    dates = pd.to_datetime(
+        orders_export["Created at"],
+        format="%Y-%m-%d %H:%M:%S %z",
+        errors="coerce",
+        utc=True,
+    )
+    assert dates.isna().sum() == 1
+    assert (orders_export["Billing Phone"] == "1.20256E+10").sum() == 1
+    customers = shopify.build_customers_export(
+        store.people, [], as_of=world.month_end("2026-11"),
+        mangled_phone=store.mangled_phone,
+    )  # fmt: skip
+    assert (customers["Default Address Phone"] == "1.20256E+10").sum() == 1
+    # Duplicates: the same e-mail under another Customer ID, letters cased apart.
+    folded = customers["Email"].str.casefold()
+    doubled = customers[folded.duplicated(keep=False) & (folded != "")]
+    assert len(doubled) >= 2 * 10
+    assert (doubled.groupby(folded)["Email"].nunique() == 2).all()
+
+
+def test_every_personal_detail_is_fictional(store, orders_export):
+    customers = shopify.build_customers_export(
+        store.people, [], as_of=world.month_end("2026-11")
+    )
+    emails = pd.concat([customers["Email"], orders_export["Email"]])
+    emails = emails[emails != ""]
+    assert emails.str.casefold().str.fullmatch(r"customer\d+@example\.com").all()
+    names = customers["First Name"] + " " + customers["Last Name"]
+    assert names.str.fullmatch(r"Customer \d+").all()
+    phones = customers[["Default Address Phone", "Default Address Country Code"]]
+    typed = phones[phones.iloc[:, 0] != ""]
+    assert len(typed) > 1000
+    assert all(parse_fictional(t, c) for t, c in typed.itertuples(index=False))
+    # Formats really are mixed: several distinct shapes of the digits.
+    shapes = typed.iloc[:, 0].str.replace(r"\d", "9", regex=True).nunique()
+    assert shapes >= 8
+
+
+def test_do_not_call_numbers_are_fictional_and_mixed(store):
+    listed = store.do_not_call["phone"]
+    assert len(listed) >= 4
+    assert all(parse_fictional(p, "US") for p in listed)
+    assert listed.str.replace(r"\d", "9", regex=True).nunique() >= 4
+
+
+def test_codebook_has_stage_branch_and_complete_codes():
+    codebook = build_codebook()
+    ids = leaf_ids(codebook)
+    assert len(ids) == len(set(ids))
+    assert {"OBJ-PRICE", "OBJ-SHIP-COST", "STAGE-DISCOVER", "STAGE-DELIVERY"} <= set(
+        ids
+    )
+    for branch in codebook["codes"]:
+        for code in branch["children"]:
+            assert code["definition"] and code["use_when"] and code["not_when"]
+            assert code["examples"] and code["keywords"]
+
+
+def test_existing_demo_is_left_alone_without_force(tmp_path):
+    from helpers.demo import write_demo_study
+
+    folder = tmp_path / "demo"
+    folder.mkdir()
+    (folder / "study.yml").write_text("mine: true\n")
+    assert write_demo_study(folder) == folder
+    assert (folder / "study.yml").read_text() == "mine: true\n"
+
+
+# ------------------------------------------------------------- the whole study
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("first") / "demo"
+    months = build.build_demo_study(folder, seed=11)
+    return folder, months
+
+
+def read_call_log(folder: Path, month: str) -> pd.DataFrame:
+    return pd.read_excel(folder / "calls" / month / "call-log.xlsx", dtype=str)
+
+
+def read_front_matter(path: Path) -> dict:
+    return yaml.safe_load(path.read_text("utf-8").split("---")[1])
+
+
+@pytest.mark.slow
+def test_same_seed_writes_identical_files(written, tmp_path):
+    first, _ = written
+    second = tmp_path / "demo"
+    build.build_demo_study(second, seed=11)
+    mine = sorted(p.relative_to(first) for p in first.rglob("*") if p.is_file())
+    theirs = sorted(p.relative_to(second) for p in second.rglob("*") if p.is_file())
+    assert mine == theirs
+    # XLSX files carry a creation time inside; compare their cells instead.
+    for relative in mine:
+        if relative.suffix == ".xlsx":
+            a = pd.read_excel(first / relative, dtype=str)
+            b = pd.read_excel(second / relative, dtype=str)
+            pd.testing.assert_frame_equal(a, b)
+        else:
+            assert filecmp.cmp(first / relative, second / relative, shallow=False), (
+                relative
+            )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("month", MONTHS)
+def test_connect_rate_per_customer_is_in_the_field_range(written, month):
+    folder, _ = written
+    calls = read_call_log(folder, month)
+    reached = calls.groupby("customer_key")["outcome"].agg(
+        lambda o: "connected" in set(o)
+    )
+    assert 0.30 <= reached.mean() <= 0.40
+    assert set(calls["outcome"]) <= {
+        "connected", "voicemail", "no_answer", "busy", "wrong_number", "declined",
+        "callback_requested", "do_not_call",
+    }  # fmt: skip
+    assert (calls["outcome"] == "do_not_call").sum() in (1, 2)
+    assert calls.groupby("customer_key").size().between(1, 4).all()
+
+
+@pytest.mark.slow
+def test_conversation_notes_count_and_front_matter(written):
+    folder, _ = written
+    notes = sorted((folder / "conversations" / "2026-11").glob("*.md"))
+    assert 24 <= len(notes) <= 30
+    october = list((folder / "conversations" / "2026-10").glob("*.md"))
+    assert 18 <= len(october) <= 26
+    fronts = [read_front_matter(p) for p in notes]
+    assert {f["segment"] for f in fronts} == {"cart_abandoners", "first_time_no_return"}
+    assert any(f["consent_to_quote"] is False for f in fronts)
+    # One note per connected call, named in the call log.
+    calls = read_call_log(folder, "2026-11")
+    named = set(calls.loc[calls["outcome"] == "connected", "notes_file"])
+    assert named == {p.name for p in notes}
+
+
+@pytest.mark.slow
+def test_price_is_cited_by_about_one_non_buyer_in_nine(written):
+    folder, _ = written
+    cited, non_buyers = 0, 0
+    for month in MONTHS:
+        segments = {
+            p.stem: read_front_matter(p)["segment"]
+            for p in (folder / "conversations" / month).glob("*.md")
+        }
+        sheets = [
+            pd.read_excel(p, dtype=str)
+            for p in (folder / "coding" / month).glob("*.xlsx")
+        ]
+        codes = pd.concat(sheets)
+        has_price = codes[["code_1", "code_2", "code_3"]].eq("OBJ-PRICE").any(axis=1)
+        priced = set(codes.loc[has_price, "conversation_id"])
+        abandoners = {c for c, s in segments.items() if s == "cart_abandoners"}
+        non_buyers += len(abandoners)
+        cited += len(priced & abandoners)
+    assert abs(cited / non_buyers - 1 / 9) <= 0.06
+
+
+@pytest.mark.slow
+def test_called_abandoners_recover_more_than_the_holdout(written):
+    folder, months = written
+    orders = pd.read_csv(
+        folder / "exports" / "2026-11" / "orders_export_1.csv", dtype=str
+    )
+    orders = orders[orders["Financial Status"].notna()]
+    from helpers.privacy import customer_key
+
+    placed = pd.DataFrame(
+        {
+            "customer_key": [customer_key(e.casefold()) for e in orders["Email"]],
+            "created_at": pd.to_datetime(
+                orders["Created at"], format="%Y-%m-%d %H:%M:%S %z", errors="coerce",
+                utc=True,
+            ),
+        }
+    )  # fmt: skip
+    window = pd.Timedelta(days=14)
+    rates = {"called": [], "holdout": []}
+    for month in MONTHS:
+        calls = read_call_log(folder, month)
+        first = (
+            pd.to_datetime(calls["attempted_at"], utc=True)
+            .groupby(calls["customer_key"])
+            .min()
+        )
+        plan = months[month].call_list
+        abandoners = plan[plan["segment"] == "cart_abandoners"]
+        median = first.reindex(
+            abandoners.loc[abandoners["arm"] == "called", "customer_key"]
+        ).median()
+        for key, arm in abandoners[["customer_key", "arm"]].itertuples(index=False):
+            start = first.get(key, median) if arm == "called" else median
+            mine = placed[placed["customer_key"] == key]["created_at"]
+            rates[arm].append(bool(((mine > start) & (mine <= start + window)).any()))
+    called, holdout = np.mean(rates["called"]), np.mean(rates["holdout"])
+    assert called >= holdout + 0.08
+    assert 0.03 <= holdout <= 0.2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("month", MONTHS)
+def test_coders_agree_about_as_well_as_trained_coders(written, month):
+    folder, _ = written
+    codes = leaf_ids(build_codebook())
+    sheets = {
+        coder: pd.read_excel(folder / "coding" / month / f"{coder}.xlsx", dtype=str)
+        for coder in ("Sam", "Rita")
+    }
+    assert sheets["Sam"]["excerpt_id"].tolist() == sheets["Rita"]["excerpt_id"].tolist()
+    customer = sheets["Sam"]["speaker"] == "customer"
+
+    # Cohen's kappa on "excerpt carries code", pooled over customer excerpts x codes.
+    def presence(sheet):
+        given = sheet.loc[customer, ["code_1", "code_2", "code_3"]]
+        return np.array([[code in set(row) for code in codes] for row in given.values])
+
+    sam, rita = presence(sheets["Sam"]).ravel(), presence(sheets["Rita"]).ravel()
+    observed = np.mean(sam == rita)
+    chance = sam.mean() * rita.mean() + (1 - sam.mean()) * (1 - rita.mean())
+    kappa = (observed - chance) / (1 - chance)
+    assert 0.65 <= kappa <= 0.9
+    assert (sam != rita).sum() >= 3
+    used = set(np.array(codes)[presence(sheets["Sam"]).any(axis=0)])
+    assert "OBJ-STOCK" not in used
+
+
+@pytest.mark.slow
+def test_experiments_cite_quotes_that_exist(written):
+    folder, _ = written
+    from helpers.coding import read_conversations, split_excerpts
+
+    for month, name in (
+        ("2026-10", "subject-line-oct"),
+        ("2026-11", "subject-line-nov"),
+    ):
+        definition = yaml.safe_load(
+            (folder / "experiments" / name / "experiment.yml").read_text()
+        )
+        quoted = [q for v in definition["variants"] for q in v["quote_ids"]]
+        assert quoted
+        excerpts = split_excerpts(read_conversations(folder / "conversations" / month))
+        known = {f"q-{e}" for e in excerpts.loc[excerpts["is_customer"], "excerpt_id"]}
+        assert set(quoted) <= known
+        results = pd.read_csv(folder / "experiments" / name / "results.csv")
+        if definition["results"]["kind"] == "rows":
+            results = (
+                results.groupby("variant")
+                .agg(n=("recipient_id", "size"), conversions=("converted", "sum"))
+                .reset_index()
+            )
+        arms = results.set_index("variant")
+        variant = next(v for v in arms.index if v != "control")
+        assert arms["n"].min() >= 1000
+        _, p_value = proportions_ztest(
+            arms.loc[[variant, "control"], "conversions"],
+            arms.loc[[variant, "control"], "n"],
+            alternative="larger",
+        )
+        lift = (
+            arms.loc[variant, "conversions"] / arms.loc[variant, "n"]
+            - arms.loc["control", "conversions"] / arms.loc["control", "n"]
+        )
+        assert lift > 0.005 and p_value < 0.05
