@@ -1141,46 +1141,64 @@ def measure_recovery(
     customers = assignment[assignment["segment"].isin(randomised)]
     customers = customers[["customer_key", "segment", "arm"]].copy()
 
-    # Each customer's reference time: own first attempt, else the segment median.
+    customers = assign_reference_times(customers, attempts, start=start)
+    customers = count_window_orders(customers, orders, window=window, start=start)
+    warn_open_windows(customers, orders, window=window)
+    return customers.drop(columns="first_attempt")
+
+
+def assign_reference_times(
+    customers: pd.DataFrame, attempts: pd.DataFrame, *, start: pd.Timestamp
+) -> pd.DataFrame:
+    """Return `customers` with ``first_attempt``, ``reference_at``, ``is_dialled``,
+    ``is_own_reference``, ``is_reached`` and ``is_conversation`` (see
+    :func:`measure_recovery` for the rule)."""
     per_customer = attempts.groupby("customer_key").agg(
         first_attempt=("attempted_at", "min"),
         is_reached=("is_reached", "any"),
         is_conversation=("is_conversation", "any"),
     )
-    customers = customers.merge(per_customer, on="customer_key", how="left")
-    median = customers.groupby("segment")["first_attempt"].median()
-    fallback = customers["segment"].map(median).fillna(start)
-    customers["is_dialled"] = customers["first_attempt"].notna()
-    customers["is_own_reference"] = customers["is_dialled"]
-    customers["reference_at"] = customers["first_attempt"].fillna(fallback)
-    customers[["is_reached", "is_conversation"]] = (
-        customers[["is_reached", "is_conversation"]].fillna(False).astype(bool)
-    )
+    timed = customers.merge(per_customer, on="customer_key", how="left")
 
-    # Orders in each customer's window.
+    # Own first attempt, else the median first attempt of the segment's dialled.
+    median = timed.groupby("segment")["first_attempt"].median()
+    fallback = timed["segment"].map(median).fillna(start)
+    timed["is_dialled"] = timed["first_attempt"].notna()
+    timed["is_own_reference"] = timed["is_dialled"]
+    timed["reference_at"] = timed["first_attempt"].fillna(fallback)
+    flags = ["is_reached", "is_conversation"]
+    timed[flags] = timed[flags].fillna(False).astype(bool)
+    return timed
+
+
+def count_window_orders(
+    customers: pd.DataFrame,
+    orders: pd.DataFrame,
+    *,
+    window: pd.Timedelta,
+    start: pd.Timestamp,
+) -> pd.DataFrame:
+    """Return `customers` with ``n_orders`` and ``revenue`` in each one's window,
+    ``is_recovered`` and ``has_order_before_reference``."""
     placed = customers[["customer_key", "reference_at"]].merge(
         orders[["customer_key", "created_at", "total"]], on="customer_key"
     )
+    after = placed["created_at"] > placed["reference_at"]
     in_window = placed[
-        (placed["created_at"] > placed["reference_at"])
-        & (placed["created_at"] <= placed["reference_at"] + window)
+        after & (placed["created_at"] <= placed["reference_at"] + window)
     ]
-    before = placed[
-        (placed["created_at"] >= start)
-        & (placed["created_at"] <= placed["reference_at"])
-    ]
+    before = placed[~after & (placed["created_at"] >= start)]
     totals = in_window.groupby("customer_key").agg(
         n_orders=("total", "size"), revenue=("total", "sum")
     )
-    customers = customers.merge(totals, on="customer_key", how="left")
-    customers["n_orders"] = customers["n_orders"].fillna(0).astype(int)
-    customers["revenue"] = customers["revenue"].fillna(0.0).astype(float)
-    customers["is_recovered"] = customers["n_orders"] > 0
-    customers["has_order_before_reference"] = customers["customer_key"].isin(
+    counted = customers.merge(totals, on="customer_key", how="left")
+    counted["n_orders"] = counted["n_orders"].fillna(0).astype(int)
+    counted["revenue"] = counted["revenue"].fillna(0.0).astype(float)
+    counted["is_recovered"] = counted["n_orders"] > 0
+    counted["has_order_before_reference"] = counted["customer_key"].isin(
         before["customer_key"]
     )
-    warn_open_windows(customers, orders, window=window)
-    return customers.drop(columns="first_attempt")
+    return counted
 
 
 def warn_open_windows(customers, orders, *, window) -> None:
