@@ -1,0 +1,1749 @@
+"""Store exports in, clean orders, line items, checkouts and customers out.
+
+A study's ``exports/<YYYY-MM>/`` folder holds files exactly as a platform gave them.
+Each file's platform and kind is recognised from its header (names compared
+case-insensitively after stripping spaces and a byte-order mark):
+
+- Shopify customers (current layout and the older import-template layout),
+- Shopify orders (one row per line item; order fields only on an order's first row),
+- Shopify abandoned checkouts (the orders layout; ``Name`` holds the checkout id),
+- WooCommerce orders (Advanced Order Export's default columns; the Customer/Order
+  CSV Export's one-row-per-item and one-row-per-order formats),
+- any other CSV or XLSX whose columns ``exports.column_map`` in ``study.yml`` maps
+  to Heard's names (see :data:`GENERIC_FIELDS`).
+
+Big files are read by DuckDB with every column as text and only the needed columns
+kept; pandas holds the (much smaller) results. Rows that cannot be used are kept in
+a ``rejected`` table (file, spreadsheet row, column, reason) without their values.
+
+Orders carry two columns beyond the documented schema: ``customer_key`` (the
+deduplicated customer the order belongs to) and ``is_return`` (True for a credit
+note of a generic export, whose amount is in ``refunded_amount`` and whose
+``total`` is 0). Checkouts carry ``customer_key`` as well.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import difflib
+import io
+import logging
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from helpers import phones, privacy
+from helpers.errors import HeardInputError
+from helpers.files import open_raw
+from helpers.study import Study, check_month
+
+log = logging.getLogger(__name__)
+
+SAMPLE_BYTES = 64 * 1024
+DELIMITERS = (",", ";", "\t")
+EXPORT_SUFFIXES = (".csv", ".txt", ".tsv", ".xlsx")
+
+# Heard's names a generic export can map (exports.column_map: Heard name -> column).
+GENERIC_FIELDS = (
+    "order_id", "email", "customer_id", "created_at", "total", "subtotal",
+    "refunded_amount", "financial_status", "cancelled_at", "currency", "country",
+    "phone", "name", "first_name", "last_name", "product", "sku", "quantity",
+    "price", "accepts_marketing", "accepts_sms_marketing", "zip", "tags",
+)  # fmt: skip
+ALL_FIELDS = (*GENERIC_FIELDS, "line_items")
+TEXT_FIELDS = ("order_id", "customer_id", "phone", "zip", "email", "sku")
+
+ORDER_COLUMNS = [
+    "order_id", "email", "customer_id", "created_at", "total", "subtotal",
+    "refunded_amount", "financial_status", "is_cancelled", "currency", "n_items",
+    "country", "phone_raw", "name", "source_file", "accepts_marketing", "is_return",
+]  # fmt: skip
+LINE_COLUMNS = ["order_id", "product", "sku", "quantity", "price"]
+CHECKOUT_COLUMNS = [
+    "checkout_id", "email", "created_at", "total", "n_items", "phone_raw",
+    "country", "name", "accepts_marketing", "source_file",
+]  # fmt: skip
+CUSTOMER_COLUMNS = [
+    "customer_key", "email", "first_name", "last_name", "country", "zip",
+    "phone_e164", "phone_national", "phone_extension", "phone_status",
+    "is_callable", "timezone", "accepts_email_marketing", "accepts_sms_marketing",
+    "has_consent", "is_do_not_call", "tags", "n_merged",
+]  # fmt: skip
+REJECTED_COLUMNS = ["file", "row", "column", "reason"]
+
+
+# --------------------------------------------------------------------------------
+# Known layouts
+# --------------------------------------------------------------------------------
+
+SHOPIFY_ORDERS_79 = [
+    "Name",
+    "Email",
+    "Financial Status",
+    "Paid at",
+    "Fulfillment Status",
+    "Fulfilled at",
+    "Accepts Marketing",
+    "Currency",
+    "Subtotal",
+    "Shipping",
+    "Taxes",
+    "Total",
+    "Discount Code",
+    "Discount Amount",
+    "Shipping Method",
+    "Created at",
+    "Lineitem quantity",
+    "Lineitem name",
+    "Lineitem price",
+    "Lineitem compare at price",
+    "Lineitem sku",
+    "Lineitem requires shipping",
+    "Lineitem taxable",
+    "Lineitem fulfillment status",
+    "Billing Name",
+    "Billing Street",
+    "Billing Address1",
+    "Billing Address2",
+    "Billing Company",
+    "Billing City",
+    "Billing Zip",
+    "Billing Province",
+    "Billing Country",
+    "Billing Phone",
+    "Shipping Name",
+    "Shipping Street",
+    "Shipping Address1",
+    "Shipping Address2",
+    "Shipping Company",
+    "Shipping City",
+    "Shipping Zip",
+    "Shipping Province",
+    "Shipping Country",
+    "Shipping Phone",
+    "Notes",
+    "Note Attributes",
+    "Cancelled at",
+    "Payment Method",
+    "Payment Reference",
+    "Refunded Amount",
+    "Vendor",
+    "Outstanding Balance",
+    "Employee",
+    "Location",
+    "Device ID",
+    "Id",
+    "Tags",
+    "Risk Level",
+    "Source",
+    "Lineitem discount",
+    "Tax 1 Name",
+    "Tax 1 Value",
+    "Tax 2 Name",
+    "Tax 2 Value",
+    "Tax 3 Name",
+    "Tax 3 Value",
+    "Tax 4 Name",
+    "Tax 4 Value",
+    "Tax 5 Name",
+    "Tax 5 Value",
+    "Phone",
+    "Receipt Number",
+    "Duties",
+    "Billing Province Name",
+    "Shipping Province Name",
+    "Payment ID",
+    "Payment Terms Name",
+    "Next Payment Due At",
+    "Payment References",
+]
+# The older 70-column layout: the current one without the columns Shopify added
+# for point-of-sale (Outstanding Balance, Employee, Location, Device ID), duties
+# and payment terms (Duties, Payment ID, Payment Terms Name, Next Payment Due At,
+# Payment References). Public copies of older exports show the same order with
+# those columns absent (66 columns ending at "Tax 5 Value"; 73 columns ending at
+# "Next Payment Due At"); any of them is read by the column names Heard needs.
+SHOPIFY_ORDERS_OLD_ABSENT = (
+    "Outstanding Balance", "Employee", "Location", "Device ID", "Duties",
+    "Payment ID", "Payment Terms Name", "Next Payment Due At", "Payment References",
+)  # fmt: skip
+SHOPIFY_ORDERS_70 = [c for c in SHOPIFY_ORDERS_79 if c not in SHOPIFY_ORDERS_OLD_ABSENT]
+
+SHOPIFY_CUSTOMERS = [
+    "Customer ID",
+    "First Name",
+    "Last Name",
+    "Email",
+    "Accepts Email Marketing",
+    "Default Address Company",
+    "Default Address Address1",
+    "Default Address Address2",
+    "Default Address City",
+    "Default Address Province Code",
+    "Default Address Country Code",
+    "Default Address Zip",
+    "Default Address Phone",
+    "Phone",
+    "Accepts SMS Marketing",
+    "Total Spent",
+    "Total Orders",
+    "Note",
+    "Tax Exempt",
+    "Tags",
+]
+SHOPIFY_CUSTOMERS_OLD = [
+    "First Name",
+    "Last Name",
+    "Email",
+    "Company",
+    "Address1",
+    "Address2",
+    "City",
+    "Province",
+    "Province Code",
+    "Country",
+    "Country Code",
+    "Zip",
+    "Phone",
+    "Accepts Marketing",
+    "Total Spent",
+    "Total Orders",
+    "Tags",
+    "Note",
+    "Tax Exempt",
+]
+
+WOO_ALGOL = [
+    "Order Number",
+    "Order Status",
+    "Order Date",
+    "Customer Note",
+    "First Name (Billing)",
+    "Last Name (Billing)",
+    "Company (Billing)",
+    "Address 1&2 (Billing)",
+    "City (Billing)",
+    "State Code (Billing)",
+    "Postcode (Billing)",
+    "Country Code (Billing)",
+    "Email (Billing)",
+    "Phone (Billing)",
+    "First Name (Shipping)",
+    "Last Name (Shipping)",
+    "Address 1&2 (Shipping)",
+    "City (Shipping)",
+    "State Code (Shipping)",
+    "Postcode (Shipping)",
+    "Country Code (Shipping)",
+    "SKU",
+    "Item #",
+    "Item Name",
+    "Quantity (- Refund)",
+    "Item Cost",
+    "Coupon Code",
+    "Discount Amount",
+    "Discount Amount Tax",
+    "Payment Method Title",
+    "Cart Discount Amount",
+    "Order Subtotal Amount",
+    "Shipping Method Title",
+    "Order Shipping Amount",
+    "Order Refund Amount",
+    "Order Total Amount",
+    "Order Total Tax Amount",
+]
+_WOO_SKYVERGE_HEAD = [
+    "order_id",
+    "order_number",
+    "order_number_formatted",
+    "date",
+    "status",
+    "shipping_total",
+    "shipping_tax_total",
+    "fee_total",
+    "fee_tax_total",
+    "tax_total",
+    "discount_total",
+    "order_total",
+    "refunded_total",
+    "order_currency",
+    "payment_method",
+    "shipping_method",
+    "customer_id",
+    "billing_first_name",
+    "billing_last_name",
+    "billing_company",
+    "billing_email",
+    "billing_phone",
+    "billing_address_1",
+    "billing_address_2",
+    "billing_postcode",
+    "billing_city",
+    "billing_state",
+    "billing_country",
+    "shipping_first_name",
+    "shipping_last_name",
+    "shipping_address_1",
+    "shipping_address_2",
+    "shipping_postcode",
+    "shipping_city",
+    "shipping_state",
+    "shipping_country",
+    "shipping_company",
+    "customer_note",
+]
+WOO_SKYVERGE_ORDER = [
+    *_WOO_SKYVERGE_HEAD,
+    *[
+        "line_items",
+        "shipping_items",
+        "fee_items",
+        "tax_items",
+        "coupon_items",
+        "refunds",
+        "order_notes",
+        "download_permissions_granted",
+    ],
+]
+WOO_SKYVERGE_ITEM = [
+    *[c for c in _WOO_SKYVERGE_HEAD if c != "order_number_formatted"],
+    *[
+        "item_id",
+        "item_product_id",
+        "item_name",
+        "item_sku",
+        "item_price",
+        "item_quantity",
+        "item_subtotal",
+        "item_subtotal_tax",
+        "item_total",
+        "item_total_tax",
+        "item_refunded",
+        "item_refunded_qty",
+        "item_meta",
+        "shipping_items",
+        "fee_items",
+        "tax_items",
+        "coupon_items",
+        "order_notes",
+        "download_permissions_granted",
+    ],
+]
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A known export layout: which platform and kind, and where Heard's fields are.
+
+    ``fields`` maps a Heard name to the file's column names to try in turn (the
+    first present and non-blank one wins); ``required`` lists the Heard names
+    whose column must be in the header for the layout to match.
+    """
+
+    name: str
+    platform: str
+    kind: str
+    columns: tuple[str, ...]
+    fields: dict[str, tuple[str, ...]]
+    required: tuple[str, ...]
+    options: dict = field(default_factory=dict)
+
+
+SHOPIFY_ORDER_FIELDS = {
+    "order_id": ("Name",),
+    "email": ("Email",),
+    "created_at": ("Created at",),
+    "total": ("Total",),
+    "subtotal": ("Subtotal",),
+    "refunded_amount": ("Refunded Amount",),
+    "financial_status": ("Financial Status",),
+    "cancelled_at": ("Cancelled at",),
+    "currency": ("Currency",),
+    "country": ("Billing Country", "Shipping Country"),
+    "phone": ("Billing Phone", "Phone", "Shipping Phone"),
+    "name": ("Billing Name", "Shipping Name"),
+    "product": ("Lineitem name",),
+    "sku": ("Lineitem sku",),
+    "quantity": ("Lineitem quantity",),
+    "price": ("Lineitem price",),
+    "accepts_marketing": ("Accepts Marketing",),
+}
+SHOPIFY_ORDER_REQUIRED = ("order_id", "email", "created_at", "total", "quantity")
+
+LAYOUTS = (
+    Layout(
+        "shopify-orders-79", "shopify", "orders", tuple(SHOPIFY_ORDERS_79),
+        SHOPIFY_ORDER_FIELDS, SHOPIFY_ORDER_REQUIRED,
+    ),
+    Layout(
+        "shopify-orders-70", "shopify", "orders", tuple(SHOPIFY_ORDERS_70),
+        SHOPIFY_ORDER_FIELDS, SHOPIFY_ORDER_REQUIRED,
+    ),
+    Layout(
+        "shopify-customers", "shopify", "customers", tuple(SHOPIFY_CUSTOMERS),
+        {
+            "customer_id": ("Customer ID",),
+            "first_name": ("First Name",),
+            "last_name": ("Last Name",),
+            "email": ("Email",),
+            "accepts_marketing": ("Accepts Email Marketing",),
+            "accepts_sms_marketing": ("Accepts SMS Marketing",),
+            "country": ("Default Address Country Code",),
+            "zip": ("Default Address Zip",),
+            "phone": ("Phone", "Default Address Phone"),
+            "tags": ("Tags",),
+        },
+        ("customer_id", "email", "accepts_marketing"),
+    ),
+    Layout(
+        "shopify-customers-old", "shopify", "customers",
+        tuple(SHOPIFY_CUSTOMERS_OLD),
+        {
+            "first_name": ("First Name",),
+            "last_name": ("Last Name",),
+            "email": ("Email",),
+            "accepts_marketing": ("Accepts Marketing",),
+            "country": ("Country Code", "Country"),
+            "zip": ("Zip",),
+            "phone": ("Phone",),
+            "tags": ("Tags",),
+        },
+        ("email", "accepts_marketing", "country"),
+    ),
+    Layout(
+        "woocommerce-advanced-order-export", "woocommerce", "orders",
+        tuple(WOO_ALGOL),
+        {
+            "order_id": ("Order Number", "Order ID"),
+            "email": ("Email (Billing)", "Customer User Email"),
+            "customer_id": ("Customer User ID",),
+            "created_at": ("Order Date",),
+            "total": ("Order Total Amount",),
+            "subtotal": ("Order Subtotal Amount",),
+            "refunded_amount": ("Order Refund Amount",),
+            "financial_status": ("Order Status",),
+            "currency": ("Currency",),
+            "country": ("Country Code (Billing)", "Country Code (Shipping)"),
+            "phone": ("Phone (Billing)", "Phone (Shipping)"),
+            "first_name": ("First Name (Billing)",),
+            "last_name": ("Last Name (Billing)",),
+            "name": ("Full Name (Billing)",),
+            "product": ("Item Name",),
+            "sku": ("SKU",),
+            "quantity": ("Quantity (- Refund)", "Quantity"),
+            "price": ("Item Cost",),
+        },
+        ("order_id", "created_at", "total", "product"),
+    ),
+    Layout(
+        "woocommerce-csv-export-item", "woocommerce", "orders",
+        tuple(WOO_SKYVERGE_ITEM),
+        {
+            "order_id": ("order_id",),
+            "email": ("billing_email",),
+            "customer_id": ("customer_id",),
+            "created_at": ("date",),
+            "total": ("order_total",),
+            "refunded_amount": ("refunded_total",),
+            "financial_status": ("status",),
+            "currency": ("order_currency",),
+            "country": ("billing_country", "shipping_country"),
+            "phone": ("billing_phone",),
+            "first_name": ("billing_first_name",),
+            "last_name": ("billing_last_name",),
+            "product": ("item_name",),
+            "sku": ("item_sku",),
+            "quantity": ("item_quantity",),
+            "price": ("item_price",),
+        },
+        ("order_id", "created_at", "total", "product"),
+    ),
+    Layout(
+        "woocommerce-csv-export-order", "woocommerce", "orders",
+        tuple(WOO_SKYVERGE_ORDER),
+        {
+            "order_id": ("order_id",),
+            "email": ("billing_email",),
+            "customer_id": ("customer_id",),
+            "created_at": ("date",),
+            "total": ("order_total",),
+            "refunded_amount": ("refunded_total",),
+            "financial_status": ("status",),
+            "currency": ("order_currency",),
+            "country": ("billing_country", "shipping_country"),
+            "phone": ("billing_phone",),
+            "first_name": ("billing_first_name",),
+            "last_name": ("billing_last_name",),
+            "line_items": ("line_items",),
+        },
+        ("order_id", "created_at", "total", "line_items"),
+    ),
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class FileFormat:
+    """How one raw file was read: its encoding, delimiter and header."""
+
+    path: Path
+    encoding: str
+    delimiter: str
+    header: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class StoreExports:
+    """One month's exports, read and cleaned.
+
+    Attributes
+    ----------
+    orders : DataFrame
+        One row per order; columns in :data:`ORDER_COLUMNS` plus ``customer_key``.
+    lines : DataFrame
+        One row per line item: ``order_id``, ``product``, ``sku``, ``quantity``,
+        ``price``.
+    customers : DataFrame
+        One row per deduplicated customer; columns in :data:`CUSTOMER_COLUMNS`.
+    checkouts : DataFrame
+        One row per abandoned checkout; :data:`CHECKOUT_COLUMNS` plus
+        ``customer_key``.
+    rejected : DataFrame
+        ``file``, ``row`` (header = 1), ``column``, ``reason``; no raw values.
+    read_log : DataFrame
+        One row per file: ``file``, ``platform``, ``kind``, ``layout``,
+        ``encoding``, ``delimiter``, ``n_rows``, ``n_rejected``.
+    """
+
+    orders: pd.DataFrame
+    lines: pd.DataFrame
+    customers: pd.DataFrame
+    checkouts: pd.DataFrame
+    rejected: pd.DataFrame
+    read_log: pd.DataFrame
+
+
+def normalise_header(name: object) -> str:
+    """Return a column name as compared: no BOM, trimmed, single spaces, casefolded."""
+    text = str(name).replace("\ufeff", "").strip()
+    return re.sub(r"\s+", " ", text).casefold()
+
+
+def normalise_emails(emails: pd.Series) -> pd.Series:
+    """Return e-mails trimmed and case-folded, None where blank.
+
+    Parameters
+    ----------
+    emails : Series
+        E-mail addresses as typed.
+
+    Returns
+    -------
+    Series
+        Same index; ``" Ann@Example.COM "`` becomes ``"ann@example.com"``.
+    """
+    text = emails.astype("string").str.strip().str.lstrip("'").str.casefold()
+    return text.where(text.notna() & (text != ""), None).astype(object)
+
+
+# --------------------------------------------------------------------------------
+# Recognising a file: encoding, delimiter, layout
+# --------------------------------------------------------------------------------
+
+
+def sniff_file(path: Path, *, encoding: str = "auto", delimiter: str = "auto"):
+    """Return how to read a CSV file: its encoding, delimiter and header.
+
+    Parameters
+    ----------
+    path : Path
+        The raw file (only its first 64 KB are read).
+    encoding : {"auto", "utf-8", "utf-8-sig", "cp1252"}
+        ``auto`` picks ``utf-8-sig`` when the file starts with a byte-order mark,
+        ``utf-8`` when the sample decodes as UTF-8, ``cp1252`` otherwise.
+    delimiter : {"auto", ",", ";", "\\t"}
+        ``auto`` picks the one that splits the header into the most columns.
+
+    Returns
+    -------
+    FileFormat
+
+    Raises
+    ------
+    HeardInputError
+        When the sample is neither UTF-8 nor cp1252, or the header is empty.
+    """
+    with open_raw(path) as handle:
+        sample = handle.read(SAMPLE_BYTES)
+    encoding = encoding if encoding != "auto" else detect_encoding(sample, path)
+    text = codecs.getincrementaldecoder(encoding)(errors="replace").decode(sample)
+    first_line = text.lstrip("\ufeff").splitlines()[0] if text.strip() else ""
+    if not first_line.strip():
+        raise HeardInputError(
+            path,
+            row=1,
+            expected="a header row",
+            found="an empty first line",
+            fix="export the file again with its header row",
+        )
+    if delimiter == "auto":
+        delimiter = max(DELIMITERS, key=lambda d: len(_split_line(first_line, d)))
+    header = tuple(_split_line(first_line, delimiter))
+    log.info(
+        "%s: encoding %s, delimiter %r, %d columns",
+        path.name,
+        encoding,
+        delimiter,
+        len(header),
+    )
+    return FileFormat(Path(path), encoding, delimiter, header)
+
+
+def detect_encoding(sample: bytes, path: Path) -> str:
+    """Return ``utf-8-sig``, ``utf-8`` or ``cp1252`` for a file's first bytes."""
+    if sample.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(sample, final=False)
+        return "utf-8"
+    except UnicodeDecodeError:
+        pass
+    try:
+        sample.decode("cp1252")
+        return "cp1252"
+    except UnicodeDecodeError as error:
+        raise HeardInputError(
+            path,
+            expected="text in UTF-8 or Windows-1252 (cp1252)",
+            found=f"byte {sample[error.start]:#04x} at byte {error.start}",
+            fix="save the file as CSV UTF-8, or set exports.encoding in study.yml",
+        ) from error
+
+
+def _split_line(line: str, delimiter: str) -> list[str]:
+    return next(csv.reader([line], delimiter=delimiter, quotechar='"'))
+
+
+def detect_layout(header, path: Path, *, config: dict | None = None) -> Layout:
+    """Return the known layout a header belongs to.
+
+    Parameters
+    ----------
+    header : sequence of str
+        The file's column names as written.
+    path : Path
+        The file, for messages and to tell abandoned checkouts from orders (the
+        two share a layout: a file whose name contains ``checkout``, or that
+        ``exports.kinds`` names as ``checkouts``, holds checkouts).
+    config : dict, optional
+        The study's ``exports`` section (``column_map``, ``generic``, ``kinds``).
+
+    Returns
+    -------
+    Layout
+        The layout with the most columns in common among those whose required
+        columns are all present; the generic layout built from
+        ``exports.column_map`` when no known layout matches.
+
+    Raises
+    ------
+    HeardInputError
+        When no layout matches: lists the columns found and the closest layout.
+    """
+    config = config or {}
+    found = {normalise_header(c) for c in header}
+    matches = [
+        layout for layout in LAYOUTS
+        if all(_present(layout.fields[name], found) for name in layout.required)
+    ]  # fmt: skip
+    if matches:
+        layout = max(matches, key=lambda lay: _overlap(lay.columns, found))
+        return _with_kind(layout, path, config)
+    column_map = config.get("column_map") or {}
+    if column_map and all(normalise_header(c) in found for c in column_map.values()):
+        return _with_kind(generic_layout(column_map, config), path, config)
+    raise _unknown_header(header, path, column_map)
+
+
+def _present(candidates: tuple[str, ...], found: set[str]) -> bool:
+    return any(normalise_header(c) in found for c in candidates)
+
+
+def _overlap(columns: tuple[str, ...], found: set[str]) -> float:
+    known = {normalise_header(c) for c in columns}
+    return len(known & found) / len(known | found)
+
+
+def _with_kind(layout: Layout, path: Path, config: dict) -> Layout:
+    """Return the layout as checkouts when the file is named or declared so."""
+    declared = (config.get("kinds") or {}).get(Path(path).name)
+    is_checkout = declared == "checkouts" or (
+        declared is None and "checkout" in Path(path).name.casefold()
+    )
+    if layout.kind == "orders" and is_checkout:
+        return Layout(
+            layout.name.replace("orders", "checkouts"),
+            layout.platform,
+            "checkouts",
+            layout.columns,
+            layout.fields,
+            layout.required,
+            layout.options,
+        )
+    return layout
+
+
+def generic_layout(column_map: dict, config: dict) -> Layout:
+    """Return a layout from ``exports.column_map`` (Heard name -> file column).
+
+    Heard names are those of :data:`GENERIC_FIELDS`. ``exports.generic`` adds
+    ``kind`` (orders, customers or checkouts), ``date_format`` (a strptime
+    format such as ``%d/%m/%Y %H:%M``), ``return_prefix`` (order ids that start
+    with it are returns or credit notes, such as ``C``) and ``missing_values``
+    (cell texts that mean blank, such as ``NA``).
+    """
+    unknown = sorted(set(column_map) - set(GENERIC_FIELDS))
+    if unknown:
+        raise HeardInputError(
+            "study.yml",
+            column="exports.column_map",
+            expected=f"Heard names among {', '.join(GENERIC_FIELDS)}",
+            found=", ".join(unknown),
+            fix="use Heard's names as keys and the file's columns as values",
+        )
+    generic = config.get("generic") or {}
+    kind = generic.get("kind", "orders")
+    required = {"orders": ("order_id", "created_at"), "checkouts": ("order_id",)}
+    return Layout(
+        "generic",
+        "generic",
+        kind,
+        tuple(column_map.values()),
+        {name: (column,) for name, column in column_map.items()},
+        tuple(n for n in required.get(kind, ()) if n in column_map),
+        dict(generic),
+    )
+
+
+def _unknown_header(header, path: Path, column_map: dict) -> HeardInputError:
+    """Return the error for a header no layout matches, naming the closest one."""
+    found = [normalise_header(c) for c in header]
+    scores = {
+        layout.name: difflib.SequenceMatcher(
+            None, found, [normalise_header(c) for c in layout.columns]
+        ).ratio()
+        for layout in LAYOUTS
+    }
+    closest = max(scores, key=scores.get)
+    layout = next(lay for lay in LAYOUTS if lay.name == closest)
+    missing = [
+        layout.fields[name][0] for name in layout.required
+        if not _present(layout.fields[name], set(found))
+    ]  # fmt: skip
+    mapped = ""
+    if column_map:
+        absent = [c for c in column_map.values() if normalise_header(c) not in found]
+        mapped = f"; exports.column_map names columns not in the file: {absent}"
+    return HeardInputError(
+        path,
+        row=1,
+        expected="the header of a known export (Shopify customers, orders or "
+        "abandoned checkouts; WooCommerce orders) or of exports.column_map",
+        found=f"{len(header)} unknown columns",
+        fix=f"the file's columns are {list(header)}; the closest known layout is "
+        f"{closest}, which also needs {missing}{mapped}. Export the file again "
+        "with the platform's default columns, or map its columns in study.yml "
+        "under exports.column_map",
+    )
+
+
+# --------------------------------------------------------------------------------
+# Reading a file's needed columns as clean text (DuckDB)
+# --------------------------------------------------------------------------------
+
+AWARE_FORMATS = (
+    "%Y-%m-%d %H:%M:%S %z",
+    "%Y-%m-%d %H:%M %z",
+    "%Y-%m-%dT%H:%M:%S%z",
+    "%Y-%m-%dT%H:%M:%S.%f%z",
+    "%Y-%m-%d %H:%M:%S%z",
+)
+NAIVE_FORMATS = (
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%d %H:%M",
+    "%Y-%m-%dT%H:%M:%S",
+    "%Y-%m-%dT%H:%M",
+    "%Y-%m-%d",
+)
+SLASH_TIMES = ("%H:%M:%S", "%H:%M", "")
+# Dates such as 03/04/2026 or 3.4.26: month or day first cannot be told apart.
+SLASH_DATE = r"^\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}"
+DECIMAL_COMMA = r"^[-+]?\d+,\d{1,2}$"
+
+
+def connect() -> duckdb.DuckDBPyConnection:
+    """Return an in-memory DuckDB connection that hands out times in UTC."""
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    return con
+
+
+def register_source(con, fmt: FileFormat, *, name: str, workdir: Path) -> None:
+    """Make the raw file readable as the view `name`, every column text.
+
+    Columns are named ``c0``, ``c1``… by position, so header quirks (a BOM,
+    duplicate or oddly spaced names) cannot break the query. cp1252 files are
+    copied to UTF-8 in `workdir` first; the raw file is never changed.
+    """
+    path = fmt.path
+    if path.suffix.lower() == ".xlsx":
+        sheet = pd.read_excel(path, dtype=str, header=0, engine="openpyxl")
+        sheet.columns = [f"c{i}" for i in range(sheet.shape[1])]
+        con.register(f"{name}_frame", sheet)
+        con.execute(f"CREATE VIEW {name} AS SELECT * FROM {name}_frame")
+        return
+    if fmt.encoding == "cp1252":
+        path = _to_utf8(path, workdir)
+    names = ", ".join(f"'c{i}'" for i in range(len(fmt.header)))
+    delimiter = fmt.delimiter.replace("'", "''")
+    con.execute(
+        f"""CREATE VIEW {name} AS SELECT * FROM read_csv(
+            '{_sql_text(path)}', header = true, all_varchar = true,
+            delim = '{delimiter}', quote = '"', escape = '"',
+            names = [{names}], null_padding = true, strict_mode = false)"""
+    )
+
+
+def _to_utf8(path: Path, workdir: Path) -> Path:
+    """Copy a cp1252 file to UTF-8 in `workdir`, in chunks."""
+    target = workdir / f"{path.stem}.utf8.csv"
+    with open_raw(path) as source, open(target, "w", encoding="utf-8") as copy:
+        text = io.TextIOWrapper(source, encoding="cp1252", newline="")
+        while chunk := text.read(1 << 20):
+            copy.write(chunk)
+    log.info("%s: read as cp1252 (Windows-1252)", path.name)
+    return target
+
+
+def _sql_text(value: object) -> str:
+    return str(value).replace("'", "''")
+
+
+def field_columns(layout: Layout, header) -> dict[str, list[tuple[str, str]]]:
+    """Return, per Heard field, the (position name, file column) pairs present."""
+    positions = {}
+    for i, column in enumerate(header):
+        positions.setdefault(normalise_header(column), (f"c{i}", column))
+    return {
+        name: [positions[normalise_header(c)] for c in candidates
+               if normalise_header(c) in positions]
+        for name, candidates in layout.fields.items()
+    }  # fmt: skip
+
+
+def text_expression(columns: list[tuple[str, str]], name: str, missing) -> str:
+    """Return SQL giving a field as trimmed text, NULL when blank.
+
+    IDs, phones, ZIPs, e-mails and SKUs also lose the leading apostrophe a
+    spreadsheet adds to keep them as text.
+    """
+    if not columns:
+        return "CAST(NULL AS VARCHAR)"
+    parts = []
+    for position, _ in columns:
+        value = f"trim({position})"
+        if name in TEXT_FIELDS:
+            value = f"trim(ltrim({value}, ''''))"
+        if missing:
+            listed = ", ".join(f"'{_sql_text(m)}'" for m in missing)
+            value = f"CASE WHEN {value} IN ({listed}) THEN NULL ELSE {value} END"
+        parts.append(f"NULLIF({value}, '')")
+    return parts[0] if len(parts) == 1 else f"coalesce({', '.join(parts)})"
+
+
+def create_text_table(con, fmt: FileFormat, layout: Layout, *, source: str) -> dict:
+    """Create the table ``text_rows``: spreadsheet row and each field as text.
+
+    Each field ``x`` becomes the column ``t_x``.
+
+    Returns the file's column name per field (the first candidate present), for
+    messages about rejected rows.
+    """
+    columns = field_columns(layout, fmt.header)
+    missing = layout.options.get("missing_values") or []
+    selected = ",\n".join(
+        f"{text_expression(columns.get(name, []), name, missing)} AS t_{name}"
+        for name in ALL_FIELDS
+    )
+    # Spreadsheet row: the header is row 1; DuckDB keeps the file's order.
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE text_rows AS
+        SELECT row_number() OVER () + 1 AS row, {selected} FROM {source}"""
+    )
+    return {name: cols[0][1] for name, cols in columns.items() if cols}
+
+
+# --------------------------------------------------------------------------------
+# Typing the text: numbers, dates, booleans; rows that cannot be used
+# --------------------------------------------------------------------------------
+
+NUMBER_PATTERN = r"^[-+]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][-+]?[0-9]+)?$"
+THOUSANDS_PATTERN = r"^[-+]?[0-9]{1,3}(,[0-9]{3})+([.][0-9]+)?$"
+TRUE_WORDS = ("yes", "true", "1", "y", "subscribed")
+FALSE_WORDS = ("no", "false", "0", "n", "unsubscribed", "not_subscribed", "pending")
+AMOUNT_FIELDS = ("total", "subtotal", "refunded_amount", "price", "quantity")
+
+
+def number_expression(column: str, *, decimal: str) -> str:
+    """Return SQL reading a money or quantity text as DOUBLE (NULL when not one).
+
+    Currency symbols and spaces are dropped. With ``decimal: "."`` a comma is
+    accepted only as a thousands separator (``1,299.00``); with ``decimal: ","``
+    dots are thousands separators and the comma the decimal mark (``1.299,00``).
+    """
+    clean = f"regexp_replace({column}, '[[:space:]$£€]', '', 'g')"
+    if decimal == ",":
+        clean = f"replace(replace({clean}, '.', ''), ',', '.')"
+    else:
+        clean = (
+            f"CASE WHEN regexp_full_match({clean}, '{THOUSANDS_PATTERN}') "
+            f"THEN replace({clean}, ',', '') ELSE {clean} END"
+        )
+    return (
+        f"CASE WHEN regexp_full_match({clean}, '{NUMBER_PATTERN}') "
+        f"THEN CAST({clean} AS DOUBLE) END"
+    )
+
+
+def date_expression(column: str, *, options: dict, timezone: str) -> str:
+    """Return SQL reading a date text as a UTC timestamp (NULL when not one).
+
+    Times with an offset (``2025-12-06 10:37:33 -0500``, ISO 8601 with ``Z``)
+    are exact; times without one are the store's local time (`timezone`), so a
+    daylight-saving change is applied. ``date_format`` replaces the built-in
+    formats; ``dayfirst`` (true or false) adds day/month/year or month/day/year
+    forms, which are never guessed.
+    """
+    declared = options.get("date_format")
+    aware = [f for f in ([declared] if declared else AWARE_FORMATS) if "%z" in f]
+    naive = [f for f in ([declared] if declared else NAIVE_FORMATS) if "%z" not in f]
+    if not declared and options.get("dayfirst") is not None:
+        order = "%d{0}%m{0}%Y" if options["dayfirst"] else "%m{0}%d{0}%Y"
+        naive += [
+            f"{order.format(sep)} {time}".strip()
+            for sep in "/.-"
+            for time in SLASH_TIMES
+        ]
+        naive += [f.replace("%Y", "%y") for f in naive if "%d" in f]
+    iso_z = f"regexp_replace({column}, 'Z$', '+00:00')"
+    parts = []
+    if aware:
+        parts.append(f"try_strptime({iso_z}, {_sql_list(aware)})")
+    if naive:
+        parts.append(
+            f"timezone('{_sql_text(timezone)}', "
+            f"try_strptime({column}, {_sql_list(naive)}))"
+        )
+    return f"coalesce({', '.join(parts)})" if len(parts) > 1 else parts[0]
+
+
+def _sql_list(values) -> str:
+    return "[" + ", ".join(f"'{_sql_text(v)}'" for v in values) + "]"
+
+
+def boolean_expression(column: str) -> str:
+    """Return SQL reading yes/no, true/false, 1/0 as BOOLEAN (NULL otherwise)."""
+    return (
+        f"CASE WHEN lower({column}) IN {tuple(TRUE_WORDS)} THEN true "
+        f"WHEN lower({column}) IN {tuple(FALSE_WORDS)} THEN false END"
+    )
+
+
+def check_declared_formats(con, columns: dict, fmt: FileFormat, options) -> None:
+    """Raise when dates or amounts need a day-first or decimal-comma rule that
+    the study did not declare; never guess."""
+    checks = []
+    if options.get("decimal", ".") != ",":
+        checks += [
+            (name, DECIMAL_COMMA, "a decimal point (12.50)", "exports.decimal: ','")
+            for name in AMOUNT_FIELDS
+            if name in columns
+        ]
+    if options.get("dayfirst") is None and not options.get("date_format"):
+        checks += [
+            ("created_at", SLASH_DATE, "dates as YYYY-MM-DD",
+             "exports.dayfirst: true (or false), or exports.date_format")
+        ] if "created_at" in columns else []  # fmt: skip
+    for name, pattern, expected, setting in checks:
+        found = con.execute(
+            f"SELECT row, t_{name} FROM text_rows "
+            f"WHERE regexp_matches(t_{name}, '{pattern}') LIMIT 1"
+        ).fetchone()
+        if found:
+            raise HeardInputError(
+                fmt.path,
+                row=found[0],
+                column=columns[name],
+                expected=expected,
+                found=found[1],
+                fix=f"declare the file's convention in study.yml ({setting})",
+            )
+
+
+def create_typed_table(con, *, options: dict, timezone: str) -> None:
+    """Create ``typed`` from ``text_rows``: every field typed, its text kept."""
+    decimal = options.get("decimal", ".")
+    prefix = options.get("return_prefix")
+    typed = {
+        "created_at": date_expression(
+            "t_created_at", options=options, timezone=timezone
+        ),
+        "is_cancelled": "t_cancelled_at IS NOT NULL "
+        "OR coalesce(lower(t_financial_status) IN ('cancelled', 'wc-cancelled'), "
+        "false)",
+        "email": "lower(t_email)",
+        "financial_status": "lower(t_financial_status)",
+        "accepts_marketing": boolean_expression("t_accepts_marketing"),
+        "accepts_sms_marketing": boolean_expression("t_accepts_sms_marketing"),
+        "name": "coalesce(t_name, NULLIF(concat_ws(' ', t_first_name, "
+        "t_last_name), ''))",
+        "is_return": f"coalesce(starts_with(t_order_id, '{_sql_text(prefix)}'), false)"
+        if prefix
+        else "false",
+        **{f: number_expression(f"t_{f}", decimal=decimal) for f in AMOUNT_FIELDS},
+    }
+    plain = [f"t_{f} AS {f}" for f in ALL_FIELDS if f not in typed]
+    selected = [f"{expression} AS {name}" for name, expression in typed.items()]
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE typed AS
+        SELECT text_rows.*, {", ".join(plain + selected)} FROM text_rows"""
+    )
+
+
+def create_rejected_table(con, columns: dict, *, kind: str, limits: dict) -> None:
+    """Create ``rejected_rows`` (row, column, reason) for rows that cannot be used.
+
+    Orders and checkouts: a missing id or date, a date not understood, in the
+    future or before the store opened, an amount that is not a number or is
+    negative (a generic export's returns may have negative quantities).
+    Customers: rows with no e-mail, phone or customer id.
+    """
+
+    def column(name: str) -> str:
+        return _sql_text(columns.get(name, name))
+
+    checks = []
+    if kind == "customers":
+        checks.append(
+            (
+                "email",
+                "email IS NULL AND phone IS NULL AND customer_id IS NULL",
+                "no e-mail, phone or customer id",
+            )
+        )
+    else:
+        checks += [
+            ("order_id", "order_id IS NULL", "missing order id"),
+            ("created_at", "t_created_at IS NULL", "missing date"),
+            (
+                "created_at",
+                "t_created_at IS NOT NULL AND created_at IS NULL",
+                "date not understood",
+            ),
+            (
+                "created_at",
+                f"created_at > TIMESTAMPTZ '{limits['now']}'",
+                "date in the future",
+            ),
+        ]
+        if limits.get("opened"):
+            checks.append(
+                (
+                    "created_at",
+                    f"created_at < TIMESTAMPTZ '{limits['opened']}'",
+                    "date before the store opened (study.store_opened)",
+                )
+            )
+        for name in AMOUNT_FIELDS:
+            checks.append(
+                (name, f"t_{name} IS NOT NULL AND {name} IS NULL", "not a number")
+            )
+            allowed = " AND NOT is_return" if name == "quantity" else ""
+            checks.append((name, f"{name} < 0{allowed}", "negative amount"))
+    union = "\nUNION ALL ".join(
+        f"SELECT row, '{column(name)}' AS \"column\", '{reason}' AS reason "
+        f"FROM typed WHERE {condition}"
+        for name, condition, reason in checks
+    )  # fmt: skip
+    con.execute(f"CREATE OR REPLACE TEMP TABLE rejected_rows AS {union}")
+    if kind == "customers":
+        return
+
+    # An order with one bad row is dropped whole; its other rows say why.
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE dropped AS
+        SELECT DISTINCT order_id FROM typed JOIN rejected_rows USING (row)
+        WHERE order_id IS NOT NULL;
+        INSERT INTO rejected_rows
+        SELECT row, '{column("order_id")}', 'another row of this order was rejected'
+        FROM typed WHERE order_id IN (SELECT order_id FROM dropped)
+        AND row NOT IN (SELECT row FROM rejected_rows)"""
+    )
+
+
+ORDER_SQL = """
+SELECT order_id,
+    any_value(email) AS email,
+    any_value(customer_id) AS customer_id,
+    min(created_at) AS created_at,
+    CASE WHEN is_return THEN 0.0
+        ELSE coalesce(any_value(total), sum(quantity * price)) END AS total,
+    coalesce(any_value(subtotal), sum(quantity * price)) AS subtotal,
+    CASE WHEN is_return THEN abs(sum(quantity * price))
+        ELSE coalesce(any_value(refunded_amount), 0.0) END AS refunded_amount,
+    any_value(financial_status) AS financial_status,
+    bool_or(is_cancelled) AS is_cancelled,
+    any_value(currency) AS currency,
+    coalesce(sum(quantity), 0) AS n_items,
+    any_value(country) AS country,
+    any_value(phone) AS phone_raw,
+    any_value(name) AS name,
+    any_value(accepts_marketing) AS accepts_marketing,
+    is_return,
+    any_value(line_items) AS line_items,
+    min(row) AS first_row
+FROM typed
+WHERE order_id IS NOT NULL
+    AND order_id NOT IN (SELECT order_id FROM dropped)
+    AND row NOT IN (SELECT row FROM rejected_rows)
+GROUP BY order_id, is_return
+ORDER BY first_row
+"""
+LINE_SQL = """
+SELECT order_id, product, sku, quantity, price FROM typed
+WHERE order_id IS NOT NULL
+    AND order_id NOT IN (SELECT order_id FROM dropped)
+    AND row NOT IN (SELECT row FROM rejected_rows)
+    AND (product IS NOT NULL OR sku IS NOT NULL OR quantity IS NOT NULL)
+ORDER BY row
+"""
+CUSTOMER_SQL = """
+SELECT row, email, customer_id, first_name, last_name, country, zip,
+    phone AS phone_raw, accepts_marketing AS accepts_email_marketing,
+    accepts_sms_marketing, tags
+FROM typed WHERE row NOT IN (SELECT row FROM rejected_rows) ORDER BY row
+"""
+
+
+@dataclass
+class ExportFile:
+    """What one raw file gave: tables of its kind, its rejected rows, its log."""
+
+    kind: str
+    tables: dict[str, pd.DataFrame]
+    rejected: pd.DataFrame
+    log: dict
+
+
+def read_export(path: Path, *, config: dict, as_of=None) -> ExportFile:
+    """Read one export file into clean tables.
+
+    Parameters
+    ----------
+    path : Path
+        A CSV or XLSX file as downloaded from the store.
+    config : dict
+        The study's merged configuration (``study``, ``exports`` sections).
+    as_of : Timestamp, optional
+        Dates after it are rejected as in the future; now when omitted.
+
+    Returns
+    -------
+    ExportFile
+        ``kind`` (orders, checkouts or customers); ``tables`` holds ``orders``
+        and ``lines``, or ``checkouts``, or ``customers`` (one row per file row:
+        ``row``, ``email``, ``customer_id``, ``first_name``, ``last_name``,
+        ``country``, ``zip``, ``phone_raw``, ``accepts_email_marketing``,
+        ``accepts_sms_marketing``, ``tags``); ``rejected`` has ``file``,
+        ``row``, ``column``, ``reason``; ``log`` says how the file was read.
+
+    Raises
+    ------
+    HeardInputError
+        For an unknown header, an undeclared decimal comma or day-first date,
+        or an encoding that is neither UTF-8 nor cp1252.
+    """
+    path = Path(path)
+    options = _read_options(config)
+    fmt = _sniff_any(path, options)
+    layout = detect_layout(fmt.header, path, config=options)
+    log.info("%s: %s (%s %s)", path.name, layout.name, layout.platform, layout.kind)
+    options = {**options, **layout.options}
+    limits = _date_limits(config, as_of)
+    con = connect()
+    with tempfile.TemporaryDirectory(prefix="heard-") as workdir:
+        register_source(con, fmt, name="source", workdir=Path(workdir))
+        columns = create_text_table(con, fmt, layout, source="source")
+        check_declared_formats(con, columns, fmt, options)
+        create_typed_table(con, options=options, timezone=limits["timezone"])
+        create_rejected_table(con, columns, kind=layout.kind, limits=limits)
+        tables = _collect_tables(con, layout, path)
+        rejected = con.execute(
+            'SELECT row, "column", reason FROM rejected_rows ORDER BY row'
+        ).df()
+        n_rows = con.execute("SELECT count(*) FROM text_rows").fetchone()[0]
+    con.close()
+    rejected.insert(0, "file", path.name)
+    _warn_rejected(path, rejected, n_rows)
+    entry = {
+        "file": path.name, "platform": layout.platform, "kind": layout.kind,
+        "layout": layout.name, "encoding": fmt.encoding,
+        "delimiter": fmt.delimiter, "n_rows": int(n_rows),
+        "n_rejected": int(rejected["row"].nunique()),
+    }  # fmt: skip
+    return ExportFile(layout.kind, tables, rejected[REJECTED_COLUMNS], entry)
+
+
+def _read_options(config: dict) -> dict:
+    """Return the ``exports`` options with the study's missing-value texts."""
+    options = dict(config.get("exports") or {})
+    generic = options.get("generic") or {}
+    if generic.get("date_format") and not options.get("date_format"):
+        options["date_format"] = generic["date_format"]
+    return options
+
+
+def _sniff_any(path: Path, options: dict) -> FileFormat:
+    """Return the format of a CSV, or the header of an XLSX's first sheet."""
+    if path.suffix.lower() == ".xlsx":
+        header = pd.read_excel(path, nrows=0, dtype=str, engine="openpyxl").columns
+        return FileFormat(path, "xlsx", "", tuple(map(str, header)))
+    return sniff_file(
+        path,
+        encoding=options.get("encoding", "auto"),
+        delimiter=options.get("delimiter", "auto"),
+    )
+
+
+def _date_limits(config: dict, as_of) -> dict:
+    """Return the store's time zone and the earliest and latest possible dates."""
+    study = config.get("study") or {}
+    timezone = study.get("timezone") or "UTC"
+    now = pd.Timestamp.now(tz="UTC") if as_of is None else pd.Timestamp(as_of)
+    if now.tzinfo is None:
+        now = now.tz_localize("UTC")
+    opened = study.get("store_opened")
+    if opened:
+        opened = pd.Timestamp(str(opened))
+        opened = opened.tz_localize(timezone) if opened.tzinfo is None else opened
+        opened = opened.tz_convert("UTC").isoformat()
+    return {"now": now.tz_convert("UTC").isoformat(), "opened": opened,
+            "timezone": timezone}  # fmt: skip
+
+
+def _warn_rejected(path: Path, rejected: pd.DataFrame, n_rows: int) -> None:
+    if len(rejected):
+        log.warning(
+            "%s: %d of %d rows rejected (%s)",
+            path.name, rejected["row"].nunique(), n_rows,
+            rejected["reason"].value_counts().to_dict(),
+        )  # fmt: skip
+
+
+def _collect_tables(con, layout: Layout, path: Path) -> dict[str, pd.DataFrame]:
+    """Return the file's clean tables from the DuckDB temp tables."""
+    if layout.kind == "customers":
+        return {"customers": con.execute(CUSTOMER_SQL).df()}
+    orders = con.execute(ORDER_SQL).df().drop(columns="first_row")
+    orders["created_at"] = pd.to_datetime(orders["created_at"], utc=True)
+    orders["source_file"] = path.name
+    if orders["line_items"].notna().any():
+        lines = parse_woo_line_items(orders["order_id"], orders["line_items"])
+        n_items = lines.groupby("order_id")["quantity"].sum()
+        orders["n_items"] = orders["order_id"].map(n_items).fillna(0.0)
+    else:
+        lines = con.execute(LINE_SQL).df()
+    orders = orders.drop(columns="line_items")
+    if layout.kind == "checkouts":
+        checkouts = orders.rename(columns={"order_id": "checkout_id"})
+        return {"checkouts": checkouts[CHECKOUT_COLUMNS]}
+    return {"orders": orders[ORDER_COLUMNS], "lines": lines[LINE_COLUMNS]}
+
+
+def parse_woo_line_items(order_ids: pd.Series, packed: pd.Series) -> pd.DataFrame:
+    """Return line items from WooCommerce's packed ``line_items`` cells.
+
+    Parameters
+    ----------
+    order_ids, packed : Series
+        The order id and its ``line_items`` text, such as
+        ``name:Mug|product_id:42|sku:MUG-1|quantity:2|total:18.00;name:Tee|…``
+        (items split by ``;``, fields by ``|``, reserved characters escaped with
+        a backslash).
+
+    Returns
+    -------
+    DataFrame
+        ``order_id``, ``product``, ``sku``, ``quantity``, ``price`` (the unit
+        price: the item's total divided by its quantity).
+    """
+    records = []
+    for order_id, text in zip(order_ids, packed, strict=True):
+        if not isinstance(text, str):
+            continue
+        for item in re.split(r"(?<!\\);", text):
+            pairs = dict(
+                part.split(":", 1) for part in re.split(r"(?<!\\)\|", item)
+                if ":" in part
+            )  # fmt: skip
+            values = {k.strip(): v.replace("\\", "").strip() for k, v in pairs.items()}
+            quantity = pd.to_numeric(values.get("quantity"), errors="coerce")
+            total = pd.to_numeric(values.get("total"), errors="coerce")
+            records.append({
+                "order_id": order_id, "product": values.get("name"),
+                "sku": values.get("sku") or None, "quantity": quantity,
+                "price": total / quantity if quantity else np.nan,
+            })  # fmt: skip
+    return pd.DataFrame(records, columns=LINE_COLUMNS)
+
+
+# --------------------------------------------------------------------------------
+# Customers: one row per person, consent and do-not-call
+# --------------------------------------------------------------------------------
+
+STATUS_RANK = {status: rank for rank, status in enumerate(phones.PHONE_STATUSES)}
+CANDIDATE_COLUMNS = [
+    "source", "email", "customer_id", "first_name", "last_name", "country", "zip",
+    "phone_raw", "accepts_email_marketing", "accepts_sms_marketing", "tags",
+    "seen_at",
+]  # fmt: skip
+
+
+def gather_candidates(
+    customer_rows: pd.DataFrame, orders: pd.DataFrame, checkouts: pd.DataFrame
+) -> pd.DataFrame:
+    """Return one row per customer record or distinct order/checkout identity.
+
+    Orders and checkouts contribute one row per distinct (e-mail, customer id,
+    phone), with the latest name, country and marketing choice seen, so cart
+    abandoners without an account still become customers.
+    """
+    frames = [customer_rows.assign(source="customers", seen_at=pd.NaT)]
+    for source, table in (("orders", orders), ("checkouts", checkouts)):
+        if table.empty:
+            continue
+        ids = table.get("customer_id", pd.Series(None, index=table.index))
+        identity = table.assign(customer_id=ids).sort_values("created_at")
+        grouped = identity.groupby(
+            ["email", "customer_id", "phone_raw"], dropna=False, sort=False
+        ).agg(
+            name=("name", "last"), country=("country", "last"),
+            accepts_email_marketing=("accepts_marketing", "last"),
+            seen_at=("created_at", "max"),
+        ).reset_index()  # fmt: skip
+        names = grouped["name"].astype("string").str.split(" ", n=1, expand=True)
+        frames.append(grouped.assign(
+            source=source, first_name=names.get(0), last_name=names.get(1)
+        ))  # fmt: skip
+    candidates = pd.concat(
+        [f.reindex(columns=CANDIDATE_COLUMNS) for f in frames], ignore_index=True
+    )
+    candidates["email"] = normalise_emails(candidates["email"])
+    return candidates
+
+
+def link_candidates(candidates: pd.DataFrame) -> np.ndarray:
+    """Return a customer number per candidate: rows sharing an e-mail, a callable
+    E.164 phone or a platform customer id are one customer (transitively)."""
+    n = len(candidates)
+    usable_phone = candidates["phone_e164"].where(
+        candidates["phone_status"].isin(["valid", "possible"])
+    )
+    starts, ends = [], []
+    for key in (candidates["email"], usable_phone, candidates["customer_id"]):
+        codes, _ = pd.factorize(key)
+        rows = np.flatnonzero(codes >= 0)
+        # Star each group: every row linked to the group's first row.
+        first = pd.Series(rows).groupby(codes[rows]).transform("first").to_numpy()
+        starts.append(rows)
+        ends.append(first)
+    return connected_labels(n, np.concatenate(starts), np.concatenate(ends))
+
+
+def connected_labels(n: int, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Return for each of `n` nodes the smallest node number in its component.
+
+    Union-find by repeated minimum-label propagation along the edges with pointer
+    jumping; it converges in a few rounds for the star-shaped groups built here.
+    """
+    labels = np.arange(n)
+    while True:
+        lowest = np.minimum(labels[starts], labels[ends])
+        updated = labels.copy()
+        np.minimum.at(updated, starts, lowest)
+        np.minimum.at(updated, ends, lowest)
+        updated = updated[updated]  # jump to the label's own label
+        if np.array_equal(updated, labels):
+            return labels
+        labels = updated
+
+
+def build_customers(
+    candidates: pd.DataFrame, *, config: dict, do_not_call: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.Series]:
+    """Return deduplicated customers and each candidate's customer_key.
+
+    Parameters
+    ----------
+    candidates : DataFrame
+        From :func:`gather_candidates`, with the columns of
+        :func:`helpers.phones.normalise_phones` added.
+    config : dict
+        The study's merged configuration (``study``, ``consent``).
+    do_not_call : DataFrame
+        ``phone_e164``, ``email``, ``customer_key`` to exclude.
+
+    Returns
+    -------
+    customers : DataFrame
+        Columns in :data:`CUSTOMER_COLUMNS`, one row per customer.
+    keys : Series
+        ``customer_key`` per candidate row (same index as `candidates`).
+    """
+    component = link_candidates(candidates)
+    frame = candidates.assign(component=component)
+    frame["source_rank"] = frame["source"].map({"customers": 0, "orders": 1,
+                                                 "checkouts": 2})  # fmt: skip
+
+    # Details: the customers export first, then the latest order or checkout.
+    ordered = frame.sort_values(["source_rank", "seen_at"], ascending=[True, False])
+    details = ordered.groupby("component")[
+        ["email", "customer_id", "first_name", "last_name", "country", "zip", "tags"]
+    ].first()
+
+    # Phone: the most usable number any record gives.
+    ranked = frame.assign(rank=frame["phone_status"].map(STATUS_RANK))
+    phone_columns = ["phone_e164", "phone_national", "phone_extension",
+                     "phone_status", "is_callable", "timezone"]  # fmt: skip
+    best_phone = (
+        ranked.sort_values(["rank", "source_rank"]).groupby("component").first()
+    )[phone_columns]
+
+    customers = details.join(best_phone)
+    customers["customer_key"] = _keys(customers)
+    consent = _consent(frame, config, do_not_call, customers["customer_key"])
+    customers = customers.join(consent)
+    customers["n_merged"] = frame.groupby("component").size()
+    customers = _fill_timezones(customers, config)
+    keys = pd.Series(
+        customers["customer_key"].reindex(component).to_numpy(), index=frame.index
+    )
+    return customers.reset_index(drop=True)[CUSTOMER_COLUMNS], keys
+
+
+def _keys(customers: pd.DataFrame) -> pd.Series:
+    """Return customer_key from the e-mail, else the E.164 phone, else the id."""
+    identity = (
+        customers["email"]
+        .fillna(customers["phone_e164"].where(customers["phone_status"] != "invalid"))
+        .fillna("id:" + customers["customer_id"].astype("string"))
+    )
+    secret = privacy.load_key()
+    return identity.map(
+        lambda text: privacy.customer_key(text, key=secret)
+        if isinstance(text, str) else None
+    )  # fmt: skip
+
+
+def _consent(frame, config, do_not_call, customer_keys) -> pd.DataFrame:
+    """Return strictest marketing consent and any do-not-call flag per customer."""
+    consent_config = config.get("consent") or {}
+    tag = str(consent_config.get("do_not_call_tag") or "").casefold()
+    grouped = frame.assign(
+        email_ok=frame["accepts_email_marketing"].map({True: 1.0, False: 0.0}),
+        sms_ok=frame["accepts_sms_marketing"].map({True: 1.0, False: 0.0}),
+        tagged=_has_tag(frame["tags"], tag),
+        listed=frame["phone_e164"].isin(do_not_call["phone_e164"].dropna())
+        | frame["email"].isin(do_not_call["email"].dropna()),
+    ).groupby("component")
+    # Any False wins over True; a customer with no recorded choice has none.
+    result = pd.DataFrame({
+        "accepts_email_marketing": grouped["email_ok"].min(),
+        "accepts_sms_marketing": grouped["sms_ok"].min(),
+        "is_do_not_call": grouped["tagged"].any() | grouped["listed"].any(),
+    })  # fmt: skip
+    result["is_do_not_call"] |= customer_keys.isin(do_not_call["customer_key"])
+    for column in ("accepts_email_marketing", "accepts_sms_marketing"):
+        result[column] = result[column].map({1.0: True, 0.0: False}).astype("boolean")
+    rule = consent_config.get("require", "accepts_marketing")
+    required = {
+        "accepts_marketing": result["accepts_email_marketing"],
+        "accepts_sms": result["accepts_sms_marketing"],
+    }
+    result["has_consent"] = (
+        required[rule].fillna(False).astype(bool) if rule in required else True
+    )
+    return result
+
+
+def _has_tag(tags: pd.Series, tag: str) -> pd.Series:
+    """Return whether a comma-separated tag list holds `tag` (any case)."""
+    if not tag:
+        return pd.Series(False, index=tags.index)
+    split = tags.fillna("").astype(str).str.casefold().str.split(",")
+    return split.map(lambda items: tag in {item.strip() for item in items})
+
+
+def _fill_timezones(customers: pd.DataFrame, config: dict) -> pd.DataFrame:
+    """Return customers with a time zone from the phone, country or the store."""
+    study_zone = (config.get("study") or {}).get("timezone")
+    from_country = customers["country"].map(phones.zone_for_country)
+    zone = customers["timezone"].fillna(from_country).fillna(study_zone)
+    return customers.assign(timezone=zone)
+
+
+def country_codes(countries: pd.Series) -> pd.Series:
+    """Return ISO 3166 alpha-2 codes for country codes or English country names.
+
+    Two-letter values are upper-cased; names (``United Kingdom``) are looked up
+    in Babel's English territory names when Babel is installed. Anything else
+    becomes None.
+    """
+    text = countries.astype("string").str.strip()
+    codes = text.str.upper().where(text.str.fullmatch(r"[A-Za-z]{2}"))
+    names = _territory_codes()
+    by_name = text.str.casefold().map(names)
+    return codes.fillna(by_name).astype(object).where(lambda c: c.notna(), None)
+
+
+def _territory_codes() -> dict[str, str]:
+    try:
+        from babel import Locale
+    except ImportError:  # Babel is optional: names then stay unknown
+        return {}
+    territories = Locale("en").territories
+    return {
+        name.casefold(): code
+        for code, name in territories.items()
+        if len(code) == 2 and code.isalpha()
+    }
+
+
+# --------------------------------------------------------------------------------
+# A month's exports
+# --------------------------------------------------------------------------------
+
+DO_NOT_CALL_FILE = "do-not-call.csv"
+DO_NOT_CALL_REQUESTS = "do-not-call-requests_customer.parquet"
+
+
+def load_do_not_call(study: Study, *, customers: pd.DataFrame | None = None):
+    """Return everyone who must not be called.
+
+    Parameters
+    ----------
+    study : Study
+        The study; its raw ``do-not-call.csv`` (``phone`` in any format, optional
+        ``email``) and every month's processed ``do-not-call-requests_customer
+        .parquet`` (``customer_key``) are read.
+    customers : DataFrame, optional
+        Customer records with ``tags``, ``email``, ``phone_e164`` and
+        ``customer_key``; those tagged with ``consent.do_not_call_tag`` are added.
+
+    Returns
+    -------
+    DataFrame
+        ``phone_e164``, ``email`` (normalised), ``customer_key``; any may be
+        None. Match customers on E.164, e-mail or customer_key.
+    """
+    config = study.config
+    frames = [_raw_do_not_call(study)]
+    tag = str((config.get("consent") or {}).get("do_not_call_tag") or "").casefold()
+    if customers is not None and tag:
+        tagged = customers[_has_tag(customers["tags"], tag).to_numpy()]
+        frames.append(tagged.reindex(columns=["phone_e164", "email", "customer_key"]))
+    for path in sorted(study.processed_root.glob(f"*/{DO_NOT_CALL_REQUESTS}")):
+        requests = pd.read_parquet(path, columns=["customer_key"])
+        frames.append(requests.assign(phone_e164=None, email=None))
+    columns = ["phone_e164", "email", "customer_key"]
+    listed = pd.concat([f.reindex(columns=columns) for f in frames], ignore_index=True)
+    listed = listed.astype(object).where(listed.notna(), None).drop_duplicates()
+    log.info("do-not-call: %d entries", len(listed))
+    return listed.reset_index(drop=True)
+
+
+def _raw_do_not_call(study: Study) -> pd.DataFrame:
+    """Return the raw do-not-call list with phones in E.164 and keys."""
+    path = study.raw(DO_NOT_CALL_FILE)
+    columns = ["phone_e164", "email", "customer_key"]
+    if not path.exists():
+        return pd.DataFrame(columns=columns)
+    fmt = sniff_file(path)
+    with open_raw(path) as handle:
+        listed = pd.read_csv(
+            handle, dtype=str, sep=fmt.delimiter, encoding=fmt.encoding,
+            keep_default_na=False,
+        )  # fmt: skip
+    listed.columns = [normalise_header(c) for c in listed.columns]
+    if "phone" not in listed and "email" not in listed:
+        raise HeardInputError(
+            path, row=1, expected="a 'phone' column (and optionally 'email')",
+            found=list(listed.columns), fix="name the phone column 'phone'",
+        )  # fmt: skip
+    region = (study.config.get("study") or {}).get("default_country")
+    phone = listed.get("phone", pd.Series(None, index=listed.index, dtype=object))
+    numbers = phones.normalise_phones(
+        phone, pd.Series(region, index=listed.index), keep="possible"
+    )
+    email = normalise_emails(listed.get("email", pd.Series(None, index=listed.index)))
+    secret = privacy.load_key()
+    identity = email.fillna(numbers["phone_e164"])
+    return pd.DataFrame({
+        "phone_e164": numbers["phone_e164"], "email": email,
+        "customer_key": identity.map(
+            lambda text: privacy.customer_key(text, key=secret)
+            if isinstance(text, str) else None
+        ),
+    })  # fmt: skip
+
+
+def load_store_exports(study: Study, month: str, *, as_of=None) -> StoreExports:
+    """Read every export of a month into orders, lines, checkouts and customers.
+
+    Parameters
+    ----------
+    study : Study
+        The study (its ``exports``, ``phones``, ``consent`` and ``study``
+        settings apply).
+    month : str
+        ``YYYY-MM``: the files in ``data/raw/<study>/exports/<month>/`` are read.
+    as_of : Timestamp, optional
+        Dates after it are rejected as in the future; now when omitted.
+
+    Returns
+    -------
+    StoreExports
+        ``orders``, ``lines``, ``customers``, ``checkouts``, ``rejected`` and
+        ``read_log``, as documented on :class:`StoreExports`.
+
+    Raises
+    ------
+    HeardInputError
+        When the folder holds no export, or a file cannot be read (see
+        :func:`read_export`).
+
+    Notes
+    -----
+    The same order in two files (overlapping exports) is kept once, from the
+    first file by name. Customers are deduplicated on normalised e-mail, phone
+    and platform id; the strictest marketing consent and any do-not-call flag
+    win. The phone rule (``phones.keep``) decides ``is_callable``.
+    """
+    check_month(month)
+    files = _export_files(study, month)
+    read = [read_export(path, config=study.config, as_of=as_of) for path in files]
+    tables = {
+        name: _concat(read, name, columns)
+        for name, columns in (("orders", ORDER_COLUMNS), ("lines", LINE_COLUMNS),
+                              ("checkouts", CHECKOUT_COLUMNS))
+    }  # fmt: skip
+    orders = _drop_repeats(tables["orders"], "order_id")
+    checkouts = _drop_repeats(tables["checkouts"], "checkout_id")
+    lines = tables["lines"][tables["lines"]["order_id"].isin(orders["order_id"])]
+    customer_rows = _concat(read, "customers", CUSTOMER_SQL_COLUMNS)
+    for table in (orders, checkouts, customer_rows):
+        table["country"] = country_codes(table["country"])
+        table["email"] = normalise_emails(table["email"])
+
+    customers, orders, checkouts = _customers_and_keys(
+        study, customer_rows, orders, checkouts
+    )
+    rejected = pd.concat([r.rejected for r in read], ignore_index=True).reindex(
+        columns=REJECTED_COLUMNS
+    )
+    read_log = pd.DataFrame([r.log for r in read])
+    log.info(
+        "%s %s: %d orders, %d lines, %d checkouts, %d customers, %d rejected rows",
+        study.name, month, len(orders), len(lines), len(checkouts),
+        len(customers), len(rejected),
+    )  # fmt: skip
+    return StoreExports(
+        orders.reset_index(drop=True), lines.reset_index(drop=True),
+        customers, checkouts.reset_index(drop=True), rejected, read_log,
+    )  # fmt: skip
+
+
+CUSTOMER_SQL_COLUMNS = [
+    "email", "customer_id", "first_name", "last_name", "country", "zip",
+    "phone_raw", "accepts_email_marketing", "accepts_sms_marketing", "tags",
+]  # fmt: skip
+
+
+def _export_files(study: Study, month: str) -> list[Path]:
+    folder = study.raw("exports", month)
+    files = sorted(
+        p for p in folder.glob("*")
+        if p.suffix.lower() in EXPORT_SUFFIXES and not p.name.startswith((".", "~$"))
+    ) if folder.is_dir() else []  # fmt: skip
+    if not files:
+        raise HeardInputError(
+            folder, expected="store exports (CSV or XLSX)", found="no export files",
+            fix="download the customers, orders and abandoned checkouts exports "
+            "into this folder",
+        )  # fmt: skip
+    return files
+
+
+def _concat(read: list[ExportFile], name: str, columns: list[str]) -> pd.DataFrame:
+    frames = [r.tables[name] for r in read if name in r.tables]
+    if not frames:
+        return pd.DataFrame(columns=columns)
+    return pd.concat(frames, ignore_index=True)[columns]
+
+
+def _drop_repeats(table: pd.DataFrame, id_column: str) -> pd.DataFrame:
+    repeated = table.duplicated(id_column, keep="first")
+    if repeated.any():
+        log.warning(
+            "%d %s values appear in more than one file; kept the first",
+            int(repeated.sum()), id_column,
+        )  # fmt: skip
+    return table[~repeated].copy()
+
+
+def _customers_and_keys(study, customer_rows, orders, checkouts):
+    """Return customers, and orders and checkouts with their customer_key."""
+    config = study.config
+    candidates = gather_candidates(customer_rows, orders, checkouts)
+    identified = candidates[["email", "customer_id", "phone_raw"]].notna().any(axis=1)
+    candidates = candidates[identified].reset_index(drop=True)
+    region = candidates["country"].fillna(
+        (config.get("study") or {}).get("default_country")
+    )
+    keep = (config.get("phones") or {}).get("keep", "possible")
+    numbers = phones.normalise_phones(candidates["phone_raw"], region, keep=keep)
+    candidates = candidates.join(numbers)
+    do_not_call = load_do_not_call(study, customers=None)
+    customers, keys = build_customers(
+        candidates, config=config, do_not_call=do_not_call
+    )
+    candidates["customer_key"] = keys
+    orders = _attach_keys(orders, candidates, "orders")
+    checkouts = _attach_keys(checkouts, candidates, "checkouts")
+    return customers, orders, checkouts
+
+
+def _attach_keys(table: pd.DataFrame, candidates: pd.DataFrame, source: str):
+    """Return `table` with the customer_key of its (e-mail, id, phone) identity."""
+    identity = ["email", "customer_id", "phone_raw"]
+    lookup = candidates.loc[candidates["source"] == source, [*identity, "customer_key"]]
+    table = table.assign(customer_id=table.get("customer_id"))
+    merged = table.merge(lookup.drop_duplicates(identity), on=identity, how="left")
+    if source == "checkouts":
+        merged = merged.drop(columns="customer_id")
+    return merged
