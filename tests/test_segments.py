@@ -194,7 +194,7 @@ def test_days_since_last_order_and_lifecycle(features):
 
 def test_products_bought_per_customer(features):
     by_key = features.set_index("customer_key")
-    assert list(by_key.loc["c_C", "products"]) == ["Mug", "Tee"]
+    assert by_key.loc["c_C", "products"] == "Mug; Tee"
     assert by_key.loc["c_B", "n_products"] == 2  # Tee, Cap (Cap also cancelled)
 
 
@@ -266,6 +266,19 @@ def test_count_to_dial_is_target_over_connect_rate():
     )
     with pytest.raises(ValueError, match="expected_connect_rate"):
         segments.count_to_dial(target_conversations=20, expected_connect_rate=0)
+
+
+def test_expected_conversations_range_matches_the_binomial_by_hand():
+    # Central 95% range of Binomial(72, 0.35): the smallest k with P(X <= k) >= 2.5%
+    # and the smallest k with P(X <= k) >= 97.5%, summed from the pmf by hand.
+    n, p = 72, 0.35
+    cdf = np.cumsum([math.comb(n, k) * p**k * (1 - p) ** (n - k) for k in range(n + 1)])
+    low = int(np.argmax(cdf >= 0.025))
+    high = int(np.argmax(cdf >= 0.975))
+    found = segments.expected_conversations(72, 0.35)
+    assert found["expected"] == pytest.approx(25.2)
+    assert (found["low"], found["high"]) == (low, high)
+    assert 17 <= low < 25 < high <= 34
 
 
 def test_allocate_proportionally_uses_largest_remainder():

@@ -11,6 +11,7 @@ The entry points are :func:`plan_call_list` (pure: returns the call list) and
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import math
@@ -185,7 +186,8 @@ def build_customer_features(
         the orders they refer to), ``spend`` (purchase totals less refunds),
         ``refunded_amount``,
         ``first_order_at``, ``last_order_at``, ``days_since_last_order``,
-        ``lifecycle_stage``, ``n_products``, ``products``,
+        ``lifecycle_stage``, ``n_products``, ``products`` (names joined by
+        ``"; "``),
         ``max_product_return_rate``, ``n_checkouts``, ``last_checkout_at``,
         ``has_open_checkout``, ``open_checkout_items``, ``open_checkout_total``,
         ``n_repeat_viewed_products``.
@@ -327,7 +329,7 @@ def _product_features(
         )
         SELECT b.customer_key,
             count(DISTINCT b.product) FILTER (WHERE NOT b.is_return) AS n_products,
-            list(DISTINCT b.product ORDER BY b.product)
+            string_agg(DISTINCT b.product, '; ' ORDER BY b.product)
                 FILTER (WHERE NOT b.is_return) AS products,
             max(r.product_return_rate) FILTER (WHERE r.n_orders >= {min_orders}
                 AND NOT b.is_return) AS max_product_return_rate
@@ -417,15 +419,19 @@ def _fill_feature_defaults(features: pd.DataFrame) -> pd.DataFrame:
     if "phone_status" not in filled:
         filled["phone_status"] = pd.NA
     filled["phone_status"] = filled["phone_status"].astype("string").fillna("missing")
-    filled["products"] = filled["products"].map(
-        lambda value: list(value) if isinstance(value, list | np.ndarray) else []
-    )
+    filled["products"] = filled["products"].astype("string").fillna("")
     return filled
 
 
+@functools.cache
+def _connection() -> duckdb.DuckDBPyConnection:
+    """Return this process's DuckDB connection (opening one costs ~0.1 s)."""
+    return duckdb.connect()
+
+
 def _query(sql: str, **tables: pd.DataFrame) -> duckdb.DuckDBPyRelation:
-    """Run `sql` in a fresh DuckDB connection with `tables` registered by name."""
-    connection = duckdb.connect()
+    """Run `sql` with `tables` registered by name; consume the result at once."""
+    connection = _connection()
     for name, table in tables.items():
         connection.register(name, table)
     return connection.sql(sql)
@@ -511,13 +517,23 @@ def assign_segments(
     """
     settings = config["segments"]
     thresholds = {k: v for k, v in settings.items() if not isinstance(v, dict | list)}
-    found = []
-    for segment, rule in (settings.get("rules") or {}).items():
-        if rule is None or (not has_views and "viewed" in rule):
-            continue
-        condition = rule.format_map(thresholds)
-        keys = _select_keys(features, condition, segment)
-        found.append(pd.DataFrame({"customer_key": keys, "segment": segment}))
+    conditions = {
+        segment: rule.format_map(thresholds)
+        for segment, rule in (settings.get("rules") or {}).items()
+        if rule is not None and (has_views or "viewed" not in rule)
+    }
+
+    # Evaluate every rule in one pass over the features.
+    flags = _evaluate_rules(features, conditions)
+    found = [
+        pd.DataFrame(
+            {
+                "customer_key": flags.loc[flags[segment], "customer_key"],
+                "segment": segment,
+            }
+        )
+        for segment in conditions
+    ]
 
     # Lifecycle stages are segments as well, so stages can be compared.
     stages = features[["customer_key", "lifecycle_stage"]]
@@ -533,22 +549,33 @@ def assign_segments(
     return segments
 
 
-def _select_keys(features: pd.DataFrame, condition: str, segment: str) -> list:
+def _evaluate_rules(features: pd.DataFrame, conditions: dict) -> pd.DataFrame:
+    """Return customer_key and one boolean column per rule (NULL counts as no)."""
     table = features.drop(columns=["products"], errors="ignore")
+    selects = ", ".join(
+        f'coalesce(({condition}), false) AS "{segment}"'
+        for segment, condition in conditions.items()
+    )
     try:
-        selected = _query(
-            f"SELECT customer_key FROM features WHERE ({condition}) ORDER BY 1",
+        return _query(
+            f"SELECT customer_key{', ' if selects else ''}{selects} FROM features "
+            "ORDER BY customer_key",
             features=table,
-        ).fetchall()
-    except duckdb.Error as error:
-        raise HeardInputError(
-            "study.yml",
-            column=f"segments.rules.{segment}",
-            expected="a SQL condition on the customer features",
-            found=condition,
-            fix=f"correct the rule ({str(error).splitlines()[0]})",
-        ) from error
-    return [row[0] for row in selected]
+        ).df()
+    except duckdb.Error:
+        # Find the rule at fault, to name it.
+        for segment, condition in conditions.items():
+            try:
+                _query(f"SELECT ({condition}) FROM features LIMIT 0", features=table)
+            except duckdb.Error as fault:
+                raise HeardInputError(
+                    "study.yml",
+                    column=f"segments.rules.{segment}",
+                    expected="a SQL condition on the customer features",
+                    found=condition,
+                    fix=f"correct the rule ({str(fault).splitlines()[0]})",
+                ) from fault
+        raise
 
 
 def tally_segments(
@@ -1238,11 +1265,13 @@ def prepare_segment_plan(study: str | Path | Study, month: str) -> SegmentPlan:
 
     # Exclude earlier months' customers, do-not-call and the uncallable.
     phones = exports.customers[["customer_key", "phone_e164"]]
+    listed = load_do_not_call(study)
     excluded = find_exclusions(
         features,
         called_before=load_called_before(study, month, phones=phones),
-        do_not_call_keys=load_do_not_call_requests(study),
-        do_not_call_phones=_do_not_call_phones(load_do_not_call(study)),
+        do_not_call_keys=load_do_not_call_requests(study)
+        | set(listed["customer_key"].dropna()),
+        do_not_call_phones=set(listed["phone_e164"].dropna()),
         phones=phones,
     )
 
@@ -1264,16 +1293,6 @@ def prepare_segment_plan(study: str | Path | Study, month: str) -> SegmentPlan:
         study, month, as_of, exports, has_views, features, segments, sizes,
         list(month_segments), excluded, assignment, call_list,
     )  # fmt: skip
-
-
-def _do_not_call_phones(listed) -> set:
-    if listed is None:
-        return set()
-    if isinstance(listed, pd.DataFrame):
-        if "phone_e164" not in listed:
-            return set()
-        return set(listed["phone_e164"].dropna())
-    return set(listed)
 
 
 def plan_call_list(study: str | Path | Study, month: str) -> pd.DataFrame:
@@ -1449,3 +1468,119 @@ def summarise_plan(plan: SegmentPlan) -> dict:
 
 def _iso(stamp) -> str | None:
     return None if pd.isna(stamp) else pd.Timestamp(stamp).isoformat()
+
+
+# -------------------------------------------------------------------- display
+
+
+def tally_phone_status(features: pd.DataFrame) -> pd.DataFrame:
+    """Return customers per phone status and whether the keep rule calls them.
+
+    Parameters
+    ----------
+    features : DataFrame
+        ``phone_status``, ``is_callable``.
+
+    Returns
+    -------
+    DataFrame
+        ``phone_status``, ``is_callable``, ``n_customers``, largest first.
+    """
+    counts = features.groupby(["phone_status", "is_callable"]).size()
+    counts = counts.rename("n_customers").reset_index()
+    return counts.sort_values("n_customers", ascending=False, ignore_index=True)
+
+
+def tally_exclusions(plan: SegmentPlan) -> pd.DataFrame:
+    """Return, per month segment, members, exclusions by reason and the eligible.
+
+    Parameters
+    ----------
+    plan : SegmentPlan
+        From :func:`prepare_segment_plan`.
+
+    Returns
+    -------
+    DataFrame
+        ``segment``, ``n_members``, one ``n_<reason>`` column per exclusion
+        reason, ``n_eligible``, ``n_called``, ``n_holdout``.
+    """
+    reasons = ["called_before", "do_not_call", "no_consent", "not_callable"]
+    reason_of = plan.excluded.set_index("customer_key")["reason"]
+    rows = []
+    for segment in plan.month_segments:
+        keys = plan.segments.loc[plan.segments["segment"] == segment, "customer_key"]
+        found = keys.map(reason_of)
+        drawn = plan.assignment.loc[plan.assignment["segment"] == segment, "arm"]
+        row = {"segment": segment, "n_members": int(len(keys))}
+        row |= {f"n_{r}": int((found == r).sum()) for r in reasons}
+        row |= {
+            "n_eligible": int(found.isna().sum()),
+            "n_called": int((drawn == "called").sum()),
+            "n_holdout": int((drawn == "holdout").sum()),
+        }
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def tally_call_list(assignment: pd.DataFrame) -> pd.DataFrame:
+    """Return the drawn customers per segment, stratum and arm (no personal data).
+
+    Returns
+    -------
+    DataFrame
+        ``segment``, ``stratum``, ``called``, ``holdout``.
+    """
+    counts = pd.crosstab(
+        [assignment["segment"], assignment["stratum"]], assignment["arm"]
+    ).reindex(columns=["called", "holdout"], fill_value=0)
+    return counts.reset_index().rename_axis(columns=None)
+
+
+def tally_rejected(rejected: pd.DataFrame) -> pd.DataFrame:
+    """Return rejected raw rows per file, column and reason.
+
+    Returns
+    -------
+    DataFrame
+        ``file``, ``column``, ``reason``, ``n_rows``, largest first.
+    """
+    if rejected is None or len(rejected) == 0:
+        return pd.DataFrame(columns=["file", "column", "reason", "n_rows"])
+    counts = rejected.groupby(["file", "column", "reason"], dropna=False).size()
+    counts = counts.rename("n_rows").reset_index()
+    return counts.sort_values("n_rows", ascending=False, ignore_index=True)
+
+
+def plot_segment_sizes(sizes: pd.DataFrame, *, month_segments: list[str]):
+    """Plot customers per segment, the month's segments highlighted.
+
+    Parameters
+    ----------
+    sizes : DataFrame
+        From :func:`tally_segments`.
+    month_segments : list of str
+        The segments called this month.
+
+    Returns
+    -------
+    Figure
+        A horizontal bar chart; no title (the caption carries the takeaway).
+    """
+    from helpers.figures import CONTROL_GREY, PALETTE, new_figure
+
+    figure, axes = new_figure(figsize=(6.4, 0.28 * len(sizes) + 1.0))
+    colours = [
+        PALETTE[0] if s in month_segments else CONTROL_GREY for s in sizes["segment"]
+    ]
+    axes.barh(sizes["segment"], sizes["n_customers"], color=colours)
+    axes.invert_yaxis()
+    axes.set_xlabel("customers")
+    axes.set_ylabel("")
+    for position, value in enumerate(sizes["n_customers"]):
+        axes.annotate(
+            f"{value:,}", (value, position), xytext=(3, 0), textcoords="offset points",
+            va="center", fontsize=8,
+        )  # fmt: skip
+    figure.tight_layout()
+    return figure
