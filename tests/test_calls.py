@@ -199,7 +199,7 @@ def test_twilio_completed_counts_only_when_a_human_answered(
         load_call_log(
             path, assignment=assignment, config=config, now=NOW, phone_book=book
         )
-    assert error.value.row == 6 and error.value.column == "outcome"
+    assert error.value.row == 7 and error.value.column == "outcome"
     assert "AnsweredBy" in str(error.value)
 
     # A study without machine detection says what completed means for it.
@@ -230,6 +230,48 @@ def test_ringcentral_call_connected_is_a_voicemail_not_a_connect(
     assert attempts["talk_seconds"].tolist() == [580.0, 35.0, 0.0, 0.0]
     assert attempts["is_zone_assumed"].all()
     assert attempts["attempted_at"].iloc[0] == pd.Timestamp("2026-11-09T15:00Z")
+
+
+def test_aircall_answered_needs_the_study_to_say_what_it_means(
+    assignment, config, tmp_path
+):
+    path = tmp_path / MONTH / "aircall.csv"
+    path.parent.mkdir()
+    path.write_text(
+        "line,datetime (tz offset incl.),direction,answered,user,"
+        "duration (in call),customer number\n"
+        "Sales,2026-11-09 10:00:00 -05:00,outbound,No,Alex,0,+1 202-555-0101\n"
+        "Sales,2026-11-09 10:05:00 -05:00,inbound,Yes,Alex,120,+1 202-555-0102\n"
+        "Sales,2026-11-09 10:10:00 -05:00,outbound,Yes,Alex,300,+1 202-555-0103\n"
+    )
+    book = {f"+120255501{n:02d}": key(f"a{n}") for n in range(1, 7)}
+    with pytest.raises(HeardInputError) as error:
+        load_call_log(
+            path, assignment=assignment, config=config, now=NOW, phone_book=book
+        )
+    assert (error.value.row, error.value.found) == (4, "Yes")
+    mapped = merge_config(config, {"calls": {"status_map": {"yes": "connected"}}})
+    attempts = load_call_log(
+        path, assignment=assignment, config=mapped, now=NOW, phone_book=book
+    )
+    assert attempts["outcome"].tolist() == [
+        "no_answer",
+        "connected",
+    ]  # inbound left out
+    assert attempts["customer_key"].tolist() == [key("a1"), key("a3")]
+    assert attempts["talk_seconds"].tolist() == [0.0, 300.0]
+
+
+def test_phone_not_on_the_call_list_is_refused(assignment, config, tmp_path):
+    lines = (FIXTURES / "twilio-log.csv").read_text().splitlines()
+    path = tmp_path / MONTH / "twilio.csv"
+    path.parent.mkdir()
+    path.write_text("\n".join(lines[:2]) + "\n")
+    with pytest.raises(HeardInputError) as error:
+        load_call_log(
+            path, assignment=assignment, config=config, now=NOW, phone_book={}
+        )
+    assert (error.value.row, error.value.column) == (2, "phone")
 
 
 def test_phone_book_comes_from_the_processed_call_list(study):

@@ -84,6 +84,7 @@ PHONE_SYSTEMS = {
             "outcome": ("status",),
             "answered_by": ("answeredby", "answered by"),
             "talk_seconds": ("duration",),
+            "direction": ("direction",),
         },
         "status_map": {
             "busy": "busy",
@@ -102,6 +103,7 @@ PHONE_SYSTEMS = {
             "caller": ("from name", "extension", "from"),
             "outcome": ("action result", "result"),
             "talk_seconds": ("duration", "duration (h:mm:ss)"),
+            "direction": ("direction",),
         },
         "status_map": {
             "accepted": "connected",
@@ -125,6 +127,7 @@ PHONE_SYSTEMS = {
             "caller": ("user",),
             "outcome": ("answered",),
             "talk_seconds": ("duration (in call)",),
+            "direction": ("direction",),
         },
         # Aircall cannot tell a person from a voicemail box on outbound calls, so
         # "yes" is left for the study to map (or for callers to code by hand).
@@ -195,7 +198,7 @@ def load_call_log(
     table = read_table(path)
 
     # Put the log in Heard's columns, then drop rows nobody has dialled.
-    attempts = rename_log_columns(table, path=path, config=config)
+    attempts = keep_outbound(rename_log_columns(table, path=path, config=config))
     attempts = drop_undialled_rows(attempts, path=path).reset_index(drop=True)
     for column in LOG_COLUMNS:
         if column not in attempts and column not in ("customer_key", "attempted_at"):
@@ -303,6 +306,21 @@ def pick_columns(table: pd.DataFrame, candidates: dict) -> dict:
         if found is not None and found not in chosen:
             chosen[found] = heard
     return chosen
+
+
+def keep_outbound(attempts: pd.DataFrame) -> pd.DataFrame:
+    """Return the legs that rang a customer: a phone system's inbound calls (a
+    customer calling in, or a caller's app leg into Twilio) are not attempts."""
+    if (
+        "direction" not in attempts
+        or attempts["phone_system"].iloc[:1].eq("heard").all()
+    ):
+        return attempts
+    direction = attempts["direction"].fillna("").astype(str).str.strip().str.casefold()
+    is_outbound = direction.str.startswith("outbound") | direction.eq("")
+    if (~is_outbound).any():
+        log.info("left out %d inbound call legs", int((~is_outbound).sum()))
+    return attempts[is_outbound]
 
 
 def drop_undialled_rows(attempts: pd.DataFrame, *, path: Path) -> pd.DataFrame:
