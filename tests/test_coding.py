@@ -5,10 +5,35 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+from openpyxl import load_workbook
 
-from helpers.coding import read_conversations, split_excerpts
+from helpers.codebook import load_codebook
+from helpers.coding import (
+    CODING_COLUMNS,
+    NO_CODE,
+    SUGGESTED_CODER,
+    agreement_table,
+    alpha_from_coincidences,
+    build_consensus,
+    build_presence,
+    cohen_kappa,
+    disagreement_queue,
+    kappa_from_tables,
+    nominal_alpha,
+    read_coding_sheet,
+    read_coding_sheets,
+    read_conversations,
+    read_resolutions,
+    split_excerpts,
+    suggest_codes,
+    unit_coincidences,
+    unit_cross_tables,
+    write_coding_sheet,
+    write_reconciliation_sheet,
+)
 from helpers.errors import HeardInputError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "coding"
@@ -186,3 +211,405 @@ def test_transcript_without_sidecar_is_an_error(tmp_path):
     folder = copy_folder(tmp_path, ["2026-11-04.srt"])
     with pytest.raises(HeardInputError, match="front matter"):
         read_conversations(folder)
+
+
+# ---------------------------------------------------------------- coding sheets
+
+
+@pytest.fixture(scope="module")
+def codebook():
+    return load_codebook(FIXTURES / "codebook.yml")
+
+
+@pytest.fixture(scope="module")
+def excerpts(conversations):
+    return split_excerpts(conversations)
+
+
+def fill_sheet(path: Path, codes: dict[int, list[str]]) -> Path:
+    """Fill data rows (1 = first excerpt) of a written sheet as a coder would."""
+    workbook = load_workbook(path)
+    sheet = workbook["coding"]
+    header = [cell.value for cell in sheet[1]]
+    for row, values in codes.items():
+        for offset, value in enumerate(values):
+            sheet.cell(
+                row=row + 1, column=header.index("code_1") + 1 + offset
+            ).value = value
+    workbook.save(path)
+    return path
+
+
+def test_coding_sheet_has_excerpts_and_codebook_drop_downs(
+    excerpts, codebook, tmp_path
+):
+    path = write_coding_sheet(excerpts, codebook, tmp_path / "ana.xlsx")
+    workbook = load_workbook(path)
+    sheet = workbook["coding"]
+    assert [c.value for c in sheet[1]] == [
+        "conversation_id", "excerpt_id", "position", "speaker", "text",
+        "code_1", "code_2", "code_3",
+    ]  # fmt: skip
+    # only the excerpts to code: 17 excerpts less 8 interviewer lines
+    assert sheet.max_row - 1 == 9
+    assert sheet["B2"].value == "2026-11-01-002"
+    # the drop-down offers the codable ids and "no code", not the group codes
+    lists = [c.value for c in workbook["lists"]["A"]]
+    assert lists == [*codebook.ids(codable_only=True), NO_CODE]
+    ranges = {str(v.sqref) for v in sheet.data_validations.dataValidation}
+    assert ranges == {"F2:F10", "G2:G10", "H2:H10"}
+
+
+def test_reading_a_sheet_keeps_blank_rows_as_no_code_and_trailing_as_missing(
+    excerpts, codebook, tmp_path
+):
+    path = write_coding_sheet(excerpts, codebook, tmp_path / "ana.xlsx")
+    fill_sheet(
+        path, {1: ["OBJ-SHIP", "stage-checkout"], 3: ["OBJ-PRICE"], 4: [NO_CODE]}
+    )
+    codings = read_coding_sheet(path, codebook)
+    assert list(codings.columns) == CODING_COLUMNS
+    assert codings[["excerpt_id", "coder", "code"]].values.tolist() == [
+        ["2026-11-01-002", "ana", "OBJ-SHIP"],
+        ["2026-11-01-002", "ana", "STAGE-CHECKOUT"],  # case folded to the id
+        ["2026-11-01-004", "ana", NO_CODE],  # blank above the last coded row
+        ["2026-11-01-005", "ana", "OBJ-PRICE"],
+        ["2026-11-02-002", "ana", NO_CODE],
+    ]
+    # rows 5-9 are after the last filled row: not coded, so absent (missing)
+    assert codings["excerpt_id"].nunique() == 4
+
+
+@pytest.mark.parametrize(
+    ("value", "column"), [("OBJ-PRCE", "code_1"), ("OBJ", "code_2")]
+)
+def test_codes_not_in_the_codebook_name_row_and_column(
+    excerpts, codebook, tmp_path, value, column
+):
+    path = write_coding_sheet(excerpts, codebook, tmp_path / "ana.xlsx")
+    fill_sheet(
+        path,
+        {1: ["OBJ-PRICE"], 3: ["OBJ-PRICE", value] if column == "code_2" else [value]},
+    )
+    with pytest.raises(HeardInputError) as caught:
+        read_coding_sheet(path, codebook)
+    assert (caught.value.row, caught.value.column, caught.value.found) == (
+        4,
+        column,
+        value,
+    )
+
+
+def test_renamed_or_missing_column_is_named(excerpts, codebook, tmp_path):
+    path = write_coding_sheet(excerpts, codebook, tmp_path / "ana.xlsx")
+    workbook = load_workbook(path)
+    workbook["coding"]["G1"].value = "Code 2"
+    workbook.save(path)
+    with pytest.raises(HeardInputError) as caught:
+        read_coding_sheet(path, codebook)
+    assert (caught.value.row, caught.value.column) == (1, "code 2")
+    workbook["coding"]["G1"].value = "code_2"
+    workbook["coding"]["B1"].value = "excerpt"
+    workbook.save(path)
+    with pytest.raises(HeardInputError) as caught:
+        read_coding_sheet(path, codebook)
+    assert caught.value.column == "excerpt_id"
+
+
+def test_suggestions_come_from_keywords_and_are_marked(excerpts, codebook):
+    suggestions = suggest_codes(excerpts, codebook)
+    assert suggestions["is_suggestion"].all()
+    assert set(suggestions["coder"]) == {SUGGESTED_CODER}
+    by_excerpt = suggestions.groupby("excerpt_id")["code"].agg(sorted).to_dict()
+    # worked by hand from the fixture texts and codebook.yml's keywords
+    assert by_excerpt == {
+        "2026-11-01-002": ["OBJ-SHIP", "STAGE-CHECKOUT"],  # shipping, checkout
+        "2026-11-01-004": ["OBJ-SIZE"],  # sizing
+        # "size up", "basket", "reviews"
+        "2026-11-01-005": ["OBJ-SIZE", "STAGE-CHECKOUT", "STAGE-RESEARCH"],
+        "2026-11-02-004": ["OBJ-PRICE"],  # price, expensive
+        "2026-11-03-002": ["DELIVERY"],  # delivery took
+        "2026-11-04-002": ["OBJ-PRICE", "OBJ-SHIP"],  # shipping, expensive
+        "2026-11-06-002": ["OBJ-PRICE"],  # expensive
+    }
+
+
+# ---------------------------------------------------------------- agreement
+
+
+def codings_from_table(table, *, code="X") -> pd.DataFrame:
+    """Two coders' yes/no judgements of `code`: table[a][b] units where coder A
+    said a and coder B said b (1 = applied, 0 = coded without it)."""
+    rows, unit = [], 0
+    for a in (0, 1):
+        for b in (0, 1):
+            for _ in range(table[a][b]):
+                unit += 1
+                for coder, said in (("A", a), ("B", b)):
+                    rows.append(
+                        ["c", f"c-{unit:03d}", coder, code if said else NO_CODE, False]
+                    )
+    return pd.DataFrame(rows, columns=CODING_COLUMNS)
+
+
+def test_kappa_and_alpha_match_a_hand_computed_two_by_two():
+    # A applied X on 40 of 100 units, B on 30; they agree on 45 + 15 = 60.
+    # po = 0.60; pe = 0.4 * 0.3 + 0.6 * 0.7 = 0.54; kappa = 0.06 / 0.46.
+    # Alpha: coincidences o00 = 90, o11 = 30, o01 = o10 = 40; n0 = 130, n1 = 70,
+    # n = 200; alpha = 1 - (n - 1) * 80 / (2 * 130 * 70) = 1 - 15920 / 18200.
+    table = agreement_table(codings_from_table([[45, 15], [25, 15]]), n_boot=200)
+    row = table.set_index("code").loc["X"]
+    assert row["n_units"] == 100 and row["n_applied"] == 70
+    assert row["percent_agreement"] == pytest.approx(0.60)
+    assert row["kappa"] == pytest.approx(0.06 / 0.46)
+    assert row["alpha"] == pytest.approx(1 - 15920 / 18200)
+    assert row["status"] == "ok"
+    assert row["kappa_ci_low"] < row["kappa"] < row["kappa_ci_high"]
+    assert row["alpha_ci_low"] < row["alpha"] < row["alpha_ci_high"]
+
+
+def test_kappa_on_the_symmetric_textbook_table():
+    # 20 yes-yes, 15 no-no, 5 and 10 split: po = 0.7, pe = 0.5 * 0.6 + 0.5 * 0.4
+    table = agreement_table(codings_from_table([[15, 10], [5, 20]]), n_boot=0)
+    assert table.loc[0, "kappa"] == pytest.approx((0.7 - 0.5) / (1 - 0.5))
+    assert np.isnan(table.loc[0, "kappa_ci_low"])  # no bootstrap asked for
+
+
+def test_alpha_matches_krippendorffs_worked_example_with_missing_values():
+    # Krippendorff (2011), "Computing Krippendorff's Alpha-Reliability", section
+    # C: four observers, twelve units, nominal values, blanks missing; alpha = 0.743
+    nan = np.nan
+    data = np.array(
+        [
+            [1, 2, 3, 3, 2, 1, 4, 1, 2, nan, nan, nan],
+            [1, 2, 3, 3, 2, 2, 4, 1, 2, 5, nan, 3],
+            [nan, 3, 3, 3, 2, 3, 4, 2, 2, 5, 1, nan],
+            [1, 2, 3, 3, 2, 4, 4, 1, 2, 5, 1, nan],
+        ]
+    )
+    assert round(nominal_alpha(data), 3) == 0.743
+    # the bootstrap's own coincidence arithmetic gives the same value
+    assert alpha_from_coincidences(
+        unit_coincidences(data).sum(axis=0)
+    ) == pytest.approx(nominal_alpha(data))
+
+
+def test_a_code_nobody_used_is_undefined_not_zero_or_one(codebook):
+    codings = codings_from_table([[45, 15], [25, 15]], code="OBJ-PRICE")
+    table = agreement_table(codings, codebook=codebook, n_boot=100).set_index("code")
+    unused = table.loc["OBJ-SHIP"]
+    assert np.isnan(unused["kappa"]) and np.isnan(unused["alpha"])
+    assert np.isnan(unused["kappa_ci_low"]) and np.isnan(unused["alpha_ci_high"])
+    assert unused["status"] == "undefined (no variation)"
+    assert unused["percent_agreement"] == 1.0  # raw agreement still shown
+    assert unused["n_units"] == 100
+    # the overall row pools only the codes someone used
+    assert table.loc["overall", "kappa"] == pytest.approx(
+        table.loc["OBJ-PRICE", "kappa"]
+    )
+
+
+def test_a_code_everyone_used_everywhere_is_undefined_too():
+    codings = codings_from_table([[0, 0], [0, 12]])
+    row = agreement_table(codings, n_boot=50).iloc[0]
+    assert np.isnan(row["kappa"]) and row["status"] == "undefined (no variation)"
+    assert row["percent_agreement"] == 1.0
+
+
+def test_blank_codes_are_missing_not_disagreement():
+    # B did not code units 3 and 4 (absent from B's sheet): only units 1-2 count.
+    rows = [
+        ["c", "u1", "A", "X"], ["c", "u1", "B", "X"],
+        ["c", "u2", "A", NO_CODE], ["c", "u2", "B", NO_CODE],
+        ["c", "u3", "A", "X"], ["c", "u4", "A", NO_CODE],
+    ]  # fmt: skip
+    codings = pd.DataFrame(rows, columns=CODING_COLUMNS[:4]).assign(is_suggestion=False)
+    row = agreement_table(codings, n_boot=0).iloc[0]
+    assert row["n_units"] == 2
+    assert row["percent_agreement"] == 1.0
+    assert row["kappa"] == pytest.approx(1.0)  # po = 1, pe = 0.5
+    # alpha with u3, u4 skipped: o00 = o11 = 2, n = 4, no disagreement -> 1
+    assert row["alpha"] == pytest.approx(1.0)
+    presence, *_ = build_presence(codings)
+    assert np.isnan(presence[0, 1, 2:]).all()
+
+
+def test_suggestions_never_count_as_a_coder(excerpts, codebook):
+    codings = codings_from_table([[45, 15], [25, 15]], code="OBJ-PRICE")
+    suggestions = suggest_codes(excerpts, codebook)
+    with_suggestions = pd.concat([codings, suggestions], ignore_index=True)
+    pd.testing.assert_frame_equal(
+        agreement_table(with_suggestions, n_boot=100),
+        agreement_table(codings, n_boot=100),
+    )
+
+
+def test_bootstrap_is_seeded_and_perfect_agreement_stays_at_one():
+    codings = codings_from_table([[30, 0], [0, 10]])
+    first = agreement_table(codings, n_boot=300, seed=7)
+    pd.testing.assert_frame_equal(first, agreement_table(codings, n_boot=300, seed=7))
+    assert first.loc[0, ["kappa", "kappa_ci_low", "kappa_ci_high"]].tolist() == [
+        1,
+        1,
+        1,
+    ]
+    other = codings_from_table([[45, 15], [25, 15]])
+    a = agreement_table(other, n_boot=300, seed=7).loc[0, "kappa_ci_low"]
+    b = agreement_table(other, n_boot=300, seed=8).loc[0, "kappa_ci_low"]
+    assert a != b
+
+
+def test_bootstrap_arithmetic_matches_the_libraries_on_resamples():
+    rng = np.random.default_rng(3)
+    data = (rng.random((2, 60)) < 0.35).astype(float)
+    data[1, rng.choice(60, 6, replace=False)] = np.nan
+    for _ in range(5):
+        sample = rng.integers(0, 60, 60)
+        weights = np.bincount(sample, minlength=60).astype(float)
+        alpha = alpha_from_coincidences(
+            np.tensordot(weights, unit_coincidences(data), 1)
+        )
+        kappa = kappa_from_tables(np.tensordot(weights, unit_cross_tables(data), 1))
+        assert alpha == pytest.approx(nominal_alpha(data[:, sample]))
+        assert kappa == pytest.approx(cohen_kappa(data[:, sample]))
+
+
+def test_three_coders_get_alpha_but_no_kappa():
+    rows = []
+    for unit, said in enumerate(
+        [(1, 1, 1), (1, 1, 0), (0, 0, 0), (0, 0, 0), (1, 0, 1)]
+    ):
+        for coder, value in zip("ABC", said, strict=True):
+            rows.append(["c", f"u{unit}", coder, "X" if value else NO_CODE, False])
+    codings = pd.DataFrame(rows, columns=CODING_COLUMNS)
+    row = agreement_table(codings, n_boot=50).iloc[0]
+    assert np.isnan(row["kappa"]) and "two coders" in row["status"]
+    # pairs agreeing per unit: 3, 1, 3, 3, 1 of 3 -> 11 / 15
+    assert row["percent_agreement"] == pytest.approx(11 / 15)
+    # coincidences, unit by unit (m_u = 3, each pair weighted 1 / (m_u - 1)):
+    # (1,1,1) o11 += 3; (1,1,0) and (1,0,1) o11 += 1, o01 += 1, o10 += 1 each;
+    # (0,0,0) twice o00 += 3. So o11 = 5, o00 = 6, o01 = o10 = 2; n1 = 7, n0 = 8,
+    # n = 15; alpha = 1 - (n - 1) * 4 / (2 * 7 * 8) = 1 - 56 / 112 = 0.5
+    assert row["alpha"] == pytest.approx(0.5)
+
+
+def test_conversation_level_agreement_counts_a_code_anywhere_in_it():
+    rows = [
+        ["c1", "c1-001", "A", "X"], ["c1", "c1-001", "B", NO_CODE],
+        ["c1", "c1-002", "A", NO_CODE], ["c1", "c1-002", "B", "X"],
+        ["c2", "c2-001", "A", NO_CODE], ["c2", "c2-001", "B", NO_CODE],
+    ]  # fmt: skip
+    codings = pd.DataFrame(rows, columns=CODING_COLUMNS[:4]).assign(is_suggestion=False)
+    by_excerpt = agreement_table(codings, n_boot=0).iloc[0]
+    by_conversation = agreement_table(codings, unit="conversation", n_boot=0).iloc[0]
+    assert by_excerpt["percent_agreement"] == pytest.approx(1 / 3)
+    assert (by_conversation["n_units"], by_conversation["percent_agreement"]) == (
+        2,
+        1.0,
+    )
+    assert by_conversation["kappa"] == pytest.approx(1.0)
+
+
+# ---------------------------------------------------------------- consensus
+
+
+def coding_frame(rows) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=["excerpt_id", "coder", "code"])
+    frame.insert(0, "conversation_id", frame["excerpt_id"].str[:2])
+    return frame.assign(is_suggestion=False)
+
+
+def test_consensus_keeps_agreed_codes_and_drops_two_coder_splits():
+    codings = coding_frame(
+        [
+            ["c1-001", "ana", "A"],
+            ["c1-001", "ben", "A"],
+            ["c1-002", "ana", "A"],
+            ["c1-002", "ben", "B"],
+            ["c1-003", "ana", NO_CODE],
+            ["c1-003", "ben", NO_CODE],
+        ]  # fmt: skip
+    )
+    consensus = build_consensus(codings)
+    assert consensus[["excerpt_id", "code", "basis"]].values.tolist() == [
+        ["c1-001", "A", "agreed"]
+    ]
+    queue = disagreement_queue(codings)
+    assert queue[
+        ["excerpt_id", "code", "applied_by", "not_applied_by"]
+    ].values.tolist() == [
+        ["c1-002", "A", "ana", "ben"],
+        ["c1-002", "B", "ben", "ana"],
+    ]
+    assert queue.loc[0, "codings"] == "ana: A | ben: B"
+
+
+def test_consensus_majority_of_three_and_resolutions(tmp_path):
+    codings = coding_frame(
+        [
+            ["c1-001", "ana", "A"],
+            ["c1-001", "ben", "A"],
+            ["c1-001", "cy", NO_CODE],
+            ["c1-002", "ana", "B"],
+            ["c1-002", "ben", NO_CODE],
+            ["c1-002", "cy", NO_CODE],
+        ]  # fmt: skip
+    )
+    # A on c1-001: 2 of 3 -> kept by majority; B on c1-002: 1 of 3 -> out
+    consensus = build_consensus(codings)
+    assert consensus[["excerpt_id", "code", "basis"]].values.tolist() == [
+        ["c1-001", "A", "majority"]
+    ]
+
+    # the coders reconcile: drop A, keep B
+    sheet = write_reconciliation_sheet(disagreement_queue(codings), tmp_path / "r.xlsx")
+    workbook = load_workbook(sheet)
+    rows = workbook["reconcile"]
+    column = [c.value for c in rows[1]].index("decision") + 1
+    rows.cell(row=2, column=column).value = "drop"
+    rows.cell(row=3, column=column).value = "Keep"
+    workbook.save(sheet)
+    resolutions = read_resolutions(sheet)
+    consensus = build_consensus(codings, resolutions=resolutions)
+    assert consensus[["excerpt_id", "code", "basis"]].values.tolist() == [
+        ["c1-002", "B", "resolved"]
+    ]
+    resolved = disagreement_queue(codings, resolutions=resolutions)
+    assert resolved["decision"].tolist() == ["drop", "keep"]
+
+
+def test_bad_decision_names_row_and_column(tmp_path):
+    codings = coding_frame([["c1-001", "ana", "A"], ["c1-001", "ben", NO_CODE]])
+    sheet = write_reconciliation_sheet(disagreement_queue(codings), tmp_path / "r.xlsx")
+    workbook = load_workbook(sheet)
+    header = [c.value for c in workbook["reconcile"][1]]
+    workbook["reconcile"].cell(
+        row=2, column=header.index("decision") + 1
+    ).value = "maybe"
+    workbook.save(sheet)
+    with pytest.raises(HeardInputError) as caught:
+        read_resolutions(sheet)
+    assert (caught.value.row, caught.value.column) == (2, "decision")
+
+
+def test_sheets_folder_round_trip_to_agreement(excerpts, codebook, tmp_path):
+    for coder, codes in {
+        "ana": {1: ["OBJ-SHIP"], 2: ["OBJ-SIZE"], 5: ["OBJ-PRICE"]},
+        "ben": {1: ["OBJ-SHIP", "STAGE-CHECKOUT"], 2: ["OBJ-SIZE"], 5: ["OBJ-PRICE"]},
+    }.items():
+        fill_sheet(
+            write_coding_sheet(excerpts, codebook, tmp_path / f"{coder}.xlsx"), codes
+        )
+    codings = read_coding_sheets(tmp_path, codebook)
+    assert sorted(codings["coder"].unique()) == ["ana", "ben"]
+    table = agreement_table(codings, codebook=codebook, n_boot=0).set_index("code")
+    # 5 units coded by both (rows 3-4 blank above the last coded row = no code)
+    assert table.loc[
+        "OBJ-SHIP", ["n_units", "percent_agreement", "kappa"]
+    ].tolist() == [5, 1.0, 1.0]
+    # ana never used STAGE-CHECKOUT, ben once: po = 0.8, pe = 1 * 0.8, kappa = 0
+    assert table.loc["STAGE-CHECKOUT", "percent_agreement"] == pytest.approx(0.8)
+    assert table.loc["STAGE-CHECKOUT", "kappa"] == pytest.approx(0.0)
+    assert table.loc["DELIVERY", "status"] == "undefined (no variation)"
+    consensus = build_consensus(codings)
+    assert set(consensus["code"]) == {"OBJ-SHIP", "OBJ-SIZE", "OBJ-PRICE"}

@@ -821,15 +821,27 @@ def read_coding_sheet(
 
 
 def check_sheet_columns(sheet: pd.DataFrame, path: Path) -> list[str]:
-    """Return the sheet's code columns; raise when a needed column is missing."""
+    """Return the sheet's code columns (``code_1``, ``code_2``, …).
+
+    Raises
+    ------
+    HeardInputError
+        When ``conversation_id``, ``excerpt_id`` or ``code_1`` is missing, or a
+        column looks like a renamed code column (``Code 2``, ``code2``).
+    """
     code_columns = [c for c in sheet.columns if re.fullmatch(r"code_\d+", c)]
-    for column in ("conversation_id", "excerpt_id", *(code_columns or ["code_1"])[:1]):
-        if column not in sheet.columns:
+    renamed = [
+        c for c in sheet.columns if c.startswith("code") and c not in code_columns
+    ]
+    for column in ("conversation_id", "excerpt_id", "code_1", *renamed):
+        if column not in sheet.columns or column in renamed:
             raise HeardInputError(
                 path,
                 row=1,
                 column=column,
-                expected=f"a column named {column}",
+                expected=f"a column named {column}"
+                if column not in renamed
+                else "code columns named code_1, code_2, code_3",
                 found="columns " + ", ".join(map(str, sheet.columns)),
                 fix="keep the header row as Heard wrote it (conversation_id, "
                 "excerpt_id, position, speaker, text, code_1, code_2, code_3)",
