@@ -1,0 +1,584 @@
+"""``heard report``: run the month's notebooks and render the monthly report.
+
+The chain is: write the demo study when it is asked for and missing, check the
+study folder, execute the numbered notebooks in order and then
+``reports/monthly.ipynb`` with papermill, render the PDF and the site, and scan
+what was rendered for personal details. Executed notebooks are kept under
+``reports/_output/<study>/<month>/executed/`` and reused while their inputs are
+unchanged, so a second run with nothing changed only re-renders.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from helpers.errors import HeardInputError
+from helpers.study import check_month, find_project_root, load_study
+
+log = logging.getLogger(__name__)
+
+REPORT_NOTEBOOK = Path("reports") / "monthly.ipynb"
+STAGE_PATTERN = "[0-9][0-9]_*.ipynb"
+KERNEL = "python3"
+# Rendering code does not change what a notebook computes; editing it must not
+# re-execute the chain.
+RENDER_ONLY = {"render.py", "report.py", "cli.py"}
+
+
+@dataclass(frozen=True)
+class ReportOutputs:
+    """Where the rendered report went.
+
+    Parameters
+    ----------
+    pdf : Path
+        ``reports/_output/<study>/<month>/monthly-<month>.pdf``.
+    site : Path
+        ``reports/_output/<study>/<month>/site/index.html``.
+    """
+
+    pdf: Path
+    site: Path
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One notebook of the chain: its name, source and working folder."""
+
+    name: str
+    source: Path
+    cwd: Path
+
+
+class ReportStageError(HeardInputError):
+    """A notebook of the chain failed; names the notebook, the cell and the error."""
+
+
+def output_folder(root: Path, study: str, month: str) -> Path:
+    """Return ``reports/_output/<study>/<month>`` under `root`."""
+    return Path(root) / "reports" / "_output" / study / check_month(month)
+
+
+def announce(step: int, total: int, text: str) -> None:
+    """Tell the person running ``heard report`` which stage runs now.
+
+    The line goes to standard error through tqdm, so it shows whatever the log
+    level and never breaks a progress bar.
+    """
+    from tqdm.auto import tqdm
+
+    tqdm.write(f"[{step}/{total}] {text}", file=sys.stderr)
+
+
+def list_stages(root: Path) -> list[Stage]:
+    """Return the numbered notebooks in order, then the monthly report notebook.
+
+    Raises
+    ------
+    HeardInputError
+        When ``reports/monthly.ipynb`` is missing.
+    """
+    notebooks = Path(root) / "notebooks"
+    stages = [
+        Stage(path.stem, path, notebooks)
+        for path in sorted(notebooks.glob(STAGE_PATTERN))
+    ]
+    report = Path(root) / REPORT_NOTEBOOK
+    if not report.exists():
+        raise HeardInputError(
+            report,
+            expected="the monthly report notebook",
+            found="no file",
+            fix="restore reports/monthly.ipynb from git",
+        )
+    return [*stages, Stage("monthly", report, report.parent)]
+
+
+def build_report(
+    study: str,
+    month: str,
+    *,
+    root: Path | None = None,
+    renderer: str = "auto",
+    fresh: bool = False,
+) -> ReportOutputs:
+    """Run the whole chain for one study and month and render the report.
+
+    Parameters
+    ----------
+    study : str
+        The study's name under ``data/raw`` (``demo`` is written when missing).
+    month : str
+        ``YYYY-MM``.
+    root : Path, optional
+        The project folder; found from the working directory when omitted.
+    renderer : {"auto", "quarto", "fallback"}
+        ``auto`` uses Quarto when it is on PATH and the PyPI fallback otherwise.
+    fresh : bool
+        Re-execute every notebook even when its inputs are unchanged.
+
+    Returns
+    -------
+    ReportOutputs
+        The PDF and the site's ``index.html``.
+
+    Raises
+    ------
+    HeardInputError
+        When the study folder has errors, or a notebook fails (then a
+        :class:`ReportStageError` naming the notebook and the cell), or the
+        rendered report holds an e-mail address or phone number.
+    """
+    from helpers import render
+
+    # Settle the renderer first, so a missing Quarto is said before any work.
+    root = Path(root or find_project_root()).resolve()
+    check_month(month)
+    use_quarto = choose_renderer(renderer)
+    stages = list_stages(root)
+    total = len(stages) + 2
+
+    # Check the study folder (writing the demo study first when it is missing).
+    announce(1, total, "checks")
+    with project_environment(root):
+        ensure_demo_study(study, root)
+        check_inputs(study, month, root)
+
+    # Execute each notebook, or reuse last run's when nothing it reads changed.
+    folder = output_folder(root, study, month)
+    executed, upstream = {}, ""
+    for step, stage in enumerate(stages, start=2):
+        digests = stage_digests(stage, study, month, root=root, upstream=upstream)
+        reused = not fresh and is_cached(folder, stage, digests)
+        announce(step, total, f"{stage.name}{' (unchanged, reused)' if reused else ''}")
+        if not reused:
+            execute_stage(
+                stage, study, month, root=root, folder=folder, digests=digests
+            )
+        executed[stage.name] = folder / "executed" / f"{stage.name}.ipynb"
+        upstream = digest(digests)
+
+    # Render, then make sure nothing personal reached the pages.
+    announce(total, total, f"render ({'quarto' if use_quarto else 'fallback'})")
+    info = render_info(study, month, root=root, quarto=use_quarto)
+    if use_quarto:
+        outputs = render.render_with_quarto(root, executed, info=info, folder=folder)
+    else:
+        outputs = render_fallback(root, executed, info=info, folder=folder)
+    check_rendered_privacy(outputs)
+    return outputs
+
+
+def choose_renderer(renderer: str) -> bool:
+    """Return True to render with Quarto; say so in one line when it is missing."""
+    if renderer not in ("auto", "quarto", "fallback"):
+        raise ValueError(f"renderer must be auto, quarto or fallback, got {renderer!r}")
+    has_quarto = shutil.which("quarto") is not None
+    if renderer == "quarto" and not has_quarto:
+        raise HeardInputError(
+            "quarto",
+            expected="Quarto on PATH",
+            found="no quarto command",
+            fix="install Quarto (https://quarto.org) or use --renderer fallback",
+        )
+    if renderer == "auto" and not has_quarto:
+        from tqdm.auto import tqdm
+
+        tqdm.write(
+            "Quarto is not installed: rendering with the fallback "
+            "(papermill, pandoc and Typst from PyPI).",
+            file=sys.stderr,
+        )
+    return renderer == "quarto" or (renderer == "auto" and has_quarto)
+
+
+def ensure_demo_study(study: str, root: Path) -> None:
+    """Write the demo study into ``data/raw/demo`` when it is asked for and missing."""
+    folder = root / "data" / "raw" / "demo"
+    if study != "demo" or folder.is_dir():
+        return
+    from helpers.demo import write_demo_study
+
+    write_demo_study(folder)
+    log.info("wrote the demo study into %s", folder)
+
+
+def check_inputs(study: str, month: str, root: Path) -> None:
+    """Run ``helpers.checks`` on the study; raise on the first errors.
+
+    Warnings are logged: they change how a result reads but do not stop the run.
+    """
+    try:
+        from helpers.checks import check_study, format_problems
+    except ImportError:
+        log.warning("helpers.checks is not available; the study folder is not checked")
+        return
+    problems = check_study(study, month=month, root=root)
+    errors = [p for p in problems if p.severity == "error"]
+    for problem in problems:
+        if problem.severity != "error":
+            log.warning("[%s] %s", problem.step, problem.message)
+    if errors:
+        raise HeardInputError(
+            root / "data" / "raw" / study,
+            expected="a study folder without errors",
+            found=f"{len(errors)} error(s)",
+            fix=f"correct these, then run `heard check {study}`:\n"
+            + format_problems(errors),
+        )
+
+
+def fingerprint_files(folder: Path, *, content: bool = False) -> dict[str, list]:
+    """Return relative path -> ``[size, mtime_ns]`` (or ``[sha256]``) under `folder`.
+
+    Size and modification time are enough to notice a changed raw export without
+    reading it; `content` hashes the bytes instead (small files).
+    """
+    if not Path(folder).is_dir():
+        return {}
+    prints = {}
+    for path in sorted(Path(folder).rglob("*")):
+        if not path.is_file() or path.name.startswith("."):
+            continue
+        relative = path.relative_to(folder).as_posix()
+        if content:
+            prints[relative] = [hashlib.sha256(path.read_bytes()).hexdigest()]
+        else:
+            status = path.stat()
+            prints[relative] = [status.st_size, status.st_mtime_ns]
+    return prints
+
+
+def helpers_fingerprint() -> dict[str, list]:
+    """Return the content hashes of the ``helpers`` package's code and defaults."""
+    package = Path(__file__).parent
+    prints = fingerprint_files(package, content=True)
+    return {
+        name: value
+        for name, value in prints.items()
+        if name.endswith((".py", ".yml")) and Path(name).name not in RENDER_ONLY
+    }
+
+
+def digest(value) -> str:
+    """Return the SHA-256 of `value` written as canonical JSON."""
+    text = json.dumps(value, sort_keys=True)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def stage_digests(
+    stage: Stage, study: str, month: str, *, root: Path, upstream: str
+) -> dict[str, str]:
+    """Return what one notebook run depends on, one digest per kind of input.
+
+    The run's cache key is the digest of these; keeping them apart lets a re-run
+    say which input changed.
+
+    The key hashes the notebook's source, the parameters, the raw study files
+    (size and modification time), the ``helpers`` source and the key of the stage
+    before it, so a change upstream re-runs everything downstream. The monthly
+    report also depends on earlier months' processed files (month over month).
+    """
+    parts = {
+        "notebook": hashlib.sha256(stage.source.read_bytes()).hexdigest(),
+        "parameters": {"study": study, "month": month},
+        "raw": fingerprint_files(root / "data" / "raw" / study),
+        "helpers": helpers_fingerprint(),
+        "upstream": upstream,
+    }
+    if stage.source.parent.name == "reports":
+        processed = root / "data" / "processed" / study
+        parts["earlier"] = {
+            name: value
+            for name, value in fingerprint_files(processed).items()
+            if name[:7] < month
+        }
+    return {name: digest(part) for name, part in parts.items()}
+
+
+def is_cached(folder: Path, stage: Stage, digests: dict[str, str]) -> bool:
+    """Return True when last run's executed notebook can stand for this run.
+
+    It can when it was made with the same key and every processed file it wrote
+    is still there, unchanged (a deleted ``data/processed`` forces a re-run).
+    """
+    manifest_path = folder / "executed" / f"{stage.name}.json"
+    executed = folder / "executed" / f"{stage.name}.ipynb"
+    if not (manifest_path.exists() and executed.exists()):
+        return False
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    if manifest.get("key") != digest(digests):
+        before = manifest.get("digests", {})
+        changed = sorted(k for k in digests if before.get(k) != digests[k])
+        log.info("%s runs again: changed %s", stage.name, ", ".join(changed))
+        return False
+    root = Path(manifest["processed"])
+    for relative, expected in manifest.get("outputs", {}).items():
+        path = root / relative
+        if not path.exists():
+            return False
+        status = path.stat()
+        if [status.st_size, status.st_mtime_ns] != expected:
+            return False
+    return True
+
+
+@contextlib.contextmanager
+def project_environment(root: Path) -> Iterator[None]:
+    """Point the notebooks' kernels at `root` through ``HEARD_ROOT``."""
+    before = os.environ.get("HEARD_ROOT")
+    os.environ["HEARD_ROOT"] = str(root)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("HEARD_ROOT", None)
+        else:
+            os.environ["HEARD_ROOT"] = before
+
+
+def execute_stage(
+    stage: Stage,
+    study: str,
+    month: str,
+    *,
+    root: Path,
+    folder: Path,
+    digests: dict[str, str],
+) -> Path:
+    """Execute one notebook with papermill and keep it with its cache manifest.
+
+    Parameters
+    ----------
+    stage : Stage
+        The notebook and its working folder.
+    study, month : str
+        The notebook's parameters.
+    root : Path
+        The project folder, passed to the kernel as ``HEARD_ROOT``.
+    folder : Path
+        The month's output folder; the executed notebook goes to ``executed/``.
+    digests : dict
+        What the run depends on (:func:`stage_digests`), recorded for the cache.
+
+    Returns
+    -------
+    Path
+        The executed notebook.
+
+    Raises
+    ------
+    ReportStageError
+        When a cell fails: names the notebook, the cell and the error.
+    """
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    # Execute into a scratch file; only a complete run replaces the cached one.
+    target = folder / "executed" / f"{stage.name}.ipynb"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    scratch = target.with_suffix(".running.ipynb")
+    processed = root / "data" / "processed" / study / month
+    before = fingerprint_files(processed)
+    try:
+        with project_environment(root):
+            papermill.execute_notebook(
+                str(stage.source),
+                str(scratch),
+                parameters={"study": study, "month": month},
+                kernel_name=KERNEL,
+                cwd=str(stage.cwd),
+                progress_bar=sys.stderr.isatty(),
+                log_output=False,
+                # The kernel's start-up notices are not the reader's business.
+                extra_arguments=["--IPKernelApp.log_level=ERROR"],
+            )
+    except PapermillExecutionError as error:
+        raise stage_error(stage, error, scratch) from None
+
+    # Record what the notebook wrote, so a later run can tell it is still there.
+    after = fingerprint_files(processed)
+    outputs = {
+        name: value for name, value in after.items() if before.get(name) != value
+    }
+    manifest = {
+        "key": digest(digests),
+        "digests": digests,
+        "processed": str(processed),
+        "outputs": outputs,
+    }
+    os.replace(scratch, target)
+    (target.with_suffix(".json")).write_text(json.dumps(manifest, indent=1), "utf-8")
+    log.info("executed %s: %d processed files written", stage.source, len(outputs))
+    return target
+
+
+def stage_error(stage: Stage, error, executed: Path) -> ReportStageError:
+    """Return the error that names the failed notebook, cell and exception."""
+    lines = (error.source or "").splitlines()
+    first_line = next((x for x in lines if x.strip() and not x.startswith("#|")), "")
+    return ReportStageError(
+        f"{stage.source} (cell {source_cell_number(error.cell_index, executed)}: "
+        f"`{first_line.strip()}`)",
+        expected="every cell to run",
+        found=f"{error.ename}: {error.evalue}",
+        fix=f"read the traceback in {executed}, correct the input or the notebook, "
+        "and run the report again",
+    )
+
+
+def source_cell_number(executed_index: int, executed: Path) -> int:
+    """Return the 1-based cell number in the source notebook.
+
+    Papermill adds an ``injected-parameters`` cell; cells after it move down one.
+    """
+    import nbformat
+
+    try:
+        cells = nbformat.read(executed, as_version=4).cells
+    except (OSError, ValueError):
+        return executed_index + 1
+    injected = [
+        i
+        for i, c in enumerate(cells)
+        if "injected-parameters" in c.metadata.get("tags", [])
+    ]
+    shift = 1 if injected and injected[0] < executed_index else 0
+    return executed_index + 1 - shift
+
+
+def git_commit(root: Path) -> str:
+    """Return the short git commit of `root`, marked ``+changes`` when dirty."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown (not a git checkout)"
+    return f"{commit}+changes" if dirty else commit
+
+
+def render_info(study: str, month: str, *, root: Path, quarto: bool):
+    """Return what the title page says: study name, month, renderer, date, commit."""
+    from helpers.render import RenderInfo
+
+    try:
+        name = load_study(study, root=root).config["study"]["name"]
+    except (HeardInputError, KeyError, TypeError):
+        name = study
+    if not name or name == "Unnamed study":
+        name = study
+    renderer = (
+        "Quarto" if quarto else "Heard fallback renderer (papermill, pandoc, Typst)"
+    )
+    today = dt.datetime.now(dt.UTC).date().isoformat()
+    return RenderInfo(name, month, renderer, today, git_commit(root))
+
+
+def render_fallback(root: Path, executed: dict[str, Path], *, info, folder: Path):
+    """Render the PDF and the site from executed notebooks without Quarto.
+
+    Parameters
+    ----------
+    root : Path
+        The project folder (for ``index.qmd``).
+    executed : dict
+        Stage name -> executed notebook, in navigation order; ``monthly`` last.
+    info : RenderInfo
+        For the title page and the footer.
+    folder : Path
+        The month's output folder.
+
+    Returns
+    -------
+    ReportOutputs
+    """
+    import nbformat
+
+    from helpers import render
+
+    # Turn every executed notebook (and the home page) into Markdown pages.
+    subtitle = f"{info.study} · {info.month}"
+    pages = [home_page(root, subtitle=subtitle)]
+    for name, path in executed.items():
+        notebook = nbformat.read(path, as_version=4)
+        pages.append(render.notebook_to_page(notebook, name=name, subtitle=subtitle))
+
+    # The PDF holds the monthly report; the site holds every page and the PDF.
+    pdf = folder / f"monthly-{info.month}.pdf"
+    render.render_page_pdf(pages[-1], pdf, info=info)
+    site = render.render_site(
+        pages, folder / "site", info=info, attachments={"PDF": pdf}
+    )
+    return ReportOutputs(pdf=pdf, site=site)
+
+
+def home_page(root: Path, *, subtitle: str):
+    """Return the site's home page from ``index.qmd`` (a plain page without code)."""
+    from helpers.render import Page, read_qmd
+
+    front, body = (
+        read_qmd(root / "index.qmd") if (root / "index.qmd").exists() else ({}, "")
+    )
+    return Page("index", str(front.get("title", "Heard")), body, {}, subtitle)
+
+
+def check_rendered_privacy(outputs: ReportOutputs) -> None:
+    """Raise when the rendered site or PDF shows an e-mail address or phone number.
+
+    Raises
+    ------
+    HeardInputError
+        Naming the file and what was found; the report must not be shared.
+    """
+    from helpers.privacy import find_pii
+
+    for path, text in rendered_texts(outputs):
+        found = find_pii(text)
+        if found:
+            raise HeardInputError(
+                path,
+                expected="no e-mail address or phone number in the report",
+                found=f"{len(found)} match(es), e.g. {found[0]!r}",
+                fix="redact the text where it enters (helpers.privacy.redact) and "
+                "run the report again; do not share this output",
+            )
+
+
+def rendered_texts(outputs: ReportOutputs) -> Iterator[tuple[Path, str]]:
+    """Yield ``(file, visible text)`` for every HTML page and the PDF."""
+    for page in sorted(Path(outputs.site).parent.glob("*.html")):
+        html = page.read_text(encoding="utf-8")
+        yield page, re.sub(r"<[^>]+>", " ", html)
+    try:
+        from pypdf import PdfReader
+    except ImportError:
+        log.warning("pypdf is not installed; the PDF's text is not scanned")
+        return
+    reader = PdfReader(str(outputs.pdf))
+    yield outputs.pdf, "\n".join(page.extract_text() or "" for page in reader.pages)

@@ -1,0 +1,752 @@
+"""What the monthly report shows: the stage summaries, month over month, provenance.
+
+The report notebook stays thin: it loads the four stage summaries written by the
+numbered notebooks (keys in docs/study-folder.md), a few processed tables, and
+formats them here. Numbers stay raw until the last step, where
+:mod:`helpers.tables` dresses them for display.
+"""
+
+from __future__ import annotations
+
+import calendar
+import csv
+import hashlib
+import json
+import logging
+import platform
+from importlib import metadata
+from pathlib import Path
+
+import pandas as pd
+
+from helpers.privacy import redact
+from helpers.study import Study, check_month, previous_months
+from helpers.tables import (
+    format_count_rate,
+    format_interval,
+    format_p,
+    format_pp,
+    format_rate,
+)
+
+log = logging.getLogger(__name__)
+
+SUMMARY_FILES = {
+    "segments": "summary_segments.json",
+    "calls": "summary_calls.json",
+    "coding": "summary_coding.json",
+    "experiments": "summary_experiments.json",
+}
+PACKAGES = [
+    "pandas", "numpy", "scipy", "statsmodels", "duckdb", "polars", "pyarrow",
+    "phonenumbers", "pandera", "krippendorff", "nltk", "matplotlib", "seaborn",
+    "papermill", "pypandoc_binary", "typst",
+]  # fmt: skip
+TOP_THEMES = 3
+SPREAD = ("difference", "ci_low", "ci_high")
+
+
+def load_summaries(study: Study, month: str) -> dict[str, dict]:
+    """Return the month's four stage summaries by stage name.
+
+    Parameters
+    ----------
+    study : Study
+        The loaded study.
+    month : str
+        ``YYYY-MM``.
+
+    Returns
+    -------
+    dict
+        ``segments``, ``calls``, ``coding``, ``experiments`` -> the parsed JSON;
+        a stage whose summary is missing maps to ``{}`` (logged as a warning,
+        since the report then lacks that stage's numbers).
+    """
+    summaries = {}
+    for stage, name in SUMMARY_FILES.items():
+        path = study.processed(month, name)
+        if path.exists():
+            summaries[stage] = json.loads(path.read_text(encoding="utf-8"))
+        else:
+            log.warning(
+                "no %s for %s: that stage is missing from the report", name, month
+            )
+            summaries[stage] = {}
+    return summaries
+
+
+def format_month(month: str) -> str:
+    """Return ``"November 2026"`` for ``"2026-11"``."""
+    year, number = check_month(month).split("-")
+    return f"{calendar.month_name[int(number)]} {year}"
+
+
+def format_rate_entry(entry: dict | None, *, digits: int = 0) -> str:
+    """Return ``"34% (12 of 35) [21%, 50%]"`` from a ``k, n, ci_low, ci_high`` dict."""
+    entry = dict(entry) if entry is not None else {}
+    if not entry.get("n"):
+        return "not available"
+    counted = format_count_rate(int(entry["k"]), int(entry["n"]), digits=digits)
+    interval = format_interval(entry["ci_low"], entry["ci_high"], digits=digits)
+    return f"{counted} {interval}"
+
+
+def format_lift(entry: dict) -> str:
+    """Return a relative lift with its interval: ``+12% [-3%, +29%]``."""
+    if entry.get("lift") is None:
+        return "not estimable"
+    parts = [entry["lift"], entry.get("ci_low"), entry.get("ci_high")]
+    low, high = (f"{100 * v:+.0f}%" if v is not None else "–" for v in parts[1:])
+    return f"{100 * parts[0]:+.0f}% [{low}, {high}]"
+
+
+def write_executive_summary(study: Study, month: str, summaries: dict) -> str:
+    """Return the executive summary as Markdown, every number with its denominator.
+
+    Parameters
+    ----------
+    study : Study
+        For the month's question and next question (``months:`` in study.yml).
+    month : str
+        ``YYYY-MM``.
+    summaries : dict
+        From :func:`load_summaries`.
+
+    Returns
+    -------
+    str
+        A question line, a bullet list (conversations, connect rate, top themes
+        with one consented quote each, experiment verdicts) and next month's
+        question.
+    """
+    plan = study.month_config(month)
+    calls, coding = summaries.get("calls", {}), summaries.get("coding", {})
+    held = calls.get("n_conversations", coding.get("n_conversations"))
+    held = "not available" if held is None else held
+    lines = [
+        f"**The question this month:** {plan.get('question', 'not set in study.yml')}",
+        "",
+        f"- **Conversations held:** {held} with "
+        f"{calls.get('n_dialled', 'an unknown number of')} customers dialled.",
+        "- **Connect rate** (customers reached at least once / customers dialled): "
+        f"{format_rate_entry(calls.get('connect_rate_customer'))}, 95% Wilson interval"
+        f"{field_sentence(calls.get('connect_rate_customer'))}.",
+    ]
+    lines += [f"- {line}" for line in describe_top_themes(coding)]
+    lines += [
+        f"- {line}" for line in describe_experiments(summaries.get("experiments", {}))
+    ]
+    lines += [
+        "",
+        f"**Next month's question:** {plan.get('next_question', 'not set yet')}",
+    ]
+    return "\n".join(lines)
+
+
+def field_sentence(entry: dict | None) -> str:
+    """Return how the connect rate compares with the 30-40% the field reports."""
+    if not entry or "verdict" not in entry:
+        return ""
+    low, high = entry.get("field_low", 0.30), entry.get("field_high", 0.40)
+    field = f"{format_rate(low, digits=0)}-{format_rate(high, digits=0)}"
+    if entry["verdict"] == "within":
+        return f"; the interval overlaps the {field} the field reports"
+    return f"; the whole interval lies {entry['verdict']} the {field} the field reports"
+
+
+def describe_top_themes(coding: dict, *, limit: int = TOP_THEMES) -> list[str]:
+    """Return one line per top theme: share of conversations and a quote."""
+    themes = coding.get("top_themes") or []
+    if not themes:
+        return ["**Themes:** no coded conversations this month."]
+    lines = []
+    for theme in themes[:limit]:
+        share = format_rate_entry(theme)
+        # The coding step redacts quotes; redacting again costs nothing.
+        quote = redact(theme["quote"]) if theme.get("quote") else None
+        said = f' — "{quote}"' if quote else " — no consented quote for this theme"
+        lines.append(
+            f"**Theme: {theme.get('name', theme.get('code'))}** in {share}{said}"
+        )
+    return lines
+
+
+def describe_experiments(experiments: dict) -> list[str]:
+    """Return one line per experiment arm: relative lift, interval and verdict."""
+    entries = experiments.get("experiments") or []
+    if not entries:
+        return ["**Experiments:** none analysed this month."]
+    lines = []
+    for entry in entries:
+        metric = str(entry.get("primary_metric", "")).replace("_", " ")
+        p_value = entry.get("p_adjusted", entry.get("p_value"))
+        lines.append(
+            f"**Experiment {entry.get('name')}** ({entry.get('variant', 'variant')} vs "
+            f"control, {metric}): relative lift {format_lift(entry)}, 95% interval, "
+            f"p {format_p(float('nan') if p_value is None else p_value)}. "
+            f"{entry.get('verdict', '')}"
+        )
+    return lines
+
+
+def tabulate_segments(segments: dict) -> pd.DataFrame:
+    """Return ``segment``, ``n_customers`` from the segment summary (display names)."""
+    sizes = segments.get("segment_sizes") or {}
+    frame = pd.DataFrame(
+        {
+            "Segment": [s.replace("_", " ") for s in sizes],
+            "Customers": list(sizes.values()),
+        }
+    )
+    return frame.sort_values("Customers", ascending=False, ignore_index=True)
+
+
+def tabulate_recovery(calls: dict) -> pd.DataFrame:
+    """Return cart recovery per segment: called vs hold-out and the difference.
+
+    Returns
+    -------
+    DataFrame
+        ``Segment``, ``Called``, ``Not called``, ``Difference`` (percentage
+        points, Newcombe interval), ``p`` (Fisher's exact test), formatted.
+    """
+    rows = []
+    for segment, result in (calls.get("recovery") or {}).items():
+        difference = result.get("difference", {})
+        rows.append(
+            {
+                "Segment": segment.replace("_", " "),
+                "Called": format_rate_entry(result.get("called")),
+                "Not called": format_rate_entry(result.get("holdout")),
+                "Difference": format_difference(difference),
+                "p": format_p(result.get("p_value") or float("nan")),
+            }
+        )
+    return pd.DataFrame(
+        rows, columns=["Segment", "Called", "Not called", "Difference", "p"]
+    )
+
+
+def format_difference(difference: dict) -> str:
+    """Return ``+21 pp [4, 37]`` from an ``estimate, ci_low, ci_high`` dict."""
+    values = [difference.get(k) for k in ("estimate", "ci_low", "ci_high")]
+    if any(v is None for v in values):
+        return "–"
+    estimate, low, high = (100 * v for v in values)
+    return f"{estimate:+.0f} pp [{low:.0f}, {high:.0f}]"
+
+
+def tabulate_themes(coding: dict) -> pd.DataFrame:
+    """Return the top themes: name, conversations with it (k of n) and interval."""
+    rows = [
+        {
+            "Theme": theme.get("name", theme.get("code")),
+            "Conversations": format_count_rate(int(theme["k"]), int(theme["n"])),
+            "95% interval": format_interval(
+                theme["ci_low"], theme["ci_high"], digits=0
+            ),
+        }
+        for theme in coding.get("top_themes") or []
+    ]
+    return pd.DataFrame(rows, columns=["Theme", "Conversations", "95% interval"])
+
+
+def tabulate_experiments(experiments: dict) -> pd.DataFrame:
+    """Return one row per experiment arm: metric, lift with interval, p, n."""
+    rows = [
+        {
+            "Experiment": entry.get("name"),
+            "Arm": entry.get("variant", ""),
+            "Primary metric": str(entry.get("primary_metric", "")).replace("_", " "),
+            "Relative lift [95% CI]": format_lift(entry),
+            "p (adjusted)": format_p(
+                entry.get("p_adjusted", entry.get("p_value")) or float("nan")
+            ),
+            "n": entry.get("n", ""),
+        }
+        for entry in experiments.get("experiments") or []
+    ]
+    return pd.DataFrame(rows)
+
+
+def compare_connect_rates(study: Study, month: str) -> pd.DataFrame:
+    """Return the customer connect rate of `month` and each earlier processed month.
+
+    Returns
+    -------
+    DataFrame
+        ``month``, ``k`` (customers reached), ``n`` (customers dialled), ``rate``,
+        ``ci_low``, ``ci_high`` (Wilson, from each month's ``summary_calls.json``),
+        oldest first; months without a calls summary are left out.
+    """
+    rows = []
+    for each in [*previous_months(study, month), month]:
+        path = study.processed(each, SUMMARY_FILES["calls"])
+        if not path.exists():
+            continue
+        entry = json.loads(path.read_text(encoding="utf-8")).get(
+            "connect_rate_customer"
+        )
+        if entry and entry.get("n"):
+            rows.append(
+                {"month": each}
+                | {k: entry[k] for k in ("k", "n", "rate", "ci_low", "ci_high")}
+            )
+    return pd.DataFrame(rows, columns=["month", "k", "n", "rate", "ci_low", "ci_high"])
+
+
+def compare_themes(study: Study, month: str, codes: list[str]) -> pd.DataFrame:
+    """Return the share of conversations with each theme in `codes`, month by month.
+
+    Returns
+    -------
+    DataFrame
+        ``month``, ``code``, ``name``, ``k`` (conversations with the theme),
+        ``n`` (conversations coded), ``rate``, ``ci_low``, ``ci_high`` (Wilson),
+        read from each month's ``themes_code.parquet`` (all segments together).
+    """
+    columns = ["month", "code", "name", "k", "n", "rate", "ci_low", "ci_high"]
+    frames = []
+    for each in [*previous_months(study, month), month]:
+        path = study.processed(each, "themes_code.parquet")
+        if not path.exists():
+            continue
+        themes = pd.read_parquet(path)
+        if "segment" in themes.columns:
+            themes = themes[themes["segment"] == "all"]
+        themes = themes[themes["code"].isin(codes)].rename(
+            columns={"n_with_theme": "k", "n_conversations": "n"}
+        )
+        frames.append(themes.assign(month=each)[columns])
+    if not frames:
+        return pd.DataFrame(columns=columns)
+    return pd.concat(frames, ignore_index=True)
+
+
+def compare_experiments(study: Study, month: str) -> pd.DataFrame:
+    """Return every experiment arm's primary result, month by month.
+
+    Returns
+    -------
+    DataFrame
+        ``month``, ``name``, ``variant``, ``lift`` (relative), ``ci_low``,
+        ``ci_high``, ``p_value`` (adjusted when the stage adjusted it).
+    """
+    rows = []
+    for each in [*previous_months(study, month), month]:
+        path = study.processed(each, SUMMARY_FILES["experiments"])
+        if not path.exists():
+            continue
+        for entry in json.loads(path.read_text(encoding="utf-8")).get(
+            "experiments", []
+        ):
+            rows.append(
+                {
+                    "month": each,
+                    "name": entry.get("name"),
+                    "variant": entry.get("variant"),
+                    "lift": entry.get("lift"),
+                    "ci_low": entry.get("ci_low"),
+                    "ci_high": entry.get("ci_high"),
+                    "p_value": entry.get("p_adjusted", entry.get("p_value")),
+                }
+            )
+    columns = ["month", "name", "variant", "lift", "ci_low", "ci_high", "p_value"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def compare_last_two(rates: pd.DataFrame) -> dict | None:
+    """Return the change between the last two months of a ``k``/``n`` table.
+
+    Returns
+    -------
+    dict or None
+        ``before``, ``after`` (months), ``difference`` (after minus before),
+        ``ci_low``, ``ci_high`` (Newcombe's hybrid score interval, 95%) and
+        ``p_value`` (Fisher's exact test, two-sided); None with fewer than two
+        months.
+    """
+    from scipy.stats import fisher_exact
+    from statsmodels.stats.proportion import confint_proportions_2indep
+
+    if len(rates) < 2:
+        return None
+    before, after = rates.iloc[-2], rates.iloc[-1]
+    low, high = confint_proportions_2indep(
+        int(after["k"]), int(after["n"]), int(before["k"]), int(before["n"]),
+        method="newcomb", compare="diff",
+    )  # fmt: skip
+    table = [
+        [int(after["k"]), int(after["n"] - after["k"])],
+        [int(before["k"]), int(before["n"] - before["k"])],
+    ]
+    return {
+        "before": before["month"],
+        "after": after["month"],
+        "difference": float(after["k"] / after["n"] - before["k"] / before["n"]),
+        "ci_low": float(low),
+        "ci_high": float(high),
+        "p_value": float(fisher_exact(table).pvalue),
+    }
+
+
+def format_months_table(
+    rates: pd.DataFrame, *, group: str | None = None
+) -> pd.DataFrame:
+    """Return a ``k``/``n`` rate table by month for display: ``12% (3 of 25) [..]``."""
+    shown = pd.DataFrame({"Month": rates["month"].map(format_month)})
+    if group:
+        shown.insert(0, group.capitalize(), rates[group].to_numpy())
+    shown["Rate (k of n) [95% CI]"] = [
+        format_rate_entry(row) for row in rates.to_dict(orient="records")
+    ]
+    return shown
+
+
+def format_experiments_table(results: pd.DataFrame) -> pd.DataFrame:
+    """Return experiment results by month for display."""
+    return pd.DataFrame(
+        {
+            "Month": results["month"].map(format_month),
+            "Experiment": results["name"],
+            "Arm": results["variant"],
+            "Relative lift [95% CI]": [
+                format_lift(row) for row in results.to_dict(orient="records")
+            ],
+            "p": [
+                format_p(p if p is not None else float("nan"))
+                for p in results["p_value"]
+            ],
+        }
+    )
+
+
+def plot_rates_by_month(rates: pd.DataFrame, *, group: str | None = None, ylabel: str):
+    """Draw rates by month with their intervals; one colour per group.
+
+    Parameters
+    ----------
+    rates : DataFrame
+        ``month``, ``rate``, ``ci_low``, ``ci_high`` and optionally `group`.
+    group : str, optional
+        A column whose values get their own series (themes); markers differ
+        too, so the figure reads in black and white.
+    ylabel : str
+        The y axis label.
+
+    Returns
+    -------
+    Figure
+    """
+    from helpers.figures import PALETTE, new_figure
+
+    figure, axes = new_figure()
+    months = sorted(rates["month"].unique())
+    groups = sorted(rates[group].unique()) if group else [None]
+    width = 0.6 / max(len(groups), 1)
+    for position, name in enumerate(groups):
+        part = rates if name is None else rates[rates[group] == name]
+        x = [
+            months.index(m) + (position - (len(groups) - 1) / 2) * width
+            for m in part["month"]
+        ]
+        errors = [part["rate"] - part["ci_low"], part["ci_high"] - part["rate"]]
+        axes.errorbar(
+            x, part["rate"], yerr=errors, fmt="osD^v"[position % 5], capsize=4,
+            color=PALETTE[position % len(PALETTE)], label=name, markersize=6,
+        )  # fmt: skip
+    axes.set_xticks(range(len(months)), [format_month(m) for m in months])
+    axes.set_xlim(-0.6, len(months) - 0.4)
+    axes.set_ylim(0, min(1, max(0.1, float(rates["ci_high"].max()) * 1.15)))
+    axes.yaxis.set_major_formatter(lambda value, _: f"{100 * value:.0f}%")
+    axes.set_ylabel(ylabel)
+    if group:
+        axes.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1, 1))
+    figure.tight_layout()
+    return figure
+
+
+def hash_file(path: Path) -> str:
+    """Return the SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def count_rows(path: Path) -> int | None:
+    """Return the data rows of a CSV or XLSX file (header excluded), else None."""
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        with open(path, newline="", encoding="utf-8-sig", errors="replace") as handle:
+            return max(sum(1 for _ in csv.reader(handle)) - 1, 0)
+    if suffix == ".xlsx":
+        from openpyxl import load_workbook
+
+        workbook = load_workbook(path, read_only=True)
+        rows = max((workbook.active.max_row or 1) - 1, 0)
+        workbook.close()
+        return rows
+    return None
+
+
+def month_inputs(study: Study, month: str) -> list[Path]:
+    """Return the raw files the month's run reads, in a stable order."""
+    raw = study.raw_dir
+    chosen = [raw / "study.yml", raw / "do-not-call.csv", raw / "codebook.yml"]
+    for folder in ("exports", "calls", "conversations", "coding"):
+        chosen += sorted((raw / folder / month).glob("*"))
+    chosen.append(raw / "predictions" / f"{month}.csv")
+    for name in study.month_config(month).get("experiments", []):
+        chosen += sorted((raw / "experiments" / name).glob("*"))
+    return [path for path in chosen if path.is_file()]
+
+
+def tabulate_inputs(study: Study, month: str) -> pd.DataFrame:
+    """Return the month's raw input files with row counts and SHA-256.
+
+    Returns
+    -------
+    DataFrame
+        ``File`` (relative to the study folder), ``Rows`` (data rows of CSV and
+        XLSX files; the file count for conversation notes), ``SHA-256``.
+        Conversation notes are one row: the SHA-256 of their sorted hashes.
+    """
+    rows, notes = [], []
+    for path in month_inputs(study, month):
+        relative = path.relative_to(study.raw_dir).as_posix()
+        if path.parent.name == month and path.parent.parent.name == "conversations":
+            notes.append(hash_file(path))
+            continue
+        rows_count = count_rows(path)
+        rows.append(
+            {"File": relative, "Rows": "–" if rows_count is None else rows_count,
+             "SHA-256": hash_file(path)}
+        )  # fmt: skip
+    if notes:
+        combined = hashlib.sha256("".join(sorted(notes)).encode()).hexdigest()
+        rows.append(
+            {"File": f"conversations/{month}/*.md", "Rows": f"{len(notes)} files",
+             "SHA-256": combined}
+        )  # fmt: skip
+    return pd.DataFrame(rows, columns=["File", "Rows", "SHA-256"])
+
+
+def tabulate_packages() -> pd.DataFrame:
+    """Return Python's and the main packages' versions (``Package``, ``Version``)."""
+    rows = [{"Package": "python", "Version": platform.python_version()}]
+    for name in PACKAGES:
+        try:
+            version = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            version = "not installed"
+        rows.append({"Package": name, "Version": version})
+    return pd.DataFrame(rows)
+
+
+def tabulate_rules(study: Study) -> pd.DataFrame:
+    """Return the rules the run used (``Rule``, ``Setting``), from the study config.
+
+    Consent, phone validity, calling window, recovery window, seeds, hold-out
+    share, experiment alpha and correction, and the saturation rule.
+    """
+    config = study.config
+    window = config.get("calling_window", {})
+    consent, sampling = config.get("consent", {}), config.get("sampling", {})
+    tests = config.get("experiments", {})
+    rules = {
+        "Consent required to call": consent.get("require"),
+        "Do-not-call tag": consent.get("do_not_call_tag"),
+        "Phone numbers kept": config.get("phones", {}).get("keep"),
+        "Calling window (customer's local time)": (
+            f"{window.get('start')} to {window.get('end')}"
+        ),
+        "Recovery window (days after the call)": (
+            config.get("calls", {}).get("recovery_window_days")
+        ),
+        "Sampling seed": sampling.get("seed"),
+        "Hold-out share of cart abandoners": sampling.get("holdout_share"),
+        "Experiment alpha and correction": (
+            f"{tests.get('alpha')}, {tests.get('correction')}"
+        ),
+        "Saturation: conversations in a row adding no code": (
+            config.get("coding", {}).get("saturation_run")
+        ),
+    }
+    return pd.DataFrame(
+        {"Rule": list(rules), "Setting": [str(v) for v in rules.values()]}
+    )
+
+
+def describe_commit() -> str:
+    """Return the git commit the report was computed from (or a note why not)."""
+    from helpers.report import git_commit
+    from helpers.study import find_project_root
+
+    return git_commit(find_project_root())
+
+
+def describe_segments(segments: dict) -> str:
+    """Return the segment section's sentence: customers, orders, call list, rules."""
+    if not segments:
+        return "The segment step has no summary for this month."
+    window = segments.get("calling_window") or {}
+    window_text = (
+        f"{window.get('start')} to {window.get('end')} local time"
+        if isinstance(window, dict)
+        else str(window)
+    )
+    return (
+        f"The store's exports held **{segments.get('n_customers', '–')}** customers "
+        f"and **{segments.get('n_orders', '–')}** orders. We drew a call list of "
+        f"**{segments.get('n_call_list', '–')}** customers and kept "
+        f"**{segments.get('n_holdout', '–')}** cart abandoners back as a not-called "
+        f"hold-out. Phone numbers were kept when `{segments.get('phone_rule', '–')}`; "
+        f"calls were placed {window_text}."
+    )
+
+
+def describe_calls(calls: dict) -> str:
+    """Return the calls section's sentences: attempts, both connect rates."""
+    if not calls:
+        return "The calls step has no summary for this month."
+    return (
+        f"Callers made **{calls.get('n_attempts', '–')}** attempts to "
+        f"**{calls.get('n_dialled', '–')}** customers and held "
+        f"**{calls.get('n_conversations', '–')}** conversations. Per customer, the "
+        f"connect rate was {format_rate_entry(calls.get('connect_rate_customer'))}"
+        f"{field_sentence(calls.get('connect_rate_customer'))}; per attempt it was "
+        f"{format_rate_entry(calls.get('connect_rate_attempt'))} (95% Wilson "
+        "intervals). Recovery below counts orders placed after the call and within "
+        f"{calls.get('recovery_window_days', 'the configured')} days."
+    )
+
+
+def describe_coding(coding: dict) -> str:
+    """Return the coding section's sentences: conversations, agreement, saturation."""
+    if not coding:
+        return "The coding step has no summary for this month."
+    agreement = []
+    for key, label in (("kappa", "Cohen's kappa"), ("alpha", "Krippendorff's alpha")):
+        value = coding.get(key)
+        if isinstance(value, dict):
+            value = value.get("estimate", value.get("value"))
+        agreement.append(
+            f"{label} {value:.2f}" if value is not None else f"{label} undefined"
+        )
+    price = coding.get("price_objection")
+    price_text = (
+        f" Price came up in {format_rate_entry(price)} conversations."
+        if isinstance(price, dict)
+        else ""
+    )
+    saturated = coding.get("is_saturated")
+    saturation = {
+        True: "The last conversations added no new code: themes look saturated.",
+        False: "New codes still appeared at the end: themes are not saturated.",
+    }.get(saturated, "")
+    return (
+        f"Two coders coded **{coding.get('n_conversations', '–')}** conversations "
+        f"blind to each other; agreement: {', '.join(agreement)}."
+        f"{price_text} {saturation}"
+    )
+
+
+def describe_experiment_verdicts(experiments: dict) -> str:
+    """Return each experiment arm's verdict sentence as a list."""
+    entries = experiments.get("experiments") or []
+    if not entries:
+        return "No messaging experiment was analysed this month."
+    return "\n".join(
+        f"- **{entry.get('name')}, {entry.get('variant', 'variant')}:** "
+        f"{entry.get('verdict') or 'no verdict recorded'}"
+        for entry in entries
+    )
+
+
+def describe_months(connect: pd.DataFrame, themes: pd.DataFrame, *, month: str) -> str:
+    """Return the month-over-month sentences, or why there is nothing to compare.
+
+    Parameters
+    ----------
+    connect : DataFrame
+        From :func:`compare_connect_rates`.
+    themes : DataFrame
+        From :func:`compare_themes`.
+    month : str
+        The report's month.
+
+    Returns
+    -------
+    str
+        The change in connect rate since the previous month with its Newcombe
+        interval and p-value, and each top theme's share then and now.
+    """
+    if connect["month"].nunique() < 2:
+        return (
+            f"{format_month(month)} is the first month of this study with processed "
+            "outputs, so there is nothing to compare yet. Render the earlier month "
+            "first (`heard report --month <earlier month>`) to see changes here."
+        )
+    change = compare_last_two(connect)
+    lines = [
+        f"Connect rate, {format_month(change['before'])} to "
+        f"{format_month(change['after'])}: "
+        f"{format_pp(change['difference'], change['ci_low'], change['ci_high'])} "
+        f"(Newcombe 95% interval; Fisher's exact p {format_p(change['p_value'])})."
+    ]
+    for _, rows in themes.groupby("code", sort=False):
+        rows = rows.sort_values("month")
+        if len(rows) < 2:
+            continue
+        theme_change = compare_last_two(rows)
+        lines.append(
+            f"Theme {rows['name'].iloc[-1]}: {format_rate_entry(rows.iloc[-2])} in "
+            f"{format_month(theme_change['before'])}, "
+            f"{format_rate_entry(rows.iloc[-1])} now; change "
+            + format_pp(*(theme_change[k] for k in SPREAD), digits=0)
+            + "."
+        )
+    return "\n\n".join(lines)
+
+
+def write_caveats(summaries: dict) -> str:
+    """Return the caveats that change how this month's results should be read."""
+    coding, calls = summaries.get("coding", {}), summaries.get("calls", {})
+    n_coded = coding.get("n_conversations")
+    lines = []
+    if n_coded:
+        from helpers.stats import wilson_interval
+
+        low, high = wilson_interval(n_coded // 2, n_coded)
+        lines.append(
+            f"With {n_coded} conversations, a theme heard in half of them has a 95% "
+            f"interval from {format_rate(low, digits=0)} to "
+            f"{format_rate(high, digits=0)}: "
+            "shares are directions, not measurements, and every share carries its "
+            "denominator."
+        )
+    lines += [
+        "Customers who answer the phone differ from those who do not; themes "
+        "describe the customers we reached, not every customer.",
+        "Cart recovery compares customers assigned to be called with a randomly "
+        "held-out group (intent to treat); the rate among customers actually "
+        "reached is not randomised and overstates what calling does.",
+        "Experiment p-values are corrected for the number of arms and metrics tested; "
+        "an interval that includes zero means the change could be noise.",
+    ]
+    if calls and not calls.get("recovery"):
+        lines.append("No cart-recovery comparison was possible this month.")
+    return "\n".join(f"- {line}" for line in lines)
+
+
+def describe_run(study: Study, month: str) -> str:
+    """Return the provenance sentence: study, month, commit, seed."""
+    seed = study.config.get("sampling", {}).get("seed")
+    return (
+        f"Study **{study.name}**, month **{month}**, computed from git commit "
+        f"`{describe_commit()}` with sampling seed {seed}. Processed files: "
+        f"`data/processed/{study.name}/{month}/`."
+    )

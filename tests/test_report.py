@@ -1,0 +1,327 @@
+"""The report chain: fallback conversion, caching, failing stages, month over month.
+
+Fixture notebooks live in tests/fixtures/report/; they are executed with papermill
+here, so what is converted is what a real run produces.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from pathlib import Path
+
+import pytest
+from report_chain import FIXTURES, copy_project, execute_fixture
+
+from helpers import render, report, report_data
+from helpers.study import load_study
+
+pytestmark = pytest.mark.slow  # papermill starts a kernel per fixture notebook
+
+
+@pytest.fixture(scope="module")
+def executed(tmp_path_factory):
+    """The stage fixture, executed once."""
+    return execute_fixture("stage", tmp_path_factory.mktemp("executed"))
+
+
+@pytest.fixture(scope="module")
+def page(executed):
+    return render.notebook_to_page(executed, name="stage", subtitle="demo · 2026-11")
+
+
+@pytest.fixture(scope="module")
+def info():
+    return render.RenderInfo(
+        "Demo store", "2026-11", "fallback", "2026-12-01", "abc1234"
+    )
+
+
+def test_cell_options_are_read_as_yaml():
+    source = (
+        '#| label: fig-x\n#| fig-cap: "Rate: 35% (7 of 20)"\nplot()\n#| not: options'
+    )
+    assert render.read_cell_options(source) == {
+        "label": "fig-x",
+        "fig-cap": "Rate: 35% (7 of 20)",
+    }
+    assert render.read_cell_options("x = 1") == {}
+
+
+def test_code_hidden_outputs_kept_and_include_false_dropped(page):
+    # echo false: no source line reaches the page; include false drops the output too.
+    assert "SECRET_SOURCE_MARKER" not in page.markdown
+    assert "HIDDEN OUTPUT" not in page.markdown
+    assert "import" not in page.markdown
+    # Log lines (stdout) and plain-text reprs are dropped.
+    assert "LOG LINE" not in page.markdown
+    assert "0.65" not in page.markdown  # 14/40 + 9/30, the last cell's plain repr
+    # Markdown outputs keep the computed number: 40 + 30 dialled, and the parameter.
+    assert "We dialled **70** customers of study demo in 2026-11." in page.markdown
+    assert page.title == "Fixture stage"
+
+
+def test_tables_become_real_tables_in_html_and_typst(page, info):
+    html = render.page_to_html(
+        page, nav=[{"href": "stage.html", "label": "Stage"}], info=info
+    )
+    table = re.search(r"<table.*?</table>", html, flags=re.S).group(0)
+    assert 'id="tbl-rates"' in table
+    assert (
+        "<caption>Table 1. Connect rate by segment (customers dialled)</caption>"
+        in table
+    )
+    assert len(re.findall(r"<tr", table)) == 3  # header and two segments
+    # 14 of 40 and 9 of 30, formatted by the notebook as rates.
+    assert "<td" in table and "35.0%" in table and "30.0%" in table
+
+    typst = render.page_to_typst(page, info=info, toc=True)
+    assert "#table(" in typst and "columns: 4" in typst
+    assert "caption: [Connect rate by segment (customers dialled)]" in typst
+    assert "kind: table" in typst
+
+
+def test_figures_are_files_with_caption_and_alt_text(page, info, tmp_path):
+    (path, png), *_ = page.figures.items()
+    assert path == "figures/stage-fig-rates.png"
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    alt = "Bar chart of connect rate for two segments, 35% and 30%"
+
+    html = render.page_to_html(page, nav=[], info=info)
+    assert f'<img src="{path}"' in html and f'alt="{alt}"' in html
+    assert "Figure 1. Connect rate by segment; n = 70 customers dialled" in html
+
+    typst = render.page_to_typst(page, info=info, toc=False)
+    assert f'#image("{path}", width: 84%, alt: "{alt}")' in typst
+    # Cross-references become words; Typst numbers the captions itself.
+    assert "Table 1 lists the rates and Figure 1 draws them." in typst
+
+
+def test_pdf_holds_the_title_page_and_numbers(page, info, tmp_path):
+    from pypdf import PdfReader
+
+    pdf = render.render_page_pdf(page, tmp_path / "stage.pdf", info=info)
+    text = "\n".join(p.extract_text() for p in PdfReader(pdf).pages)
+    for expected in ("Fixture stage", "Demo store", "2026-11", "abc1234", "fallback"):
+        assert expected in text
+    assert "70" in text and "35.0%" in text
+    assert "Page 1 of" in text
+    assert "SECRET_SOURCE_MARKER" not in text
+
+
+def test_markdown_pdf_for_call_guides_is_one_page(tmp_path):
+    from pypdf import PdfReader
+
+    guide = (
+        "## Prompts\n\n- What almost stopped you from buying?\n- What surprised you?\n"
+    )
+    pdf = render.render_markdown_pdf(guide, tmp_path / "guide.pdf", title="Call guide")
+    reader = PdfReader(pdf)
+    assert len(reader.pages) == 1
+    assert "What almost stopped you from buying?" in reader.pages[0].extract_text()
+
+
+def fixture_project(tmp_path: Path, stages: dict[str, Path]) -> Path:
+    root = copy_project(tmp_path / "project", stages=stages)
+    (root / "data" / "raw" / "fixture").mkdir(parents=True)
+    (root / "data" / "raw" / "fixture" / "study.yml").write_text(
+        "study:\n  name: Fixture store\n", encoding="utf-8"
+    )
+    return root
+
+
+@pytest.fixture
+def no_checks(monkeypatch):
+    # The fixture study has no exports; the checks module is tested on its own.
+    monkeypatch.setattr(report, "check_inputs", lambda *args: None)
+
+
+def test_second_run_reuses_unchanged_notebooks(tmp_path, no_checks, capsys):
+    root = fixture_project(tmp_path, {"01_stage": FIXTURES / "stage.ipynb"})
+    first = report.build_report("fixture", "2026-11", root=root, renderer="fallback")
+    executed = root / "reports/_output/fixture/2026-11/executed/01_stage.ipynb"
+    stamp = executed.stat().st_mtime_ns
+
+    # Nothing changed: both notebooks are reused, the report is rendered again.
+    second = report.build_report("fixture", "2026-11", root=root, renderer="fallback")
+    assert executed.stat().st_mtime_ns == stamp
+    assert "[2/4] 01_stage (unchanged, reused)" in capsys.readouterr().err
+    assert second == first and first.pdf.name == "monthly-2026-11.pdf"
+    assert first.site == root / "reports/_output/fixture/2026-11/site/index.html"
+
+    # A changed raw file runs the chain again.
+    (root / "data/raw/fixture/study.yml").write_text("study:\n  name: Renamed\n")
+    report.build_report("fixture", "2026-11", root=root, renderer="fallback")
+    assert executed.stat().st_mtime_ns != stamp
+    assert (
+        "Renamed"
+        in (root / "reports/_output/fixture/2026-11/site/index.html").read_text()
+    )
+
+
+def test_failing_stage_names_notebook_cell_and_error(tmp_path, no_checks):
+    root = fixture_project(tmp_path, {"01_failing": FIXTURES / "failing.ipynb"})
+    with pytest.raises(report.ReportStageError) as caught:
+        report.build_report("fixture", "2026-11", root=root, renderer="fallback")
+    message = str(caught.value)
+    # Cell 4 of the source: front matter, parameters, `total = 1`, then the division.
+    assert (
+        "01_failing.ipynb (cell 4: `ratio = total / 0  # the cell that fails`)"
+        in message
+    )
+    assert "ZeroDivisionError: division by zero" in message
+
+
+def test_privacy_scan_stops_a_report_with_a_phone_number(tmp_path, info):
+    leaking = render.Page("monthly", "Report", "Call back on +1 202-555-0147 today.\n")
+    site = render.render_site([leaking], tmp_path / "site", info=info)
+    pdf = render.render_page_pdf(leaking, tmp_path / "report.pdf", info=info)
+    with pytest.raises(report.HeardInputError, match="202-555-0147"):
+        report.check_rendered_privacy(report.ReportOutputs(pdf=pdf, site=site))
+
+
+def wilson(k: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
+    """Wilson score interval, written out from the textbook formula."""
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return centre - half, centre + half
+
+
+def test_month_over_month_change_matches_newcombe_by_hand():
+    import pandas as pd
+
+    rates = pd.DataFrame(
+        {"month": ["2026-10", "2026-11"], "k": [30, 45], "n": [100, 120]}
+    )
+    change = report_data.compare_last_two(rates)
+
+    # Newcombe's hybrid score interval (method 10) from the two Wilson intervals.
+    p1, p2 = 45 / 120, 30 / 100
+    l1, u1 = wilson(45, 120)
+    l2, u2 = wilson(30, 100)
+    low = (p1 - p2) - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2)
+    high = (p1 - p2) + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
+    assert change["difference"] == pytest.approx(0.075)
+    assert change["ci_low"] == pytest.approx(low, abs=1e-9)
+    assert change["ci_high"] == pytest.approx(high, abs=1e-9)
+    assert (change["before"], change["after"]) == ("2026-10", "2026-11")
+
+
+def write_month(processed: Path, month: str, calls: dict, themes: list[dict]) -> None:
+    import pandas as pd
+
+    folder = processed / month
+    folder.mkdir(parents=True)
+    (folder / "summary_calls.json").write_text(json.dumps(calls))
+    pd.DataFrame(themes).to_parquet(folder / "themes_code.parquet")
+
+
+def connect(k: int, n: int) -> dict:
+    low, high = wilson(k, n)
+    return {
+        "connect_rate_customer": {
+            "k": k,
+            "n": n,
+            "rate": k / n,
+            "ci_low": low,
+            "ci_high": high,
+        }
+    }
+
+
+def theme(k: int, n: int) -> dict:
+    low, high = wilson(k, n)
+    return {"segment": "all", "code": "OBJ-PRICE", "name": "Price",
+            "n_with_theme": k, "n_conversations": n, "rate": k / n,
+            "ci_low": low, "ci_high": high}  # fmt: skip
+
+
+def test_month_over_month_reads_earlier_months(tmp_path):
+    raw = tmp_path / "data" / "raw" / "shop"
+    raw.mkdir(parents=True)
+    processed = tmp_path / "data" / "processed" / "shop"
+    write_month(processed, "2026-10", connect(28, 80), [theme(3, 24)])
+    write_month(processed, "2026-11", connect(36, 90), [theme(6, 27)])
+    write_month(processed, "2026-12", connect(1, 2), [theme(1, 2)])  # later: ignored
+    study = load_study("shop", root=tmp_path)
+
+    rates = report_data.compare_connect_rates(study, "2026-11")
+    assert rates["month"].tolist() == ["2026-10", "2026-11"]
+    assert rates["k"].tolist() == [28, 36] and rates["n"].tolist() == [80, 90]
+    themes = report_data.compare_themes(study, "2026-11", ["OBJ-PRICE"])
+    assert themes["k"].tolist() == [3, 6]
+
+    text = report_data.describe_months(rates, themes, month="2026-11")
+    # 36/90 - 28/80 = 0.40 - 0.35 = +5.0 points.
+    assert "October 2026 to November 2026: +5.0 pp" in text
+    assert "Theme Price: 12% (3 of 24)" in text and "22% (6 of 27)" in text
+
+    first = report_data.describe_months(
+        rates.iloc[:1], themes.iloc[:1], month="2026-10"
+    )
+    assert "first month" in first
+
+
+def test_executive_summary_carries_denominators_quotes_and_questions(tmp_path):
+    raw = tmp_path / "data" / "raw" / "shop"
+    raw.mkdir(parents=True)
+    (raw / "study.yml").write_text(
+        'months:\n  "2026-11":\n    question: What almost stopped you?\n'
+        "    next_question: What would bring you back?\n"
+    )
+    study = load_study("shop", root=tmp_path)
+    low, high = wilson(12, 35)
+    summaries = {
+        "calls": {"n_conversations": 12, "n_dialled": 35, "connect_rate_customer":
+                  {"k": 12, "n": 35, "rate": 12 / 35, "ci_low": low, "ci_high": high,
+                   "verdict": "within", "field_low": 0.3, "field_high": 0.4}},
+        "coding": {"top_themes": [{"code": "OBJ-PRICE", "name": "Price",
+                   "k": 4, "n": 12, "ci_low": 0.14, "ci_high": 0.61,
+                   "quote": "Shipping was a shock, call me on 020 7946 0958"}]},
+        "experiments": {"experiments": [{"name": "subject-nov", "variant": "b",
+                        "primary_metric": "conversion", "lift": 0.2, "ci_low": -0.05,
+                        "ci_high": 0.5, "p_adjusted": 0.12,
+                        "verdict": "b vs control: not significant."}]},
+    }  # fmt: skip
+    text = report_data.write_executive_summary(study, "2026-11", summaries)
+    assert "What almost stopped you?" in text and "What would bring you back?" in text
+    # 12/35 = 34.3%; Wilson 95% [20.8%, 50.8%] by the formula above.
+    assert f"34% (12 of 35) [{100 * low:.0f}%, {100 * high:.0f}%]" in text
+    assert "Price** in 33% (4 of 12)" in text
+    assert '"Shipping was a shock, call me on [phone]"' in text  # redacted again
+    assert "+20% [-5%, +50%]" in text and "p 0.12" in text
+
+
+def test_inputs_table_has_row_counts_and_sha256(tmp_path):
+    raw = tmp_path / "data" / "raw" / "shop"
+    (raw / "exports" / "2026-11").mkdir(parents=True)
+    (raw / "conversations" / "2026-11").mkdir(parents=True)
+    orders = raw / "exports" / "2026-11" / "orders.csv"
+    orders.write_text('Name,Total\n#1001,"12,50"\n#1002,3\n#1003,4\n')
+    for number in (1, 2):
+        (raw / "conversations" / "2026-11" / f"c{number}.md").write_text(
+            f"note {number}"
+        )
+    study = load_study("shop", root=tmp_path)
+
+    table = report_data.tabulate_inputs(study, "2026-11").set_index("File")
+    assert table.loc["exports/2026-11/orders.csv", "Rows"] == 3  # quoted comma kept
+    assert (
+        table.loc["exports/2026-11/orders.csv", "SHA-256"]
+        == hashlib.sha256(orders.read_bytes()).hexdigest()
+    )
+    notes = sorted(hashlib.sha256(f"note {n}".encode()).hexdigest() for n in (1, 2))
+    combined = hashlib.sha256("".join(notes).encode()).hexdigest()
+    assert table.loc["conversations/2026-11/*.md", "SHA-256"] == combined
+    assert table.loc["conversations/2026-11/*.md", "Rows"] == "2 files"
+
+
+def test_fallback_output_is_removed_before_a_site_is_rebuilt(tmp_path, info):
+    site = tmp_path / "site"
+    render.render_site([render.Page("index", "Home", "Hello\n")], site, info=info)
+    (site / "stale.html").write_text("old")
+    render.render_site([render.Page("index", "Home", "Hello again\n")], site, info=info)
+    assert not (site / "stale.html").exists()
