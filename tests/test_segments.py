@@ -6,8 +6,11 @@ worked out in a comment from the fixture's dates, not read back from the code.
 
 from __future__ import annotations
 
+import json
 import math
+import shutil
 from datetime import date
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -16,14 +19,12 @@ import pandas as pd
 import pytest
 
 from helpers import files, segments
+from helpers.privacy import customer_key
 from helpers.study import load_defaults, load_study, merge_config
 
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
 AS_OF = pd.Timestamp("2026-11-01", tz="UTC")
-
-
-@pytest.fixture(autouse=True)
-def _key_file(tmp_path, monkeypatch):
-    monkeypatch.setenv("HEARD_KEY_FILE", str(tmp_path / "pseudonym.key"))
 
 
 def stamp(text: str) -> pd.Timestamp:
@@ -516,3 +517,127 @@ def test_formula_names_are_neutralised_in_xlsx_and_csv(tmp_path):
     text = (tmp_path / "list.csv").read_text()
     assert "'=HYPERLINK" in text
     assert "\n=HYPERLINK" not in text and ",=HYPERLINK" not in text
+
+
+# ------------------------------------------------------------------ whole step
+
+
+RETAIL_STUDY = """\
+study:
+  currency: GBP
+  default_country: GB
+  timezone: Europe/London
+exports:
+  column_map:
+    order_id: InvoiceNo
+    sku: StockCode
+    product: Description
+    quantity: Quantity
+    created_at: InvoiceDate
+    price: UnitPrice
+    customer_id: CustomerID
+    country: Country
+  generic:
+    kind: orders
+    date_format: "%Y-%m-%d %H:%M:%S"
+    return_prefix: C
+    missing_values: [NA]
+consent:
+  require: none
+months:
+  "2012-01":
+    question: What made you stop ordering from us?
+    segments: [churned, first_time_no_return]
+"""
+
+
+@pytest.fixture(scope="module")
+def retail_run(tmp_path_factory):
+    source = SHARED / "online-retail-sample" / "online_retail_sample.csv"
+    if not source.exists():
+        pytest.skip(f"real public data not found at {source}")
+    root = tmp_path_factory.mktemp("retail")
+    raw = root / "raw" / "retail"
+    (raw / "exports" / "2012-01").mkdir(parents=True)
+    shutil.copy(source, raw / "exports" / "2012-01" / source.name)
+    (raw / "study.yml").write_text(RETAIL_STUDY, encoding="utf-8")
+    study = load_study(raw, root=root, processed_root=root / "processed")
+    # The same key file as conftest's per-test fixture, set before it runs.
+    with pytest.MonkeyPatch.context() as patch:
+        key_file = tmp_path_factory.getbasetemp() / "pseudonym.key"
+        patch.setenv("HEARD_KEY_FILE", str(key_file))
+        yield source, study, segments.run_segment_step(study, "2012-01")
+
+
+def expected_retail_segments(source) -> dict:
+    """Segment members computed with plain pandas from the raw file.
+
+    Rules as documented: an invoice starting with C is a credit note, not an
+    order; an invoice with a negative quantity that is not a credit note is
+    rejected whole; dates are London time; days are counted to 1 Jan 2012.
+    """
+    raw = pd.read_csv(source, dtype=str, keep_default_na=False)
+    quantity = pd.to_numeric(raw["Quantity"])
+    is_credit = raw["InvoiceNo"].str.startswith("C")
+    bad = set(raw.loc[(quantity < 0) & ~is_credit, "InvoiceNo"])
+    purchases = raw[~is_credit & ~raw["InvoiceNo"].isin(bad)]
+    by_customer = purchases[purchases["CustomerID"] != "NA"].assign(
+        when=lambda f: (
+            pd.to_datetime(f["InvoiceDate"])
+            .dt.tz_localize("Europe/London")
+            .dt.tz_convert("UTC")
+        )
+    )
+    per = by_customer.groupby("CustomerID").agg(
+        n_orders=("InvoiceNo", "nunique"), last=("when", "max")
+    )
+    days = (pd.Timestamp("2012-01-01", tz="UTC") - per["last"]).dt.days
+    keys = {c: customer_key(f"id:{c}") for c in raw["CustomerID"].unique()}
+    pick = lambda mask: {keys[c] for c in per.index[mask]}  # noqa: E731
+    return {
+        "n_orders": purchases["InvoiceNo"].nunique(),
+        "recent_buyers": pick(days <= 30),
+        "first_time_no_return": pick((per["n_orders"] == 1) & (days > 60)),
+        "churned": pick((per["n_orders"] >= 2) & (days > 180)),
+    }
+
+
+def test_real_online_retail_segments_match_pandas(retail_run):
+    source, study, result = retail_run
+    expected = expected_retail_segments(source)
+    table = result["plan"].segments
+    # 3,049 distinct customer ids, as the data set's SOURCE.md states.
+    assert result["n_customers"] == 3049
+    assert result["n_orders"] == expected["n_orders"]
+    for segment in ("recent_buyers", "first_time_no_return", "churned"):
+        assert members(table, segment) == expected[segment], segment
+        assert result["segment_sizes"][segment] == len(expected[segment])
+    assert result["segment_sizes"]["churned"] > 100
+
+
+def test_real_online_retail_writes_every_file_without_personal_details(retail_run):
+    _, study, result = retail_run
+    folder = study.processed("2012-01")
+    names = {
+        "orders_order.parquet",
+        "checkouts_checkout.parquet",
+        "customers_customer.parquet",
+        "segments_customer.parquet",
+        "assignment_customer.parquet",
+        "call-list_customer_2012-01.xlsx",
+        "call-list_customer_2012-01.csv",
+        "rejected-rows_row_2012-01.csv",
+        "summary_segments.json",
+    }
+    assert names <= {p.name for p in folder.iterdir()}
+    customers = pd.read_parquet(folder / "customers_customer.parquet")
+    personal = {"email", "first_name", "last_name", "name", "zip", "phone_e164"}
+    assert not personal & set(customers.columns)
+    assert not personal & set(pd.read_parquet(folder / "orders_order.parquet").columns)
+    summary = json.loads((folder / "summary_segments.json").read_text())
+    assert summary["segment_sizes"] == result["segment_sizes"]
+    # This data set has no phone numbers, so nobody can be called.
+    assert summary["n_call_list"] == 0
+    assert summary["n_excluded"]["not_callable"] > 0
+    rejected = pd.read_csv(folder / "rejected-rows_row_2012-01.csv")
+    assert list(rejected.columns) == ["file", "row", "column", "reason"]
