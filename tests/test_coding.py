@@ -613,3 +613,17 @@ def test_sheets_folder_round_trip_to_agreement(excerpts, codebook, tmp_path):
     assert table.loc["DELIVERY", "status"] == "undefined (no variation)"
     consensus = build_consensus(codings)
     assert set(consensus["code"]) == {"OBJ-SHIP", "OBJ-SIZE", "OBJ-PRICE"}
+
+
+def test_blank_interviewer_rows_are_context_not_units(excerpts, codebook, tmp_path):
+    path = write_coding_sheet(
+        excerpts, codebook, tmp_path / "ana.xlsx", include_interviewer=True
+    )
+    # rows: 1 interviewer, 2 customer, 3 interviewer, 4 customer, 5 customer
+    fill_sheet(path, {2: ["OBJ-SHIP"], 5: ["OBJ-SIZE"]})
+    codings = read_coding_sheet(path, codebook)
+    assert codings[["excerpt_id", "code"]].values.tolist() == [
+        ["2026-11-01-002", "OBJ-SHIP"],
+        ["2026-11-01-004", NO_CODE],
+        ["2026-11-01-005", "OBJ-SIZE"],
+    ]

@@ -782,7 +782,9 @@ def read_coding_sheet(
     A blank row above the coder's last filled-in row is an excerpt coded with
     nothing (``no code``). Blank rows after it are excerpts the coder has not
     reached: they are left out (missing, not "no code") with a warning, so an
-    unfinished sheet does not inflate agreement.
+    unfinished sheet does not inflate agreement. Blank rows whose ``speaker`` is
+    ``interviewer`` are context, not units, and are left out too; an
+    interviewer line a coder did code is kept.
     """
     path = Path(path)
     with open_raw(path) as handle:
@@ -792,18 +794,22 @@ def read_coding_sheet(
     lookup = {code_id.casefold(): code_id for code_id in codebook.ids()}
     lookup[NO_CODE] = NO_CODE
 
-    # Read each row's codes, checking every cell against the codebook.
+    # Read each row's codes, checking every cell against the codebook; a blank
+    # interviewer line is context, not a unit to code.
+    speakers = sheet.get("speaker", pd.Series("", index=sheet.index)).fillna("")
+    is_context = speakers.str.strip().str.lower().eq("interviewer").to_numpy()
     coded = [
         (index, read_sheet_row(row, code_columns, lookup, codebook, path, index + 2))
         for index, row in enumerate(sheet.to_dict("records"))
     ]
-    filled = [index for index, codes in coded if codes]
+    coded = [(index, codes) for index, codes in coded if codes or not is_context[index]]
+    filled = [position for position, (_, codes) in enumerate(coded) if codes]
     last = filled[-1] if filled else -1
-    if len(sheet) - 1 > last:
+    if len(coded) - 1 > last:
         log.warning(
             "%s: %d blank rows after the last coded row read as not yet coded",
             path.name,
-            len(sheet) - 1 - last,
+            len(coded) - 1 - last,
         )
 
     # One row per excerpt and code, blanks above the last coded row as "no code".
