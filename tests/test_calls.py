@@ -587,6 +587,18 @@ def test_run_calls_step_writes_outputs_and_summary(study):
     assert not any("name" in c or "phone" in c for c in outputs["attempts"].columns)
 
 
+def test_without_a_holdout_recovery_is_left_undefined(study):
+    path = study.processed(MONTH, "assignment_customer.parquet")
+    assignment = pd.read_parquet(path)
+    assignment[assignment["arm"] == "called"].to_parquet(path)
+    summary = run_calls_step(study, MONTH, now=NOW)["summary"]
+    assert summary["recovery"] == {}
+    per_conversation = summary["revenue_per_conversation"]
+    assert per_conversation["estimate"] is None
+    assert per_conversation["attributable_revenue"] is None
+    assert summary["n_conversations"] == 4  # connect rates do not need a hold-out
+
+
 def test_reimport_keeps_what_was_logged_and_reports_conflicts(study):
     run_calls_step(study, MONTH, now=NOW)
     raw = study.raw("calls", MONTH, "call-list_filled.csv")

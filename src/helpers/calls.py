@@ -67,6 +67,20 @@ LOG_COLUMNS = (
 )
 RECORD_COLUMNS = (*LOG_COLUMNS, "is_zone_assumed", "source_file", "source_row")
 KEY_ALIASES = ("customer_key", "reference")
+RECOVERY_COLUMNS = [
+    "customer_key",
+    "segment",
+    "arm",
+    "reference_at",
+    "is_own_reference",
+    "is_dialled",
+    "is_reached",
+    "is_conversation",
+    "n_orders",
+    "revenue",
+    "is_recovered",
+    "has_order_before_reference",
+]
 BREAKDOWNS = ("overall", "segment", "caller", "local-hour", "attempt-number")
 CALL_FILE_SUFFIXES = (".csv", ".xlsx")
 
@@ -845,18 +859,9 @@ def describe_attempts(
     described["attempt_number"] = described.groupby("customer_key").cumcount() + 1
 
     # Local hour in each customer's own zone; the study's zone when unknown.
-    zones = pd.Series(dtype=object)
-    if customers is not None and "timezone" in customers:
-        zones = customers.drop_duplicates("customer_key").set_index("customer_key")
-        zones = zones["timezone"]
-    described["timezone"] = described["customer_key"].map(zones).fillna(study_zone)
-    n_assumed = int((~described["customer_key"].isin(zones.dropna().index)).sum())
-    if n_assumed:
-        log.warning(
-            "%d attempts timed in the study's zone (%s): customer's zone unknown",
-            n_assumed,
-            study_zone,
-        )
+    described["timezone"] = lookup_zones(
+        described["customer_key"], customers=customers, default=study_zone
+    )
     described["local_hour"] = [
         moment.tz_convert(zone).hour
         for moment, zone in zip(
@@ -866,6 +871,27 @@ def describe_attempts(
     described["is_reached"] = described["outcome"].isin(REACHED_OUTCOMES)
     described["is_conversation"] = described["outcome"].eq("connected")
     return described
+
+
+def lookup_zones(
+    keys: pd.Series, *, customers: pd.DataFrame | None, default: str
+) -> pd.Series:
+    """Return each customer's IANA time zone, `default` when missing or unknown."""
+    from zoneinfo import available_timezones
+
+    zones = pd.Series(dtype=object)
+    if customers is not None and "timezone" in customers:
+        zones = customers.drop_duplicates("customer_key").set_index("customer_key")
+        zones = zones["timezone"]
+    found = keys.map(zones)
+    known = found.isin(available_timezones())
+    if (~known).any():
+        log.warning(
+            "%d attempts timed in the study's zone (%s): customer's zone unknown",
+            int((~known).sum()),
+            default,
+        )
+    return found.where(known, default).astype(object)
 
 
 # --------------------------------------------------------------------------------------
@@ -1158,11 +1184,17 @@ def measure_recovery(
     randomised = [s for s, found in arms.items() if {"called", "holdout"} <= found]
     customers = assignment[assignment["segment"].isin(randomised)]
     customers = customers[["customer_key", "segment", "arm"]].copy()
+    if not randomised:
+        log.warning(
+            "no segment was drawn with a not-called hold-out: recovery "
+            "cannot be compared"
+        )
+        return pd.DataFrame(columns=RECOVERY_COLUMNS)
 
     customers = assign_reference_times(customers, attempts, start=start)
     customers = count_window_orders(customers, orders, window=window, start=start)
     warn_open_windows(customers, orders, window=window)
-    return customers.drop(columns="first_attempt")
+    return customers[RECOVERY_COLUMNS]
 
 
 def assign_reference_times(
@@ -1458,7 +1490,9 @@ def estimate_revenue_per_conversation(
             "revenue per conversation: some resamples held no conversation; "
             "the interval is undefined"
         )
-    excess = sum(r.sum() - len(r) * h.mean() for r, _, h in strata if len(h))
+    excess = (
+        sum(r.sum() - len(r) * h.mean() for r, _, h in strata) if strata else math.nan
+    )
     result.update(
         attributable_revenue=float(excess),
         n_conversations=n_conversations,
