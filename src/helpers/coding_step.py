@@ -28,6 +28,7 @@ SOURCE_SUGGESTED = "suggested (keyword rules, not coded by people)"
 OUTPUT_FILES = {
     "codings": "coded-excerpts_excerpt.parquet",
     "agreement": "agreement_code.parquet",
+    "disagreements": "disagreements_excerpt.parquet",
     "consensus": "consensus_excerpt.parquet",
     "themes": "themes_code.parquet",
     "segment_tests": "theme-tests_code.parquet",
@@ -106,14 +107,18 @@ def load_coding_inputs(study: Study, month: str) -> dict:
 
     # People's coding when there is any; the keyword rules only as a labelled stand-in.
     sheets = study.raw("coding", month)
-    codings = coding.load_codings(study, month, codebook) if sheets.is_dir() else None
+    has_sheets = sheets.is_dir() and any(sheets.glob("*.xlsx"))
+    codings = coding.load_codings(study, month, codebook) if has_sheets else None
     if codings is not None and len(coding.human_codings(codings)):
+        resolutions = coding.load_resolutions(study, month, codebook)
         agreement = coding.agreement_table(codings, codebook=codebook)
-        consensus = coding.build_consensus(codings, codebook=codebook)
+        queue = coding.disagreement_queue(codings, resolutions=resolutions)
+        consensus = coding.build_consensus(codings, resolutions=resolutions)
         source = SOURCE_CONSENSUS
     else:
         log.warning("no coding sheets for %s: using keyword suggestions", month)
         codings, agreement = suggestions.iloc[:0], pd.DataFrame()
+        queue = pd.DataFrame()
         consensus = suggestions[["conversation_id", "excerpt_id", "code"]]
         source = SOURCE_SUGGESTED
     return {
@@ -122,6 +127,7 @@ def load_coding_inputs(study: Study, month: str) -> dict:
         "excerpts": excerpts,
         "codings": pd.concat([codings, suggestions], ignore_index=True),
         "agreement": agreement,
+        "disagreements": queue,
         "consensus": consensus.reset_index(drop=True),
         "coding_source": source,
         "customers": customers,

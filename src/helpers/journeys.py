@@ -146,6 +146,9 @@ def plot_journeys(transitions: pd.DataFrame, codebook: pd.DataFrame):
         s for s in transitions["segment"].unique() if s != ALL_SEGMENTS
     )
     rows, columns = [START, *stages], [*stages, END]
+    names = {}
+    if "name" in codebook.columns:
+        names = dict(zip(codebook["code"], codebook["name"], strict=True))
     figure, axes = plt.subplots(
         1, len(segments), figsize=(3.6 * len(segments), 3.4), squeeze=False
     )
@@ -159,8 +162,12 @@ def plot_journeys(transitions: pd.DataFrame, codebook: pd.DataFrame):
             .fillna(0)
             .astype(int)
         )
+        grid.index = [names.get(code, code) for code in grid.index]
+        grid.columns = [names.get(code, code) for code in grid.columns]
         sns.heatmap(grid, annot=True, fmt="d", cmap="Blues", cbar=False, ax=axis)
-        axis.set_xlabel(f"to ({segment})")
+        axis.set_xlabel(f"to ({segment.replace('_', ' ')})")
         axis.set_ylabel("from" if axis is axes[0][0] else "")
+        if axis is not axes[0][0]:
+            axis.set_yticklabels([])
     figure.tight_layout()
     return figure

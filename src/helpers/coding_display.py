@@ -1,0 +1,259 @@
+"""Display tables and figures for notebook 03: raw numbers in, formatted text out.
+
+Processed files keep raw numbers; these helpers dress them for people: rates with
+their denominators and Wilson intervals, p-values to two figures, money with the
+currency code, and only quotes the customer agreed to.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from helpers.tables import (
+    format_count_rate,
+    format_interval,
+    format_money,
+    format_p,
+    format_rate,
+)
+from helpers.themes import ALL_SEGMENTS, list_theme_codes
+
+
+def format_number(value: float, *, digits: int = 2) -> str:
+    """Return `value` to `digits` decimals, or ``undefined`` for NaN/None."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "undefined"
+    return f"{value:.{digits}f}"
+
+
+def format_agreement(agreement: pd.DataFrame) -> pd.DataFrame:
+    """Return the agreement table for display: one row per code, overall last.
+
+    Parameters
+    ----------
+    agreement : DataFrame
+        ``helpers.coding.agreement_table``.
+
+    Returns
+    -------
+    DataFrame
+        ``Code``, ``Units``, ``Applied``, ``Agreement``, ``Cohen's kappa [95% CI]``,
+        ``Krippendorff's alpha [95% CI]``, ``Status``; an undefined statistic reads
+        "undefined" beside its raw agreement, never 0 or 1.
+    """
+    rows = []
+    for row in agreement.itertuples(index=False):
+        rows.append(
+            {
+                "Code": row.code,
+                "Units": row.n_units,
+                "Applied": row.n_applied,
+                "Agreement": format_rate(row.percent_agreement),
+                "Cohen's kappa [95% CI]": with_interval(
+                    row.kappa, row.kappa_ci_low, row.kappa_ci_high
+                ),
+                "Krippendorff's alpha [95% CI]": with_interval(
+                    row.alpha, row.alpha_ci_low, row.alpha_ci_high
+                ),
+                "Status": row.status,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def with_interval(value: float, low: float, high: float) -> str:
+    """Return ``0.82 [0.66, 1.00]``, or ``undefined``."""
+    if value is None or math.isnan(value):
+        return "undefined"
+    if low is None or math.isnan(low):
+        return format_number(value)
+    return f"{value:.2f} [{low:.2f}, {high:.2f}]"
+
+
+def format_themes(themes: pd.DataFrame, codebook: pd.DataFrame) -> pd.DataFrame:
+    """Return the overall rate of each leaf theme, most frequent first.
+
+    Parameters
+    ----------
+    themes : DataFrame
+        ``helpers.themes.tally_themes``.
+    codebook : DataFrame
+        The codebook's flat table.
+
+    Returns
+    -------
+    DataFrame
+        ``Code``, ``Theme``, ``Conversations`` (``31% (8 of 26)``),
+        ``95% Wilson interval``; unused codes included (0 of n has an interval).
+    """
+    overall = select_leaf_themes(themes, codebook)
+    return pd.DataFrame(
+        {
+            "Code": overall["code"],
+            "Theme": overall["name"],
+            "Conversations": [
+                format_count_rate(k, n)
+                for k, n in zip(
+                    overall["n_with_theme"], overall["n_conversations"], strict=True
+                )
+            ],
+            "95% Wilson interval": [
+                format_interval(low, high, digits=0)
+                for low, high in zip(overall["ci_low"], overall["ci_high"], strict=True)
+            ],
+        }
+    )
+
+
+def select_leaf_themes(
+    themes: pd.DataFrame, codebook: pd.DataFrame, *, segment: str = ALL_SEGMENTS
+) -> pd.DataFrame:
+    """Return one segment's rows for leaf theme codes, most frequent first."""
+    leaves = list_theme_codes(codebook, leaves_only=True)
+    part = themes[(themes["segment"] == segment) & themes["code"].isin(leaves)]
+    return part.sort_values(
+        ["n_with_theme", "code"], ascending=[False, True], kind="stable"
+    ).reset_index(drop=True)
+
+
+def format_segment_comparison(
+    themes: pd.DataFrame, tests: pd.DataFrame, codebook: pd.DataFrame
+) -> pd.DataFrame:
+    """Return each leaf theme's rate per segment beside the exact test.
+
+    Returns
+    -------
+    DataFrame
+        ``Theme``, one column per segment (``k of n`` with the rate), ``p``,
+        ``Test``; themes nobody raised are left out.
+    """
+    leaves = select_leaf_themes(themes, codebook)
+    used = leaves.loc[leaves["n_with_theme"] > 0, ["code", "name"]]
+    segments = sorted(s for s in themes["segment"].unique() if s != ALL_SEGMENTS)
+    indexed = themes.set_index(["segment", "code"])
+    table = pd.DataFrame({"Theme": used["name"].to_numpy()})
+    for segment in segments:
+        table[segment.replace("_", " ")] = [
+            format_count_rate(
+                int(indexed.loc[(segment, code), "n_with_theme"]),
+                int(indexed.loc[(segment, code), "n_conversations"]),
+            )
+            for code in used["code"]
+        ]
+    by_code = tests.set_index("code")
+    table["p"] = [format_p(by_code.loc[code, "p_value"]) for code in used["code"]]
+    table["Test"] = [by_code.loc[code, "test"] for code in used["code"]]
+    return table
+
+
+def format_value(value: pd.DataFrame, *, currency: str = "USD") -> pd.DataFrame:
+    """Return revenue at stake per theme for display (money with its currency)."""
+    return pd.DataFrame(
+        {
+            "Theme": value["name"],
+            "Customers": value["n_customers"],
+            "Spend to date": [
+                format_money(v, currency=currency) for v in value["spend"]
+            ],
+            "Abandoned checkouts": [
+                format_money(v, currency=currency) for v in value["abandoned_value"]
+            ],
+            "Revenue at stake": [
+                format_money(v, currency=currency) for v in value["revenue_at_stake"]
+            ],
+        }
+    )
+
+
+def format_consented_quotes(
+    quotes: pd.DataFrame, codebook: pd.DataFrame, *, limit: int = 8
+) -> pd.DataFrame:
+    """Return consented quotes for display, one per theme code at most.
+
+    Returns
+    -------
+    DataFrame
+        ``Quote id``, ``Theme``, ``Segment``, ``Quote``; only rows with
+        ``consent_to_quote`` True, stage-only quotes left out.
+    """
+    names = codebook.set_index("code")["name"]
+    themes = set(list_theme_codes(codebook))
+    eligible = quotes[quotes["consent_to_quote"] & quotes["code"].isin(themes)]
+    chosen = eligible.drop_duplicates("code").head(limit)
+    return pd.DataFrame(
+        {
+            "Quote id": chosen["quote_id"],
+            "Theme": chosen["code"].map(names),
+            "Segment": chosen["segment"].str.replace("_", " "),
+            "Quote": chosen["text"],
+        }
+    )
+
+
+def format_predictions(scores: pd.DataFrame) -> pd.DataFrame:
+    """Return accuracy and Brier score per month and caller for display."""
+    return pd.DataFrame(
+        {
+            "Month": scores["month"],
+            "Caller": scores["caller"],
+            "Right": [
+                format_count_rate(k, n)
+                for k, n in zip(
+                    scores["n_correct"], scores["n_predictions"], strict=True
+                )
+            ],
+            "95% Wilson interval": [
+                format_interval(low, high, digits=0)
+                for low, high in zip(scores["ci_low"], scores["ci_high"], strict=True)
+            ],
+            "Brier score": [format_number(b) for b in scores["brier_score"]],
+            "With a probability": scores["n_with_probability"],
+        }
+    )
+
+
+def plot_themes(themes: pd.DataFrame, codebook: pd.DataFrame, *, limit: int = 12):
+    """Draw each leaf theme's share of conversations with its Wilson interval.
+
+    Returns
+    -------
+    Figure
+        One row per theme (most frequent at the top): a dot at the rate and a line
+        across the 95% Wilson interval, labelled ``k/n``.
+    """
+    from helpers.figures import PALETTE, new_figure
+
+    shown = select_leaf_themes(themes, codebook).head(limit).iloc[::-1]
+    figure, axes = new_figure(figsize=(6.4, 0.32 * len(shown) + 1.2))
+    positions = range(len(shown))
+    axes.hlines(positions, shown["ci_low"], shown["ci_high"], color=PALETTE[0])
+    axes.plot(shown["rate"], positions, "o", color=PALETTE[0])
+    for position, row in zip(positions, shown.itertuples(), strict=True):
+        axes.annotate(
+            f"{row.n_with_theme}/{row.n_conversations}",
+            (row.ci_high, position),
+            xytext=(4, -3),
+            textcoords="offset points",
+            fontsize=8,
+        )
+    axes.set_yticks(list(positions), shown["name"])
+    axes.set_xlim(0, 1.08)
+    axes.xaxis.set_major_formatter(lambda x, _: f"{100 * x:.0f}%")
+    axes.set_xlabel("Share of conversations")
+    figure.tight_layout()
+    return figure
+
+
+def find_top_pair(cooccurrence: pd.DataFrame) -> tuple | None:
+    """Return ``(code_a, code_b, n)`` for the two themes most often raised together,
+    or None when no two themes share a conversation."""
+    best = None
+    codes = list(cooccurrence.index)
+    for i, first in enumerate(codes):
+        for second in codes[i + 1 :]:
+            n = int(cooccurrence.loc[first, second])
+            if n and (best is None or n > best[2]):
+                best = (first, second, n)
+    return best

@@ -1,0 +1,60 @@
+"""Display helpers for notebook 03: undefined stays undefined, denominators shown."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from helpers import coding_display, themes
+
+
+def test_undefined_kappa_is_written_as_undefined_never_zero():
+    agreement = pd.DataFrame(
+        {
+            "code": ["OBJ-STOCK", "OBJ-FIT"],
+            "n_units": [40, 40],
+            "n_applied": [0, 6],
+            "percent_agreement": [1.0, 0.95],
+            "kappa": [math.nan, 0.8123],
+            "kappa_ci_low": [math.nan, 0.5],
+            "kappa_ci_high": [math.nan, 1.0],
+            "alpha": [math.nan, 0.81],
+            "alpha_ci_low": [math.nan, 0.49],
+            "alpha_ci_high": [math.nan, 1.0],
+            "status": ["undefined (no variation)", "ok"],
+        }
+    )
+    table = coding_display.format_agreement(agreement)
+    assert table.loc[0, "Cohen's kappa [95% CI]"] == "undefined"
+    assert table.loc[0, "Agreement"] == "100.0%"
+    assert table.loc[1, "Cohen's kappa [95% CI]"] == "0.81 [0.50, 1.00]"
+
+
+def test_theme_table_carries_denominators_and_skips_stage_codes():
+    codebook = pd.DataFrame(
+        {
+            "code": ["OBJ", "OBJ-PRICE", "OBJ-FIT", "STAGE", "STAGE-BUY"],
+            "name": ["Objections", "Price", "Fit", "Stages", "Buy"],
+            "parent": [None, "OBJ", "OBJ", None, "STAGE"],
+            "depth": [0, 1, 1, 0, 1],
+        }
+    )
+    conversations = pd.DataFrame(
+        {"conversation_id": ["a", "b", "c"], "segment": ["x", "x", "y"]}
+    )
+    coded = pd.DataFrame(
+        {
+            "conversation_id": ["a", "b", "a"],
+            "excerpt_id": ["a-1", "b-1", "a-2"],
+            "code": ["OBJ-FIT", "OBJ-FIT", "STAGE-BUY"],
+        }
+    )
+    tallied = themes.tally_themes(coded, conversations, codebook)
+    table = coding_display.format_themes(tallied, codebook)
+    assert table["Code"].tolist() == ["OBJ-FIT", "OBJ-PRICE"]
+    assert table["Conversations"].tolist() == ["67% (2 of 3)", "0% (0 of 3)"]
+    shared = themes.count_cooccurrence(
+        coded, conversations, codebook, codes=["OBJ-FIT", "OBJ-PRICE"]
+    )
+    assert coding_display.find_top_pair(shared) is None
