@@ -641,3 +641,88 @@ def test_real_online_retail_writes_every_file_without_personal_details(retail_ru
     assert summary["n_excluded"]["not_callable"] > 0
     rejected = pd.read_csv(folder / "rejected-rows_row_2012-01.csv")
     assert list(rejected.columns) == ["file", "row", "column", "reason"]
+
+
+@pytest.fixture(scope="module")
+def demo_study(tmp_path_factory):
+    from helpers.demo import write_demo_study
+
+    root = tmp_path_factory.mktemp("demo")
+    with pytest.MonkeyPatch.context() as patch:
+        key_file = tmp_path_factory.getbasetemp() / "pseudonym.key"
+        patch.setenv("HEARD_KEY_FILE", str(key_file))
+        raw = write_demo_study(root / "raw" / "demo")
+        # Two repeat viewers of one product who never bought, and one who did.
+        customers = pd.read_csv(
+            raw / "exports" / "2026-11" / "customers_export.csv", dtype=str
+        )
+        orders = pd.read_csv(
+            raw / "exports" / "2026-11" / "orders_export_1.csv", dtype=str
+        )
+        buyers = set(orders["Email"].str.casefold())
+        never = [e for e in customers["Email"].dropna() if e.casefold() not in buyers]
+        bought = next(e for e in customers["Email"].dropna() if e.casefold() in buyers)
+        views = pd.DataFrame(
+            {
+                "email": [never[0], never[0], never[1], never[1], bought, bought],
+                "product": ["Tent"] * 6,
+                "viewed_at": [f"2026-10-0{d}T10:00:00Z" for d in range(1, 7)],
+            }
+        )
+        (raw / "exports" / "2026-11" / "views").mkdir()
+        views.to_csv(raw / "exports" / "2026-11" / "views" / "views.csv", index=False)
+        study = load_study(raw, root=root, processed_root=root / "processed")
+        yield study, {customer_key(e.strip().casefold()) for e in never[:2]}
+
+
+@pytest.mark.slow
+def test_demo_plan_is_reproducible_and_excludes_earlier_calls(demo_study):
+    study, _ = demo_study
+    first = segments.plan_call_list(study, "2026-11")
+    again = segments.plan_call_list(study, "2026-11")
+    pd.testing.assert_frame_equal(first, again)
+    assert list(first.columns) == segments.PLAN_COLUMNS
+
+    # Everyone in October's raw call log is off November's list.
+    october = pd.read_excel(study.raw("calls", "2026-10", "call-log.xlsx"), dtype=str)
+    key_column = "customer_key" if "customer_key" in october else "reference"
+    assert len(october) > 0
+    assert not set(october[key_column]) & set(first["customer_key"])
+
+    # Only the cart abandoners have a hold-out, of the share configured.
+    holdout = first[first["arm"] == "holdout"]
+    assert set(holdout["segment"]) == {"cart_abandoners"}
+    abandoners = first[first["segment"] == "cart_abandoners"]
+    assert len(holdout) == len(abandoners) // 2
+    assert holdout["phone_e164"].isna().all()
+    called = first[first["arm"] == "called"]
+    assert called["phone_e164"].str.match(r"^\+\d{8,15}$").all()
+
+
+@pytest.mark.slow
+def test_demo_step_writes_call_list_with_outcome_dropdown(demo_study):
+    study, viewers = demo_study
+    result = segments.run_segment_step(study, "2026-11")
+    plan = result["plan"]
+    assert members(plan.segments, "viewers_never_bought") == viewers
+
+    # Nobody drawn is excluded for consent, do-not-call or an earlier call.
+    drawn = set(plan.assignment["customer_key"])
+    assert not drawn & set(plan.excluded["customer_key"])
+    features = plan.features.set_index("customer_key").loc[sorted(drawn)]
+    assert features["has_consent"].all() and features["is_callable"].all()
+    assert not features["is_do_not_call"].any()
+
+    folder = study.processed("2026-11")
+    sheet = pd.read_csv(folder / "call-list_customer_2026-11.csv", dtype=str)
+    assert list(sheet.columns) == segments.CALL_LIST_COLUMNS
+    assert len(sheet) == result["n_call_list"]
+    workbook = openpyxl.load_workbook(folder / "call-list_customer_2026-11.xlsx")
+    validations = workbook["call list"].data_validations.dataValidation
+    outcome = segments.CALL_LIST_COLUMNS.index("outcome")
+    letter = openpyxl.utils.get_column_letter(outcome + 1)
+    assert any(str(v.sqref).startswith(f"{letter}2") for v in validations)
+    lists = workbook["lists"]
+    assert [c.value for c in lists["A"]] == segments.OUTCOMES
+    assignment = pd.read_parquet(folder / "assignment_customer.parquet")
+    assert set(assignment["arm"]) == {"called", "holdout"}

@@ -997,11 +997,17 @@ def load_views(study: Study, month: str) -> pd.DataFrame | None:
     -------
     DataFrame or None
         ``email``, ``product``, ``viewed_at`` (UTC) from every CSV in
-        ``exports/<month>/`` whose header holds exactly those three columns.
+        ``exports/<month>/views/`` (or in ``exports/<month>/`` itself) whose
+        header holds exactly those three columns.
+
+    Notes
+    -----
+    The ``views/`` sub-folder keeps the file away from the store-export reader,
+    which refuses headers it does not know.
     """
     folder = study.raw("exports", check_month(month))
     found = []
-    for path in sorted(folder.glob("*.csv")) if folder.is_dir() else []:
+    for path in sorted([*folder.glob("*.csv"), *folder.glob("views/*.csv")]):
         with files.open_raw(path) as handle:
             header = pd.read_csv(handle, nrows=0, encoding="utf-8-sig").columns
         names = [str(c).strip().casefold() for c in header]
