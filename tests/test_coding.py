@@ -99,6 +99,30 @@ def test_srt_and_otter_text_transcripts(conversations):
     ]
 
 
+def test_zoom_local_and_google_meet_text_transcripts(tmp_path):
+    folder = copy_folder(tmp_path, [])
+    meta = "conversation_id: {}\ncustomer_key: c_1{}\ninterviewer: Dana Okafor\n"
+    (folder / "zoom.txt").write_text(
+        "[Dana Okafor] 00:00:02\nWhy did you stop?\n\n"
+        "[Priya Lund] 00:00:06\nThe delivery date: too late.\nReally late.\n"
+    )
+    (folder / "zoom.yml").write_text(meta.format("z1", "1"))
+    (folder / "meet.txt").write_text(
+        "Weekly sync - Transcript\nAttendees\nDana Okafor, Priya Lund\nTranscript\n"
+        "00:00:00\n\nDana Okafor: Why did you stop?\nPriya Lund: Returns.\n00:05:00\n"
+    )
+    (folder / "meet.yml").write_text(meta.format("m1", "2"))
+    texts = read_conversations(folder).set_index("conversation_id")["text"]
+    assert texts["z1"].splitlines() == [
+        "Interviewer: Why did you stop?",
+        "Customer: The delivery date: too late. Really late.",
+    ]
+    assert texts["m1"].splitlines() == [
+        "Interviewer: Why did you stop?",
+        "Customer: Returns.",
+    ]
+
+
 def test_excerpt_ids_follow_position(conversations):
     excerpts = split_excerpts(conversations)
     first = excerpts[excerpts["conversation_id"] == "2026-11-01"]
@@ -167,7 +191,7 @@ def test_malformed_front_matter_names_file_and_line(tmp_path):
     with pytest.raises(HeardInputError) as caught:
         read_conversations(folder)
     assert caught.value.file.endswith("bad.md")
-    assert caught.value.row == 5  # the parser notices at the closing line
+    assert caught.value.row == 4  # where the unclosed bracket opened
 
 
 def test_unclosed_front_matter_is_an_error(tmp_path):

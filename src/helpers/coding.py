@@ -254,7 +254,11 @@ def parse_yaml_mapping(block: str, path: Path, *, first_line: int) -> tuple:
     try:
         node = yaml.compose(block, Loader=yaml.BaseLoader)
     except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
+        # The context mark is where the broken construct began (an unclosed
+        # bracket), nearer the typo than where the parser gave up.
+        mark = getattr(error, "context_mark", None) or getattr(
+            error, "problem_mark", None
+        )
         raise HeardInputError(
             path,
             row=first_line + mark.line if mark else first_line,
@@ -428,7 +432,14 @@ def check_conversation_records(
 
 
 def vtt_to_lines(body: str) -> str:
-    """Return a WebVTT transcript (Zoom or Teams) as ``Name: text`` lines."""
+    """Return a WebVTT transcript (Zoom or Teams) as ``Name: text`` lines.
+
+    Notes
+    -----
+    Consecutive cues of one speaker join into one turn. Limitations: a cue
+    without a speaker (Zoom's unknown speaker) continues the previous turn, so
+    its words are credited to whoever spoke before.
+    """
     turns = []
     for block in re.split(r"\n\s*\n", body):
         cue = block.strip().split("\n")
@@ -466,7 +477,7 @@ def txt_to_lines(body: str) -> str:
     ``Transcript`` line, and bare timestamp lines, dropped). Other text is kept.
     """
     lines = body.split("\n")
-    if "Transcript" in (line.strip() for line in lines) and "Attendees" in lines[:5]:
+    if is_meet_layout(lines):
         lines = lines[[line.strip() for line in lines].index("Transcript") + 1 :]
     turns, label = [], None
     for line in lines:
@@ -483,11 +494,19 @@ def txt_to_lines(body: str) -> str:
 
 
 def has_speaker_headers(body: str) -> bool:
-    """True when a text transcript has Zoom or Otter speaker-and-time lines."""
+    """True when a text file is a recorded transcript: Zoom or Otter
+    speaker-and-time lines, or Google Meet's layout."""
     lines = body.split("\n")
-    return any(
+    return is_meet_layout(lines) or any(
         ZOOM_TXT_HEADER.match(line) or OTTER_HEADER.match(line) for line in lines
     )
+
+
+def is_meet_layout(lines: list[str]) -> bool:
+    """True for Google Meet's text export: an ``Attendees`` line near the top and
+    a ``Transcript`` line before the turns."""
+    stripped = [line.strip() for line in lines]
+    return "Attendees" in stripped[:5] and "Transcript" in stripped
 
 
 def split_label(text: str) -> tuple:
