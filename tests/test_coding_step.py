@@ -160,3 +160,58 @@ def test_quote_bank_and_saturation_outputs(results, reviews):
     summary = output["summary"]
     assert summary["top_themes"][0]["k"] == max(t["k"] for t in summary["top_themes"])
     assert all(t["quote_id"].startswith("q-r-") for t in summary["top_themes"])
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """The demo study in a temporary project, segment and coding steps run."""
+    from helpers.demo import write_demo_study
+    from helpers.segments import run_segment_step
+
+    root = tmp_path_factory.mktemp("demo-project")
+    write_demo_study(root / "data" / "raw" / "demo")
+    study = load_study("demo", root=root)
+    outputs = {}
+    for month in ("2026-10", "2026-11"):
+        run_segment_step(study, month)
+        outputs[month] = coding_step.run_coding_step(study, month)
+    return study, outputs
+
+
+@pytest.mark.slow
+def test_demo_summary_agrees_with_its_own_tables(demo):
+    from helpers.privacy import find_pii
+
+    study, outputs = demo
+    output = outputs["2026-11"]
+    summary = json.loads(
+        study.processed("2026-11", "summary_coding.json").read_text("utf-8")
+    )
+    assert summary["coding_source"] == coding_step.SOURCE_CONSENSUS
+    overall = output["agreement"].set_index("code").loc["overall"]
+    assert summary["kappa"] == pytest.approx(overall["kappa"])
+
+    # Non-buyers recounted from the processed orders with plain pandas.
+    orders = pd.read_parquet(study.processed("2026-11", "orders_order.parquet"))
+    bought = set(
+        orders.loc[
+            pd.to_datetime(orders["created_at"], utc=True).dt.strftime("%Y-%m")
+            == "2026-11",
+            "customer_key",
+        ]
+    )
+    talked = set(output["conversations"]["customer_key"])
+    assert summary["price_objection"]["n"] == len(talked - bought)
+
+    # Quotes in the summary come only from customers who agreed; none leaks a phone.
+    consent = output["conversations"].set_index("conversation_id")["consent_to_quote"]
+    for theme in summary["top_themes"]:
+        if theme["quote_id"]:
+            conversation = theme["quote_id"][2:-4]
+            assert consent[conversation]
+    quotes = pd.read_parquet(study.processed("2026-11", "quote-bank_quote.parquet"))
+    assert not any(find_pii(text) for text in quotes["text"])
+
+    # Prediction scores carry the earlier month for comparison.
+    scores = output["prediction_scores"]
+    assert set(scores["month"]) == {"2026-10", "2026-11"}
