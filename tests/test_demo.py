@@ -159,8 +159,12 @@ def test_existing_demo_is_left_alone_without_force(tmp_path):
 
 @pytest.fixture(scope="module")
 def written(tmp_path_factory):
+    # The session's key (conftest), set here too: this fixture outlives one test.
+    key_file = tmp_path_factory.getbasetemp() / "pseudonym.key"
     folder = tmp_path_factory.mktemp("first") / "demo"
-    months = build.build_demo_study(folder, seed=11)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HEARD_KEY_FILE", str(key_file))
+        months = build.build_demo_study(folder, seed=11)
     return folder, months
 
 
@@ -253,7 +257,7 @@ def test_called_abandoners_recover_more_than_the_holdout(written):
     orders = pd.read_csv(
         folder / "exports" / "2026-11" / "orders_export_1.csv", dtype=str
     )
-    orders = orders[orders["Financial Status"].notna()]
+    orders = orders[orders["Financial Status"].notna() & orders["Email"].notna()]
     from helpers.privacy import customer_key
 
     placed = pd.DataFrame(
@@ -352,3 +356,19 @@ def test_experiments_cite_quotes_that_exist(written):
             - arms.loc["control", "conversions"] / arms.loc["control", "n"]
         )
         assert lift > 0.005 and p_value < 0.05
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="helpers.segments counts orders placed after the month's start (the "
+    "recovered orders in the same month's export), so step 01 re-run on the final "
+    "exports draws another call list than the one the calls were simulated from",
+)
+def test_step_01_redraws_the_call_list_the_calls_used(written):
+    from helpers.demo.calling import plan_month
+
+    folder, months = written
+    for month in MONTHS:
+        again = plan_month(folder, month)
+        pd.testing.assert_frame_equal(again, months[month].call_list)

@@ -411,7 +411,7 @@ def write_call_log(outcome: MonthCalls, folder: Path, *, month: str, orders) -> 
             if order.created_at == moment.astimezone(STORE_ZONE).replace(microsecond=0):
                 names[key] = order.name
     log_rows["recovered_order"] = np.where(
-        is_talk, log_rows["customer_key"].map(names).fillna(""), ""
+        is_talk, [names.get(k, "") for k in log_rows["customer_key"]], ""
     )
     log_rows["attempted_at"] = [t.isoformat() for t in log_rows["attempted_at"]]
     target = folder / "calls" / month / "call-log.xlsx"
