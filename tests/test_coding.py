@@ -651,3 +651,17 @@ def test_blank_interviewer_rows_are_context_not_units(excerpts, codebook, tmp_pa
         ["2026-11-01-004", NO_CODE],
         ["2026-11-01-005", "OBJ-SIZE"],
     ]
+
+
+def test_split_excerpts_accepts_missing_interviewer_and_text():
+    frame = pd.DataFrame(
+        {
+            "conversation_id": ["a", "b"],
+            "interviewer": [np.nan, "Alex"],
+            "text": ["Customer: Too slow.", np.nan],
+        }
+    )
+    excerpts = split_excerpts(frame)
+    assert excerpts[["excerpt_id", "speaker", "text"]].values.tolist() == [
+        ["a-001", "customer", "Too slow."]
+    ]

@@ -175,7 +175,7 @@ def read_conversation_file(path: Path) -> list[dict]:
     raw_text = raw_text.replace("\r\n", "\n").replace("\r", "\n")
 
     # Front matter at the top, else a sidecar file for transcripts.
-    meta, lines, body, body_start = split_front_matter(raw_text, path)
+    meta, lines, body = split_front_matter(raw_text, path)
     if meta is None and suffix in TRANSCRIPT_SUFFIXES:
         meta, lines, meta_file = read_sidecar(path)
     else:
@@ -219,11 +219,11 @@ def split_front_matter(text: str, path: Path) -> tuple:
     Returns
     -------
     tuple
-        ``(meta, lines, body, body_start)``: the mapping (None when the file has no
-        front matter), each key's line in the file, the body and its first line.
+        ``(meta, lines, body)``: the mapping (None when the file has no
+        front matter), each key's line in the file and the body.
     """
     if not text.startswith("---\n") and text.strip() != "---":
-        return None, {}, text, 1
+        return None, {}, text
     rest = text[4:]
     closing = re.search(r"^(---|\.\.\.)[ \t]*$", rest, flags=re.M)
     if closing is None:
@@ -236,8 +236,7 @@ def split_front_matter(text: str, path: Path) -> tuple:
         )
     block = rest[: closing.start()]
     meta, lines = parse_yaml_mapping(block, path, first_line=2)
-    body_start = 2 + block.count("\n") + 1
-    return meta, lines, rest[closing.end() :].lstrip("\n"), body_start
+    return meta, lines, rest[closing.end() :].lstrip("\n")
 
 
 def parse_yaml_mapping(block: str, path: Path, *, first_line: int) -> tuple:
@@ -653,7 +652,9 @@ def split_excerpts(
     rows = []
     for conversation in conversations.itertuples(index=False):
         interviewer = getattr(conversation, "interviewer", None)
-        text = label_roles(str(conversation.text), interviewer=interviewer or None)
+        interviewer = interviewer if isinstance(interviewer, str) else None
+        raw_text = conversation.text if isinstance(conversation.text, str) else ""
+        text = label_roles(raw_text, interviewer=interviewer)
         position = 0
         for speaker, said in parse_turns(text):
             for piece in split_long_turn(said, max_words=max_words):
