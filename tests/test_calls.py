@@ -19,6 +19,7 @@ answered by a person; 4 conversations; recovery 3/6 called against 1/6 hold-out.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import shutil
 from pathlib import Path
@@ -669,3 +670,30 @@ def test_call_guide_renders_to_one_pdf_page(study, tmp_path):
     pages = PdfReader(target).pages
     assert len(pages) == 1
     assert "What almost stopped you from buying?" in pages[0].extract_text()
+
+
+@pytest.mark.slow
+def test_notebook_runs_on_the_fixture_study(tmp_path, monkeypatch):
+    papermill = pytest.importorskip("papermill")
+    root = tmp_path / "project"
+    shutil.copytree(FIXTURES / "study", root / "data" / "raw" / "fixture")
+    folder = root / "data" / "processed" / "fixture" / MONTH
+    folder.mkdir(parents=True)
+    for name in ("assignment_customer", "orders_order", "customers_customer"):
+        table = pd.read_csv(FIXTURES / "processed" / f"{name}.csv", dtype=str)
+        if "created_at" in table:
+            table["created_at"] = pd.to_datetime(table["created_at"], utc=True)
+            table["total"] = table["total"].astype(float)
+        table.to_parquet(folder / f"{name}.parquet")
+    monkeypatch.setenv("HEARD_ROOT", str(root))
+    notebooks = Path(__file__).parents[1] / "notebooks"
+    papermill.execute_notebook(
+        str(notebooks / "02_calls.ipynb"),
+        str(tmp_path / "02_calls.ipynb"),
+        parameters={"study": "fixture", "month": MONTH},
+        cwd=str(notebooks),
+        progress_bar=False,
+    )
+    summary = json.loads((folder / "summary_calls.json").read_text())
+    assert (summary["n_attempts"], summary["n_conversations"]) == (13, 4)
+    assert (folder / f"call-guide_cart_abandoners_{MONTH}.pdf").exists()
