@@ -799,6 +799,23 @@ def draw_call_list(
     return pd.concat(drawn, ignore_index=True)[columns]
 
 
+def count_to_draw(segment: str, *, config: dict) -> int:
+    """Return how many customers a segment's draw wants, hold-out included.
+
+    ``ceil(target / connect rate)`` to call, divided by ``1 - holdout_share``
+    (rounded up) when the segment is in ``sampling.holdout_segments``.
+    """
+    sampling = config["sampling"]
+    n_called = count_to_dial(
+        target_conversations=int(sampling["target_conversations"]),
+        expected_connect_rate=float(sampling["expected_connect_rate"]),
+    )
+    share = float(sampling.get("holdout_share") or 0.0)
+    if segment in (sampling.get("holdout_segments") or []) and share > 0:
+        return math.ceil(n_called / (1 - share))
+    return n_called
+
+
 def _rule_names(config: dict) -> set:
     return {n for n, rule in config["segments"].get("rules", {}).items() if rule}
 
@@ -814,7 +831,7 @@ def _draw_segment(
     sampling = config["sampling"]
     share = float(sampling.get("holdout_share") or 0.0)
     has_holdout = segment in (sampling.get("holdout_segments") or []) and share > 0
-    n_total = math.ceil(n_called / (1 - share)) if has_holdout else n_called
+    n_total = count_to_draw(segment, config=config)
     if len(pool) < n_total:
         log.warning(
             "segment %s has %d eligible customers, fewer than the %d wanted",
@@ -1509,7 +1526,8 @@ def tally_exclusions(plan: SegmentPlan) -> pd.DataFrame:
     -------
     DataFrame
         ``segment``, ``n_members``, one ``n_<reason>`` column per exclusion
-        reason, ``n_eligible``, ``n_called``, ``n_holdout``.
+        reason, ``n_eligible``, ``n_wanted`` (called plus hold-out planned),
+        ``n_called``, ``n_holdout``.
     """
     reasons = ["called_before", "do_not_call", "no_consent", "not_callable"]
     reason_of = plan.excluded.set_index("customer_key")["reason"]
@@ -1522,6 +1540,7 @@ def tally_exclusions(plan: SegmentPlan) -> pd.DataFrame:
         row |= {f"n_{r}": int((found == r).sum()) for r in reasons}
         row |= {
             "n_eligible": int(found.isna().sum()),
+            "n_wanted": count_to_draw(segment, config=plan.study.config),
             "n_called": int((drawn == "called").sum()),
             "n_holdout": int((drawn == "holdout").sum()),
         }
