@@ -174,6 +174,39 @@ def test_xlsx_call_list_with_plain_dates_reads_in_the_study_zone(
     assert from_xlsx["outcome"].tolist() == from_csv["outcome"].tolist()
 
 
+def test_call_list_workbook_as_step_01_writes_it(assignment, config, tmp_path):
+    from helpers.files import save_xlsx
+
+    sheet = pd.DataFrame(
+        {
+            "customer_key": [key("a1"), key("h1"), key("a2"), None],
+            "arm": ["called", "holdout", "called", None],
+            "reference": [key("a1"), key("h1"), key("a2"), key("a1")],
+            "name": ["Customer 1", None, "Customer 2", None],
+            "phone_e164": ["+12025550101", None, "+12025550102", None],
+            "segment": ["cart_abandoners"] * 3 + [None],
+            "attempted_at": [
+                "2026-11-09T10:00:00-05:00",
+                None,
+                None,
+                "2026-11-10T10:00:00-05:00",
+            ],
+            "caller": ["Alex", None, None, "Sam"],
+            "outcome": ["busy", None, None, "connected"],
+            "talk_seconds": [None, None, None, 300],
+            "notes_file": [None, None, None, "2026-11-01.md"],
+            "recovered_order": [None] * 4,
+        }
+    )
+    path = tmp_path / MONTH / f"call-list_customer_{MONTH}.xlsx"
+    save_xlsx(sheet, path, dropdowns={"outcome": list(OUTCOMES)})
+    attempts = load_call_log(path, assignment=assignment, config=config, now=NOW)
+    assert attempts["customer_key"].tolist() == [key("a1"), key("a1")]
+    assert attempts["outcome"].tolist() == ["busy", "connected"]
+    assert attempts["source_row"].tolist() == [2, 5]
+    assert attempts["talk_seconds"].iloc[1] == 300
+
+
 def test_twilio_completed_counts_only_when_a_human_answered(
     study, assignment, config, tmp_path
 ):
