@@ -726,3 +726,28 @@ def test_demo_step_writes_call_list_with_outcome_dropdown(demo_study):
     assert [c.value for c in lists["A"]] == segments.OUTCOMES
     assignment = pd.read_parquet(folder / "assignment_customer.parquet")
     assert set(assignment["arm"]) == {"called", "holdout"}
+
+
+@pytest.mark.slow
+def test_notebook_runs_on_the_real_retail_study(tmp_path, monkeypatch, shared_data):
+    papermill = pytest.importorskip("papermill")
+    source = shared_data / "online-retail-sample" / "online_retail_sample.csv"
+    raw = tmp_path / "data" / "raw" / "retail"
+    (raw / "exports" / "2012-01").mkdir(parents=True)
+    shutil.copy(source, raw / "exports" / "2012-01" / source.name)
+    (raw / "study.yml").write_text(RETAIL_STUDY, encoding="utf-8")
+    monkeypatch.setenv("HEARD_ROOT", str(tmp_path))
+    notebooks = Path(__file__).parents[1] / "notebooks"
+    papermill.execute_notebook(
+        str(notebooks / "01_segment_export.ipynb"),
+        str(tmp_path / "01_segment_export.ipynb"),
+        parameters={"study": "retail", "month": "2012-01"},
+        cwd=str(notebooks),
+        progress_bar=False,
+    )
+    folder = tmp_path / "data" / "processed" / "retail" / "2012-01"
+    summary = json.loads((folder / "summary_segments.json").read_text())
+    assert summary["n_customers"] == 3049
+    assert summary["segment_sizes"]["churned"] == len(
+        expected_retail_segments(source)["churned"]
+    )
