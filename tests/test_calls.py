@@ -387,6 +387,17 @@ def test_time_without_zone_is_read_in_the_study_zone_and_flagged(
     assert "no time zone" in caplog.text
 
 
+def test_check_call_logs_raises_what_the_step_would(study):
+    from helpers.calls import check_call_logs
+
+    check_call_logs(study, MONTH)  # the fixture is clean
+    raw = study.raw("calls", MONTH, "call-list_filled.csv")
+    raw.write_text(raw.read_text().replace(",busy,", ",engaged,"))
+    with pytest.raises(HeardInputError) as error:
+        check_call_logs(study, MONTH)
+    assert (error.value.row, error.value.found) == (7, "engaged")
+
+
 def test_half_filled_row_is_refused(assignment, config, tmp_path):
     path = write_log(tmp_path, [f"{key('a1')},,,,,Alex,busy,,,"])
     with pytest.raises(HeardInputError) as error:

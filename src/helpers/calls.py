@@ -300,7 +300,7 @@ def rename_log_columns(
         return renamed.assign(customer_key=keys, phone_system="heard")
     for name, system in PHONE_SYSTEMS.items():
         if all(column in table for column in system["detect"]):
-            renamed = table.rename(columns=pick_columns(table, system["columns"]))
+            renamed = table.rename(columns=_pick_columns(table, system["columns"]))
             log.info("%s: read as a %s call log", path.name, name)
             return renamed.assign(phone_system=name)
     raise HeardInputError(
@@ -312,7 +312,7 @@ def rename_log_columns(
     )
 
 
-def pick_columns(table: pd.DataFrame, candidates: dict) -> dict:
+def _pick_columns(table: pd.DataFrame, candidates: dict) -> dict:
     """Return ``{their column: Heard's column}`` taking the first candidate found."""
     chosen = {}
     for heard, names in candidates.items():
@@ -394,14 +394,14 @@ def map_outcomes(attempts: pd.DataFrame, *, path: Path, config: dict) -> np.ndar
         text = str(status).strip().casefold()
         outcome = status_map.get(text)
         if system == "twilio" and text == "completed":
-            outcome = twilio_answer(answered_by, position) or status_map.get(text)
+            outcome = _twilio_answer(answered_by, position) or status_map.get(text)
         if outcome not in OUTCOMES:
-            raise unknown_outcome(attempts, position, path=path, status=status)
+            raise _unknown_outcome(attempts, position, path=path, status=status)
         outcomes.append(outcome)
     return np.array(outcomes, dtype=object)
 
 
-def twilio_answer(answered_by: pd.Series | None, position: int) -> str | None:
+def _twilio_answer(answered_by: pd.Series | None, position: int) -> str | None:
     """Return Heard's outcome for a completed Twilio call from ``AnsweredBy``, or
     None when it does not say (no detection, or ``unknown``)."""
     if answered_by is None or pd.isna(answered_by.iloc[position]):
@@ -414,7 +414,7 @@ def twilio_answer(answered_by: pd.Series | None, position: int) -> str | None:
     return None
 
 
-def unknown_outcome(attempts, position, *, path, status) -> HeardInputError:
+def _unknown_outcome(attempts, position, *, path, status) -> HeardInputError:
     """Return the error for a status that maps to no outcome."""
     row = attempts.iloc[position]
     twilio_completed = str(status).strip().casefold() == "completed"
@@ -454,13 +454,13 @@ def parse_attempt_times(
         cells = attempts["date"].astype(str) + " " + clock
     times, assumed = [], []
     for position, cell in enumerate(cells):
-        moment = parse_one_time(cell, dayfirst=dayfirst)
+        moment = _parse_one_time(cell, dayfirst=dayfirst)
         if moment is None:
-            raise bad_time(attempts, position, path=path, cell=cell)
+            raise _bad_time(attempts, position, path=path, cell=cell)
         if moment.tzinfo is None:
             moment = moment.tz_localize(zone, ambiguous="NaT", nonexistent="NaT")
             if pd.isna(moment):
-                raise bad_time(attempts, position, path=path, cell=cell, dst=True)
+                raise _bad_time(attempts, position, path=path, cell=cell, dst=True)
             assumed.append(True)
         else:
             assumed.append(False)
@@ -476,7 +476,7 @@ def parse_attempt_times(
     return series, np.array(assumed, dtype=bool)
 
 
-def parse_one_time(cell: object, *, dayfirst: bool) -> pd.Timestamp | None:
+def _parse_one_time(cell: object, *, dayfirst: bool) -> pd.Timestamp | None:
     """Return one cell as a Timestamp, or None when it cannot be read."""
     if cell is None or (isinstance(cell, float) and math.isnan(cell)):
         return None
@@ -489,7 +489,7 @@ def parse_one_time(cell: object, *, dayfirst: bool) -> pd.Timestamp | None:
     return None if pd.isna(moment) else moment
 
 
-def bad_time(attempts, position, *, path, cell, dst=False) -> HeardInputError:
+def _bad_time(attempts, position, *, path, cell, dst=False) -> HeardInputError:
     """Return the error for an attempt time that cannot be read."""
     column = "attempted_at" if "attempted_at" in attempts else "date"
     expected = (
@@ -569,10 +569,10 @@ def resolve_customer_keys(
             found="neither",
             fix="map customer_key or phone in calls.column_map",
         )
-    return keys_from_phones(attempts, path=path, config=config, book=book or {})
+    return _keys_from_phones(attempts, path=path, config=config, book=book or {})
 
 
-def keys_from_phones(attempts, *, path, config, book) -> np.ndarray:
+def _keys_from_phones(attempts, *, path, config, book) -> np.ndarray:
     """Return ``customer_key`` for each attempt's phone via the call list."""
     import phonenumbers
 
@@ -714,6 +714,35 @@ def read_call_log(study: Study | str, month: str, *, now=None) -> pd.DataFrame:
     return pd.concat(logs, ignore_index=True)
 
 
+def check_call_logs(study: Study, month: str | None) -> None:
+    """Read the month's call logs as :func:`read_call_log` would, for ``heard check``.
+
+    Parameters
+    ----------
+    study : Study
+        The study.
+    month : str or None
+        ``YYYY-MM``; nothing is checked without a month, without a
+        ``calls/<month>/`` folder, or before step 01 has drawn the month's call
+        list (customers cannot be checked without it).
+
+    Raises
+    ------
+    HeardInputError
+        The first problem in the logs, as :func:`load_call_log` raises it.
+    """
+    if not month or not study.raw("calls", month).is_dir():
+        return
+    if not study.processed(month, "assignment_customer.parquet").exists():
+        log.warning(
+            "calls/%s: not checked against the call list, which step 01 has not "
+            "drawn yet",
+            month,
+        )
+        return
+    read_call_log(study, month)
+
+
 def read_phone_book(study: Study, month: str) -> dict[str, str]:
     """Return E.164 phone -> ``customer_key`` from the month's processed call list.
 
@@ -788,8 +817,8 @@ def merge_attempts(
                     "customer_key": row["customer_key"],
                     "attempted_at": row["attempted_at"],
                     "column": column,
-                    "logged": none_or_text(row[f"{column}_logged"]),
-                    "incoming": none_or_text(row[f"{column}_incoming"]),
+                    "logged": _none_or_text(row[f"{column}_logged"]),
+                    "incoming": _none_or_text(row[f"{column}_incoming"]),
                     "source_file": row["source_file_incoming"],
                     "source_row": int(row["source_row_incoming"]),
                 }
@@ -804,7 +833,7 @@ def merge_attempts(
     return merged, pd.DataFrame(conflicts, columns=[*conflict_columns, "source_row"])
 
 
-def none_or_text(value: object) -> str | None:
+def _none_or_text(value: object) -> str | None:
     """Return `value` as text, or None when missing."""
     return None if pd.isna(value) else str(value)
 
@@ -1193,7 +1222,7 @@ def measure_recovery(
 
     customers = assign_reference_times(customers, attempts, start=start)
     customers = count_window_orders(customers, orders, window=window, start=start)
-    warn_open_windows(customers, orders, window=window)
+    _warn_open_windows(customers, orders, window=window)
     return customers[RECOVERY_COLUMNS]
 
 
@@ -1251,7 +1280,7 @@ def count_window_orders(
     return counted
 
 
-def warn_open_windows(customers, orders, *, window) -> None:
+def _warn_open_windows(customers, orders, *, window) -> None:
     """Log a warning when the orders export ends before some windows close."""
     if orders.empty or customers.empty:
         return
@@ -1335,13 +1364,13 @@ def compare_recovery(
     ]
     arms = arms[columns]
     comparison = {
-        segment: compare_arms(rows.set_index("arm"), alpha=alpha)
+        segment: _compare_arms(rows.set_index("arm"), alpha=alpha)
         for segment, rows in arms.groupby("segment")
     }
     return arms, comparison
 
 
-def compare_arms(rows: pd.DataFrame, *, alpha: float) -> dict:
+def _compare_arms(rows: pd.DataFrame, *, alpha: float) -> dict:
     """Return one segment's called-versus-holdout comparison (see
     :func:`compare_recovery`)."""
     from scipy.stats import fisher_exact
@@ -1742,15 +1771,15 @@ def summarise_calls(
             int(row["n_connected"]), int(row["n_dialled"]), field=field
         )
     summary["field_comparison"] = summary["connect_rate_customer"]["verdict"]
-    return to_plain(summary)
+    return _to_plain(summary)
 
 
-def to_plain(value):
+def _to_plain(value):
     """Return `value` with NumPy scalars and NaN made JSON-friendly (NaN -> None)."""
     if isinstance(value, dict):
-        return {str(k): to_plain(v) for k, v in value.items()}
+        return {str(k): _to_plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [to_plain(v) for v in value]
+        return [_to_plain(v) for v in value]
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
