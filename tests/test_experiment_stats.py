@@ -93,7 +93,8 @@ def test_relative_lift_uses_both_arms_variance_like_gbstats(revenue_rows):
 
 
 def test_relative_interval_is_hand_computed_log_delta():
-    # est 0.10 (var 1e-4) vs control 0.08 (var 4e-5): se_log = sqrt(1e-4/0.01 + 4e-5/0.0064)
+    # est 0.10 (var 1e-4) vs control 0.08 (var 4e-5):
+    # se_log = sqrt(1e-4 / 0.01 + 4e-5 / 0.0064)
     result = es.relative_lift(0.08, 4e-5, 0.10, 1e-4, alpha=0.05)
     se_log = np.sqrt(0.01 + 0.00625)
     z = 1.959963984540054
@@ -201,7 +202,7 @@ def test_chance_to_beat_control_matches_numerical_integration():
     # P(B > A) = integral of f_B(x) * F_A(x) for Beta(1 + k, 1 + n - k) posteriors.
     a, b = stats.beta(1 + 61, 1 + 5012 - 61), stats.beta(1 + 83, 1 + 4988 - 83)
     exact, _ = integrate.quad(lambda x: b.pdf(x) * a.cdf(x), 0, 0.05, limit=200)
-    chance = es.chance_beta_binomial([61], [5012], [83], [4988], seed=1)
+    chance = es.chance_beta_binomial([61], [5012], [83], [4988])
     assert chance[0] == pytest.approx(exact, abs=0.006)
 
 
@@ -242,3 +243,31 @@ def test_multinomial_bootstrap_matches_scipy_bootstrap(revenue_rows):
     spread = reference.high - reference.low
     assert ours[0] == pytest.approx(reference.low, abs=0.05 * spread)
     assert ours[1] == pytest.approx(reference.high, abs=0.05 * spread)
+
+
+def test_closed_form_wilson_and_newcombe_match_statsmodels():
+    from statsmodels.stats.proportion import (
+        confint_proportions_2indep,
+        proportion_confint,
+    )
+
+    k = np.array([0, 3, 61, 83, 500])
+    n = np.array([40, 50, 5012, 4988, 800])
+    low, high = es.wilson_bounds(k, n, alpha=0.05)
+    expected = proportion_confint(k, n, alpha=0.05, method="wilson")
+    np.testing.assert_allclose(low, expected[0], atol=1e-12)
+    np.testing.assert_allclose(high, expected[1], atol=1e-12)
+
+    low, high = es.newcombe_interval(k[:-1], n[:-1], k[1:], n[1:], alpha=0.1)
+    reference = confint_proportions_2indep(
+        k[1:], n[1:], k[:-1], n[:-1], method="newcomb", compare="diff", alpha=0.1
+    )
+    np.testing.assert_allclose(low, reference[0], atol=1e-12)
+    np.testing.assert_allclose(high, reference[1], atol=1e-12)
+
+
+def test_srm_p_value_matches_scipy_chisquare_for_three_arms():
+    observed = [21306, 21307, 21387]
+    shares = [0.3, 0.3, 0.4]
+    expected = stats.chisquare(observed, np.sum(observed) * np.array(shares)).pvalue
+    assert es.srm_test(observed, shares) == pytest.approx(expected, rel=1e-9)

@@ -21,7 +21,6 @@ import yaml
 
 from helpers import experiment_stats as es
 from helpers.errors import HeardInputError
-from helpers.stats import wilson_interval
 
 log = logging.getLogger(__name__)
 
@@ -799,137 +798,184 @@ def describe_arms(arms: pd.DataFrame, definition: dict) -> pd.DataFrame:
     Parameters
     ----------
     arms : DataFrame
-        From :func:`read_results`.
+        From :func:`read_results` (control first).
     definition : dict
         From :func:`load_experiment`.
 
     Returns
     -------
     DataFrame
-        One row per metric × variant: ``metric``, ``role``, ``metric_kind``,
+        One row per metric × variant, metrics in definition order and the
+        control first within each: ``metric``, ``role``, ``metric_kind``,
         ``mode`` (the test family: ``proportion``, ``mean`` or ``ratio``;
         ``proportion`` for a ratio read as one trial per impression or click),
-        ``variant``, ``n`` (trials for proportions), ``k`` (successes, proportions
-        only), ``estimate``, ``variance`` (of the estimate), ``ci_low``,
-        ``ci_high``, ``is_zero_variance``, ``has_zero_conversions``,
-        ``is_available``.
+        ``variant``, ``n`` (trials for proportions), ``k`` (successes,
+        proportions only), ``estimate``, ``variance`` (of the estimate),
+        ``unit_variance``, ``ci_low``, ``ci_high``, ``is_zero_variance``,
+        ``has_zero_conversions``, ``is_available``, ``higher_is_better``.
 
     Notes
     -----
     Proportion intervals are Wilson's; at zero successes Clopper-Pearson (exact),
-    whose upper bound is the most the data allow. Means and ratios use ``t`` and
-    normal intervals on the estimate's standard error.
+    whose upper bound is the most the data allow. Means use a t interval with
+    n - 1 degrees of freedom, ratios a normal interval on the delta-method
+    standard error. Everything runs on numpy arrays, one block per metric.
     """
-    from scipy import stats
+    columns = {c: arms[c].to_numpy(dtype=float) for c in arms.columns if c != "variant"}
+    table = describe_arrays(columns, arms["variant"].to_numpy(dtype=object), definition)
+    return pd.DataFrame({c: table[c] for c in VALUE_COLUMNS})
 
+
+def describe_arrays(columns: dict, variants: np.ndarray, definition: dict) -> dict:
+    """Return :func:`describe_arms`' columns as numpy arrays (no pandas), from
+    arm sums given as ``{column: array over arms}``."""
     alpha = float(definition["alpha"])
     roles = metric_roles(definition)
     metrics = dict(definition["metrics"])
-    if "revenue_capped" in arms and "revenue_per_visitor" in metrics:
+    if "revenue_capped" in columns and "revenue_per_visitor" in metrics:
         metrics["revenue_per_visitor_capped"] = ("mean", "revenue_capped", None, True)
         roles["revenue_per_visitor_capped"] = "sensitivity"
-    frames = []
-    for metric, (kind, numerator, denominator, _) in metrics.items():
-        values = _metric_values(arms, kind, numerator, denominator)
-        values.insert(0, "metric", metric)
-        values.insert(1, "role", roles[metric])
-        values.insert(2, "metric_kind", kind)
-        frames.append(values)
-    table = pd.concat(frames, ignore_index=True)
-
-    # Intervals for each arm's own value.
-    is_prop = table["mode"].eq("proportion").to_numpy()
-    k, n = table["k"].fillna(0).to_numpy(), table["n"].to_numpy()
-    wilson_low, wilson_high = wilson_interval(k, n, alpha=alpha)
-    exact_low, exact_high = es.exact_interval(k, n, alpha=alpha)
-    se = np.sqrt(table["variance"].to_numpy())
-    critical = np.where(
-        table["mode"].eq("mean"),
-        stats.t.ppf(1 - alpha / 2, np.maximum(n - 1, 1)),
-        stats.norm.ppf(1 - alpha / 2),
+    blocks = [
+        _metric_values(columns, kind, numerator, denominator)
+        for kind, numerator, denominator, _ in metrics.values()
+    ]
+    table = {key: np.concatenate([b[key] for b in blocks]) for key in blocks[0]}
+    size = len(variants)
+    table["metric"] = np.repeat(np.array(list(metrics), dtype=object), size)
+    table["role"] = np.repeat(np.array([roles[m] for m in metrics], dtype=object), size)
+    table["metric_kind"] = np.repeat(
+        np.array([spec[0] for spec in metrics.values()], dtype=object), size
     )
-    est = table["estimate"].to_numpy()
-    table["ci_low"] = np.where(
-        is_prop, np.where(k == 0, exact_low, wilson_low), est - critical * se
+    table["higher_is_better"] = np.repeat(
+        np.array([bool(spec[3]) for spec in metrics.values()]), size
     )
-    table["ci_high"] = np.where(
-        is_prop, np.where(k == 0, exact_high, wilson_high), est + critical * se
-    )
+    table["variant"] = np.tile(variants, len(metrics))
+    table["ci_low"], table["ci_high"] = _arm_intervals(table, alpha)
     return table
 
 
-def _metric_values(
-    arms: pd.DataFrame, kind: str, numerator: str, denominator: str | None
-) -> pd.DataFrame:
-    """Return one metric's estimate and variance per arm (see describe_arms)."""
-    n = arms["n"].to_numpy(dtype=float)
-    out = pd.DataFrame(
-        {
-            "variant": arms["variant"],
-            "mode": kind,
-            "n": n,
-            "k": np.nan,
-            "estimate": np.nan,
-            "variance": np.nan,
-            "is_zero_variance": False,
-            "has_zero_conversions": False,
-            "is_available": True,
-        }
-    )
-    has = set(arms.columns)
+VALUE_COLUMNS = [
+    "metric",
+    "role",
+    "metric_kind",
+    "mode",
+    "variant",
+    "n",
+    "k",
+    "estimate",
+    "variance",
+    "unit_variance",
+    "ci_low",
+    "ci_high",
+    "is_zero_variance",
+    "has_zero_conversions",
+    "is_available",
+    "higher_is_better",
+]
+
+
+def _arm_intervals(table: dict, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """Return each arm's own interval: Wilson, exact at zero, t or normal."""
+    from scipy import special
+
+    # Means and ratios: estimate plus or minus a t or normal multiple of its se.
+    estimate, n = table["estimate"], table["n"]
+    is_mean = table["mode"] == "mean"
+    critical = np.full(len(n), special.ndtri(1 - alpha / 2))
+    critical[is_mean] = special.stdtrit(np.maximum(n[is_mean] - 1, 1), 1 - alpha / 2)
+    se = np.sqrt(table["variance"])
+    low, high = estimate - critical * se, estimate + critical * se
+
+    # Proportions: Wilson, or Clopper-Pearson where there are no successes.
+    is_prop = np.flatnonzero(table["mode"] == "proportion")
+    if is_prop.size:
+        k = table["k"][is_prop]
+        low[is_prop], high[is_prop] = es.wilson_bounds(k, n[is_prop], alpha=alpha)
+        zero = is_prop[k == 0]
+        if zero.size:
+            low[zero], high[zero] = es.exact_interval(
+                table["k"][zero], n[zero], alpha=alpha
+            )
+    return low, high
+
+
+def _metric_values(columns: dict, kind: str, numerator: str, denominator) -> dict:
+    """Return one metric's arrays per arm (see describe_arms)."""
+    n = columns["n"]
+    empty = np.full(len(n), np.nan)
+    out = {
+        "mode": np.full(len(n), kind, dtype=object),
+        "n": n,
+        "k": empty,
+        "estimate": empty,
+        "variance": empty,
+        "unit_variance": empty,
+        "is_zero_variance": np.zeros(len(n), bool),
+        "has_zero_conversions": np.zeros(len(n), bool),
+        "is_available": np.ones(len(n), bool),
+    }
     cross = f"{numerator}_x_{denominator}"
-    if kind == "proportion" and numerator in has:
-        k = arms[numerator].to_numpy(dtype=float)
-        rate = np.divide(k, n, out=np.full_like(n, np.nan), where=n > 0)
-        out = out.assign(
-            k=k,
-            estimate=rate,
-            variance=rate * (1 - rate) / n,
-            has_zero_conversions=k == 0,
-        )
-    elif kind == "mean" and {numerator, f"{numerator}_sq"} <= has:
-        mean, unit_var, var = es.describe_mean(
-            n, arms[numerator], arms[f"{numerator}_sq"]
-        )
-        out = out.assign(estimate=mean, variance=var, is_zero_variance=unit_var == 0)
-    elif (
-        kind == "ratio"
-        and {numerator, denominator, f"{numerator}_sq", f"{denominator}_sq", cross}
-        <= has
-        and n.min() >= 2
-    ):
-        ratio, var = es.describe_ratio(
-            n,
-            arms[numerator],
-            arms[denominator],
-            arms[f"{numerator}_sq"],
-            arms[f"{denominator}_sq"],
-            arms[cross],
-        )
-        out = out.assign(estimate=ratio, variance=var, is_zero_variance=var == 0)
-    elif (
-        kind == "ratio"
-        and denominator in ("impressions", "clicks")
-        and {numerator, denominator} <= has
-    ):
-        # Aggregates only: each impression (or click) is one trial.
-        k, trials = arms[numerator].to_numpy(float), arms[denominator].to_numpy(float)
-        rate = np.divide(k, trials, out=np.full_like(k, np.nan), where=trials > 0)
-        out = out.assign(
-            mode="proportion",
-            n=trials,
-            k=k,
-            estimate=rate,
-            variance=rate * (1 - rate) / trials,
-            has_zero_conversions=k == 0,
-        )
-    else:
-        log.warning(
-            "metric %s/%s: the results lack the sums it needs; not testable",
-            numerator,
-            denominator,
-        )
-        out["is_available"] = False
+    ratio_sums = {numerator, denominator, f"{numerator}_sq", f"{denominator}_sq", cross}
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if kind == "proportion" and numerator in columns:
+            k = columns[numerator]
+            rate = k / n
+            out.update(
+                k=k,
+                estimate=rate,
+                variance=rate * (1 - rate) / n,
+                unit_variance=rate * (1 - rate),
+                has_zero_conversions=k == 0,
+            )
+        elif kind == "mean" and {numerator, f"{numerator}_sq"} <= set(columns):
+            mean, unit_var, var = es.describe_mean(
+                n, columns[numerator], columns[f"{numerator}_sq"]
+            )
+            out.update(
+                estimate=mean,
+                variance=var,
+                unit_variance=unit_var,
+                is_zero_variance=unit_var == 0,
+            )
+        elif kind == "ratio" and ratio_sums <= set(columns) and n.min() >= 2:
+            ratio, var = es.describe_ratio(
+                n,
+                columns[numerator],
+                columns[denominator],
+                columns[f"{numerator}_sq"],
+                columns[f"{denominator}_sq"],
+                columns[cross],
+            )
+            out.update(
+                estimate=ratio,
+                variance=var,
+                unit_variance=var * n,
+                is_zero_variance=var == 0,
+            )
+        elif (
+            kind == "ratio"
+            and denominator in ("impressions", "clicks")
+            and {numerator, denominator} <= set(columns)
+        ):
+            # Aggregates only: each impression (or click) is one trial.
+            k, trials = columns[numerator], columns[denominator]
+            rate = k / trials
+            out.update(
+                mode=np.full(len(n), "proportion", dtype=object),
+                n=trials,
+                k=k,
+                estimate=rate,
+                variance=rate * (1 - rate) / trials,
+                unit_variance=rate * (1 - rate),
+                has_zero_conversions=k == 0,
+            )
+        else:
+            log.warning(
+                "metric %s/%s: the results lack the sums it needs; not testable",
+                numerator,
+                denominator,
+            )
+            out["is_available"] = np.zeros(len(n), bool)
     return out
 
 
@@ -972,17 +1018,20 @@ def check_experiment(
     Notes
     -----
     Sample-ratio mismatch: chi-square goodness of fit of the arm sizes against
-    the *planned* split, failed at ``p < srm_alpha`` (0.001 by default).
+    the *planned* split, failed at ``p < srm_alpha`` (0.001 by default). The
+    minimum sample is the larger of ``min_units_per_arm`` and the plan's size
+    for the primary metric, scaled by each arm's planned share.
     """
     alpha = float(definition["alpha"])
-    shares = np.array([definition["split"][v] for v in arms["variant"]])
+    variants = list(arms["variant"])
+    shares = np.array([definition["split"][v] for v in variants])
     observed = arms["n"].to_numpy(dtype=float)
     p_srm = es.srm_test(observed, shares)
     srm_alpha = float(definition.get("srm_alpha", 0.001))
     seen = ", ".join(
-        f"{v} {s:.1%}"
-        for v, s in zip(arms["variant"], observed / observed.sum(), strict=True)
+        f"{v} {s:.1%}" for v, s in zip(variants, observed / observed.sum(), strict=True)
     )
+    planned_text = ", ".join(f"{s:.1%}" for s in shares)
     rows = [
         (
             "sample_ratio",
@@ -991,58 +1040,44 @@ def check_experiment(
             p_srm,
             srm_alpha,
             p_srm >= srm_alpha,
-            f"arm shares {seen} against planned "
-            f"{', '.join(f'{s:.1%}' for s in shares)}; chi-square p = {p_srm:.2g}",
+            f"arm shares {seen} against planned {planned_text}; "
+            f"chi-square p = {p_srm:.2g}",
         )
     ]
 
     # Minimum sample: the larger of the floor and the plan's per-arm size.
-    floor = float(definition.get("min_units_per_arm", 100))
-    planned = plan.loc[plan["metric"].eq(definition["primary_metric"]), "n_per_arm"]
-    for variant, n, share in zip(arms["variant"], observed, shares, strict=True):
-        need = floor
-        if plan is not None and len(planned):
-            need = max(floor, float(planned.iloc[0]) * share / shares[0])
-        rows.append(
-            (
-                "min_sample",
-                "",
-                variant,
-                n,
-                need,
-                n >= need,
-                f"{variant}: {n:,.0f} units of {need:,.0f} needed",
-            )
-        )
+    need = np.full(len(variants), float(definition.get("min_units_per_arm", 100)))
+    if plan is not None:
+        planned = plan.loc[plan["metric"].eq(definition["primary_metric"]), "n_per_arm"]
+        if len(planned):
+            need = np.maximum(need, float(planned.iloc[0]) * shares / shares[0])
+    rows += [
+        ("min_sample", "", v, n, m, n >= m, f"{v}: {n:,.0f} units of {m:,.0f} needed")
+        for v, n, m in zip(variants, observed, need, strict=True)
+    ]
 
     # Zero conversions and zero variance, metric by metric.
-    for row in values.itertuples(index=False):
-        if row.has_zero_conversions:
-            rows.append(
-                (
-                    "zero_conversions",
-                    row.metric,
-                    row.variant,
-                    0.0,
-                    1.0,
-                    False,
-                    f"{row.variant} has 0 of {row.n:,.0f} on {row.metric}: not "
-                    f"testable; exact {1 - alpha:.0%} upper bound "
-                    f"{row.ci_high:.2%}",
-                )
-            )
-        if row.is_zero_variance:
-            rows.append(
-                (
-                    "zero_variance",
-                    row.metric,
-                    row.variant,
-                    0.0,
-                    0.0,
-                    False,
-                    f"{row.variant}: every unit has the same {row.metric}",
-                )
-            )
+    zero = values[values["has_zero_conversions"]]
+    rows += [
+        (
+            "zero_conversions",
+            m,
+            v,
+            0.0,
+            1.0,
+            False,
+            f"{v} has 0 of {n:,.0f} on {m}: not testable; exact {1 - alpha:.0%} "
+            f"upper bound {high:.2%}",
+        )
+        for m, v, n, high in zip(
+            zero["metric"], zero["variant"], zero["n"], zero["ci_high"], strict=True
+        )
+    ]
+    flat = values[values["is_zero_variance"]]
+    rows += [
+        ("zero_variance", m, v, 0.0, 0.0, False, f"{v}: every unit has the same {m}")
+        for m, v in zip(flat["metric"], flat["variant"], strict=True)
+    ]
     n_mixed = (info or {}).get("n_mixed_units", 0)
     rows.append(
         (
@@ -1082,110 +1117,15 @@ TEST_NAMES = {
     "ratio": "delta method (unit cross-products), normal",
 }
 BAYES_MODELS = {
-    "proportion": "beta-binomial, Beta(1, 1) priors, 20,000 draws",
+    "proportion": "beta-binomial, Beta(1, 1) priors, exact integral",
     "mean": "normal approximation of the difference, flat prior",
     "ratio": "normal approximation of the difference (delta method), flat prior",
 }
-
-
-def compare_arms(
-    values: pd.DataFrame, definition: dict, *, checks: pd.DataFrame | None = None
-) -> pd.DataFrame:
-    """Test every non-control arm against control on every metric, in one pass.
-
-    Parameters
-    ----------
-    values : DataFrame
-        From :func:`describe_arms`.
-    definition : dict
-        From :func:`load_experiment` (``alpha``, ``correction``, ``bayesian``).
-    checks : DataFrame, optional
-        From :func:`check_experiment`; failed checks become flags.
-
-    Returns
-    -------
-    DataFrame
-        One row per metric × variant (control rows carry their value and no
-        lift): ``metric``, ``role``, ``metric_kind``, ``variant``, ``n``,
-        ``estimate``, ``ci_low``, ``ci_high``, ``abs_lift``, ``abs_ci_low``,
-        ``abs_ci_high``, ``rel_lift``, ``rel_ci_low``, ``rel_ci_high``,
-        ``p_value``, ``p_adjusted``, ``test``, ``correction``,
-        ``chance_to_beat_control``, ``bayes_model``, ``is_testable``, ``flags``.
-
-    Notes
-    -----
-    The family for the correction is every testable non-control arm × metric
-    with role primary, secondary or guardrail (sensitivity rows, such as capped
-    revenue, are reported uncorrected). Untestable comparisons (zero
-    conversions, zero variance, missing sums) get no p-value.
-    """
-    alpha = float(definition["alpha"])
-    control = values[values["variant"].eq("control")].set_index("metric")
-    table = values[~values["variant"].eq("control")].reset_index(drop=True)
-    base = control.loc[table["metric"]].reset_index(drop=True)
-    mode = table["mode"].to_numpy()
-    result = _lift_columns(table, base, mode, alpha)
-
-    # Flags: failed checks and degenerate data make a comparison untestable.
-    flags = _flags(table, base, values, checks)
-    testable = (
-        table["is_available"].to_numpy()
-        & base["is_available"].to_numpy()
-        & ~flags.str.contains("zero_conversions|zero_variance").to_numpy()
-        & np.isfinite(result["p_value"])
-    )
-    result["p_value"] = np.where(testable, result["p_value"], np.nan)
-    in_family = testable & ~table["role"].eq("sensitivity").to_numpy()
-    correction = definition.get("correction", "holm")
-    result["p_adjusted"] = np.full(len(table), np.nan)
-    result["p_adjusted"][in_family] = es.adjust_p(
-        result["p_value"][in_family], method=correction
-    )
-
-    # Optional Bayesian chance to beat control, with its model named.
-    chance = np.full(len(table), np.nan)
-    if definition.get("bayesian", True) and len(table):
-        is_prop = mode == "proportion"
-        if is_prop.any():
-            chance[is_prop] = es.chance_beta_binomial(
-                base["k"][is_prop],
-                base["n"][is_prop],
-                table["k"][is_prop],
-                table["n"][is_prop],
-                seed=int(definition.get("seed", 2026)),
-            )
-        chance[~is_prop] = es.chance_normal(
-            result["abs_lift"][~is_prop], result["se"][~is_prop]
-        )
-    chance = np.where(testable, chance, np.nan)
-    compared = table.assign(
-        **result,
-        test=[TEST_NAMES[m] for m in mode],
-        correction=correction,
-        chance_to_beat_control=chance,
-        bayes_model=[
-            BAYES_MODELS[m] if definition.get("bayesian", True) else "" for m in mode
-        ],
-        is_testable=testable,
-        flags=flags,
-    )
-    controls = values[values["variant"].eq("control")].assign(
-        is_testable=False, flags="", test="", correction=correction, bayes_model=""
-    )
-    combined = pd.concat([controls, compared], ignore_index=True)
-    order = {m: i for i, m in enumerate(values["metric"].unique())}
-    combined = combined.sort_values(
-        ["metric", "variant"],
-        key=lambda s: s.map(order) if s.name == "metric" else s.ne("control"),
-        kind="stable",
-    )
-    return combined[RESULT_COLUMNS[:-2] + ["mode", "se"]].reset_index(drop=True)
-
-
 RESULT_COLUMNS = [
     "metric",
     "role",
     "metric_kind",
+    "mode",
     "variant",
     "n",
     "estimate",
@@ -1205,61 +1145,199 @@ RESULT_COLUMNS = [
     "bayes_model",
     "is_testable",
     "flags",
-    "experiment",
-    "verdict",
 ]
 
 
-def _lift_columns(table, base, mode, alpha) -> dict:
+def compare_arms(
+    values: pd.DataFrame, definition: dict, *, checks: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Test every non-control arm against control on every metric, in one pass.
+
+    Parameters
+    ----------
+    values : DataFrame
+        From :func:`describe_arms` (control first within each metric).
+    definition : dict
+        From :func:`load_experiment` (``alpha``, ``correction``, ``bayesian``).
+    checks : DataFrame, optional
+        From :func:`check_experiment`; failed checks become flags.
+
+    Returns
+    -------
+    DataFrame
+        One row per metric × variant (control rows carry their own value and no
+        lift): ``metric``, ``role``, ``metric_kind``, ``mode``, ``variant``,
+        ``n``, ``estimate``, ``ci_low``, ``ci_high``, ``abs_lift``,
+        ``abs_ci_low``, ``abs_ci_high``, ``rel_lift``, ``rel_ci_low``,
+        ``rel_ci_high``, ``p_value``, ``p_adjusted``, ``test``, ``correction``,
+        ``chance_to_beat_control``, ``bayes_model``, ``is_testable``, ``flags``.
+
+    Notes
+    -----
+    The family for the correction is every testable non-control arm × metric
+    with role primary, secondary or guardrail; sensitivity rows (capped revenue)
+    are reported uncorrected. Untestable comparisons (zero conversions, zero
+    variance in both arms, missing sums) get no p-value and stay out of the
+    family. All arithmetic runs on whole columns at once.
+    """
+    table = {c: values[c].to_numpy() for c in VALUE_COLUMNS}
+    has_srm, small = False, set()
+    if checks is not None:
+        failed = checks[~checks["is_passed"].to_numpy(bool)]
+        has_srm = bool(failed["check"].eq("sample_ratio").any())
+        small = set(failed.loc[failed["check"].eq("min_sample"), "variant"])
+    correction = definition.get("correction", "holm")
+    use_bayes = bool(definition.get("bayesian", True))
+    is_control = table["variant"] == "control"
+    arm, lifts = compare_family(table, definition, has_srm=has_srm, small=small)
+    testable = lifts.pop("is_testable")
+    flags = lifts.pop("flags")
+
+    # One frame: control rows keep their value, arm rows add the lifts.
+    out = {
+        c: table[c]
+        for c in (
+            "metric",
+            "role",
+            "metric_kind",
+            "mode",
+            "variant",
+            "n",
+            "estimate",
+            "ci_low",
+            "ci_high",
+        )
+    }
+    for key, column in lifts.items():
+        full = np.full(len(is_control), np.nan)
+        full[arm] = column
+        out[key] = full
+    mode = table["mode"].astype(str)
+    out["test"] = np.where(
+        is_control, "", np.vectorize(TEST_NAMES.get, otypes=[object])(mode)
+    )
+    out["correction"] = correction
+    models = np.vectorize(BAYES_MODELS.get, otypes=[object])(mode)
+    out["bayes_model"] = np.where(is_control | (not use_bayes), "", models)
+    out["is_testable"] = np.zeros(len(is_control), bool)
+    out["is_testable"][arm] = testable
+    out["flags"] = np.full(len(is_control), "", dtype=object)
+    out["flags"][arm] = flags
+    return pd.DataFrame(out)[RESULT_COLUMNS]
+
+
+def compare_family(
+    table: dict, definition: dict, *, has_srm: bool = False, small: set | None = None
+) -> tuple[np.ndarray, dict]:
+    """Run every comparison of an experiment on arrays: the statistical core.
+
+    Parameters
+    ----------
+    table : dict
+        :func:`describe_arrays` output (control first within each metric).
+    definition : dict
+        ``alpha``, ``correction``, ``bayesian``.
+    has_srm : bool
+        Whether the sample-ratio check failed (flags every comparison).
+    small : set, optional
+        Variants below the minimum sample.
+
+    Returns
+    -------
+    tuple
+        ``(arm_rows, columns)``: the positions of the non-control rows in
+        `table`, and arrays over them: ``abs_lift``, ``abs_ci_low``,
+        ``abs_ci_high``, ``se``, ``p_value``, ``rel_lift``, ``rel_ci_low``,
+        ``rel_ci_high``, ``p_adjusted``, ``chance_to_beat_control``,
+        ``is_testable``, ``flags``.
+    """
+    alpha = float(definition["alpha"])
+    is_control = table["variant"] == "control"
+    starts = np.flatnonzero(is_control)
+    # Each row's control is the first row of its metric's block.
+    base = np.repeat(starts, np.diff(np.append(starts, len(is_control))))
+    arm = np.flatnonzero(~is_control)
+    control = base[arm]
+    lifts = _lift_columns(table, arm, control, alpha)
+
+    # Flags and testability.
+    flags, untestable = _flags(table, arm, control, has_srm, small or set())
+    testable = ~untestable & np.isfinite(lifts["p_value"])
+    lifts["p_value"] = np.where(testable, lifts["p_value"], np.nan)
+    in_family = testable & (table["role"][arm] != "sensitivity")
+    correction = definition.get("correction", "holm")
+    lifts["p_adjusted"] = np.full(len(arm), np.nan)
+    lifts["p_adjusted"][in_family] = es.adjust_p(
+        lifts["p_value"][in_family], method=correction
+    )
+    chance = np.full(len(arm), np.nan)
+    if definition.get("bayesian", True):
+        chance = _chance(table, arm, control, lifts)
+    lifts["chance_to_beat_control"] = np.where(testable, chance, np.nan)
+    lifts["is_testable"], lifts["flags"] = testable, flags
+    return arm, lifts
+
+
+def _lift_columns(
+    table: dict, arm: np.ndarray, control: np.ndarray, alpha: float
+) -> dict:
     """Return absolute and relative lift columns for every comparison at once."""
-    e1, v1 = table["estimate"].to_numpy(float), table["variance"].to_numpy(float)
-    e0, v0 = base["estimate"].to_numpy(float), base["variance"].to_numpy(float)
-    n1, n0 = table["n"].to_numpy(float), base["n"].to_numpy(float)
+    mode = table["mode"][arm]
+    e1, v1, n1 = (table[c][arm].astype(float) for c in ("estimate", "variance", "n"))
+    e0, v0, n0 = (
+        table[c][control].astype(float) for c in ("estimate", "variance", "n")
+    )
     df = np.where(mode == "mean", es.welch_df(v0, n0, v1, n1), np.inf)
     result = es.compare_estimates(e0, v0, e1, v1, alpha=alpha, df=df)
     is_prop = mode == "proportion"
     if is_prop.any():
+        k1, k0 = table["k"][arm].astype(float), table["k"][control].astype(float)
         props = es.compare_proportions(
-            base["k"][is_prop],
-            n0[is_prop],
-            table["k"][is_prop],
-            n1[is_prop],
-            alpha=alpha,
+            k0[is_prop], n0[is_prop], k1[is_prop], n1[is_prop], alpha=alpha
         )
         for key, column in props.items():
-            result[key] = np.where(is_prop, 0.0, result[key])
+            result[key] = result[key].copy()
             result[key][is_prop] = column
     result.update(es.relative_lift(e0, v0, e1, v1, alpha=alpha))
     result.pop("rel_se_log")
     return result
 
 
-def _flags(table, base, values, checks) -> pd.Series:
-    """Return ``;``-joined flags per comparison."""
-    failed = (
-        checks[~checks["is_passed"]]
-        if checks is not None
-        else pd.DataFrame(columns=["check", "variant"])
+def _flags(table: dict, arm, control, has_srm: bool, small: set) -> tuple:
+    """Return ``;``-joined flags per comparison and whether each is untestable."""
+    variants = table["variant"][arm]
+    marks = {
+        "srm": np.full(len(arm), has_srm),
+        "zero_conversions": table["has_zero_conversions"][arm]
+        | table["has_zero_conversions"][control],
+        "zero_variance": table["is_zero_variance"][arm]
+        & table["is_zero_variance"][control],
+        "below_min_sample": np.isin(variants, list(small)) | ("control" in small),
+        "capped": table["role"][arm] == "sensitivity",
+        "not_testable": ~(table["is_available"][arm] & table["is_available"][control]),
+    }
+    names = list(marks)
+    stacked = np.column_stack([marks[name] for name in names])
+    flags = [
+        ";".join(n for n, on in zip(names, row, strict=True) if on) for row in stacked
+    ]
+    untestable = (
+        marks["zero_conversions"] | marks["zero_variance"] | marks["not_testable"]
     )
-    has_srm = failed["check"].eq("sample_ratio").any()
-    small = set(failed.loc[failed["check"].eq("min_sample"), "variant"])
-    parts = []
-    for row, control in zip(
-        table.itertuples(index=False), base.itertuples(index=False), strict=True
-    ):
-        flags = ["srm"] if has_srm else []
-        if row.has_zero_conversions or control.has_zero_conversions:
-            flags.append("zero_conversions")
-        if row.is_zero_variance and control.is_zero_variance:
-            flags.append("zero_variance")
-        if row.variant in small or "control" in small:
-            flags.append("below_min_sample")
-        if row.role == "sensitivity":
-            flags.append("capped")
-        if not (row.is_available and control.is_available):
-            flags.append("not_testable")
-        parts.append(";".join(flags))
-    return pd.Series(parts, dtype=object)
+    return np.array(flags, dtype=object), untestable
+
+
+def _chance(table: dict, arm, control, lifts: dict) -> np.ndarray:
+    """Return the chance to beat control: beta-binomial for proportions, normal
+    approximation for means and ratios."""
+    chance = es.chance_normal(lifts["abs_lift"], lifts["se"])
+    is_prop = table["mode"][arm] == "proportion"
+    if is_prop.any():
+        k, n = table["k"].astype(float), table["n"].astype(float)
+        chance[is_prop] = es.chance_beta_binomial(
+            k[control][is_prop], n[control][is_prop], k[arm][is_prop], n[arm][is_prop]
+        )
+    return chance
 
 
 def bootstrap_lifts(
