@@ -1537,7 +1537,9 @@ def estimate_revenue_per_conversation(
 # --------------------------------------------------------------------------------------
 
 
-def build_call_guide(study: Study | str, month: str, segment: str) -> str:
+def build_call_guide(
+    study: Study | str, month: str, segment: str, *, with_title: bool = True
+) -> str:
     """Return a one-page call guide for one segment as Markdown.
 
     Parameters
@@ -1548,6 +1550,9 @@ def build_call_guide(study: Study | str, month: str, segment: str) -> str:
         ``YYYY-MM``: its ``question`` comes from the study's ``months:`` block.
     segment : str
         The segment the guide is for.
+    with_title : bool
+        Start with a level-1 heading; leave it out when the renderer sets the
+        title itself.
 
     Returns
     -------
@@ -1572,15 +1577,13 @@ def build_call_guide(study: Study | str, month: str, segment: str) -> str:
         )
     prompts = list(dict.fromkeys([question, *guide_prompts(study, month, segment)]))
     guide = study.config.get("calls", {}).get("guide", {})
-    label = segment.replace("_", " ")
     codes = "\n".join(
         f"| `{code}` | {meaning} |" for code, meaning in OUTCOME_MEANINGS.items()
     )
     store = study.config.get("study", {}).get("name", study.name)
-    return f"""# Call guide: {label}, {month}
-
-**{store}.** You are calling to learn, not to sell. Listen more than you talk;
-ask "what happened next?" rather than "did you like it?".
+    title = f"# {call_guide_title(segment, month)}\n\n" if with_title else ""
+    return f"""{title}**{store}.** You are calling to learn, not to sell. Listen more
+than you talk; ask "what happened next?" rather than "did you like it?".
 
 ## This month's question
 
@@ -1595,7 +1598,8 @@ customer's own words down as they say them.
 
 ## Consent to quote
 
-Before you finish, read this out and record the answer as `consent_to_quote`:
+Before you finish, read this out; note the answer as `consent_to_quote` in the
+conversation's notes file:
 
 > {guide.get("consent_wording", "May we quote what you said, without your name?")}
 
@@ -1612,6 +1616,11 @@ Only `connected` means a conversation happened; a voicemail is never `connected`
 If the customer asks not to be called again, record `do_not_call`: they are left off
 every later call list.
 """
+
+
+def call_guide_title(segment: str, month: str) -> str:
+    """Return the call guide's title: ``Call guide: cart abandoners, 2026-11``."""
+    return f"Call guide: {segment.replace('_', ' ')}, {month}"
 
 
 def guide_prompts(study: Study, month: str, segment: str) -> list[str]:
