@@ -104,7 +104,8 @@ def attach_customer_keys(frame: pd.DataFrame, customers: pd.DataFrame) -> pd.Dat
     -------
     DataFrame
         A copy of `frame` with ``customer_key`` (missing when the row has neither an
-        e-mail nor a customer id).
+        e-mail nor a customer id); `frame` itself, unchanged, when every row
+        already has a key.
 
     Notes
     -----
@@ -114,10 +115,9 @@ def attach_customer_keys(frame: pd.DataFrame, customers: pd.DataFrame) -> pd.Dat
     identity would have (``helpers.privacy.customer_key`` of the e-mail, else of the
     platform's customer id), computed once per distinct identity.
     """
+    if "customer_key" in frame and frame["customer_key"].notna().all():
+        return frame
     keyed = frame.copy()
-    if "customer_key" in keyed and keyed["customer_key"].notna().all():
-        keyed["customer_key"] = keyed["customer_key"].astype("string")
-        return keyed
     email = normalise_email(keyed["email"]) if "email" in keyed else None
     known = pd.Series(
         customers["customer_key"].to_numpy(),
@@ -186,8 +186,7 @@ def build_customer_features(
         the orders they refer to), ``spend`` (purchase totals less refunds),
         ``refunded_amount``,
         ``first_order_at``, ``last_order_at``, ``days_since_last_order``,
-        ``lifecycle_stage``, ``n_products``, ``products`` (names joined by
-        ``"; "``),
+        ``lifecycle_stage``, ``n_products`` (distinct products bought),
         ``max_product_return_rate``, ``n_checkouts``, ``last_checkout_at``,
         ``has_open_checkout``, ``open_checkout_items``, ``open_checkout_total``,
         ``n_repeat_viewed_products``.
@@ -315,27 +314,31 @@ def _product_features(
         ["order_id", "customer_key", "is_returned", "is_return"]
     ]
     line_products = lines[["order_id", "product"]]
+    # One row per order and product, then per customer and product bought.
     query = f"""
         WITH bought AS (
-            SELECT DISTINCT o.customer_key, o.order_id, o.is_returned, o.is_return,
-                l.product
+            SELECT o.customer_key, o.order_id, l.product,
+                bool_or(o.is_returned) AS is_returned, bool_or(o.is_return) AS is_return
             FROM line_products l JOIN flags o USING (order_id)
             WHERE l.product IS NOT NULL
+            GROUP BY ALL
         ),
         rates AS (
             SELECT product, count(*) AS n_orders,
                 avg(CAST(is_returned AS DOUBLE)) AS product_return_rate
             FROM bought GROUP BY product
+        ),
+        pairs AS (
+            SELECT b.customer_key, b.product,
+                max(r.product_return_rate) FILTER (WHERE r.n_orders >= {min_orders})
+                    AS product_return_rate
+            FROM bought b JOIN rates r USING (product)
+            WHERE NOT b.is_return AND b.customer_key IS NOT NULL
+            GROUP BY ALL
         )
-        SELECT b.customer_key,
-            count(DISTINCT b.product) FILTER (WHERE NOT b.is_return) AS n_products,
-            string_agg(DISTINCT b.product, '; ' ORDER BY b.product)
-                FILTER (WHERE NOT b.is_return) AS products,
-            max(r.product_return_rate) FILTER (WHERE r.n_orders >= {min_orders}
-                AND NOT b.is_return) AS max_product_return_rate
-        FROM bought b JOIN rates r USING (product)
-        WHERE b.customer_key IS NOT NULL
-        GROUP BY b.customer_key
+        SELECT customer_key, count(*) AS n_products,
+            max(product_return_rate) AS max_product_return_rate
+        FROM pairs GROUP BY customer_key
     """
     return _query(query, line_products=line_products, flags=flags).df()
 
@@ -419,7 +422,6 @@ def _fill_feature_defaults(features: pd.DataFrame) -> pd.DataFrame:
     if "phone_status" not in filled:
         filled["phone_status"] = pd.NA
     filled["phone_status"] = filled["phone_status"].astype("string").fillna("missing")
-    filled["products"] = filled["products"].astype("string").fillna("")
     return filled
 
 
@@ -551,7 +553,6 @@ def assign_segments(
 
 def _evaluate_rules(features: pd.DataFrame, conditions: dict) -> pd.DataFrame:
     """Return customer_key and one boolean column per rule (NULL counts as no)."""
-    table = features.drop(columns=["products"], errors="ignore")
     selects = ", ".join(
         f'coalesce(({condition}), false) AS "{segment}"'
         for segment, condition in conditions.items()
@@ -560,13 +561,13 @@ def _evaluate_rules(features: pd.DataFrame, conditions: dict) -> pd.DataFrame:
         return _query(
             f"SELECT customer_key{', ' if selects else ''}{selects} FROM features "
             "ORDER BY customer_key",
-            features=table,
+            features=features,
         ).df()
     except duckdb.Error:
         # Find the rule at fault, to name it.
         for segment, condition in conditions.items():
             try:
-                _query(f"SELECT ({condition}) FROM features LIMIT 0", features=table)
+                _query(f"SELECT ({condition}) FROM features LIMIT 0", features=features)
             except duckdb.Error as fault:
                 raise HeardInputError(
                     "study.yml",
