@@ -296,6 +296,43 @@ def test_aircall_answered_needs_the_study_to_say_what_it_means(
     assert attempts["talk_seconds"].tolist() == [0.0, 300.0]
 
 
+def test_other_phone_systems_read_through_column_and_status_maps(
+    assignment, config, tmp_path
+):
+    path = tmp_path / MONTH / "justcall.csv"
+    path.parent.mkdir()
+    path.write_text(
+        "Contact,When,Agent,Result,Talk\n"
+        "+1 202 555 0104,2026-11-09T10:00:00-05:00,Alex,Talked,0:05:00\n"
+        "+1 202 555 0105,2026-11-09T10:10:00-05:00,Alex,VM,\n"
+    )
+    mapped = merge_config(
+        config,
+        {
+            "calls": {
+                "column_map": {
+                    "phone": "Contact",
+                    "attempted_at": "When",
+                    "caller": "Agent",
+                    "outcome": "Result",
+                    "talk_seconds": "Talk",
+                },
+                "status_map": {"Talked": "connected", "VM": "voicemail"},
+            }
+        },
+    )
+    book = {f"+120255501{n:02d}": key(f"a{n}") for n in range(1, 7)}
+    attempts = load_call_log(
+        path, assignment=assignment, config=mapped, now=NOW, phone_book=book
+    )
+    assert attempts["outcome"].tolist() == ["connected", "voicemail"]
+    assert attempts["customer_key"].tolist() == [key("a4"), key("a5")]
+    assert attempts["talk_seconds"].iloc[0] == 300.0
+    # The callers' own sheet still reads in the same study.
+    own = FIXTURES / "study" / "calls" / MONTH / "call-list_filled.csv"
+    assert len(load_call_log(own, assignment=assignment, config=mapped, now=NOW)) == 13
+
+
 def test_phone_not_on_the_call_list_is_refused(assignment, config, tmp_path):
     lines = (FIXTURES / "twilio-log.csv").read_text().splitlines()
     path = tmp_path / MONTH / "twilio.csv"

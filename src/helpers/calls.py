@@ -264,7 +264,7 @@ def read_table(path: Path) -> pd.DataFrame:
             fix="save the log as CSV or XLSX",
         )
     table = table.rename(columns=lambda c: str(c).strip().lstrip("\ufeff").lower())
-    table = table.replace({"": None})
+    table = table.map(lambda v: None if isinstance(v, str) and not v.strip() else v)
     table["source_row"] = np.arange(2, len(table) + 2)
     return table
 
@@ -274,9 +274,15 @@ def rename_log_columns(
 ) -> pd.DataFrame:
     """Return `table` with its columns renamed to Heard's log columns.
 
-    The study's ``calls.column_map`` wins; then Heard's own names (``reference``
-    counts as ``customer_key``); then a known phone system's header.
+    Heard's own names come first (``reference`` counts as ``customer_key``), so
+    the call list callers fill in always reads; then the study's
+    ``calls.column_map``; then a known phone system's header.
     """
+    if "outcome" in table and any(alias in table for alias in KEY_ALIASES):
+        # The call list carries both; a caller's extra row may fill only one.
+        keys = table[[c for c in KEY_ALIASES if c in table]].bfill(axis=1).iloc[:, 0]
+        renamed = table.drop(columns=[c for c in KEY_ALIASES if c in table])
+        return renamed.assign(customer_key=keys, phone_system="heard")
     column_map = {
         heard: str(theirs).strip().lower()
         for heard, theirs in (config.get("calls", {}).get("column_map") or {}).items()
@@ -293,11 +299,6 @@ def rename_log_columns(
             )
         renamed = table.rename(columns={v: k for k, v in column_map.items()})
         return renamed.assign(phone_system="custom")
-    if "outcome" in table and any(alias in table for alias in KEY_ALIASES):
-        # The call list carries both; a caller's extra row may fill only one.
-        keys = table[[c for c in KEY_ALIASES if c in table]].bfill(axis=1).iloc[:, 0]
-        renamed = table.drop(columns=[c for c in KEY_ALIASES if c in table])
-        return renamed.assign(customer_key=keys, phone_system="heard")
     for name, system in PHONE_SYSTEMS.items():
         if all(column in table for column in system["detect"]):
             renamed = table.rename(columns=_pick_columns(table, system["columns"]))
