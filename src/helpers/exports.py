@@ -1131,7 +1131,9 @@ def build_orders(typed: pl.DataFrame, rejected: pl.DataFrame) -> pl.DataFrame:
     def first(name: str) -> pl.Expr:
         return col(name).drop_nulls().first().alias(name)
 
-    value = (col("quantity") * col("price")).sum()
+    # The lines' value, null (not 0) when no line has both quantity and price.
+    line = col("quantity") * col("price")
+    value = pl.when(line.is_not_null().any()).then(line.sum())
     orders = usable_rows(typed, rejected).group_by(
         ["order_id", "is_return"], maintain_order=True
     ).agg(
@@ -1285,8 +1287,14 @@ def _collect_tables(typed, rejected, layout: Layout, path: Path) -> dict:
     orders["source_file"] = path.name
     if orders["line_items"].notna().any():
         lines = parse_woo_line_items(orders["order_id"], orders["line_items"])
-        n_items = lines.groupby("order_id")["quantity"].sum()
-        orders["n_items"] = orders["order_id"].map(n_items).fillna(0.0)
+        by_order = lines.assign(value=lines["quantity"] * lines["price"]).groupby(
+            "order_id"
+        )
+        orders["n_items"] = orders["order_id"].map(by_order["quantity"].sum())
+        orders["n_items"] = orders["n_items"].fillna(0.0).astype(float)
+        orders["subtotal"] = orders["subtotal"].fillna(
+            orders["order_id"].map(by_order["value"].sum())
+        )
     else:
         lines = (
             usable_rows(typed, rejected)
@@ -1677,14 +1685,10 @@ def load_store_exports(study: Study, month: str, *, as_of=None) -> StoreExports:
     check_month(month)
     files = _export_files(study, month)
     read = [read_export(path, config=study.config, as_of=as_of) for path in files]
-    tables = {
-        name: _concat(read, name, columns)
-        for name, columns in (("orders", ORDER_COLUMNS), ("lines", LINE_COLUMNS),
-                              ("checkouts", CHECKOUT_COLUMNS))
-    }  # fmt: skip
-    orders = _drop_repeats(tables["orders"], "order_id")
-    checkouts = _drop_repeats(tables["checkouts"], "checkout_id")
-    lines = tables["lines"][tables["lines"]["order_id"].isin(orders["order_id"])]
+    orders, lines = _first_copy_of_orders(read)
+    checkouts = _drop_repeats(
+        _concat(read, "checkouts", CHECKOUT_COLUMNS), "checkout_id"
+    )
     customer_rows = _concat(read, "customers", CUSTOMER_SQL_COLUMNS)
     for table in (orders, checkouts, customer_rows):
         table["country"] = country_codes(table["country"])
@@ -1702,6 +1706,9 @@ def load_store_exports(study: Study, month: str, *, as_of=None) -> StoreExports:
         study.name, month, len(orders), len(lines), len(checkouts),
         len(customers), len(rejected),
     )  # fmt: skip
+    orders, checkouts, customers = (
+        _blank_as_none(t) for t in (orders, checkouts, customers)
+    )
     return StoreExports(
         orders.reset_index(drop=True), lines.reset_index(drop=True),
         customers, checkouts.reset_index(drop=True), rejected, read_log,
@@ -1712,6 +1719,16 @@ CUSTOMER_SQL_COLUMNS = [
     "email", "customer_id", "first_name", "last_name", "country", "zip",
     "phone_raw", "accepts_email_marketing", "accepts_sms_marketing", "tags",
 ]  # fmt: skip
+
+
+def _blank_as_none(table: pd.DataFrame) -> pd.DataFrame:
+    """Return `table` with text columns as objects holding None where blank."""
+    table = table.copy()
+    for column in table.columns:
+        if table[column].dtype == object or pd.api.types.is_string_dtype(table[column]):
+            values = table[column].astype(object)
+            table[column] = values.where(values.notna(), None)
+    return table
 
 
 def _export_files(study: Study, month: str) -> list[Path]:
@@ -1734,6 +1751,28 @@ def _concat(read: list[ExportFile], name: str, columns: list[str]) -> pd.DataFra
     if not frames:
         return pd.DataFrame(columns=columns)
     return pd.concat(frames, ignore_index=True)[columns]
+
+
+def _first_copy_of_orders(read: list[ExportFile]):
+    """Return orders and lines, each order from the first file (by name) that has
+    it: overlapping exports must not double an order or its items."""
+    orders, lines, seen = [], [], pd.Index([])
+    for export in read:
+        if "orders" not in export.tables:
+            continue
+        fresh = export.tables["orders"][~export.tables["orders"]["order_id"].isin(seen)]
+        if len(fresh) < len(export.tables["orders"]):
+            log.warning(
+                "%s: %d orders already read from an earlier file; kept those",
+                export.log["file"], len(export.tables["orders"]) - len(fresh),
+            )  # fmt: skip
+        orders.append(fresh)
+        file_lines = export.tables["lines"]
+        lines.append(file_lines[file_lines["order_id"].isin(fresh["order_id"])])
+        seen = seen.append(pd.Index(fresh["order_id"]))
+    if not orders:
+        return pd.DataFrame(columns=ORDER_COLUMNS), pd.DataFrame(columns=LINE_COLUMNS)
+    return pd.concat(orders, ignore_index=True), pd.concat(lines, ignore_index=True)
 
 
 def _drop_repeats(table: pd.DataFrame, id_column: str) -> pd.DataFrame:

@@ -1,0 +1,509 @@
+"""Tests for helpers.exports: each export quirk against hand-checked values.
+
+Fixtures in tests/fixtures/exports are small hand-made files, one per quirk; the
+expected values in each test are worked out by hand from those rows (shown in the
+comments) or computed independently from the raw file with the csv module.
+"""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from helpers import exports, privacy
+from helpers.errors import HeardInputError
+from helpers.study import load_defaults, load_study, merge_config
+
+FIXTURES = Path(__file__).parent / "fixtures" / "exports"
+SHARED = Path(__file__).parents[2] / "shared" / "data"
+SHOPIFY_REAL = SHARED / "shopify-dev-orders" / "orders_export_1.csv"
+RETAIL_REAL = SHARED / "online-retail-sample" / "online_retail_sample.csv"
+MONTH = "2026-11"
+AS_OF = "2026-12-01"
+
+
+@pytest.fixture(autouse=True)
+def pseudonym_key(tmp_path, monkeypatch):
+    monkeypatch.setenv("HEARD_KEY_FILE", str(tmp_path / "pseudonym.key"))
+
+
+def make_study(tmp_path, files, config=None, *, do_not_call=None):
+    """Lay out a study folder with the given fixture files as one month's exports."""
+    raw = tmp_path / "raw" / "shop"
+    month_dir = raw / "exports" / MONTH
+    month_dir.mkdir(parents=True)
+    for file in files:
+        shutil.copy(file if Path(file).is_absolute() else FIXTURES / file, month_dir)
+    (raw / "study.yml").write_text(yaml.safe_dump(config or {}), encoding="utf-8")
+    if do_not_call is not None:
+        (raw / "do-not-call.csv").write_text(do_not_call, encoding="utf-8")
+    return load_study(raw, root=tmp_path, processed_root=tmp_path / "processed")
+
+
+def read(name, config=None):
+    """Read one fixture with the defaults overlaid by `config`."""
+    merged = merge_config(load_defaults(), config or {})
+    return exports.read_export(FIXTURES / name, config=merged, as_of=AS_OF)
+
+
+# Shopify orders --------------------------------------------------------------
+
+
+def test_shopify_line_item_rows_collapse_to_one_order_each():
+    result = read("shopify_orders_79.csv")
+    orders = result.tables["orders"].set_index("order_id")
+
+    # 5 rows: #1001 (1 row), #1002 (3 rows, order cells on the first only), #1003.
+    assert list(orders.index) == ["#1001", "#1002", "#1003"]
+    assert len(result.tables["lines"]) == 5
+    # #1002's items: 1 + 2 + 1; its order-level values come from its first row.
+    assert orders.loc["#1002", "n_items"] == 4
+    assert orders.loc["#1002", "total"] == 66.0
+    assert orders.loc["#1002", "refunded_amount"] == 66.0
+    assert orders.loc["#1002", "financial_status"] == "refunded"
+    assert orders.loc["#1003", "is_cancelled"]
+    assert not orders.loc["#1001", "is_cancelled"]
+    assert result.log["layout"] == "shopify-orders-79"
+
+
+def test_offsets_either_side_of_dst_become_utc():
+    orders = read("shopify_orders_79.csv").tables["orders"].set_index("order_id")
+
+    # 10:00 at -0400 (EDT, before 2 Nov 2025) is 14:00 UTC; 10:00 at -0500 (EST,
+    # after) is 15:00 UTC.
+    assert orders.loc["#1001", "created_at"] == pd.Timestamp("2025-11-01 14:00Z")
+    assert orders.loc["#1002", "created_at"] == pd.Timestamp("2025-11-03 15:00Z")
+    assert str(orders["created_at"].dt.tz) == "UTC"
+
+
+def test_local_times_without_offset_use_the_store_zone_across_dst():
+    config = {"study": {"timezone": "Europe/London"}}
+    orders = read("woo_advanced_export.csv", config).tables["orders"]
+    times = orders.set_index("order_id")["created_at"]
+
+    # London: 23:30 on 28 March 2026 is GMT (= UTC); clocks go forward at 01:00 on
+    # the 29th, so 02:30 that morning is BST, 01:30 UTC.
+    assert times["2001"] == pd.Timestamp("2026-03-28 23:30Z")
+    assert times["2002"] == pd.Timestamp("2026-03-29 01:30Z")
+
+
+def test_older_70_column_orders_layout_is_recognised():
+    result = read("shopify_orders_70.csv")
+
+    assert result.log["layout"] == "shopify-orders-70"
+    assert len(exports.SHOPIFY_ORDERS_70) == 70
+    assert result.tables["orders"]["total"].tolist() == [15.5, 24.0]
+
+
+def test_abandoned_checkouts_keep_the_checkout_id():
+    result = read("abandoned_checkouts_export.csv")
+    checkouts = result.tables["checkouts"].set_index("checkout_id")
+
+    assert result.kind == "checkouts"
+    assert list(checkouts.index) == ["#12345678", "#12345679"]
+    # Second checkout: 2 mugs + 1 tee over two rows; e-mail trimmed, lower case.
+    assert checkouts.loc["#12345679", "n_items"] == 3
+    assert checkouts.loc["#12345679", "email"] == "ann@example.com"
+
+
+def test_leading_apostrophes_are_stripped_and_zip_zeros_kept():
+    orders = read("shopify_orders_79.csv").tables["orders"].set_index("order_id")
+    customers = read("customers_export.csv").tables["customers"]
+
+    assert orders.loc["#1001", "phone_raw"] == "+1 202-555-0111"
+    assert customers["zip"].iloc[0] == "02134"
+    assert customers["customer_id"].iloc[0] == "0070001"
+
+
+def test_rejected_rows_name_row_column_and_reason_without_values(tmp_path):
+    config = {"study": {"store_opened": "2020-01-01"}}
+    result = read("shopify_orders_rejected.csv", config)
+    rejected = result.rejected.set_index("row")
+
+    # Spreadsheet rows (header = 1): 3 bad date, 4 negative total, 5 no order id,
+    # 6 in the future, 7 total not a number (its order's row 8 goes with it),
+    # 9 before the store opened.
+    assert rejected["reason"].to_dict() == {
+        3: "date not understood",
+        4: "negative amount",
+        5: "missing order id",
+        6: "date in the future",
+        7: "not a number",
+        8: "another row of this order was rejected",
+        9: "date before the store opened (study.store_opened)",
+    }
+    assert rejected.loc[3, "column"] == "Created at"
+    assert rejected.loc[4, "column"] == "Total"
+    assert result.tables["orders"]["order_id"].tolist() == ["#9001"]
+    assert list(result.rejected.columns) == ["file", "row", "column", "reason"]
+    assert "ten" not in result.rejected.to_string()
+
+
+# WooCommerce -----------------------------------------------------------------
+
+
+def test_woo_advanced_export_repeats_order_fields_on_each_item():
+    result = read("woo_advanced_export.csv")
+    orders = result.tables["orders"].set_index("order_id")
+
+    # Order 2001: two rows, both carrying the order total 31.00; items 2 + 1.
+    assert orders.loc["2001", "total"] == 31.0
+    assert orders.loc["2001", "n_items"] == 3
+    assert orders.loc["2001", "name"] == "Ria Sen"
+    assert orders.loc["2001", "phone_raw"] == "+44 7700 900789"
+    assert orders.loc["2002", "is_cancelled"]
+    assert orders.loc["2002", "financial_status"] == "cancelled"
+
+
+def test_woo_csv_export_one_row_per_item():
+    orders = read("woo_csv_export_items.csv").tables["orders"]
+
+    assert orders["order_id"].tolist() == ["3001"]
+    assert orders["n_items"].tolist() == [3.0]
+    assert orders["customer_id"].tolist() == ["17"]
+    assert orders["currency"].tolist() == ["EUR"]
+
+
+def test_woo_csv_export_one_row_per_order_unpacks_line_items():
+    result = read("woo_csv_export_orders.csv")
+    lines = result.tables["lines"]
+    orders = result.tables["orders"]
+
+    # name:Mug|…|quantity:2|total:18.00 ; name:Tee\; blue|…|quantity:1|total:18.00
+    assert lines["product"].tolist() == ["Mug", "Tee; blue"]
+    assert lines["price"].tolist() == [9.0, 18.0]
+    assert orders["n_items"].tolist() == [3.0]
+    assert orders["subtotal"].tolist() == [36.0]
+
+
+# Encodings, delimiters, declared conventions ----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "encoding", "delimiter"),
+    [
+        ("customers_cp1252_semicolon.csv", "cp1252", ";"),
+        ("customers_bom_tab.csv", "utf-8-sig", "\t"),
+    ],
+)
+def test_encoding_and_delimiter_are_detected(name, encoding, delimiter):
+    result = read(name)
+    customers = result.tables["customers"]
+
+    assert (result.log["encoding"], result.log["delimiter"]) == (encoding, delimiter)
+    assert customers["first_name"].tolist() == ["Zoë", "José"]
+    assert customers["zip"].tolist() == ["01067", "08001"]
+
+
+GENERIC_MAP = {
+    "column_map": {
+        "order_id": "Order",
+        "created_at": "Date",
+        "total": "Amount",
+        "email": "Email",
+    }
+}
+
+
+def test_decimal_comma_is_an_error_unless_declared():
+    with pytest.raises(HeardInputError) as caught:
+        read("orders_decimal_comma.csv", {"exports": GENERIC_MAP})
+    assert "exports.decimal" in str(caught.value)
+    assert "row 2" in str(caught.value)
+
+    declared = {"exports": {**GENERIC_MAP, "decimal": ","}}
+    orders = read("orders_decimal_comma.csv", declared).tables["orders"]
+    assert orders["total"].tolist() == [12.5, 1299.0]
+
+
+def test_day_first_dates_are_an_error_unless_declared():
+    with pytest.raises(HeardInputError) as caught:
+        read("orders_dayfirst.csv", {"exports": GENERIC_MAP})
+    assert "exports.dayfirst" in str(caught.value)
+
+    declared = {"exports": {**GENERIC_MAP, "dayfirst": True}}
+    orders = read("orders_dayfirst.csv", declared).tables["orders"]
+    # 03/04/2026 day first is 3 April; 10:00 in New York (EDT) is 14:00 UTC.
+    assert orders["created_at"].tolist() == [
+        pd.Timestamp("2026-04-03 14:00Z"),
+        pd.Timestamp("2026-04-13 14:00Z"),
+    ]
+
+
+def test_unknown_header_lists_columns_and_closest_layout():
+    with pytest.raises(HeardInputError) as caught:
+        read("unknown_header.csv")
+    message = str(caught.value)
+
+    assert "['Invoice', 'When', 'Buyer', 'Sum']" in message
+    assert "closest known layout is" in message
+    assert "exports.column_map" in message
+
+
+def test_header_names_match_case_and_spaces_insensitively(tmp_path):
+    source = (FIXTURES / "shopify_orders_70.csv").read_text(encoding="utf-8")
+    header, rest = source.split("\n", 1)
+    shouted = ",".join(f"  {name.upper()} " for name in header.split(","))
+    path = tmp_path / "orders_export.csv"
+    path.write_text("\ufeff" + shouted + "\n" + rest, encoding="utf-8")
+
+    result = exports.read_export(path, config=load_defaults(), as_of=AS_OF)
+    assert result.log["layout"] == "shopify-orders-70"
+    assert len(result.tables["orders"]) == 2
+
+
+def test_generic_xlsx_through_column_map(tmp_path):
+    path = tmp_path / "orders.xlsx"
+    pd.DataFrame(
+        {
+            "Ref": ["007", "008"],
+            "When": ["2026-01-05 10:00", "2026-01-06 11:00"],
+            "Sum": ["10.50", "20.00"],
+            "Mail": ["A@x.com", "b@x.com"],
+        }
+    ).to_excel(path, index=False)
+    config = merge_config(
+        load_defaults(),
+        {
+            "exports": {
+                "column_map": {
+                    "order_id": "Ref",
+                    "created_at": "When",
+                    "total": "Sum",
+                    "email": "Mail",
+                }
+            }
+        },
+    )
+
+    orders = exports.read_export(path, config=config, as_of=AS_OF).tables["orders"]
+    assert orders["order_id"].tolist() == ["007", "008"]
+    assert orders["total"].tolist() == [10.5, 20.0]
+    assert orders["email"].tolist() == ["a@x.com", "b@x.com"]
+
+
+# Customers --------------------------------------------------------------------
+
+
+def test_customers_deduplicate_on_email_and_phone(tmp_path):
+    study = make_study(
+        tmp_path,
+        ["customers_export.csv", "shopify_orders_79.csv"],
+        {"study": {"default_country": "US"}},
+    )
+    result = exports.load_store_exports(study, MONTH, as_of=AS_OF)
+    customers = result.customers.set_index("email")
+
+    # 6 customer rows: Ann twice (e-mail case differs), Eve and Eva share a
+    # phone; plus Bob from the orders only -> Ann, Eve/Eva, Sam, Kai, Bob.
+    assert len(customers) == 5
+    assert customers.loc["ann@example.com", "n_merged"] >= 2
+    assert customers.loc["ann@example.com", "phone_e164"] == "+12025550111"
+    # Ann said yes once and no once: the strictest choice wins.
+    assert not customers.loc["ann@example.com", "accepts_email_marketing"]
+    assert not customers.loc["ann@example.com", "has_consent"]
+    # Eve and Eva are one customer; Eva's do-not-call tag covers both.
+    merged = customers[customers["phone_e164"] == "+447700900456"]
+    assert len(merged) == 1
+    assert merged["is_do_not_call"].all()
+    assert customers.loc["bob@example.com", "phone_e164"] == "+447700900123"
+    assert customers.loc["bob@example.com", "timezone"] == "Europe/London"
+
+
+def test_customers_phone_quirks(tmp_path):
+    study = make_study(tmp_path, ["customers_export.csv"])
+    customers = exports.load_store_exports(study, MONTH, as_of=AS_OF).customers
+    by_email = customers.set_index("email")
+
+    assert by_email.loc["sam@example.com", "phone_status"] == "damaged"
+    assert by_email.loc["sam@example.com", "phone_e164"] is None
+    assert not by_email.loc["sam@example.com", "is_callable"]
+    assert by_email.loc["kai@example.com", "phone_e164"] == "+12025550188"
+    assert by_email.loc["kai@example.com", "phone_extension"] == "12"
+    # UK 07700 900xxx: possible, not valid; callable under the default rule.
+    assert by_email.loc["eve@example.com", "phone_status"] == "possible"
+    assert by_email.loc["eve@example.com", "is_callable"]
+
+
+def test_phone_rule_valid_drops_fictional_uk_numbers(tmp_path):
+    study = make_study(
+        tmp_path, ["customers_export.csv"], {"phones": {"keep": "valid"}}
+    )
+    customers = exports.load_store_exports(study, MONTH, as_of=AS_OF).customers
+
+    callable_phones = set(customers.loc[customers["is_callable"], "phone_e164"])
+    assert callable_phones == {"+12025550111", "+12025550188"}
+
+
+def test_cart_abandoners_without_account_become_customers(tmp_path):
+    study = make_study(tmp_path, ["abandoned_checkouts_export.csv"])
+    result = exports.load_store_exports(study, MONTH, as_of=AS_OF)
+
+    assert sorted(result.customers["email"]) == ["ann@example.com", "dee@example.com"]
+    keys = dict(
+        zip(result.customers["email"], result.customers["customer_key"], strict=True)
+    )
+    checkouts = result.checkouts.set_index("checkout_id")
+    assert checkouts.loc["#12345678", "customer_key"] == keys["dee@example.com"]
+    # customer_key is the keyed hash of the normalised e-mail.
+    assert keys["dee@example.com"] == privacy.customer_key("dee@example.com")
+
+
+def test_do_not_call_list_matches_any_phone_format(tmp_path):
+    study = make_study(
+        tmp_path,
+        ["customers_export.csv"],
+        do_not_call="phone,source\n(202) 555-0188,email\n",
+    )
+    listed = exports.load_do_not_call(study)
+    customers = exports.load_store_exports(study, MONTH, as_of=AS_OF).customers
+
+    assert listed["phone_e164"].tolist() == ["+12025550188"]
+    # Kai by the list; Eve/Eva (one customer) by Eva's tag.
+    flagged = customers.loc[customers["is_do_not_call"], "phone_e164"]
+    assert sorted(flagged) == ["+12025550188", "+447700900456"]
+
+
+def test_do_not_call_requests_from_calls_are_matched_on_key(tmp_path):
+    study = make_study(tmp_path, ["customers_export.csv"])
+    key = privacy.customer_key("sam@example.com")
+    requests = tmp_path / "processed" / "2026-10"
+    requests.mkdir(parents=True)
+    pd.DataFrame({"customer_key": [key], "requested_at": ["2026-10-09"]}).to_parquet(
+        requests / exports.DO_NOT_CALL_REQUESTS
+    )
+
+    customers = exports.load_store_exports(study, MONTH, as_of=AS_OF).customers
+    assert customers.set_index("customer_key").loc[key, "is_do_not_call"]
+
+
+def test_same_order_in_two_files_is_kept_once(tmp_path):
+    copy = tmp_path / "orders_export_2.csv"
+    shutil.copy(FIXTURES / "shopify_orders_79.csv", copy)
+    study = make_study(tmp_path, ["shopify_orders_79.csv", copy])
+
+    result = exports.load_store_exports(study, MONTH, as_of=AS_OF)
+    assert result.orders["order_id"].tolist() == ["#1001", "#1002", "#1003"]
+    assert len(result.lines) == 5
+    assert len(result.read_log) == 2
+
+
+def test_schemas_are_as_documented(tmp_path):
+    study = make_study(
+        tmp_path,
+        ["customers_export.csv", "shopify_orders_79.csv",
+         "abandoned_checkouts_export.csv"],
+    )  # fmt: skip
+    result = exports.load_store_exports(study, MONTH, as_of=AS_OF)
+
+    assert list(result.orders.columns[:15]) == [
+        "order_id", "email", "customer_id", "created_at", "total", "subtotal",
+        "refunded_amount", "financial_status", "is_cancelled", "currency",
+        "n_items", "country", "phone_raw", "name", "source_file",
+    ]  # fmt: skip
+    assert list(result.lines.columns) == exports.LINE_COLUMNS
+    assert list(result.customers.columns) == exports.CUSTOMER_COLUMNS
+    assert set(exports.CHECKOUT_COLUMNS) <= set(result.checkouts.columns)
+    assert result.customers["customer_key"].is_unique
+    assert result.orders["customer_key"].notna().all()
+
+
+def test_country_names_become_codes():
+    codes = exports.country_codes(pd.Series(["United Kingdom", "de", "Germany", "??"]))
+    assert codes.tolist() == ["GB", "DE", "DE", None]
+
+
+# Real exports -----------------------------------------------------------------
+
+
+@pytest.mark.skipif(not SHOPIFY_REAL.exists(), reason="shared data not present")
+def test_real_shopify_export_reads_into_51_orders(tmp_path):
+    with SHOPIFY_REAL.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    expected_total = sum(float(r["Total"]) for r in rows if r["Total"])
+    expected_items = sum(float(r["Lineitem quantity"]) for r in rows)
+    study = make_study(tmp_path, [SHOPIFY_REAL])
+
+    result = exports.load_store_exports(study, MONTH, as_of=AS_OF)
+    assert len(result.orders) == 51
+    assert len(result.lines) == 121
+    assert result.orders["total"].sum() == pytest.approx(expected_total)
+    assert result.orders["n_items"].sum() == pytest.approx(expected_items)
+    assert result.read_log["layout"].tolist() == ["shopify-orders-79"]
+    assert len(result.customers) == 2
+
+
+@pytest.mark.skipif(not SHOPIFY_REAL.exists(), reason="shared data not present")
+def test_current_layout_matches_the_real_header():
+    with SHOPIFY_REAL.open(encoding="utf-8", newline="") as handle:
+        header = next(csv.reader(handle))
+    assert header == exports.SHOPIFY_ORDERS_79
+
+
+RETAIL_CONFIG = {
+    "study": {"default_country": "GB", "timezone": "Europe/London"},
+    "exports": {
+        "column_map": {
+            "order_id": "InvoiceNo",
+            "sku": "StockCode",
+            "product": "Description",
+            "quantity": "Quantity",
+            "created_at": "InvoiceDate",
+            "price": "UnitPrice",
+            "customer_id": "CustomerID",
+            "country": "Country",
+        },
+        "date_format": "%Y-%m-%d %H:%M:%S",
+        "generic": {"return_prefix": "C", "missing_values": ["NA"]},
+    },
+}
+
+
+@pytest.mark.skipif(not RETAIL_REAL.exists(), reason="shared data not present")
+def test_online_retail_reads_through_a_column_map(tmp_path):
+    with RETAIL_REAL.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    # Independently: a line is rejected when its quantity is negative outside a
+    # 'C' invoice (stock adjustments), and its invoice goes with it.
+    bad_invoices = {
+        r["InvoiceNo"]
+        for r in rows
+        if float(r["Quantity"]) < 0 and not r["InvoiceNo"].startswith("C")
+    }
+    kept = [r for r in rows if r["InvoiceNo"] not in bad_invoices]
+    sales = [r for r in kept if not r["InvoiceNo"].startswith("C")]
+    returns = [r for r in kept if r["InvoiceNo"].startswith("C")]
+    study = make_study(tmp_path, [RETAIL_REAL], RETAIL_CONFIG)
+
+    result = exports.load_store_exports(study, MONTH, as_of=AS_OF)
+    orders = result.orders
+
+    # Values stated in the data's SOURCE.md.
+    assert len({r["InvoiceNo"] for r in rows}) == 9362
+    assert len(orders) + len(bad_invoices) == 9362
+    assert orders["customer_id"].nunique() == 3049
+    assert len(result.customers) == 3049
+    assert sum(r["CustomerID"] == "NA" for r in rows) == 5078
+    no_id = orders.loc[orders["customer_id"].isna(), "order_id"]
+    no_id_rejected = sum(
+        r["CustomerID"] == "NA" for r in rows if r["InvoiceNo"] in bad_invoices
+    )
+    assert result.lines["order_id"].isin(no_id).sum() + no_id_rejected == 5078
+    assert result.lines["order_id"].str.startswith("C").sum() == 350
+    # Totals: quantity x unit price per invoice; returns as refunds.
+    sale_value = sum(float(r["Quantity"]) * float(r["UnitPrice"]) for r in sales)
+    return_value = -sum(float(r["Quantity"]) * float(r["UnitPrice"]) for r in returns)
+    assert orders["total"].sum() == pytest.approx(sale_value)
+    assert orders["refunded_amount"].sum() == pytest.approx(return_value)
+    assert orders["is_return"].sum() == len({r["InvoiceNo"] for r in returns})
+    assert Counter(result.rejected["reason"])["negative amount"] == sum(
+        float(r["Quantity"]) < 0 and not r["InvoiceNo"].startswith("C") for r in rows
+    )
+    # 2011-06-12 13:17 in London is BST: 12:17 UTC.
+    assert (orders["created_at"] == pd.Timestamp("2011-06-12 12:17Z")).any()
