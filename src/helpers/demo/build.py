@@ -88,8 +88,9 @@ def build_demo_study(folder: Path, *, seed: int) -> dict:
     # Conversations, coding, predictions, experiments and the insight log.
     conversations = {}
     for month in MONTHS:
+        buyers = calling.find_month_buyers(orders, store.people, month)
         conversations[month] = notes.write_notes(
-            months[month], folder, month=month, rng=rng["notes"]
+            months[month], folder, month=month, buyers=buyers, rng=rng["notes"]
         )
         excerpts = sheets.write_coding_sheets(
             conversations[month],

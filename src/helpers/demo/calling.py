@@ -82,12 +82,6 @@ def plan_month(folder: Path, month: str) -> pd.DataFrame:
     from helpers.segments import plan_call_list
     from helpers.study import load_study
 
-    try:
-        from helpers.exports import load_do_not_call, load_store_exports  # noqa: F401
-    except ImportError:
-        # Step 01's readers are still being built: draw a stand-in list.
-        log.warning("helpers.exports is incomplete; the demo draws its own call list")
-        return draft_call_list(folder, month)
     with tempfile.TemporaryDirectory() as processed:
         study = load_study(folder, processed_root=Path(processed))
         call_list = plan_call_list(study, month)
@@ -95,64 +89,18 @@ def plan_month(folder: Path, month: str) -> pd.DataFrame:
     return call_list[["customer_key", "segment", "arm"]].reset_index(drop=True)
 
 
-def draft_call_list(folder: Path, month: str) -> pd.DataFrame:
-    """Return a stand-in call list drawn from the demo's own exports.
-
-    Limitations: used only while ``helpers.exports`` lacks its readers; it applies
-    the default segment rules (open checkout in the 30 days before the month;
-    exactly one order more than 60 days before it), the consent and phone
-    checks, and draws 35 called (plus 35 held back among abandoners) per segment.
-    """
-    start = pd.Timestamp(month_start(month), tz="UTC")
-    exports = folder / "exports" / month
-    customers = pd.read_csv(exports / "customers_export.csv", dtype=str).fillna("")
-    orders = pd.read_csv(exports / "orders_export_1.csv", dtype=str).fillna("")
-    checkouts = pd.read_csv(exports / "abandoned_checkouts_export.csv", dtype=str)
-    email = customers["Email"].str.casefold()
-    eligible = customers[
-        (customers["Accepts Email Marketing"] == "yes")
-        & (customers["Default Address Phone"].str.len() > 9)
-        & ~customers["Tags"].str.contains("do-not-call")
-        & (email != "")
-    ]
-    eligible = set(eligible["Email"].str.casefold())
-    when = pd.to_datetime(
-        orders["Created at"], format="%Y-%m-%d %H:%M:%S %z", errors="coerce", utc=True
-    )
-    firsts = orders[(orders["Total"] != "") & (when < start)].assign(
-        email=orders["Email"].str.casefold(), when=when
-    )
-    counts = firsts.groupby("email")["when"].agg(["size", "max"])
-    one_timers = counts[
-        (counts["size"] == 1) & (counts["max"] < start - pd.Timedelta(days=60))
-    ].index
-    opened = pd.to_datetime(
-        checkouts["Created at"], format="%Y-%m-%d %H:%M:%S %z", utc=True
-    )
-    recent = checkouts.loc[
-        (opened >= start - pd.Timedelta(days=31)) & (opened < start), "Email"
-    ].str.casefold()
-    ordered = set(firsts.loc[firsts["when"] >= start - pd.Timedelta(days=31), "email"])
-    pools = {
-        "cart_abandoners": sorted(set(recent) - ordered & eligible),
-        "first_time_no_return": sorted(set(one_timers) & eligible - set(recent)),
-    }
-    return sample_pools(pools, month)
-
-
-def sample_pools(pools: dict, month: str) -> pd.DataFrame:
-    """Return 35 called per pool (plus 35 held back for abandoners), keyed."""
+def find_month_buyers(orders, people: list[Person], month: str) -> set[str]:
+    """Return the keys of customers with an order created in `month` (UTC)."""
     from helpers.privacy import customer_key
 
-    rng = np.random.default_rng([2026, int(month.replace("-", ""))])
-    rows = []
-    for segment, emails in pools.items():
-        n_total = 70 if segment == "cart_abandoners" else 35
-        picks = rng.permutation(len(emails))[:n_total]
-        for rank, pick in enumerate(picks):
-            arm = "called" if rank < 35 else "holdout"
-            rows.append((customer_key(emails[pick]), segment, arm))
-    return pd.DataFrame(rows, columns=["customer_key", "segment", "arm"])
+    phones = {p.number: p.phone_e164 for p in people}
+    buyers = set()
+    for order in orders:
+        if order.created_at.astimezone(ZoneInfo("UTC")).strftime("%Y-%m") != month:
+            continue
+        identity = order.email.strip().casefold() if order.email else None
+        buyers.add(customer_key(identity or phones[order.person]))
+    return buyers
 
 
 def check_plan_unchanged(folder: Path, month: str, planned: pd.DataFrame) -> None:

@@ -25,7 +25,7 @@ EXPERIMENTS = {
         "variant": ("no-surprise-shipping", "No surprise at checkout, in their words",
                     "Free shipping, no surprise at checkout"),
         "rates": (0.030, 0.040),
-        "n_total": 8000,
+        "n_total": 16000,
         "kind": "arms",
     },
     "2026-11": {
@@ -36,7 +36,7 @@ EXPERIMENTS = {
         "variant": ("free-returns", "Free returns, in their words",
                     "Not sure about the fit? Returns are free"),
         "rates": (0.028, 0.041),
-        "n_total": 9000,
+        "n_total": 18000,
         "kind": "rows",
     },
 }  # fmt: skip
@@ -55,12 +55,22 @@ def cite_quotes(excerpts: pd.DataFrame, code: str, *, limit: int = 2) -> list[st
 
 def simulate_recipients(plan: dict, rng: np.random.Generator) -> pd.DataFrame:
     """Return one row per recipient: ``recipient_id``, ``variant``, ``visited``,
-    ``converted``, ``orders``, ``revenue``, ``unsubscribed``."""
+    ``converted``, ``orders``, ``revenue``, ``unsubscribed``.
+
+    Notes
+    -----
+    Arms are split at random (so their sizes differ a little, as in a real send),
+    but each arm's number of buyers is fixed at ``round(rate * n)``, so the lift
+    lands where it is planned; which recipients buy is random.
+    """
     n_total = plan["n_total"]
     is_variant = rng.random(n_total) < 0.5
     variant = np.where(is_variant, plan["variant"][0], "control")
-    rate = np.where(is_variant, plan["rates"][1], plan["rates"][0])
-    converted = rng.random(n_total) < rate
+    converted = np.zeros(n_total, dtype=bool)
+    for arm, rate in ((~is_variant, plan["rates"][0]), (is_variant, plan["rates"][1])):
+        members = np.flatnonzero(arm)
+        buyers = rng.choice(members, size=round(rate * len(members)), replace=False)
+        converted[buyers] = True
     visit = np.where(is_variant, VISIT_RATE[1], VISIT_RATE[0])
     visited = converted | (rng.random(n_total) < visit)
     orders = np.where(converted, 1 + (rng.random(n_total) < 0.1), 0)
@@ -152,7 +162,7 @@ def describe_experiment(plan: dict, quote_ids: list[str]) -> dict:
         "primary_metric": "conversion_rate",
         "secondary_metrics": ["revenue_per_visitor", "aov"],
         "guardrail_metrics": ["unsubscribe_rate"],
-        "mde": 0.25,
+        "mde": 0.3,
         "mde_scale": "relative",
         "baseline": {
             "conversion_rate": plan["rates"][0],

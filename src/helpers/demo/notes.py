@@ -30,7 +30,7 @@ QUESTIONS = {
 
 
 def write_notes(
-    calls, folder: Path, *, month: str, rng: np.random.Generator
+    calls, folder: Path, *, month: str, buyers: set, rng: np.random.Generator
 ) -> pd.DataFrame:
     """Write ``conversations/<month>/<conversation_id>.md`` for every conversation.
 
@@ -42,6 +42,8 @@ def write_notes(
         The study folder.
     month : str
         ``YYYY-MM``.
+    buyers : set
+        Keys of customers who ordered in the month: the rest are non-buyers.
     rng : numpy.random.Generator
 
     Returns
@@ -52,7 +54,8 @@ def write_notes(
         turns), ``text``, ``codes`` (tuple of the intended code ids).
     """
     conversations = calls.conversations
-    themes = plan_themes(conversations, rng=rng)
+    is_buyer = conversations["customer_key"].isin(buyers).to_numpy()
+    themes = plan_themes(conversations, is_buyer=is_buyer, rng=rng)
     pii_at = set(rng.choice(len(conversations), size=2, replace=False).tolist())
     turns = []
     for index, row in conversations.iterrows():
@@ -79,22 +82,21 @@ def write_notes(
 
 
 def plan_themes(
-    conversations: pd.DataFrame, *, rng: np.random.Generator
+    conversations: pd.DataFrame, *, is_buyer, rng: np.random.Generator
 ) -> list[list[str]]:
     """Return each conversation's themes (1-2 codes), saturating over the month.
 
-    Price goes to ``round(n_abandoners / 9)`` cart abandoners (at least one), and
-    to nobody else, so the share among non-buyers is about one in nine.
+    Price goes to ``round(n_non_buyers / 9)`` non-buyers (at least one; cart
+    abandoners first), and to nobody else, so about one non-buyer in nine cites
+    it. A non-buyer is a customer with no order in the month, as step 03 counts.
     """
     n = len(conversations)
-    abandoners = [
-        i for i in range(n) if conversations.loc[i, "segment"] == "cart_abandoners"
-    ]
-    n_price = max(1, round(PRICE_SHARE * len(abandoners)))
-    early = [i for i in abandoners if i < NEW_THEMES_UNTIL * n]
-    price_at = set(
-        rng.choice(early, size=min(n_price, len(early)), replace=False).tolist()
-    )
+    early = [i for i in range(n) if not is_buyer[i] and i < NEW_THEMES_UNTIL * n]
+    early.sort(key=lambda i: conversations.loc[i, "segment"] != "cart_abandoners")
+    n_price = max(1, round(PRICE_SHARE * int((~is_buyer).sum())))
+    candidates = early[: max(n_price, len(early) // 2)]
+    size = min(n_price, len(candidates))
+    price_at = set(rng.choice(candidates, size=size, replace=False).tolist())
     seen: set[str] = set()
     plans = []
     for index in range(n):
@@ -181,7 +183,9 @@ def format_note(row, said: list[tuple], *, month: str, consent: bool) -> str:
         "---",
     ]
     questions = [phrases.OPENERS[row["segment"]], QUESTIONS[month]]
-    probes = list(phrases.PROBES)
+    # Probes rotate from a per-note offset, so none repeats within a note.
+    offset = int(row["conversation_id"][-2:])
+    probes = [phrases.PROBES[(offset + k) % len(phrases.PROBES)] for k in range(9)]
     lines = []
     for index, (text, _) in enumerate(said):
         if index < len(questions):
@@ -189,6 +193,6 @@ def format_note(row, said: list[tuple], *, month: str, consent: bool) -> str:
         elif index == len(said) - 1:
             asked = phrases.CLOSING_QUESTION
         else:
-            asked = probes[(index + len(text)) % len(probes)]
+            asked = probes[index - len(questions)]
         lines += [f"Interviewer: {asked}", f"Customer: {text}"]
     return "\n".join(front + lines) + "\n"

@@ -114,7 +114,7 @@ PII_CLOSINGS = [
     "If you find out, you can text me back on {phone}.",
     "Send me the returns details at {email}, please.",
 ]
-RECOVERED_CLOSING = "Actually, after we spoke I went back and ordered it."
+RECOVERED_CLOSING = "You know what, I think I'll go back and order it tonight."
 SHORT_ITEMS = {
     "Ridgeline Rain Jacket": "rain jacket", "Trailhead Hiking Boots": "boots",
     "Merino Base Layer Top": "base layer", "Down Puffer Vest": "vest",

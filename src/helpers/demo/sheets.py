@@ -19,10 +19,10 @@ from helpers.demo.codebook import leaf_ids
 log = logging.getLogger(__name__)
 
 CODERS = ("Sam", "Rita")
-KEEP_CODE = 0.9
+KEEP_CODE = 0.87
 # The code a coder reaches for instead; never OBJ-PRICE, so price stays countable.
 NEIGHBOURS = {
-    "OBJ-SHIP-COST": "OBJ-DELIVERY", "OBJ-PRICE": "OBJ-SHIP-COST",
+    "OBJ-SHIP-COST": "OBJ-DELIVERY",
     "OBJ-TRUST": "OBJ-FIT", "OBJ-FIT": "OBJ-TRUST", "INFO-PRODUCT": "OBJ-FIT",
     "DISC-CODE": "STAGE-CHECKOUT", "OBJ-DELIVERY": "STAGE-DELIVERY",
     "STAGE-COMPARE": "STAGE-DISCOVER", "STAGE-CHECKOUT": "OBJ-SHIP-COST",
@@ -110,7 +110,8 @@ def code_excerpt(intended: tuple, *, rng: np.random.Generator) -> list[str]:
     coded = []
     for code in intended:
         roll = rng.random()
-        if roll < KEEP_CODE:
+        # Price is unmistakable in the demo, so the 1-in-9 share survives coding.
+        if roll < KEEP_CODE or code == "OBJ-PRICE":
             coded.append(code)
         elif roll < KEEP_CODE + (1 - KEEP_CODE) * 0.6 and code in NEIGHBOURS:
             coded.append(NEIGHBOURS[code])

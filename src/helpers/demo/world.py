@@ -305,7 +305,8 @@ def order_total(order: Order) -> dict:
 
 
 MONTHS = ("2026-10", "2026-11")
-N_WINDOW_ABANDONERS = {"2026-10": 112, "2026-11": 118}
+N_WINDOW_ABANDONERS = {"2026-10": 128, "2026-11": 136}
+ABANDONED_WITHIN_DAYS = 30  # segments.abandoned_within_days
 N_BACKGROUND_CHECKOUTS = 62
 N_LATE_CHECKOUTS = 20
 
@@ -325,11 +326,12 @@ def month_end(month: str) -> date:
 def checkout_window(month: str) -> tuple[date, date]:
     """Return the days whose abandoned checkouts feed `month`'s call list.
 
-    The call list is planned on the month's first day from the month before it,
-    so the window is the previous calendar month (end exclusive).
+    The call list is planned on the month's first day from checkouts at most
+    ``ABANDONED_WITHIN_DAYS`` old; the window keeps a day clear at both ends so
+    late-evening checkouts stay inside it in UTC too (end exclusive).
     """
-    end = month_start(month)
-    return (end - timedelta(days=1)).replace(day=1), end
+    start = month_start(month)
+    return start - timedelta(days=ABANDONED_WITHIN_DAYS - 1), start - timedelta(1)
 
 
 def draw_checkouts(
