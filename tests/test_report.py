@@ -180,6 +180,7 @@ def test_privacy_scan_stops_a_report_with_a_phone_number(tmp_path, info):
     pdf = render.render_page_pdf(leaking, tmp_path / "report.pdf", info=info)
     with pytest.raises(report.HeardInputError, match="202-555-0147"):
         report.check_rendered_privacy(report.ReportOutputs(pdf=pdf, site=site))
+    assert not pdf.exists() and not site.exists()
 
 
 def wilson(k: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:

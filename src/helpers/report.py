@@ -65,6 +65,10 @@ class Stage:
 class ReportStageError(HeardInputError):
     """A notebook of the chain failed; names the notebook, the cell and the error."""
 
+    def _compose(self) -> str:
+        # The error text is the whole point here: never shorten it.
+        return f"{self.file}: {self.found}\n{self.fix}"
+
 
 def output_folder(root: Path, study: str, month: str) -> Path:
     """Return ``reports/_output/<study>/<month>`` under `root`."""
@@ -434,8 +438,7 @@ def stage_error(stage: Stage, error, executed: Path) -> ReportStageError:
         f"`{first_line.strip()}`)",
         expected="every cell to run",
         found=f"{error.ename}: {error.evalue}",
-        fix=f"read the traceback in {executed}, correct the input or the notebook, "
-        "and run the report again",
+        fix=f"The full traceback is in {executed}.",
     )
 
 
@@ -554,19 +557,23 @@ def check_rendered_privacy(outputs: ReportOutputs) -> None:
     Raises
     ------
     HeardInputError
-        Naming the file and what was found; the report must not be shared.
+        Naming the file and what was found; the PDF and the site are deleted
+        first, so nothing personal is left to share.
     """
     from helpers.privacy import find_pii
 
-    for path, text in rendered_texts(outputs):
+    for path, text in list(rendered_texts(outputs)):
         found = find_pii(text)
         if found:
+            # Nothing personal may stay where someone could share it.
+            Path(outputs.pdf).unlink(missing_ok=True)
+            shutil.rmtree(Path(outputs.site).parent, ignore_errors=True)
             raise HeardInputError(
                 path,
                 expected="no e-mail address or phone number in the report",
                 found=f"{len(found)} match(es), e.g. {found[0]!r}",
                 fix="redact the text where it enters (helpers.privacy.redact) and "
-                "run the report again; do not share this output",
+                "run the report again; the PDF and the site were deleted",
             )
 
 

@@ -750,3 +750,14 @@ def describe_run(study: Study, month: str) -> str:
         f"`{describe_commit()}` with sampling seed {seed}. Processed files: "
         f"`data/processed/{study.name}/{month}/`."
     )
+
+
+def format_inputs_table(inputs: pd.DataFrame) -> pd.DataFrame:
+    """Return the inputs table for display: each SHA-256 may wrap after 32 digits.
+
+    A zero-width space splits the hash so that it fits a printed page; the raw
+    hash stays in :func:`tabulate_inputs`' result.
+    """
+    shown = inputs.copy()
+    shown["SHA-256"] = [f"{h[:32]}\u200b{h[32:]}" for h in shown["SHA-256"]]
+    return shown

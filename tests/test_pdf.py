@@ -1,0 +1,90 @@
+"""The demo study's monthly PDF holds the numbers its processed data holds.
+
+Runs the whole chain on the demo study (two months) with the fallback renderer,
+then reads the PDFs' text with pypdf and looks for the summary numbers, written
+the way the report writes them, computed here from the summary files.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from pypdf import PdfReader
+from report_chain import demo_chain
+
+from helpers.privacy import find_pii
+from helpers.report import build_report
+
+pytestmark = pytest.mark.slow
+
+
+def pdf_text(path) -> str:
+    text = "\n".join(page.extract_text() or "" for page in PdfReader(path).pages)
+    return re.sub(r"\s+", " ", text)
+
+
+def summary(root, month: str, name: str) -> dict:
+    path = root / "data" / "processed" / "demo" / month / f"summary_{name}.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    return demo_chain(tmp_path_factory.getbasetemp())
+
+
+def test_pdf_holds_the_summary_numbers(built):
+    root, text = built["root"], pdf_text(built["2026-11"].pdf)
+    calls = summary(root, "2026-11", "calls")
+    segments = summary(root, "2026-11", "segments")
+    coding = summary(root, "2026-11", "coding")
+    assert calls, "the calls stage wrote no summary"
+
+    # Connect rate as "k of n", with k and n from the calls summary.
+    rate = calls["connect_rate_customer"]
+    assert f"({rate['k']} of {rate['n']})" in text
+    assert f"{round(100 * rate['k'] / rate['n'])}%" in text
+    assert f"held {calls['n_conversations']} conversations" in text
+    if segments:
+        assert f"held {segments['n_customers']} customers" in text
+    for theme in (coding.get("top_themes") or [])[:3]:
+        assert f"({theme['k']} of {theme['n']})" in text
+    # Title page: the study, the month and the renderer used.
+    assert "2026-11" in text and "fallback renderer" in text
+    assert "Executive summary" in text and "Reproducibility appendix" in text
+
+
+def test_second_month_shows_month_over_month_changes(built):
+    october = summary(built["root"], "2026-10", "calls")["connect_rate_customer"]
+    november = summary(built["root"], "2026-11", "calls")["connect_rate_customer"]
+    change = 100 * (november["k"] / november["n"] - october["k"] / october["n"])
+    text = pdf_text(built["2026-11"].pdf)
+    assert f"October 2026 to November 2026: {change:+.1f} pp" in text
+    assert "first month" in pdf_text(built["2026-10"].pdf)
+
+
+def test_rendered_files_hold_no_email_or_phone(built):
+    for month in ("2026-10", "2026-11"):
+        outputs = built[month]
+        assert find_pii(pdf_text(outputs.pdf)) == []
+        for page in outputs.site.parent.glob("*.html"):
+            assert find_pii(re.sub(r"<[^>]+>", " ", page.read_text())) == []
+
+
+def test_rendering_a_month_again_gives_the_same_numbers(built):
+    before = pdf_text(built["2026-10"].pdf)
+    again = build_report(
+        "demo", "2026-10", root=built["root"], renderer="fallback", fresh=True
+    )
+    after = pdf_text(again.pdf)
+
+    # Only the rendering date may differ; every number in the body is the same.
+    def numbers(text: str) -> list[str]:
+        body = text.split("Executive summary", 1)[1]
+        return re.findall(
+            r"\d+(?:\.\d+)?", re.sub(r"(Rendered on|commit) \S+", "", body)
+        )
+
+    assert numbers(after) == numbers(before)
