@@ -112,6 +112,7 @@ def normalise_phones(
 
     # Spread back to rows and apply the keep rule.
     result = parsed.iloc[codes].set_axis(numbers.index)
+    result = result.astype(object).where(result.notna(), None)
     result["is_callable"] = result["phone_status"].isin(CALLABLE[keep])
     log.info(
         "normalised %d phone numbers (%d distinct): %s",

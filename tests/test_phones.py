@@ -1,0 +1,209 @@
+"""Tests for helpers.phones: E.164 from the ways people and spreadsheets write numbers.
+
+Expected E.164 strings are written out by hand from the numbering plans (UK +44
+drops the trunk 0; NANP +1 keeps all ten digits); the property tests check the
+normaliser against phonenumbers' own formatting of the same number.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import phonenumbers
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from helpers import phones
+from helpers.phones import normalise_phones
+
+
+def normalise(numbers, regions, **options) -> pd.DataFrame:
+    return normalise_phones(pd.Series(numbers), pd.Series(regions), **options)
+
+
+@pytest.mark.parametrize(
+    ("text", "region", "e164"),
+    [
+        ("07700 900123", "GB", "+447700900123"),
+        ("+44 7700 900123", "US", "+447700900123"),
+        ("'+44 7700 900123", "US", "+447700900123"),  # spreadsheet apostrophe
+        ("0044 7700 900123", "GB", "+447700900123"),  # UK international prefix
+        ("011 44 20 7946 0018", "US", "+442079460018"),  # US international prefix
+        ("7700900123", "GB", "+447700900123"),  # lost its leading zero
+        ("(202) 555-0111", "US", "+12025550111"),
+        ("202.555.0111", "US", "+12025550111"),
+        ("1-202-555-0111", "US", "+12025550111"),
+        ("030 901820", "DE", "+4930901820"),
+    ],
+)
+def test_numbers_become_e164(text, region, e164):
+    assert normalise([text], [region])["phone_e164"].tolist() == [e164]
+
+
+def test_uk_fictional_range_is_possible_but_not_valid():
+    result = normalise(["07700 900123", "020 7946 0018"], ["GB", "GB"])
+
+    assert result["phone_status"].tolist() == ["possible", "valid"]
+    assert result["is_callable"].tolist() == [True, True]
+    strict = normalise(["07700 900123", "020 7946 0018"], ["GB", "GB"], keep="valid")
+    assert strict["is_callable"].tolist() == [False, True]
+
+
+def test_us_555_01xx_is_valid_with_its_zone():
+    result = normalise(["202-555-0111"], ["US"]).iloc[0]
+
+    assert result["phone_status"] == "valid"
+    assert result["phone_region"] == "US"
+    assert result["timezone"] == "America/New_York"
+    assert result["phone_national"] == "(202) 555-0111"
+
+
+@pytest.mark.parametrize(
+    ("text", "extension"),
+    [
+        ("+1 202-555-0111 ext. 42", "42"),
+        ("(202) 555-0111 x42", "42"),
+        ("202 555 0111 #7", "7"),
+        ("202 555 0111 extension 305", "305"),
+    ],
+)
+def test_extensions_are_split_off(text, extension):
+    result = normalise([text], ["US"]).iloc[0]
+
+    assert result["phone_e164"] == "+12025550111"
+    assert result["phone_extension"] == extension
+
+
+@pytest.mark.parametrize("text", ["1.20256E+10", "2.02555E+11", "4.47701E+11"])
+def test_scientific_notation_is_damaged_and_not_repaired(text):
+    result = normalise([text], ["US"]).iloc[0]
+
+    assert result["phone_status"] == "damaged"
+    assert result["phone_e164"] is None
+    assert not result["is_callable"]
+
+
+def test_float_looking_number_is_damaged():
+    # Parsed as text, '12025550111.0' would give +120255501110, a different number.
+    result = normalise(["12025550111.0"], ["US"]).iloc[0]
+    assert result["phone_status"] == "damaged"
+
+
+def test_blank_and_garbage():
+    result = normalise([None, "", "   ", "call me", "12"], ["US"] * 5)
+    assert result["phone_status"].tolist() == [
+        "missing",
+        "missing",
+        "missing",
+        "invalid",
+        "invalid",
+    ]
+    assert not result["is_callable"].any()
+
+
+def test_lost_plus_is_read_only_when_the_result_is_valid():
+    # 44 20 7946 0018 without '+' for a US customer is a valid London number;
+    # 44 7700 900123 (a fictional range, only possible) is not guessed.
+    result = normalise(["442079460018", "447700900123"], ["US", "US"])
+    assert result["phone_e164"].tolist() == ["+442079460018", None]
+    assert result["phone_status"].tolist() == ["valid", "invalid"]
+
+
+def test_index_is_kept_and_rows_align():
+    numbers = pd.Series(["07700 900123", "(202) 555-0111"], index=[10, 3])
+    regions = pd.Series(["GB", "US"], index=[10, 3])
+
+    result = normalise_phones(numbers, regions)
+    assert list(result.index) == [10, 3]
+    assert result.loc[3, "phone_e164"] == "+12025550111"
+
+
+def test_phonenumbers_runs_once_per_distinct_number(monkeypatch):
+    calls = []
+    real_parse = phonenumbers.parse
+
+    def counting_parse(*args, **kwargs):
+        calls.append(args)
+        return real_parse(*args, **kwargs)
+
+    monkeypatch.setattr(phonenumbers, "parse", counting_parse)
+    phones._parse_one.cache_clear()
+    numbers = ["(202) 555-0111", "202.555.0111", "(202) 555-0111", "+1 202 555 0123"]
+    normalise(numbers * 250, ["US"] * 1000)
+
+    # 1,000 rows; three distinct digit strings: 2025550111, +12025550123 and the
+    # dotted form, which reduces to the same digits as the first.
+    assert len(calls) == 2
+
+
+def test_bad_keep_rule_is_refused():
+    with pytest.raises(ValueError, match="keep"):
+        normalise(["1"], ["US"], keep="maybe")
+
+
+def test_zone_for_country():
+    assert phones.zone_for_country("GB") == "Europe/London"
+    assert phones.zone_for_country("DE") == "Europe/Berlin"
+    assert phones.zone_for_country(None) is None
+
+
+# Property tests -----------------------------------------------------------------
+
+REGIONS = ["US", "GB", "DE", "FR", "AU", "IN", "CA", "ES"]
+
+
+@st.composite
+def valid_numbers(draw):
+    """A valid number: a region's example number with its last digits redrawn."""
+    region = draw(st.sampled_from(REGIONS))
+    example = phonenumbers.example_number(region)
+    national = str(example.national_number)
+    tail = draw(st.integers(0, 9999))
+    digits = national[:-4] + f"{tail:04d}"
+    number = phonenumbers.parse("+" + str(example.country_code) + digits)
+    if not phonenumbers.is_valid_number(number):
+        number = example
+    return region, number
+
+
+FORMATS = [
+    phonenumbers.PhoneNumberFormat.E164,
+    phonenumbers.PhoneNumberFormat.INTERNATIONAL,
+    phonenumbers.PhoneNumberFormat.NATIONAL,
+    phonenumbers.PhoneNumberFormat.RFC3966,
+]
+
+
+@settings(max_examples=60, deadline=None)
+@given(valid_numbers(), st.sampled_from(FORMATS))
+def test_any_written_form_normalises_back_to_the_same_e164(case, style):
+    region, number = case
+    written = phonenumbers.format_number(number, style).replace("tel:", "")
+    expected = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+    result = normalise([written], [region]).iloc[0]
+    assert result["phone_e164"] == expected
+    assert result["phone_status"] == "valid"
+    assert result["phone_region"] == phonenumbers.region_code_for_number(number)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(st.tuples(valid_numbers(), st.sampled_from(FORMATS)), min_size=1,
+             max_size=12),
+    st.randoms(use_true_random=False),
+)  # fmt: skip
+def test_shuffling_rows_never_changes_the_result(cases, random):
+    numbers = [
+        phonenumbers.format_number(number, style).replace("tel:", "")
+        for (_, number), style in cases
+    ]
+    regions = [region for (region, _), _ in cases]
+    frame = pd.DataFrame({"number": numbers, "region": regions})
+    order = list(frame.index)
+    random.shuffle(order)
+    shuffled = frame.loc[order]
+
+    straight = normalise_phones(frame["number"], frame["region"])
+    mixed = normalise_phones(shuffled["number"], shuffled["region"])
+    pd.testing.assert_frame_equal(mixed.loc[straight.index], straight)
