@@ -39,9 +39,24 @@ def excerpts() -> pd.DataFrame:
 
 
 def test_tokens_keep_contractions_and_drop_punctuation():
-    assert language.tokenise("I didn’t buy it: $40 shipping!") == [
-        "i", "didn't", "buy", "it", "40", "shipping",
+    assert language.tokenise("I didn’t buy it: $40 shipping! I'm 5'5\"") == [
+        "i", "didn't", "buy", "it", "40", "shipping", "i'm", "5'5",
     ]  # fmt: skip
+
+
+def test_numbers_alone_are_not_phrases():
+    frame = pd.DataFrame(
+        {
+            "conversation_id": ["a", "b"],
+            "text": ["size 4 10 in store", "size 4 10 again"],
+            "is_customer": [True, True],
+        }
+    )
+    phrases = language.count_phrases(
+        frame, sizes=(2,), min_count=2, stop_words=frozenset()
+    )
+    # "size 4" (twice) has a word; "4 10" (twice) is numbers only.
+    assert phrases["phrase"].tolist() == ["size 4"]
 
 
 def test_stop_words_come_from_the_package_minus_meaningful_words():
@@ -221,3 +236,28 @@ def test_quote_bank_ids_redaction_and_consent():
         language.select_quote(bank, "OBJ", codebook, segment="first_time_no_return")
         is None
     )
+
+
+def test_words_are_read_from_redacted_text():
+    excerpts = pd.DataFrame(
+        {
+            "conversation_id": ["c1", "c1"],
+            "excerpt_id": ["c1-001", "c1-002"],
+            "text": [
+                "Ring me on 07700 900123, Jordan, ring me on 07700 900123",
+                "Write to jo@example.com",
+            ],
+            "is_customer": [True, True],
+        }
+    )
+    conversations = pd.DataFrame({"conversation_id": ["c1"], "interviewer": ["Jordan"]})
+    redacted = language.redact_excerpts(excerpts, conversations)
+    assert redacted["text"].tolist() == [
+        "Ring me on [phone], [name], ring me on [phone]",
+        "Write to [email]",
+    ]
+    assert excerpts["text"].iloc[1] == "Write to jo@example.com"  # input untouched
+    phrases = language.count_phrases(
+        redacted, sizes=(2,), min_count=1, stop_words=frozenset()
+    )
+    assert not phrases["phrase"].str.contains(r"\d|example|jordan").any()

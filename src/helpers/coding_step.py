@@ -23,6 +23,14 @@ from helpers.study import Study, load_study, previous_months
 log = logging.getLogger(__name__)
 
 TOP_THEMES = 5
+VALUE_COLUMNS = [
+    "code",
+    "name",
+    "n_customers",
+    "spend",
+    "abandoned_value",
+    "revenue_at_stake",
+]
 SOURCE_CONSENSUS = "consensus"
 SOURCE_SUGGESTED = "suggested (keyword rules, not coded by people)"
 OUTPUT_FILES = {
@@ -63,7 +71,8 @@ def run_coding_step(study: str | Study, month: str, *, write: bool = True) -> di
     -------
     dict
         Every table named in ``OUTPUT_FILES`` (DataFrames), plus
-        ``conversations``, ``excerpts``, ``codebook`` (the flat table),
+        ``conversations``, ``excerpts``, ``redacted_excerpts`` (for showing
+        customers' words), ``codebook`` (the flat table),
         ``price_objection`` and ``velocity`` (dicts), ``stages`` and
         ``summary`` (the content of ``summary_coding.json``).
 
@@ -155,9 +164,7 @@ def analyse_themes(inputs: dict, study: Study, month: str) -> dict:
             coded, conversations, table, customers, checkouts
         )
     else:
-        value = pd.DataFrame(
-            columns=["code", "name", "n_customers", "revenue_at_stake"]
-        )
+        value = pd.DataFrame(columns=VALUE_COLUMNS)
     curve = saturation.build_saturation_curve(coded, conversations, table)
     run = int(study.config.get("coding", {}).get("saturation_run", 3))
     return {
@@ -172,9 +179,12 @@ def analyse_themes(inputs: dict, study: Study, month: str) -> dict:
 
 
 def analyse_words(inputs: dict) -> dict:
-    """Return phrases, collocations, distinctive phrases and the quote bank."""
-    excerpts, conversations = inputs["excerpts"], inputs["conversations"]
+    """Return phrases, collocations, distinctive phrases and the quote bank, all
+    read from redacted text (``redacted_excerpts``, also for keyword in context)."""
+    conversations = inputs["conversations"]
+    excerpts = language.redact_excerpts(inputs["excerpts"], conversations)
     return {
+        "redacted_excerpts": excerpts,
         "phrases": language.count_phrases(excerpts),
         "collocations": language.find_collocations(excerpts),
         "distinctive": language.distinguish_phrases(excerpts, conversations),

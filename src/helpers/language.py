@@ -24,7 +24,8 @@ from helpers.themes import ALL_SEGMENTS, STAGE_BRANCH, branch_codes, map_ancesto
 
 log = logging.getLogger(__name__)
 
-TOKENIZER = RegexpTokenizer(r"[A-Za-z0-9]+(?:'[A-Za-z]+)*")
+# Inner apostrophes stay inside a word: "didn't", and heights such as 5'5.
+TOKENIZER = RegexpTokenizer(r"[A-Za-z0-9]+(?:'[A-Za-z0-9]+)*")
 # The package's English list (1,333 words in the 2025 release) holds words that
 # carry the meaning of customer feedback; they are kept as content words.
 # fmt: off
@@ -43,8 +44,8 @@ STOP_WORDS = frozenset(get_stop_words("en")) - KEPT_WORDS
 def tokenise(text: str) -> list[str]:
     """Return the lower-cased word tokens of `text`.
 
-    Words keep inner apostrophes (``didn't``); curly apostrophes count as
-    straight ones; punctuation and symbols are dropped.
+    Words keep inner apostrophes (``didn't``, ``5'5``); curly apostrophes count
+    as straight ones; punctuation and symbols are dropped.
     """
     if not isinstance(text, str):
         return []
@@ -57,8 +58,10 @@ def select_customer_turns(excerpts: pd.DataFrame) -> pd.DataFrame:
 
 
 def is_phrase(gram: tuple, stop_words: frozenset = STOP_WORDS) -> bool:
-    """Return True when `gram` neither starts nor ends with a stop word."""
-    return gram[0] not in stop_words and gram[-1] not in stop_words
+    """Return True when `gram` neither starts nor ends with a stop word and holds
+    at least one word with letters (numbers alone are not a phrase)."""
+    has_word = any(any(ch.isalpha() for ch in token) for token in gram)
+    return has_word and gram[0] not in stop_words and gram[-1] not in stop_words
 
 
 def count_phrases(
@@ -434,6 +437,41 @@ def build_quote_bank(
     columns = ["quote_id", "conversation_id", "excerpt_id", "position", "customer_key"]
     columns += ["segment", "code", "codes", "text", "consent_to_quote", "n_words"]
     return quotes[columns].sort_values("quote_id").reset_index(drop=True)
+
+
+def redact_excerpts(
+    excerpts: pd.DataFrame,
+    conversations: pd.DataFrame,
+    *,
+    names: tuple[str, ...] = (),
+) -> pd.DataFrame:
+    """Return a copy of `excerpts` with contact details and known names redacted.
+
+    Parameters
+    ----------
+    excerpts : DataFrame
+        ``conversation_id``, ``text`` and any other columns (kept).
+    conversations : DataFrame
+        ``conversation_id``, ``interviewer`` (and ``customer_name`` when present).
+    names : tuple of str
+        More names to redact wherever they appear.
+
+    Returns
+    -------
+    DataFrame
+        `excerpts` with ``text`` passed through ``helpers.privacy.redact``: what
+        phrase counts, collocations and keyword-in-context views should read, so
+        no phone number or e-mail reaches a processed file or a report.
+    """
+    details = [c for c in ("interviewer", "customer_name") if c in conversations]
+    joined = excerpts.merge(
+        conversations[["conversation_id", *details]], on="conversation_id", how="left"
+    )
+    redacted = excerpts.copy()
+    redacted["text"] = [
+        redact_quote(row, names) for row in joined.itertuples(index=False)
+    ]
+    return redacted
 
 
 def redact_quote(row, names: tuple[str, ...]) -> str:
