@@ -23,12 +23,14 @@ import logging
 import math
 import re
 import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from helpers.errors import HeardInputError
+from helpers.schemas import ATTEMPTS, validate
 from helpers.study import Study, check_month, load_study
 
 log = logging.getLogger(__name__)
@@ -240,7 +242,7 @@ def load_call_log(
         }
     ).reset_index(drop=True)
     log.info("read %d attempts from %s", len(result), path.name)
-    return result
+    return validate(result, ATTEMPTS, file=path, fix="correct the cell in the log")
 
 
 def read_table(path: Path) -> pd.DataFrame:
@@ -250,13 +252,17 @@ def read_table(path: Path) -> pd.DataFrame:
     column ``source_row`` holds each row's spreadsheet number (header = 1).
     """
     suffix = path.suffix.lower()
-    if suffix == ".csv":
-        table = pd.read_csv(
-            path, dtype=str, keep_default_na=False, encoding="utf-8-sig"
-        )
-    elif suffix == ".xlsx":
-        table = pd.read_excel(path, dtype=object, engine="openpyxl")
-    else:
+    try:
+        table = read_log_file(path, suffix)
+    except (pd.errors.EmptyDataError, UnicodeDecodeError, zipfile.BadZipFile) as error:
+        raise HeardInputError(
+            path,
+            expected="a call log saved as CSV UTF-8 or XLSX, with a header row",
+            found=f"{type(error).__name__}: {error}",
+            fix="export the log again; in Excel choose 'CSV UTF-8' or 'Excel "
+            "Workbook'",
+        ) from error
+    if table is None:
         raise HeardInputError(
             path,
             expected="a .csv or .xlsx call log",
@@ -267,6 +273,15 @@ def read_table(path: Path) -> pd.DataFrame:
     table = table.map(lambda v: None if isinstance(v, str) and not v.strip() else v)
     table["source_row"] = np.arange(2, len(table) + 2)
     return table
+
+
+def read_log_file(path: Path, suffix: str) -> pd.DataFrame | None:
+    """Return the raw sheet of a .csv or .xlsx log; None for another suffix."""
+    if suffix == ".csv":
+        return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    if suffix == ".xlsx":
+        return pd.read_excel(path, dtype=object, engine="openpyxl")
+    return None
 
 
 def rename_log_columns(
