@@ -293,7 +293,8 @@ def test_executive_summary_carries_denominators_quotes_and_questions(tmp_path):
     assert f"34% (12 of 35) [{100 * low:.0f}%, {100 * high:.0f}%]" in text
     assert "Price** in 33% (4 of 12)" in text
     assert '"Shipping was a shock, call me on [phone]"' in text  # redacted again
-    assert "+20% [-5%, +50%]" in text and "p 0.12" in text
+    assert "+20% [-5%, +50%]" in text and "adjusted p 0.12" in text
+    assert "not distinguishable from no change" in text
 
 
 def test_inputs_table_has_row_counts_and_sha256(tmp_path):

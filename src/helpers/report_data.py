@@ -13,6 +13,7 @@ import csv
 import hashlib
 import json
 import logging
+import math
 import platform
 from importlib import metadata
 from pathlib import Path
@@ -173,7 +174,7 @@ def describe_top_themes(coding: dict, *, limit: int = TOP_THEMES) -> list[str]:
 
 
 def describe_experiments(experiments: dict) -> list[str]:
-    """Return one line per experiment arm: relative lift, interval and verdict."""
+    """Return one line per experiment arm: relative lift, interval and reading."""
     entries = experiments.get("experiments") or []
     if not entries:
         return ["**Experiments:** none analysed this month."]
@@ -181,18 +182,37 @@ def describe_experiments(experiments: dict) -> list[str]:
     for entry in entries:
         metric = str(entry.get("primary_metric", "")).replace("_", " ")
         p_value = entry.get("p_adjusted", entry.get("p_value"))
+        p_value = math.nan if p_value is None else p_value
         lines.append(
-            f"**Experiment {entry.get('name')}** ({entry.get('variant', 'variant')} vs "
-            f"control, {metric}): relative lift {format_lift(entry)}, 95% interval, "
-            f"p {format_p(float('nan') if p_value is None else p_value)}. "
-            f"{entry.get('verdict', '')}"
+            f"**Experiment {entry.get('name')}** ({entry.get('variant', 'variant')} "
+            f"vs control, {metric}): relative lift {format_lift(entry)} (95% "
+            f"interval), adjusted p {format_p(p_value)}"
+            f": {read_interval(entry)}."
         )
     return lines
 
 
+def read_interval(entry: dict) -> str:
+    """Return what an interval of a relative lift says, in words."""
+    low, high = entry.get("ci_low"), entry.get("ci_high")
+    if low is None or high is None:
+        return "not estimable this month"
+    if low > 0:
+        return "the variant did better than control"
+    if high < 0:
+        return "the variant did worse than control"
+    return "not distinguishable from no change"
+
+
 def tabulate_segments(segments: dict) -> pd.DataFrame:
-    """Return ``segment``, ``n_customers`` from the segment summary (display names)."""
+    """Return the month's segments and their sizes (``Segment``, ``Customers``).
+
+    Only the segments the month calls (``month_segments``) are listed; all
+    segments when the summary does not name them.
+    """
     sizes = segments.get("segment_sizes") or {}
+    chosen = segments.get("month_segments") or list(sizes)
+    sizes = {name: sizes[name] for name in chosen if name in sizes}
     frame = pd.DataFrame(
         {
             "Segment": [s.replace("_", " ") for s in sizes],
@@ -321,7 +341,8 @@ def compare_themes(study: Study, month: str, codes: list[str]) -> pd.DataFrame:
         frames.append(themes.assign(month=each)[columns])
     if not frames:
         return pd.DataFrame(columns=columns)
-    return pd.concat(frames, ignore_index=True)
+    combined = pd.concat(frames, ignore_index=True)
+    return combined.sort_values(["name", "month"], ignore_index=True)
 
 
 def compare_experiments(study: Study, month: str) -> pd.DataFrame:
@@ -594,7 +615,8 @@ def describe_segments(segments: dict) -> str:
         return "The segment step has no summary for this month."
     window = segments.get("calling_window") or {}
     window_text = (
-        f"{window.get('start')} to {window.get('end')} local time"
+        f"{window.get('start')} to {window.get('end')} "
+        f"({window.get('timezone', 'local')} time)"
         if isinstance(window, dict)
         else str(window)
     )
