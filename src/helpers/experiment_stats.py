@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import special
-from statsmodels.stats.proportion import proportion_confint
 
 
 def describe_mean(n, total, total_sq):
@@ -353,6 +352,8 @@ def chance_normal(diff, se):
 def exact_interval(k, n, *, alpha):
     """Return the Clopper-Pearson (exact) interval for ``k`` of ``n``; at ``k = 0``
     the upper bound is ``1 - (alpha / 2) ** (1 / n)``."""
+    from statsmodels.stats.proportion import proportion_confint
+
     k, n = np.asarray(k, dtype=float), np.asarray(n, dtype=float)
     low, high = proportion_confint(k, np.maximum(n, 1), alpha=alpha, method="beta")
     return np.where(n > 0, low, np.nan), np.where(n > 0, high, np.nan)

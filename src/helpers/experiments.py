@@ -458,29 +458,63 @@ def aggregate_rows(source, definition: dict, *, file: Path | None = None):
     spec = definition["results"]
     file = Path(file or source)
     connection = duckdb.connect()
-    relation = _register_source(connection, source, file)
-    available = {
-        c.lower(): c
-        for c in connection.execute(f"SELECT * FROM {relation} LIMIT 0")
-        .fetchdf()
-        .columns
-    }
-    variant = _find_column(available, spec.get("variant_column", "variant"), file)
-    unit = spec.get("unit_column")
-    unit = _find_column(available, unit, file) if unit else None
+    try:
+        relation = _register_source(connection, source, file)
+        described = connection.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()
+        available = {str(row[0]).lower(): str(row[0]) for row in described}
+        types = {str(row[0]): str(row[1]) for row in described}
+        variant = _find_column(available, spec.get("variant_column", "variant"), file)
+        unit = spec.get("unit_column")
+        unit = _find_column(available, unit, file) if unit else None
+        present, pairs = _present_columns(definition, available, file)
 
-    # Per unit: combine each unit's rows, then derive the implied columns.
+        # Per unit, materialised once; mixed units stay out of every sum.
+        derived = _derived_columns(present, spec.get("value_per_conversion"))
+        connection.execute(
+            "CREATE TEMP TABLE per_unit AS SELECT *"
+            f"{derived} FROM ({_per_unit_sql(relation, variant, unit, present, types)})"
+        )
+        n_mixed = connection.execute(
+            "SELECT count(*) FROM per_unit WHERE is_mixed"
+        ).fetchone()[0]
+        described = connection.execute("DESCRIBE per_unit").fetchall()
+        values = [
+            r[0] for r in described if r[0] not in ("unit", "variant", "is_mixed")
+        ]
+        cap = _revenue_cap(connection, definition, values)
+
+        # Per arm, and per unit for the bootstrap when the test is small enough.
+        arms = connection.execute(_arm_sql(values, pairs, cap)).fetchdf()
+        units = None
+        if arms["n"].sum() <= int(definition.get("bootstrap_max_units", 200_000)):
+            capped = (
+                "" if cap is None else f", least(revenue, {cap!r}) AS revenue_capped"
+            )
+            units = connection.execute(
+                f"SELECT variant, * EXCLUDE (variant, is_mixed){capped} FROM per_unit "
+                "WHERE NOT is_mixed"
+            ).fetchdf()
+    finally:
+        connection.close()
+    if n_mixed:
+        log.warning("%s units appear in more than one arm and were left out", n_mixed)
+    return arms, units, {"n_mixed_units": int(n_mixed), "revenue_cap": cap}
+
+
+def _present_columns(definition: dict, available: dict, file: Path) -> tuple:
+    """Return Heard's value columns found in the file (arm name -> (how, file
+    column)) and the ratio metrics' column pairs."""
     columns, pairs = _needed_columns(definition)
-    present = {}
-    column_map = spec.get("column_map") or {}
+    column_map = definition["results"].get("column_map") or {}
     mapped = {str(v).lower() for k, v in column_map.items() if str(k) != str(v)}
+    present = {}
     for heard, (how, arm_name) in columns.items():
-        name = column_map.get(heard, heard)
+        name = str(column_map.get(heard, heard)).lower()
         # A file column mapped to another name is not read again under its own.
-        if heard not in column_map and str(name).lower() in mapped:
+        if heard not in column_map and name in mapped:
             continue
-        if str(name).lower() in available:
-            present[arm_name] = (how, available[str(name).lower()])
+        if name in available:
+            present[arm_name] = (how, available[name])
     if not present:
         raise HeardInputError(
             file,
@@ -488,60 +522,41 @@ def aggregate_rows(source, definition: dict, *, file: Path | None = None):
             found=list(available.values()),
             fix="map them with results.column_map (Heard's name: the file's name)",
         )
-    per_unit_sql = _per_unit_sql(relation, variant, unit, present)
-    derived = _derived_columns(present, spec.get("value_per_conversion"))
-    connection.execute(
-        f"CREATE TEMP TABLE per_unit AS SELECT *{derived} FROM "
-        f"({per_unit_sql}) WHERE NOT is_mixed OR is_mixed IS NULL"
-    )
-    values = [
-        c
-        for c in connection.execute("SELECT * FROM per_unit LIMIT 0").fetchdf().columns
-        if c not in ("unit", "variant", "is_mixed")
-    ]
-    n_mixed = (
-        connection.execute(
-            f"SELECT count(*) FROM ({per_unit_sql}) WHERE is_mixed"
-        ).fetchone()[0]
-        if unit
-        else 0
-    )
+    return present, pairs
 
-    # Optional capping at a pooled quantile of per-unit revenue.
-    cap = None
+
+def _revenue_cap(connection, definition: dict, values: list[str]) -> float | None:
+    """Return the capping value: a quantile of per-unit revenue among units with
+    revenue (most units have none), or None without ``capping.revenue``."""
     quantile = (definition.get("capping") or {}).get("revenue")
-    if quantile and "revenue" in values:
-        cap = connection.execute(
-            "SELECT quantile_cont(revenue, ?) FROM per_unit WHERE revenue > 0",
-            [float(quantile)],
-        ).fetchone()[0]
-        connection.execute("ALTER TABLE per_unit ADD COLUMN revenue_capped DOUBLE")
-        connection.execute(
-            "UPDATE per_unit SET revenue_capped = least(revenue, ?)", [cap]
-        )
-        values.append("revenue_capped")
+    if not quantile or "revenue" not in values:
+        return None
+    cap = connection.execute(
+        "SELECT quantile_cont(revenue, ?) FROM per_unit "
+        "WHERE revenue > 0 AND NOT is_mixed",
+        [float(quantile)],
+    ).fetchone()[0]
+    return None if cap is None else float(cap)
 
-    # Per arm: n, sums, sums of squares and the ratio metrics' cross-products.
-    products = [
+
+def _arm_sql(values: list[str], pairs: list, cap: float | None) -> str:
+    """Return the per-arm query: n, sums, sums of squares, cross-products."""
+    sums = [f'sum("{c}") AS "{c}", sum("{c}" * "{c}") AS "{c}_sq"' for c in values]
+    sums += [
         f'sum("{a}" * "{b}") AS "{a}_x_{b}"'
         for a, b in pairs
         if a in values and b in values
     ]
-    sums = [f'sum("{c}") AS "{c}", sum("{c}" * "{c}") AS "{c}_sq"' for c in values]
-    arms = connection.execute(
-        f"SELECT variant, count(*) AS n, {', '.join(sums + products)} "
-        "FROM per_unit GROUP BY variant ORDER BY variant"
-    ).fetchdf()
-    n_units = int(arms["n"].sum())
-    units = None
-    if n_units <= int(definition.get("bootstrap_max_units", 200_000)):
-        units = connection.execute(
-            "SELECT variant, * EXCLUDE (variant, is_mixed) FROM per_unit"
-        ).fetchdf()
-    connection.close()
-    if n_mixed:
-        log.warning("%s units appear in more than one arm and were left out", n_mixed)
-    return arms, units, {"n_mixed_units": int(n_mixed), "revenue_cap": cap}
+    if cap is not None:
+        capped = f"least(revenue, {cap!r})"
+        sums.append(
+            f"sum({capped}) AS revenue_capped, "
+            f"sum({capped} * {capped}) AS revenue_capped_sq"
+        )
+    return (
+        f"SELECT variant, count(*) AS n, {', '.join(sums)} FROM per_unit "
+        "WHERE NOT is_mixed GROUP BY variant ORDER BY variant"
+    )
 
 
 def _register_source(connection, source, file: Path) -> str:
@@ -574,23 +589,52 @@ def _find_column(available: dict, name: str, file: Path) -> str:
     return available[str(name).lower()]
 
 
-def _per_unit_sql(relation: str, variant: str, unit: str | None, present: dict) -> str:
+NUMERIC_TYPES = (
+    "TINYINT",
+    "SMALLINT",
+    "INTEGER",
+    "BIGINT",
+    "HUGEINT",
+    "FLOAT",
+    "DOUBLE",
+    "DECIMAL",
+    "UTINYINT",
+    "USMALLINT",
+    "UINTEGER",
+    "UBIGINT",
+    "BOOLEAN",
+)
+
+
+def _per_unit_sql(
+    relation: str, variant: str, unit: str | None, present: dict, types: dict
+) -> str:
+    """Return the per-unit query. Numeric columns are aggregated as stored and
+    cast once per unit; text columns are parsed row by row (TRY_CAST)."""
+
     def value(column: str) -> str:
-        return f'coalesce(TRY_CAST("{column}" AS DOUBLE), 0)'
+        if str(types.get(column, "")).upper().startswith(NUMERIC_TYPES):
+            return f'"{column}"'
+        return f'TRY_CAST("{column}" AS DOUBLE)'
 
     if unit is None:
-        selected = [f'{value(col)} AS "{name}"' for name, (_, col) in present.items()]
+        selected = ", ".join(
+            f'coalesce(CAST({value(column)} AS DOUBLE), 0) AS "{name}"'
+            for name, (_, column) in present.items()
+        )
         return (
             f'SELECT CAST("{variant}" AS VARCHAR) AS variant, FALSE AS is_mixed, '
-            f"{', '.join(selected)} FROM {relation}"
+            f"{selected} FROM {relation}"
         )
-    combined = [
-        f'{how}({value(col)}) AS "{name}"' for name, (how, col) in present.items()
-    ]
+    # A unit's arm: any of its labels; it is mixed when the labels' hashes differ.
+    combined = ", ".join(
+        f'coalesce(CAST({how}({value(column)}) AS DOUBLE), 0) AS "{name}"'
+        for name, (how, column) in present.items()
+    )
     return (
-        f'SELECT "{unit}" AS unit, min(CAST("{variant}" AS VARCHAR)) AS variant, '
-        f'min(CAST("{variant}" AS VARCHAR)) <> max(CAST("{variant}" AS VARCHAR)) '
-        f'AS is_mixed, {", ".join(combined)} FROM {relation} GROUP BY "{unit}"'
+        f'SELECT "{unit}" AS unit, CAST(any_value("{variant}") AS VARCHAR) AS variant,'
+        f' min(hash("{variant}")) <> max(hash("{variant}")) AS is_mixed, {combined} '
+        f'FROM {relation} GROUP BY "{unit}"'
     )
 
 
@@ -1546,45 +1590,64 @@ def trace_quotes(
     return trace
 
 
-def plot_lifts(results: pd.DataFrame, definition: dict):
-    """Draw a forest plot of relative lifts with their intervals, one row per
-    metric, arms in their fixed colours (control is the zero line).
+def plot_lifts(results: pd.DataFrame, definitions):
+    """Draw a forest plot of relative lifts with their intervals.
+
+    Parameters
+    ----------
+    results : DataFrame
+        From :func:`compare_arms` (with ``experiment`` when several are shown).
+    definitions : dict or list of dict
+        The experiments' definitions; each arm keeps the colour its position in
+        its own definition gives it (control is grey: the zero line).
 
     Returns
     -------
     matplotlib.figure.Figure
+        One row per experiment × metric, a point and interval per arm.
     """
     from matplotlib.ticker import PercentFormatter
 
     from helpers.figures import CONTROL_GREY, arm_colours, new_figure
 
+    definitions = [definitions] if isinstance(definitions, dict) else list(definitions)
     shown = results[results["variant"].ne("control") & results["rel_lift"].notna()]
-    metrics = list(dict.fromkeys(shown["metric"]))
-    colours = arm_colours(definition["variant_ids"])
-    arms = [v for v in definition["variant_ids"] if v != "control"]
-    figure, axes = new_figure(figsize=(6.4, 0.6 + 0.55 * max(len(metrics), 1)))
-    offsets = np.linspace(-0.2, 0.2, len(arms)) if len(arms) > 1 else np.zeros(1)
-    for offset, arm in zip(offsets, arms, strict=True):
-        rows = shown[shown["variant"].eq(arm)]
-        y = np.array([metrics.index(m) for m in rows["metric"]]) + offset
-        axes.errorbar(
-            rows["rel_lift"],
-            y,
-            xerr=[
-                rows["rel_lift"] - rows["rel_ci_low"],
-                rows["rel_ci_high"] - rows["rel_lift"],
-            ],
-            fmt="o",
-            color=colours[arm],
-            capsize=3,
-            label=arm,
-        )
+    if "experiment" not in shown:
+        shown = shown.assign(experiment=definitions[0]["name"])
+    rows = list(dict.fromkeys(zip(shown["experiment"], shown["metric"], strict=True)))
+    several = len(definitions) > 1
+    figure, axes = new_figure(figsize=(6.4, 0.8 + 0.5 * max(len(rows), 1)))
+    for definition in definitions:
+        colours = arm_colours(definition["variant_ids"])
+        arms = [v for v in definition["variant_ids"] if v != "control"]
+        offsets = np.linspace(-0.2, 0.2, len(arms)) if len(arms) > 1 else [0.0]
+        mine = shown[shown["experiment"].eq(definition["name"])]
+        for offset, arm in zip(offsets, arms, strict=True):
+            part = mine[mine["variant"].eq(arm)]
+            if part.empty:
+                continue
+            keys = zip(part["experiment"], part["metric"], strict=True)
+            y = np.array([rows.index(key) for key in keys]) + offset
+            lift = part["rel_lift"].to_numpy()
+            errors = [lift - part["rel_ci_low"], part["rel_ci_high"] - lift]
+            label = f"{definition['name']}: {arm}" if several else arm
+            axes.errorbar(
+                lift,
+                y,
+                xerr=errors,
+                fmt="o",
+                color=colours[arm],
+                capsize=3,
+                label=label,
+            )
     axes.axvline(0, color=CONTROL_GREY, linewidth=1.2, label="control (no change)")
-    axes.set_yticks(range(len(metrics)), [m.replace("_", " ") for m in metrics])
+    labels = [(f"{e}: " if several else "") + m.replace("_", " ") for e, m in rows]
+    axes.set_yticks(range(len(rows)), labels)
     axes.invert_yaxis()
     axes.xaxis.set_major_formatter(PercentFormatter(1.0))
-    axes.set_xlabel("relative lift vs control")
-    axes.legend(loc="best", fontsize=8, frameon=False)
+    level = 1 - float(definitions[0].get("alpha", 0.05))
+    axes.set_xlabel(f"relative lift vs control ({level:.0%} delta-method interval)")
+    axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     figure.tight_layout()
     return figure
 
