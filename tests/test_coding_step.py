@@ -215,3 +215,42 @@ def test_demo_summary_agrees_with_its_own_tables(demo):
     # Prediction scores carry the earlier month for comparison.
     scores = output["prediction_scores"]
     assert set(scores["month"]) == {"2026-10", "2026-11"}
+
+
+@pytest.mark.slow
+def test_notebook_runs_top_to_bottom_on_the_demo(demo, monkeypatch, tmp_path):
+    import nbformat
+    import papermill
+
+    study, _ = demo
+    monkeypatch.setenv("HEARD_ROOT", str(study.raw_dir.parents[2]))
+    notebook = request_notebook()
+    output = tmp_path / "03_coding.ipynb"
+    papermill.execute_notebook(
+        str(notebook),
+        str(output),
+        parameters={"study": "demo", "month": "2026-11"},
+        cwd=str(notebook.parent),
+        progress_bar=False,
+    )
+    executed = nbformat.read(output, as_version=4)
+    shown = "\n".join(
+        o["data"].get("text/markdown", "")
+        for cell in executed.cells
+        if cell.cell_type == "code"
+        for o in cell.get("outputs", [])
+        if o.get("output_type") in ("execute_result", "display_data")
+    )
+    summary = json.loads(
+        study.processed("2026-11", "summary_coding.json").read_text("utf-8")
+    )
+    top = summary["top_themes"][0]
+    assert f"{top['k']} of {top['n']} conversations" in shown
+    assert "Cohen's kappa" in shown
+
+
+def request_notebook():
+    """Return the path of notebooks/03_coding.ipynb in this checkout."""
+    from pathlib import Path
+
+    return Path(__file__).resolve().parents[1] / "notebooks" / "03_coding.ipynb"
