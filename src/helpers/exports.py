@@ -41,6 +41,7 @@ import polars as pl
 from helpers import phones, privacy
 from helpers.errors import HeardInputError
 from helpers.files import open_raw
+from helpers.schemas import CHECKOUTS, LINES, ORDERS, validate
 from helpers.study import Study, check_month
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,7 @@ CUSTOMER_COLUMNS = [
     "has_consent", "is_do_not_call", "tags", "n_merged",
 ]  # fmt: skip
 REJECTED_COLUMNS = ["file", "row", "column", "reason"]
+TABLE_SCHEMAS = {"orders": ORDERS, "lines": LINES, "checkouts": CHECKOUTS}
 
 
 # --------------------------------------------------------------------------------
@@ -611,8 +613,16 @@ def detect_encoding(sample: bytes, path: Path) -> str:
     try:
         codecs.getincrementaldecoder("utf-8")().decode(sample, final=False)
         return "utf-8"
-    except UnicodeDecodeError:
-        pass
+    except UnicodeDecodeError as error:
+        if re.search(rb"[\xc2-\xf4][\x80-\xbf]", sample[: error.start]):
+            # Valid UTF-8 before the bad byte: two encodings in one file.
+            raise HeardInputError(
+                path,
+                row=sample.count(b"\n", 0, error.start) + 1,
+                expected="text in one encoding",
+                found=f"UTF-8 text, then byte {sample[error.start]:#04x}",
+                fix="correct that line in a text editor and save as CSV UTF-8",
+            ) from error
     try:
         sample.decode("cp1252")
         return "cp1252"
@@ -821,7 +831,17 @@ def read_source(fmt: FileFormat, selected: list, *, workdir: Path):
             separator=fmt.delimiter, quote_char='"', encoding="utf8",
             truncate_ragged_lines=True, row_index_name="row", row_index_offset=2,
         )  # fmt: skip
-    return source.select(pl.col("row").cast(pl.Int64), *selected).collect()
+    try:
+        return source.select(pl.col("row").cast(pl.Int64), *selected).collect()
+    except pl.exceptions.ComputeError as error:
+        # Bytes beyond the sniffed sample that are not UTF-8 (a pasted cp1252 row).
+        raise HeardInputError(
+            fmt.path,
+            expected=f"text in one encoding ({fmt.encoding}) throughout",
+            found=str(error).split("\n", 1)[0],
+            fix="run `heard check` to find the line, correct it and save the file "
+            "as CSV UTF-8",
+        ) from error
 
 
 def _to_utf8(path: Path, workdir: Path) -> Path:
@@ -1215,7 +1235,12 @@ def read_export(path: Path, *, config: dict, as_of=None) -> ExportFile:
     typed = type_rows(text, options=options, timezone=limits["timezone"])
     check_declared_formats(typed, names, fmt, options)
     rejected = find_rejected(typed, names, kind=layout.kind, limits=limits)
-    tables = _collect_tables(typed, rejected, layout, path)
+    tables = {
+        name: validate(table, TABLE_SCHEMAS[name], file=path)
+        if name in TABLE_SCHEMAS
+        else table
+        for name, table in _collect_tables(typed, rejected, layout, path).items()
+    }
     rejected = rejected.to_pandas()
     rejected.insert(0, "file", path.name)
     _warn_rejected(path, rejected, len(typed))
