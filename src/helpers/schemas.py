@@ -46,6 +46,11 @@ is_datetime = pa.Check(
     element_wise=False,
     error="dates",
 )
+is_number = pa.Check(
+    lambda column: pd.api.types.is_numeric_dtype(column),
+    element_wise=False,
+    error="numbers",
+)
 at_least_zero = pa.Check.ge(0, error="a number of at least 0")
 
 
@@ -60,8 +65,13 @@ def text(*, nullable: bool = False, unique: bool = False, checks=None) -> pa.Col
 
 
 def amount(*, nullable: bool = False) -> pa.Column:
-    """Return a column of non-negative floats."""
-    return pa.Column(float, checks=at_least_zero, nullable=nullable)
+    """Return a column of non-negative numbers (any numeric dtype)."""
+    return pa.Column(checks=[is_number, at_least_zero], nullable=nullable)
+
+
+def number(*, nullable: bool = True, required: bool = True) -> pa.Column:
+    """Return a column of numbers of any sign and numeric dtype."""
+    return pa.Column(checks=is_number, nullable=nullable, required=required)
 
 
 ORDERS = pa.DataFrameSchema(
@@ -70,14 +80,14 @@ ORDERS = pa.DataFrameSchema(
         "created_at": pa.Column(checks=is_aware_time),
         "total": amount(),
         "refunded_amount": amount(),
-        "n_items": pa.Column(float, nullable=True),
+        "n_items": number(),
     },
     name="orders",
 )
 LINES = pa.DataFrameSchema(
     {
         "order_id": text(),
-        "quantity": pa.Column(float, nullable=True),
+        "quantity": number(),
         "price": amount(nullable=True),
     },
     name="lines",
@@ -87,7 +97,7 @@ CHECKOUTS = pa.DataFrameSchema(
         "checkout_id": text(),
         "created_at": pa.Column(checks=is_aware_time),
         "total": amount(nullable=True),
-        "n_items": pa.Column(float, nullable=True),
+        "n_items": number(),
     },
     name="checkouts",
 )
@@ -106,8 +116,8 @@ ATTEMPTS = pa.DataFrameSchema(
         "customer_key": text(),
         "attempted_at": pa.Column(checks=is_aware_time),
         "outcome": text(checks=one_of(OUTCOMES)),
-        "talk_seconds": pa.Column(float, checks=at_least_zero, nullable=True),
-        "source_row": pa.Column(int),
+        "talk_seconds": amount(nullable=True),
+        "source_row": number(nullable=False),
     },
     name="attempts",
 )
@@ -125,7 +135,7 @@ EXCERPTS = pa.DataFrameSchema(
     {
         "conversation_id": text(),
         "excerpt_id": text(unique=True),
-        "position": pa.Column(int, checks=pa.Check.ge(1, error="a position from 1")),
+        "position": pa.Column(checks=[is_number, pa.Check.ge(1, error="from 1")]),
     },
     name="excerpts",
 )
@@ -143,9 +153,9 @@ ARMS = pa.DataFrameSchema(
     {
         "variant": text(unique=True),
         "n": pa.Column(checks=pa.Check.ge(1, error="at least one unit per arm")),
-        "conversions": pa.Column(float, checks=at_least_zero, required=False),
-        "revenue": pa.Column(float, required=False),
-        "orders": pa.Column(float, checks=at_least_zero, required=False),
+        "conversions": pa.Column(checks=[is_number, at_least_zero], required=False),
+        "revenue": number(required=False),
+        "orders": pa.Column(checks=[is_number, at_least_zero], required=False),
     },
     checks=pa.Check(
         lambda arms: (
