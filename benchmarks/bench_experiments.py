@@ -16,6 +16,7 @@ in this process, median of 200 repeats. Run from the repository root:
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -46,19 +47,29 @@ results:
 """
 
 STEP = """
-import json, resource, sys, time
+import json, logging, resource, sys, time
 start = time.perf_counter()
+logging.disable(logging.WARNING)
 from helpers import experiments
 from helpers.study import load_defaults
+imported = time.perf_counter()
 definition = experiments.load_experiment(sys.argv[1],
     defaults=load_defaults()["experiments"])
-analysis = experiments.analyse_experiment(definition)
-wall = time.perf_counter() - start
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
-primary = analysis["results"].query("metric == 'revenue_per_visitor'")
-print(json.dumps({"wall_in_process": wall, "peak_gb": peak,
-                  "n": int(analysis["arms"]["n"].sum()),
-                  "rel_lift": primary["rel_lift"].tolist()}))
+plan = experiments.plan_experiment(definition)
+planned = time.perf_counter()
+arms, units, info = experiments.read_results(definition)
+read = time.perf_counter()
+values = experiments.describe_arms(arms, definition)
+checks = experiments.check_experiment(arms, values, definition, plan=plan, info=info)
+results = experiments.compare_arms(values, definition, checks=checks)
+results = results.assign(verdict=experiments.write_verdicts(results, definition))
+done = time.perf_counter()
+usage = resource.getrusage(resource.RUSAGE_SELF)
+peak, cpu = usage.ru_maxrss / 1024**2, usage.ru_utime + usage.ru_stime
+print(json.dumps({"wall_in_process": done - start, "peak_gb": peak, "cpu": cpu,
+                  "imports": imported - start, "plan": planned - imported,
+                  "read": read - planned, "tests": done - read,
+                  "n": int(arms["n"].sum())}))
 """
 
 HAND = """
@@ -79,8 +90,10 @@ arms = duckdb.sql(f'''
            sum(CAST(orders > 0 AS INT)) AS conversions, sum(visited) AS visits
     FROM per_user GROUP BY variant''').fetchall()
 wall = time.perf_counter() - start
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
-print(json.dumps({"wall_in_process": wall, "peak_gb": peak, "arms": len(arms)}))
+usage = resource.getrusage(resource.RUSAGE_SELF)
+peak, cpu = usage.ru_maxrss / 1024**2, usage.ru_utime + usage.ru_stime
+print(json.dumps({"wall_in_process": wall, "peak_gb": peak, "cpu": cpu,
+                  "arms": len(arms)}))
 """
 
 
@@ -192,18 +205,25 @@ def main() -> None:
         hand = run_process(HAND, str(DATA / f"events.{fmt}"))
         report[fmt] = (step, hand)
         print(
+            f"{fmt:8} step phases: imports {step['imports']:.2f} s, plan (statsmodels "
+            f"power) {step['plan']:.2f} s, read + per-user + per-arm sums "
+            f"{step['read']:.2f} s, checks + tests + verdicts {step['tests']:.3f} s"
+        )
+        print(
             f"{fmt:8} step   wall {step['wall']:.2f} s (in process "
-            f"{step['wall_in_process']:.2f} s), peak RSS {step['peak_gb']:.2f} GB, "
+            f"{step['wall_in_process']:.2f} s), CPU {step['cpu']:.2f} s, "
+            f"peak RSS {step['peak_gb']:.2f} GB, "
             f"{step['n']:,} users"
         )
         print(
             f"{fmt:8} duckdb wall {hand['wall']:.2f} s (in process "
-            f"{hand['wall_in_process']:.2f} s), peak RSS {hand['peak_gb']:.2f} GB"
+            f"{hand['wall_in_process']:.2f} s), CPU {hand['cpu']:.2f} s, "
+            f"peak RSS {hand['peak_gb']:.2f} GB; load average {os.getloadavg()[0]:.1f}"
         )
         print(
             f"{fmt:8} ratio step / hand-written: wall "
-            f"{step['wall'] / hand['wall']:.2f}, RSS "
-            f"{step['peak_gb'] / hand['peak_gb']:.2f}"
+            f"{step['wall'] / hand['wall']:.2f}, CPU {step['cpu'] / hand['cpu']:.2f}, "
+            f"RSS {step['peak_gb'] / hand['peak_gb']:.2f}"
         )
     summary, with_tables = time_summary_tests(DATA / "bench-parquet" / "experiment.yml")
     print(
