@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -69,7 +69,15 @@ def build_demo_study(folder: Path, *, seed: int) -> dict:
     recoveries: list[dict] = []
     months = {}
     for month in MONTHS:
-        write_exports(folder, store, month, extra_orders=recoveries)
+        # Plan from the exports as they stood on the month's first day, as a
+        # researcher would; the month-end exports replace them below.
+        write_exports(
+            folder,
+            store,
+            month,
+            extra_orders=recoveries,
+            until=world.planning_moment(month),
+        )
         call_list = calling.plan_month(folder, month)
         outcome = calling.simulate_calls(
             call_list, store, month=month, rng=rng["calls"]
@@ -194,10 +202,18 @@ def build_do_not_call(people: list[Person]) -> pd.DataFrame:
 
 
 def write_exports(
-    folder: Path, store: Store, month: str, *, extra_orders: list[dict]
+    folder: Path,
+    store: Store,
+    month: str,
+    *,
+    extra_orders: list[dict],
+    until: datetime | None = None,
 ) -> None:
-    """Write the month's three Shopify exports as downloaded at the month's end."""
-    as_of = world.month_end(month)
+    """Write the month's three Shopify exports as downloaded at `until`.
+
+    The default is the month's end, after the calls and the recovered orders.
+    """
+    until = until or world.download_moment(month)
     orders = world.number_orders(store.order_drafts + extra_orders)
     people = {(p.number, p.email): p for p in store.people}
     target = folder / "exports" / month
@@ -205,18 +221,18 @@ def write_exports(
         shopify.build_customers_export(
             store.people,
             orders,
-            as_of=as_of,
+            until=until,
             tagged_do_not_call=store.tagged_do_not_call,
             mangled_phone=store.mangled_phone,
         ),
         target / "customers_export.csv",
     )
     files.save_csv(
-        shopify.build_orders_export(orders, people, as_of=as_of),
+        shopify.build_orders_export(orders, people, until=until),
         target / "orders_export_1.csv",
     )
     files.save_csv(
-        shopify.build_checkouts_export(store.checkouts, people, as_of=as_of),
+        shopify.build_checkouts_export(store.checkouts, people, until=until),
         target / "abandoned_checkouts_export.csv",
     )
 

@@ -9,7 +9,7 @@ does not exist.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pandas as pd
 
@@ -99,26 +99,26 @@ def build_customers_export(
     people: list[Person],
     orders: list[Order],
     *,
-    as_of: date,
+    until: datetime,
     tagged_do_not_call: frozenset[int] = frozenset(),
     mangled_phone: int | None = None,
 ) -> pd.DataFrame:
-    """Return the customers export as downloaded at the end of `as_of`.
+    """Return the customers export as downloaded at the moment `until`.
 
     Returns
     -------
     DataFrame
         ``CUSTOMER_COLUMNS``; one row per customer record (duplicates included),
-        totals counting orders up to `as_of`.
+        totals counting orders created before `until`.
     """
     spent: dict[tuple, list[float]] = {}
     for order in orders:
-        if order.created_at.date() <= as_of and order.flaw in ("", "excel_phone"):
+        if order.created_at < until and order.flaw in ("", "excel_phone"):
             money_ = order_total(order)["total"] * (1 - order.refunded)
             spent.setdefault((order.person, order.email), []).append(money_)
     rows = []
     for person in people:
-        if person.joined_on > as_of:
+        if person.joined_on >= until.date():
             continue
         totals = spent.get((person.number, person.email), [])
         tags = ["do-not-call"] if person.number in tagged_do_not_call else []
@@ -164,18 +164,18 @@ def build_orders_export(
     orders: list[Order],
     people: dict[tuple, Person],
     *,
-    as_of: date,
+    until: datetime,
 ) -> pd.DataFrame:
-    """Return the orders export as downloaded at the end of `as_of`.
+    """Return the orders export as downloaded at the moment `until`.
 
     Parameters
     ----------
     orders : list of Order
-        Every order; those created after `as_of` are left out.
+        Every order; those created at or after `until` are left out.
     people : dict
         ``(person number, e-mail) -> Person`` for addresses and phones.
-    as_of : date
-        The download day (store-local).
+    until : datetime
+        The download moment (time-zone aware).
 
     Returns
     -------
@@ -185,10 +185,10 @@ def build_orders_export(
     """
     rows = []
     for order in sorted(orders, key=lambda o: o.created_at, reverse=True):
-        if order.created_at.date() > as_of:
+        if order.created_at >= until:
             continue
         person = people[(order.person, order.email)]
-        first = order_fields(order, person, as_of=as_of)
+        first = order_fields(order, person, until=until)
         if order.flaw == "excel_phone":
             first["Billing Phone"] = EXCEL_MANGLED_PHONE
         rows += line_rows(
@@ -197,10 +197,10 @@ def build_orders_export(
     return pd.DataFrame(rows, columns=ORDER_COLUMNS, dtype=object).fillna("")
 
 
-def order_fields(order: Order, person: Person, *, as_of: date) -> dict:
+def order_fields(order: Order, person: Person, *, until: datetime) -> dict:
     """Return the order-level fields of an order's first row."""
     amounts = order_total(order)
-    is_fulfilled = order.created_at + timedelta(days=3) < end_of(as_of, order)
+    is_fulfilled = order.created_at + timedelta(days=3) < until
     status = {0.0: "paid", 0.5: "partially_refunded", 1.0: "refunded"}[order.refunded]
     created = stamp(order.created_at)
     total = money(amounts["total"])
@@ -242,11 +242,6 @@ def order_fields(order: Order, person: Person, *, as_of: date) -> dict:
         "Payment ID": f"c{order.order_id}",
         "Payment References": f"c{order.order_id}.1",
     }
-
-
-def end_of(day: date, order: Order) -> datetime:
-    """Return the last moment of `day` in the order's own time zone."""
-    return datetime.combine(day, datetime.max.time(), tzinfo=order.created_at.tzinfo)
 
 
 def address_fields(person: Person, order_id: int) -> dict:
@@ -292,9 +287,9 @@ def line_rows(order: Order, first: dict, *, is_fulfilled: bool) -> list[dict]:
 
 
 def build_checkouts_export(
-    checkouts: list[Order], people: dict[tuple, Person], *, as_of: date
+    checkouts: list[Order], people: dict[tuple, Person], *, until: datetime
 ) -> pd.DataFrame:
-    """Return the abandoned-checkouts export as downloaded at the end of `as_of`.
+    """Return the abandoned-checkouts export as downloaded at the moment `until`.
 
     Returns
     -------
@@ -304,7 +299,7 @@ def build_checkouts_export(
     """
     rows = []
     for checkout in sorted(checkouts, key=lambda c: c.created_at, reverse=True):
-        if checkout.created_at.date() > as_of:
+        if checkout.created_at >= until:
             continue
         person = people[(checkout.person, checkout.email)]
         amounts = order_total(checkout)

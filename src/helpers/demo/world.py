@@ -323,6 +323,21 @@ def month_end(month: str) -> date:
     return (start.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(1)
 
 
+def download_moment(month: str) -> datetime:
+    """Return when the month's exports were downloaded: its end, store time."""
+    end = month_end(month) + timedelta(days=1)
+    return datetime.combine(end, time(0, 0), tzinfo=STORE_ZONE)
+
+
+def planning_moment(month: str) -> datetime:
+    """Return when the month's call list was planned: its first moment, UTC.
+
+    Step 01 counts days to the month's first day in UTC; the exports the call
+    list was drawn from end there.
+    """
+    return datetime.combine(month_start(month), time(0, 0), tzinfo=ZoneInfo("UTC"))
+
+
 def checkout_window(month: str) -> tuple[date, date]:
     """Return the days whose abandoned checkouts feed `month`'s call list.
 
