@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -171,7 +172,17 @@ def read_conversation_file(path: Path) -> list[dict]:
     if suffix == ".csv":
         return read_conversation_csv(path)
     with open_raw(path) as handle:
-        raw_text = handle.read().decode("utf-8-sig")
+        raw_bytes = handle.read()
+    try:
+        raw_text = raw_bytes.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise HeardInputError(
+            path,
+            row=raw_bytes.count(b"\n", 0, error.start) + 1,
+            expected="UTF-8 text",
+            found=f"byte {raw_bytes[error.start]:#04x}, not UTF-8",
+            fix="save the notes as UTF-8 (most editors: Save as, Encoding: UTF-8)",
+        ) from error
     raw_text = raw_text.replace("\r\n", "\n").replace("\r", "\n")
 
     # Front matter at the top, else a sidecar file for transcripts.
@@ -807,6 +818,13 @@ def read_coding_sheet(
     interviewer line a coder did code is kept.
     """
     path = Path(path)
+    if not zipfile.is_zipfile(path):
+        raise HeardInputError(
+            path,
+            expected="an Excel workbook (.xlsx)",
+            found="an empty file" if path.stat().st_size == 0 else "another format",
+            fix="save the coder's sheet from Excel or LibreOffice as .xlsx",
+        )
     with open_raw(path) as handle:
         sheet = pd.read_excel(handle, sheet_name=0, dtype=str)
     sheet.columns = [str(column).strip().lower() for column in sheet.columns]
