@@ -43,8 +43,16 @@ AGE_LABELS = ["under 1 week", "1-4 weeks", "1-3 months", "over 3 months"]
 
 def read_csv_raw(path) -> pd.DataFrame:
     """Read a raw CSV as text, refusing to write to it."""
-    with open_raw(path) as handle:
-        return pd.read_csv(handle, dtype=str, keep_default_na=False)
+    try:
+        with open_raw(path) as handle:
+            return pd.read_csv(handle, dtype=str, keep_default_na=False)
+    except (pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise HeardInputError(
+            path,
+            expected="a CSV UTF-8 file with a header row",
+            found="an empty file" if Path(path).stat().st_size == 0 else str(error),
+            fix="save the file again as CSV UTF-8 with its header",
+        ) from error
 
 
 def parse_dates(frame: pd.DataFrame, column: str, path, *, required: bool) -> pd.Series:
