@@ -21,6 +21,7 @@ import yaml
 
 from helpers import experiment_stats as es
 from helpers.errors import HeardInputError
+from helpers.schemas import ARMS, validate
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,13 @@ def load_experiment(path: Path, *, defaults: dict | None = None) -> dict:
             found=str(error),
             fix="check the path and the YAML indentation",
         ) from error
+    if not isinstance(raw, dict):
+        raise HeardInputError(
+            path,
+            expected="a mapping of keys (name:, hypothesis:, variants:, …)",
+            found=f"a YAML {type(raw).__name__}",
+            fix="write each setting as `key: value` (see docs/study-folder.md, 04)",
+        )
     definition = {**(defaults or {}), **raw}
     for key in REQUIRED_KEYS:
         if key not in raw:
@@ -393,7 +401,7 @@ def read_results(definition: dict) -> tuple[pd.DataFrame, pd.DataFrame | None, d
     else:
         source = path if kind == "rows" else _read_ad_export(kind, path)
         arms, units, info = aggregate_rows(source, definition, file=path)
-    arms = _map_variants(arms, definition, path)
+    arms = validate(_map_variants(arms, definition, path), ARMS, file=path)
     if units is not None:
         mapping = {str(k): str(v) for k, v in (spec.get("variant_map") or {}).items()}
         units = units.assign(
@@ -657,7 +665,15 @@ def _read_table(path: Path, **kwargs) -> pd.DataFrame:
         return pd.read_parquet(path)
     if suffix in (".xlsx", ".xls"):
         return pd.read_excel(path, dtype=str)
-    return pd.read_csv(path, dtype=str, encoding="utf-8-sig", **kwargs)
+    try:
+        return pd.read_csv(path, dtype=str, encoding="utf-8-sig", **kwargs)
+    except (pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise HeardInputError(
+            path,
+            expected="a CSV UTF-8 results file with a header row",
+            found=f"{type(error).__name__}: {error}",
+            fix="export the results again (CSV UTF-8)",
+        ) from error
 
 
 def _to_numbers(frame: pd.DataFrame, columns: list[str], path: Path) -> pd.DataFrame:
