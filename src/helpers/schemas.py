@@ -219,7 +219,11 @@ def validate(
         row = None
         if rows is not None and pd.notna(first["index"]) and first["index"] in rows:
             row = int(rows.loc[first["index"]])
-        found = f"{first['failure_case']!r} ({len(cases)} failing value(s))"
+        value = first["failure_case"]
+        value = value.item() if hasattr(value, "item") else value
+        found = f"{value!r}" + (
+            f" ({len(cases)} failing values)" if len(cases) > 1 else ""
+        )
         raise _as_input_error(
             first["check"], file, row, column, schema, fix, found=found
         ) from None
