@@ -579,7 +579,7 @@ def check_rendered_privacy(outputs: ReportOutputs) -> None:
 
 def rendered_texts(outputs: ReportOutputs) -> Iterator[tuple[Path, str]]:
     """Yield ``(file, visible text)`` for every HTML page and the PDF."""
-    for page in sorted(Path(outputs.site).parent.glob("*.html")):
+    for page in sorted(Path(outputs.site).parent.rglob("*.html")):
         html = page.read_text(encoding="utf-8")
         yield page, re.sub(r"<[^>]+>", " ", html)
     try:
