@@ -490,8 +490,23 @@ def _check_conversations(study: Study, month: str | None) -> Iterator[Task]:
 
     folder = study.raw("conversations", month)
     for path in _files(folder, (".md", ".markdown", ".vtt", ".srt", ".txt", ".csv")):
-        load = lambda path=path: read_conversation_file(path)  # noqa: E731
+        load = lambda path=path: warn_odd_dates(read_conversation_file(path), month)  # noqa: E731
         yield path, scanned(path, load, is_table=path.suffix.lower() == ".csv")
+
+
+def warn_odd_dates(records: list[dict], month: str | None) -> None:
+    """Warn about conversations dated in the future or outside their month."""
+    today = pd.Timestamp.now().normalize()
+    for record in records:
+        date = pd.Timestamp(record["fields"]["date"])
+        where = f"{Path(record['file']).name}, row {record['lines'].get('date', 1)}"
+        if date > today:
+            log.warning("%s: date %s is in the future", where, date.date())
+        elif month and date.strftime("%Y-%m") != month:
+            log.warning(
+                "%s: date %s is outside %s, the month folder it sits in",
+                where, date.date(), month,
+            )  # fmt: skip
 
 
 def _check_codebook(study: Study, month: str | None) -> Iterator[Task]:
