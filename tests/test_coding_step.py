@@ -212,9 +212,19 @@ def test_demo_summary_agrees_with_its_own_tables(demo):
     quotes = pd.read_parquet(study.processed("2026-11", "quote-bank_quote.parquet"))
     assert not any(find_pii(text) for text in quotes["text"])
 
-    # Prediction scores carry the earlier month for comparison.
+    # Prediction scores carry the earlier month for comparison; the month's Brier
+    # score is the plain mean of (probability - outcome)^2 over scored rows.
     scores = output["prediction_scores"]
     assert set(scores["month"]) == {"2026-10", "2026-11"}
+    scored = pd.read_parquet(
+        study.processed("2026-11", "predictions_prediction.parquet")
+    )
+    scored = scored[scored["is_scored"] & scored["probability"].notna()]
+    pairs = zip(scored["probability"], scored["is_correct"], strict=True)
+    squared = [(p - o) ** 2 for p, o in pairs]
+    assert summary["predictions"]["brier_score"] == pytest.approx(
+        sum(squared) / len(squared)
+    )
 
 
 @pytest.mark.slow

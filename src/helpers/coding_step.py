@@ -51,6 +51,7 @@ OUTPUT_FILES = {
     "journeys": "journeys_transition.parquet",
     "predictions": "predictions_prediction.parquet",
     "prediction_scores": "prediction-scores_caller.parquet",
+    "prediction_months": "prediction-scores_month.parquet",
     "insights_open": "insights-open_insight.parquet",
 }
 
@@ -86,7 +87,7 @@ def run_coding_step(study: str | Study, month: str, *, write: bool = True) -> di
     results |= analyse_themes(results, study, month)
     results |= analyse_words(results)
     results |= analyse_journeys_and_predictions(results, study, month)
-    results["summary"] = summarise_coding(results, study)
+    results["summary"] = summarise_coding(results, month)
     if write:
         save_coding_outputs(results, study, month)
     return results
@@ -200,24 +201,7 @@ def analyse_journeys_and_predictions(inputs: dict, study: Study, month: str) -> 
     conversations = inputs["conversations"]
     stages = journeys.order_stages(coded, inputs["excerpts"], table)
 
-    # Predictions: this month scored now, earlier months from their own outputs.
-    predictions_path = study.raw("predictions", f"{month}.csv")
-    scored = pd.DataFrame()
-    if predictions_path.exists():
-        matrix = themes.build_theme_matrix(coded, conversations, table)
-        predictions = insights.load_predictions(predictions_path, month=month)
-        scored = insights.score_predictions(predictions, matrix, conversations)
-    history = [
-        pd.read_parquet(path)
-        for earlier in previous_months(study, month)
-        if (path := study.processed(earlier, OUTPUT_FILES["predictions"])).exists()
-    ]
-    every_month = pd.concat([*history, scored], ignore_index=True)
-    prediction_scores = (
-        insights.tally_prediction_scores(every_month)
-        if "is_scored" in every_month
-        else pd.DataFrame()
-    )
+    predictions = score_every_month(study, month, coded, conversations, table)
 
     # Insight velocity as of the month's last day.
     velocity = None
@@ -228,14 +212,58 @@ def analyse_journeys_and_predictions(inputs: dict, study: Study, month: str) -> 
     return {
         "stages": stages,
         "journeys": journeys.tally_transitions(stages, conversations),
-        "predictions": scored,
-        "prediction_scores": prediction_scores,
+        **predictions,
         "velocity": velocity,
         "insights_open": velocity["open"] if velocity else pd.DataFrame(),
     }
 
 
-def summarise_coding(results: dict, study: Study) -> dict:
+def score_every_month(
+    study: Study,
+    month: str,
+    coded: pd.DataFrame,
+    conversations: pd.DataFrame,
+    codebook: pd.DataFrame,
+) -> dict:
+    """Return this month's scored predictions and scores for it and earlier months.
+
+    Returns
+    -------
+    dict
+        ``predictions`` (this month, scored), ``prediction_scores`` (month x
+        caller) and ``prediction_months`` (month), each empty when there are no
+        predictions; earlier months are read from their own processed outputs.
+    """
+    path = study.raw("predictions", f"{month}.csv")
+    scored = pd.DataFrame()
+    if path.exists():
+        matrix = themes.build_theme_matrix(coded, conversations, codebook)
+        predictions = insights.load_predictions(path, month=month)
+        scored = insights.score_predictions(predictions, matrix, conversations)
+    history = [
+        pd.read_parquet(earlier_path)
+        for earlier in previous_months(study, month)
+        if (
+            earlier_path := study.processed(earlier, OUTPUT_FILES["predictions"])
+        ).exists()
+    ]
+    every_month = pd.concat([*history, scored], ignore_index=True)
+    if "is_scored" not in every_month:
+        return {
+            "predictions": scored,
+            "prediction_scores": pd.DataFrame(),
+            "prediction_months": pd.DataFrame(),
+        }
+    return {
+        "predictions": scored,
+        "prediction_scores": insights.tally_prediction_scores(every_month),
+        "prediction_months": insights.tally_prediction_scores(
+            every_month, by=("month",)
+        ),
+    }
+
+
+def summarise_coding(results: dict, month: str) -> dict:
     """Return the content of ``summary_coding.json`` (keys in docs/study-folder.md)."""
     overall = results["themes"]
     overall = overall[overall["segment"] == themes.ALL_SEGMENTS]
@@ -267,6 +295,7 @@ def summarise_coding(results: dict, study: Study) -> dict:
         "price_objection": clean_numbers(results["price_objection"]),
         "is_saturated": bool(verdict.loc[themes.ALL_SEGMENTS, "is_saturated"]),
         "saturation_run": int(verdict.loc[themes.ALL_SEGMENTS, "run"]),
+        "predictions": summarise_predictions(results["prediction_months"], month),
         **summarise_agreement(results["agreement"]),
         **summarise_velocity(results["velocity"]),
     }
@@ -282,6 +311,23 @@ def summarise_agreement(agreement: pd.DataFrame) -> dict:
         "kappa": none_if_nan(overall["kappa"]),
         "alpha": none_if_nan(overall["alpha"]),
     }
+
+
+def summarise_predictions(months: pd.DataFrame, month: str) -> dict | None:
+    """Return this month's prediction accuracy and Brier score, or None."""
+    if months.empty or month not in set(months["month"]):
+        return None
+    row = months.set_index("month").loc[month]
+    return clean_numbers(
+        {
+            "k": int(row["n_correct"]),
+            "n": int(row["n_predictions"]),
+            "rate": row["accuracy_rate"],
+            "ci_low": row["ci_low"],
+            "ci_high": row["ci_high"],
+            "brier_score": row["brier_score"],
+        }
+    )
 
 
 def summarise_velocity(velocity: dict | None) -> dict:
