@@ -6,6 +6,14 @@ conversation notes, a codebook, coding sheets, predictions, an insight log and o
 messaging experiment per month (2026-10 and 2026-11). Every random draw comes from
 numpy generators seeded from :data:`SEED`, so two runs write the same bytes except
 for the customer keys, which depend on the machine's pseudonymisation key.
+
+Timeline of a demo month M: the call list is drawn by step 01
+(``helpers.segments.plan_call_list``) from the exports as they stood at M's first
+moment (UTC); callers dial from the 3rd to about the 20th; a recovered order falls
+within ``calls.recovery_window_days`` of the customer's reference time; the files in
+``exports/<M>/`` are the month-end download, so they hold M's recovered orders and
+M's later checkouts. Step 01 re-run on them draws the same list only when it ignores
+orders and checkouts created on or after the month's first moment.
 """
 
 from __future__ import annotations

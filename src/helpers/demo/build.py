@@ -49,8 +49,6 @@ def build_demo_study(folder: Path, *, seed: int) -> dict:
         Month -> :class:`helpers.demo.calling.MonthCalls`: the call lists the
         calls were simulated from (hold-out included), for checks and tests.
     """
-    from helpers.demo import calling, messaging, notes, sheets
-
     children = np.random.SeedSequence(seed).spawn(len(STREAMS))
     rng = {
         name: np.random.default_rng(s)
@@ -65,60 +63,68 @@ def build_demo_study(folder: Path, *, seed: int) -> dict:
     files.save_text(demo_codebook.format_codebook(codebook), folder / "codebook.yml")
     files.save_csv(store.do_not_call, folder / "do-not-call.csv")
 
-    # Month by month: exports as planned, the call list, then the calls.
+    # Exports and calls, then what the conversations gave.
+    months, orders = write_calls(folder, store, rng=rng["calls"])
+    write_research(folder, store, months, orders, codebook=codebook, rng=rng)
+    return months
+
+
+def write_calls(folder: Path, store: Store, *, rng: np.random.Generator) -> tuple:
+    """Write each month's exports and call log; return the calls and all orders.
+
+    Returns
+    -------
+    tuple
+        ``(months, orders)``: month -> MonthCalls, and every numbered order
+        (ordinary and recovered).
+    """
+    from helpers.demo import calling
+
     recoveries: list[dict] = []
     months = {}
     for month in MONTHS:
-        # Plan from the exports as they stood on the month's first day, as a
+        # Plan from the exports as they stood on the month's first moment, as a
         # researcher would; the month-end exports replace them below.
-        write_exports(
-            folder,
-            store,
-            month,
-            extra_orders=recoveries,
-            until=world.planning_moment(month),
-        )
+        until = world.planning_moment(month)
+        write_exports(folder, store, month, extra_orders=recoveries, until=until)
         call_list = calling.plan_month(folder, month)
-        outcome = calling.simulate_calls(
-            call_list, store, month=month, rng=rng["calls"]
-        )
+        outcome = calling.simulate_calls(call_list, store, month=month, rng=rng)
         recoveries = recoveries + outcome.recoveries
         calling.write_call_log(outcome, folder, month=month, orders=None)
         months[month] = outcome
 
-    # Final exports carry the recovered orders; call logs name them.
+    # Month-end exports carry the recovered orders; call logs name them.
     orders = world.number_orders(store.order_drafts + recoveries)
     for month in MONTHS:
         write_exports(folder, store, month, extra_orders=recoveries)
         calling.write_call_log(months[month], folder, month=month, orders=orders)
         calling.check_plan_unchanged(folder, month, months[month].call_list)
+    return months, orders
 
-    # Conversations, coding, predictions, experiments and the insight log.
+
+def write_research(
+    folder: Path, store: Store, months: dict, orders: list, *, codebook, rng: dict
+) -> None:
+    """Write notes, coding sheets, predictions, experiments and the insight log."""
+    from helpers.demo import calling, messaging, notes, sheets
+
     conversations = {}
     for month in MONTHS:
         buyers = calling.find_month_buyers(orders, store.people, month)
-        conversations[month] = notes.write_notes(
+        turns = notes.write_notes(
             months[month], folder, month=month, buyers=buyers, rng=rng["notes"]
         )
         excerpts = sheets.write_coding_sheets(
-            conversations[month],
-            folder,
-            month=month,
-            codebook=codebook,
-            rng=rng["coding"],
+            turns, folder, month=month, codebook=codebook, rng=rng["coding"]
         )
         sheets.write_predictions(
-            conversations[month],
-            months[month],
-            folder,
-            month=month,
-            rng=rng["predictions"],
+            turns, months[month], folder, month=month, rng=rng["predictions"]
         )
         messaging.write_experiment(
             excerpts, folder, month=month, rng=rng["experiments"]
         )
+        conversations[month] = turns
     sheets.write_insights(conversations, folder)
-    return months
 
 
 def build_store(rng: np.random.Generator) -> Store:

@@ -29,7 +29,6 @@ CONNECT_TARGET = {"2026-10": 0.31, "2026-11": 0.37}
 # Recovery within the window: reached abandoners, dialled-not-reached, hold-out.
 RECOVERY_RATE = {"reached": 0.5, "not_reached": 0.15, "holdout": 0.09}
 FIRST_CALL_DAY = 2
-LAST_CALL_DAY = 15
 LOG_COLUMNS = [
     "customer_key", "attempted_at", "caller", "outcome", "talk_seconds",
     "notes_file", "recovered_order",
@@ -108,8 +107,9 @@ def check_plan_unchanged(folder: Path, month: str, planned: pd.DataFrame) -> Non
     again = plan_month(folder, month)
     if not again.equals(planned):
         log.warning(
-            "step 01 draws a different call list for %s from the final exports "
-            "(recovered orders after the month's start change the segments)",
+            "step 01 draws a different call list for %s from the month-end "
+            "exports: it counts orders and checkouts created after the month's "
+            "first moment (the calls' recovered orders among them)",
             month,
         )
 
@@ -271,46 +271,27 @@ def draw_recoveries(
     A reached abandoner orders 1-6 days after the conversation; a dialled one
     1-10 days after the first attempt; a hold-out customer 1-12 days after the
     median first attempt of the segment (the reference the calls step uses).
-    One called abandoner orders two days before the first attempt.
+    Every recovery stays inside 14 days of its reference. One called abandoner
+    orders two days before the first attempt (it must not count).
     """
     from helpers.demo.world import draw_items
 
-    abandoners = call_list[call_list["segment"] == "cart_abandoners"]
     first = attempts.groupby("customer_key")["attempted_at"].min()
-    median = pd.Series(
-        first.reindex(abandoners["customer_key"]).dropna().sort_values().to_numpy()
-    )
-    median_first = median.iloc[len(median) // 2].to_pydatetime()
-    reached = set(conversations["customer_key"])
-    skipped = reached | {k for k, fate in fates.items() if fate == "ordered_first"}
-    keys = abandoners["customer_key"]
-    groups = {
-        "reached": [k for k in keys if k in reached],
-        "not_reached": [k for k in keys if k in first.index and k not in skipped],
-        "holdout": keys[abandoners["arm"] == "holdout"].tolist(),
-    }
+    talked = attempts[attempts["outcome"] == "connected"]
+    talked = talked.groupby("customer_key")["attempted_at"].min()
     recovered = {}
-    for group, keys in groups.items():
+    for group, keys in group_abandoners(call_list, first, talked, fates).items():
         n = round(RECOVERY_RATE[group] * len(keys))
-        for key in (
-            sorted(rng.choice(keys, size=n, replace=False).tolist()) if n else []
-        ):
-            start = first[key].to_pydatetime() if group != "holdout" else median_first
-            if group == "reached":
-                start = (
-                    attempts.loc[
-                        (attempts["customer_key"] == key)
-                        & (attempts["outcome"] == "connected"),
-                        "attempted_at",
-                    ]
-                    .iloc[0]
-                    .to_pydatetime()
-                )
+        chosen = sorted(rng.choice(keys, size=n, replace=False).tolist()) if n else []
+        for key in chosen:
+            reference = first.get(key, median_moment(first, call_list))
+            start = talked.get(key, reference)
             span = {"reached": 6, "not_reached": 10, "holdout": 12}[group]
-            recovered[key] = start + timedelta(hours=float(rng.uniform(20, 24 * span)))
+            moment = start + timedelta(hours=float(rng.uniform(20, 24 * span)))
+            recovered[key] = min(moment, reference + timedelta(days=13, hours=12))
     for key, fate in fates.items():
         if fate == "ordered_first":
-            recovered[key] = first[key].to_pydatetime() - timedelta(days=2, hours=3)
+            recovered[key] = first[key] - timedelta(days=2, hours=3)
     drafts = []
     for key, moment in sorted(recovered.items()):
         person = people[key]
@@ -319,7 +300,9 @@ def draw_recoveries(
                 "person": person.number,
                 "shopify_id": person.shopify_id,
                 "email": person.email,
-                "created_at": moment.astimezone(STORE_ZONE).replace(microsecond=0),
+                "created_at": moment.to_pydatetime()
+                .astimezone(STORE_ZONE)
+                .replace(microsecond=0),
                 "items": last_basket(store, person) or draw_items(rng),
                 "discount_code": "",
                 "refunded": 0.0,
@@ -327,6 +310,30 @@ def draw_recoveries(
             }
         )
     return drafts, recovered
+
+
+def group_abandoners(call_list, first, talked, fates) -> dict[str, list[str]]:
+    """Return the cart abandoners by what happened: reached, dialled, held back."""
+    abandoners = call_list[call_list["segment"] == "cart_abandoners"]
+    keys = abandoners["customer_key"]
+    skipped = set(talked.index) | {k for k, f in fates.items() if f == "ordered_first"}
+    return {
+        "reached": [k for k in keys if k in talked.index],
+        "not_reached": [k for k in keys if k in first.index and k not in skipped],
+        "holdout": keys[abandoners["arm"] == "holdout"].tolist(),
+    }
+
+
+def median_moment(first: pd.Series, call_list: pd.DataFrame) -> pd.Timestamp:
+    """Return the median first attempt among the dialled cart abandoners.
+
+    The lower middle value for an even count, so it is an actual attempt time.
+    """
+    abandoners = call_list.loc[
+        call_list["segment"] == "cart_abandoners", "customer_key"
+    ]
+    times = first.reindex(abandoners).dropna().sort_values()
+    return times.iloc[(len(times) - 1) // 2]
 
 
 def last_basket(store, person: Person):
