@@ -138,7 +138,13 @@ def no_checks(monkeypatch):
     monkeypatch.setattr(report, "check_inputs", lambda *args: None)
 
 
-def test_second_run_reuses_unchanged_notebooks(tmp_path, no_checks, capsys):
+def test_second_run_reuses_unchanged_notebooks(
+    tmp_path, no_checks, capsys, monkeypatch
+):
+    # The helpers source is one of the key's inputs; hold it still so that an
+    # edit elsewhere in the working tree during the test cannot look like a change.
+    frozen = report.helpers_fingerprint()
+    monkeypatch.setattr(report, "helpers_fingerprint", lambda: frozen)
     root = fixture_project(tmp_path, {"01_stage": FIXTURES / "stage.ipynb"})
     first = report.build_report("fixture", "2026-11", root=root, renderer="fallback")
     executed = root / "reports/_output/fixture/2026-11/executed/01_stage.ipynb"
@@ -159,6 +165,19 @@ def test_second_run_reuses_unchanged_notebooks(tmp_path, no_checks, capsys):
         "Renamed"
         in (root / "reports/_output/fixture/2026-11/site/index.html").read_text()
     )
+
+
+def test_cache_key_covers_notebook_parameters_raw_helpers_and_upstream(tmp_path):
+    root = fixture_project(tmp_path, {"01_stage": FIXTURES / "stage.ipynb"})
+    stage, monthly = report.list_stages(root)
+    digests = report.stage_digests(stage, "fixture", "2026-11", root=root, upstream="")
+    assert set(digests) == {"notebook", "parameters", "raw", "helpers", "upstream"}
+    october = report.stage_digests(stage, "fixture", "2026-10", root=root, upstream="")
+    assert october["parameters"] != digests["parameters"]
+    assert october["raw"] == digests["raw"]
+    # The report also reads earlier months' processed files.
+    later = report.stage_digests(monthly, "fixture", "2026-11", root=root, upstream="x")
+    assert "earlier" in later
 
 
 def test_failing_stage_names_notebook_cell_and_error(tmp_path, no_checks):
