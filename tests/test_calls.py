@@ -560,6 +560,24 @@ def test_recovery_difference_matches_newcombe_and_fisher_by_hand(study):
     assert cart["p_value"] == pytest.approx(fisher_by_hand(3, 6, 1, 6))
     assert cart["excess_revenue"] == pytest.approx(170 - 6 * 60 / 6)
     assert cart["per_protocol"]["label"].endswith("not randomised")
+    assert cart["verdict"] == "no_clear_difference"  # 3/6 vs 1/6 is noise
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "p_value", "verdict"),
+    [
+        (0.02, 0.30, 0.01, "higher"),
+        (-0.30, -0.02, 0.01, "lower"),
+        (0.015, 0.37, 0.062, "borderline"),  # the demo's November: CI and test split
+        (-0.17, 0.67, 0.55, "no_clear_difference"),
+    ],
+)
+def test_difference_verdict_needs_interval_and_test_to_agree(
+    low, high, p_value, verdict
+):
+    from helpers.calls import judge_difference
+
+    assert judge_difference(low, high, p_value, alpha=0.05) == verdict
 
 
 @pytest.mark.parametrize(("k1", "n1", "k2", "n2"), [(45, 80, 30, 82), (12, 40, 0, 38)])

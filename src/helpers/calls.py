@@ -259,8 +259,7 @@ def read_table(path: Path) -> pd.DataFrame:
             path,
             expected="a call log saved as CSV UTF-8 or XLSX, with a header row",
             found=f"{type(error).__name__}: {error}",
-            fix="export the log again; in Excel choose 'CSV UTF-8' or 'Excel "
-            "Workbook'",
+            fix="export the log again; in Excel choose 'CSV UTF-8' or 'Excel Workbook'",
         ) from error
     if table is None:
         raise HeardInputError(
@@ -1336,7 +1335,9 @@ def compare_recovery(
         Per segment: ``called`` and ``holdout`` (``k``, ``n``, ``rate``,
         ``ci_low``, ``ci_high``), ``difference`` (called minus hold-out, with
         ``ci_low``/``ci_high``: Newcombe's hybrid score interval), ``p_value``
-        (Fisher's exact test, two-sided), ``revenue_called``,
+        (Fisher's exact test, two-sided), ``verdict`` (:func:`judge_difference`:
+        called ``higher``/``lower`` than the hold-out, ``borderline`` or
+        ``no_clear_difference``), ``revenue_called``,
         ``revenue_holdout``, ``excess_revenue`` (called revenue minus what the
         called arm would have spent at the hold-out's rate per customer),
         ``per_protocol`` and ``method``.
@@ -1426,6 +1427,7 @@ def _compare_arms(rows: pd.DataFrame, *, alpha: float) -> dict:
     ]
     revenue = {arm: float(rows.loc[arm, "revenue"]) for arm in ("called", "holdout")}
     holdout_per_customer = revenue["holdout"] / holdout["n"]
+    p_value = float(fisher_exact(table, alternative="two-sided").pvalue)
     return {
         "called": called,
         "holdout": holdout,
@@ -1434,7 +1436,8 @@ def _compare_arms(rows: pd.DataFrame, *, alpha: float) -> dict:
             "ci_low": float(low),
             "ci_high": float(high),
         },
-        "p_value": float(fisher_exact(table, alternative="two-sided").pvalue),
+        "p_value": p_value,
+        "verdict": judge_difference(float(low), float(high), p_value, alpha=alpha),
         "revenue_called": revenue["called"],
         "revenue_holdout": revenue["holdout"],
         "excess_revenue": revenue["called"] - called["n"] * holdout_per_customer,
@@ -1445,6 +1448,22 @@ def _compare_arms(rows: pd.DataFrame, *, alpha: float) -> dict:
         "method": "intent to treat; difference with Newcombe's hybrid score "
         "interval; Fisher's exact test, two-sided",
     }
+
+
+def judge_difference(low: float, high: float, p_value: float, *, alpha: float) -> str:
+    """Return ``higher``, ``lower``, ``borderline`` or ``no_clear_difference``.
+
+    ``higher`` (``lower``) needs both the interval to exclude zero and the test
+    to reject at `alpha`; when only one of them does (the Newcombe interval and
+    Fisher's test can disagree near the edge) the result is ``borderline``.
+    """
+    excludes_zero = low > 0 or high < 0
+    rejects = p_value < alpha
+    if excludes_zero and rejects:
+        return "higher" if low > 0 else "lower"
+    if excludes_zero or rejects:
+        return "borderline"
+    return "no_clear_difference"
 
 
 def estimate_revenue_per_conversation(
@@ -1884,7 +1903,7 @@ def format_conversations(conversations: pd.DataFrame) -> pd.DataFrame:
             "Dialled": conversations["n_dialled"],
             "Attempts": conversations["n_attempts"],
             "Conversations": [
-                f"{n} of {low}-{high}"
+                f"{n} (target {low}-{high})"
                 for n, low, high in zip(
                     conversations["n_conversations"],
                     conversations["target_low"],
