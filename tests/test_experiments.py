@@ -563,3 +563,33 @@ def test_run_step_writes_results_and_summary(tmp_path):
     assert summary["experiments"] == written["experiments"]
     for part in ("arms", "checks", "plan", "trace"):
         assert (month / f"experiment-{part}_arms-basic.parquet").exists()
+
+
+def test_month_outputs_load_back_and_format_for_display(tmp_path):
+    import shutil
+
+    from helpers import experiment_tables
+
+    raw = tmp_path / "raw" / "shop"
+    shutil.copytree(FIXTURES / "arms-basic", raw / "experiments" / "arms-basic")
+    shutil.copytree(FIXTURES / "meta-ads", raw / "experiments" / "meta-ads")
+    (raw / "study.yml").write_text(
+        "months:\n  '2026-11':\n    experiments: [arms-basic, meta-ads]\n",
+        encoding="utf-8",
+    )
+    study = load_study(raw, root=tmp_path, processed_root=tmp_path / "processed")
+    ex.run_experiments_step(study, "2026-11")
+    outputs = experiment_tables.load_month_outputs(study, "2026-11")
+
+    assert [d["name"] for d in outputs["definitions"]] == ["arms-basic", "meta-ads"]
+    assert set(outputs["results"]["experiment"]) == {"arms-basic", "meta-ads"}
+    display = experiment_tables.format_results(outputs["results"])
+    conversion = display[
+        display["metric"].eq("conversion rate") & display["variant"].eq("free-returns")
+    ].iloc[0]
+    # 760/20100 - 600/20000 = +0.78 percentage points.
+    assert conversion["absolute lift [CI]"].startswith("+0.78 pp [")
+    assert conversion["value"] == "3.78%"
+    figure = ex.plot_lifts(outputs["results"], outputs["definitions"])
+    labels = [t.get_text() for t in figure.axes[0].get_yticklabels()]
+    assert "meta-ads: roas" in labels
