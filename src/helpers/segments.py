@@ -193,13 +193,15 @@ def build_customer_features(
 
     Notes
     -----
-    Counting uses distinct ``order_id``, so a line-item export can never turn a
-    one-order buyer into a repeat buyer. A product's return rate is the share of
-    the orders containing it that were refunded (any amount), cancelled or credit
-    notes (``is_return``, e.g. an invoice starting ``C``); products
-    bought in fewer than ``high_return_min_orders`` orders get no rate. A checkout
-    is open when it is the customer's latest, no order (cancelled or not) came
-    after it, and it is at most ``abandoned_within_days`` old at `as_of`.
+    Orders are counted on the reader's one-row-per-order table (line-item rows
+    are collapsed there), so a line-item export can never turn a one-order buyer
+    into a repeat buyer; a repeated ``order_id`` raises ValueError. A product's
+    return rate is the share of the orders containing it that were refunded (any
+    amount), cancelled or credit notes (``is_return``, e.g. an invoice starting
+    ``C``); products bought in fewer than ``high_return_min_orders`` orders get no
+    rate. A checkout is open when it is the customer's latest, no order (cancelled
+    or not) came after it, and it is at most ``abandoned_within_days`` old at
+    `as_of`.
     """
     rules = config["segments"]
     as_of = pd.Timestamp(as_of)
@@ -281,12 +283,16 @@ def _order_features(orders: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
             late,
             as_of.date(),
         )
-    flags = _order_flags(orders[orders["customer_key"].notna()])
+    # The reader gives one row per order; a repeated id would be counted twice.
+    keyed = orders[orders["customer_key"].notna()]
+    if keyed["order_id"].duplicated().any():
+        raise ValueError("orders must hold one row per order_id")
+    flags = _order_flags(keyed)
     query = """
         SELECT customer_key,
-            count(DISTINCT order_id) FILTER (WHERE is_purchase) AS n_orders,
-            count(DISTINCT order_id) FILTER (WHERE NOT is_return) AS n_orders_placed,
-            count(DISTINCT order_id) FILTER (WHERE is_returned) AS n_returned_orders,
+            count(*) FILTER (WHERE is_purchase) AS n_orders,
+            count(*) FILTER (WHERE NOT is_return) AS n_orders_placed,
+            count(*) FILTER (WHERE is_returned) AS n_returned_orders,
             coalesce(sum(total) FILTER (WHERE is_purchase), 0)
                 - sum(refunded_amount) AS spend,
             sum(refunded_amount) AS refunded_amount,
@@ -314,31 +320,26 @@ def _product_features(
         ["order_id", "customer_key", "is_returned", "is_return"]
     ]
     line_products = lines[["order_id", "product"]]
-    # One row per order and product, then per customer and product bought.
+    # Join lines to their order once; number products so counting is on integers.
     query = f"""
-        WITH bought AS (
-            SELECT o.customer_key, o.order_id, l.product,
-                bool_or(o.is_returned) AS is_returned, bool_or(o.is_return) AS is_return
+        WITH joined AS MATERIALIZED (
+            SELECT o.customer_key, o.order_id, o.is_returned, o.is_return, l.product
             FROM line_products l JOIN flags o USING (order_id)
             WHERE l.product IS NOT NULL
-            GROUP BY ALL
         ),
         rates AS (
-            SELECT product, count(*) AS n_orders,
-                avg(CAST(is_returned AS DOUBLE)) AS product_return_rate
-            FROM bought GROUP BY product
-        ),
-        pairs AS (
-            SELECT b.customer_key, b.product,
-                max(r.product_return_rate) FILTER (WHERE r.n_orders >= {min_orders})
-                    AS product_return_rate
-            FROM bought b JOIN rates r USING (product)
-            WHERE NOT b.is_return AND b.customer_key IS NOT NULL
-            GROUP BY ALL
+            SELECT product, row_number() OVER () AS product_number,
+                count(DISTINCT order_id) AS n_orders,
+                count(DISTINCT order_id) FILTER (WHERE is_returned)
+                    / count(DISTINCT order_id) AS product_return_rate
+            FROM joined GROUP BY product
         )
-        SELECT customer_key, count(*) AS n_products,
-            max(product_return_rate) AS max_product_return_rate
-        FROM pairs GROUP BY customer_key
+        SELECT j.customer_key, count(DISTINCT r.product_number) AS n_products,
+            max(r.product_return_rate) FILTER (WHERE r.n_orders >= {min_orders})
+                AS max_product_return_rate
+        FROM joined j JOIN rates r USING (product)
+        WHERE NOT j.is_return AND j.customer_key IS NOT NULL
+        GROUP BY j.customer_key
     """
     return _query(query, line_products=line_products, flags=flags).df()
 
@@ -428,7 +429,9 @@ def _fill_feature_defaults(features: pd.DataFrame) -> pd.DataFrame:
 @functools.cache
 def _connection() -> duckdb.DuckDBPyConnection:
     """Return this process's DuckDB connection (opening one costs ~0.1 s)."""
-    return duckdb.connect()
+    connection = duckdb.connect()
+    connection.execute("SET enable_progress_bar = false")
+    return connection
 
 
 def _query(sql: str, **tables: pd.DataFrame) -> duckdb.DuckDBPyRelation:
