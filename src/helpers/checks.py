@@ -22,7 +22,7 @@ import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -170,7 +170,8 @@ def run_task(task: Callable, file: Path, *, step: str, month: str | None) -> lis
                 month, str(file),
             )
         ]  # fmt: skip
-    return list(found) if isinstance(found, list) else []
+    found = found if isinstance(found, list) else []
+    return [replace(p, step=step, month=month) for p in found]
 
 
 @contextmanager
@@ -547,29 +548,29 @@ def _check_coding(study: Study, month: str | None) -> Iterator[Task]:
 
 
 def _check_predictions(study: Study, month: str | None) -> Iterator[Task]:
-    from helpers.insights import load_predictions
-
     path = study.raw("predictions", f"{month}.csv")
     if path.exists():
+        from helpers.insights import load_predictions
+
         yield path, scanned(path, lambda: load_predictions(path, month=month))
 
 
 def _check_insights(study: Study, month: str | None) -> Iterator[Task]:
-    from helpers.insights import load_insights
-
     path = study.raw("insights.csv")
     if path.exists():
+        from helpers.insights import load_insights
+
         yield path, scanned(path, lambda: load_insights(path))
 
 
 def _check_experiments(study: Study, month: str | None) -> Iterator[Task]:
-    from helpers.experiments import load_experiment, read_results
-
     settings = study.config.get("experiments", {})
     for name in study.month_config(month).get("experiments") or []:
         path = study.raw("experiments", name, "experiment.yml")
 
         def task(path=path) -> None:
+            from helpers.experiments import load_experiment, read_results
+
             if not path.exists():
                 raise HeardInputError(
                     path,
