@@ -155,13 +155,15 @@ def build_report(
     total = len(stages) + 2
 
     # Check the study folder (writing the demo study first when it is missing).
-    announce(1, total, "checks")
+    folder = output_folder(root, study, month)
     with project_environment(root):
         ensure_demo_study(study, root)
-        check_inputs(study, month, root)
+        checked = not fresh and checks_passed(folder, study, month, root=root)
+        announce(1, total, f"checks{' (unchanged, passed before)' if checked else ''}")
+        if not checked:
+            check_inputs(study, month, root)
 
     # Execute each notebook, or reuse last run's when nothing it reads changed.
-    folder = output_folder(root, study, month)
     executed, upstream = {}, ""
     for step, stage in enumerate(stages, start=2):
         digests = stage_digests(stage, study, month, root=root, upstream=upstream)
@@ -182,6 +184,7 @@ def build_report(
     else:
         outputs = render_fallback(root, executed, info=info, folder=folder)
     check_rendered_privacy(outputs)
+    record_checks_passed(folder, study, month, root=root)
     return outputs
 
 
@@ -242,6 +245,32 @@ def check_inputs(study: str, month: str, root: Path) -> None:
             fix=f"correct these, then run `heard check {study}`:\n"
             + format_problems(errors),
         )
+
+
+def checks_digest(study: str, month: str, *, root: Path) -> str:
+    """Return the digest of what the checks read: raw files, processed month, code."""
+    return digest(
+        {
+            "raw": fingerprint_files(root / "data" / "raw" / study),
+            "processed": fingerprint_files(root / "data" / "processed" / study / month),
+            "helpers": helpers_fingerprint(),
+        }
+    )
+
+
+def checks_passed(folder: Path, study: str, month: str, *, root: Path) -> bool:
+    """Return True when the last complete run checked exactly these inputs."""
+    record = folder / "checks.json"
+    if not record.exists():
+        return False
+    passed = json.loads(record.read_text(encoding="utf-8")).get("digest")
+    return passed == checks_digest(study, month, root=root)
+
+
+def record_checks_passed(folder: Path, study: str, month: str, *, root: Path) -> None:
+    """Remember that the inputs, as they stand after a complete run, passed."""
+    payload = {"digest": checks_digest(study, month, root=root)}
+    (folder / "checks.json").write_text(json.dumps(payload), encoding="utf-8")
 
 
 def fingerprint_files(folder: Path, *, content: bool = False) -> dict[str, list]:
