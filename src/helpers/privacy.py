@@ -82,3 +82,78 @@ def redact(text: str, *, names: list[str] | tuple[str, ...] = ()) -> str:
 def find_pii(text: str) -> list[str]:
     """Return the e-mail addresses and phone-like numbers found in `text`."""
     return EMAIL_PATTERN.findall(text) + PHONE_PATTERN.findall(text)
+
+
+# Heard's own ids (q-2026-11-07-003, 2026-11-07-003) and ISO times look like phone
+# numbers to PHONE_PATTERN; they are removed before a file is scanned.
+HEARD_IDS_AND_TIMES = re.compile(
+    r"\b(?:q-)?\d{4}-\d{2}-\d{2}"
+    r"(?:-\d{3}\b|[ T]\d{2}:\d{2}(?::\d{2})?(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2})?)?"
+)
+SCANNED_SUFFIXES = (".parquet", ".csv", ".xlsx", ".json", ".md", ".html", ".typ",
+                    ".txt", ".pdf")  # fmt: skip
+
+
+def scan_for_pii(paths) -> list[dict]:
+    """Return every e-mail address or phone number found in the given files.
+
+    Parameters
+    ----------
+    paths : iterable of Path
+        Processed outputs or rendered reports: Parquet, CSV and XLSX tables (text
+        columns, except identifier columns ending in ``_id`` and
+        ``customer_key``), JSON, Markdown, HTML (tags removed), Typst, text and
+        PDF (text extracted with pypdf). Other suffixes are skipped.
+
+    Returns
+    -------
+    list of dict
+        One per match: ``file``, ``where`` (``column <name>`` for tables, else
+        ``text``) and ``found`` (the matched text).
+
+    Notes
+    -----
+    Matching uses :func:`find_pii` after removing Heard's quote and excerpt ids
+    and ISO dates and times, which have phone-like digit runs. Limitations: a
+    phone number written with letters, or an e-mail with spaces around the
+    ``@``, is not found; names are not searched for (no list of names exists
+    outside ``data/raw``).
+    """
+    findings, paths = [], [Path(p) for p in paths]
+    for path in paths:
+        if path.suffix.lower() not in SCANNED_SUFFIXES:
+            continue
+        for where, text in _scanned_texts(path):
+            cleaned = HEARD_IDS_AND_TIMES.sub(" ", text)
+            findings.extend(
+                {"file": str(path), "where": where, "found": found}
+                for found in find_pii(cleaned)
+            )
+    log.info("scanned %d files: %d e-mails or phones", len(paths), len(findings))
+    return findings
+
+
+def _scanned_texts(path: Path):
+    """Yield ``(where, text)`` pieces of one file for :func:`scan_for_pii`."""
+    import pandas as pd
+
+    suffix = path.suffix.lower()
+    if suffix in (".parquet", ".csv", ".xlsx"):
+        readers = {".parquet": pd.read_parquet, ".xlsx": pd.read_excel}
+        table = readers.get(suffix, lambda p: pd.read_csv(p, dtype=str))(path)
+        for column in table.columns:
+            name = str(column)
+            if name.endswith("_id") or name == "customer_key":
+                continue
+            values = table[column].dropna()
+            if len(values) and not pd.api.types.is_numeric_dtype(values):
+                # A separator no phone number spans, so cells are never joined.
+                yield f"column {name}", "\n|\n".join(map(str, values.unique()))
+    elif suffix == ".pdf":
+        from pypdf import PdfReader
+
+        pages = PdfReader(str(path)).pages
+        yield "text", "\n".join(page.extract_text() or "" for page in pages)
+    else:
+        text = path.read_text(encoding="utf-8", errors="replace")
+        yield "text", re.sub(r"<[^>]+>", " ", text) if suffix == ".html" else text
