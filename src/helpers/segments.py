@@ -221,17 +221,21 @@ def build_customer_features(
 
     # Start from every customer known anywhere, then join each block.
     base = customers[[c for c in CUSTOMER_COLUMNS if c in customers]]
-    extra = pd.Index(
-        pd.concat([orders["customer_key"], checkouts["customer_key"]]).dropna()
-    ).unique()
-    extra = extra.difference(pd.Index(base["customer_key"]))
+    extra = _query(
+        "SELECT customer_key FROM orders WHERE customer_key IS NOT NULL "
+        "UNION SELECT customer_key FROM checkouts WHERE customer_key IS NOT NULL "
+        "EXCEPT SELECT customer_key FROM base ORDER BY 1",
+        orders=orders[["customer_key"]],
+        checkouts=checkouts[["customer_key"]],
+        base=base[["customer_key"]],
+    ).df()["customer_key"]
     if len(extra):
         log.warning(
             "%d customers appear in orders or checkouts but not in the customers "
             "export; they are kept without consent or phone",
             len(extra),
         )
-        base = pd.concat([base, pd.DataFrame({"customer_key": extra})])
+        base = pd.concat([base, extra.to_frame()], ignore_index=True)
     features = (
         base.merge(order_features, on="customer_key", how="left")
         .merge(product_features, on="customer_key", how="left")
