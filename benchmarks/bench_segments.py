@@ -44,10 +44,10 @@ PRODUCTS = [
     for i in range(400)
 ]
 # One number per customer (a shared number would merge customers), typed the
-# ways people type them. US numbers use the 555 exchange, UK ones the 07700 range.
-AREA_CODES = [202, 212, 312, 415, 617, 713, 305, 206, 303, 404, 503, 512, 602, 615]
+# ways people type them: US numbers on the 555 exchange of 700 area codes, UK
+# mobiles from 07400 000000 up. Unique for up to 7 million customers.
 US_STYLES = ["+1 ({a}) 555-{n:04d}", "{a}.555.{n:04d}", "({a}) 555-{n:04d}"]
-UK_STYLES = ["07700 9{n:05d}", "+44 7700 9{n:05d}", "0044 7700 9{n:05d}"]
+UK_STYLES = ["074{n:08d}", "+44 74{n:08d}", "0044 74{n:08d}"]
 
 STUDY_YML = f"""\
 study:
@@ -124,9 +124,9 @@ def draw_phones(
     style = rng.integers(0, 3, len(customers))
     return np.array(
         [
-            UK_STYLES[s].format(n=i % 100_000)
+            UK_STYLES[s].format(n=i)
             if c == "GB"
-            else US_STYLES[s].format(a=AREA_CODES[i // 10_000 % 14], n=i % 10_000)
+            else US_STYLES[s].format(a=201 + i // 10_000, n=i % 10_000)
             for i, c, s in zip(customers, countries, style, strict=True)
         ],
         dtype=object,
