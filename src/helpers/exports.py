@@ -1389,35 +1389,51 @@ CANDIDATE_COLUMNS = [
 
 def gather_candidates(
     customer_rows: pd.DataFrame, orders: pd.DataFrame, checkouts: pd.DataFrame
-) -> pd.DataFrame:
+) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
     """Return one row per customer record or distinct order/checkout identity.
 
     Orders and checkouts contribute one row per distinct (e-mail, customer id,
     phone), with the latest name, country and marketing choice seen, so cart
     abandoners without an account still become customers.
+
+    Returns
+    -------
+    candidates : DataFrame
+        :data:`CANDIDATE_COLUMNS`, one row per record or identity.
+    positions : dict
+        ``orders`` and ``checkouts``: each table row's candidate row number.
     """
     frames = [customer_rows.assign(source="customers", seen_at=pd.NaT)]
+    positions, offset = {}, len(customer_rows)
     for source, table in (("orders", orders), ("checkouts", checkouts)):
         if table.empty:
+            positions[source] = np.zeros(0, dtype=int)
             continue
         ids = table.get("customer_id", pd.Series(None, index=table.index))
-        identity = table.assign(customer_id=ids).sort_values("created_at")
-        grouped = identity.groupby(
+        identity = table.assign(customer_id=ids)
+        groups = identity.groupby(
             ["email", "customer_id", "phone_raw"], dropna=False, sort=False
+        )
+        positions[source] = groups.ngroup().to_numpy() + offset
+        latest = identity.sort_values("created_at").groupby(
+            groups.ngroup(), sort=True
         ).agg(
-            name=("name", "last"), country=("country", "last"),
+            email=("email", "first"), customer_id=("customer_id", "first"),
+            phone_raw=("phone_raw", "first"), name=("name", "last"),
+            country=("country", "last"),
             accepts_email_marketing=("accepts_marketing", "last"),
             seen_at=("created_at", "max"),
-        ).reset_index()  # fmt: skip
-        names = grouped["name"].astype("string").str.split(" ", n=1, expand=True)
-        frames.append(grouped.assign(
+        )  # fmt: skip
+        names = latest["name"].astype("string").str.split(" ", n=1, expand=True)
+        frames.append(latest.assign(
             source=source, first_name=names.get(0), last_name=names.get(1)
         ))  # fmt: skip
+        offset += len(latest)
     candidates = pd.concat(
         [f.reindex(columns=CANDIDATE_COLUMNS) for f in frames], ignore_index=True
     )
     candidates["email"] = normalise_emails(candidates["email"])
-    return candidates
+    return candidates, positions
 
 
 def link_candidates(candidates: pd.DataFrame) -> np.ndarray:
@@ -1731,9 +1747,7 @@ def load_store_exports(study: Study, month: str, *, as_of=None) -> StoreExports:
         study.name, month, len(orders), len(lines), len(checkouts),
         len(customers), len(rejected),
     )  # fmt: skip
-    orders, checkouts, customers = (
-        _blank_as_none(t) for t in (orders, checkouts, customers)
-    )
+    checkouts, customers = _blank_as_none(checkouts), _blank_as_none(customers)
     return StoreExports(
         orders.reset_index(drop=True), lines.reset_index(drop=True),
         customers, checkouts.reset_index(drop=True), rejected, read_log,
@@ -1781,23 +1795,28 @@ def _concat(read: list[ExportFile], name: str, columns: list[str]) -> pd.DataFra
 def _first_copy_of_orders(read: list[ExportFile]):
     """Return orders and lines, each order from the first file (by name) that has
     it: overlapping exports must not double an order or its items."""
-    orders, lines, seen = [], [], pd.Index([])
-    for export in read:
-        if "orders" not in export.tables:
-            continue
-        fresh = export.tables["orders"][~export.tables["orders"]["order_id"].isin(seen)]
-        if len(fresh) < len(export.tables["orders"]):
-            log.warning(
-                "%s: %d orders already read from an earlier file; kept those",
-                export.log["file"], len(export.tables["orders"]) - len(fresh),
-            )  # fmt: skip
-        orders.append(fresh)
-        file_lines = export.tables["lines"]
-        lines.append(file_lines[file_lines["order_id"].isin(fresh["order_id"])])
-        seen = seen.append(pd.Index(fresh["order_id"]))
-    if not orders:
+    files = [r for r in read if "orders" in r.tables]
+    if not files:
         return pd.DataFrame(columns=ORDER_COLUMNS), pd.DataFrame(columns=LINE_COLUMNS)
-    return pd.concat(orders, ignore_index=True), pd.concat(lines, ignore_index=True)
+    if len(files) == 1:
+        return files[0].tables["orders"], files[0].tables["lines"]
+    orders = pd.concat(
+        [r.tables["orders"].assign(file_number=i) for i, r in enumerate(files)],
+        ignore_index=True,
+    )
+    lines = pd.concat(
+        [r.tables["lines"].assign(file_number=i) for i, r in enumerate(files)],
+        ignore_index=True,
+    )
+    repeated = orders["order_id"].duplicated(keep="first")
+    if repeated.any():
+        log.warning(
+            "%d orders appear in more than one file; kept each from the first",
+            int(repeated.sum()),
+        )
+        orders = orders[~repeated]
+        lines = lines.merge(orders[["order_id", "file_number"]], how="inner")
+    return orders.drop(columns="file_number"), lines.drop(columns="file_number")
 
 
 def _drop_repeats(table: pd.DataFrame, id_column: str) -> pd.DataFrame:
@@ -1813,31 +1832,22 @@ def _drop_repeats(table: pd.DataFrame, id_column: str) -> pd.DataFrame:
 def _customers_and_keys(study, customer_rows, orders, checkouts):
     """Return customers, and orders and checkouts with their customer_key."""
     config = study.config
-    candidates = gather_candidates(customer_rows, orders, checkouts)
+    candidates, positions = gather_candidates(customer_rows, orders, checkouts)
     identified = candidates[["email", "customer_id", "phone_raw"]].notna().any(axis=1)
-    candidates = candidates[identified].reset_index(drop=True)
     region = candidates["country"].fillna(
         (config.get("study") or {}).get("default_country")
     )
     keep = (config.get("phones") or {}).get("keep", "possible")
-    numbers = phones.normalise_phones(candidates["phone_raw"], region, keep=keep)
-    candidates = candidates.join(numbers)
-    do_not_call = load_do_not_call(study, customers=None)
-    customers, keys = build_customers(
-        candidates, config=config, do_not_call=do_not_call
+    numbers = phones.normalise_phones(
+        candidates.loc[identified, "phone_raw"], region[identified], keep=keep
     )
-    candidates["customer_key"] = keys
-    orders = _attach_keys(orders, candidates, "orders")
-    checkouts = _attach_keys(checkouts, candidates, "checkouts")
+    known = candidates[identified].join(numbers)
+    do_not_call = load_do_not_call(study, customers=None)
+    customers, keys = build_customers(known, config=config, do_not_call=do_not_call)
+
+    # Each order or checkout gets the key of its identity's customer.
+    all_keys = np.full(len(candidates), None, dtype=object)
+    all_keys[identified.to_numpy()] = keys.to_numpy()
+    orders = orders.assign(customer_key=all_keys[positions["orders"]])
+    checkouts = checkouts.assign(customer_key=all_keys[positions["checkouts"]])
     return customers, orders, checkouts
-
-
-def _attach_keys(table: pd.DataFrame, candidates: pd.DataFrame, source: str):
-    """Return `table` with the customer_key of its (e-mail, id, phone) identity."""
-    identity = ["email", "customer_id", "phone_raw"]
-    lookup = candidates.loc[candidates["source"] == source, [*identity, "customer_key"]]
-    table = table.assign(customer_id=table.get("customer_id"))
-    merged = table.merge(lookup.drop_duplicates(identity), on=identity, how="left")
-    if source == "checkouts":
-        merged = merged.drop(columns="customer_id")
-    return merged
