@@ -670,3 +670,52 @@ def warn_recoded(study: Study, month: str, read: dict) -> None:
             recoded["coder"].iloc[0], recoded["previous"].iloc[0],
             recoded["current"].iloc[0],
         )  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------
+# Nothing personal outside raw data and the call list
+# --------------------------------------------------------------------------------------
+
+CALL_LIST_PREFIX = "call-list_"
+RENDERED_SUFFIXES = (".html", ".typ", ".md", ".pdf")
+
+
+def scan_outputs(
+    study: Study, *, month: str | None = None, root: Path | None = None
+) -> list[dict]:
+    """Return e-mails and phones found in a study's processed files and reports.
+
+    Parameters
+    ----------
+    study : Study
+        The study; every file under ``data/processed/<study>/`` (or the month's
+        folder) is scanned except the call list, the one file meant to carry
+        phone numbers.
+    month : str, optional
+        Scan this month's processed folder only.
+    root : Path, optional
+        The project folder, for ``reports/_output/<study>/`` (HTML, Typst,
+        Markdown and PDF).
+
+    Returns
+    -------
+    list of dict
+        :func:`helpers.privacy.scan_for_pii` findings (``file``, ``where``,
+        ``found``); empty when clean.
+    """
+    from helpers.privacy import scan_for_pii
+
+    processed = study.processed(month) if month else study.processed_root
+    paths = [
+        p for p in sorted(processed.rglob("*"))
+        if p.is_file() and not p.name.startswith((CALL_LIST_PREFIX, "."))
+    ]  # fmt: skip
+    rendered = Path(root or find_project_root()) / "reports" / "_output" / study.name
+    paths += [p for p in sorted(rendered.rglob("*")) if p.suffix in RENDERED_SUFFIXES]
+    findings = scan_for_pii(paths)
+    if findings:
+        log.warning(
+            "%d e-mails or phone numbers outside raw data, e.g. in %s",
+            len(findings), findings[0]["file"],
+        )  # fmt: skip
+    return findings
