@@ -500,6 +500,26 @@ def test_attempts_per_conversation_and_progress(attempts, assignment):
     assert table.loc["first_time_no_return", "attempts_per_conversation"] == 2.0
 
 
+def test_weekly_progress_counts_each_conversation_once(attempts, config):
+    from helpers.calls import tally_weekly_progress
+
+    weekly = tally_weekly_progress(attempts, config=config)
+    table = weekly.set_index(["segment", "week_start"])
+    nov9, nov16 = pd.Timestamp("2026-11-09").date(), pd.Timestamp("2026-11-16").date()
+    # Week of 9 Nov: a1 (10th) and a4 (12th) spoken to; 9 cart attempts in all.
+    assert table.loc[("cart_abandoners", nov9), "n_attempts"] == 9
+    assert table.loc[("cart_abandoners", nov9), "n_new_conversations"] == 2
+    # Week of 16 Nov (f1 on the 16th at 19:00 New York, f3 on the 18th): f3's
+    # callback on the 17th is a connect but not a conversation.
+    row = table.loc[("first_time_no_return", nov16)]
+    assert row[["n_attempts", "n_connected", "n_new_conversations"]].tolist() == [
+        4,
+        3,
+        2,
+    ]
+    assert weekly["n_new_conversations"].sum() == 4
+
+
 def test_field_comparison_uses_interval_and_exact_tests():
     above = compare_with_field(6, 8)
     assert above["verdict"] == "above"  # Wilson low 0.409 > 0.40

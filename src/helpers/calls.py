@@ -1097,6 +1097,53 @@ def tally_conversations(
     return table
 
 
+def tally_weekly_progress(
+    attempts: pd.DataFrame, *, config: dict, target: tuple[int, int] = (20, 30)
+) -> pd.DataFrame:
+    """Return each segment's calls week by week, with conversations to date.
+
+    Parameters
+    ----------
+    attempts : DataFrame
+        Described attempts (:func:`describe_attempts`).
+    config : dict
+        ``study.timezone``: weeks run Monday to Sunday on the store's clock.
+    target : tuple of int
+        The conversations wanted per segment (low, high).
+
+    Returns
+    -------
+    DataFrame
+        One row per segment and week: ``segment``, ``week_start`` (the Monday,
+        a date), ``n_attempts``, ``n_connected`` (attempts a person answered),
+        ``n_new_conversations`` (customers first spoken to that week),
+        ``n_conversations_to_date``, ``target_low``, ``is_on_target``.
+    """
+    zone = config.get("study", {}).get("timezone", "UTC")
+    local = attempts["attempted_at"].dt.tz_convert(zone).dt.tz_localize(None)
+    weekly = attempts.assign(week_start=local.dt.to_period("W-SUN").dt.start_time)
+    weekly["week_start"] = weekly["week_start"].dt.date
+
+    # A conversation counts in the week of the customer's first connected attempt.
+    first_talk = (
+        weekly[weekly["is_conversation"]]
+        .sort_values("attempted_at")
+        .drop_duplicates("customer_key")
+    )
+    new = first_talk.groupby(["segment", "week_start"]).size()
+    table = weekly.groupby(["segment", "week_start"]).agg(
+        n_attempts=("outcome", "size"), n_connected=("is_reached", "sum")
+    )
+    table["n_new_conversations"] = new.reindex(table.index, fill_value=0)
+    table = table.astype(int).reset_index()
+    table["n_conversations_to_date"] = table.groupby("segment")[
+        "n_new_conversations"
+    ].cumsum()
+    table["target_low"] = target[0]
+    table["is_on_target"] = table["n_conversations_to_date"] >= target[0]
+    return table
+
+
 def compare_with_field(
     n_connected: int,
     n_dialled: int,
@@ -1693,7 +1740,8 @@ def run_calls_step(study: Study | str, month: str, *, now=None) -> dict:
     -------
     dict
         ``attempts``, ``conflicts``, ``do_not_call``, ``rates`` (breakdown ->
-        DataFrame), ``conversations``, ``recovery`` (per customer),
+        DataFrame), ``conversations``, ``weekly`` (:func:`tally_weekly_progress`),
+        ``recovery`` (per customer),
         ``recovery_arms``, ``summary`` (the contents of ``summary_calls.json``)
         and ``paths`` (the files written).
 
@@ -1764,6 +1812,11 @@ def measure_calls(attempts: pd.DataFrame, *, inputs: dict, month: str, config) -
         assignment=inputs["assignment"],
         target=tuple(calls_config.get("target_conversations", (20, 30))),
     )
+    weekly = tally_weekly_progress(
+        attempts,
+        config=config,
+        target=tuple(calls_config.get("target_conversations", (20, 30))),
+    )
     recovery = measure_recovery(
         inputs["assignment"], inputs["orders"], attempts, month=month, config=config
     )
@@ -1785,6 +1838,7 @@ def measure_calls(attempts: pd.DataFrame, *, inputs: dict, month: str, config) -
         "do_not_call": collect_do_not_call(attempts),
         "rates": rates,
         "conversations": conversations,
+        "weekly": weekly,
         "recovery": recovery,
         "recovery_arms": recovery_arms,
         "summary": summary,
@@ -1848,6 +1902,7 @@ def save_calls_outputs(outputs: dict, *, study: Study, month: str) -> list[Path]
             outputs["conversations"], folder / "conversations_segment.parquet"
         ),
         save_parquet(outputs["recovery_arms"], folder / "recovery_arm.parquet"),
+        save_parquet(outputs["weekly"], folder / "progress_segment-week.parquet"),
     ]
     for by, table in outputs["rates"].items():
         paths.append(save_parquet(table, folder / f"connect-rates_{by}.parquet"))
