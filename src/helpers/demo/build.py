@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import shutil
+import tempfile
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -82,12 +84,13 @@ def write_calls(folder: Path, store: Store, *, rng: np.random.Generator) -> tupl
 
     recoveries: list[dict] = []
     months = {}
+    processed = Path(tempfile.mkdtemp(prefix="heard-demo-"))
     for month in MONTHS:
         # Plan from the exports as they stood on the month's first moment, as a
         # researcher would; the month-end exports replace them below.
         until = world.planning_moment(month)
         write_exports(folder, store, month, extra_orders=recoveries, until=until)
-        call_list = calling.plan_month(folder, month)
+        call_list = calling.plan_month(folder, month, processed=processed)
         outcome = calling.simulate_calls(call_list, store, month=month, rng=rng)
         recoveries = recoveries + outcome.recoveries
         calling.write_call_log(outcome, folder, month=month, orders=None)
@@ -98,7 +101,10 @@ def write_calls(folder: Path, store: Store, *, rng: np.random.Generator) -> tupl
     for month in MONTHS:
         write_exports(folder, store, month, extra_orders=recoveries)
         calling.write_call_log(months[month], folder, month=month, orders=orders)
-        calling.check_plan_unchanged(folder, month, months[month].call_list)
+        calling.check_plan_unchanged(
+            folder, month, months[month].call_list, processed=processed
+        )
+    shutil.rmtree(processed, ignore_errors=True)
     return months, orders
 
 

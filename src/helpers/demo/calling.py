@@ -24,10 +24,11 @@ from helpers.demo.world import STORE_ZONE, Person, month_start
 log = logging.getLogger(__name__)
 
 CALLERS = ("Alex", "Jordan", "Priya")
-# Share of dialled customers reached for a conversation, per month.
-CONNECT_TARGET = {"2026-10": 0.31, "2026-11": 0.37}
+# Share of dialled customers reached for a conversation, per month. A declined
+# call and a do-not-call request also reach a person, adding two more customers.
+CONNECT_TARGET = {"2026-10": 0.31, "2026-11": 0.35}
 # Recovery within the window: reached abandoners, dialled-not-reached, hold-out.
-RECOVERY_RATE = {"reached": 0.5, "not_reached": 0.15, "holdout": 0.09}
+RECOVERY_RATE = {"reached": 0.55, "not_reached": 0.2, "holdout": 0.06}
 FIRST_CALL_DAY = 2
 LOG_COLUMNS = [
     "customer_key", "attempted_at", "caller", "outcome", "talk_seconds",
@@ -70,22 +71,35 @@ def key_people(people: list[Person]) -> dict[str, Person]:
     return keyed
 
 
-def plan_month(folder: Path, month: str) -> pd.DataFrame:
+def plan_month(folder: Path, month: str, *, processed: Path) -> pd.DataFrame:
     """Return step 01's call list for `month` of the study in `folder`.
 
-    Processed files go to a throw-away folder: planning here must not read or
-    write the project's ``data/processed``.
-    """
-    import tempfile
+    Parameters
+    ----------
+    folder : Path
+        The demo study being built.
+    month : str
+        ``YYYY-MM``.
+    processed : Path
+        A throw-away processed root (never the project's ``data/processed``)
+        holding earlier months' ``assignment_customer.parquet``, so customers
+        called or held back before are excluded as step 01 excludes them.
 
+    Returns
+    -------
+    DataFrame
+        ``customer_key``, ``segment``, ``arm``; the month's assignment is also
+        saved under `processed` for the months after it.
+    """
     from helpers.segments import plan_call_list
     from helpers.study import load_study
 
-    with tempfile.TemporaryDirectory() as processed:
-        study = load_study(folder, processed_root=Path(processed))
-        call_list = plan_call_list(study, month)
-    log.info("planned %d customers for %s", len(call_list), month)
-    return call_list[["customer_key", "segment", "arm"]].reset_index(drop=True)
+    study = load_study(folder, processed_root=processed)
+    call_list = plan_call_list(study, month)
+    assignment = call_list[["customer_key", "segment", "arm"]].reset_index(drop=True)
+    files.save_parquet(assignment, processed / month / "assignment_customer.parquet")
+    log.info("planned %d customers for %s", len(assignment), month)
+    return assignment
 
 
 def find_month_buyers(orders, people: list[Person], month: str) -> set[str]:
@@ -102,9 +116,11 @@ def find_month_buyers(orders, people: list[Person], month: str) -> set[str]:
     return buyers
 
 
-def check_plan_unchanged(folder: Path, month: str, planned: pd.DataFrame) -> None:
-    """Warn when the final exports would give step 01 a different call list."""
-    again = plan_month(folder, month)
+def check_plan_unchanged(
+    folder: Path, month: str, planned: pd.DataFrame, *, processed: Path
+) -> None:
+    """Warn when the month-end exports would give step 01 a different call list."""
+    again = plan_month(folder, month, processed=processed)
     if not again.equals(planned):
         log.warning(
             "step 01 draws a different call list for %s from the month-end "
