@@ -1409,21 +1409,8 @@ def gather_candidates(
         if table.empty:
             positions[source] = np.zeros(0, dtype=int)
             continue
-        ids = table.get("customer_id", pd.Series(None, index=table.index))
-        identity = table.assign(customer_id=ids)
-        groups = identity.groupby(
-            ["email", "customer_id", "phone_raw"], dropna=False, sort=False
-        )
-        positions[source] = groups.ngroup().to_numpy() + offset
-        latest = identity.sort_values("created_at").groupby(
-            groups.ngroup(), sort=True
-        ).agg(
-            email=("email", "first"), customer_id=("customer_id", "first"),
-            phone_raw=("phone_raw", "first"), name=("name", "last"),
-            country=("country", "last"),
-            accepts_email_marketing=("accepts_marketing", "last"),
-            seen_at=("created_at", "max"),
-        )  # fmt: skip
+        latest, positions[source] = _identities(table)
+        positions[source] += offset
         names = latest["name"].astype("string").str.split(" ", n=1, expand=True)
         frames.append(latest.assign(
             source=source, first_name=names.get(0), last_name=names.get(1)
@@ -1434,6 +1421,35 @@ def gather_candidates(
     )
     candidates["email"] = normalise_emails(candidates["email"])
     return candidates, positions
+
+
+def _identities(table: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    """Return one row per distinct (e-mail, customer id, phone) of an orders or
+    checkouts table with its latest details, and each table row's identity."""
+    keys = ["email", "customer_id", "phone_raw"]
+    columns = [*keys, "name", "country", "accepts_marketing", "created_at"]
+    frame = pl.from_pandas(
+        table.assign(customer_id=table.get("customer_id"))[columns].astype(
+            {c: object for c in columns if c not in ("created_at", "accepts_marketing")}
+        ),
+        schema_overrides={c: pl.String for c in keys + ["name", "country"]},
+    ).with_row_index("position")
+    latest = (
+        frame.sort("created_at", nulls_last=False)
+        .group_by(keys, maintain_order=True)
+        .agg(
+            pl.col("name").last(), pl.col("country").last(),
+            pl.col("accepts_marketing").last().alias("accepts_email_marketing"),
+            pl.col("created_at").max().alias("seen_at"),
+        )
+        .with_row_index("identity")
+    )  # fmt: skip
+    positions = (
+        frame.join(latest.select([*keys, "identity"]), on=keys, how="left",
+                   nulls_equal=True)
+        .sort("position")["identity"].to_numpy()
+    )  # fmt: skip
+    return latest.drop("identity").to_pandas(), positions.astype(int)
 
 
 def link_candidates(candidates: pd.DataFrame) -> np.ndarray:
@@ -1574,8 +1590,9 @@ def _has_tag(tags: pd.Series, tag: str) -> pd.Series:
     """Return whether a comma-separated tag list holds `tag` (any case)."""
     if not tag:
         return pd.Series(False, index=tags.index)
-    split = tags.fillna("").astype(str).str.casefold().str.split(",")
-    return split.map(lambda items: tag in {item.strip() for item in items})
+    pattern = rf"(?:^|,)\s*{re.escape(tag)}\s*(?:,|$)"
+    text = tags.astype("string").str.casefold()
+    return text.str.contains(pattern, regex=True).fillna(False).astype(bool)
 
 
 def _fill_timezones(customers: pd.DataFrame, config: dict) -> pd.DataFrame:
@@ -1593,11 +1610,17 @@ def country_codes(countries: pd.Series) -> pd.Series:
     in Babel's English territory names when Babel is installed. Anything else
     becomes None.
     """
-    text = countries.astype("string").str.strip()
-    codes = text.str.upper().where(text.str.fullmatch(r"[A-Za-z]{2}"))
+    codes, distinct = pd.factorize(countries.astype(object), use_na_sentinel=True)
     names = _territory_codes()
-    by_name = text.str.casefold().map(names)
-    return codes.fillna(by_name).astype(object).where(lambda c: c.notna(), None)
+    mapped = []
+    for value in distinct:
+        text = str(value).strip()
+        if len(text) == 2 and text.isalpha():
+            mapped.append(text.upper())
+        else:
+            mapped.append(names.get(text.casefold()))
+    lookup = np.array([*mapped, None], dtype=object)
+    return pd.Series(lookup[codes], index=countries.index, dtype=object)
 
 
 def _territory_codes() -> dict[str, str]:
