@@ -752,3 +752,18 @@ def test_notebook_runs_on_the_real_retail_study(tmp_path, monkeypatch, shared_da
     assert summary["segment_sizes"]["churned"] == len(
         expected_retail_segments(source)["churned"]
     )
+
+
+def test_customers_only_in_checkouts_are_kept_but_never_callable():
+    exports = crafted_exports()
+    # G's checkout stays; G is dropped from the customers export.
+    exports.customers = exports.customers[exports.customers["customer_key"] != "c_G"]
+    features = segments.build_customer_features(
+        exports, as_of=AS_OF, config=crafted_config()
+    )
+    g_key = customer_key("g@example.com")
+    assert len(features) == 7
+    g = features.set_index("customer_key").loc[g_key]
+    assert g["n_checkouts"] == 1 and g["n_orders"] == 0
+    assert not g["has_consent"] and not g["is_callable"]
+    assert g["phone_status"] == "missing"

@@ -220,22 +220,7 @@ def build_customer_features(
     )
 
     # Start from every customer known anywhere, then join each block.
-    base = customers[[c for c in CUSTOMER_COLUMNS if c in customers]]
-    extra = _query(
-        "SELECT customer_key FROM orders WHERE customer_key IS NOT NULL "
-        "UNION SELECT customer_key FROM checkouts WHERE customer_key IS NOT NULL "
-        "EXCEPT SELECT customer_key FROM base ORDER BY 1",
-        orders=orders[["customer_key"]],
-        checkouts=checkouts[["customer_key"]],
-        base=base[["customer_key"]],
-    ).df()["customer_key"]
-    if len(extra):
-        log.warning(
-            "%d customers appear in orders or checkouts but not in the customers "
-            "export; they are kept without consent or phone",
-            len(extra),
-        )
-        base = pd.concat([base, extra.to_frame()], ignore_index=True)
+    base = _all_customers(customers, orders, checkouts)
     features = (
         base.merge(order_features, on="customer_key", how="left")
         .merge(product_features, on="customer_key", how="left")
@@ -253,6 +238,30 @@ def build_customer_features(
     )
     log.info("built features for %d customers as of %s", len(features), as_of.date())
     return features.sort_values("customer_key", ignore_index=True)
+
+
+def _all_customers(
+    customers: pd.DataFrame, orders: pd.DataFrame, checkouts: pd.DataFrame
+) -> pd.DataFrame:
+    """Return the customers' non-personal columns, plus a bare row for each key
+    that appears only in orders or checkouts."""
+    base = customers[[c for c in CUSTOMER_COLUMNS if c in customers]]
+    extra = _query(
+        "SELECT customer_key FROM orders WHERE customer_key IS NOT NULL "
+        "UNION SELECT customer_key FROM checkouts WHERE customer_key IS NOT NULL "
+        "EXCEPT SELECT customer_key FROM base ORDER BY 1",
+        orders=orders[["customer_key"]],
+        checkouts=checkouts[["customer_key"]],
+        base=base[["customer_key"]],
+    ).df()["customer_key"]
+    if len(extra):
+        log.warning(
+            "%d customers appear in orders or checkouts but not in the customers "
+            "export; they are kept without consent or phone",
+            len(extra),
+        )
+        base = pd.concat([base, extra.to_frame()], ignore_index=True)
+    return base
 
 
 def _order_flags(orders: pd.DataFrame) -> pd.DataFrame:
