@@ -13,12 +13,52 @@ import logging
 import numpy as np
 import pandas as pd
 
-from helpers.experiments import load_experiment
+from helpers.experiments import RESULT_COLUMNS, load_experiment
 from helpers.tables import format_p
 
 log = logging.getLogger(__name__)
 
 PARTS = ("results", "arms", "checks", "plan", "trace")
+# Columns of each part when a month has no experiments, so display code still runs.
+EMPTY_COLUMNS = {
+    "results": [*RESULT_COLUMNS, "boot_ci_low", "boot_ci_high", "verdict"],
+    "arms": ["variant", "n"],
+    "checks": [
+        "check",
+        "metric",
+        "variant",
+        "value",
+        "threshold",
+        "is_passed",
+        "message",
+    ],
+    "plan": [
+        "metric",
+        "metric_kind",
+        "baseline",
+        "sd",
+        "mde_abs",
+        "mde_rel",
+        "alpha",
+        "power",
+        "n_per_arm",
+        "n_total",
+        "days",
+        "planned_days",
+        "mde_rel_at_planned_days",
+    ],
+    "trace": [
+        "quote_id",
+        "quote",
+        "variant",
+        "variant_name",
+        "metric",
+        "rel_lift",
+        "rel_ci_low",
+        "rel_ci_high",
+        "p_adjusted",
+    ],
+}
 
 
 def load_month_outputs(study, month: str) -> dict:
@@ -54,7 +94,9 @@ def load_month_outputs(study, month: str) -> dict:
             )
             outputs[part].append(frame.assign(experiment=name))
     tables = {
-        part: pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        part: pd.concat(frames, ignore_index=True)
+        if frames
+        else pd.DataFrame(columns=[*EMPTY_COLUMNS[part], "experiment"])
         for part, frames in outputs.items()
     }
     summary_path = study.processed(month, "summary_experiments.json")
@@ -99,6 +141,23 @@ def format_chance(chance: float) -> str:
     return f"{chance:.0%}"
 
 
+DISPLAY_COLUMNS = [
+    "experiment",
+    "metric",
+    "role",
+    "variant",
+    "n",
+    "value",
+    "absolute lift [CI]",
+    "relative lift [CI]",
+    "p",
+    "p adjusted",
+    "chance to beat control",
+    "bootstrap [CI]",
+    "flags",
+]
+
+
 def format_results(results: pd.DataFrame) -> pd.DataFrame:
     """Return the results table for display.
 
@@ -137,7 +196,8 @@ def format_results(results: pd.DataFrame) -> pd.DataFrame:
                 "flags": r.flags or "",
             }
             for r in rows
-        ]
+        ],
+        columns=DISPLAY_COLUMNS,
     )
     if len(set(display["experiment"])) <= 1:
         display = display.drop(columns="experiment")

@@ -1157,7 +1157,7 @@ def plot_lifts(results: pd.DataFrame, definitions):
     axes.set_yticks(range(len(rows)), labels)
     axes.invert_yaxis()
     axes.xaxis.set_major_formatter(PercentFormatter(1.0))
-    level = 1 - float(definitions[0].get("alpha", 0.05))
+    level = 1 - float(definitions[0].get("alpha", 0.05) if definitions else 0.05)
     axes.set_xlabel(f"relative lift vs control ({level:.0%} delta-method interval)")
     axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     figure.tight_layout()
