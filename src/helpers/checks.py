@@ -606,7 +606,9 @@ def check_workbook(path: Path) -> list[Problem]:
 RECODED_COLUMNS = ["coder", "excerpt_id", "previous", "current"]
 
 
-def compare_codings(previous: pd.DataFrame, current: pd.DataFrame) -> pd.DataFrame:
+def compare_codings(
+    previous: pd.DataFrame, current: pd.DataFrame, *, coders=None
+) -> pd.DataFrame:
     """Return the excerpts whose codes differ between two readings of the sheets.
 
     Parameters
@@ -622,7 +624,9 @@ def compare_codings(previous: pd.DataFrame, current: pd.DataFrame) -> pd.DataFra
     DataFrame
         ``coder``, ``excerpt_id``, ``previous`` and ``current`` (codes joined by
         ``;``, sorted; empty text when the excerpt is absent or not yet coded).
-        Only coders present now are compared; suggestions are ignored.
+        Only `coders` are compared (those in `current` when omitted; pass the
+        coders whose sheets exist, so a sheet emptied of codes still counts);
+        suggestions are ignored.
     """
 
     def codes(frame: pd.DataFrame) -> pd.Series:
@@ -634,7 +638,7 @@ def compare_codings(previous: pd.DataFrame, current: pd.DataFrame) -> pd.DataFra
     both = pd.concat(
         {"previous": codes(previous), "current": codes(current)}, axis=1
     ).fillna("")
-    coders = set(current["coder"])
+    coders = set(current["coder"]) if coders is None else set(coders)
     both = both[both.index.get_level_values("coder").isin(coders)]
     changed = both[both["previous"] != both["current"]].reset_index()
     return changed.reindex(columns=RECODED_COLUMNS)
@@ -651,7 +655,7 @@ def warn_recoded(study: Study, month: str, read: dict) -> None:
     if not read or not path.exists():
         return
     current = pd.concat(read.values(), ignore_index=True)
-    changed = compare_codings(pd.read_parquet(path), current)
+    changed = compare_codings(pd.read_parquet(path), current, coders=set(read))
     lost = changed[changed["current"].eq("")]
     if len(lost):
         log.warning(
