@@ -140,7 +140,7 @@ def crafted_views() -> pd.DataFrame:
     )
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def features() -> pd.DataFrame:
     return segments.build_customer_features(
         crafted_exports(), as_of=AS_OF, config=crafted_config(), views=crafted_views()
