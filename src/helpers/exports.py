@@ -651,7 +651,9 @@ def detect_layout(header, path: Path, *, config: dict | None = None) -> Layout:
         two share a layout: a file whose name contains ``checkout``, or that
         ``exports.kinds`` names as ``checkouts``, holds checkouts).
     config : dict, optional
-        The study's ``exports`` section (``column_map``, ``generic``, ``kinds``).
+        The study's ``exports`` section (``platform``, ``column_map``,
+        ``generic``, ``kinds``); ``platform`` other than ``auto`` limits the
+        layouts tried to that platform's (``generic``: the column map only).
 
     Returns
     -------
@@ -667,9 +669,10 @@ def detect_layout(header, path: Path, *, config: dict | None = None) -> Layout:
     """
     config = config or {}
     found = {normalise_header(c) for c in header}
+    platform = config.get("platform") or "auto"
     matches = [
-        layout for layout in LAYOUTS
-        if all(_present(layout.fields[name], found) for name in layout.required)
+        layout for layout in LAYOUTS if platform in ("auto", layout.platform)
+        and all(_present(layout.fields[name], found) for name in layout.required)
     ]  # fmt: skip
     if matches:
         layout = max(matches, key=lambda lay: _overlap(lay.columns, found))
@@ -1428,11 +1431,14 @@ def _identities(table: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
     checkouts table with its latest details, and each table row's identity."""
     keys = ["email", "customer_id", "phone_raw"]
     columns = [*keys, "name", "country", "accepts_marketing", "created_at"]
-    frame = pl.from_pandas(
-        table.assign(customer_id=table.get("customer_id"))[columns].astype(
-            {c: object for c in columns if c not in ("created_at", "accepts_marketing")}
-        ),
-        schema_overrides={c: pl.String for c in keys + ["name", "country"]},
+    selected = table.assign(customer_id=table.get("customer_id"))[columns]
+    frame = pl.DataFrame(
+        {
+            c: pl.from_pandas(selected[c]).cast(pl.String, strict=False)
+            if c in (*keys, "name", "country")
+            else pl.from_pandas(selected[c])
+            for c in columns
+        }
     ).with_row_index("position")
     latest = (
         frame.sort("created_at", nulls_last=False)
