@@ -578,43 +578,66 @@ def check_experiment(
     minimum sample is the larger of ``min_units_per_arm`` and the plan's size
     for the primary metric, scaled by each arm's planned share.
     """
-    alpha = float(definition["alpha"])
-    variants = list(arms["variant"])
-    shares = np.array([definition["split"][v] for v in variants])
+    rows = [
+        *_sample_ratio_rows(arms, definition),
+        *_min_sample_rows(arms, definition, plan),
+        *_degenerate_rows(values, float(definition["alpha"])),
+    ]
+    n_mixed = (info or {}).get("n_mixed_units", 0)
+    message = f"{n_mixed} units seen in more than one arm, left out"
+    rows.append(("mixed_units", "", "all", float(n_mixed), 0.0, n_mixed == 0, message))
+    checks = pd.DataFrame(rows, columns=CHECK_COLUMNS)
+    for message in checks.loc[~checks["is_passed"], "message"]:
+        log.warning("check failed: %s", message)
+    return checks
+
+
+CHECK_COLUMNS = [
+    "check",
+    "metric",
+    "variant",
+    "value",
+    "threshold",
+    "is_passed",
+    "message",
+]
+
+
+def _sample_ratio_rows(arms: pd.DataFrame, definition: dict) -> list[tuple]:
+    """Return the sample-ratio check against the planned split."""
+    shares = np.array([definition["split"][v] for v in arms["variant"]])
     observed = arms["n"].to_numpy(dtype=float)
     p_srm = es.srm_test(observed, shares)
     srm_alpha = float(definition.get("srm_alpha", 0.001))
     seen = ", ".join(
-        f"{v} {s:.1%}" for v, s in zip(variants, observed / observed.sum(), strict=True)
+        f"{v} {s:.1%}"
+        for v, s in zip(arms["variant"], observed / observed.sum(), strict=True)
     )
-    planned_text = ", ".join(f"{s:.1%}" for s in shares)
-    rows = [
-        (
-            "sample_ratio",
-            "",
-            "all",
-            p_srm,
-            srm_alpha,
-            p_srm >= srm_alpha,
-            f"arm shares {seen} against planned {planned_text}; "
-            f"chi-square p = {p_srm:.2g}",
-        )
-    ]
+    planned = ", ".join(f"{s:.1%}" for s in shares)
+    message = f"arm shares {seen} against planned {planned}; chi-square p = {p_srm:.2g}"
+    return [("sample_ratio", "", "all", p_srm, srm_alpha, p_srm >= srm_alpha, message)]
 
-    # Minimum sample: the larger of the floor and the plan's per-arm size.
-    need = np.full(len(variants), float(definition.get("min_units_per_arm", 100)))
-    if plan is not None:
+
+def _min_sample_rows(arms: pd.DataFrame, definition: dict, plan) -> list[tuple]:
+    """Return one minimum-sample check per arm: the larger of the floor and the
+    plan's per-arm size for the primary metric, scaled by the arm's share."""
+    shares = np.array([definition["split"][v] for v in arms["variant"]])
+    observed = arms["n"].to_numpy(dtype=float)
+    need = np.full(len(shares), float(definition.get("min_units_per_arm", 100)))
+    if plan is not None and len(plan):
         planned = plan.loc[plan["metric"].eq(definition["primary_metric"]), "n_per_arm"]
         if len(planned):
             need = np.maximum(need, float(planned.iloc[0]) * shares / shares[0])
-    rows += [
+    return [
         ("min_sample", "", v, n, m, n >= m, f"{v}: {n:,.0f} units of {m:,.0f} needed")
-        for v, n, m in zip(variants, observed, need, strict=True)
+        for v, n, m in zip(arms["variant"], observed, need, strict=True)
     ]
 
-    # Zero conversions and zero variance, metric by metric.
+
+def _degenerate_rows(values: pd.DataFrame, alpha: float) -> list[tuple]:
+    """Return zero-conversion and zero-variance checks, metric by metric."""
     zero = values[values["has_zero_conversions"]]
-    rows += [
+    rows = [
         (
             "zero_conversions",
             m,
@@ -634,33 +657,7 @@ def check_experiment(
         ("zero_variance", m, v, 0.0, 0.0, False, f"{v}: every unit has the same {m}")
         for m, v in zip(flat["metric"], flat["variant"], strict=True)
     ]
-    n_mixed = (info or {}).get("n_mixed_units", 0)
-    rows.append(
-        (
-            "mixed_units",
-            "",
-            "all",
-            float(n_mixed),
-            0.0,
-            n_mixed == 0,
-            f"{n_mixed} units seen in more than one arm, left out",
-        )
-    )
-    checks = pd.DataFrame(
-        rows,
-        columns=[
-            "check",
-            "metric",
-            "variant",
-            "value",
-            "threshold",
-            "is_passed",
-            "message",
-        ],
-    )
-    for message in checks.loc[~checks["is_passed"], "message"]:
-        log.warning("check failed: %s", message)
-    return checks
+    return rows
 
 
 # ---------------------------------------------------------------------------
