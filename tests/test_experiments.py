@@ -147,6 +147,13 @@ def test_plan_matches_textbook_sample_size_formulas():
     total = plan.loc["revenue_per_visitor", "n_total"]
     assert plan.loc["revenue_per_visitor", "days"] == np.ceil(total / 4000)
 
+    # The planned 14 days give 28,000 per arm: mde = z sd sqrt(2 / n) / mean.
+    detectable = z * 19.0 * np.sqrt(2 / 28_000) / 2.10
+    assert plan.loc["revenue_per_visitor", "planned_days"] == 14
+    assert plan.loc["revenue_per_visitor", "mde_rel_at_planned_days"] == pytest.approx(
+        detectable, rel=1e-3
+    )
+
 
 # ---------------------------------------------------------------------------
 # Hillstrom: real data through the row-level path

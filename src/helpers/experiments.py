@@ -300,20 +300,9 @@ def _plan_metric(definition: dict, metric: str, kind: str, baseline: dict) -> di
     days = float(np.ceil(n_total / daily)) if daily else np.nan
 
     # The effect the planned dates can detect.
-    planned_days, mde_planned = np.nan, np.nan
-    dates = definition.get("dates") or {}
-    if daily and dates.get("start") and dates.get("end"):
-        planned_days = (_to_date(dates["end"]) - _to_date(dates["start"])).days + 1
-        nobs = daily * planned_days * shares["control"]
-        effect_at = float(
-            engine.solve_power(None, nobs1=nobs, alpha=alpha, power=power, ratio=ratio)
-        )
-        shift = (
-            _invert_cohen_h(value, effect_at) - value
-            if kind == "proportion"
-            else effect_at * float(sd)
-        )
-        mde_planned = shift / value if value else np.nan
+    planned_days, mde_planned = _planned_dates_effect(
+        definition, engine, kind, value, float(sd), alpha=alpha, ratio=ratio
+    )
     return {
         "metric": metric,
         "metric_kind": kind,
@@ -329,6 +318,26 @@ def _plan_metric(definition: dict, metric: str, kind: str, baseline: dict) -> di
         "planned_days": planned_days,
         "mde_rel_at_planned_days": mde_planned,
     }
+
+
+def _planned_dates_effect(definition, engine, kind, value, sd, *, alpha, ratio):
+    """Return the planned days and the relative effect they can detect at the
+    planned power (nan without dates or daily traffic)."""
+    daily = (definition.get("baseline") or {}).get("daily_units")
+    dates = definition.get("dates") or {}
+    if not (daily and dates.get("start") and dates.get("end")):
+        return np.nan, np.nan
+    days = (_to_date(dates["end"]) - _to_date(dates["start"])).days + 1
+    nobs = daily * days * definition["split"]["control"]
+    power = float(definition["power"])
+    effect = float(
+        engine.solve_power(None, nobs1=nobs, alpha=alpha, power=power, ratio=ratio)
+    )
+    if kind == "proportion":
+        shift = _invert_cohen_h(value, effect) - value
+    else:
+        shift = effect * sd
+    return float(days), (shift / value if value else np.nan)
 
 
 def _cohen_h(p1: float, p0: float) -> float:
