@@ -1552,7 +1552,7 @@ def _keys(customers: pd.DataFrame) -> pd.Series:
     identity = (
         customers["email"]
         .fillna(customers["phone_e164"].where(customers["phone_status"] != "invalid"))
-        .fillna("id:" + customers["customer_id"].astype("string"))
+        .fillna(customers["customer_id"].astype("string"))
     )
     secret = privacy.load_key()
     return identity.map(
