@@ -152,6 +152,43 @@ PHONE_SYSTEMS = {
 }
 TWILIO_MACHINES = ("machine", "fax")
 
+# The printable call guide; {placeholders} are filled by build_call_guide.
+DEFAULT_CONSENT = "May we quote what you said, without your name?"
+CALL_GUIDE = """{title}**{store}.** You are calling to learn, not to sell. Listen more
+than you talk; ask "what happened next?" rather than "did you like it?".
+
+## This month's question
+
+> {question}
+
+## Prompts (open-ended; follow the customer, not the order)
+
+{prompts}
+
+Ask for a story ("tell me about the last time..."), not an opinion. Write the
+customer's own words down as they say them.
+
+## Consent to quote
+
+Before you finish, read this out; note the answer as `consent_to_quote` in the
+conversation's notes file:
+
+> {consent}
+
+## Recording each attempt
+
+One row per attempt in the call list: `attempted_at` (date, time and zone),
+`caller`, `outcome`, `talk_seconds`, `notes_file`. Add a new row for each retry.
+Only `connected` means a conversation happened; a voicemail is never `connected`.
+
+| code | use when |
+|---|---|
+{codes}
+
+If the customer asks not to be called again, record `do_not_call`: they are left off
+every later call list.
+"""
+
 
 # --------------------------------------------------------------------------------------
 # Reading one log
@@ -1049,7 +1086,6 @@ def tally_conversations(
     conversations per attempt. It treats attempts as independent; repeat
     attempts on the same hard-to-reach customer make it somewhat too narrow.
     """
-    from helpers.stats import wilson_interval
 
     called = assignment[assignment["arm"] == "called"]
     per_customer = attempts.groupby(["segment", "customer_key"]).agg(
@@ -1073,18 +1109,10 @@ def tally_conversations(
     table = table.fillna(0).astype(int).reset_index()
 
     # Attempts per conversation: the inverse of conversations per attempt.
-    low, high = wilson_interval(
+    per_conversation = _attempts_per_success(
         table["n_conversations"], table["n_attempts"], alpha=alpha
     )
-    with np.errstate(divide="ignore", invalid="ignore"):
-        table["attempts_per_conversation"] = np.where(
-            table["n_conversations"] > 0,
-            table["n_attempts"] / table["n_conversations"].where(lambda n: n > 0),
-            np.nan,
-        )
-        table["ci_low"] = 1 / np.asarray(high)
-        table["ci_high"] = np.where(np.asarray(low) > 0, 1 / np.asarray(low), np.inf)
-    table.loc[table["n_attempts"] == 0, ["ci_low", "ci_high"]] = np.nan
+    table = pd.concat([table, per_conversation], axis=1)
 
     table["target_low"], table["target_high"] = target
     table["n_to_target"] = (table["target_low"] - table["n_conversations"]).clip(
@@ -1095,6 +1123,29 @@ def tally_conversations(
         table["n_to_target"] * table["attempts_per_conversation"]
     )
     return table
+
+
+def _attempts_per_success(successes, trials, *, alpha: float) -> pd.DataFrame:
+    """Return ``attempts_per_conversation``, ``ci_low``, ``ci_high``: trials per
+    success, its interval the inverted Wilson interval of successes per trial
+    (no success: estimate undefined, upper bound infinite)."""
+    from helpers.stats import wilson_interval
+
+    successes = np.asarray(successes, dtype=float)
+    trials = np.asarray(trials, dtype=float)
+    low, high = wilson_interval(successes, trials, alpha=alpha)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        frame = pd.DataFrame(
+            {
+                "attempts_per_conversation": np.where(
+                    successes > 0, trials / successes, np.nan
+                ),
+                "ci_low": 1 / np.asarray(high),
+                "ci_high": np.where(np.asarray(low) > 0, 1 / np.asarray(low), np.inf),
+            }
+        )
+    frame.loc[trials == 0, ["ci_low", "ci_high"]] = np.nan
+    return frame
 
 
 def tally_weekly_progress(
@@ -1440,25 +1491,7 @@ def _compare_arms(rows: pd.DataFrame, *, alpha: float) -> dict:
     from scipy.stats import fisher_exact
     from statsmodels.stats.proportion import confint_proportions_2indep
 
-    def counts(arm: str) -> dict:
-        if arm not in rows.index:
-            return {
-                "k": 0,
-                "n": 0,
-                "rate": math.nan,
-                "ci_low": math.nan,
-                "ci_high": math.nan,
-            }
-        row = rows.loc[arm]
-        return {
-            "k": int(row["n_recovered"]),
-            "n": int(row["n_customers"]),
-            "rate": float(row["recovery_rate"]),
-            "ci_low": float(row["ci_low"]),
-            "ci_high": float(row["ci_high"]),
-        }
-
-    called, holdout = counts("called"), counts("holdout")
+    called, holdout = _arm_counts(rows, "called"), _arm_counts(rows, "holdout")
     low, high = confint_proportions_2indep(
         called["k"],
         called["n"],
@@ -1489,11 +1522,25 @@ def _compare_arms(rows: pd.DataFrame, *, alpha: float) -> dict:
         "revenue_holdout": revenue["holdout"],
         "excess_revenue": revenue["called"] - called["n"] * holdout_per_customer,
         "per_protocol": {
-            **counts("called_reached"),
+            **_arm_counts(rows, "called_reached"),
             "label": "customers actually reached: per protocol, not randomised",
         },
         "method": "intent to treat; difference with Newcombe's hybrid score "
         "interval; Fisher's exact test, two-sided",
+    }
+
+
+def _arm_counts(rows: pd.DataFrame, arm: str) -> dict:
+    """Return ``k``, ``n``, ``rate``, ``ci_low``, ``ci_high`` of one arm's row."""
+    if arm not in rows.index:
+        return dict.fromkeys(("rate", "ci_low", "ci_high"), math.nan) | {"k": 0, "n": 0}
+    row = rows.loc[arm]
+    return {
+        "k": int(row["n_recovered"]),
+        "n": int(row["n_customers"]),
+        "rate": float(row["recovery_rate"]),
+        "ci_low": float(row["ci_low"]),
+        "ci_high": float(row["ci_high"]),
     }
 
 
@@ -1552,50 +1599,25 @@ def estimate_revenue_per_conversation(
     uncertainty of both arms and of the number of conversations. Undefined when
     no conversation was held.
     """
-    from scipy.stats import bootstrap
-
-    strata = []
-    for _, rows in recovery.groupby("segment"):
-        called = rows[rows["arm"] == "called"]
-        strata.append(
-            (
-                called["revenue"].to_numpy(float),
-                called["is_conversation"].to_numpy(float),
-                rows.loc[rows["arm"] == "holdout", "revenue"].to_numpy(float),
+    strata = _revenue_strata(recovery)
+    n_conversations = int(sum(talked.sum() for _, talked, _ in strata))
+    data = [
+        sample
+        for revenue, _, holdout in strata
+        for sample in (np.arange(len(revenue), dtype=float), holdout)
+    ]
+    statistic = _revenue_ratio(strata)
+    result = {
+        "estimate": float(statistic(*data)) if strata else math.nan,
+        "ci_low": math.nan,
+        "ci_high": math.nan,
+    }
+    if n_conversations and all(len(r) > 1 and len(h) > 1 for r, _, h in strata):
+        result.update(
+            _bootstrap_interval(
+                data, statistic, resamples=resamples, seed=seed, alpha=alpha
             )
         )
-
-    def statistic(*samples):
-        excess, conversations = 0.0, 0.0
-        for (revenue, talked, _), picked, holdout in zip(
-            strata, samples[0::2], samples[1::2], strict=True
-        ):
-            index = picked.astype(int)
-            excess += revenue[index].sum() - len(index) * holdout.mean()
-            conversations += talked[index].sum()
-        return excess / conversations if conversations else np.nan
-
-    data = []
-    for revenue, _, holdout in strata:
-        data += [np.arange(len(revenue), dtype=float), holdout]
-    estimate = statistic(*data) if strata else math.nan
-    result = {"estimate": float(estimate), "ci_low": math.nan, "ci_high": math.nan}
-    n_conversations = int(sum(talked.sum() for _, talked, _ in strata))
-    if n_conversations and all(len(s[0]) > 1 and len(s[2]) > 1 for s in strata):
-        with warnings.catch_warnings():
-            # A resample without conversations is undefined; said below instead.
-            warnings.simplefilter("ignore", RuntimeWarning)
-            interval = bootstrap(
-                data,
-                statistic,
-                n_resamples=resamples,
-                vectorized=False,
-                paired=False,
-                method="percentile",
-                confidence_level=1 - alpha,
-                rng=np.random.default_rng(seed),
-            ).confidence_interval
-        result.update(ci_low=float(interval.low), ci_high=float(interval.high))
     if n_conversations and math.isnan(result["ci_low"]):
         log.warning(
             "revenue per conversation: some resamples held no conversation; "
@@ -1612,6 +1634,61 @@ def estimate_revenue_per_conversation(
         f"held; percentile bootstrap, {resamples} resamples within segment and arm",
     )
     return result
+
+
+def _revenue_strata(recovery: pd.DataFrame) -> list[tuple]:
+    """Return per segment: called revenue, called conversation flags (0/1) and
+    hold-out revenue, as float arrays."""
+    strata = []
+    for _, rows in recovery.groupby("segment"):
+        called = rows[rows["arm"] == "called"]
+        strata.append(
+            (
+                called["revenue"].to_numpy(float),
+                called["is_conversation"].to_numpy(float),
+                rows.loc[rows["arm"] == "holdout", "revenue"].to_numpy(float),
+            )
+        )
+    return strata
+
+
+def _revenue_ratio(strata: list[tuple]):
+    """Return the statistic for :func:`scipy.stats.bootstrap`: it takes, per
+    segment, the indices of the called customers drawn and the hold-out revenues
+    drawn, and returns summed excess revenue over summed conversations."""
+
+    def statistic(*samples):
+        excess, conversations = 0.0, 0.0
+        for (revenue, talked, _), picked, holdout in zip(
+            strata, samples[0::2], samples[1::2], strict=True
+        ):
+            index = picked.astype(int)
+            excess += revenue[index].sum() - len(index) * holdout.mean()
+            conversations += talked[index].sum()
+        return excess / conversations if conversations else np.nan
+
+    return statistic
+
+
+def _bootstrap_interval(data, statistic, *, resamples, seed, alpha) -> dict:
+    """Return ``ci_low``, ``ci_high``: percentile bootstrap, samples resampled
+    independently (one sample per segment and arm)."""
+    from scipy.stats import bootstrap
+
+    with warnings.catch_warnings():
+        # A resample without conversations is undefined; the caller says so.
+        warnings.simplefilter("ignore", RuntimeWarning)
+        interval = bootstrap(
+            data,
+            statistic,
+            n_resamples=resamples,
+            vectorized=False,
+            paired=False,
+            method="percentile",
+            confidence_level=1 - alpha,
+            rng=np.random.default_rng(seed),
+        ).confidence_interval
+    return {"ci_low": float(interval.low), "ci_high": float(interval.high)}
 
 
 # --------------------------------------------------------------------------------------
@@ -1663,41 +1740,14 @@ def build_call_guide(
         f"| `{code}` | {meaning} |" for code, meaning in OUTCOME_MEANINGS.items()
     )
     store = study.config.get("study", {}).get("name", study.name)
-    title = f"# {call_guide_title(segment, month)}\n\n" if with_title else ""
-    return f"""{title}**{store}.** You are calling to learn, not to sell. Listen more
-than you talk; ask "what happened next?" rather than "did you like it?".
-
-## This month's question
-
-> {question}
-
-## Prompts (open-ended; follow the customer, not the order)
-
-{chr(10).join(f"{i}. {p}" for i, p in enumerate(prompts, start=1))}
-
-Ask for a story ("tell me about the last time..."), not an opinion. Write the
-customer's own words down as they say them.
-
-## Consent to quote
-
-Before you finish, read this out; note the answer as `consent_to_quote` in the
-conversation's notes file:
-
-> {guide.get("consent_wording", "May we quote what you said, without your name?")}
-
-## Recording each attempt
-
-One row per attempt in the call list: `attempted_at` (date, time and zone),
-`caller`, `outcome`, `talk_seconds`, `notes_file`. Add a new row for each retry.
-Only `connected` means a conversation happened; a voicemail is never `connected`.
-
-| code | use when |
-|---|---|
-{codes}
-
-If the customer asks not to be called again, record `do_not_call`: they are left off
-every later call list.
-"""
+    return CALL_GUIDE.format(
+        title=f"# {call_guide_title(segment, month)}\n\n" if with_title else "",
+        store=store,
+        question=question,
+        prompts="\n".join(f"{i}. {p}" for i, p in enumerate(prompts, start=1)),
+        consent=guide.get("consent_wording", DEFAULT_CONSENT),
+        codes=codes,
+    )
 
 
 def call_guide_title(segment: str, month: str) -> str:
