@@ -665,3 +665,32 @@ def test_split_excerpts_accepts_missing_interviewer_and_text():
     assert excerpts[["excerpt_id", "speaker", "text"]].values.tolist() == [
         ["a-001", "customer", "Too slow."]
     ]
+
+
+def test_a_sheet_from_before_the_notes_changed_names_the_moved_excerpt(
+    excerpts, codebook, tmp_path
+):
+    # Excerpt ids follow position, so a line added to a note after the sheets went
+    # out moves every later id onto different words: codes would land on them.
+    path = write_coding_sheet(excerpts, codebook, tmp_path / "ana.xlsx")
+    fill_sheet(path, {1: ["OBJ-SHIP"], 2: ["OBJ-PRICE"]})
+    edited = excerpts.copy()
+    second = edited.index[edited["excerpt_id"] == "2026-11-01-004"][0]
+    edited.loc[second, "text"] = "A line someone added to the note later."
+    assert len(read_coding_sheet(path, codebook, excerpts=excerpts)) == 2
+    with pytest.raises(HeardInputError) as caught:
+        read_coding_sheets(tmp_path, codebook, excerpts=edited)
+    assert (caught.value.row, caught.value.column) == (3, "text")
+    assert "A line someone added" in caught.value.expected
+
+
+def test_a_sheet_row_for_an_excerpt_the_notes_lack_is_an_error(
+    excerpts, codebook, tmp_path
+):
+    path = write_coding_sheet(excerpts, codebook, tmp_path / "ana.xlsx")
+    fill_sheet(path, {1: ["OBJ-SHIP"], 2: ["OBJ-PRICE"]})
+    fewer = excerpts[excerpts["excerpt_id"] != "2026-11-01-004"]
+    with pytest.raises(HeardInputError) as caught:
+        read_coding_sheet(path, codebook, excerpts=fewer)
+    assert (caught.value.row, caught.value.column) == (3, "excerpt_id")
+    assert caught.value.found == "2026-11-01-004"

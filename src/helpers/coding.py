@@ -781,7 +781,11 @@ def write_coding_sheet(
 
 
 def read_coding_sheet(
-    path: Path, codebook, *, coder: str | None = None
+    path: Path,
+    codebook,
+    *,
+    coder: str | None = None,
+    excerpts: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Read one coder's filled-in coding sheet.
 
@@ -793,6 +797,10 @@ def read_coding_sheet(
         Codes must be its codable ids (any case) or ``no code``.
     coder : str, optional
         The coder's name; the file name without extension when omitted.
+    excerpts : DataFrame, optional
+        The month's excerpts (:func:`split_excerpts`). When given, every coded
+        row's ``excerpt_id`` must be one of them and its ``text`` must still read
+        as the excerpt does.
 
     Returns
     -------
@@ -805,8 +813,9 @@ def read_coding_sheet(
     ------
     HeardInputError
         A missing or renamed column, a code not in the codebook, a group code
-        that is not codable, ``no code`` beside a code, a repeated excerpt id;
-        each names the file, row and column.
+        that is not codable, ``no code`` beside a code, a repeated excerpt id,
+        and (with `excerpts`) an excerpt id the notes lack or a text that no
+        longer matches its excerpt; each names the file, row and column.
 
     Notes
     -----
@@ -815,7 +824,9 @@ def read_coding_sheet(
     reached: they are left out (missing, not "no code") with a warning, so an
     unfinished sheet does not inflate agreement. Blank rows whose ``speaker`` is
     ``interviewer`` are context, not units, and are left out too; an
-    interviewer line a coder did code is kept.
+    interviewer line a coder did code is kept. Excerpt ids follow position, so
+    a note edited after its sheets went out moves later ids onto other words;
+    passing `excerpts` stops the read there instead of attaching codes to them.
     """
     path = Path(path)
     if not zipfile.is_zipfile(path):
@@ -852,9 +863,16 @@ def read_coding_sheet(
 
     # One row per excerpt and code, blanks above the last coded row as "no code".
     rows, seen = [], {}
+    texts = (
+        None
+        if excerpts is None
+        else dict(zip(excerpts["excerpt_id"], excerpts["text"], strict=True))
+    )
     for index, codes in coded[: last + 1]:
         record = sheet.iloc[index]
         excerpt_id = check_excerpt_id(record, path, index + 2, seen)
+        if texts is not None:
+            check_sheet_text(record, path, index + 2, texts)
         for code in codes or [NO_CODE]:
             rows.append([str(record["conversation_id"]).strip(), excerpt_id, code])
     frame = pd.DataFrame(rows, columns=CODING_COLUMNS[:2] + ["code"])
@@ -944,9 +962,50 @@ def check_excerpt_id(record, path: Path, line: int, seen: dict) -> str:
     return excerpt_id
 
 
-def read_coding_sheets(folder: Path, codebook) -> pd.DataFrame:
+def check_sheet_text(record, path: Path, line: int, texts: dict) -> None:
+    """Raise when a sheet row's excerpt is not in the notes or its text moved.
+
+    Texts are compared with whitespace collapsed and the apostrophe that formula
+    neutralising adds removed; a blank text cell is not checked.
+    """
+    excerpt_id = str(record["excerpt_id"]).strip()
+    if excerpt_id not in texts:
+        raise HeardInputError(
+            path,
+            row=line,
+            column="excerpt_id",
+            expected="an excerpt of this month's conversation notes",
+            found=excerpt_id,
+            fix="the sheet is from another month or the notes lost a line since "
+            "it was written: write a fresh sheet and copy the codes across",
+        )
+    value = record.get("text")
+    if value is None or pd.isna(value) or not str(value).strip():
+        return
+    if flatten_text(str(value).removeprefix("'")) != flatten_text(texts[excerpt_id]):
+        raise HeardInputError(
+            path,
+            row=line,
+            column="text",
+            expected=f"the text of {excerpt_id} in the notes: {texts[excerpt_id]!r}",
+            found=str(value),
+            fix="the notes changed after this sheet was written, so its excerpt "
+            "ids point at other words: restore the note, or write a fresh sheet "
+            "and copy the codes across",
+        )
+
+
+def flatten_text(text: str) -> str:
+    """Return `text` with runs of whitespace as single spaces, ends stripped."""
+    return " ".join(text.split())
+
+
+def read_coding_sheets(
+    folder: Path, codebook, *, excerpts: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """Read every coder's sheet in `folder` (``<coder>.xlsx``; the reconciliation
-    sheet and Office lock files skipped); columns as :func:`read_coding_sheet`."""
+    sheet and Office lock files skipped); columns and `excerpts` as
+    :func:`read_coding_sheet`."""
     folder = Path(folder)
     paths = [
         path
@@ -961,15 +1020,19 @@ def read_coding_sheets(folder: Path, codebook) -> pd.DataFrame:
             fix="copy each coder's filled-in sheet into this folder",
         )
     codings = pd.concat(
-        [read_coding_sheet(p, codebook) for p in paths], ignore_index=True
+        [read_coding_sheet(p, codebook, excerpts=excerpts) for p in paths],
+        ignore_index=True,
     )
     log.info("read %d coders' sheets from %s", len(paths), folder)
     return codings
 
 
-def load_codings(study, month: str, codebook) -> pd.DataFrame:
-    """Read the month's coding sheets from ``coding/<month>/`` of the raw study."""
-    return read_coding_sheets(study.raw("coding", month), codebook)
+def load_codings(
+    study, month: str, codebook, *, excerpts: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Read the month's coding sheets from ``coding/<month>/`` of the raw study;
+    `excerpts` as for :func:`read_coding_sheet`."""
+    return read_coding_sheets(study.raw("coding", month), codebook, excerpts=excerpts)
 
 
 def suggest_codes(excerpts: pd.DataFrame, codebook) -> pd.DataFrame:

@@ -118,7 +118,11 @@ def load_coding_inputs(study: Study, month: str) -> dict:
     # People's coding when there is any; the keyword rules only as a labelled stand-in.
     sheets = study.raw("coding", month)
     has_sheets = sheets.is_dir() and any(sheets.glob("*.xlsx"))
-    codings = coding.load_codings(study, month, codebook) if has_sheets else None
+    codings = (
+        coding.load_codings(study, month, codebook, excerpts=excerpts)
+        if has_sheets
+        else None
+    )
     if codings is not None and len(coding.human_codings(codings)):
         resolutions = coding.load_resolutions(study, month, codebook)
         agreement = coding.agreement_table(codings, codebook=codebook)
