@@ -600,3 +600,29 @@ def test_month_outputs_load_back_and_format_for_display(tmp_path):
     figure = ex.plot_lifts(outputs["results"], outputs["definitions"])
     labels = [t.get_text() for t in figure.axes[0].get_yticklabels()]
     assert "meta-ads: roas" in labels
+
+
+def test_crafted_split_is_flagged_as_srm_and_bayes_can_be_switched_off(tmp_path):
+    # 5,000 vs 5,400 under a planned 50/50: chi-square p = 8.8e-5 < 0.001.
+    arms = pd.DataFrame(
+        {
+            "variant": ["control", "new-copy"],
+            "n": [5000, 5400],
+            "conversions": [150, 190],
+        }
+    )
+    definition = two_arm_definition(
+        primary_metric="conversion_rate",
+        secondary_metrics=[],
+        bayesian=False,
+        results={"file": "results.csv", "kind": "arms"},
+    )
+    analysis = analyse(write_experiment(tmp_path / "srm", definition, arms))
+    checks = analysis["checks"].set_index("check")
+    assert checks.loc["sample_ratio", "value"] == pytest.approx(
+        stats.chisquare([5000, 5400]).pvalue
+    )
+    found = row(analysis["results"], "conversion_rate", "new-copy")
+    assert found["flags"].split(";")[0] == "srm"
+    assert found["verdict"].startswith("Sample-ratio mismatch")
+    assert np.isnan(found["chance_to_beat_control"]) and found["bayes_model"] == ""
