@@ -507,7 +507,7 @@ def test_online_retail_reads_through_a_column_map(tmp_path):
     )
     # Without e-mail or phone, the key is the hash of the platform's id.
     first = orders[orders["customer_id"] == "12621"].iloc[0]
-    assert first["customer_key"] == privacy.customer_key("12621")
+    assert first["customer_key"] == privacy.customer_key("id:12621")
     # 2011-06-12 13:17 in London is BST: 12:17 UTC.
     assert (orders["created_at"] == pd.Timestamp("2011-06-12 12:17Z")).any()
 

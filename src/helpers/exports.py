@@ -1548,11 +1548,15 @@ def build_customers(
 
 
 def _keys(customers: pd.DataFrame) -> pd.Series:
-    """Return customer_key from the e-mail, else the E.164 phone, else the id."""
+    """Return customer_key from the e-mail, else the E.164 phone, else the id.
+
+    The platform id is hashed as ``id:<id>`` so that an id can never stand for
+    the same identity as an e-mail or a phone number.
+    """
     identity = (
         customers["email"]
         .fillna(customers["phone_e164"].where(customers["phone_status"] != "invalid"))
-        .fillna(customers["customer_id"].astype("string"))
+        .fillna("id:" + customers["customer_id"].astype("string"))
     )
     secret = privacy.load_key()
     return identity.map(
