@@ -163,3 +163,29 @@ def test_import_rejects_unknown_member_and_bad_xml(tmp_path):
     with pytest.raises(HeardInputError) as caught:
         read_qdc(not_xml)
     assert caught.value.row == 3
+
+
+def test_ids_that_differ_only_in_case_are_duplicates(tmp_path):
+    # Coding sheets match codes case-blind, so OBJ-Price and OBJ-PRICE would
+    # collide there: a coder's pick would be read as the other code.
+    path = write(
+        tmp_path,
+        "version: 1\ncodes:\n  - id: OBJ-PRICE\n    name: Price\n"
+        "  - id: OBJ-Price\n    name: Price again\n",
+    )
+    with pytest.raises(HeardInputError) as caught:
+        load_codebook(path)
+    assert (caught.value.row, caught.value.column) == (5, "id")
+    assert caught.value.found == "OBJ-Price"
+
+
+def test_a_codebook_without_codes_is_an_error(tmp_path):
+    with pytest.raises(HeardInputError, match="at least one code"):
+        load_codebook(write(tmp_path, "version: 1\ncodes: []\n"))
+
+
+def test_a_single_keyword_need_not_be_a_list(tmp_path):
+    path = write(
+        tmp_path, "version: 1\ncodes:\n  - id: A\n    name: One\n    keywords: 404\n"
+    )
+    assert load_codebook(path)["A"].keywords == ("404",)

@@ -280,8 +280,8 @@ def _text(value) -> str:
 def _strings(value) -> tuple[str, ...]:
     if value is None:
         return ()
-    if isinstance(value, str):
-        return (value.strip(),)
+    if isinstance(value, str | int | float):
+        return (str(value).strip(),)
     return tuple(str(item).strip() for item in value if str(item).strip())
 
 
@@ -296,21 +296,11 @@ def _read_sets(sets: dict) -> dict[str, tuple[str, ...]]:
 def check_codebook(
     codebook: Codebook, path: Path, *, lines: dict | None = None
 ) -> Codebook:
-    """Raise when ids repeat, a parent is unknown, a colour is malformed, or a set
-    names an unknown code; return `codebook` otherwise."""
+    """Raise when there are no codes, ids repeat (ignoring case), a parent is
+    unknown, a colour is malformed, or a set names an unknown code; return
+    `codebook` otherwise."""
     lines = lines or {}
-    seen: set[str] = set()
-    for code in codebook.codes:
-        if code.id in seen:
-            raise HeardInputError(
-                path,
-                row=lines.get(code.id),
-                column="id",
-                expected="each code id used once",
-                found=code.id,
-                fix="rename one of the two codes; ids must stay stable once coded",
-            )
-        seen.add(code.id)
+    seen = _check_ids(codebook, path, lines=lines)
     for code in codebook.codes:
         if code.parent is not None and code.parent not in seen:
             raise HeardInputError(
@@ -347,6 +337,31 @@ def check_codebook(
                 found=", ".join(unknown),
             )
     return codebook
+
+
+def _check_ids(codebook: Codebook, path: Path, *, lines: dict) -> set[str]:
+    """Return the codebook's ids; raise when there are none or two are equal
+    once case is ignored (coding sheets read codes case-blind)."""
+    if not codebook.codes:
+        raise HeardInputError(
+            path,
+            expected="at least one code",
+            found="no codes",
+            fix="list the codes under `codes:` (see docs/study-folder.md)",
+        )
+    seen: dict[str, str] = {}
+    for code in codebook.codes:
+        if code.id.casefold() in seen:
+            raise HeardInputError(
+                path,
+                row=lines.get(code.id),
+                column="id",
+                expected="each code id used once, whatever its case",
+                found=code.id,
+                fix="rename one of the two codes; ids must stay stable once coded",
+            )
+        seen[code.id.casefold()] = code.id
+    return set(seen.values())
 
 
 def _has_cycle(codebook: Codebook, code_id: str) -> bool:
