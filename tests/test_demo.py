@@ -386,3 +386,64 @@ def test_step_01_redraws_the_call_list_the_calls_used(written, tmp_path):
     for month in MONTHS:
         again = plan_month(folder, month, processed=processed)
         pd.testing.assert_frame_equal(again, months[month].call_list)
+
+
+def consensus_codes(folder: Path, month: str) -> pd.DataFrame:
+    """Return ``conversation_id``, ``code`` pairs both coders gave an excerpt."""
+    pairs = []
+    for coder in ("Sam", "Rita"):
+        sheet = pd.read_excel(folder / "coding" / month / f"{coder}.xlsx", dtype=str)
+        long = sheet.melt(
+            id_vars=["conversation_id", "excerpt_id"],
+            value_vars=["code_1", "code_2", "code_3"],
+            value_name="code",
+        ).dropna(subset=["code"])
+        pairs.append(
+            set(
+                zip(
+                    long["conversation_id"],
+                    long["excerpt_id"],
+                    long["code"],
+                    strict=True,
+                )
+            )
+        )
+    agreed = pairs[0] & pairs[1]
+    return pd.DataFrame(
+        sorted(agreed), columns=["conversation_id", "excerpt_id", "code"]
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("month", MONTHS)
+def test_themes_saturate_within_each_segment(written, month):
+    # The last three conversations of each segment add no code not heard before.
+    folder, _ = written
+    codes = consensus_codes(folder, month)
+    for path in sorted((folder / "conversations" / month).glob("*.md")):
+        codes.loc[codes["conversation_id"] == path.stem, "segment"] = read_front_matter(
+            path
+        )["segment"]
+    for _, group in codes.groupby("segment"):
+        order = sorted(group["conversation_id"].unique())
+        early = set(group.loc[group["conversation_id"].isin(order[:-3]), "code"])
+        late = set(group.loc[group["conversation_id"].isin(order[-3:]), "code"])
+        assert late <= early
+
+
+@pytest.mark.slow
+def test_two_notes_a_month_leak_a_fictional_phone_or_email(written):
+    from helpers.privacy import find_pii
+
+    folder, _ = written
+    for month in MONTHS:
+        leaks = []
+        for path in (folder / "conversations" / month).glob("*.md"):
+            body = path.read_text("utf-8").split("---", 2)[2]
+            leaks += find_pii(body)
+        assert len(leaks) == 2
+        for leak in leaks:
+            if "@" in leak:
+                assert re.fullmatch(r"customer\d+@example\.com", leak)
+            else:
+                assert parse_fictional(leak, "US")

@@ -10,6 +10,7 @@ text, which later steps must redact.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -55,104 +56,133 @@ def write_notes(
     """
     conversations = calls.conversations
     is_buyer = conversations["customer_key"].isin(buyers).to_numpy()
-    themes = plan_themes(conversations, is_buyer=is_buyer, rng=rng)
+    late = find_late_conversations(conversations)
+    price_at = choose_price_citers(conversations, is_buyer=is_buyer, late=late, rng=rng)
     pii_at = set(rng.choice(len(conversations), size=2, replace=False).tolist())
+    heard: dict[str, Counter] = {}
     turns = []
     for index, row in conversations.iterrows():
-        consent = bool(rng.random() > 0.15)
-        said = draw_turns(row, themes[index], rng=rng, with_pii=index in pii_at)
-        text = format_note(row, said, month=month, consent=consent)
-        files.save_text(
-            text, folder / "conversations" / month / f"{row['conversation_id']}.md"
+        # Late in a segment's run, customers only repeat what was heard often
+        # (three times), so it survives both coders agreeing.
+        seen = heard.setdefault(row["segment"], Counter())
+        allowed = {c for c, n in seen.items() if n >= 3} if index in late else None
+        themes = plan_themes(
+            row["segment"], allowed, cites_price=index in price_at, rng=rng
         )
-        for number, (line, codes) in enumerate(said, start=1):
-            turns.append(
-                {
-                    "conversation_id": row["conversation_id"],
-                    "customer_key": row["customer_key"],
-                    "segment": row["segment"],
-                    "consent_to_quote": consent,
-                    "turn": number,
-                    "text": line,
-                    "codes": codes,
-                }
-            )
+        said = draw_turns(row, themes, allowed=allowed, rng=rng)
+        said.append((closing(row, rng=rng, with_pii=index in pii_at), ()))
+        seen.update(code for _, codes in said for code in codes)
+        consent = bool(rng.random() > 0.15)
+        text = format_note(row, said, month=month, consent=consent)
+        path = folder / "conversations" / month / f"{row['conversation_id']}.md"
+        files.save_text(text, path)
+        turns += [
+            {
+                "conversation_id": row["conversation_id"],
+                "customer_key": row["customer_key"],
+                "segment": row["segment"],
+                "consent_to_quote": consent,
+                "turn": number,
+                "text": line,
+                "codes": codes,
+            }
+            for number, (line, codes) in enumerate(said, start=1)
+        ]
     log.info("wrote %d conversation notes for %s", len(conversations), month)
     return pd.DataFrame(turns)
 
 
-def plan_themes(
-    conversations: pd.DataFrame, *, is_buyer, rng: np.random.Generator
-) -> list[list[str]]:
-    """Return each conversation's themes (1-2 codes), saturating over the month.
+def find_late_conversations(conversations: pd.DataFrame) -> set[int]:
+    """Return positions past the first ``NEW_THEMES_UNTIL`` of their segment's run."""
+    late = set()
+    for _, group in conversations.groupby("segment", sort=False):
+        cutoff = NEW_THEMES_UNTIL * len(group)
+        late |= {i for rank, i in enumerate(group.index) if rank >= cutoff}
+    return late
+
+
+def choose_price_citers(
+    conversations: pd.DataFrame, *, is_buyer, late: set, rng: np.random.Generator
+) -> set[int]:
+    """Return the conversations (by position) whose customer cites price.
 
     Price goes to ``round(n_non_buyers / 9)`` non-buyers (at least one; cart
-    abandoners first), and to nobody else, so about one non-buyer in nine cites
-    it. A non-buyer is a customer with no order in the month, as step 03 counts.
+    abandoners first, early in the month), and to nobody else, so about one
+    non-buyer in nine cites it. A non-buyer is a customer with no order in the
+    month, as step 03 counts.
     """
     n = len(conversations)
-    early = [i for i in range(n) if not is_buyer[i] and i < NEW_THEMES_UNTIL * n]
+    early = [i for i in range(n) if not is_buyer[i] and i not in late]
     early.sort(key=lambda i: conversations.loc[i, "segment"] != "cart_abandoners")
     n_price = max(1, round(PRICE_SHARE * int((~is_buyer).sum())))
     candidates = early[: max(n_price, len(early) // 2)]
     size = min(n_price, len(candidates))
-    price_at = set(rng.choice(candidates, size=size, replace=False).tolist())
-    seen: set[str] = set()
-    plans = []
-    for index in range(n):
-        weights = phrases.WEIGHTS[conversations.loc[index, "segment"]]
-        codes = list(weights)
-        if index >= NEW_THEMES_UNTIL * n:
-            codes = [c for c in codes if c in seen] or codes
-        chance = np.array([weights[c] for c in codes])
-        size = 1 if rng.random() < 0.45 else 2
-        picked = rng.choice(
-            codes, size=min(size, len(codes)), replace=False, p=chance / chance.sum()
-        ).tolist()
-        if index in price_at:
-            picked = ["OBJ-PRICE", *picked[:1]]
-        seen.update(picked)
-        plans.append(picked)
-    return plans
+    return set(rng.choice(candidates, size=size, replace=False).tolist())
+
+
+def plan_themes(
+    segment: str, allowed: set | None, *, cites_price: bool, rng: np.random.Generator
+) -> list[str]:
+    """Return one conversation's objection themes (1-2 codes).
+
+    `allowed`, when given, holds the codes already heard in the segment: late
+    conversations raise nothing new, so themes saturate.
+    """
+    weights = phrases.WEIGHTS[segment]
+    codes = [c for c in weights if allowed is None or c in allowed] or list(weights)
+    chance = np.array([weights[c] for c in codes])
+    size = min(1 if rng.random() < 0.45 else 2, len(codes))
+    picked = rng.choice(codes, size=size, replace=False, p=chance / chance.sum())
+    picked = picked.tolist()
+    return ["OBJ-PRICE", *picked[:1]] if cites_price else picked
 
 
 def draw_turns(
-    row, themes: list[str], *, rng: np.random.Generator, with_pii: bool
+    row, themes: list[str], *, allowed: set | None, rng: np.random.Generator
 ) -> list[tuple]:
-    """Return the customer's turns as ``(text, codes)``, in speaking order."""
+    """Return the customer's turns as ``(text, codes)``, in speaking order.
+
+    Optional turns (comparing, praise, delivery) and two-code phrases are only
+    drawn when `allowed` is None or already holds their codes.
+    """
     item = phrases.SHORT_ITEMS[PRODUCTS[int(rng.integers(len(PRODUCTS)))][0]]
-    said = [
-        pick_phrase(phrases.STAGE_TALK["STAGE-DISCOVER"], "STAGE-DISCOVER", item, rng)
-    ]
-    for theme in themes:
-        said.append(pick_phrase(phrases.THEMES[theme], theme, item, rng))
-    if rng.random() < 0.5:
-        said.insert(
-            2,
-            pick_phrase(
-                phrases.STAGE_TALK["STAGE-COMPARE"], "STAGE-COMPARE", item, rng
-            ),
-        )
+    talk = {**phrases.THEMES, **phrases.STAGE_TALK}
+
+    def say(code: str) -> tuple:
+        return pick_phrase(talk[code], code, item, rng, allowed=allowed)
+
+    def may(code: str) -> bool:
+        return allowed is None or code in allowed
+
+    said = [say("STAGE-DISCOVER"), *(say(theme) for theme in themes)]
+    if rng.random() < 0.5 and may("STAGE-COMPARE"):
+        said.insert(2, say("STAGE-COMPARE"))
     if row["segment"] == "first_time_no_return":
-        talk = phrases.STAGE_TALK["STAGE-DELIVERY"]
-        said.append(pick_phrase(talk, "STAGE-DELIVERY", item, rng))
-        if rng.random() < 0.5:
-            said.append(
-                pick_phrase(phrases.THEMES["POS-QUALITY"], "POS-QUALITY", item, rng)
-            )
-    if rng.random() < 0.15:
-        said.append(
-            pick_phrase(phrases.THEMES["POS-SERVICE"], "POS-SERVICE", item, rng)
-        )
-    said.append((closing(row, rng=rng, with_pii=with_pii), ()))
+        said.append(say("STAGE-DELIVERY"))
+        if rng.random() < 0.5 and may("POS-QUALITY"):
+            said.append(say("POS-QUALITY"))
+    if rng.random() < 0.15 and may("POS-SERVICE"):
+        said.append(say("POS-SERVICE"))
     return said
 
 
 def pick_phrase(
-    options: list[str], code: str, item: str, rng: np.random.Generator
+    options: list[str],
+    code: str,
+    item: str,
+    rng: np.random.Generator,
+    *,
+    allowed: set | None = None,
 ) -> tuple:
-    """Return one phrase with its codes (the theme, plus a stage if it names one)."""
-    text, _, extra = options[int(rng.integers(len(options)))].partition(" | ")
+    """Return one phrase with its codes (the theme, plus a stage if it names one).
+
+    With `allowed`, a phrase whose second code is not in it is skipped.
+    """
+    usable = [
+        o for o in options
+        if allowed is None or " | " not in o or o.partition(" | ")[2] in allowed
+    ]  # fmt: skip
+    text, _, extra = usable[int(rng.integers(len(usable)))].partition(" | ")
     codes = (code, extra) if extra else (code,)
     return text.format(item=item), codes
 
