@@ -694,3 +694,26 @@ def test_a_sheet_row_for_an_excerpt_the_notes_lack_is_an_error(
         read_coding_sheet(path, codebook, excerpts=fewer)
     assert (caught.value.row, caught.value.column) == (3, "excerpt_id")
     assert caught.value.found == "2026-11-01-004"
+
+
+def test_a_code_only_one_coder_used_says_so_beside_its_zero_kappa():
+    # A applied X once in 40 units, B never: po = 39/40, pe = 39/40 * 1, so
+    # kappa = 0 in every resample and the bootstrap "interval" is [0, 0]. That
+    # is arithmetic, not certainty; the status must say why.
+    row = agreement_table(codings_from_table([[39, 0], [1, 0]]), n_boot=200).iloc[0]
+    assert row["kappa"] == pytest.approx(0.0)
+    assert row["kappa_ci_low"] == row["kappa_ci_high"] == pytest.approx(0.0)
+    assert row["status"].startswith("used by one coder only")
+
+
+def test_a_rarely_applied_code_warns_that_its_interval_is_too_narrow():
+    # Both coders applied X to the same 2 of 40 units: kappa = 1 and every
+    # defined resample gives 1, so the interval [1, 1] hides how little two
+    # agreements show. Fewer than 10 applications: flagged as rare.
+    row = agreement_table(codings_from_table([[38, 0], [0, 2]]), n_boot=200).iloc[0]
+    assert row["kappa"] == pytest.approx(1.0)
+    assert row["kappa_ci_low"] == pytest.approx(1.0)
+    assert row["n_applied"] == 4
+    assert row["status"] == "rare (4 applications): interval unreliable"
+    common = agreement_table(codings_from_table([[30, 2], [3, 5]]), n_boot=0)
+    assert common.iloc[0]["status"] == "ok"

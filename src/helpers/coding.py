@@ -1077,6 +1077,9 @@ def suggest_codes(excerpts: pd.DataFrame, codebook) -> pd.DataFrame:
 
 OVERALL = "overall"
 UNDEFINED = "undefined (no variation)"
+# Below this many applications (all coders together) a code's bootstrap interval
+# rests on a handful of units and comes out far too narrow.
+RARE_APPLICATIONS = 10
 AGREEMENT_COLUMNS = [
     "code",
     "n_units",
@@ -1404,7 +1407,9 @@ def agreement_table(
     the yes/no judgements of every code used at least once (codes nobody used
     would inflate it). Intervals resample units with replacement (percentile
     method), so they reflect which excerpts happened to be coded; Krippendorff's
-    own bootstrap resamples pairable values instead.
+    own bootstrap resamples pairable values instead. Codes one coder alone used,
+    or applied fewer than ``RARE_APPLICATIONS`` times, get a status that says
+    their interval cannot be read (:func:`describe_agreement`).
     """
     codes = codebook.ids(codable_only=True) if codebook is not None else None
     presence, codes, coders, units = build_presence(codings, codes=codes, unit=unit)
@@ -1458,15 +1463,45 @@ def summarise_agreement(
     if n_coders >= 2 and has_variation(flat) and len(samples):
         row |= bootstrap_intervals(data, samples=samples, confidence=confidence)
 
-    if row["n_units"] == 0:
-        row["status"] = "no unit coded by two coders"
-    elif not has_variation(flat):
-        row["status"] = UNDEFINED
-    elif n_coders != 2:
-        row["status"] = "ok (kappa needs exactly two coders)"
-    else:
-        row["status"] = "ok"
+    row["status"] = describe_agreement(flat, n_units=row["n_units"])
     return row
+
+
+def describe_agreement(data: np.ndarray, *, n_units: int) -> str:
+    """Return the status of one agreement row: how far its numbers can be read.
+
+    Parameters
+    ----------
+    data : ndarray
+        Coders × units, 1 applied, 0 coded without it, NaN not coded.
+    n_units : int
+        Units coded by at least two coders.
+
+    Returns
+    -------
+    str
+        ``no unit coded by two coders``, ``undefined (no variation)``, ``used
+        by one coder only`` (kappa is then 0 in every resample, so its interval
+        is [0, 0] by arithmetic), ``rare (<n> applications): interval
+        unreliable`` (fewer than ``RARE_APPLICATIONS``: resamples without the
+        few applied units are undefined and dropped, leaving an interval far
+        too narrow), else ``ok``; ``(kappa needs exactly two coders)`` is added
+        when there are not two coders.
+    """
+    n_applied = int(np.nansum(data))
+    if n_units == 0:
+        return "no unit coded by two coders"
+    if not has_variation(data):
+        return UNDEFINED
+    if (np.nansum(data, axis=1) > 0).sum() == 1:
+        status = "used by one coder only: kappa is 0 by construction"
+    elif n_applied < RARE_APPLICATIONS:
+        status = f"rare ({n_applied} applications): interval unreliable"
+    else:
+        status = "ok"
+    return (
+        status if data.shape[0] == 2 else f"{status} (kappa needs exactly two coders)"
+    )
 
 
 # --------------------------------------------------------------------------------
