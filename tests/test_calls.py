@@ -398,6 +398,20 @@ def test_customer_not_on_the_call_list_is_refused(
     assert hint in str(error.value)
 
 
+def test_many_unknown_customers_point_at_a_redrawn_call_list(
+    assignment, config, tmp_path
+):
+    rows = [
+        f"c_0000000000z{n},,,,2026-11-09T10:0{n}:00-05:00,Alex,busy,,,"
+        for n in range(4)
+    ]
+    path = write_log(tmp_path, rows)
+    with pytest.raises(HeardInputError) as error:
+        load_call_log(path, assignment=assignment, config=config, now=NOW)
+    assert "4 of 4 attempts" in str(error.value)
+    assert "step 01 run again" in str(error.value)
+
+
 @pytest.mark.parametrize(
     ("when", "expected"),
     [

@@ -655,23 +655,39 @@ def _keys_from_phones(attempts, *, path, config, book) -> np.ndarray:
 def check_customers_called(
     keys: np.ndarray, attempts: pd.DataFrame, *, path: Path, assignment: pd.DataFrame
 ) -> None:
-    """Raise for an attempt on a customer who is not in the called arm."""
-    arms = dict(zip(assignment["customer_key"], assignment["arm"], strict=False))
-    for position, key in enumerate(keys):
-        arm = arms.get(key)
-        if arm == "called":
-            continue
-        holdout = arm == "holdout"
-        raise HeardInputError(
-            path,
-            row=int(attempts.iloc[position]["source_row"]),
-            column="reference" if "customer_key" in attempts else "phone",
-            expected="a customer on this month's call list",
-            found=f"{key} (in the not-called hold-out)" if holdout else key,
-            fix="remove the row: calling a hold-out customer spoils the comparison"
-            if holdout
-            else "check the reference was copied from the call list",
+    """Raise for an attempt on a customer who is not in the called arm.
+
+    When many attempts miss the list at once, the likely cause is a call list
+    drawn again after the calls (step 01 re-run on later exports), and the
+    message says so.
+    """
+    arms = assignment.drop_duplicates("customer_key").set_index("customer_key")["arm"]
+    found = pd.Series(keys).map(arms)
+    wrong = np.flatnonzero(found.ne("called").to_numpy())
+    if not len(wrong):
+        return
+    position, key = int(wrong[0]), keys[wrong[0]]
+    holdout = found.iloc[position] == "holdout"
+    fix = (
+        "remove the row: calling a hold-out customer spoils the comparison"
+        if holdout
+        else "check the reference was copied from the call list"
+    )
+    if len(wrong) > max(2, 0.2 * len(keys)):
+        fix = (
+            f"{len(wrong)} of {len(keys)} attempts name customers outside this "
+            "month's called arm. Was step 01 run again on later exports, drawing a "
+            "new list? Restore assignment_customer.parquet as drawn when the call "
+            "list went out"
         )
+    raise HeardInputError(
+        path,
+        row=int(attempts.iloc[position]["source_row"]),
+        column="reference" if "customer_key" in attempts else "phone",
+        expected="a customer on this month's call list",
+        found=f"{key} (in the not-called hold-out)" if holdout else key,
+        fix=fix,
+    )
 
 
 def clean_text(column: pd.Series) -> pd.Series:
