@@ -1144,7 +1144,7 @@ def build_presence(
     presence[:, rows, columns] = 0.0
     applied = human["code"].isin(code_index)
     presence[
-        human.loc[applied, "code"].map(code_index).to_numpy(),
+        human.loc[applied, "code"].map(code_index).to_numpy(dtype=int),
         rows[applied.to_numpy()],
         columns[applied.to_numpy()],
     ] = 1.0
@@ -1442,7 +1442,7 @@ def summarise_agreement(
 ) -> dict:
     """Return one row of :func:`agreement_table` for coders × units data, or
     codes × coders × units data pooled over codes."""
-    flat = np.concatenate(list(data), axis=1) if data.ndim == 3 else data
+    flat = np.concatenate(list(data), axis=1) if data.ndim == 3 and len(data) else data
     if flat.size == 0:
         flat = np.full((data.shape[-2], 0), np.nan)
     n_coders = flat.shape[0]
