@@ -37,8 +37,9 @@ def wilson_interval(
     trials = np.asarray(trials, dtype=float)
     safe_trials = np.where(trials > 0, trials, 1.0)
     low, high = proportion_confint(successes, safe_trials, alpha=alpha, method="wilson")
-    low = np.where(trials > 0, low, np.nan)
-    high = np.where(trials > 0, high, np.nan)
+    # statsmodels leaves ~1e-19 at the edges; the docstring promises exact bounds.
+    low = np.where(trials > 0, np.where(successes == 0, 0.0, low), np.nan)
+    high = np.where(trials > 0, np.where(successes == trials, 1.0, high), np.nan)
     if low.ndim == 0:
         return float(low), float(high)
     return low, high
