@@ -784,15 +784,13 @@ def draw_call_list(
         target_conversations=int(sampling["target_conversations"]),
         expected_connect_rate=float(sampling["expected_connect_rate"]),
     )
-    unavailable = set(excluded["customer_key"])
+    unavailable = pd.Index(excluded["customer_key"]).unique()
     stratify_by = sampling.get("stratify_by") or "segment"
     strata = features.set_index("customer_key")[stratify_by].astype("string")
+    known = set(segments["segment"].unique()) | _rule_names(config)
     drawn = []
     for segment in month_segments:
-        members = segments.loc[segments["segment"] == segment, "customer_key"]
-        if segment not in set(segments["segment"]) and segment not in _rule_names(
-            config
-        ):
+        if segment not in known:
             raise HeardInputError(
                 "study.yml",
                 column="months.segments",
@@ -800,15 +798,18 @@ def draw_call_list(
                 found=segment,
                 fix=f"use one of {sorted(_rule_names(config))}",
             )
-        pool = sorted(set(members) - unavailable)
+
+        # Eligible members, sorted by key so row order never changes the draw.
+        members = segments.loc[segments["segment"] == segment, "customer_key"]
+        pool = members[~members.isin(unavailable)].drop_duplicates()
         sample = _draw_segment(
-            pd.Series(pool, dtype="string"),
+            pool.astype("string").sort_values(ignore_index=True),
             strata,
             segment=segment,
             n_called=n_called,
             config=config,
         )
-        unavailable |= set(sample["customer_key"])
+        unavailable = unavailable.append(pd.Index(sample["customer_key"]))
         drawn.append(sample)
     columns = ["customer_key", "segment", "arm", "stratum"]
     if not drawn:
