@@ -531,3 +531,22 @@ def test_other_older_order_layouts_read_by_their_column_names(tmp_path):
     assert len(header) == 66
     assert result.log["layout"] == "shopify-orders-70"
     assert result.tables["orders"]["total"].tolist() == [5.0]
+
+
+def test_woo_guest_customer_id_zero_is_no_id(tmp_path):
+    source = (FIXTURES / "woo_csv_export_items.csv").read_text(encoding="utf-8")
+    guest = source.replace(",17,", ",0,").replace("ida@example.com", "{email}")
+    first, *rows = guest.splitlines()
+    second = rows[1].replace("3001", "3002")
+    lines = [
+        first,
+        rows[0].format(email="g1@example.com"),
+        second.format(email="g2@example.com"),
+    ]
+    path = tmp_path / "woo.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    study = make_study(tmp_path, [path])
+
+    result = exports.load_store_exports(study, MONTH, as_of=AS_OF)
+    assert result.orders["customer_id"].isna().all()
+    assert sorted(result.customers["email"]) == ["g1@example.com", "g2@example.com"]

@@ -1015,6 +1015,10 @@ def type_rows(text: pl.DataFrame, *, options: dict, timezone: str) -> pl.DataFra
             .fill_null(False)
         ).alias("is_cancelled"),
         col("email").str.to_lowercase(),
+        # WooCommerce writes customer id 0 for a guest: no id, not one customer.
+        pl.when(col("customer_id") != "0")
+        .then(col("customer_id"))
+        .alias("customer_id"),
         col("financial_status").str.to_lowercase(),
         boolean_expression(col("accepts_marketing")).alias("accepts_marketing"),
         boolean_expression(col("accepts_sms_marketing")).alias("accepts_sms_marketing"),
