@@ -38,6 +38,7 @@ from helpers.exports import SHOPIFY_CUSTOMERS, SHOPIFY_ORDERS_70, SHOPIFY_ORDERS
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "_data"
 MONTH = "2026-11"
+CHUNK_ROWS = 1_000_000
 TARGETS = {100_000: (1.0, None), 1_000_000: (2.5, 0.75), 5_000_000: (15.0, 1.5)}
 PRODUCTS = [
     f"Organic Everyday Product {i:03d} - Large, Natural Finish, Gift Box"
@@ -170,9 +171,10 @@ def build_customers(rng: np.random.Generator, n_customers: int) -> pl.DataFrame:
 
 
 def build_orders(
-    rng: np.random.Generator, n_rows: int, n_customers: int
+    rng: np.random.Generator, n_rows: int, n_customers: int, *, first_order: int = 0
 ) -> pl.DataFrame:
-    """Return the orders export: `n_rows` line-item rows, about 2.5 per order."""
+    """Return `n_rows` line-item rows of the orders export, about 2.5 per order,
+    numbering orders from `first_order`."""
     items = rng.integers(1, 5, n_rows)  # 1-4 items per order
     first_row = np.zeros(n_rows, dtype=bool)
     starts = np.concatenate([[0], np.cumsum(items)])
@@ -197,7 +199,7 @@ def build_orders(
 
     columns = dict(
         {
-            "Name": np.char.add("#", (1000 + order_of_row).astype(str)),
+            "Name": np.char.add("#", (1000 + first_order + order_of_row).astype(str)),
             "Email": np.char.add(
                 np.char.add("customer", customer.astype(str)), "@example.com"
             )[order_of_row],
@@ -236,7 +238,9 @@ def build_orders(
             "Payment Method": per_order(np.full(n_orders, "Shopify Payments")),
             "Refunded Amount": per_order(np.char.mod("%.2f", refunded)),
             "Vendor": "Benchmark Goods",
-            "Id": per_order((5_000_000_000 + np.arange(n_orders)).astype(str)),
+            "Id": per_order(
+                (5_000_000_000 + first_order + np.arange(n_orders)).astype(str)
+            ),
             "Risk Level": per_order(np.full(n_orders, "Low")),
             "Source": per_order(np.full(n_orders, "web")),
             "Lineitem discount": "0.00",
@@ -338,7 +342,14 @@ def generate(n_rows: int, *, force: bool = False) -> Path:
     build_checkouts(rng, n_customers).write_csv(
         exports / "abandoned_checkouts_export.csv"
     )
-    build_orders(rng, n_rows, n_customers).write_csv(exports / "orders_export.csv")
+    # Orders in chunks of a million rows, so 5M rows fit in a few GB.
+    with open(exports / "orders_export.csv", "wb") as handle:
+        first_order = 0
+        for start in range(0, n_rows, CHUNK_ROWS):
+            size = min(CHUNK_ROWS, n_rows - start)
+            chunk = build_orders(rng, size, n_customers, first_order=first_order)
+            chunk.write_csv(handle, include_header=start == 0)
+            first_order += chunk["Name"].n_unique()
     return raw
 
 
