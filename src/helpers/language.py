@@ -407,20 +407,15 @@ def build_quote_bank(
     ).sort_values(["excerpt_id", "rank"])
     codes = ranked.groupby("excerpt_id")["code"].agg(list)
 
+    # Coded customer turns, redacted, with who said them.
     turns = select_customer_turns(excerpts)
     turns = turns[turns["excerpt_id"].isin(codes.index)]
     details = [
         c
-        for c in [
-            "customer_key",
-            "segment",
-            "consent_to_quote",
-            "interviewer",
-            "customer_name",
-        ]
+        for c in ["customer_key", "segment", "consent_to_quote"]
         if c in conversations.columns
     ]
-    quotes = turns.merge(
+    quotes = redact_excerpts(turns, conversations, names=names).merge(
         conversations[["conversation_id", *details]], on="conversation_id", how="left"
     )
     quotes["quote_id"] = [
@@ -429,9 +424,6 @@ def build_quote_bank(
     ]
     quotes["code"] = quotes["excerpt_id"].map(lambda e: codes[e][0])
     quotes["codes"] = quotes["excerpt_id"].map(lambda e: ", ".join(codes[e]))
-    quotes["text"] = [
-        redact_quote(row, names) for row in quotes.itertuples(index=False)
-    ]
     quotes["consent_to_quote"] = quotes["consent_to_quote"].fillna(False).astype(bool)
     quotes["n_words"] = quotes["text"].map(lambda t: len(tokenise(t)))
     columns = ["quote_id", "conversation_id", "excerpt_id", "position", "customer_key"]
