@@ -171,19 +171,7 @@ def read_conversation_file(path: Path) -> list[dict]:
     suffix = path.suffix.lower()
     if suffix == ".csv":
         return read_conversation_csv(path)
-    with open_raw(path) as handle:
-        raw_bytes = handle.read()
-    try:
-        raw_text = raw_bytes.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise HeardInputError(
-            path,
-            row=raw_bytes.count(b"\n", 0, error.start) + 1,
-            expected="UTF-8 text",
-            found=f"byte {raw_bytes[error.start]:#04x}, not UTF-8",
-            fix="save the notes as UTF-8 (most editors: Save as, Encoding: UTF-8)",
-        ) from error
-    raw_text = raw_text.replace("\r\n", "\n").replace("\r", "\n")
+    raw_text = read_note_text(path)
 
     # Front matter at the top, else a sidecar file for transcripts.
     meta, lines, body = split_front_matter(raw_text, path)
@@ -208,12 +196,7 @@ def read_conversation_file(path: Path) -> list[dict]:
 
     # Turn transcript cues into "Name: text" lines; then names into roles.
     is_transcript = suffix in (".vtt", ".srt") or has_speaker_headers(body)
-    if suffix == ".vtt":
-        body = vtt_to_lines(body)
-    elif suffix == ".srt":
-        body = srt_to_lines(body)
-    elif suffix == ".txt":
-        body = txt_to_lines(body)
+    body = transcript_to_lines(body, suffix)
     fields = build_conversation_fields(meta, lines, meta_file, default_id=path.stem)
     fields["source_file"] = path.name
     fields["text"] = label_roles(
@@ -222,6 +205,41 @@ def read_conversation_file(path: Path) -> list[dict]:
         is_transcript=is_transcript,
     )
     return [{"fields": fields, "lines": lines, "file": meta_file}]
+
+
+def read_note_text(path: Path) -> str:
+    """Return a note's text decoded as UTF-8 (a BOM dropped), newlines as ``\\n``.
+
+    Raises
+    ------
+    HeardInputError
+        Bytes that are not UTF-8, naming their line.
+    """
+    with open_raw(path) as handle:
+        raw_bytes = handle.read()
+    try:
+        raw_text = raw_bytes.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise HeardInputError(
+            path,
+            row=raw_bytes.count(b"\n", 0, error.start) + 1,
+            expected="UTF-8 text",
+            found=f"byte {raw_bytes[error.start]:#04x}, not UTF-8",
+            fix="save the notes as UTF-8 (most editors: Save as, Encoding: UTF-8)",
+        ) from error
+    return raw_text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def transcript_to_lines(body: str, suffix: str) -> str:
+    """Return a WebVTT, SRT or text transcript as "Name: text" lines; other
+    bodies unchanged."""
+    if suffix == ".vtt":
+        return vtt_to_lines(body)
+    if suffix == ".srt":
+        return srt_to_lines(body)
+    if suffix == ".txt":
+        return txt_to_lines(body)
+    return body
 
 
 def split_front_matter(text: str, path: Path) -> tuple:
@@ -839,27 +857,7 @@ def read_coding_sheet(
     with open_raw(path) as handle:
         sheet = pd.read_excel(handle, sheet_name=0, dtype=str)
     sheet.columns = [str(column).strip().lower() for column in sheet.columns]
-    code_columns = check_sheet_columns(sheet, path)
-    lookup = {code_id.casefold(): code_id for code_id in codebook.ids()}
-    lookup[NO_CODE] = NO_CODE
-
-    # Read each row's codes, checking every cell against the codebook; a blank
-    # interviewer line is context, not a unit to code.
-    speakers = sheet.get("speaker", pd.Series("", index=sheet.index)).fillna("")
-    is_context = speakers.str.strip().str.lower().eq("interviewer").to_numpy()
-    coded = [
-        (index, read_sheet_row(row, code_columns, lookup, codebook, path, index + 2))
-        for index, row in enumerate(sheet.to_dict("records"))
-    ]
-    coded = [(index, codes) for index, codes in coded if codes or not is_context[index]]
-    filled = [position for position, (_, codes) in enumerate(coded) if codes]
-    last = filled[-1] if filled else -1
-    if len(coded) - 1 > last:
-        log.warning(
-            "%s: %d blank rows after the last coded row read as not yet coded",
-            path.name,
-            len(coded) - 1 - last,
-        )
+    coded = select_coded_rows(sheet, codebook, path)
 
     # One row per excerpt and code, blanks above the last coded row as "no code".
     rows, seen = [], {}
@@ -868,7 +866,7 @@ def read_coding_sheet(
         if excerpts is None
         else dict(zip(excerpts["excerpt_id"], excerpts["text"], strict=True))
     )
-    for index, codes in coded[: last + 1]:
+    for index, codes in coded:
         record = sheet.iloc[index]
         excerpt_id = check_excerpt_id(record, path, index + 2, seen)
         if texts is not None:
@@ -880,6 +878,39 @@ def read_coding_sheet(
     frame["is_suggestion"] = False
     log.info("read %d codings of %d excerpts from %s", len(frame), len(seen), path)
     return frame.drop_duplicates(ignore_index=True)
+
+
+def select_coded_rows(sheet: pd.DataFrame, codebook, path: Path) -> list[tuple]:
+    """Return ``(row index, codes)`` for the sheet's units up to the last coded row.
+
+    Every code cell is checked against the codebook. A blank interviewer line is
+    context, not a unit, and is skipped; blank rows after the last coded row are
+    not yet coded and are left out with a warning; a blank row above it gets
+    no codes (read as ``no code``).
+    """
+    code_columns = check_sheet_columns(sheet, path)
+    lookup = {code_id.casefold(): code_id for code_id in codebook.ids()}
+    lookup[NO_CODE] = NO_CODE
+
+    # Read each row's codes; drop blank interviewer lines.
+    speakers = sheet.get("speaker", pd.Series("", index=sheet.index)).fillna("")
+    is_context = speakers.str.strip().str.lower().eq("interviewer").to_numpy()
+    coded = [
+        (index, read_sheet_row(row, code_columns, lookup, codebook, path, index + 2))
+        for index, row in enumerate(sheet.to_dict("records"))
+    ]
+    coded = [(index, codes) for index, codes in coded if codes or not is_context[index]]
+
+    # Cut the rows the coder has not reached.
+    filled = [position for position, (_, codes) in enumerate(coded) if codes]
+    last = filled[-1] if filled else -1
+    if len(coded) - 1 > last:
+        log.warning(
+            "%s: %d blank rows after the last coded row read as not yet coded",
+            path.name,
+            len(coded) - 1 - last,
+        )
+    return coded[: last + 1]
 
 
 def check_sheet_columns(sheet: pd.DataFrame, path: Path) -> list[str]:
