@@ -19,35 +19,56 @@ from helpers import files
 EXPERIMENTS = {
     "2026-10": {
         "name": "subject-line-oct",
-        "code": "OBJ-SHIP-COST",
         "dates": {"start": "2026-10-19", "end": "2026-10-26"},
         "control": "Our fall gear is in",
-        "variant": ("no-surprise-shipping", "No surprise at checkout, in their words",
-                    "Free shipping, no surprise at checkout"),
         "rates": (0.030, 0.040),
         "n_total": 16000,
         "kind": "arms",
     },
     "2026-11": {
         "name": "subject-line-nov",
-        "code": "OBJ-TRUST",
         "dates": {"start": "2026-11-16", "end": "2026-11-23"},
         "control": "Our winter edit is here",
-        "variant": ("free-returns", "Free returns, in their words",
-                    "Not sure about the fit? Returns are free"),
         "rates": (0.028, 0.041),
         "n_total": 18000,
         "kind": "rows",
     },
+}
+# The variant answers the month's most heard objection: code -> (id, name, copy).
+VARIANTS = {
+    "OBJ-SHIP-COST": ("free-shipping", "Shipping, in their words",
+                      "Free shipping, no surprise at checkout"),
+    "OBJ-TRUST": ("free-returns", "Free returns, in their words",
+                  "Not sure yet? Returns are free"),
+    "OBJ-FIT": ("fit-notes", "Sizing help, in their words",
+                "Between sizes? Our fit notes tell you which"),
+    "OBJ-DELIVERY": ("delivery-date", "Delivery date, in their words",
+                     "Need it before the trip? See the delivery date first"),
+    "INFO-PRODUCT": ("full-specs", "Answers on the page, in their words",
+                     "Waterproof? How warm? Every answer is on the page"),
+    "DISC-CODE": ("no-code-needed", "No code hunting, in their words",
+                  "No code needed: the best price is already in your cart"),
+    "OBJ-PAYMENT": ("pay-your-way", "Payment options, in their words",
+                    "Pay your way: PayPal and Apple Pay at checkout"),
+    "OBJ-PRICE": ("worth-it", "Value, in their words",
+                  "Built to last a decade of weekends"),
 }  # fmt: skip
 VISIT_RATE = (0.12, 0.15)
 UNSUBSCRIBE_RATE = 0.004
 
 
+def find_top_objection(excerpts: pd.DataFrame) -> str:
+    """Return the objection both coders agreed on in the most conversations."""
+    agreed = excerpts[["conversation_id", "agreed"]].explode("agreed").dropna()
+    agreed = agreed[agreed["agreed"].isin(list(VARIANTS))].drop_duplicates()
+    counts = agreed.groupby("agreed").size()
+    return sorted(counts.index, key=lambda code: (-counts[code], code))[0]
+
+
 def cite_quotes(excerpts: pd.DataFrame, code: str, *, limit: int = 2) -> list[str]:
-    """Return quote ids of consented customer excerpts carrying `code`."""
+    """Return quote ids of consented customer excerpts both coders coded `code`."""
     fits = excerpts[
-        excerpts["codes"].apply(lambda codes: code in codes)
+        excerpts["agreed"].apply(lambda codes: code in codes)
         & excerpts["consent_to_quote"].fillna(False).astype(bool)
     ]
     return [f"q-{excerpt_id}" for excerpt_id in fits["excerpt_id"].head(limit)]
@@ -120,7 +141,8 @@ def write_experiment(
     Path
         The experiment's folder.
     """
-    plan = EXPERIMENTS[month]
+    code = find_top_objection(excerpts)
+    plan = EXPERIMENTS[month] | {"code": code, "variant": VARIANTS[code]}
     target = folder / "experiments" / plan["name"]
     recipients = simulate_recipients(plan, rng)
     if plan["kind"] == "arms":

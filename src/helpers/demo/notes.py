@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 PRICE_SHARE = 1 / 9
 NEW_THEMES_UNTIL = 0.6
+SATURATION_RUN = 3  # coding.saturation_run: this many in a row add no new code
 QUESTIONS = {
     "2026-10": "What made you stop at checkout?",
     "2026-11": "What almost stopped you from buying?",
@@ -65,7 +66,7 @@ def write_notes(
         # Late in a segment's run, customers only repeat what was heard often
         # (three times), so it survives both coders agreeing.
         seen = heard.setdefault(row["segment"], Counter())
-        allowed = {c for c, n in seen.items() if n >= 3} if index in late else None
+        allowed = repeated_codes(seen) if index in late else None
         themes = plan_themes(
             row["segment"], allowed, cites_price=index in price_at, rng=rng
         )
@@ -93,11 +94,12 @@ def write_notes(
 
 
 def find_late_conversations(conversations: pd.DataFrame) -> set[int]:
-    """Return positions past the first ``NEW_THEMES_UNTIL`` of their segment's run."""
+    """Return positions in the last part of their segment's run: past the first
+    ``NEW_THEMES_UNTIL`` share, and always the last ``SATURATION_RUN``."""
     late = set()
     for _, group in conversations.groupby("segment", sort=False):
-        cutoff = NEW_THEMES_UNTIL * len(group)
-        late |= {i for rank, i in enumerate(group.index) if rank >= cutoff}
+        n_early = min(int(NEW_THEMES_UNTIL * len(group)), len(group) - SATURATION_RUN)
+        late |= set(group.index[max(n_early, 1) :])
     return late
 
 
@@ -120,6 +122,11 @@ def choose_price_citers(
     return set(rng.choice(candidates, size=size, replace=False).tolist())
 
 
+def repeated_codes(seen: Counter) -> set[str]:
+    """Return the codes heard at least three times, else at least once."""
+    return {c for c, n in seen.items() if n >= 3} or set(seen)
+
+
 def plan_themes(
     segment: str, allowed: set | None, *, cites_price: bool, rng: np.random.Generator
 ) -> list[str]:
@@ -129,7 +136,10 @@ def plan_themes(
     conversations raise nothing new, so themes saturate.
     """
     weights = phrases.WEIGHTS[segment]
-    codes = [c for c in weights if allowed is None or c in allowed] or list(weights)
+    codes = [c for c in weights if allowed is None or c in allowed]
+    if not codes:
+        # Nothing objection-like heard often yet: repeat the segment's commonest.
+        codes = [max(weights, key=weights.get)] if allowed else list(weights)
     chance = np.array([weights[c] for c in codes])
     size = min(1 if rng.random() < 0.45 else 2, len(codes))
     picked = rng.choice(codes, size=size, replace=False, p=chance / chance.sum())

@@ -68,8 +68,8 @@ def write_coding_sheets(
     Returns
     -------
     DataFrame
-        Step 03's excerpts with ``codes`` (intended), ``segment`` and
-        ``consent_to_quote`` added.
+        Step 03's excerpts with ``codes`` (intended), ``agreed`` (the codes both
+        coders gave), ``segment`` and ``consent_to_quote`` added.
 
     Raises
     ------
@@ -86,11 +86,18 @@ def write_coding_sheets(
         lambda c: c if isinstance(c, tuple) else ()
     )
     codes = leaf_ids(codebook)
+    agreed = None
     for coder in CODERS:
         sheet = excerpts[
             ["conversation_id", "excerpt_id", "position", "speaker", "text"]
         ].copy()
         coded = [code_excerpt(c, rng=rng) for c in excerpts["codes"]]
+        given = [set(c) for c in coded]
+        agreed = (
+            given
+            if agreed is None
+            else [a & g for a, g in zip(agreed, given, strict=True)]
+        )
         for slot in range(3):
             sheet[f"code_{slot + 1}"] = [
                 c[slot] if len(c) > slot else "" for c in coded
@@ -102,7 +109,7 @@ def write_coding_sheets(
             dropdowns={f"code_{slot}": codes for slot in (1, 2, 3)},
             column_widths={"text": 80},
         )
-    return excerpts
+    return excerpts.assign(agreed=[tuple(sorted(a)) for a in agreed])
 
 
 def code_excerpt(intended: tuple, *, rng: np.random.Generator) -> list[str]:
