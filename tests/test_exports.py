@@ -550,3 +550,13 @@ def test_woo_guest_customer_id_zero_is_no_id(tmp_path):
     result = exports.load_store_exports(study, MONTH, as_of=AS_OF)
     assert result.orders["customer_id"].isna().all()
     assert sorted(result.customers["email"]) == ["g1@example.com", "g2@example.com"]
+
+
+def test_bulk_customer_keys_equal_one_at_a_time():
+    identities = ["ann@example.com", "+447700900123", "id:0070001", None]
+    assert privacy.customer_keys(identities) == [
+        privacy.customer_key("ann@example.com"),
+        privacy.customer_key("+447700900123"),
+        privacy.customer_key("id:0070001"),
+        None,
+    ]

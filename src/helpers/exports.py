@@ -1564,11 +1564,7 @@ def _keys(customers: pd.DataFrame) -> pd.Series:
         .fillna(customers["phone_e164"].where(customers["phone_status"] != "invalid"))
         .fillna("id:" + customers["customer_id"].astype("string"))
     )
-    secret = privacy.load_key()
-    return identity.map(
-        lambda text: privacy.customer_key(text, key=secret)
-        if isinstance(text, str) else None
-    )  # fmt: skip
+    return pd.Series(privacy.customer_keys(identity.tolist()), index=identity.index)
 
 
 def _consent(frame, config, do_not_call, customer_keys) -> pd.DataFrame:
@@ -1719,14 +1715,10 @@ def _raw_do_not_call(study: Study) -> pd.DataFrame:
         phone, pd.Series(region, index=listed.index), keep="possible"
     )
     email = normalise_emails(listed.get("email", pd.Series(None, index=listed.index)))
-    secret = privacy.load_key()
     identity = email.fillna(numbers["phone_e164"])
     return pd.DataFrame({
         "phone_e164": numbers["phone_e164"], "email": email,
-        "customer_key": identity.map(
-            lambda text: privacy.customer_key(text, key=secret)
-            if isinstance(text, str) else None
-        ),
+        "customer_key": privacy.customer_keys(identity.tolist()),
     })  # fmt: skip
 
 

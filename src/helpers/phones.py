@@ -148,18 +148,31 @@ def _as_region(regions: pd.Series) -> list[str]:
 
 def _parse_distinct(texts: pd.Series, regions: pd.Series) -> pd.DataFrame:
     """Parse distinct (text, region) pairs; reduce to digits before parsing."""
-    status = pd.Series("missing", index=texts.index, dtype=object)
-    present = texts != ""
-    damaged = present & (
-        texts.str.match(SCIENTIFIC) | texts.str.match(FLOAT_LIKE)
-    ).fillna(False)
-    status[damaged] = "damaged"
-
-    # Split the extension off and keep a '+' plus digits: the parse key.
-    parts = texts.str.extract(EXTENSION)
-    digits = parts["main"].str.replace(r"\D", "", regex=True)
-    plus = parts["main"].str.lstrip().str.startswith("+")
-    keys = (plus.map({True: "+", False: ""}) + digits).where(present & ~damaged)
+    # Flag spreadsheet damage; split the extension off; keep '+' and digits.
+    text = pl.Series(texts.tolist(), dtype=pl.String)
+    parts = text.str.extract_groups(EXTENSION)
+    main = parts.struct.field("main")
+    frame_pl = pl.DataFrame({
+        "text": text, "main": main, "ext": parts.struct.field("ext"),
+    }).select(
+        (pl.col("text") != "").alias("present"),
+        ((pl.col("text") != "") & (pl.col("text").str.contains(SCIENTIFIC)
+         | pl.col("text").str.contains(FLOAT_LIKE))).alias("damaged"),
+        pl.concat_str([
+            pl.when(pl.col("main").str.strip_chars_start().str.starts_with("+"))
+            .then(pl.lit("+")).otherwise(pl.lit("")),
+            pl.col("main").str.replace_all(r"\D", ""),
+        ]).alias("key"),
+        "ext",
+    )  # fmt: skip
+    present = pd.Series(frame_pl["present"].to_numpy(), index=texts.index)
+    damaged = pd.Series(
+        frame_pl["damaged"].fill_null(False).to_numpy(), index=texts.index
+    )
+    status = pd.Series(np.where(damaged, "damaged", "missing"), index=texts.index)
+    keys = pd.Series(frame_pl["key"].to_list(), index=texts.index, dtype=object)
+    keys = keys.where(present & ~damaged)
+    extensions = pd.Series(frame_pl["ext"].to_list(), index=texts.index, dtype=object)
     usable = keys.notna() & (keys != "")
     frame = pd.DataFrame(None, index=texts.index, columns=FAST_COLUMNS, dtype=object)
     frame["phone_status"] = "invalid"
@@ -176,10 +189,8 @@ def _parse_distinct(texts: pd.Series, regions: pd.Series) -> pd.DataFrame:
         ]
         frame.loc[slow] = pd.DataFrame(parsed, index=slow).to_numpy()
     frame["phone_status"] = frame["phone_status"].where(present & ~damaged, status)
-    frame["phone_extension"] = parts["ext"].where(present & ~damaged).astype(object)
-    frame["phone_extension"] = frame["phone_extension"].where(
-        frame["phone_extension"].notna(), None
-    )
+    extensions = extensions.where(present & ~damaged)
+    frame["phone_extension"] = extensions.where(extensions.notna(), None)
     return frame
 
 

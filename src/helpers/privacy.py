@@ -157,3 +157,29 @@ def _scanned_texts(path: Path):
     else:
         text = path.read_text(encoding="utf-8", errors="replace")
         yield "text", re.sub(r"<[^>]+>", " ", text) if suffix == ".html" else text
+
+
+def customer_keys(identities, *, key: bytes | None = None) -> list[str | None]:
+    """Return :func:`customer_key` for many identities at once.
+
+    Parameters
+    ----------
+    identities : iterable of str or None
+        Normalised identities as for :func:`customer_key`; None (or any
+        non-text) gives None.
+    key : bytes, optional
+        The secret; :func:`load_key` when omitted (read once).
+
+    Returns
+    -------
+    list
+        The same keys :func:`customer_key` gives, in order. The one-shot
+        ``hmac.digest`` makes this many times faster for a whole customer base.
+    """
+    secret = key if key is not None else load_key()
+    return [
+        f"c_{hmac.digest(secret, text.encode('utf-8'), 'sha256').hex()[:12]}"
+        if isinstance(text, str)
+        else None
+        for text in identities
+    ]
