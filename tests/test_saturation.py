@@ -116,3 +116,17 @@ def test_plot_saturation_draws_one_line_per_group(sequence, codebook):
     figure = saturation.plot_saturation(curve, run=3)
     labels = [t.get_text() for t in figure.axes[0].get_legend().get_texts()]
     assert labels == ["all (n=8)", "x (n=4)", "y (n=4)"]
+
+
+def test_stop_at_counts_the_codes_a_stop_there_would_have_missed(sequence, codebook):
+    # Run of 2 stops at c4 on the crafted sequence, but D first came up in c5:
+    # stopping there would have missed 1 of the 4 codes. Run of 3 stops at c8,
+    # after every code.
+    coded, conversations = sequence
+    curve = saturation.build_saturation_curve(coded, conversations, codebook)
+    early = saturation.check_saturation(curve, run=2).set_index("segment")
+    assert early.loc["all", "n_codes_after_stop"] == 1
+    late = saturation.check_saturation(curve, run=3).set_index("segment")
+    assert late.loc["all", "n_codes_after_stop"] == 0
+    # No stop, nothing to count.
+    assert math.isnan(late.loc["x", "n_codes_after_stop"])

@@ -114,7 +114,10 @@ def check_saturation(curve: pd.DataFrame, *, run: int = 3) -> pd.DataFrame:
         One row per segment: ``segment``, ``n_conversations``, ``n_codes``
         (distinct codes seen), ``run``, ``is_saturated``, ``stop_at`` (the order
         of the first conversation that completed a run of N without new codes,
-        where one could have stopped; NaN when none did), ``n_codes_in_last_run``
+        where the rule would first have stopped; NaN when none did),
+        ``n_codes_after_stop`` (codes first heard after ``stop_at``: what
+        stopping there would have missed; NaN without a stop),
+        ``n_codes_in_last_run``
         (codes first seen in the last N conversations), ``last_run_share``
         (their share of all codes).
 
@@ -161,6 +164,9 @@ def apply_stopping_rule(new_codes: list[int], *, run: int) -> dict:
         "run": run,
         "is_saturated": bool(n > run and total > 0 and in_last_run == 0),
         "stop_at": stop_at if stop_at is not None else float("nan"),
+        "n_codes_after_stop": (
+            sum(new_codes[stop_at:]) if stop_at is not None else float("nan")
+        ),
         "n_codes_in_last_run": in_last_run,
         "last_run_share": in_last_run / total if total else float("nan"),
     }
