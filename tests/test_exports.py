@@ -560,3 +560,20 @@ def test_bulk_customer_keys_equal_one_at_a_time():
         privacy.customer_key("id:0070001"),
         None,
     ]
+
+
+def test_declared_kind_and_platform_are_obeyed(tmp_path):
+    path = tmp_path / "export.csv"
+    shutil.copy(FIXTURES / "abandoned_checkouts_export.csv", path)
+
+    # The name does not say "checkout", so without a declaration these are orders.
+    assert read_path(path, {}).kind == "orders"
+    declared = {"exports": {"kinds": {"export.csv": "checkouts"}}}
+    assert read_path(path, declared).kind == "checkouts"
+    with pytest.raises(HeardInputError):
+        read_path(path, {"exports": {"platform": "woocommerce"}})
+
+
+def read_path(path, config):
+    merged = merge_config(load_defaults(), config)
+    return exports.read_export(path, config=merged, as_of=AS_OF)
