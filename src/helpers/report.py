@@ -216,8 +216,11 @@ def ensure_demo_study(study: str, root: Path) -> None:
     folder = root / "data" / "raw" / "demo"
     if study != "demo" or folder.is_dir():
         return
+    from tqdm.auto import tqdm
+
     from helpers.demo import write_demo_study
 
+    tqdm.write(f"writing the demo study into {folder}", file=sys.stderr)
     write_demo_study(folder)
     log.info("wrote the demo study into %s", folder)
 
