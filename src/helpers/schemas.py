@@ -195,7 +195,8 @@ def validate(
     Returns
     -------
     DataFrame
-        `frame` itself (unchanged: schemas here never coerce).
+        `frame`'s values unchanged (pandera may return a copy; these schemas
+        never coerce).
 
     Raises
     ------
