@@ -801,7 +801,8 @@ def draw_call_list(
 
         # Eligible members, sorted by key so row order never changes the draw.
         members = segments.loc[segments["segment"] == segment, "customer_key"]
-        pool = members[~members.isin(unavailable)].drop_duplicates()
+        # Index lookups: Series.isin on Arrow strings loops in Python.
+        pool = members[unavailable.get_indexer(members) < 0].drop_duplicates()
         sample = _draw_segment(
             pool.astype("string").sort_values(ignore_index=True),
             strata,
@@ -913,17 +914,17 @@ def find_exclusions(
         ``customer_key``, ``reason``: one of ``called_before``, ``do_not_call``,
         ``no_consent``, ``not_callable``, checked in that order.
     """
-    dnc = features["is_do_not_call"].astype(bool) | features["customer_key"].isin(
-        set(do_not_call_keys)
+    dnc = features["is_do_not_call"].astype(bool) | _is_in(
+        features["customer_key"], do_not_call_keys
     )
     if phones is not None and do_not_call_phones:
         listed = phones.loc[
-            phones["phone_e164"].isin(do_not_call_phones), "customer_key"
+            _is_in(phones["phone_e164"], do_not_call_phones), "customer_key"
         ]
-        dnc = dnc | features["customer_key"].isin(set(listed))
+        dnc = dnc | _is_in(features["customer_key"], listed)
     reasons = np.select(
         [
-            features["customer_key"].isin(set(called_before)),
+            _is_in(features["customer_key"], called_before),
             dnc,
             ~features["has_consent"].astype(bool),
             ~features["is_callable"].astype(bool),
@@ -935,6 +936,13 @@ def find_exclusions(
         {"customer_key": features["customer_key"], "reason": reasons}
     )
     return excluded[excluded["reason"] != ""].reset_index(drop=True)
+
+
+def _is_in(values: pd.Series, members) -> np.ndarray:
+    """Return whether each value is among `members`, by index lookup (pandas'
+    ``isin`` on Arrow strings loops over `members` in Python)."""
+    index = pd.Index(list(members), dtype="object").unique()
+    return index.get_indexer(values.astype(object)) >= 0
 
 
 def load_called_before(study: Study, month: str, *, phones: pd.DataFrame) -> set:
