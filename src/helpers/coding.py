@@ -24,6 +24,7 @@ import yaml
 
 from helpers.errors import HeardInputError
 from helpers.files import open_raw, save_xlsx
+from helpers.schemas import CONVERSATIONS, validate
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +156,8 @@ def read_conversations(
     frame["date"] = pd.to_datetime(frame["date"])
     frame["consent_to_quote"] = frame["consent_to_quote"].astype(bool)
     log.info("read %d conversations from %s", len(frame), folder)
-    return frame.sort_values(["date", "conversation_id"], ignore_index=True)
+    frame = frame.sort_values(["date", "conversation_id"], ignore_index=True)
+    return validate(frame, CONVERSATIONS, file=folder)
 
 
 def read_conversation_file(path: Path) -> list[dict]:
@@ -1223,6 +1225,23 @@ def has_variation(data: np.ndarray) -> bool:
 def cohen_kappa(data: np.ndarray) -> float:
     """Return Cohen's kappa for two coders (rows of `data`), NaN when undefined.
 
+    Parameters
+    ----------
+    data : ndarray
+        2 × units, categories as numbers, NaN where a coder did not code.
+
+    Returns
+    -------
+    float
+        Kappa from statsmodels' ``cohens_kappa`` on the coders' cross-table.
+
+    Raises
+    ------
+    ValueError
+        When `data` does not have exactly two rows.
+
+    Notes
+    -----
     Units one coder skipped are left out. Kappa is undefined (NaN, never 0 or 1)
     when both coders used a single, identical value throughout: chance
     agreement is then 1 and kappa is 0/0.
@@ -1251,6 +1270,11 @@ def nominal_alpha(data: np.ndarray) -> float:
     data : ndarray
         Coders × units, NaN where a coder did not code (skipped, as Krippendorff
         prescribes). Any number of coders.
+
+    Returns
+    -------
+    float
+        Nominal alpha, or NaN when undefined.
 
     Notes
     -----

@@ -149,7 +149,21 @@ def format_segment_comparison(
 
 
 def format_value(value: pd.DataFrame, *, currency: str = "USD") -> pd.DataFrame:
-    """Return revenue at stake per theme for display (money with its currency)."""
+    """Return revenue at stake per theme for display.
+
+    Parameters
+    ----------
+    value : DataFrame
+        From :func:`helpers.themes.weigh_themes_by_value`.
+    currency : str
+        The study's currency code, written before each amount.
+
+    Returns
+    -------
+    DataFrame
+        ``Theme``, ``Customers``, ``Spend to date``, ``Abandoned checkouts``,
+        ``Revenue at stake`` (amounts as text with their currency).
+    """
     return pd.DataFrame(
         {
             "Theme": value["name"],
@@ -193,7 +207,20 @@ def format_consented_quotes(
 
 
 def format_predictions(scores: pd.DataFrame) -> pd.DataFrame:
-    """Return accuracy and Brier score per month and caller for display."""
+    """Return accuracy and Brier score per month and caller for display.
+
+    Parameters
+    ----------
+    scores : DataFrame
+        From :func:`helpers.insights.tally_prediction_scores`.
+
+    Returns
+    -------
+    DataFrame
+        ``Month``, ``Caller``, ``Right`` (rate with k of n), ``95% Wilson
+        interval``, ``Brier score`` (``undefined`` without probabilities),
+        ``With a probability`` (how many predictions stated one).
+    """
     return pd.DataFrame(
         {
             "Month": scores["month"],

@@ -300,13 +300,13 @@ def summarise_coding(results: dict, month: str) -> dict:
         "is_saturated": bool(verdict.loc[themes.ALL_SEGMENTS, "is_saturated"]),
         "saturation_run": int(verdict.loc[themes.ALL_SEGMENTS, "run"]),
         "predictions": summarise_predictions(results["prediction_months"], month),
-        **summarise_agreement(results["agreement"]),
+        **summarise_overall_agreement(results["agreement"]),
         **summarise_velocity(results["velocity"]),
     }
     return summary
 
 
-def summarise_agreement(agreement: pd.DataFrame) -> dict:
+def summarise_overall_agreement(agreement: pd.DataFrame) -> dict:
     """Return the overall ``kappa`` and ``alpha`` (None when undefined or absent)."""
     if agreement.empty or coding.OVERALL not in set(agreement["code"]):
         return {"kappa": None, "alpha": None}
