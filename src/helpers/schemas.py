@@ -125,7 +125,7 @@ CONVERSATIONS = pa.DataFrameSchema(
     {
         "conversation_id": text(unique=True),
         "customer_key": text(),
-        "date": pa.Column(checks=is_datetime),
+        "date": pa.Column(checks=is_datetime, nullable=True),
         "consent_to_quote": pa.Column(bool),
         "text": text(nullable=True),
     },
