@@ -118,3 +118,23 @@ def test_scores_compare_months(tmp_path, month_setup):
     # Both right; Brier (0.3 - 1)^2 = 0.49 then (0.9 - 1)^2 = 0.01.
     assert scores["brier_score"].tolist() == pytest.approx([0.49, 0.01])
     assert not math.isnan(scores["ci_low"].iloc[0])
+
+
+def test_a_predicted_code_not_in_the_codebook_names_its_row(tmp_path):
+    # A typo would otherwise leave the prediction unscored without a word, and
+    # the caller's accuracy would rest on fewer predictions than they made.
+    path = tmp_path / "2026-11.csv"
+    path.write_text(
+        "caller,customer_key,predicted_code,probability\n"
+        "Sam,k1,obj-price,0.6\nSam,k2,OBJ-PRCE,0.4\n"
+    )
+    codes = ["OBJ", "OBJ-PRICE"]
+    with pytest.raises(HeardInputError) as caught:
+        insights.load_predictions(path, codes=codes)
+    assert (caught.value.row, caught.value.column) == (3, "predicted_code")
+    assert caught.value.found == "OBJ-PRCE"
+    path.write_text(
+        "caller,customer_key,predicted_code,probability\nSam,k1,obj-price,0.6\n"
+    )
+    read = insights.load_predictions(path, codes=codes)
+    assert read["predicted_code"].tolist() == ["OBJ-PRICE"]  # case folded to the id

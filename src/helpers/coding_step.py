@@ -242,7 +242,9 @@ def score_every_month(
     scored = pd.DataFrame()
     if path.exists():
         matrix = themes.build_theme_matrix(coded, conversations, codebook)
-        predictions = insights.load_predictions(path, month=month)
+        predictions = insights.load_predictions(
+            path, month=month, codes=list(codebook["code"])
+        )
         scored = insights.score_predictions(predictions, matrix, conversations)
     history = [
         pd.read_parquet(earlier_path)

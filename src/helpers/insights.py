@@ -184,7 +184,9 @@ def summarise_insight_velocity(insights: pd.DataFrame, *, as_of) -> dict:
     }
 
 
-def load_predictions(path, *, month: str | None = None) -> pd.DataFrame:
+def load_predictions(
+    path, *, month: str | None = None, codes: list[str] | None = None
+) -> pd.DataFrame:
     """Read one month's predictions file.
 
     Parameters
@@ -193,6 +195,9 @@ def load_predictions(path, *, month: str | None = None) -> pd.DataFrame:
         ``predictions/<YYYY-MM>.csv``.
     month : str, optional
         Added as a ``month`` column (the file's stem when omitted).
+    codes : list of str, optional
+        The codebook's ids. When given, every ``predicted_code`` must be one of
+        them (any case; read back as the id).
 
     Returns
     -------
@@ -203,7 +208,8 @@ def load_predictions(path, *, month: str | None = None) -> pd.DataFrame:
     Raises
     ------
     HeardInputError
-        A missing column, or a probability that is not a number in [0, 1].
+        A missing column, a probability that is not a number in [0, 1], or
+        (with `codes`) a predicted code not in the codebook.
     """
     raw = read_csv_raw(path)
     missing = [c for c in PREDICTION_COLUMNS if c not in raw.columns]
@@ -235,7 +241,35 @@ def load_predictions(path, *, month: str | None = None) -> pd.DataFrame:
     predictions = raw[PREDICTION_COLUMNS].apply(lambda column: column.str.strip())
     predictions.insert(0, "month", month or Path(path).stem)
     predictions["probability"] = probability
+    if codes is not None:
+        predictions["predicted_code"] = match_codes(
+            predictions["predicted_code"], codes, path
+        )
     return predictions
+
+
+def match_codes(predicted: pd.Series, codes: list[str], path) -> pd.Series:
+    """Return `predicted` as codebook ids, matched case-blind.
+
+    Raises
+    ------
+    HeardInputError
+        At the first code that is not in `codes`, naming its row; otherwise the
+        prediction would silently go unscored.
+    """
+    lookup = {code.casefold(): code for code in codes}
+    matched = predicted.fillna("").str.casefold().map(lookup)
+    if matched.isna().any():
+        index = int(predicted.index[matched.isna()][0])
+        raise HeardInputError(
+            path,
+            row=index + 2,
+            column="predicted_code",
+            expected="a code id from the codebook",
+            found=predicted[index],
+            fix="write the code's id as in codebook.yml, e.g. OBJ-PRICE",
+        )
+    return matched
 
 
 def score_predictions(
