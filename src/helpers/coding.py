@@ -1465,6 +1465,11 @@ def agreement_table(
     own bootstrap resamples pairable values instead. Codes one coder alone used,
     or applied fewer than ``RARE_APPLICATIONS`` times, get a status that says
     their interval cannot be read (:func:`describe_agreement`).
+
+    Limitations: at the excerpt level the bootstrap treats excerpts as
+    independent, but excerpts of one conversation share a customer and a coder's
+    reading of them, so the intervals come out somewhat too narrow. Resampling
+    whole conversations would be more honest; it is not done yet.
     """
     codes = codebook.ids(codable_only=True) if codebook is not None else None
     presence, codes, coders, units = build_presence(codings, codes=codes, unit=unit)
