@@ -302,3 +302,22 @@ def test_heard_check_on_the_demo_study_never_crashes():
     problems = check_study(demo, root=REPO)
     assert all(p.severity in ("error", "warning") and p.message for p in problems)
     assert not any("could not be read" in p.message for p in problems)
+
+
+def test_ensure_private_stops_on_a_phone_in_a_processed_file(study_dir):
+    from helpers.checks import ensure_private
+
+    study = load_study(study_dir, root=study_dir.parents[2])
+    call_list = pd.DataFrame({"phone": ["+12125550101"]})
+    save_parquet(
+        call_list, study.processed(MONTH, "call-list_customer_2026-11.parquet")
+    )
+    ensure_private(study, root=study_dir.parents[2])  # the call list may hold phones
+    quotes = pd.DataFrame(
+        {"quote_id": ["q-2026-11-01-001"], "text": ["I'm on 212 555 0101"]}
+    )
+    save_parquet(quotes, study.processed(MONTH, "quote-bank_quote.parquet"))
+    with pytest.raises(HeardInputError) as caught:
+        ensure_private(study, month=MONTH, root=study_dir.parents[2])
+    assert caught.value.file.endswith("quote-bank_quote.parquet")
+    assert caught.value.column == "text" and "212 555 0101" in caught.value.found

@@ -723,3 +723,29 @@ def scan_outputs(
             len(findings), findings[0]["file"],
         )  # fmt: skip
     return findings
+
+
+def ensure_private(
+    study: Study, *, month: str | None = None, root: Path | None = None
+) -> None:
+    """Raise when a processed file or the rendered report shows an e-mail or phone.
+
+    Raises
+    ------
+    HeardInputError
+        Naming the first file, where in it, what was found and how many.
+    """
+    findings = scan_outputs(study, month=month, root=root)
+    if findings:
+        first = findings[0]
+        raise HeardInputError(
+            first["file"],
+            column=first["where"].removeprefix("column ")
+            if first["where"].startswith("column ")
+            else None,
+            expected="no e-mail address or phone number outside data/raw and the "
+            "call list",
+            found=f"{len(findings)} match(es), e.g. {first['found']!r}",
+            fix="redact the text where it enters (helpers.privacy.redact), delete "
+            "the file and run the step again",
+        )
