@@ -137,23 +137,37 @@ def check_study(
 def run_check(step: str, check: Callable, study: Study, month: str | None) -> list:
     """Run one step's check, each of its files on its own.
 
-    A check yields ``(file, task)`` pairs; each task runs a loader on one file.
-    A :class:`HeardInputError` becomes an error, a logged warning a warning, and
-    any other exception an error naming the file (a loader that crashed instead
-    of explaining: a bug to report, but never a traceback here).
+    Parameters
+    ----------
+    step : str
+        The step's name, carried by every problem.
+    check : callable
+        ``check(study, month)`` yielding ``(file, task)`` pairs; each task runs a
+        loader on one file and may return problems of its own.
+    study : Study
+        The study.
+    month : str or None
+        The month, or None for inputs that are not monthly.
+
+    Returns
+    -------
+    list of Problem
+        A :class:`HeardInputError` becomes an error, a logged warning a warning,
+        any other exception an error naming the file (a loader that crashed
+        instead of explaining: a bug to report, but never a traceback here).
     """
     problems: list[Problem] = []
     with captured_warnings() as warnings:
         try:
             for file, task in check(study, month):
-                problems.extend(run_task(task, file, step=step, month=month))
+                problems.extend(_run_task(task, file, step=step, month=month))
         except HeardInputError as error:
             problems.append(Problem.from_error(error, step=step, month=month))
     problems.extend(Problem("warning", step, text, month) for text in warnings)
     return problems
 
 
-def run_task(task: Callable, file: Path, *, step: str, month: str | None) -> list:
+def _run_task(task: Callable, file: Path, *, step: str, month: str | None) -> list:
     """Run one task; return the problems it raised or returned."""
     try:
         found = task()
@@ -176,7 +190,14 @@ def run_task(task: Callable, file: Path, *, step: str, month: str | None) -> lis
 
 @contextmanager
 def captured_warnings() -> Iterator[list[str]]:
-    """Collect, instead of printing, the warnings ``helpers`` modules log."""
+    """Collect, instead of printing, the warnings ``helpers`` modules log.
+
+    Yields
+    ------
+    list of str
+        Filled with each warning's message while the block runs; the
+        ``helpers`` logger does not pass them on to the root logger meanwhile.
+    """
     messages: list[str] = []
 
     class Collector(logging.Handler):
@@ -198,9 +219,19 @@ def captured_warnings() -> Iterator[list[str]]:
 def format_problems(problems: list[Problem], *, study: Study | None = None) -> str:
     """Return the problems as one readable list, grouped by severity.
 
-    Errors show one line for where (file, row, column) and one each for what was
-    expected and found and how to fix it; warnings one line each. Paths are
-    shown relative to the study folder when `study` is given.
+    Parameters
+    ----------
+    problems : list of Problem
+        From :func:`check_study`.
+    study : Study, optional
+        Paths are shown relative to its folder; else to the project folder.
+
+    Returns
+    -------
+    str
+        A count line, then errors (where: file, row, column; then expected,
+        found and fix on their own lines), then warnings one line each; or
+        ``No problems found.``
     """
     if not problems:
         return "No problems found."
@@ -302,13 +333,13 @@ def scan_text_file(
     if not data.strip():
         return [_file_error(path, 1, None, "content", "an empty file",
                             "export or save the file again")]  # fmt: skip
-    text, problem = decode_raw(data, path, encodings=encodings)
+    text, problem = _decode_raw(data, path, encodings=encodings)
     if problem is not None:
         return [problem]
-    return scan_table(text, path) if is_table else []
+    return _scan_table(text, path) if is_table else []
 
 
-def decode_raw(data: bytes, path: Path, *, encodings: tuple[str, ...]):
+def _decode_raw(data: bytes, path: Path, *, encodings: tuple[str, ...]):
     """Return ``(text, None)``, or ``(None, problem)`` when the bytes mix
     encodings or are in one the loader does not read."""
     try:
@@ -332,7 +363,7 @@ def decode_raw(data: bytes, path: Path, *, encodings: tuple[str, ...]):
     )  # fmt: skip
 
 
-def scan_table(text: str, path: Path) -> list[Problem]:
+def _scan_table(text: str, path: Path) -> list[Problem]:
     """Return the problems of a CSV's shape: header, row lengths, long cells."""
     sample = text[:65_536]
     delimiter = max((",", ";", "\t"), key=lambda d: sample.split("\n", 1)[0].count(d))
@@ -342,11 +373,11 @@ def scan_table(text: str, path: Path) -> list[Problem]:
         stream = io.StringIO(text.lstrip("\ufeff"), newline="")
         rows = csv.reader(stream, delimiter=delimiter)
         header = [cell.strip() for cell in next(rows, [])]
-        problems = check_header(header, path)
+        problems = _check_header(header, path)
         n_rows = 0
         for index, row in enumerate(rows, start=2):
             n_rows += 1
-            problems.extend(check_row(row, header, path, index))
+            problems.extend(_check_row(row, header, path, index))
             if sum(p.severity == "error" for p in problems) >= 5:
                 break
     finally:
@@ -356,7 +387,7 @@ def scan_table(text: str, path: Path) -> list[Problem]:
     return problems
 
 
-def check_header(header: list[str], path: Path) -> list[Problem]:
+def _check_header(header: list[str], path: Path) -> list[Problem]:
     """Return an error for each header that appears twice (case and spaces aside)."""
     seen: dict[str, int] = {}
     problems = []
@@ -372,7 +403,7 @@ def check_header(header: list[str], path: Path) -> list[Problem]:
     return problems
 
 
-def check_row(row: list[str], header: list[str], path: Path, index: int) -> list:
+def _check_row(row: list[str], header: list[str], path: Path, index: int) -> list:
     """Return problems with one CSV row: cells missing or extra, a giant cell."""
     problems = []
     if row and len(row) < len(header):
@@ -412,7 +443,15 @@ def _file_error(path, row, column, expected, found, fix) -> Problem:
 
 
 def registered_checks() -> list[tuple[str, Callable, bool]]:
-    """Return ``(step, check, is_monthly)``; each check yields one task per file."""
+    """Return the checks :func:`check_study` runs, in order.
+
+    Returns
+    -------
+    list of tuple
+        ``(step, check, is_monthly)``: ``check(study, month)`` yields one
+        ``(file, task)`` per raw file, each task calling the step's own loader;
+        checks that are not monthly run once with month None.
+    """
     return [
         ("exports", _check_exports, True),
         ("do-not-call", _check_do_not_call, False),
@@ -426,7 +465,7 @@ def registered_checks() -> list[tuple[str, Callable, bool]]:
     ]
 
 
-def scanned(path: Path, load: Callable, **scan) -> Callable[[], list]:
+def _scanned(path: Path, load: Callable, **scan) -> Callable[[], list]:
     """Return a task: scan the text file, and run `load` only if it is sound."""
 
     def task() -> list:
@@ -461,7 +500,7 @@ def _check_exports(study: Study, month: str | None) -> Iterator[Task]:
         if path.suffix.lower() == ".xlsx":
             yield path, load
         else:
-            yield path, scanned(path, load, encodings=("utf-8", "cp1252"))
+            yield path, _scanned(path, load, encodings=("utf-8", "cp1252"))
 
 
 def _check_do_not_call(study: Study, month: str | None) -> Iterator[Task]:
@@ -470,7 +509,7 @@ def _check_do_not_call(study: Study, month: str | None) -> Iterator[Task]:
     path = study.raw("do-not-call.csv")
     if path.exists():
         load = lambda: load_do_not_call(study)  # noqa: E731
-        yield path, scanned(path, load, encodings=("utf-8", "cp1252"))
+        yield path, _scanned(path, load, encodings=("utf-8", "cp1252"))
 
 
 def _check_calls(study: Study, month: str | None) -> Iterator[Task]:
@@ -481,7 +520,7 @@ def _check_calls(study: Study, month: str | None) -> Iterator[Task]:
         if path.suffix.lower() == ".csv":
             yield path, lambda path=path: scan_text_file(path)
         else:
-            yield path, lambda path=path: check_workbook(path)
+            yield path, lambda path=path: _check_workbook(path)
     if files:
         yield study.raw("calls", month), lambda: check_call_logs(study, month)
 
@@ -491,11 +530,11 @@ def _check_conversations(study: Study, month: str | None) -> Iterator[Task]:
 
     folder = study.raw("conversations", month)
     for path in _files(folder, (".md", ".markdown", ".vtt", ".srt", ".txt", ".csv")):
-        load = lambda path=path: warn_odd_dates(read_conversation_file(path), month)  # noqa: E731
-        yield path, scanned(path, load, is_table=path.suffix.lower() == ".csv")
+        load = lambda path=path: _warn_odd_dates(read_conversation_file(path), month)  # noqa: E731
+        yield path, _scanned(path, load, is_table=path.suffix.lower() == ".csv")
 
 
-def warn_odd_dates(records: list[dict], month: str | None) -> None:
+def _warn_odd_dates(records: list[dict], month: str | None) -> None:
     """Warn about conversations dated in the future or outside their month."""
     today = pd.Timestamp.now().normalize()
     for record in records:
@@ -516,7 +555,7 @@ def _check_codebook(study: Study, month: str | None) -> Iterator[Task]:
     path = study.raw("codebook.yml")
     if path.exists():
         load = lambda: load_codebook(path)  # noqa: E731
-        yield path, scanned(path, load, is_table=False)
+        yield path, _scanned(path, load, is_table=False)
 
 
 def _check_coding(study: Study, month: str | None) -> Iterator[Task]:
@@ -538,13 +577,13 @@ def _check_coding(study: Study, month: str | None) -> Iterator[Task]:
     for path in sheets:
 
         def task(path=path) -> list:
-            problems = check_workbook(path)
+            problems = _check_workbook(path)
             if not problems:
                 read[path.stem] = read_coding_sheet(path, codebook)
             return problems
 
         yield path, task
-    yield study.raw("coding", month), lambda: warn_recoded(study, month, read)
+    yield study.raw("coding", month), lambda: _warn_recoded(study, month, read)
 
 
 def _check_predictions(study: Study, month: str | None) -> Iterator[Task]:
@@ -552,7 +591,7 @@ def _check_predictions(study: Study, month: str | None) -> Iterator[Task]:
     if path.exists():
         from helpers.insights import load_predictions
 
-        yield path, scanned(path, lambda: load_predictions(path, month=month))
+        yield path, _scanned(path, lambda: load_predictions(path, month=month))
 
 
 def _check_insights(study: Study, month: str | None) -> Iterator[Task]:
@@ -560,7 +599,7 @@ def _check_insights(study: Study, month: str | None) -> Iterator[Task]:
     if path.exists():
         from helpers.insights import load_insights
 
-        yield path, scanned(path, lambda: load_insights(path))
+        yield path, _scanned(path, lambda: load_insights(path))
 
 
 def _check_experiments(study: Study, month: str | None) -> Iterator[Task]:
@@ -585,7 +624,7 @@ def _check_experiments(study: Study, month: str | None) -> Iterator[Task]:
         yield path, task
 
 
-def check_workbook(path: Path) -> list[Problem]:
+def _check_workbook(path: Path) -> list[Problem]:
     """Return an error when an ``.xlsx`` is not a workbook (empty, or renamed)."""
     import zipfile
 
@@ -644,7 +683,7 @@ def compare_codings(
     return changed.reindex(columns=RECODED_COLUMNS)
 
 
-def warn_recoded(study: Study, month: str, read: dict) -> None:
+def _warn_recoded(study: Study, month: str, read: dict) -> None:
     """Warn when sheets read now drop or change codes an earlier run recorded.
 
     A coder who overwrote their sheet with a blank template would otherwise
@@ -693,7 +732,7 @@ def scan_outputs(
     ----------
     study : Study
         The study; every file under ``data/processed/<study>/`` (or the month's
-        folder) is scanned except the call list, the one file meant to carry
+        folder) is _scanned except the call list, the one file meant to carry
         phone numbers.
     month : str, optional
         Scan this month's processed folder only.
