@@ -43,7 +43,7 @@ import polars as pl
 from helpers import phones, privacy
 from helpers.errors import HeardInputError
 from helpers.files import open_raw
-from helpers.schemas import CHECKOUTS, LINES, ORDERS, validate
+from helpers.schemas import CHECKOUTS, CUSTOMERS, LINES, ORDERS, validate
 from helpers.study import Study, check_month
 
 log = logging.getLogger(__name__)
@@ -1779,6 +1779,7 @@ def load_store_exports(study: Study, month: str, *, as_of=None) -> StoreExports:
         len(customers), len(rejected),
     )  # fmt: skip
     checkouts, customers = _blank_as_none(checkouts), _blank_as_none(customers)
+    customers = validate(customers, CUSTOMERS, file=study.raw("exports", month))
     return StoreExports(
         orders.reset_index(drop=True), lines.reset_index(drop=True),
         customers, checkouts.reset_index(drop=True), rejected, read_log,
