@@ -93,18 +93,24 @@ def format_themes(themes: pd.DataFrame, codebook: pd.DataFrame) -> pd.DataFrame:
         {
             "Code": overall["code"],
             "Theme": overall["name"],
-            "Conversations": [
-                format_count_rate(k, n)
-                for k, n in zip(
-                    overall["n_with_theme"], overall["n_conversations"], strict=True
-                )
-            ],
-            "95% Wilson interval": [
-                format_interval(low, high, digits=0)
-                for low, high in zip(overall["ci_low"], overall["ci_high"], strict=True)
-            ],
+            "Conversations": format_counts(
+                overall, successes="n_with_theme", trials="n_conversations"
+            ),
+            "95% Wilson interval": format_intervals(overall),
         }
     )
+
+
+def format_counts(frame: pd.DataFrame, *, successes: str, trials: str) -> list[str]:
+    """Return each row's rate with its denominator, ``31% (8 of 26)``."""
+    pairs = zip(frame[successes], frame[trials], strict=True)
+    return [format_count_rate(k, n) for k, n in pairs]
+
+
+def format_intervals(frame: pd.DataFrame) -> list[str]:
+    """Return each row's ``ci_low``/``ci_high`` as ``[12%, 45%]``."""
+    pairs = zip(frame["ci_low"], frame["ci_high"], strict=True)
+    return [format_interval(low, high, digits=0) for low, high in pairs]
 
 
 def select_leaf_themes(
@@ -225,16 +231,10 @@ def format_predictions(scores: pd.DataFrame) -> pd.DataFrame:
         {
             "Month": scores["month"],
             "Caller": scores["caller"],
-            "Right": [
-                format_count_rate(k, n)
-                for k, n in zip(
-                    scores["n_correct"], scores["n_predictions"], strict=True
-                )
-            ],
-            "95% Wilson interval": [
-                format_interval(low, high, digits=0)
-                for low, high in zip(scores["ci_low"], scores["ci_high"], strict=True)
-            ],
+            "Right": format_counts(
+                scores, successes="n_correct", trials="n_predictions"
+            ),
+            "95% Wilson interval": format_intervals(scores),
             "Brier score": [format_number(b) for b in scores["brier_score"]],
             "With a probability": scores["n_with_probability"],
         }
