@@ -346,3 +346,15 @@ def test_fallback_output_is_removed_before_a_site_is_rebuilt(tmp_path, info):
     (site / "stale.html").write_text("old")
     render.render_site([render.Page("index", "Home", "Hello again\n")], site, info=info)
     assert not (site / "stale.html").exists()
+
+
+def test_missing_quarto_is_said_in_one_line(monkeypatch, capsys):
+    monkeypatch.setattr(report.shutil, "which", lambda name: None)
+    assert report.choose_renderer("auto") is False
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Quarto is not installed")
+    with pytest.raises(report.HeardInputError, match="Quarto on PATH"):
+        report.choose_renderer("quarto")
+    monkeypatch.setattr(report.shutil, "which", lambda name: "/usr/bin/quarto")
+    assert report.choose_renderer("auto") is True
+    assert report.choose_renderer("fallback") is False
