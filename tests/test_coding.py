@@ -717,3 +717,28 @@ def test_a_rarely_applied_code_warns_that_its_interval_is_too_narrow():
     assert row["status"] == "rare (4 applications): interval unreliable"
     common = agreement_table(codings_from_table([[30, 2], [3, 5]]), n_boot=0)
     assert common.iloc[0]["status"] == "ok"
+
+
+def test_sheet_text_check_allows_formula_neutralising_and_a_leading_apostrophe(
+    codebook, tmp_path
+):
+    # "=" text is written as "'=..." (formula neutralising) and must still match;
+    # a turn that itself starts with an apostrophe must match too.
+    notes = pd.DataFrame(
+        {
+            "conversation_id": ["a"],
+            "interviewer": ["Alex"],
+            "text": [
+                "Customer: 'Cause the fee was silly.\nCustomer: =SUM was the total"
+            ],
+        }
+    )
+    excerpts = split_excerpts(notes)
+    assert excerpts["text"].tolist() == [
+        "'Cause the fee was silly.",
+        "=SUM was the total",
+    ]
+    path = write_coding_sheet(excerpts, codebook, tmp_path / "ana.xlsx")
+    fill_sheet(path, {1: ["OBJ-SHIP"], 2: ["OBJ-PRICE"]})
+    codings = read_coding_sheet(path, codebook, excerpts=excerpts)
+    assert codings["code"].tolist() == ["OBJ-SHIP", "OBJ-PRICE"]

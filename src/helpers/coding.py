@@ -1015,7 +1015,9 @@ def check_sheet_text(record, path: Path, line: int, texts: dict) -> None:
     value = record.get("text")
     if value is None or pd.isna(value) or not str(value).strip():
         return
-    if flatten_text(str(value).removeprefix("'")) != flatten_text(texts[excerpt_id]):
+    expected = flatten_text(texts[excerpt_id])
+    written = flatten_text(str(value))
+    if expected not in (written, written.removeprefix("'")):
         raise HeardInputError(
             path,
             row=line,
