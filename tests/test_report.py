@@ -358,3 +358,14 @@ def test_missing_quarto_is_said_in_one_line(monkeypatch, capsys):
     monkeypatch.setattr(report.shutil, "which", lambda name: "/usr/bin/quarto")
     assert report.choose_renderer("auto") is True
     assert report.choose_renderer("fallback") is False
+
+
+def test_quarto_copy_of_the_report_carries_study_and_month_in_its_title():
+    import nbformat
+
+    notebook = nbformat.read(FIXTURES / "monthly.ipynb", as_version=4)
+    titled = render.with_title(notebook, suffix="Demo store, 2026-11")
+    front = render.read_front_matter(titled)
+    assert front["title"] == "Fixture monthly report: Demo store, 2026-11"
+    assert front["execute"] == {"enabled": True, "echo": False, "warning": False}
+    assert render.read_front_matter(notebook)["title"] == "Fixture monthly report"
