@@ -742,3 +742,19 @@ def test_sheet_text_check_allows_formula_neutralising_and_a_leading_apostrophe(
     fill_sheet(path, {1: ["OBJ-SHIP"], 2: ["OBJ-PRICE"]})
     codings = read_coding_sheet(path, codebook, excerpts=excerpts)
     assert codings["code"].tolist() == ["OBJ-SHIP", "OBJ-PRICE"]
+
+
+def test_a_conversation_without_customer_turns_is_warned_about(caplog):
+    # Unlabelled notes are the interviewer's summary: coded, but never quoted or
+    # counted as the customer's words. The reader must hear about it.
+    notes = pd.DataFrame(
+        {
+            "conversation_id": ["a", "b"],
+            "interviewer": ["Alex", "Alex"],
+            "text": ["Said shipping was too dear.", "Customer: Too slow."],
+        }
+    )
+    with caplog.at_level("WARNING", logger="helpers.coding"):
+        excerpts = split_excerpts(notes)
+    assert excerpts["is_customer"].tolist() == [False, True]
+    assert "1 conversation(s) without a customer turn: a" in caplog.text

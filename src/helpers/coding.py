@@ -704,7 +704,22 @@ def split_excerpts(
     excerpts["position"] = excerpts["position"].astype("int64")
     excerpts["is_customer"] = excerpts["is_customer"].astype(bool)
     log.info("split %d conversations into %d excerpts", len(conversations), len(rows))
+    warn_without_customer(conversations, excerpts)
     return excerpts
+
+
+def warn_without_customer(conversations: pd.DataFrame, excerpts: pd.DataFrame) -> None:
+    """Log a warning naming conversations with no customer turn: they are coded,
+    but none of their words reach phrases, keyword views or quotes."""
+    spoke = set(excerpts.loc[excerpts["is_customer"], "conversation_id"])
+    silent = [c for c in conversations["conversation_id"] if c not in spoke]
+    if silent:
+        log.warning(
+            "%d conversation(s) without a customer turn: %s; their words are left "
+            "out of phrases and quotes (label the customer's lines 'Customer:')",
+            len(silent),
+            ", ".join(map(str, silent)),
+        )
 
 
 def parse_turns(text: str) -> list[tuple]:
