@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 CALLERS = ("Alex", "Jordan", "Priya")
 # Share of dialled customers reached for a conversation, per month. A declined
 # call and a do-not-call request also reach a person, adding two more customers.
-CONNECT_TARGET = {"2026-10": 0.31, "2026-11": 0.35}
+CONNECT_TARGET = {"2026-10": 0.31, "2026-11": 0.36}
 # Recovery within the window: reached abandoners, dialled-not-reached, hold-out.
 RECOVERY_RATE = {"reached": 0.55, "not_reached": 0.2, "holdout": 0.06}
 FIRST_CALL_DAY = 2

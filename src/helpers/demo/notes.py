@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 PRICE_SHARE = 1 / 9
 NEW_THEMES_UNTIL = 0.6
+NO_CONSENT_SHARE = 0.12  # customers who say no to being quoted
 SATURATION_RUN = 3  # coding.saturation_run: this many in a row add no new code
 QUESTIONS = {
     "2026-10": "What made you stop at checkout?",
@@ -60,6 +61,10 @@ def write_notes(
     late = find_late_conversations(conversations)
     price_at = choose_price_citers(conversations, is_buyer=is_buyer, late=late, rng=rng)
     pii_at = set(rng.choice(len(conversations), size=2, replace=False).tolist())
+    n_refusals = max(2, round(NO_CONSENT_SHARE * len(conversations)))
+    refused = set(
+        rng.choice(len(conversations), size=n_refusals, replace=False).tolist()
+    )
     heard: dict[str, Counter] = {}
     turns = []
     for index, row in conversations.iterrows():
@@ -73,7 +78,7 @@ def write_notes(
         said = draw_turns(row, themes, allowed=allowed, rng=rng)
         said.append((closing(row, rng=rng, with_pii=index in pii_at), ()))
         seen.update(code for _, codes in said for code in codes)
-        consent = bool(rng.random() > 0.15)
+        consent = index not in refused
         text = format_note(row, said, month=month, consent=consent)
         path = folder / "conversations" / month / f"{row['conversation_id']}.md"
         files.save_text(text, path)
