@@ -189,3 +189,12 @@ def test_a_single_keyword_need_not_be_a_list(tmp_path):
         tmp_path, "version: 1\ncodes:\n  - id: A\n    name: One\n    keywords: 404\n"
     )
     assert load_codebook(path)["A"].keywords == ("404",)
+
+
+def test_a_codebook_not_in_utf8_names_its_line(tmp_path):
+    path = tmp_path / "codebook.yml"
+    path.write_bytes(b"version: 1\ncodes:\n  - id: A\n    name: Caf\xe9\n")
+    with pytest.raises(HeardInputError) as caught:
+        load_codebook(path)
+    assert caught.value.row == 4
+    assert "UTF-8" in caught.value.expected

@@ -181,14 +181,25 @@ def load_codebook(path: Path) -> Codebook:
     Raises
     ------
     HeardInputError
-        Invalid YAML, a code without an id or name, a duplicate id, an unknown
-        parent, a badly formed colour; each names the file and line.
+        Text that is not UTF-8, invalid YAML, a code without an id or name, a
+        duplicate id, an unknown parent, a badly formed colour; each names the
+        file and line.
     """
     path = Path(path)
     if path.suffix.lower() == ".qdc":
         return read_qdc(path)
     with open_raw(path) as handle:
-        text = handle.read().decode("utf-8-sig")
+        raw_bytes = handle.read()
+    try:
+        text = raw_bytes.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise HeardInputError(
+            path,
+            row=raw_bytes.count(b"\n", 0, error.start) + 1,
+            expected="UTF-8 text",
+            found=f"byte {raw_bytes[error.start]:#04x}, not UTF-8",
+            fix="save codebook.yml as UTF-8 (most editors: Save as, Encoding: UTF-8)",
+        ) from error
     try:
         document = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - safe subclass
     except yaml.YAMLError as error:
