@@ -321,3 +321,13 @@ def test_ensure_private_stops_on_a_phone_in_a_processed_file(study_dir):
         ensure_private(study, month=MONTH, root=study_dir.parents[2])
     assert caught.value.file.endswith("quote-bank_quote.parquet")
     assert caught.value.column == "text" and "212 555 0101" in caught.value.found
+
+
+def test_a_broken_call_log_is_reported_once_before_the_logs_are_read(study_dir):
+    calls = study_dir / "calls" / MONTH
+    calls.mkdir(parents=True)
+    (calls / "call-log.csv").write_text("reference,attempted_at,outcome\nc_1,2026-11")
+    (calls / "dialler.xlsx").write_bytes(b"not a workbook")
+    problems = check_study(study_dir, month=MONTH, root=study_dir.parents[2])
+    errors = [(p.step, p.file.rsplit("/", 1)[-1], p.row) for p in problems]
+    assert errors == [("calls", "call-log.csv", 2), ("calls", "dialler.xlsx", None)]

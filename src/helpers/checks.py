@@ -515,14 +515,23 @@ def _check_do_not_call(study: Study, month: str | None) -> Iterator[Task]:
 def _check_calls(study: Study, month: str | None) -> Iterator[Task]:
     from helpers.calls import CALL_FILE_SUFFIXES, check_call_logs
 
+    # The loader reads the month's logs together: only once each file is sound.
     files = _files(study.raw("calls", month), CALL_FILE_SUFFIXES)
+    found: list[Problem] = []
     for path in files:
-        if path.suffix.lower() == ".csv":
-            yield path, lambda path=path: scan_text_file(path)
-        else:
-            yield path, lambda path=path: _check_workbook(path)
+
+        def task(path=path) -> list:
+            is_csv = path.suffix.lower() == ".csv"
+            problems = scan_text_file(path) if is_csv else _check_workbook(path)
+            found.extend(p for p in problems if p.severity == "error")
+            return problems
+
+        yield path, task
     if files:
-        yield study.raw("calls", month), lambda: check_call_logs(study, month)
+        yield (
+            study.raw("calls", month),
+            lambda: None if found else check_call_logs(study, month),
+        )
 
 
 def _check_conversations(study: Study, month: str | None) -> Iterator[Task]:
