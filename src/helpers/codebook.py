@@ -188,6 +188,22 @@ def load_codebook(path: Path) -> Codebook:
     path = Path(path)
     if path.suffix.lower() == ".qdc":
         return read_qdc(path)
+    document = _read_codebook_yaml(path)
+    codes = _flatten_codes(document["codes"], path, parent=None)
+    version = document.get("version")
+    codebook = Codebook(
+        tuple(code for code, _ in codes),
+        version=None if version is None else str(version),
+        sets=_read_sets(document.get("sets") or {}),
+    )
+    check_codebook(codebook, path, lines={code.id: line for code, line in codes})
+    log.info("read %d codes (version %s) from %s", len(codebook), version, path)
+    return codebook
+
+
+def _read_codebook_yaml(path: Path) -> dict:
+    """Return the parsed ``codebook.yml``, each mapping carrying ``__line__``;
+    raise on text that is not UTF-8, invalid YAML, or no list under ``codes``."""
     with open_raw(path) as handle:
         raw_bytes = handle.read()
     try:
@@ -218,16 +234,7 @@ def load_codebook(path: Path) -> Codebook:
             found=type(document).__name__,
             fix="see the codebook example in docs/study-folder.md",
         )
-    codes = _flatten_codes(document["codes"], path, parent=None)
-    version = document.get("version")
-    codebook = Codebook(
-        tuple(code for code, _ in codes),
-        version=None if version is None else str(version),
-        sets=_read_sets(document.get("sets") or {}),
-    )
-    check_codebook(codebook, path, lines={code.id: line for code, line in codes})
-    log.info("read %d codes (version %s) from %s", len(codebook), version, path)
-    return codebook
+    return document
 
 
 def _flatten_codes(entries: list, path: Path, *, parent: str | None) -> list:
