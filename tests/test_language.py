@@ -261,3 +261,21 @@ def test_words_are_read_from_redacted_text():
         redacted, sizes=(2,), min_count=1, stop_words=frozenset()
     )
     assert not phrases["phrase"].str.contains(r"\d|example|jordan").any()
+
+
+def test_accented_words_stay_whole():
+    # An ASCII-only pattern cut "café" to "caf" and "était" to "tait", in phrase
+    # counts and in the keyword-in-context view of the customer's own words.
+    assert language.tokenise("Le café était trop cher, naïve me") == [
+        "le", "café", "était", "trop", "cher", "naïve", "me",
+    ]  # fmt: skip
+    excerpts = pd.DataFrame(
+        {
+            "conversation_id": ["a"],
+            "excerpt_id": ["a-001"],
+            "is_customer": [True],
+            "text": ["Le café était trop cher"],
+        }
+    )
+    view = language.keyword_in_context(excerpts, "cher")
+    assert view.loc[0, "left"] == "Le café était trop"

@@ -24,8 +24,9 @@ from helpers.themes import ALL_SEGMENTS, STAGE_BRANCH, branch_codes, map_ancesto
 
 log = logging.getLogger(__name__)
 
-# Inner apostrophes stay inside a word: "didn't", and heights such as 5'5.
-TOKENIZER = RegexpTokenizer(r"[A-Za-z0-9]+(?:'[A-Za-z0-9]+)*")
+# Words are runs of letters or digits in any script ("café", not "caf"); inner
+# apostrophes stay inside a word: "didn't", and heights such as 5'5.
+TOKENIZER = RegexpTokenizer(r"[^\W_]+(?:'[^\W_]+)*")
 # The package's English list (1,333 words in the 2025 release) holds words that
 # carry the meaning of customer feedback; they are kept as content words.
 # fmt: off
