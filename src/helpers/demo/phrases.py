@@ -63,7 +63,7 @@ THEMES = {
         "I saw the code box and went searching for a coupon, never came back. | STAGE-CHECKOUT",
     ],
     "POS-QUALITY": [
-        "The {item} itself is really well made, it held up on a wet weekend.",
+        "The {item} is really well made, it held up on a wet weekend.",
         "Quality was great, honestly better than I expected for the money.",
         "I love it, it's warm and it feels sturdy.",
     ],
@@ -116,14 +116,14 @@ PII_CLOSINGS = [
 ]
 RECOVERED_CLOSING = "You know what, I think I'll go back and order it tonight."
 SHORT_ITEMS = {
-    "Ridgeline Rain Jacket": "rain jacket", "Trailhead Hiking Boots": "boots",
+    "Ridgeline Rain Jacket": "rain jacket", "Trailhead Hiking Boots": "pair of boots",
     "Merino Base Layer Top": "base layer", "Down Puffer Vest": "vest",
     "Summit 45L Backpack": "backpack", "Daypack 20L": "daypack",
-    "Wool Hiking Socks (3 pack)": "socks", "Insulated Water Bottle": "bottle",
-    "Two-Person Dome Tent": "tent", "Trekking Poles (pair)": "poles",
+    "Wool Hiking Socks (3 pack)": "pack of socks", "Insulated Water Bottle": "bottle",
+    "Two-Person Dome Tent": "tent", "Trekking Poles (pair)": "pair of poles",
     "Fleece Quarter Zip": "fleece", "Packable Sun Hat": "sun hat",
     "Camp Stove Kit": "stove", "Headlamp 300": "headlamp",
-    "Softshell Trail Pants": "trail pants",
+    "Softshell Trail Pants": "pair of trail pants",
 }  # fmt: skip
 
 # Theme weights per segment (price is allotted separately, by count).
