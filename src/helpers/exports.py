@@ -1231,6 +1231,7 @@ def read_export(path: Path, *, config: dict, as_of=None) -> ExportFile:
     path = Path(path)
     options = _read_options(config)
     fmt = _sniff_any(path, options)
+    _refuse_repeated_columns(fmt.header, path)
     layout = detect_layout(fmt.header, path, config=options)
     log.info("%s: %s (%s %s)", path.name, layout.name, layout.platform, layout.kind)
     options = {**options, **layout.options}
@@ -1260,6 +1261,21 @@ def read_export(path: Path, *, config: dict, as_of=None) -> ExportFile:
         "n_rejected": int(rejected["row"].nunique()),
     }  # fmt: skip
     return ExportFile(layout.kind, tables, rejected[REJECTED_COLUMNS], entry)
+
+
+def _refuse_repeated_columns(header, path: Path) -> None:
+    """Raise when a column name appears twice: which one holds the data is unknown."""
+    names = pd.Index([normalise_header(c) for c in header])
+    repeated = names.duplicated() & (names != "")
+    if repeated.any():
+        position = int(np.flatnonzero(repeated)[0])
+        first = int(np.flatnonzero(names == names[position])[0])
+        raise HeardInputError(
+            path, row=1, column=str(header[position]),
+            expected="each column name once",
+            found=f"columns {first + 1} and {position + 1} both named so",
+            fix="delete the column that should not be there, or rename it",
+        )  # fmt: skip
 
 
 def _read_options(config: dict) -> dict:
