@@ -161,6 +161,9 @@ def test_duplicated_header_is_an_error_naming_the_column(study_dir):
     [problem] = problems_of(study_dir, "error")
     assert (problem.file, problem.row, problem.column) == (str(path), 1, "Total")
     assert "columns 4 and 7" in problem.found
+    with pytest.raises(HeardInputError) as caught:
+        read_exports(study_dir)
+    assert_names(caught.value, path, row=1, column="Total")
 
 
 def test_million_character_cell_warns_and_keeps_every_total_right(study_dir):
