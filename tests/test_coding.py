@@ -363,7 +363,8 @@ def test_suggestions_come_from_keywords_and_are_marked(excerpts, codebook):
 
 def codings_from_table(table, *, code="X") -> pd.DataFrame:
     """Two coders' yes/no judgements of `code`: table[a][b] units where coder A
-    said a and coder B said b (1 = applied, 0 = coded without it)."""
+    said a and coder B said b (1 = applied, 0 = coded without it); each unit
+    in a conversation of its own, so units are independent."""
     rows, unit = [], 0
     for a in (0, 1):
         for b in (0, 1):
@@ -371,7 +372,13 @@ def codings_from_table(table, *, code="X") -> pd.DataFrame:
                 unit += 1
                 for coder, said in (("A", a), ("B", b)):
                     rows.append(
-                        ["c", f"c-{unit:03d}", coder, code if said else NO_CODE, False]
+                        [
+                            f"c{unit:03d}",
+                            f"c-{unit:03d}",
+                            coder,
+                            code if said else NO_CODE,
+                            False,
+                        ]
                     )
     return pd.DataFrame(rows, columns=CODING_COLUMNS)
 
@@ -758,3 +765,44 @@ def test_a_conversation_without_customer_turns_is_warned_about(caplog):
         excerpts = split_excerpts(notes)
     assert excerpts["is_customer"].tolist() == [False, True]
     assert "1 conversation(s) without a customer turn: a" in caplog.text
+
+
+def test_bootstrap_resamples_conversations_so_copies_add_no_certainty():
+    # Ten conversations, one excerpt each, against the same ten excerpts each
+    # said five times over in its conversation. Copies within a conversation
+    # carry no new information; kappa is unchanged by them (every cell of the
+    # cross-table scales by 5), and so, when whole conversations are resampled
+    # with the same seed, is every replicate and the interval.
+    said = [
+        (1, 1),
+        (1, 0),
+        (0, 0),
+        (0, 0),
+        (1, 1),
+        (0, 1),
+        (0, 0),
+        (1, 1),
+        (0, 0),
+        (0, 0),
+    ]
+    once, copies = [], []
+    for index, (a, b) in enumerate(said):
+        for copy in range(5):
+            for coder, value in (("A", a), ("B", b)):
+                row = [
+                    f"c{index}",
+                    f"c{index}-{copy}",
+                    coder,
+                    "X" if value else NO_CODE,
+                ]
+                copies.append([*row, False])
+                if copy == 0:
+                    once.append([*row, False])
+    single = agreement_table(pd.DataFrame(once, columns=CODING_COLUMNS), n_boot=300)
+    copied = agreement_table(pd.DataFrame(copies, columns=CODING_COLUMNS), n_boot=300)
+    columns = ["kappa", "kappa_ci_low", "kappa_ci_high"]
+    assert copied.loc[0, columns].tolist() == pytest.approx(
+        single.loc[0, columns].tolist()
+    )
+    # Ten conversations leave kappa far from settled, copies or not.
+    assert copied.loc[0, "kappa_ci_high"] - copied.loc[0, "kappa_ci_low"] > 0.4

@@ -1380,7 +1380,7 @@ def kappa_from_tables(tables: np.ndarray) -> np.ndarray:
 
 
 def bootstrap_intervals(
-    data: np.ndarray, *, samples: np.ndarray, confidence: float = 0.95
+    data: np.ndarray, *, weights: np.ndarray, confidence: float = 0.95
 ) -> dict:
     """Return percentile bootstrap intervals for kappa and alpha over units.
 
@@ -1389,8 +1389,9 @@ def bootstrap_intervals(
     data : ndarray
         Coders × units, or codes × coders × units (a resampled unit brings all
         its codes).
-    samples : ndarray
-        Replicates × units: indices of the units drawn with replacement.
+    weights : ndarray
+        Replicates × units: how many times each unit was drawn in each
+        replicate (see :func:`draw_bootstrap_weights`).
     confidence : float
         The intervals' level.
 
@@ -1410,8 +1411,6 @@ def bootstrap_intervals(
     (the tests check the two agree); calling them 1,000 times per code took
     seconds per code.
     """
-    weights = np.zeros(samples.shape)
-    np.add.at(weights, (np.arange(len(samples))[:, None], samples), 1.0)
     tail = (1 - confidence) / 2 * 100
     replicates = {
         "alpha": alpha_from_coincidences(
@@ -1427,7 +1426,7 @@ def bootstrap_intervals(
         values = replicates.get(name, np.array([]))
         values = values[~np.isnan(values)]
         low = high = float("nan")
-        if len(samples) and len(values) >= len(samples) / 2:
+        if len(weights) and len(values) >= len(weights) / 2:
             low, high = np.percentile(values, [tail, 100 - tail])
         bounds[f"{name}_ci_low"], bounds[f"{name}_ci_high"] = float(low), float(high)
     return bounds
@@ -1478,30 +1477,28 @@ def agreement_table(
     variation)`` and the raw agreement is still shown. The overall row pools
     the yes/no judgements of every code used at least once (codes nobody used
     would inflate it). Intervals resample units with replacement (percentile
-    method), so they reflect which excerpts happened to be coded; Krippendorff's
-    own bootstrap resamples pairable values instead. Codes one coder alone used,
+    method) in whole conversations: excerpts of one conversation share a
+    customer and a coder's reading, so resampling them one by one would give
+    intervals too narrow. Krippendorff's own bootstrap resamples pairable
+    values instead. Codes one coder alone used,
     or applied fewer than ``RARE_APPLICATIONS`` times, get a status that says
     their interval cannot be read (:func:`describe_agreement`).
-
-    Limitations: at the excerpt level the bootstrap treats excerpts as
-    independent, but excerpts of one conversation share a customer and a coder's
-    reading of them, so the intervals come out somewhat too narrow. Resampling
-    whole conversations would be more honest; it is not done yet.
     """
     codes = codebook.ids(codable_only=True) if codebook is not None else None
     presence, codes, coders, units = build_presence(codings, codes=codes, unit=unit)
     if len(coders) < 2:
         log.warning("agreement needs two or more coders; found %d", len(coders))
-    samples = np.random.default_rng(seed).integers(0, len(units), (n_boot, len(units)))
+    clusters = unit_clusters(codings, units, unit=unit)
+    weights = draw_bootstrap_weights(clusters, n_boot=n_boot, seed=seed)
 
     rows = [
-        summarise_agreement(presence[i], samples=samples, confidence=confidence)
+        summarise_agreement(presence[i], weights=weights, confidence=confidence)
         | {"code": code}
         for i, code in enumerate(codes)
     ]
     used = presence[np.nansum(presence, axis=(1, 2)) > 0]
     rows.append(
-        summarise_agreement(used, samples=samples, confidence=confidence)
+        summarise_agreement(used, weights=weights, confidence=confidence)
         | {"code": OVERALL}
     )
     table = pd.DataFrame(rows, columns=AGREEMENT_COLUMNS)
@@ -1514,8 +1511,49 @@ def agreement_table(
     return table
 
 
+def unit_clusters(codings: pd.DataFrame, units: list, *, unit: str) -> np.ndarray:
+    """Return, for each unit, the index of the conversation it belongs to.
+
+    At the conversation level every unit is its own cluster.
+    """
+    if unit == "conversation":
+        return np.arange(len(units))
+    conversation_of = codings.drop_duplicates("excerpt_id").set_index("excerpt_id")[
+        "conversation_id"
+    ]
+    codes, _ = pd.factorize(conversation_of.reindex(units))
+    return codes
+
+
+def draw_bootstrap_weights(
+    clusters: np.ndarray, *, n_boot: int, seed: int
+) -> np.ndarray:
+    """Return replicates × units weights from resampling whole clusters.
+
+    Parameters
+    ----------
+    clusters : ndarray
+        Each unit's cluster index (0 .. k-1).
+    n_boot : int
+        Replicates.
+    seed : int
+        Seeds the draw.
+
+    Returns
+    -------
+    ndarray
+        Shape (n_boot, units): how often the unit's cluster was drawn when k
+        clusters are drawn with replacement.
+    """
+    n_clusters = int(clusters.max()) + 1 if len(clusters) else 0
+    draws = np.random.default_rng(seed).integers(0, n_clusters, (n_boot, n_clusters))
+    counts = np.zeros((n_boot, n_clusters))
+    np.add.at(counts, (np.arange(n_boot)[:, None], draws), 1.0)
+    return counts[:, clusters]
+
+
 def summarise_agreement(
-    data: np.ndarray, *, samples: np.ndarray, confidence: float
+    data: np.ndarray, *, weights: np.ndarray, confidence: float
 ) -> dict:
     """Return one row of :func:`agreement_table` for coders × units data, or
     codes × coders × units data pooled over codes."""
@@ -1537,8 +1575,8 @@ def summarise_agreement(
     row["kappa"] = cohen_kappa(flat) if n_coders == 2 else float("nan")
     row["alpha"] = nominal_alpha(flat) if n_coders >= 2 else float("nan")
     row |= dict.fromkeys(CI_COLUMNS, np.nan)
-    if n_coders >= 2 and has_variation(flat) and len(samples):
-        row |= bootstrap_intervals(data, samples=samples, confidence=confidence)
+    if n_coders >= 2 and has_variation(flat) and len(weights):
+        row |= bootstrap_intervals(data, weights=weights, confidence=confidence)
 
     row["status"] = describe_agreement(flat, n_units=row["n_units"])
     return row
