@@ -207,8 +207,14 @@ def build_customer_features(
     as_of = pd.Timestamp(as_of)
     as_of = as_of.tz_localize("UTC") if as_of.tz is None else as_of.tz_convert("UTC")
     customers = exports.customers
-    orders = attach_customer_keys(exports.orders, customers)
-    checkouts = attach_customer_keys(exports.checkouts, customers)
+
+    # Describe the store as it stood at `as_of`: exports downloaded later hold
+    # later orders (the calls' own recoveries among them), which must not change
+    # who is sampled.
+    orders = _before(attach_customer_keys(exports.orders, customers), as_of, "orders")
+    checkouts = _before(
+        attach_customer_keys(exports.checkouts, customers), as_of, "checkouts"
+    )
 
     # Aggregate orders, products and checkouts per customer in DuckDB.
     order_features = _order_features(orders, as_of)
@@ -288,14 +294,20 @@ def _order_flags(orders: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def _order_features(orders: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
-    late = int((orders["created_at"] >= as_of).sum())
-    if late:
-        log.warning(
-            "%d orders are dated on or after %s; they count as recent purchases",
-            late,
+def _before(table: pd.DataFrame, as_of: pd.Timestamp, what: str) -> pd.DataFrame:
+    is_late = table["created_at"] >= as_of
+    if is_late.any():
+        log.info(
+            "left out %d %s dated on or after %s: features describe the store "
+            "as it stood then",
+            int(is_late.sum()),
+            what,
             as_of.date(),
         )
+    return table[~is_late]
+
+
+def _order_features(orders: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
     # The reader gives one row per order; a repeated id would be counted twice.
     keyed = orders[orders["customer_key"].notna()]
     if keyed["order_id"].duplicated().any():
@@ -443,7 +455,6 @@ def _fill_feature_defaults(features: pd.DataFrame) -> pd.DataFrame:
 def _connection() -> duckdb.DuckDBPyConnection:
     """Return this process's DuckDB connection (opening one costs ~0.1 s)."""
     connection = duckdb.connect()
-    connection.execute("SET enable_progress_bar = false")
     return connection
 
 
