@@ -118,10 +118,15 @@ def write_research(
     for month in MONTHS:
         buyers = calling.find_month_buyers(orders, store.people, month)
         turns = notes.write_notes(
-            months[month], folder, month=month, buyers=buyers, rng=rng["notes"]
+            months[month],
+            folder,
+            month=month,
+            buyers=buyers,
+            rng=rng["notes"],
+            coding_rng=rng["coding"],
         )
         excerpts = sheets.write_coding_sheets(
-            turns, folder, month=month, codebook=codebook, rng=rng["coding"]
+            turns, folder, month=month, codebook=codebook
         )
         sheets.write_predictions(
             turns, months[month], folder, month=month, rng=rng["predictions"]

@@ -33,7 +33,13 @@ QUESTIONS = {
 
 
 def write_notes(
-    calls, folder: Path, *, month: str, buyers: set, rng: np.random.Generator
+    calls,
+    folder: Path,
+    *,
+    month: str,
+    buyers: set,
+    rng: np.random.Generator,
+    coding_rng: np.random.Generator,
 ) -> pd.DataFrame:
     """Write ``conversations/<month>/<conversation_id>.md`` for every conversation.
 
@@ -48,13 +54,18 @@ def write_notes(
     buyers : set
         Keys of customers who ordered in the month: the rest are non-buyers.
     rng : numpy.random.Generator
+        Draws what customers say.
+    coding_rng : numpy.random.Generator
+        Draws how each coder codes each customer turn (done here, turn by turn,
+        so late conversations can keep to codes both coders already agreed on).
 
     Returns
     -------
     DataFrame
         One row per customer turn: ``conversation_id``, ``customer_key``,
         ``segment``, ``consent_to_quote``, ``turn`` (1-based among the customer's
-        turns), ``text``, ``codes`` (tuple of the intended code ids).
+        turns), ``text``, ``codes`` (tuple of the intended code ids), ``coded``
+        (coder -> the codes that coder gave).
     """
     conversations = calls.conversations
     is_buyer = conversations["customer_key"].isin(buyers).to_numpy()
@@ -68,8 +79,8 @@ def write_notes(
     heard: dict[str, Counter] = {}
     turns = []
     for index, row in conversations.iterrows():
-        # Late in a segment's run, customers only repeat what was heard often
-        # (three times), so it survives both coders agreeing.
+        # Late in a segment's run, customers only repeat what both coders
+        # already agreed on at least twice in that segment.
         seen = heard.setdefault(row["segment"], Counter())
         allowed = repeated_codes(seen) if index in late else None
         themes = plan_themes(
@@ -77,7 +88,8 @@ def write_notes(
         )
         said = draw_turns(row, themes, allowed=allowed, rng=rng)
         said.append((closing(row, rng=rng, with_pii=index in pii_at), ()))
-        seen.update(code for _, codes in said for code in codes)
+        coded = [code_turn(codes, rng=coding_rng) for _, codes in said]
+        seen.update(code for given in coded for code in agreed_codes(given))
         consent = index not in refused
         text = format_note(row, said, month=month, consent=consent)
         path = folder / "conversations" / month / f"{row['conversation_id']}.md"
@@ -91,8 +103,11 @@ def write_notes(
                 "turn": number,
                 "text": line,
                 "codes": codes,
+                "coded": given,
             }
-            for number, (line, codes) in enumerate(said, start=1)
+            for number, ((line, codes), given) in enumerate(
+                zip(said, coded, strict=True), start=1
+            )
         ]
     log.info("wrote %d conversation notes for %s", len(conversations), month)
     return pd.DataFrame(turns)
@@ -128,8 +143,20 @@ def choose_price_citers(
 
 
 def repeated_codes(seen: Counter) -> set[str]:
-    """Return the codes heard at least three times, else at least once."""
-    return {c for c, n in seen.items() if n >= 3} or set(seen)
+    """Return the codes agreed at least twice, else at least once."""
+    return {c for c, n in seen.items() if n >= 2} or set(seen)
+
+
+def code_turn(codes: tuple, *, rng: np.random.Generator) -> dict[str, list[str]]:
+    """Return each coder's codes for one customer turn."""
+    from helpers.demo.sheets import CODERS, code_excerpt
+
+    return {coder: code_excerpt(codes, rng=rng) for coder in CODERS}
+
+
+def agreed_codes(given: dict[str, list[str]]) -> set[str]:
+    """Return the codes every coder gave."""
+    return set.intersection(*(set(codes) for codes in given.values()))
 
 
 def plan_themes(

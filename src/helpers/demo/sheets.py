@@ -49,21 +49,19 @@ def write_coding_sheets(
     *,
     month: str,
     codebook: dict,
-    rng: np.random.Generator,
 ) -> pd.DataFrame:
     """Write ``coding/<month>/<coder>.xlsx`` for both coders.
 
     Parameters
     ----------
     turns : DataFrame
-        From :func:`helpers.demo.notes.write_notes`.
+        From :func:`helpers.demo.notes.write_notes`, each coder's codes drawn.
     folder : Path
         The study folder.
     month : str
         ``YYYY-MM``.
     codebook : dict
         Its leaf ids fill the drop-downs.
-    rng : numpy.random.Generator
 
     Returns
     -------
@@ -80,24 +78,17 @@ def write_coding_sheets(
     spoken = excerpts[excerpts["speaker"] == "customer"]
     if len(spoken) != len(turns) or list(spoken["text"]) != list(turns["text"]):
         raise RuntimeError(f"demo notes for {month} did not split one excerpt per turn")
-    extra = turns[["codes", "segment", "consent_to_quote"]].set_axis(spoken.index)
-    excerpts = excerpts.join(extra)
-    excerpts["codes"] = excerpts["codes"].apply(
-        lambda c: c if isinstance(c, tuple) else ()
-    )
+    extra = turns[["codes", "coded", "segment", "consent_to_quote"]]
+    excerpts = excerpts.join(extra.set_axis(spoken.index))
+    blank = dict.fromkeys(CODERS, [])
+    excerpts["codes"] = [c if isinstance(c, tuple) else () for c in excerpts["codes"]]
+    excerpts["coded"] = [g if isinstance(g, dict) else blank for g in excerpts["coded"]]
     codes = leaf_ids(codebook)
-    agreed = None
     for coder in CODERS:
         sheet = excerpts[
             ["conversation_id", "excerpt_id", "position", "speaker", "text"]
         ].copy()
-        coded = [code_excerpt(c, rng=rng) for c in excerpts["codes"]]
-        given = [set(c) for c in coded]
-        agreed = (
-            given
-            if agreed is None
-            else [a & g for a, g in zip(agreed, given, strict=True)]
-        )
+        coded = [given[coder] for given in excerpts["coded"]]
         for slot in range(3):
             sheet[f"code_{slot + 1}"] = [
                 c[slot] if len(c) > slot else "" for c in coded
@@ -109,7 +100,11 @@ def write_coding_sheets(
             dropdowns={f"code_{slot}": codes for slot in (1, 2, 3)},
             column_widths={"text": 80},
         )
-    return excerpts.assign(agreed=[tuple(sorted(a)) for a in agreed])
+    agreed = [
+        tuple(sorted(set.intersection(*(set(c) for c in given.values()))))
+        for given in excerpts["coded"]
+    ]
+    return excerpts.assign(agreed=agreed)
 
 
 def code_excerpt(intended: tuple, *, rng: np.random.Generator) -> list[str]:
