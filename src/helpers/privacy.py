@@ -79,17 +79,24 @@ def redact(text: str, *, names: list[str] | tuple[str, ...] = ()) -> str:
     return redacted
 
 
-def find_pii(text: str) -> list[str]:
-    """Return the e-mail addresses and phone-like numbers found in `text`."""
-    return EMAIL_PATTERN.findall(text) + PHONE_PATTERN.findall(text)
-
-
 # Heard's own ids (q-2026-11-07-003, 2026-11-07-003) and ISO times look like phone
-# numbers to PHONE_PATTERN; they are removed before a file is scanned.
+# numbers to PHONE_PATTERN; find_pii removes them before it looks.
 HEARD_IDS_AND_TIMES = re.compile(
     r"\b(?:q-)?\d{4}-\d{2}-\d{2}"
     r"(?:-\d{3}\b|[ T]\d{2}:\d{2}(?::\d{2})?(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2})?)?"
 )
+
+
+def find_pii(text: str) -> list[str]:
+    """Return the e-mail addresses and phone-like numbers found in `text`.
+
+    Heard's own quote and excerpt ids and ISO dates and times are removed first:
+    their digit runs look like phone numbers.
+    """
+    cleaned = HEARD_IDS_AND_TIMES.sub(" ", text)
+    return EMAIL_PATTERN.findall(cleaned) + PHONE_PATTERN.findall(cleaned)
+
+
 SCANNED_SUFFIXES = (".parquet", ".csv", ".xlsx", ".json", ".md", ".html", ".typ",
                     ".txt", ".pdf")  # fmt: skip
 
@@ -113,8 +120,8 @@ def scan_for_pii(paths) -> list[dict]:
 
     Notes
     -----
-    Matching uses :func:`find_pii` after removing Heard's quote and excerpt ids
-    and ISO dates and times, which have phone-like digit runs. Limitations: a
+    Matching uses :func:`find_pii`, which ignores Heard's own ids and ISO
+    times. Limitations: a
     phone number written with letters, or an e-mail with spaces around the
     ``@``, is not found; names are not searched for (no list of names exists
     outside ``data/raw``).
@@ -124,10 +131,9 @@ def scan_for_pii(paths) -> list[dict]:
         if path.suffix.lower() not in SCANNED_SUFFIXES:
             continue
         for where, text in _scanned_texts(path):
-            cleaned = HEARD_IDS_AND_TIMES.sub(" ", text)
             findings.extend(
                 {"file": str(path), "where": where, "found": found}
-                for found in find_pii(cleaned)
+                for found in find_pii(text)
             )
     log.info("scanned %d files: %d e-mails or phones", len(paths), len(findings))
     return findings
