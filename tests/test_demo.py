@@ -378,13 +378,6 @@ def test_experiments_cite_quotes_that_exist(written):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="helpers.segments counts orders and checkouts created after the "
-    "month's first moment (the recovered orders in the month-end export among "
-    "them), so step 01 re-run on the month-end exports draws another call list "
-    "than the one the calls were simulated from; capping both at as_of fixes it",
-)
 def test_step_01_redraws_the_call_list_the_calls_used(written, tmp_path):
     from helpers.demo.calling import plan_month
 
