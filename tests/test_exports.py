@@ -383,6 +383,24 @@ def test_do_not_call_requests_from_calls_are_matched_on_key(tmp_path):
     assert customers.set_index("customer_key").loc[key, "is_do_not_call"]
 
 
+def test_a_months_own_do_not_call_requests_wait_for_the_next_month(tmp_path):
+    study = make_study(tmp_path, ["customers_export.csv"])
+    october, november = (
+        privacy.customer_key(e) for e in ("sam@example.com", "lee@example.com")
+    )
+    for month, key in (("2026-10", october), ("2026-11", november)):
+        folder = tmp_path / "processed" / month
+        folder.mkdir(parents=True)
+        pd.DataFrame({"customer_key": [key]}).to_parquet(
+            folder / exports.DO_NOT_CALL_REQUESTS
+        )
+
+    listed = exports.load_do_not_call(study, before="2026-11")
+    assert set(listed["customer_key"].dropna()) == {october}
+    everyone = exports.load_do_not_call(study)
+    assert set(everyone["customer_key"].dropna()) == {october, november}
+
+
 def test_same_order_in_two_files_is_kept_once(tmp_path):
     copy = tmp_path / "orders_export_2.csv"
     shutil.copy(FIXTURES / "shopify_orders_79.csv", copy)

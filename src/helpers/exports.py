@@ -1672,18 +1672,27 @@ DO_NOT_CALL_FILE = "do-not-call.csv"
 DO_NOT_CALL_REQUESTS = "do-not-call-requests_customer.parquet"
 
 
-def load_do_not_call(study: Study, *, customers: pd.DataFrame | None = None):
+def load_do_not_call(
+    study: Study,
+    *,
+    customers: pd.DataFrame | None = None,
+    before: str | None = None,
+):
     """Return everyone who must not be called.
 
     Parameters
     ----------
     study : Study
         The study; its raw ``do-not-call.csv`` (``phone`` in any format, optional
-        ``email``) and every month's processed ``do-not-call-requests_customer
-        .parquet`` (``customer_key``) are read.
+        ``email``) and the processed ``do-not-call-requests_customer.parquet``
+        (``customer_key``) of every month before `before` are read.
     customers : DataFrame, optional
         Customer records with ``tags``, ``email``, ``phone_e164`` and
         ``customer_key``; those tagged with ``consent.do_not_call_tag`` are added.
+    before : str, optional
+        ``YYYY-MM``: requests made during this month's own calls or later are
+        left out, so re-running a month draws the call list it drew the first
+        time. Every month's requests count when omitted.
 
     Returns
     -------
@@ -1698,6 +1707,8 @@ def load_do_not_call(study: Study, *, customers: pd.DataFrame | None = None):
         tagged = customers[_has_tag(customers["tags"], tag).to_numpy()]
         frames.append(tagged.reindex(columns=["phone_e164", "email", "customer_key"]))
     for path in sorted(study.processed_root.glob(f"*/{DO_NOT_CALL_REQUESTS}")):
+        if before is not None and path.parent.name >= before:
+            continue
         requests = pd.read_parquet(path, columns=["customer_key"])
         frames.append(requests.assign(phone_e164=None, email=None))
     columns = ["phone_e164", "email", "customer_key"]
@@ -1783,7 +1794,7 @@ def load_store_exports(study: Study, month: str, *, as_of=None) -> StoreExports:
         table["email"] = normalise_emails(table["email"])
 
     customers, orders, checkouts = _customers_and_keys(
-        study, customer_rows, orders, checkouts
+        study, month, customer_rows, orders, checkouts
     )
     rejected = pd.concat([r.rejected for r in read], ignore_index=True).reindex(
         columns=REJECTED_COLUMNS
@@ -1877,7 +1888,7 @@ def _drop_repeats(table: pd.DataFrame, id_column: str) -> pd.DataFrame:
     return table[~repeated].copy()
 
 
-def _customers_and_keys(study, customer_rows, orders, checkouts):
+def _customers_and_keys(study, month, customer_rows, orders, checkouts):
     """Return customers, and orders and checkouts with their customer_key."""
     config = study.config
     candidates, positions = gather_candidates(customer_rows, orders, checkouts)
@@ -1890,7 +1901,7 @@ def _customers_and_keys(study, customer_rows, orders, checkouts):
         candidates.loc[identified, "phone_raw"], region[identified], keep=keep
     )
     known = candidates[identified].join(numbers)
-    do_not_call = load_do_not_call(study, customers=None)
+    do_not_call = load_do_not_call(study, before=month)
     customers, keys = build_customers(known, config=config, do_not_call=do_not_call)
 
     # Each order or checkout gets the key of its identity's customer.

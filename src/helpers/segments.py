@@ -1025,18 +1025,6 @@ def _keys_in_call_log(path: Path, phones: pd.DataFrame, *, region: str) -> set:
     )
 
 
-def load_do_not_call_requests(study: Study) -> set:
-    """Return the keys who asked on a call never to be called again (any month's
-    ``do-not-call-requests_customer.parquet``, written by the calls step)."""
-    keys: set = set()
-    if study.processed_root.is_dir():
-        for path in study.processed_root.glob(
-            "*/do-not-call-requests_customer.parquet"
-        ):
-            keys |= set(pd.read_parquet(path, columns=["customer_key"]).iloc[:, 0])
-    return keys
-
-
 def load_views(study: Study, month: str) -> pd.DataFrame | None:
     """Return the month's product views, or None when no views export is given.
 
@@ -1325,12 +1313,11 @@ def prepare_segment_plan(study: str | Path | Study, month: str) -> SegmentPlan:
 
     # Exclude earlier months' customers, do-not-call and the uncallable.
     phones = exports.customers[["customer_key", "phone_e164"]]
-    listed = load_do_not_call(study)
+    listed = load_do_not_call(study, before=month)
     excluded = find_exclusions(
         features,
         called_before=load_called_before(study, month, phones=phones),
-        do_not_call_keys=load_do_not_call_requests(study)
-        | set(listed["customer_key"].dropna()),
+        do_not_call_keys=set(listed["customer_key"].dropna()),
         do_not_call_phones=set(listed["phone_e164"].dropna()),
         phones=phones,
     )
