@@ -27,3 +27,9 @@ def test_redact_removes_emails_phones_and_names():
 def test_find_pii_ignores_order_numbers_and_money():
     assert find_pii("Order #1051 cost $1,204.50 on 2026-11-03") == []
     assert find_pii("reach me at 202.555.0143") == ["202.555.0143"]
+
+
+def test_numbers_side_by_side_in_a_table_are_not_a_phone():
+    assert find_pii("p-value 0.0024 16000 rows") == []
+    assert find_pii("21307\n21387") == []
+    assert find_pii("dotted 202.555.0143 stays found") == ["202.555.0143"]

@@ -21,8 +21,9 @@ from helpers.study import find_project_root
 log = logging.getLogger(__name__)
 
 EMAIL_PATTERN = re.compile(r"[A-Za-z0-9._%+'-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
-# A run of 9 or more digits, allowing the separators people type between them.
-PHONE_PATTERN = re.compile(r"(?<![\w.])\+?\(?\d(?:[\s().-]{0,2}\d){8,14}(?![\w])")
+# A run of 9 or more digits on one line, allowing the separators people type
+# between them.
+PHONE_PATTERN = re.compile(r"(?<![\w.])\+?\(?\d(?:[ \t().-]{0,2}\d){8,14}(?![\w])")
 KEY_BYTES = 32
 
 
@@ -85,15 +86,18 @@ HEARD_IDS_AND_TIMES = re.compile(
     r"\b(?:q-)?\d{4}-\d{2}-\d{2}"
     r"(?:-\d{3}\b|[ T]\d{2}:\d{2}(?::\d{2})?(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2})?)?"
 )
+# A decimal such as 0.0024 next to a count in a table reads as a dotted phone
+# number; a dotted phone (202.555.0143) has more than one dot and is kept.
+DECIMAL = re.compile(r"(?<![\d.])\d+\.\d+(?!\.?\d)")
 
 
 def find_pii(text: str) -> list[str]:
     """Return the e-mail addresses and phone-like numbers found in `text`.
 
-    Heard's own quote and excerpt ids and ISO dates and times are removed first:
-    their digit runs look like phone numbers.
+    Heard's own quote and excerpt ids, ISO dates and times, and decimals are
+    removed first: their digit runs look like phone numbers.
     """
-    cleaned = HEARD_IDS_AND_TIMES.sub(" ", text)
+    cleaned = DECIMAL.sub(" ", HEARD_IDS_AND_TIMES.sub(" ", text))
     return EMAIL_PATTERN.findall(cleaned) + PHONE_PATTERN.findall(cleaned)
 
 
@@ -162,7 +166,8 @@ def _scanned_texts(path: Path):
         yield "text", "\n".join(page.extract_text() or "" for page in pages)
     else:
         text = path.read_text(encoding="utf-8", errors="replace")
-        yield "text", re.sub(r"<[^>]+>", " ", text) if suffix == ".html" else text
+        # A tag ends a line, so neighbouring table cells never join into one number.
+        yield "text", re.sub(r"<[^>]+>", "\n", text) if suffix == ".html" else text
 
 
 def customer_keys(identities, *, key: bytes | None = None) -> list[str | None]:

@@ -16,7 +16,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -592,32 +591,18 @@ def check_rendered_privacy(outputs: ReportOutputs) -> None:
         Naming the file and what was found; the PDF and the site are deleted
         first, so nothing personal is left to share.
     """
-    from helpers.privacy import find_pii
+    from helpers.privacy import scan_for_pii
 
-    for path, text in list(rendered_texts(outputs)):
-        found = find_pii(text)
-        if found:
-            # Nothing personal may stay where someone could share it.
-            Path(outputs.pdf).unlink(missing_ok=True)
-            shutil.rmtree(Path(outputs.site).parent, ignore_errors=True)
-            raise HeardInputError(
-                path,
-                expected="no e-mail address or phone number in the report",
-                found=f"{len(found)} match(es), e.g. {found[0]!r}",
-                fix="redact the text where it enters (helpers.privacy.redact) and "
-                "run the report again; the PDF and the site were deleted",
-            )
-
-
-def rendered_texts(outputs: ReportOutputs) -> Iterator[tuple[Path, str]]:
-    """Yield ``(file, visible text)`` for every HTML page and the PDF."""
-    for page in sorted(Path(outputs.site).parent.rglob("*.html")):
-        html = page.read_text(encoding="utf-8")
-        yield page, re.sub(r"<[^>]+>", " ", html)
-    try:
-        from pypdf import PdfReader
-    except ImportError:
-        log.warning("pypdf is not installed; the PDF's text is not scanned")
-        return
-    reader = PdfReader(str(outputs.pdf))
-    yield outputs.pdf, "\n".join(page.extract_text() or "" for page in reader.pages)
+    pages = sorted(Path(outputs.site).parent.rglob("*.html"))
+    findings = scan_for_pii([*pages, Path(outputs.pdf)])
+    if findings:
+        # Nothing personal may stay where someone could share it.
+        Path(outputs.pdf).unlink(missing_ok=True)
+        shutil.rmtree(Path(outputs.site).parent, ignore_errors=True)
+        raise HeardInputError(
+            findings[0]["file"],
+            expected="no e-mail address or phone number in the report",
+            found=f"{len(findings)} match(es), e.g. {findings[0]['found']!r}",
+            fix="redact the text where it enters (helpers.privacy.redact) and "
+            "run the report again; the PDF and the site were deleted",
+        )
