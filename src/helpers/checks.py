@@ -18,6 +18,7 @@ import codecs
 import csv
 import io
 import logging
+import os
 import re
 import sys
 from collections.abc import Callable, Iterator
@@ -31,6 +32,8 @@ from helpers.errors import HeardInputError
 from helpers.study import Study, check_month, find_project_root, load_study
 
 log = logging.getLogger(__name__)
+
+CHECKED_VARIABLE = "HEARD_CHECKED"
 
 SEVERITIES = ("error", "warning")
 # Excel holds at most 32,767 characters in a cell; a longer one is nearly always
@@ -278,14 +281,21 @@ def _relative(text: str, study: Study | None) -> str:
     return str(text).replace(f"{folder}/", "")
 
 
-def ensure_checked(study: Study, month: str) -> None:
+def ensure_checked(study: Study, month: str, *, reuse: bool = False) -> None:
     """Raise when :func:`check_study` finds errors for `month`; log its warnings.
+
+    The report command and the notebooks call this first. A passed check is
+    remembered in ``$HEARD_CHECKED``; with ``reuse=True`` (the notebooks) a check
+    already passed in this process or its parent (the report that runs the
+    notebooks) is not repeated.
 
     Raises
     ------
     HeardInputError
-        Naming the study folder, the number of errors and the first one.
+        Naming the study folder and listing every error.
     """
+    if reuse and os.environ.get(CHECKED_VARIABLE) == _checked_mark(study, month):
+        return
     problems = check_study(study, month=month, root=find_project_root())
     for problem in problems:
         if problem.severity == "warning":
@@ -295,9 +305,20 @@ def ensure_checked(study: Study, month: str) -> None:
         raise HeardInputError(
             study.raw_dir,
             expected="a study folder without errors",
-            found=f"{len(errors)} error(s), the first: {errors[0].message}",
-            fix=f"run `heard check {study.name} --month {month}` to see them all",
+            found=f"{len(errors)} error(s)",
+            fix=f"correct these, then run `heard check {study.name} --month {month}`"
+            f":\n{format_problems(errors)}",
         )
+    remember_checked(study, month)
+
+
+def remember_checked(study: Study, month: str) -> None:
+    """Record in ``$HEARD_CHECKED`` that `month` of `study` passed its checks."""
+    os.environ[CHECKED_VARIABLE] = _checked_mark(study, month)
+
+
+def _checked_mark(study: Study, month: str) -> str:
+    return f"{study.raw_dir}:{month}"
 
 
 # --------------------------------------------------------------------------------------

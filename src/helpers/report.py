@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from helpers.checks import ensure_checked, remember_checked
 from helpers.errors import HeardInputError
 from helpers.study import check_month, find_project_root, load_study
 
@@ -159,7 +160,9 @@ def build_report(
         ensure_demo_study(study, root)
         checked = not fresh and checks_passed(folder, study, month, root=root)
         announce(1, total, f"checks{' (unchanged, passed before)' if checked else ''}")
-        if not checked:
+        if checked:
+            remember_checked(load_study(study, root=root), month)
+        else:
             check_inputs(study, month, root)
 
     # Execute each notebook, or reuse last run's when nothing it reads changed.
@@ -225,28 +228,11 @@ def ensure_demo_study(study: str, root: Path) -> None:
 
 
 def check_inputs(study: str, month: str, root: Path) -> None:
-    """Run ``helpers.checks`` on the study; raise on the first errors.
+    """Run ``helpers.checks`` on the study; raise listing every error.
 
     Warnings are logged: they change how a result reads but do not stop the run.
     """
-    try:
-        from helpers.checks import check_study, format_problems
-    except ImportError:
-        log.warning("helpers.checks is not available; the study folder is not checked")
-        return
-    problems = check_study(study, month=month, root=root)
-    errors = [p for p in problems if p.severity == "error"]
-    for problem in problems:
-        if problem.severity != "error":
-            log.warning("[%s] %s", problem.step, problem.message)
-    if errors:
-        raise HeardInputError(
-            root / "data" / "raw" / study,
-            expected="a study folder without errors",
-            found=f"{len(errors)} error(s)",
-            fix=f"correct these, then run `heard check {study}`:\n"
-            + format_problems(errors),
-        )
+    ensure_checked(load_study(study, root=root), month)
 
 
 def checks_digest(study: str, month: str, *, root: Path) -> str:
