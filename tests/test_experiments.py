@@ -626,3 +626,51 @@ def test_crafted_split_is_flagged_as_srm_and_bayes_can_be_switched_off(tmp_path)
     assert found["flags"].split(";")[0] == "srm"
     assert found["verdict"].startswith("Sample-ratio mismatch")
     assert np.isnan(found["chance_to_beat_control"]) and found["bayes_model"] == ""
+
+
+def verdict_row(**changes) -> pd.DataFrame:
+    values = {
+        "metric": "revenue_per_visitor",
+        "variant": "new-copy",
+        "role": "primary",
+        "mode": "mean",
+        "flags": "",
+        "is_testable": True,
+        "abs_lift": 1.0,
+        "abs_ci_low": 0.1,
+        "abs_ci_high": 1.9,
+        "rel_lift": 0.2,
+        "rel_ci_low": 0.02,
+        "rel_ci_high": 0.4,
+        "p_value": 0.03,
+        "p_adjusted": 0.09,
+        "correction": "holm",
+    }
+    values.update(changes)
+    return pd.DataFrame([values])
+
+
+def test_verdict_after_correction_does_not_deny_an_interval_that_excludes_zero():
+    # Raw p 0.03 (the shown 95% interval [+0.1, +1.9] excludes zero) but Holm's
+    # adjusted p is 0.09: the verdict must not say the interval includes no change.
+    definition = {"alpha": 0.05, "metrics": {"revenue_per_visitor": (0, 0, 0, True)}}
+    verdict = ex.write_verdicts(verdict_row(), definition).iloc[0]
+    assert "interval includes no change" not in verdict
+    assert "not significant" in verdict and "holm" in verdict
+
+
+def test_verdict_never_says_the_interval_excludes_zero_when_it_does_not():
+    # A pooled z-test can fall just under alpha while Newcombe's interval still
+    # touches zero; the sentence must describe the interval actually shown.
+    definition = {"alpha": 0.05, "metrics": {"conversion_rate": (0, 0, 0, True)}}
+    frame = verdict_row(
+        metric="conversion_rate",
+        mode="proportion",
+        abs_lift=0.01,
+        abs_ci_low=-0.0001,
+        abs_ci_high=0.02,
+        p_value=0.049,
+        p_adjusted=0.049,
+    )
+    verdict = ex.write_verdicts(frame, definition).iloc[0]
+    assert "interval excludes no change" not in verdict

@@ -980,32 +980,55 @@ def write_verdicts(results: pd.DataFrame, definition: dict) -> pd.Series:
         if not row.is_testable:
             sentences.append(lead + f"{head}: not testable, {_why_untestable(flags)}.")
             continue
-        lift = _format_lift(row)
-        in_family = row.role != "sensitivity"
-        p_value = row.p_adjusted if in_family else row.p_value
-        adjusted = ("adjusted p " if in_family else "uncorrected p ") + format_p_value(
-            p_value
-        )
-        corrected = f"after {row.correction} correction" if in_family else "uncorrected"
-        if p_value < alpha:
-            good = (row.rel_lift > 0) == better.get(row.metric, True)
-            text = (
-                f"{head}: {lift}; the {1 - alpha:.0%} interval excludes no change "
-                f"and the difference is significant at alpha {alpha:g} "
-                f"{corrected} ({adjusted}), "
-                f"{'in the wanted direction' if good else 'in the unwanted direction'}"
-            )
-        else:
-            text = (
-                f"{head}: {lift}; the interval includes no change ({adjusted}), "
-                "so these data cannot tell a real difference from noise"
-            )
+        text = _verdict_text(row, head, alpha, better.get(row.metric, True))
         if "below_min_sample" in flags:
             text += "; the arms are below the planned sample"
         if "capped" in flags:
             text += " (revenue capped per unit: compare with the uncapped row)"
         sentences.append(lead + text + ".")
     return pd.Series(sentences, index=results.index, dtype=object)
+
+
+def _verdict_text(row, head: str, alpha: float, higher_is_better: bool) -> str:
+    """Return the verdict's core: the lift with its interval, then what the
+    interval and the (adjusted) p-value say, each described as it is."""
+    lift = _format_lift(row)
+    in_family = row.role != "sensitivity"
+    p_value = row.p_adjusted if in_family else row.p_value
+    adjusted = ("adjusted p " if in_family else "uncorrected p ") + format_p_value(
+        p_value
+    )
+    corrected = f"after {row.correction} correction" if in_family else "uncorrected"
+    level = f"{1 - alpha:.0%}"
+
+    # The interval shown is unadjusted; the p-value may be adjusted, and a pooled
+    # z-test can disagree with Newcombe's interval at the edge: say which holds.
+    excludes = row.abs_ci_low > 0 or row.abs_ci_high < 0
+    if p_value < alpha and excludes:
+        good = (row.abs_lift > 0) == higher_is_better
+        return (
+            f"{head}: {lift}; the {level} interval excludes no change "
+            f"and the difference is significant at alpha {alpha:g} "
+            f"{corrected} ({adjusted}), "
+            f"{'in the wanted direction' if good else 'in the unwanted direction'}"
+        )
+    if p_value < alpha:
+        return (
+            f"{head}: {lift}; the p-value is below alpha {alpha:g} {corrected} "
+            f"({adjusted}) but the {level} interval still includes no change, "
+            "so the evidence is borderline"
+        )
+    if excludes:
+        return (
+            f"{head}: {lift}; the unadjusted {level} interval excludes no change, "
+            f"but the difference is not significant at alpha {alpha:g} {corrected} "
+            f"({adjusted}) across the family of comparisons, so treat it as "
+            "unconfirmed"
+        )
+    return (
+        f"{head}: {lift}; the interval includes no change ({adjusted}), "
+        "so these data cannot tell a real difference from noise"
+    )
 
 
 def _why_untestable(flags: set) -> str:
