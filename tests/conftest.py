@@ -15,6 +15,8 @@ def _isolated_key(tmp_path_factory, monkeypatch):
     """Give every test a pseudonymisation key outside the repository."""
     key_file = tmp_path_factory.getbasetemp() / "pseudonym.key"
     monkeypatch.setenv("HEARD_KEY_FILE", str(key_file))
+    # A check passed in one test must not count as passed in the next.
+    monkeypatch.setenv("HEARD_CHECKED", "")
 
 
 @pytest.fixture

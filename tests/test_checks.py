@@ -112,8 +112,20 @@ def test_ensure_checked_raises_with_the_count_and_logs_warnings(
     (exports / "orders_export_3.csv").write_bytes(b"")
     with pytest.raises(HeardInputError) as caught:
         ensure_checked(study, MONTH)
-    assert "1 error(s), the first: " in str(caught.value)
+    assert "1 error(s)" in str(caught.value)
+    assert "orders_export_3.csv" in caught.value.fix
     assert f"heard check small --month {MONTH}" in caught.value.fix
+
+
+def test_a_passed_check_is_reused_only_when_asked(study_dir, monkeypatch):
+    monkeypatch.setenv("HEARD_ROOT", str(study_dir.parents[2]))
+    study = load_study(study_dir)
+    ensure_checked(study, MONTH)
+    (study_dir / "exports" / MONTH / "orders_export_3.csv").write_bytes(b"")
+
+    ensure_checked(study, MONTH, reuse=True)
+    with pytest.raises(HeardInputError, match=r"1 error\(s\)"):
+        ensure_checked(study, MONTH)
 
 
 def test_a_crashing_loader_is_reported_not_raised(study_dir, monkeypatch):
