@@ -62,8 +62,11 @@ def run(arguments: argparse.Namespace) -> int:
     if arguments.command == "demo":
         from helpers.demo import write_demo_study
 
-        folder = write_demo_study(root / "data" / "raw" / "demo", force=arguments.force)
-        print(f"demo study written to {folder}")
+        folder = root / "data" / "raw" / "demo"
+        if folder.exists() and not arguments.force:
+            print(f"the demo study is already in {folder}; --force rewrites it")
+            return 0
+        print(f"demo study written to {write_demo_study(folder, force=True)}")
         return 0
     if arguments.command == "check":
         from helpers.checks import check_study, format_problems
