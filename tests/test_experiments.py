@@ -674,3 +674,46 @@ def test_verdict_never_says_the_interval_excludes_zero_when_it_does_not():
     )
     verdict = ex.write_verdicts(frame, definition).iloc[0]
     assert "interval excludes no change" not in verdict
+
+
+def test_an_arm_without_orders_makes_aov_untestable_and_says_why(tmp_path):
+    # Control: 300 visitors, no orders, so its AOV (revenue / orders) is 0 / 0.
+    # The verdict must blame the missing orders, not missing sums in the file.
+    rows = pd.DataFrame(
+        {
+            "variant": ["control"] * 300 + ["new-copy"] * 300,
+            "revenue": [0.0] * 300 + [50.0, 30.0, 70.0, 45.0, 60.0] + [0.0] * 295,
+            "orders": [0] * 300 + [1] * 5 + [0] * 295,
+        }
+    )
+    definition = two_arm_definition(primary_metric="aov", secondary_metrics=[])
+    analysis = analyse(write_experiment(tmp_path / "no-orders", definition, rows))
+    found = row(analysis["results"], "aov", "new-copy")
+    assert not found["is_testable"]
+    assert "zero_conversions" in found["flags"]
+    assert "lack the sums" not in found["verdict"]
+    assert "no conversions" in found["verdict"]
+    checks = analysis["checks"]
+    zero = checks[checks["check"].eq("zero_conversions")]
+    assert zero["variant"].tolist() == ["control"]
+    assert "nan" not in zero["message"].iloc[0]
+
+
+def test_a_control_with_no_spread_does_not_make_revenue_significant(tmp_path):
+    # Control: 300 visitors who all spent 0, so its sample variance is 0 and
+    # Welch's t would treat its mean as known exactly. Treatment: 5 buyers of
+    # 300 at 50. Welch would give p = 0.025 (a one-sample t on the treatment),
+    # while Fisher's exact test on the same 5/300 vs 0/300 buyers gives 0.06.
+    rows = pd.DataFrame(
+        {
+            "variant": ["control"] * 300 + ["new-copy"] * 300,
+            "revenue": [0.0] * 300 + [50.0] * 5 + [0.0] * 295,
+        }
+    )
+    assert stats.fisher_exact([[5, 295], [0, 300]]).pvalue > 0.05
+    definition = two_arm_definition(secondary_metrics=[])
+    analysis = analyse(write_experiment(tmp_path / "flat", definition, rows))
+    found = row(analysis["results"], "revenue_per_visitor", "new-copy")
+    assert "zero_variance" in found["flags"]
+    assert not found["is_testable"] and np.isnan(found["p_value"])
+    assert "significant" not in found["verdict"]

@@ -516,6 +516,7 @@ def _metric_values(columns: dict, kind: str, numerator: str, denominator) -> dic
                 variance=var,
                 unit_variance=var * n,
                 is_zero_variance=var == 0,
+                has_zero_conversions=columns[denominator] == 0,
             )
         elif (
             kind == "ratio"
@@ -655,10 +656,18 @@ def _degenerate_rows(values: pd.DataFrame, alpha: float) -> list[tuple]:
             1.0,
             False,
             f"{v} has 0 of {n:,.0f} on {m}: not testable; exact {1 - alpha:.0%} "
-            f"upper bound {high:.2%}",
+            f"upper bound {high:.2%}"
+            if mode == "proportion"
+            else f"{v} has no conversions (a zero denominator) on {m}: undefined "
+            "there, not testable",
         )
-        for m, v, n, high in zip(
-            zero["metric"], zero["variant"], zero["n"], zero["ci_high"], strict=True
+        for m, v, n, high, mode in zip(
+            zero["metric"],
+            zero["variant"],
+            zero["n"],
+            zero["ci_high"],
+            zero["mode"],
+            strict=True,
         )
     ]
     flat = values[values["is_zero_variance"]]
@@ -739,7 +748,7 @@ def compare_arms(
     The family for the correction is every testable non-control arm × metric
     with role primary, secondary or guardrail; sensitivity rows (capped revenue)
     are reported uncorrected. Untestable comparisons (zero conversions, zero
-    variance in both arms, missing sums) get no p-value and stay out of the
+    variance in either arm, missing sums) get no p-value and stay out of the
     family. All arithmetic runs on whole columns at once.
     """
     table = {c: values[c].to_numpy() for c in VALUE_COLUMNS}
@@ -872,8 +881,10 @@ def _flags(table: dict, arm, control, has_srm: bool, small: set) -> tuple:
         "srm": np.full(len(arm), has_srm),
         "zero_conversions": table["has_zero_conversions"][arm]
         | table["has_zero_conversions"][control],
+        # One flat arm is enough: Welch's t (or the delta method) would take its
+        # value as exact and run overconfident, e.g. a control that never bought.
         "zero_variance": table["is_zero_variance"][arm]
-        & table["is_zero_variance"][control],
+        | table["is_zero_variance"][control],
         "below_min_sample": np.isin(variants, list(small)) | ("control" in small),
         "capped": table["role"][arm] == "sensitivity",
         "not_testable": ~(table["is_available"][arm] & table["is_available"][control]),
@@ -978,7 +989,8 @@ def write_verdicts(results: pd.DataFrame, definition: dict) -> pd.Series:
             else ""
         )
         if not row.is_testable:
-            sentences.append(lead + f"{head}: not testable, {_why_untestable(flags)}.")
+            why = _why_untestable(flags, row.mode)
+            sentences.append(lead + f"{head}: not testable, {why}.")
             continue
         text = _verdict_text(row, head, alpha, better.get(row.metric, True))
         if "below_min_sample" in flags:
@@ -1031,12 +1043,15 @@ def _verdict_text(row, head: str, alpha: float, higher_is_better: bool) -> str:
     )
 
 
-def _why_untestable(flags: set) -> str:
+def _why_untestable(flags: set, mode: str) -> str:
+    if "zero_conversions" in flags and mode != "proportion":
+        return "an arm has no conversions, so the ratio is undefined there"
     if "zero_conversions" in flags:
         return "an arm has no conversions, so only an exact upper bound can be given"
     if "zero_variance" in flags:
         return (
-            "every unit has the same value in both arms, so there is no spread to test"
+            "every unit has the same value in at least one arm, so that arm's value "
+            "would look exact and a test would be overconfident"
         )
     return "the results lack the sums this metric needs"
 
