@@ -717,3 +717,21 @@ def test_a_control_with_no_spread_does_not_make_revenue_significant(tmp_path):
     assert "zero_variance" in found["flags"]
     assert not found["is_testable"] and np.isnan(found["p_value"])
     assert "significant" not in found["verdict"]
+
+
+def test_row_level_text_that_is_not_a_number_is_refused_not_read_as_zero(tmp_path):
+    # "$40" in a revenue column made DuckDB read the column as text; every
+    # unparsable cell then became 0, so the control's revenue silently vanished.
+    rows = pd.DataFrame(
+        {
+            "variant": ["control"] * 200 + ["new-copy"] * 200,
+            "revenue": ["0"] * 190 + ["$40"] * 10 + ["0"] * 186 + ["55.5"] * 14,
+        }
+    )
+    definition = two_arm_definition(secondary_metrics=[])
+    path = write_experiment(tmp_path / "dollars", definition, rows)
+    with pytest.raises(HeardInputError) as error:
+        analyse(path)
+    assert error.value.row == 192  # header is row 1, first "$40" is data row 191
+    assert error.value.column == "revenue"
+    assert "$40" in str(error.value)

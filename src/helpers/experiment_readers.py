@@ -150,6 +150,7 @@ def aggregate_rows(source, definition: dict, *, file: Path | None = None):
         unit = spec.get("unit_column")
         unit = _find_column(available, unit, file) if unit else None
         present, pairs = _present_columns(definition, available, file)
+        _refuse_text_values(connection, relation, present, types, file)
 
         # Per unit, materialised once; mixed units stay out of every sum.
         derived = _derived_columns(present, spec.get("value_per_conversion"))
@@ -206,6 +207,30 @@ def _present_columns(definition: dict, available: dict, file: Path) -> tuple:
             fix="map them with results.column_map (Heard's name: the file's name)",
         )
     return present, pairs
+
+
+def _refuse_text_values(
+    connection, relation: str, present: dict, types: dict, file: Path
+) -> None:
+    """Raise HeardInputError at the first cell of a text-typed value column that
+    is not a number (``$40``, ``n/a``), which a silent cast would count as 0."""
+    for _, column in present.values():
+        if str(types.get(column, "")).upper().startswith(NUMERIC_TYPES):
+            continue
+        found = connection.execute(
+            f'SELECT rn, value FROM (SELECT row_number() OVER () AS rn, "{column}" '
+            f"AS value FROM {relation}) WHERE trim(CAST(value AS VARCHAR)) <> '' "
+            "AND TRY_CAST(value AS DOUBLE) IS NULL ORDER BY rn LIMIT 1"
+        ).fetchone()
+        if found is not None:
+            raise HeardInputError(
+                file,
+                row=int(found[0]) + 1,
+                column=column,
+                expected="a plain number (no currency sign, separator or text)",
+                found=found[1],
+                fix="correct the cell, or export the column as numbers",
+            )
 
 
 def _revenue_cap(connection, definition: dict, values: list[str]) -> float | None:
