@@ -830,3 +830,17 @@ def test_notebook_runs_on_the_fixture_study(tmp_path, monkeypatch):
     summary = json.loads((folder / "summary_calls.json").read_text())
     assert (summary["n_attempts"], summary["n_conversations"]) == (13, 4)
     assert (folder / f"call-guide_cart_abandoners_{MONTH}.pdf").exists()
+
+    # 6 of 8 answered: Wilson [40.9%, 92.9%] clears 40%, but the exact binomial
+    # test against 40% gives p 0.067, so the prose must not call it more than noise.
+    assert binomtest(6, 8, 0.40).pvalue > 0.05
+    executed = json.loads((tmp_path / "02_calls.ipynb").read_text())
+    prose = " ".join(
+        "".join(output.get("data", {}).get("text/markdown", ""))
+        for cell in executed["cells"]
+        for output in cell.get("outputs", [])
+    )
+    assert "field reports, more than noise" not in prose
+    assert "by more than noise" not in prose
+    assert "borderline" in prose
+    assert "USD undefined" not in prose
