@@ -735,3 +735,19 @@ def test_row_level_text_that_is_not_a_number_is_refused_not_read_as_zero(tmp_pat
     assert error.value.row == 192  # header is row 1, first "$40" is data row 191
     assert error.value.column == "revenue"
     assert "$40" in str(error.value)
+
+
+def test_every_unit_converting_in_both_arms_is_not_blamed_on_missing_sums(tmp_path):
+    # 200 of 200 in both arms: the pooled z-test's standard error is 0, so there
+    # is nothing to test; the file has every sum the metric needs.
+    rows = pd.DataFrame(
+        {"variant": ["control"] * 200 + ["new-copy"] * 200, "converted": [1] * 400}
+    )
+    definition = two_arm_definition(
+        primary_metric="conversion_rate", secondary_metrics=[]
+    )
+    analysis = analyse(write_experiment(tmp_path / "all", definition, rows))
+    found = row(analysis["results"], "conversion_rate", "new-copy")
+    assert not found["is_testable"]
+    assert "lack the sums" not in found["verdict"]
+    assert "not testable" in found["verdict"]

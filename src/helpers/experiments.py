@@ -1053,7 +1053,9 @@ def _why_untestable(flags: set, mode: str) -> str:
             "every unit has the same value in at least one arm, so that arm's value "
             "would look exact and a test would be overconfident"
         )
-    return "the results lack the sums this metric needs"
+    if "not_testable" in flags:
+        return "the results lack the sums this metric needs"
+    return "there is no variation to test (every unit has the same outcome)"
 
 
 def _format_lift(row) -> str:
