@@ -1436,10 +1436,7 @@ def gather_candidates(
             continue
         latest, positions[source] = _identities(table)
         positions[source] += offset
-        names = latest["name"].astype("string").str.split(" ", n=1, expand=True)
-        frames.append(latest.assign(
-            source=source, first_name=names.get(0), last_name=names.get(1)
-        ))  # fmt: skip
+        frames.append(latest.assign(source=source))
         offset += len(latest)
     candidates = pd.concat(
         [f.reindex(columns=CANDIDATE_COLUMNS) for f in frames], ignore_index=True
@@ -1450,7 +1447,8 @@ def gather_candidates(
 
 def _identities(table: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
     """Return one row per distinct (e-mail, customer id, phone) of an orders or
-    checkouts table with its latest details, and each table row's identity."""
+    checkouts table with its latest details (the name also split at its first
+    space into ``first_name`` and ``last_name``), and each table row's identity."""
     keys = ["email", "customer_id", "phone_raw"]
     columns = [*keys, "name", "country", "accepts_marketing", "created_at"]
     selected = table.assign(customer_id=table.get("customer_id"))[columns]
@@ -1477,6 +1475,13 @@ def _identities(table: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
                    nulls_equal=True)
         .sort("position")["identity"].to_numpy()
     )  # fmt: skip
+
+    # A name splits at its first space, into first and last name.
+    names = pl.col("name").str.splitn(" ", 2)
+    latest = latest.with_columns(
+        first_name=names.struct.field("field_0"),
+        last_name=names.struct.field("field_1"),
+    )
     return latest.drop("identity").to_pandas(), positions.astype(int)
 
 
