@@ -113,12 +113,7 @@ def normalise_phones(
         )
 
     # Work on distinct (text, region) pairs: a customer base repeats both a lot.
-    pairs = pd.DataFrame(
-        {"text": _as_text(numbers).fillna("").to_numpy(), "region": _as_region(regions)}
-    )
-    codes, _ = pd.factorize(pairs["text"] + "\x1f" + pairs["region"])
-    distinct = pairs.iloc[pd.Series(range(len(pairs))).groupby(codes).first()]
-    distinct = distinct.reset_index(drop=True)
+    codes, distinct = _distinct_pairs(_as_text(numbers), _as_region(regions))
     parsed = _parse_distinct(distinct["text"], distinct["region"])
 
     # Spread back to rows and apply the keep rule.
@@ -140,10 +135,34 @@ def _as_text(numbers: pd.Series) -> pd.Series:
     return text.where(text.notna() & (text != ""), None).astype(object)
 
 
-def _as_region(regions: pd.Series) -> list[str]:
+def _as_region(regions: pd.Series) -> np.ndarray:
     """Return upper-case two-letter regions ('' when unknown)."""
     text = regions.astype("string").str.strip().str.upper().fillna("")
-    return [r if len(r) == 2 and r.isalpha() else "" for r in text]
+
+    # Check each distinct value once: a customer base has a few dozen countries.
+    codes, distinct = pd.factorize(text)
+    cleaned = [r if len(r) == 2 and r.isalpha() else "" for r in distinct]
+    return np.array(cleaned, dtype=object)[codes]
+
+
+def _distinct_pairs(texts: pd.Series, regions: np.ndarray):
+    """Return each row's pair number and the distinct (text, region) pairs.
+
+    The pairs frame has ``text`` and ``region`` columns, pair number = position.
+    """
+    pairs = pl.DataFrame(
+        {"text": texts.fillna("").tolist(), "region": list(regions)},
+        schema={"text": pl.String, "region": pl.String},
+    )
+    codes = pairs.select(pl.struct("text", "region").rank("dense") - 1).to_series()
+    distinct = (
+        pairs.with_columns(code=codes)
+        .unique("code", keep="first")
+        .sort("code")
+        .drop("code")
+        .to_pandas()
+    )
+    return codes.to_numpy().astype(np.int64), distinct
 
 
 def _parse_distinct(texts: pd.Series, regions: pd.Series) -> pd.DataFrame:
