@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 from report_chain import FIXTURES, copy_project, execute_fixture
 
 from helpers import render, report, report_data
@@ -369,3 +370,19 @@ def test_quarto_copy_of_the_report_carries_study_and_month_in_its_title():
     assert front["title"] == "Fixture monthly report: Demo store, 2026-11"
     assert front["execute"] == {"enabled": True, "echo": False, "warning": False}
     assert render.read_front_matter(notebook)["title"] == "Fixture monthly report"
+
+
+def test_earlier_months_without_outputs_are_built_first(tmp_path):
+    raw = tmp_path / "data" / "raw" / "shop"
+    for month in ("2026-09", "2026-10", "2026-11"):
+        (raw / "exports" / month).mkdir(parents=True)
+    months = {m: {"question": "?"} for m in ("2026-09", "2026-10", "2026-11")}
+    (raw / "study.yml").write_text(yaml.safe_dump({"months": months}))
+    done = tmp_path / "data" / "processed" / "shop" / "2026-09"
+    done.mkdir(parents=True)
+    (done / "summary_segments.json").write_text("{}")
+
+    assert report.missing_earlier_months("shop", "2026-11", root=tmp_path) == [
+        "2026-10"
+    ]
+    assert report.missing_earlier_months("shop", "2026-10", root=tmp_path) == []

@@ -7,7 +7,7 @@ import logging
 import sys
 
 from helpers.errors import HeardInputError
-from helpers.study import DEFAULT_STUDY, find_project_root
+from helpers.study import DEFAULT_STUDY, check_month, find_project_root
 
 DEFAULT_MONTH = "2026-11"
 
@@ -25,11 +25,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check", help="validate a study folder")
     check.add_argument("study", nargs="?", default=DEFAULT_STUDY)
-    check.add_argument("--month", default=None, help="check one month only")
+    check.add_argument(
+        "--month", default=None, type=month_argument, help="check one month only"
+    )
 
     report = commands.add_parser("report", help="run every step and render the report")
-    report.add_argument("--study", default=DEFAULT_STUDY)
-    report.add_argument("--month", default=DEFAULT_MONTH)
+    report.add_argument(
+        "--study", default=DEFAULT_STUDY, help="a folder under data/raw (default: demo)"
+    )
+    report.add_argument(
+        "--month",
+        default=DEFAULT_MONTH,
+        type=month_argument,
+        help=f"YYYY-MM (default: {DEFAULT_MONTH}); earlier months are built first",
+    )
     report.add_argument(
         "--renderer",
         choices=["auto", "quarto", "fallback"],
@@ -40,6 +49,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--fresh", action="store_true", help="re-execute notebooks even if unchanged"
     )
     return parser
+
+
+def month_argument(text: str) -> str:
+    """Return `text` when it is a month ``YYYY-MM``; else a usage error."""
+    try:
+        return check_month(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a month: write it as YYYY-MM with 01-12, e.g. 2026-11"
+        ) from None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -81,9 +81,14 @@ def announce(step: int, total: int, text: str) -> None:
     The line goes to standard error through tqdm, so it shows whatever the log
     level and never breaks a progress bar.
     """
+    tell(f"[{step}/{total}] {text}")
+
+
+def tell(text: str) -> None:
+    """Write one line for the person running the report, on standard error."""
     from tqdm.auto import tqdm
 
-    tqdm.write(f"[{step}/{total}] {text}", file=sys.stderr)
+    tqdm.write(text, file=sys.stderr)
 
 
 def list_stages(root: Path) -> list[Stage]:
@@ -153,6 +158,9 @@ def build_report(
     use_quarto = choose_renderer(renderer)
     stages = list_stages(root)
     total = len(stages) + 2
+    for earlier in missing_earlier_months(study, month, root=root):
+        tell(f"building {earlier} first: {month} depends on it")
+        build_report(study, earlier, root=root, renderer=renderer, fresh=fresh)
 
     # Check the study folder (writing the demo study first when it is missing).
     folder = output_folder(root, study, month)
@@ -190,6 +198,26 @@ def build_report(
     return outputs
 
 
+def missing_earlier_months(study: str, month: str, *, root: Path) -> list[str]:
+    """Return the study's months before `month` that have raw exports but no
+    processed outputs yet, oldest first.
+
+    A month's call list leaves out customers called or held back in earlier
+    months and honours their do-not-call requests, all read from the earlier
+    months' processed files; so those months are built first.
+    """
+    with project_environment(root):
+        ensure_demo_study(study, root)
+    loaded = load_study(study, root=root)
+    return [
+        earlier
+        for earlier in loaded.months()
+        if earlier < month
+        and loaded.raw("exports", earlier).is_dir()
+        and not loaded.processed(earlier, "summary_segments.json").exists()
+    ]
+
+
 def choose_renderer(renderer: str) -> bool:
     """Return True to render with Quarto; say so in one line when it is missing."""
     if renderer not in ("auto", "quarto", "fallback"):
@@ -203,12 +231,9 @@ def choose_renderer(renderer: str) -> bool:
             fix="install Quarto (https://quarto.org) or use --renderer fallback",
         )
     if renderer == "auto" and not has_quarto:
-        from tqdm.auto import tqdm
-
-        tqdm.write(
+        tell(
             "Quarto is not installed: rendering with the fallback "
-            "(papermill, pandoc and Typst from PyPI).",
-            file=sys.stderr,
+            "(papermill, pandoc and Typst from PyPI)."
         )
     return renderer == "quarto" or (renderer == "auto" and has_quarto)
 
@@ -218,11 +243,9 @@ def ensure_demo_study(study: str, root: Path) -> None:
     folder = root / "data" / "raw" / "demo"
     if study != "demo" or folder.is_dir():
         return
-    from tqdm.auto import tqdm
-
     from helpers.demo import write_demo_study
 
-    tqdm.write(f"writing the demo study into {folder}", file=sys.stderr)
+    tell(f"writing the demo study into {folder}")
     write_demo_study(folder)
     log.info("wrote the demo study into %s", folder)
 
