@@ -317,6 +317,35 @@ def test_executive_summary_carries_denominators_quotes_and_questions(tmp_path):
     assert "not distinguishable from no change" in text
 
 
+def rate_entry(k: int, n: int) -> dict:
+    low, high = wilson(k, n)
+    return {"k": k, "n": n, "rate": k / n, "ci_low": low, "ci_high": high}
+
+
+def test_summary_states_recovery_against_the_hold_out_with_its_interval():
+    calls = {
+        "recovery": {
+            "cart_abandoners": {
+                "called": rate_entry(12, 35),
+                "holdout": rate_entry(2, 35),
+                "difference": {"estimate": 10 / 35, "ci_low": 0.099, "ci_high": 0.456},
+                "p_value": 0.0057,
+            },
+            "first_time_no_return": {"called": {"k": 3, "n": 35}, "holdout": None},
+        },
+        "revenue_per_conversation": {
+            "estimate": 195.3, "ci_low": 31.8, "ci_high": 354.8, "n_conversations": 14
+        },
+    }  # fmt: skip
+    lines = report_data.describe_recovery(calls, currency="GBP")
+    assert len(lines) == 2  # no line for a segment without a hold-out
+    # 12/35 = 34%, 2/35 = 6%, difference 10/35 = +29 pp.
+    assert "34% (12 of 35) [21%, 51%]" in lines[0]
+    assert "6% (2 of 35) [2%, 19%]" in lines[0]
+    assert "+29 pp [10, 46]" in lines[0] and "Fisher p 0.0057" in lines[0]
+    assert "GBP 195 [32, 355]" in lines[1] and "14 conversations" in lines[1]
+
+
 def test_inputs_table_has_row_counts_and_sha256(tmp_path):
     raw = tmp_path / "data" / "raw" / "shop"
     (raw / "exports" / "2026-11").mkdir(parents=True)

@@ -134,6 +134,8 @@ def write_executive_summary(study: Study, month: str, summaries: dict) -> str:
         f"{format_rate_entry(calls.get('connect_rate_customer'))}, 95% Wilson interval"
         f"{field_sentence(calls.get('connect_rate_customer'))}.",
     ]
+    currency = study.config["study"]["currency"]
+    lines += [f"- {line}" for line in describe_recovery(calls, currency=currency)]
     lines += [f"- {line}" for line in describe_top_themes(coding)]
     lines += [
         f"- {line}" for line in describe_experiments(summaries.get("experiments", {}))
@@ -143,6 +145,31 @@ def write_executive_summary(study: Study, month: str, summaries: dict) -> str:
         f"**Next month's question:** {plan.get('next_question', 'not set yet')}",
     ]
     return "\n".join(lines)
+
+
+def describe_recovery(calls: dict, *, currency: str) -> list[str]:
+    """Return one line per segment with a hold-out: recovery called vs not called,
+    then revenue per conversation, each with its interval."""
+    lines = []
+    for segment, result in (calls.get("recovery") or {}).items():
+        if not result.get("holdout"):
+            continue
+        lines.append(
+            f"**Cart recovery by phone** ({segment.replace('_', ' ')}, everyone "
+            f"assigned counts, reached or not): {format_rate_entry(result['called'])} "
+            f"called against {format_rate_entry(result['holdout'])} not called; "
+            f"difference {format_difference(result.get('difference', {}))} "
+            f"(95% Newcombe interval, Fisher p {format_p(result.get('p_value'))})."
+        )
+    revenue = calls.get("revenue_per_conversation") or {}
+    if revenue.get("estimate") is not None:
+        lines.append(
+            f"**Revenue per conversation:** {currency} {revenue['estimate']:,.0f} "
+            f"[{revenue['ci_low']:,.0f}, {revenue['ci_high']:,.0f}] (95% bootstrap "
+            f"interval; extra revenue over the not-called group / "
+            f"{revenue.get('n_conversations', '–')} conversations in those segments)."
+        )
+    return lines
 
 
 def field_sentence(entry: dict | None) -> str:
@@ -660,7 +687,9 @@ def describe_coding(coding: dict) -> str:
         )
     price = coding.get("price_objection")
     price_text = (
-        f" Price came up in {format_rate_entry(price)} conversations."
+        f" Price came up in {format_rate_entry(price)} of the conversations with "
+        "customers who did not buy this month (the themes table counts every "
+        "conversation)."
         if isinstance(price, dict)
         else ""
     )
