@@ -8,14 +8,14 @@ STAMP := $(VENV)/.installed
 STUDY ?= demo
 MONTH ?= 2026-11
 
-.PHONY: report test lint demo check clean
+.PHONY: report test demo check clean
 
+# gbstats (GrowthBook's engine) checks our statistics in tests only; its pins
+# (pandas<2, numpy<2) are older than ours, and the functions we call need neither.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
-	# gbstats (GrowthBook's engine) checks our statistics in tests only; its pins
-	# (pandas<2, numpy<2) are older than ours, and the functions we call need neither.
 	$(BIN)/python -m pip install --quiet --no-deps "gbstats==0.8.0"
 	touch $(STAMP)
 
