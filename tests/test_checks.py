@@ -78,6 +78,15 @@ def test_errors_come_before_warnings_and_each_file_is_checked(study_dir):
     assert "orders_export_2.csv: a header and no rows" in problems[2].message
 
 
+def test_a_month_without_exports_is_an_error_naming_the_months_that_have_them(
+    study_dir,
+):
+    problems = check_study(study_dir, month="2026-12", root=study_dir.parents[2])
+    assert [(p.severity, p.step) for p in problems] == [("error", "exports")]
+    assert problems[0].file.endswith("exports/2026-12")
+    assert problems[0].fix.endswith(f"choose a month that has them: {MONTH}")
+
+
 def test_format_groups_by_severity_with_where_expected_found_and_fix(study_dir):
     (study_dir / "exports" / MONTH / "orders_export.csv").write_bytes(b"")
     study = load_study(study_dir, root=study_dir.parents[2])

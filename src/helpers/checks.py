@@ -514,14 +514,28 @@ def _check_exports(study: Study, month: str | None) -> Iterator[Task]:
 
     folder = study.raw("exports", month)
     files = _files(folder, EXPORT_SUFFIXES)
-    if not files and month in (study.config.get("months") or {}):
-        log.warning("exports/%s: no store exports; step 01 cannot run", month)
+    if not files:
+        raise _no_exports_error(study, folder, EXPORT_SUFFIXES)
     for path in files:
         load = lambda path=path: read_export(path, config=study.config)  # noqa: E731
         if path.suffix.lower() == ".xlsx":
             yield path, load
         else:
             yield path, _scanned(path, load, encodings=("utf-8", "cp1252"))
+
+
+def _no_exports_error(study: Study, folder: Path, suffixes: tuple) -> HeardInputError:
+    """The error for a month without store exports: step 01 cannot run."""
+    months = study.raw("exports").glob("*")
+    ready = sorted(month.name for month in months if _files(month, suffixes))
+    return HeardInputError(
+        folder,
+        expected="the store's customers, orders and abandoned-checkouts exports "
+        "(CSV or XLSX), which step 01 starts from",
+        found="no export files",
+        fix="download the month's exports into this folder, or choose a month "
+        "that has them: " + (", ".join(ready) or "none yet"),
+    )
 
 
 def _check_do_not_call(study: Study, month: str | None) -> Iterator[Task]:
