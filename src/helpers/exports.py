@@ -1316,10 +1316,11 @@ def _date_limits(config: dict, as_of) -> dict:
 
 def _warn_rejected(path: Path, rejected: pd.DataFrame, n_rows: int) -> None:
     if len(rejected):
+        reasons = rejected["reason"].value_counts()
         log.warning(
-            "%s: %d of %d rows rejected (%s)",
+            "%s: %d of %d rows rejected and kept with their reasons (%s)",
             path.name, rejected["row"].nunique(), n_rows,
-            rejected["reason"].value_counts().to_dict(),
+            "; ".join(f"{count} × {reason}" for reason, count in reasons.items()),
         )  # fmt: skip
 
 
