@@ -42,7 +42,7 @@ from helpers.calls import (
     tally_connect_rates,
     tally_conversations,
 )
-from helpers.errors import HeardInputError
+from helpers.errors import HeardInputError, HeardInputGroupError
 from helpers.study import load_defaults, load_study, merge_config
 
 FIXTURES = Path(__file__).parent / "fixtures" / "calls"
@@ -447,6 +447,69 @@ def test_check_call_logs_raises_what_the_step_would(study):
     with pytest.raises(HeardInputError) as error:
         check_call_logs(study, MONTH)
     assert (error.value.row, error.value.found) == (7, "engaged")
+
+
+def test_every_bad_row_of_a_log_is_named_in_one_error(assignment, config, tmp_path):
+    path = write_log(
+        tmp_path,
+        [
+            f"{key('a1')},,,,2026-11-09T10:00:00-05:00,Alex,no_answer,,,",
+            f"{key('a2')},,,,2026-11-09T11:00:00-05:00,Alex,picked up,30,,",
+            "c_0000000000zz,,,,2026-11-09T12:00:00-05:00,Alex,busy,,,",
+            f"{key('a4')},,,,2026-10-30T10:00:00-05:00,Sam,busy,,,",
+            f"{key('a5')},,,,2026-11-10T10:00:00-05:00,Sam,declined,15,,",
+        ],
+    )
+    with pytest.raises(HeardInputGroupError) as error:
+        load_call_log(path, assignment=assignment, config=config, now=NOW)
+    named = [(p.row, p.column) for p in error.value.problems]
+    assert named == [(3, "outcome"), (4, "reference"), (5, "attempted_at")]
+    message = str(error.value)
+    assert message.startswith(f"{path}: 3 problems")
+    for problem in error.value.problems:
+        assert str(problem) in message and problem.fix in message
+    assert "row 2" not in message and "row 6" not in message  # the good rows
+
+
+def test_a_row_with_two_mistakes_is_named_for_both(assignment, config, tmp_path):
+    path = write_log(tmp_path, ["c_0000000000zz,,,,next tuesday,Alex,picked up,,,"])
+    with pytest.raises(HeardInputGroupError) as error:
+        load_call_log(path, assignment=assignment, config=config, now=NOW)
+    columns = [p.column for p in error.value.problems]
+    assert columns == ["outcome", "attempted_at", "reference"]
+
+
+def test_a_long_list_of_problems_is_cut_at_twenty_and_counted(
+    assignment, config, tmp_path
+):
+    rows = [
+        f"{key('a1')},,,,2026-11-09T10:{n:02d}:00-05:00,Alex,engaged,,,"
+        for n in range(25)
+    ]
+    path = write_log(tmp_path, rows)
+    with pytest.raises(HeardInputGroupError) as error:
+        load_call_log(path, assignment=assignment, config=config, now=NOW)
+    assert len(error.value.problems) == 25
+    message = str(error.value).splitlines()
+    assert len(message) == 1 + 20 + 1
+    assert "row 21," in message[-2] and message[-1].endswith("and 5 more")
+
+
+def test_check_call_logs_names_the_problems_of_every_file(study):
+    from helpers.calls import check_call_logs
+
+    raw = study.raw("calls", MONTH, "call-list_filled.csv")
+    raw.write_text(raw.read_text().replace(",busy,", ",engaged,"))
+    write_log(
+        study.raw("calls"),
+        [f"{key('f2')},,,,2026-11-19T10:00:00-05:00,Sam,picked up,,,"],
+        name="later.csv",
+    )
+    with pytest.raises(HeardInputGroupError) as error:
+        check_call_logs(study, MONTH)
+    found = [(Path(p.file).name, p.row) for p in error.value.problems]
+    assert found == [("call-list_filled.csv", 7), ("later.csv", 2)]
+    assert error.value.file == str(study.raw("calls", MONTH))
 
 
 def test_half_filled_row_is_refused(assignment, config, tmp_path):

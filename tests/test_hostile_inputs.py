@@ -257,6 +257,28 @@ def test_negative_talk_time_names_its_row(tmp_path):
     assert_names(caught.value, path, row=3, column="talk_seconds")
 
 
+def test_a_tired_callers_mistakes_are_all_named_at_once(tmp_path):
+    rows = (
+        "c_1,2026-11-05T10:00:00-05:00,Alex,conected,30\n"
+        "c_2,2026-11-05T11:00:00-05:00,Alex,connected,-30\n"
+        "c_3,2026-11-05T12:00:00-05:00,Alex,voicemail,5\n"
+        "c_1,2026-11-31T09:00:00-05:00,Alex,no_answer,\n"
+        "c_2,2026-11-06T09:00:00-05:00,Alex,connected,ten minutes\n"
+    )
+    path, load = read_log(tmp_path, LOG_HEADER + rows)
+    with pytest.raises(HeardInputError) as caught:
+        load()
+    named = [(p.row, p.column) for p in caught.value.problems]
+    assert named == [
+        (2, "outcome"), (3, "talk_seconds"), (4, "reference"),
+        (5, "attempted_at"), (6, "talk_seconds"),
+    ]  # fmt: skip
+    for problem in caught.value.problems:
+        assert_names(problem, path, row=problem.row, column=problem.column)
+        assert problem.expected and problem.found is not None
+        assert str(problem) in str(caught.value)
+
+
 @pytest.mark.parametrize(
     "data",
     [

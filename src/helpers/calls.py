@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from helpers.errors import HeardInputError
+from helpers.errors import HeardInputError, raise_problems
 from helpers.schemas import ATTEMPTS, validate
 from helpers.study import Study, check_month, load_study
 
@@ -237,9 +237,13 @@ def load_call_log(
     Raises
     ------
     HeardInputError
-        For an unknown outcome, a customer not on the call list (or in the
-        hold-out), an unparseable time, a time before the month or in the future,
-        a missing column, or a phone number not on the call list.
+        For a file that cannot be read or lacks a column; or for one bad row:
+        an unknown outcome, a customer not on the call list (or in the
+        hold-out), an unparseable time, a time before the month or in the
+        future, a phone number not on the call list, a half-filled row, a
+        negative or unreadable talk time.
+    HeardInputGroupError
+        When several rows are bad: every problem in the file, in row order.
 
     Notes
     -----
@@ -252,34 +256,90 @@ def load_call_log(
 
     # Put the log in Heard's columns, then drop rows nobody has dialled.
     attempts = keep_outbound(rename_log_columns(table, path=path, config=config))
-    attempts = drop_undialled_rows(attempts, path=path).reset_index(drop=True)
+    attempts, half_filled = drop_undialled_rows(attempts, path=path)
+    attempts = attempts.reset_index(drop=True)
     for column in LOG_COLUMNS:
         if column not in attempts and column not in ("customer_key", "attempted_at"):
             attempts[column] = None
 
-    # Outcomes, times and customers, each checked row by row.
-    outcomes = map_outcomes(attempts, path=path, config=config)
-    times, assumed = parse_attempt_times(attempts, path=path, config=config)
-    check_attempt_times(times, attempts, path=path, month=month, config=config, now=now)
-    keys = resolve_customer_keys(attempts, path=path, config=config, book=phone_book)
-    check_customers_called(keys, attempts, path=path, assignment=assignment)
+    # Every row is checked before any is refused: a caller fixes them all at once.
+    cells, problems = check_log_rows(
+        attempts,
+        path=path,
+        month=month,
+        assignment=assignment,
+        config=config,
+        now=now,
+        book=phone_book,
+    )
+    raise_problems(sorted([*half_filled, *problems], key=lambda p: p.row or 0))
 
     result = pd.DataFrame(
         {
-            "customer_key": keys,
-            "attempted_at": times,
+            **cells,
             "caller": clean_text(attempts["caller"]),
-            "outcome": outcomes,
-            "talk_seconds": parse_durations(attempts["talk_seconds"]),
             "notes_file": clean_text(attempts["notes_file"]),
             "recovered_order": clean_text(attempts["recovered_order"]),
-            "is_zone_assumed": assumed,
             "source_file": path.name,
             "source_row": attempts["source_row"].to_numpy(),
         }
-    ).reset_index(drop=True)
+    )[list(RECORD_COLUMNS)]
     log.info("read %d attempts from %s", len(result), path.name)
     return validate(result, ATTEMPTS, file=path, fix="correct the cell in the log")
+
+
+def check_log_rows(
+    attempts: pd.DataFrame,
+    *,
+    path: Path,
+    month: str,
+    assignment: pd.DataFrame,
+    config: dict,
+    now: pd.Timestamp | None,
+    book: dict[str, str] | None,
+) -> tuple[dict, list[HeardInputError]]:
+    """Return the checked cells of every attempt, and every row problem found.
+
+    Parameters
+    ----------
+    attempts : DataFrame
+        Dialled rows in Heard's column names (:func:`rename_log_columns`).
+    path, month, assignment, config, now, book
+        As :func:`load_call_log` (``book`` is its ``phone_book``).
+
+    Returns
+    -------
+    cells : dict
+        ``customer_key``, ``attempted_at`` (UTC), ``is_zone_assumed``,
+        ``outcome`` and ``talk_seconds``, one value per attempt; a bad cell
+        holds a missing value.
+    problems : list of HeardInputError
+        One per bad cell (one for the whole file when most customers are off
+        the list), in the order the checks ran.
+
+    Raises
+    ------
+    HeardInputError
+        For a problem of the whole file (no customer or phone column).
+    """
+    outcomes, problems = map_outcomes(attempts, path=path, config=config)
+    times, assumed, bad_times = parse_attempt_times(attempts, path=path, config=config)
+    problems += bad_times
+    problems += check_attempt_times(
+        times, attempts, path=path, month=month, config=config, now=now
+    )
+    keys, unknown = resolve_customer_keys(attempts, path=path, config=config, book=book)
+    problems += unknown
+    problems += check_customers_called(keys, attempts, path=path, assignment=assignment)
+    talk, bad_talk = check_durations(attempts, path=path)
+    cells = {
+        "customer_key": keys,
+        "attempted_at": times,
+        "is_zone_assumed": assumed,
+        "outcome": outcomes,
+        "talk_seconds": talk,
+    }
+    return cells, problems + bad_talk
 
 
 def read_table(path: Path) -> pd.DataFrame:
@@ -389,8 +449,11 @@ def keep_outbound(attempts: pd.DataFrame) -> pd.DataFrame:
     return attempts[is_outbound]
 
 
-def drop_undialled_rows(attempts: pd.DataFrame, *, path: Path) -> pd.DataFrame:
-    """Return the rows that record an attempt; raise for a half-filled row."""
+def drop_undialled_rows(
+    attempts: pd.DataFrame, *, path: Path
+) -> tuple[pd.DataFrame, list[HeardInputError]]:
+    """Return the rows that record an attempt, and a problem per half-filled row
+    (a time without an outcome or the reverse; left out of the rows returned)."""
     time_column = "attempted_at" if "attempted_at" in attempts else "date"
     for column in (time_column, "outcome"):
         if column not in attempts:
@@ -403,19 +466,20 @@ def drop_undialled_rows(attempts: pd.DataFrame, *, path: Path) -> pd.DataFrame:
             )
     has_time = attempts[time_column].notna()
     has_outcome = attempts["outcome"].notna()
-    half = attempts[has_time != has_outcome]
-    if len(half):
-        row = half.iloc[0]
+    problems = []
+    for _, row in attempts[has_time != has_outcome].iterrows():
         missing = time_column if pd.isna(row[time_column]) else "outcome"
-        raise HeardInputError(
-            path,
-            row=int(row["source_row"]),
-            column=missing,
-            expected="both an attempt time and an outcome for a dialled row",
-            found="one of them blank",
-            fix=f"fill in {missing}, or clear the row if nobody dialled",
+        problems.append(
+            HeardInputError(
+                path,
+                row=int(row["source_row"]),
+                column=missing,
+                expected="both an attempt time and an outcome for a dialled row",
+                found="one of them blank",
+                fix=f"fill in {missing}, or clear the row if nobody dialled",
+            )
         )
-    return attempts[has_time & has_outcome]
+    return attempts[has_time & has_outcome], problems
 
 
 def build_status_map(config: dict, *, system: str) -> dict[str, str]:
@@ -430,8 +494,11 @@ def build_status_map(config: dict, *, system: str) -> dict[str, str]:
     return status_map
 
 
-def map_outcomes(attempts: pd.DataFrame, *, path: Path, config: dict) -> np.ndarray:
-    """Return each attempt's outcome in Heard's vocabulary.
+def map_outcomes(
+    attempts: pd.DataFrame, *, path: Path, config: dict
+) -> tuple[np.ndarray, list[HeardInputError]]:
+    """Return each attempt's outcome in Heard's vocabulary (None when unknown),
+    and a problem per unknown status.
 
     Twilio's ``completed`` is a connect only when ``AnsweredBy`` is ``human``; a
     machine or fax makes it a voicemail. When ``AnsweredBy`` is blank or
@@ -441,16 +508,19 @@ def map_outcomes(attempts: pd.DataFrame, *, path: Path, config: dict) -> np.ndar
     system = attempts["phone_system"].iloc[0] if len(attempts) else "heard"
     status_map = build_status_map(config, system=system)
     answered_by = attempts.get("answered_by")
-    outcomes = []
+    outcomes, problems = [], []
     for position, status in enumerate(attempts["outcome"]):
         text = str(status).strip().casefold()
         outcome = status_map.get(text)
         if system == "twilio" and text == "completed":
             outcome = _twilio_answer(answered_by, position) or status_map.get(text)
         if outcome not in OUTCOMES:
-            raise _unknown_outcome(attempts, position, path=path, status=status)
+            problems.append(
+                _unknown_outcome(attempts, position, path=path, status=status)
+            )
+            outcome = None
         outcomes.append(outcome)
-    return np.array(outcomes, dtype=object)
+    return np.array(outcomes, dtype=object), problems
 
 
 def _twilio_answer(answered_by: pd.Series | None, position: int) -> str | None:
@@ -490,8 +560,9 @@ def _unknown_outcome(attempts, position, *, path, status) -> HeardInputError:
 
 def parse_attempt_times(
     attempts: pd.DataFrame, *, path: Path, config: dict
-) -> tuple[pd.Series, np.ndarray]:
-    """Return attempt times in UTC and whether each one's zone was assumed.
+) -> tuple[pd.Series, np.ndarray, list[HeardInputError]]:
+    """Return attempt times in UTC (NaT when unreadable), whether each one's zone
+    was assumed, and a problem per unreadable time.
 
     Cells may be ISO 8601 text with an offset, RFC 2822 text (Twilio), separate
     date and time columns (RingCentral), or spreadsheet dates. Times without a
@@ -504,19 +575,19 @@ def parse_attempt_times(
     else:
         clock = attempts["time"].fillna("").astype(str) if "time" in attempts else ""
         cells = attempts["date"].astype(str) + " " + clock
-    times, assumed = [], []
+    times, assumed, problems = [], [], []
     for position, cell in enumerate(cells):
         moment = _parse_one_time(cell, dayfirst=dayfirst)
-        if moment is None:
-            raise _bad_time(attempts, position, path=path, cell=cell)
-        if moment.tzinfo is None:
+        is_naive = moment is not None and moment.tzinfo is None
+        if is_naive:
             moment = moment.tz_localize(zone, ambiguous="NaT", nonexistent="NaT")
-            if pd.isna(moment):
-                raise _bad_time(attempts, position, path=path, cell=cell, dst=True)
-            assumed.append(True)
-        else:
-            assumed.append(False)
-        times.append(moment.tz_convert("UTC"))
+        if moment is None or pd.isna(moment):
+            problems.append(
+                _bad_time(attempts, position, path=path, cell=cell, dst=is_naive)
+            )
+            moment = pd.NaT
+        assumed.append(is_naive and moment is not pd.NaT)
+        times.append(moment if moment is pd.NaT else moment.tz_convert("UTC"))
     if any(assumed):
         log.warning(
             "%s: %d attempt times had no time zone; read them in the study's zone %s",
@@ -525,7 +596,7 @@ def parse_attempt_times(
             zone,
         )
     series = pd.Series(pd.DatetimeIndex(times, tz="UTC"), index=attempts.index)
-    return series, np.array(assumed, dtype=bool)
+    return series, np.array(assumed, dtype=bool), problems
 
 
 def _parse_one_time(cell: object, *, dayfirst: bool) -> pd.Timestamp | None:
@@ -568,26 +639,31 @@ def check_attempt_times(
     month: str,
     config: dict,
     now: pd.Timestamp | None,
-) -> None:
-    """Raise for an attempt before the call list's month or in the future."""
+) -> list[HeardInputError]:
+    """Return a problem per attempt before the call list's month or in the
+    future (unreadable times, NaT, are left to :func:`parse_attempt_times`)."""
     month_start = month_start_utc(month, config=config)
     now = pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now)
     now = now.tz_localize("UTC") if now.tzinfo is None else now.tz_convert("UTC")
     column = "attempted_at" if "attempted_at" in attempts else "date"
+    problems = []
     for position, moment in enumerate(times):
-        if moment >= month_start and moment <= now:
+        if pd.isna(moment) or month_start <= moment <= now:
             continue
         early = moment < month_start
-        raise HeardInputError(
-            path,
-            row=int(attempts.iloc[position]["source_row"]),
-            column=column,
-            expected=f"a time on or after the call list's month ({month})"
-            if early
-            else f"a time not after now ({now:%Y-%m-%d %H:%M} UTC)",
-            found=f"{moment:%Y-%m-%d %H:%M} UTC",
-            fix="check the year and the day/month order of this attempt",
+        problems.append(
+            HeardInputError(
+                path,
+                row=int(attempts.iloc[position]["source_row"]),
+                column=column,
+                expected=f"a time on or after the call list's month ({month})"
+                if early
+                else f"a time not after now ({now:%Y-%m-%d %H:%M} UTC)",
+                found=f"{moment:%Y-%m-%d %H:%M} UTC",
+                fix="check the year and the day/month order of this attempt",
+            )
         )
+    return problems
 
 
 def month_start_utc(month: str, *, config: dict) -> pd.Timestamp:
@@ -598,22 +674,23 @@ def month_start_utc(month: str, *, config: dict) -> pd.Timestamp:
 
 def resolve_customer_keys(
     attempts: pd.DataFrame, *, path: Path, config: dict, book: dict | None
-) -> np.ndarray:
-    """Return each attempt's ``customer_key``, looked up by phone when needed."""
+) -> tuple[np.ndarray, list[HeardInputError]]:
+    """Return each attempt's ``customer_key``, looked up by phone when needed
+    (None when blank or not found), and a problem per such row."""
     if "customer_key" in attempts:
         keys = clean_text(attempts["customer_key"])
-        blank = pd.isna(keys)
-        if blank.any():
-            row = int(attempts.loc[blank].iloc[0]["source_row"])
-            raise HeardInputError(
+        problems = [
+            HeardInputError(
                 path,
-                row=row,
+                row=int(row),
                 column="reference",
                 expected="the customer's reference from the call list",
                 found="a blank cell",
                 fix="copy the reference from the customer's first row",
             )
-        return keys.to_numpy(dtype=object)
+            for row in attempts.loc[pd.isna(keys), "source_row"]
+        ]
+        return keys.to_numpy(dtype=object), problems
     if "phone" not in attempts:
         raise HeardInputError(
             path,
@@ -624,12 +701,13 @@ def resolve_customer_keys(
     return _keys_from_phones(attempts, path=path, config=config, book=book or {})
 
 
-def _keys_from_phones(attempts, *, path, config, book) -> np.ndarray:
-    """Return ``customer_key`` for each attempt's phone via the call list."""
+def _keys_from_phones(attempts, *, path, config, book) -> tuple[np.ndarray, list]:
+    """Return ``customer_key`` for each attempt's phone via the call list (None
+    when the phone is not on it), and a problem per unknown phone."""
     import phonenumbers
 
     region = config.get("study", {}).get("default_country", "US")
-    keys = []
+    keys, problems = [], []
     for position, raw in enumerate(attempts["phone"]):
         try:
             number = phonenumbers.parse(str(raw), region)
@@ -639,55 +717,62 @@ def _keys_from_phones(attempts, *, path, config, book) -> np.ndarray:
         except phonenumbers.NumberParseException:
             e164 = None
         if e164 not in book:
-            raise HeardInputError(
-                path,
-                row=int(attempts.iloc[position]["source_row"]),
-                column="phone",
-                expected="a phone number from this month's call list",
-                found="a number not on the call list",
-                fix="check the log is for this study and month; calls to other "
-                "numbers cannot be matched to a customer",
+            problems.append(
+                HeardInputError(
+                    path,
+                    row=int(attempts.iloc[position]["source_row"]),
+                    column="phone",
+                    expected="a phone number from this month's call list",
+                    found="a number not on the call list",
+                    fix="check the log is for this study and month; calls to other "
+                    "numbers cannot be matched to a customer",
+                )
             )
-        keys.append(book[e164])
-    return np.array(keys, dtype=object)
+        keys.append(book.get(e164))
+    return np.array(keys, dtype=object), problems
 
 
 def check_customers_called(
     keys: np.ndarray, attempts: pd.DataFrame, *, path: Path, assignment: pd.DataFrame
-) -> None:
-    """Raise for an attempt on a customer who is not in the called arm.
+) -> list[HeardInputError]:
+    """Return a problem per attempt on a customer who is not in the called arm
+    (blank or unmatched keys, None, are left to :func:`resolve_customer_keys`).
 
     When many attempts miss the list at once, the likely cause is a call list
-    drawn again after the calls (step 01 re-run on later exports), and the
-    message says so.
+    drawn again after the calls (step 01 re-run on later exports): one problem
+    says so, instead of one per row.
     """
     arms = assignment.drop_duplicates("customer_key").set_index("customer_key")["arm"]
     found = pd.Series(keys).map(arms)
-    wrong = np.flatnonzero(found.ne("called").to_numpy())
-    if not len(wrong):
-        return
-    position, key = int(wrong[0]), keys[wrong[0]]
-    holdout = found.iloc[position] == "holdout"
-    fix = (
-        "remove the row: calling a hold-out customer spoils the comparison"
-        if holdout
-        else "check the reference was copied from the call list"
-    )
-    if len(wrong) > max(2, 0.2 * len(keys)):
+    wrong = np.flatnonzero((found.ne("called") & pd.Series(keys).notna()).to_numpy())
+    redrawn = len(wrong) > max(2, 0.2 * len(keys))
+    problems = []
+    for position in wrong[:1] if redrawn else wrong:
+        holdout = found.iloc[position] == "holdout"
         fix = (
-            f"{len(wrong)} of {len(keys)} attempts name customers outside this "
-            "month's called arm. Was step 01 run again on later exports, drawing a "
-            "new list? Restore assignment_customer.parquet as drawn when the call "
-            "list went out"
+            "remove the row: calling a hold-out customer spoils the comparison"
+            if holdout
+            else "check the reference was copied from the call list"
         )
-    raise HeardInputError(
-        path,
-        row=int(attempts.iloc[position]["source_row"]),
-        column="reference" if "customer_key" in attempts else "phone",
-        expected="a customer on this month's call list",
-        found=f"{key} (in the not-called hold-out)" if holdout else key,
-        fix=fix,
-    )
+        if redrawn:
+            fix = (
+                f"{len(wrong)} of {len(keys)} attempts name customers outside this "
+                "month's called arm. Was step 01 run again on later exports, "
+                "drawing a new list? Restore assignment_customer.parquet as drawn "
+                "when the call list went out"
+            )
+        key = keys[position]
+        problems.append(
+            HeardInputError(
+                path,
+                row=int(attempts.iloc[position]["source_row"]),
+                column="reference" if "customer_key" in attempts else "phone",
+                expected="a customer on this month's call list",
+                found=f"{key} (in the not-called hold-out)" if holdout else key,
+                fix=fix,
+            )
+        )
+    return problems
 
 
 def clean_text(column: pd.Series) -> pd.Series:
@@ -712,6 +797,28 @@ def parse_durations(column: pd.Series) -> pd.Series:
             return np.nan
 
     return column.map(seconds).astype(float)
+
+
+def check_durations(
+    attempts: pd.DataFrame, *, path: Path
+) -> tuple[pd.Series, list[HeardInputError]]:
+    """Return talk times in seconds (:func:`parse_durations`), and a problem per
+    cell that is filled in but unreadable or negative."""
+    seconds = parse_durations(attempts["talk_seconds"])
+    unreadable = seconds.isna() & clean_text(attempts["talk_seconds"]).notna()
+    bad = unreadable | seconds.lt(0)
+    problems = [
+        HeardInputError(
+            path,
+            row=int(attempts.loc[index, "source_row"]),
+            column="talk_seconds",
+            expected="the talk time in seconds (a number of at least 0) or H:MM:SS",
+            found=attempts.loc[index, "talk_seconds"],
+            fix="write the seconds the customer was on the line, or leave it blank",
+        )
+        for index in attempts.index[bad]
+    ]
+    return seconds.to_numpy(dtype=float), problems
 
 
 # --------------------------------------------------------------------------------------
@@ -751,6 +858,8 @@ def read_call_log(study: Study | str, month: str, *, now=None) -> pd.DataFrame:
     ------
     HeardInputError
         When the folder holds no log, or as :func:`load_call_log`.
+    HeardInputGroupError
+        When there are several problems: those of every file, together.
     """
     study = load_study(study) if not isinstance(study, Study) else study
     folder = study.raw("calls", check_month(month))
@@ -768,17 +877,22 @@ def read_call_log(study: Study | str, month: str, *, now=None) -> pd.DataFrame:
         )
     assignment = pd.read_parquet(study.processed(month, "assignment_customer.parquet"))
     book = read_phone_book(study, month)
-    logs = [
-        load_call_log(
-            path,
-            assignment=assignment,
-            config=study.config,
-            month=month,
-            now=now,
-            phone_book=book,
-        )
-        for path in files
-    ]
+    logs, problems = [], []
+    for path in files:
+        try:
+            logs.append(
+                load_call_log(
+                    path,
+                    assignment=assignment,
+                    config=study.config,
+                    month=month,
+                    now=now,
+                    phone_book=book,
+                )
+            )
+        except HeardInputError as error:
+            problems.append(error)
+    raise_problems(problems)
     return pd.concat(logs, ignore_index=True)
 
 
@@ -797,7 +911,8 @@ def check_call_logs(study: Study, month: str | None) -> None:
     Raises
     ------
     HeardInputError
-        The first problem in the logs, as :func:`load_call_log` raises it.
+        The problems in the logs, as :func:`read_call_log` raises them (several
+        together as a :class:`~helpers.errors.HeardInputGroupError`).
     """
     if not month or not study.raw("calls", month).is_dir():
         return

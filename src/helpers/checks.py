@@ -548,7 +548,7 @@ def _check_do_not_call(study: Study, month: str | None) -> Iterator[Task]:
 
 
 def _check_calls(study: Study, month: str | None) -> Iterator[Task]:
-    from helpers.calls import CALL_FILE_SUFFIXES, check_call_logs
+    from helpers.calls import CALL_FILE_SUFFIXES
 
     # The loader reads the month's logs together: only once each file is sound.
     files = _files(study.raw("calls", month), CALL_FILE_SUFFIXES)
@@ -565,8 +565,26 @@ def _check_calls(study: Study, month: str | None) -> Iterator[Task]:
     if files:
         yield (
             study.raw("calls", month),
-            lambda: None if found else check_call_logs(study, month),
+            lambda: [] if found else _call_log_problems(study, month),
         )
+
+
+def _call_log_problems(study: Study, month: str | None) -> list[Problem]:
+    """Return each row problem of the month's call logs as its own error (the
+    first ``limit`` of them, then a count of the rest)."""
+    from helpers.calls import check_call_logs
+    from helpers.errors import HeardInputGroupError
+
+    try:
+        check_call_logs(study, month)
+    except HeardInputGroupError as errors:
+        shown = errors.problems[: errors.limit]
+        problems = [Problem.from_error(error, step="calls") for error in shown]
+        if len(errors.problems) > len(shown):
+            more = len(errors.problems) - len(shown)
+            problems.append(Problem("error", "calls", f"… and {more} more"))
+        return problems
+    return []
 
 
 def _check_conversations(study: Study, month: str | None) -> Iterator[Task]:

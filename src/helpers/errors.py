@@ -1,4 +1,5 @@
-"""One error type for bad input, with a message a researcher can act on."""
+"""Errors for bad input, with messages a researcher can act on: one problem, or
+every problem of a file at once."""
 
 from __future__ import annotations
 
@@ -63,3 +64,73 @@ def shorten(value: object, *, limit: int = 80) -> str:
     if len(text) <= limit:
         return text
     return f"{text[: limit - 12]}… ({len(text):,} characters)"
+
+
+class HeardInputGroupError(HeardInputError):
+    """Several problems in one input, raised together so all are fixed in one go.
+
+    Parameters
+    ----------
+    problems : sequence of HeardInputError
+        Every problem found, in the order they should be read (at least one).
+    limit : int
+        How many the message lists; the rest are counted, not shown.
+
+    Attributes
+    ----------
+    problems : list of HeardInputError
+        All of them, however many the message lists.
+
+    Notes
+    -----
+    ``file`` is the problems' file when they share one, else their folder;
+    ``row``, ``column``, ``expected``, ``found`` and ``fix`` summarise the lot.
+    Use :func:`raise_problems` to raise one problem as itself.
+    """
+
+    def __init__(self, problems, *, limit: int = 20) -> None:
+        self.problems = list(problems)
+        self.limit = limit
+        files = {problem.file for problem in self.problems}
+        rows = sorted({problem.row for problem in self.problems if problem.row})
+        super().__init__(
+            files.pop() if len(files) == 1 else Path(self.problems[0].file).parent,
+            expected="every row to follow the file's rules",
+            found=f"{len(self.problems)} problems in {len(rows)} rows",
+            fix="correct each problem listed, then read the file again",
+        )
+
+    def _compose(self) -> str:
+        shown = self.problems[: self.limit]
+        lines = [f"{self.file}: {len(self.problems)} problems (fix each one):"]
+        lines += [f"  - {problem}" for problem in shown]
+        if len(self.problems) > len(shown):
+            lines.append(f"  … and {len(self.problems) - len(shown)} more")
+        return "\n".join(lines)
+
+
+def raise_problems(problems, *, limit: int = 20) -> None:
+    """Raise the problems found, if any: one as itself, several together.
+
+    Parameters
+    ----------
+    problems : sequence of HeardInputError
+        Problems gathered while reading an input; a :class:`HeardInputGroupError`
+        among them contributes each of its own.
+    limit : int
+        How many a combined message lists.
+
+    Raises
+    ------
+    HeardInputError
+        The only problem.
+    HeardInputGroupError
+        When there are several.
+    """
+    flat = [
+        each for problem in problems for each in getattr(problem, "problems", [problem])
+    ]
+    if len(flat) == 1:
+        raise flat[0]
+    if flat:
+        raise HeardInputGroupError(flat, limit=limit)
