@@ -660,6 +660,98 @@ def test_recovery_difference_matches_newcombe_and_fisher_by_hand(study):
     assert cart["verdict"] == "no_clear_difference"  # 3/6 vs 1/6 is noise
 
 
+TYPED_REFERENCES = {
+    # (customer, attempt time in the fixture): what the caller typed.
+    (key("a2"), "2026-11-11T11:00"): "#1002",  # her own, placed 5 Nov
+    (key("a4"), "2026-11-12T10:00"): "#1003",  # his own, placed 30 Nov
+    (key("a5"), "2026-11-10T10:00"): "#1007",  # h2's order
+    (key("f1"), "2026-11-16T19:00"): " 1009",  # f1's own, in the window
+    (key("f3"), "2026-11-18T10:00"): "#9999",  # no such order
+}
+
+
+def type_references(study) -> None:
+    """Write the callers' recovered-order references into the fixture's log."""
+    raw = study.raw("calls", MONTH, "call-list_filled.csv")
+    lines = raw.read_text().splitlines()
+    for (customer, when), reference in TYPED_REFERENCES.items():
+        [number] = [
+            n for n, line in enumerate(lines) if customer in line and when in line
+        ]
+        lines[number] = lines[number] + reference
+    raw.write_text("\n".join(lines) + "\n")
+
+
+def test_recovered_order_the_orders_do_not_bear_out_is_flagged_not_counted(
+    study, caplog
+):
+    clean = run_calls_step(study, MONTH, now=NOW)
+    assert clean["recovered_order_flags"].empty  # a1's #1001 is right
+    study.processed(MONTH, "attempts_attempt.parquet").unlink()
+    type_references(study)
+    typed = run_calls_step(study, MONTH, now=NOW)
+
+    flags = typed["recovered_order_flags"]
+    assert flags[["row", "column", "recovered_order", "reason"]].values.tolist() == [
+        [5, "recovered_order", "#1002", "before_attempt"],
+        [9, "recovered_order", "#1003", "after_window"],
+        [10, "recovered_order", "#1007", "other_customer"],
+        [15, "recovered_order", "#9999", "not_in_orders"],
+    ]
+    assert set(flags["file"]) == {"call-list_filled.csv"}
+    found = flags.set_index("reason")["found"]
+    assert found["before_attempt"] == (
+        "order #1002 placed 2026-11-05 15:00 UTC, before this attempt "
+        "(2026-11-11 16:00 UTC)"
+    )
+    # a4's window opened at his first attempt, 10 Nov 14:30 UTC, for 14 days.
+    assert found["after_window"].endswith(
+        "after the window closed (2026-11-24 14:30 UTC)"
+    )
+    assert found["other_customer"] == f"order #1007 of customer {key('h2')}"
+    assert "14 days after their first attempt" in flags["expected"].iloc[0]
+    saved = pd.read_parquet(
+        study.processed(MONTH, "recovered-order-flags_attempt.parquet")
+    )
+    assert saved["row"].tolist() == [5, 9, 10, 15]
+    assert "4 recovered_order references" in caplog.text
+
+    # The orders decide: a2's typed order (before her call) is no recovery, and
+    # no rate moves with what callers typed.
+    recovery = typed["recovery"].set_index("customer_key")
+    assert not recovery.loc[key("a2"), "is_recovered"]
+    pd.testing.assert_frame_equal(typed["recovery_arms"], clean["recovery_arms"])
+    assert typed["summary"]["recovery"] == clean["summary"]["recovery"]
+
+
+def test_heard_check_warns_about_each_flagged_reference(study):
+    from helpers.calls import check_call_logs
+    from helpers.checks import check_study, format_problems
+
+    type_references(study)
+    flagged = check_call_logs(study, MONTH)
+    assert [(e.row, e.column) for e in flagged] == [
+        (5, "recovered_order"),
+        (9, "recovered_order"),
+        (10, "recovered_order"),
+        (15, "recovered_order"),
+    ]
+    warnings = [
+        p
+        for p in check_study(study, month=MONTH)
+        if p.step == "calls" and p.severity == "warning"
+    ]
+    assert [(Path(p.file).name, p.row) for p in warnings] == [
+        ("call-list_filled.csv", row) for row in (5, 9, 10, 15)
+    ]
+    shown = format_problems(warnings, study=study)
+    assert (
+        f"calls/{MONTH}/call-list_filled.csv, row 15, column 'recovered_order'" in shown
+    )
+    assert "'#9999', which is not in the orders export" in shown
+    assert "check the order number with the store" in shown
+
+
 @pytest.mark.parametrize(
     ("low", "high", "p_value", "verdict"),
     [

@@ -344,6 +344,43 @@ def test_ensure_private_stops_on_a_phone_in_a_processed_file(study_dir):
     assert caught.value.column == "text" and "212 555 0101" in caught.value.found
 
 
+def test_heard_check_names_every_bad_call_row_and_warns_on_recovered_orders(
+    study_dir,
+):
+    study = load_study(study_dir, root=study_dir.parents[2])
+    assignment = pd.DataFrame(
+        {"customer_key": ["c_1", "c_2"], "segment": "s", "arm": "called"}
+    )
+    save_parquet(assignment, study.processed(MONTH, "assignment_customer.parquet"))
+    log = study_dir / "calls" / MONTH / "call-log.csv"
+    log.parent.mkdir(parents=True)
+    header = "reference,attempted_at,caller,outcome,talk_seconds,recovered_order\n"
+    log.write_text(
+        header + "c_1,2026-11-05T10:00:00-05:00,Alex,picked up,30,\n"
+        "c_9,2026-11-05T11:00:00-05:00,Alex,busy,,\n"
+        "c_2,2026-11-05T12:00:00-05:00,Alex,connected,-5,#1001\n"
+    )
+    calls = [p for p in check_study(study, month=MONTH) if p.step == "calls"]
+    assert [(p.severity, p.row, p.column) for p in calls] == [
+        ("error", 2, "outcome"), ("error", 3, "reference"),
+        ("error", 4, "talk_seconds"),
+    ]  # fmt: skip
+    assert all(p.file == str(log) and p.expected and p.fix for p in calls)
+
+    # Rows fixed; the order the caller typed was placed the day before the call.
+    log.write_text(header + "c_2,2026-11-05T12:00:00-05:00,Alex,connected,300,#1001\n")
+    orders = pd.DataFrame(
+        {"order_id": ["#1001"], "customer_key": ["c_2"],
+         "created_at": [pd.Timestamp("2026-11-04T15:00Z")], "total": [20.0]}
+    )  # fmt: skip
+    save_parquet(orders, study.processed(MONTH, "orders_order.parquet"))
+    [warning] = [p for p in check_study(study, month=MONTH) if p.step == "calls"]
+    assert (warning.severity, warning.row, warning.column) == (
+        "warning", 2, "recovered_order",
+    )  # fmt: skip
+    assert warning.file == str(log) and "before this attempt" in warning.found
+
+
 def test_a_broken_call_log_is_reported_once_before_the_logs_are_read(study_dir):
     calls = study_dir / "calls" / MONTH
     calls.mkdir(parents=True)

@@ -83,6 +83,21 @@ RECOVERY_COLUMNS = [
     "is_recovered",
     "has_order_before_reference",
 ]
+RECOVERY_FLAG_COLUMNS = [
+    "file",
+    "row",
+    "column",
+    "customer_key",
+    "attempted_at",
+    "recovered_order",
+    "reason",
+    "expected",
+    "found",
+]
+RECOVERY_FLAG_FIX = (
+    "check the order number with the store and correct the cell; recovery counts "
+    "the orders export, never this reference, so it adds no recovery either way"
+)
 BREAKDOWNS = ("overall", "segment", "caller", "local-hour", "attempt-number")
 CALL_FILE_SUFFIXES = (".csv", ".xlsx")
 
@@ -896,7 +911,7 @@ def read_call_log(study: Study | str, month: str, *, now=None) -> pd.DataFrame:
     return pd.concat(logs, ignore_index=True)
 
 
-def check_call_logs(study: Study, month: str | None) -> None:
+def check_call_logs(study: Study, month: str | None) -> list[HeardInputError]:
     """Read the month's call logs as :func:`read_call_log` would, for ``heard check``.
 
     Parameters
@@ -908,6 +923,14 @@ def check_call_logs(study: Study, month: str | None) -> None:
         ``calls/<month>/`` folder, or before step 01 has drawn the month's call
         list (customers cannot be checked without it).
 
+    Returns
+    -------
+    list of HeardInputError
+        Not raised: one per ``recovered_order`` reference the month's
+        ``orders_order.parquet`` does not bear out (:func:`flag_recovered_orders`),
+        for ``heard check`` to list as warnings; empty before step 01 has
+        written the orders.
+
     Raises
     ------
     HeardInputError
@@ -915,15 +938,24 @@ def check_call_logs(study: Study, month: str | None) -> None:
         together as a :class:`~helpers.errors.HeardInputGroupError`).
     """
     if not month or not study.raw("calls", month).is_dir():
-        return
+        return []
     if not study.processed(month, "assignment_customer.parquet").exists():
         log.warning(
             "calls/%s: not checked against the call list, which step 01 has not "
             "drawn yet",
             month,
         )
-        return
-    read_call_log(study, month)
+        return []
+    attempts = read_call_log(study, month)
+    orders_path = study.processed(month, "orders_order.parquet")
+    if not orders_path.exists():
+        return []
+    orders = pd.read_parquet(orders_path)
+    orders["created_at"] = pd.to_datetime(orders["created_at"], utc=True)
+    flags = flag_recovered_orders(
+        attempts, orders, window=recovery_window(study.config)
+    )
+    return describe_recovery_flags(flags, folder=study.raw("calls", month))
 
 
 def read_phone_book(study: Study, month: str) -> dict[str, str]:
@@ -1444,14 +1476,17 @@ def measure_recovery(
     puts both arms' windows at the same point of the calling period. Everyone
     randomised stays in the denominator of their arm (intent to treat).
 
+    The orders export is the only source of recoveries. The ``recovered_order``
+    a caller types is never counted: the hold-out has no caller to type one, so
+    counting references would favour the called arm. They are checked against
+    the orders instead (:func:`flag_recovered_orders`).
+
     Limitations: a called customer's window depends on when they were dialled,
     which is not randomised; if callers dial the likeliest buyers first, the
     comparison shifts a little. Orders must be exported after the last window
     closes; windows still open are logged as a warning.
     """
-    window = pd.Timedelta(
-        days=int(config.get("calls", {}).get("recovery_window_days", 14))
-    )
+    window = recovery_window(config)
     start = month_start_utc(month, config=config)
     arms = assignment.groupby("segment")["arm"].agg(set)
     randomised = [s for s, found in arms.items() if {"called", "holdout"} <= found]
@@ -1468,6 +1503,13 @@ def measure_recovery(
     customers = count_window_orders(customers, orders, window=window, start=start)
     _warn_open_windows(customers, orders, window=window)
     return customers[RECOVERY_COLUMNS]
+
+
+def recovery_window(config: dict) -> pd.Timedelta:
+    """Return ``calls.recovery_window_days`` (14 when unset) as a Timedelta."""
+    return pd.Timedelta(
+        days=int(config.get("calls", {}).get("recovery_window_days", 14))
+    )
 
 
 def assign_reference_times(
@@ -1537,6 +1579,136 @@ def _warn_open_windows(customers, orders, *, window) -> None:
             n_open,
             len(customers),
             f"{last_order:%Y-%m-%d}",
+        )
+
+
+def flag_recovered_orders(
+    attempts: pd.DataFrame, orders: pd.DataFrame, *, window: pd.Timedelta
+) -> pd.DataFrame:
+    """Return the order references callers typed that the orders do not bear out.
+
+    Parameters
+    ----------
+    attempts : DataFrame
+        Attempts (:func:`load_call_log`, or merged): ``customer_key``,
+        ``attempted_at``, ``recovered_order``, ``source_file``, ``source_row``.
+    orders : DataFrame
+        ``orders_order.parquet``: ``order_id``, ``customer_key``, ``created_at``
+        (UTC).
+    window : Timedelta
+        The recovery window (:func:`recovery_window`); it opens at the
+        customer's first attempt, as in :func:`measure_recovery`.
+
+    Returns
+    -------
+    DataFrame
+        One row per reference flagged: ``file``, ``row`` (the spreadsheet row),
+        ``column`` (``recovered_order``), ``customer_key``, ``attempted_at``,
+        ``recovered_order`` (as typed), ``reason`` (``not_in_orders``,
+        ``other_customer``, ``before_attempt``, ``after_window``), ``expected``
+        and ``found``.
+
+    Notes
+    -----
+    References match ignoring case, spaces and a leading ``#`` (a caller's
+    ``1001`` is Shopify's ``#1001``). Recovery never counts a typed reference
+    (:func:`measure_recovery`), so a flag changes no number: it says that the
+    caller's record and the store's disagree.
+    """
+    # Each window opens at the customer's first attempt; orders found by reference.
+    opens = attempts.groupby("customer_key")["attempted_at"].min()
+    by_reference = orders.assign(
+        reference=orders["order_id"].map(_order_reference)
+    ).drop_duplicates("reference")
+    by_reference = by_reference.set_index("reference")
+    expected = (
+        "an order of this customer in the month's orders export, placed after "
+        f"this attempt and at most {window.days} days after their first attempt"
+    )
+
+    # Judge each typed reference against the order it names.
+    flags = []
+    for attempt in attempts[attempts["recovered_order"].notna()].itertuples():
+        reference = _order_reference(attempt.recovered_order)
+        order = by_reference.loc[reference] if reference in by_reference.index else None
+        closes = opens[attempt.customer_key] + window
+        judged = _judge_reference(attempt, order, closes=closes)
+        if judged is not None:
+            flags.append(
+                {
+                    "file": attempt.source_file,
+                    "row": int(attempt.source_row),
+                    "column": "recovered_order",
+                    "customer_key": attempt.customer_key,
+                    "attempted_at": attempt.attempted_at,
+                    "recovered_order": attempt.recovered_order,
+                    "reason": judged[0],
+                    "expected": expected,
+                    "found": judged[1],
+                }
+            )
+    return pd.DataFrame(flags, columns=RECOVERY_FLAG_COLUMNS)
+
+
+def _order_reference(order_id: object) -> str:
+    """Return an order reference as compared: text, no spaces, case or ``#``."""
+    return re.sub(r"\s+", "", str(order_id)).casefold().lstrip("#")
+
+
+def _judge_reference(attempt, order, *, closes) -> tuple[str, str] | None:
+    """Return ``(reason, found)`` for a reference the order does not bear out,
+    or None when the order is the customer's and inside the window."""
+    if order is None:
+        return "not_in_orders", (
+            f"{attempt.recovered_order!r}, which is not in the orders export"
+        )
+    placed = (
+        f"order {order['order_id']} placed {order['created_at']:%Y-%m-%d %H:%M} UTC"
+    )
+    if order["customer_key"] != attempt.customer_key:
+        owner = order["customer_key"] if pd.notna(order["customer_key"]) else "none"
+        return "other_customer", f"order {order['order_id']} of customer {owner}"
+    if order["created_at"] <= attempt.attempted_at:
+        return "before_attempt", (
+            f"{placed}, before this attempt ({attempt.attempted_at:%Y-%m-%d %H:%M} UTC)"
+        )
+    if order["created_at"] > closes:
+        return "after_window", (
+            f"{placed}, after the window closed ({closes:%Y-%m-%d %H:%M} UTC)"
+        )
+    return None
+
+
+def describe_recovery_flags(
+    flags: pd.DataFrame, *, folder: Path
+) -> list[HeardInputError]:
+    """Return each flagged reference as a :class:`HeardInputError` (not raised),
+    naming the call log in `folder`, for ``heard check`` to list as warnings."""
+    return [
+        HeardInputError(
+            folder / flag.file,
+            row=flag.row,
+            column=flag.column,
+            expected=flag.expected,
+            found=flag.found,
+            fix=RECOVERY_FLAG_FIX,
+        )
+        for flag in flags.itertuples()
+    ]
+
+
+def _warn_flagged(flags: pd.DataFrame) -> None:
+    """Log a warning when callers' order references are not borne out."""
+    if len(flags):
+        log.warning(
+            "%d recovered_order references in the call logs do not match the "
+            "orders export (%s; e.g. %s row %d); recovery counts only the export's "
+            "orders, so none of them is a recovery: see "
+            "recovered-order-flags_attempt.parquet",
+            len(flags),
+            ", ".join(f"{n} {r}" for r, n in flags["reason"].value_counts().items()),
+            flags["file"].iloc[0],
+            flags["row"].iloc[0],
         )
 
 
@@ -1922,9 +2094,10 @@ def run_calls_step(study: Study | str, month: str, *, now=None) -> dict:
     dict
         ``attempts``, ``conflicts``, ``do_not_call``, ``rates`` (breakdown ->
         DataFrame), ``conversations``, ``weekly`` (:func:`tally_weekly_progress`),
-        ``recovery`` (per customer),
-        ``recovery_arms``, ``summary`` (the contents of ``summary_calls.json``)
-        and ``paths`` (the files written).
+        ``recovery`` (per customer), ``recovery_arms``,
+        ``recovered_order_flags`` (:func:`flag_recovered_orders`), ``summary``
+        (the contents of ``summary_calls.json``) and ``paths`` (the files
+        written).
 
     Raises
     ------
@@ -1985,7 +2158,8 @@ def read_step_inputs(study: Study, month: str) -> dict:
 
 
 def measure_calls(attempts: pd.DataFrame, *, inputs: dict, month: str, config) -> dict:
-    """Return rates, conversations, recovery and the summary for the attempts."""
+    """Return rates, conversations, recovery (with the callers' order references
+    the orders do not bear out) and the summary for the attempts."""
     calls_config = config.get("calls", {})
     rates = {by: tally_connect_rates(attempts, by=by) for by in BREAKDOWNS}
     conversations = tally_conversations(
@@ -2002,6 +2176,10 @@ def measure_calls(attempts: pd.DataFrame, *, inputs: dict, month: str, config) -
         inputs["assignment"], inputs["orders"], attempts, month=month, config=config
     )
     recovery_arms, comparison = compare_recovery(recovery)
+    flags = flag_recovered_orders(
+        attempts, inputs["orders"], window=recovery_window(config)
+    )
+    _warn_flagged(flags)
     per_conversation = estimate_revenue_per_conversation(
         recovery,
         resamples=int(calls_config.get("bootstrap_resamples", 2000)),
@@ -2022,6 +2200,7 @@ def measure_calls(attempts: pd.DataFrame, *, inputs: dict, month: str, config) -
         "weekly": weekly,
         "recovery": recovery,
         "recovery_arms": recovery_arms,
+        "recovered_order_flags": flags,
         "summary": summary,
     }
 
@@ -2084,6 +2263,10 @@ def save_calls_outputs(outputs: dict, *, study: Study, month: str) -> list[Path]
         ),
         save_parquet(outputs["recovery_arms"], folder / "recovery_arm.parquet"),
         save_parquet(outputs["weekly"], folder / "progress_segment-week.parquet"),
+        save_parquet(
+            outputs["recovered_order_flags"],
+            folder / "recovered-order-flags_attempt.parquet",
+        ),
     ]
     for by, table in outputs["rates"].items():
         paths.append(save_parquet(table, folder / f"connect-rates_{by}.parquet"))

@@ -571,12 +571,13 @@ def _check_calls(study: Study, month: str | None) -> Iterator[Task]:
 
 def _call_log_problems(study: Study, month: str | None) -> list[Problem]:
     """Return each row problem of the month's call logs as its own error (the
-    first ``limit`` of them, then a count of the rest)."""
+    first ``limit`` of them, then a count of the rest), and each recovered-order
+    reference the orders do not bear out as a warning."""
     from helpers.calls import check_call_logs
     from helpers.errors import HeardInputGroupError
 
     try:
-        check_call_logs(study, month)
+        flagged = check_call_logs(study, month)
     except HeardInputGroupError as errors:
         shown = errors.problems[: errors.limit]
         problems = [Problem.from_error(error, step="calls") for error in shown]
@@ -584,7 +585,9 @@ def _call_log_problems(study: Study, month: str | None) -> list[Problem]:
             more = len(errors.problems) - len(shown)
             problems.append(Problem("error", "calls", f"… and {more} more"))
         return problems
-    return []
+    return [
+        Problem.from_error(error, step="calls", severity="warning") for error in flagged
+    ]
 
 
 def _check_conversations(study: Study, month: str | None) -> Iterator[Task]:
