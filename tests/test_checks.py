@@ -86,6 +86,14 @@ def test_a_month_without_exports_is_an_error_naming_the_months_that_have_them(
     assert problems[0].file.endswith("exports/2026-12")
     assert problems[0].fix.endswith(f"choose a month that has them: {MONTH}")
 
+    processed = study_dir.parents[2] / "data" / "processed" / "small" / "2026-12"
+    processed.mkdir(parents=True)
+    save_parquet(
+        pd.DataFrame({"customer_key": ["k1"]}), processed / "customers_customer.parquet"
+    )
+    problems = check_study(study_dir, month="2026-12", root=study_dir.parents[2])
+    assert [(p.severity, p.step) for p in problems] == [("warning", "exports")]
+
 
 def test_format_groups_by_severity_with_where_expected_found_and_fix(study_dir):
     (study_dir / "exports" / MONTH / "orders_export.csv").write_bytes(b"")

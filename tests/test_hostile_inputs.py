@@ -505,9 +505,13 @@ def test_heard_check_prints_file_row_and_fix_and_exits_1(
     assert "fix:" in printed and "Traceback" not in printed
 
 
-def test_heard_check_on_a_bad_month_is_an_error_not_a_traceback(study_dir, capsys):
-    assert main(["check", str(study_dir), "--month", "2026/11"]) == 1
-    assert "month must look like 2026-11" in capsys.readouterr().out
+def test_heard_check_on_a_bad_month_is_a_usage_error_not_a_traceback(
+    study_dir, capsys
+):
+    with pytest.raises(SystemExit) as stopped:
+        main(["check", str(study_dir), "--month", "2026/11"])
+    assert stopped.value.code == 2
+    assert "'2026/11' is not a month: write it as YYYY-MM" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 CHECKED_VARIABLE = "HEARD_CHECKED"
 
 SEVERITIES = ("error", "warning")
+# Step 01's table of customers: with it, later steps can run without the exports.
+STEP_01_OUTPUT = "customers_customer.parquet"
 # Excel holds at most 32,767 characters in a cell; a longer one is nearly always
 # an unclosed quote that swallowed the rows after it.
 LONGEST_CELL = 32_767
@@ -514,7 +516,12 @@ def _check_exports(study: Study, month: str | None) -> Iterator[Task]:
 
     folder = study.raw("exports", month)
     files = _files(folder, EXPORT_SUFFIXES)
-    if not files:
+    if not files and study.processed(month, STEP_01_OUTPUT).exists():
+        log.warning(
+            "exports/%s: no store exports; step 01's earlier outputs are used as "
+            "they are, and step 01 itself cannot run again", month,
+        )  # fmt: skip
+    elif not files:
         raise _no_exports_error(study, folder, EXPORT_SUFFIXES)
     for path in files:
         load = lambda path=path: read_export(path, config=study.config)  # noqa: E731
