@@ -370,6 +370,21 @@ def test_inputs_table_has_row_counts_and_sha256(tmp_path):
     assert table.loc["conversations/2026-11/*.md", "Rows"] == "2 files"
 
 
+def test_rules_table_says_settings_in_words_and_keeps_unknown_values(tmp_path):
+    raw = tmp_path / "data" / "raw" / "shop"
+    raw.mkdir(parents=True)
+    (raw / "study.yml").write_text(
+        "experiments: {correction: fdr_bh}\nconsent: {do_not_call_tag: never}\n"
+    )
+    rules = report_data.tabulate_rules(load_study("shop", root=tmp_path))
+    settings = rules.set_index("Rule")["Setting"]
+    assert settings["Experiment alpha and correction"] == (
+        "0.05, Benjamini-Hochberg (false discovery rate)"
+    )
+    assert settings["Consent required to call"].startswith("the customer accepts")
+    assert settings["Do-not-call tag"] == "never"
+
+
 def test_fallback_output_is_removed_before_a_site_is_rebuilt(tmp_path, info):
     site = tmp_path / "site"
     render.render_site([render.Page("index", "Home", "Hello\n")], site, info=info)

@@ -45,6 +45,16 @@ PACKAGES = [
 ]  # fmt: skip
 TOP_THEMES = 3
 SPREAD = ("difference", "ci_low", "ci_high")
+PLAIN_SETTINGS = {
+    "possible": "possible numbers (right length for their region; fictional "
+    "test ranges pass)",
+    "valid": "valid numbers (in an assigned range)",
+    "accepts_marketing": "the customer accepts e-mail marketing",
+    "accepts_sms": "the customer accepts SMS marketing",
+    "none": "no consent flag required",
+    "holm": "Holm (family-wise error)",
+    "fdr_bh": "Benjamini-Hochberg (false discovery rate)",
+}
 
 
 def load_summaries(study: Study, month: str) -> dict[str, dict]:
@@ -605,9 +615,9 @@ def tabulate_rules(study: Study) -> pd.DataFrame:
     consent, sampling = config.get("consent", {}), config.get("sampling", {})
     tests = config.get("experiments", {})
     rules = {
-        "Consent required to call": consent.get("require"),
+        "Consent required to call": plain_setting(consent.get("require")),
         "Do-not-call tag": consent.get("do_not_call_tag"),
-        "Phone numbers kept": config.get("phones", {}).get("keep"),
+        "Phone numbers kept": plain_setting(config.get("phones", {}).get("keep")),
         "Calling window (customer's local time)": (
             f"{window.get('start')} to {window.get('end')}"
         ),
@@ -617,7 +627,7 @@ def tabulate_rules(study: Study) -> pd.DataFrame:
         "Sampling seed": sampling.get("seed"),
         "Hold-out share of cart abandoners": sampling.get("holdout_share"),
         "Experiment alpha and correction": (
-            f"{tests.get('alpha')}, {tests.get('correction')}"
+            f"{tests.get('alpha')}, {plain_setting(tests.get('correction'))}"
         ),
         "Saturation: conversations in a row adding no code": (
             config.get("coding", {}).get("saturation_run")
@@ -626,6 +636,12 @@ def tabulate_rules(study: Study) -> pd.DataFrame:
     return pd.DataFrame(
         {"Rule": list(rules), "Setting": [str(v) for v in rules.values()]}
     )
+
+
+def plain_setting(value) -> str:
+    """Return a config value as a stakeholder reads it (the value itself when
+    Heard has no plainer words for it)."""
+    return PLAIN_SETTINGS.get(value, str(value))
 
 
 def describe_commit() -> str:
@@ -652,7 +668,7 @@ def describe_segments(segments: dict) -> str:
         f"and **{segments.get('n_orders', '–')}** orders. We drew a call list of "
         f"**{segments.get('n_call_list', '–')}** customers and kept "
         f"**{segments.get('n_holdout', '–')}** cart abandoners back as a not-called "
-        f"hold-out. Phone numbers were kept when `{segments.get('phone_rule', '–')}`; "
+        f"hold-out. Phone numbers kept: {plain_setting(segments.get('phone_rule'))}; "
         f"calls were placed {window_text}."
     )
 
