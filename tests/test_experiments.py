@@ -656,7 +656,12 @@ def test_verdict_after_correction_does_not_deny_an_interval_that_excludes_zero()
     definition = {"alpha": 0.05, "metrics": {"revenue_per_visitor": (0, 0, 0, True)}}
     verdict = ex.write_verdicts(verdict_row(), definition).iloc[0]
     assert "interval includes no change" not in verdict
-    assert "not significant" in verdict and "holm" in verdict
+    assert "not significant" in verdict and "after Holm correction" in verdict
+    frame = verdict_row(correction="fdr_bh")
+    assert (
+        "after Benjamini-Hochberg correction"
+        in ex.write_verdicts(frame, definition).iloc[0]
+    )
 
 
 def test_verdict_never_says_the_interval_excludes_zero_when_it_does_not():

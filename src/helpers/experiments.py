@@ -687,6 +687,7 @@ TEST_NAMES = {
     "mean": "Welch's t from sufficient statistics",
     "ratio": "delta method (unit cross-products), normal",
 }
+CORRECTION_NAMES = {"holm": "Holm", "fdr_bh": "Benjamini-Hochberg"}
 BAYES_MODELS = {
     "proportion": "beta-binomial, Beta(1, 1) priors, exact integral",
     "mean": "normal approximation of the difference, flat prior",
@@ -1010,7 +1011,8 @@ def _verdict_text(row, head: str, alpha: float, higher_is_better: bool) -> str:
     adjusted = ("adjusted p " if in_family else "uncorrected p ") + format_p_value(
         p_value
     )
-    corrected = f"after {row.correction} correction" if in_family else "uncorrected"
+    method = CORRECTION_NAMES.get(row.correction, row.correction)
+    corrected = f"after {method} correction" if in_family else "uncorrected"
     level = f"{1 - alpha:.0%}"
 
     # The interval shown is unadjusted; the p-value may be adjusted, and a pooled
