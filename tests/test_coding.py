@@ -806,3 +806,44 @@ def test_bootstrap_resamples_conversations_so_copies_add_no_certainty():
     )
     # Ten conversations leave kappa far from settled, copies or not.
     assert copied.loc[0, "kappa_ci_high"] - copied.loc[0, "kappa_ci_low"] > 0.4
+
+
+def test_a_sheet_made_from_the_redacted_template_reads_back_against_the_notes(
+    codebook, tmp_path
+):
+    from helpers.language import redact_excerpts
+
+    # The step's blank sheet shows redacted text; reading it back must accept that
+    # text for its own excerpt, and still refuse it for any other.
+    notes = pd.DataFrame(
+        {
+            "conversation_id": ["a"],
+            "interviewer": ["Alex Moss"],
+            "text": [
+                "Interviewer: What stopped you?\n"
+                "Customer: Thanks Alex. Mail me at ana@example.com or 202-555-0143.\n"
+                "Customer: The shipping was a shock."
+            ],
+        }
+    )
+    excerpts = split_excerpts(notes)
+    redacted = redact_excerpts(excerpts, notes)
+    path = write_coding_sheet(redacted, codebook, tmp_path / "ana.xlsx")
+    assert load_workbook(path)["coding"]["E2"].value == (
+        "Thanks [name]. Mail me at [email] or [phone]."
+    )
+    fill_sheet(path, {1: [NO_CODE], 2: ["OBJ-SHIP"]})
+
+    codings = read_coding_sheet(path, codebook, excerpts=excerpts, redacted=redacted)
+    assert codings[["excerpt_id", "code"]].values.tolist() == [
+        ["a-002", NO_CODE],
+        ["a-003", "OBJ-SHIP"],
+    ]
+    with pytest.raises(HeardInputError) as caught:
+        read_coding_sheet(path, codebook, excerpts=excerpts)
+    assert (caught.value.row, caught.value.column) == (2, "text")
+    swapped = redacted.assign(text=np.roll(redacted["text"].to_numpy(), 1))
+    with pytest.raises(HeardInputError) as caught:
+        read_coding_sheet(path, codebook, excerpts=excerpts, redacted=swapped)
+    assert caught.value.row == 2
+    assert "ana@example.com" not in caught.value.expected

@@ -821,6 +821,7 @@ def read_coding_sheet(
     *,
     coder: str | None = None,
     excerpts: pd.DataFrame | None = None,
+    redacted: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Read one coder's filled-in coding sheet.
 
@@ -836,6 +837,10 @@ def read_coding_sheet(
         The month's excerpts (:func:`split_excerpts`). When given, every coded
         row's ``excerpt_id`` must be one of them and its ``text`` must still read
         as the excerpt does.
+    redacted : DataFrame, optional
+        The same excerpts with contact details and names redacted
+        (:func:`helpers.language.redact_excerpts`), as the step's blank coding
+        sheet shows them: with `excerpts`, a row's text may read either way.
 
     Returns
     -------
@@ -878,11 +883,7 @@ def read_coding_sheet(
 
     # One row per excerpt and code, blanks above the last coded row as "no code".
     rows, seen = [], {}
-    texts = (
-        None
-        if excerpts is None
-        else dict(zip(excerpts["excerpt_id"], excerpts["text"], strict=True))
-    )
+    texts = None if excerpts is None else collect_sheet_texts(excerpts, redacted)
     for index, codes in coded:
         record = sheet.iloc[index]
         excerpt_id = check_excerpt_id(record, path, index + 2, seen)
@@ -1010,11 +1011,32 @@ def check_excerpt_id(record, path: Path, line: int, seen: dict) -> str:
     return excerpt_id
 
 
+def collect_sheet_texts(
+    excerpts: pd.DataFrame, redacted: pd.DataFrame | None
+) -> dict[str, tuple[str, ...]]:
+    """Return each excerpt id's texts a sheet row may show: raw, then redacted."""
+    texts = {
+        excerpt_id: (text,)
+        for excerpt_id, text in zip(
+            excerpts["excerpt_id"], excerpts["text"], strict=True
+        )
+    }
+    if redacted is not None:
+        pairs = zip(redacted["excerpt_id"], redacted["text"], strict=True)
+        for excerpt_id, text in pairs:
+            if excerpt_id in texts:
+                texts[excerpt_id] += (text,)
+    return texts
+
+
 def check_sheet_text(record, path: Path, line: int, texts: dict) -> None:
     """Raise when a sheet row's excerpt is not in the notes or its text moved.
 
-    Texts are compared with whitespace collapsed and the apostrophe that formula
-    neutralising adds removed; a blank text cell is not checked.
+    `texts` maps each excerpt id to the texts its row may show (the raw text,
+    and the redacted one the step's blank sheet carries, which the error
+    shows when there is one). Texts are compared with whitespace collapsed and
+    the apostrophe that formula neutralising adds removed; a blank text cell is
+    not checked.
     """
     excerpt_id = str(record["excerpt_id"]).strip()
     if excerpt_id not in texts:
@@ -1030,14 +1052,15 @@ def check_sheet_text(record, path: Path, line: int, texts: dict) -> None:
     value = record.get("text")
     if value is None or pd.isna(value) or not str(value).strip():
         return
-    expected = flatten_text(texts[excerpt_id])
+    accepted = {flatten_text(text) for text in texts[excerpt_id]}
     written = flatten_text(str(value))
-    if expected not in (written, written.removeprefix("'")):
+    if not accepted & {written, written.removeprefix("'")}:
+        shown = texts[excerpt_id][-1]
         raise HeardInputError(
             path,
             row=line,
             column="text",
-            expected=f"the text of {excerpt_id} in the notes: {texts[excerpt_id]!r}",
+            expected=f"the text of {excerpt_id} in the notes: {shown!r}",
             found=str(value),
             fix="the notes changed after this sheet was written, so its excerpt "
             "ids point at other words: restore the note, or write a fresh sheet "
@@ -1051,10 +1074,14 @@ def flatten_text(text: str) -> str:
 
 
 def read_coding_sheets(
-    folder: Path, codebook, *, excerpts: pd.DataFrame | None = None
+    folder: Path,
+    codebook,
+    *,
+    excerpts: pd.DataFrame | None = None,
+    redacted: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Read every coder's sheet in `folder` (``<coder>.xlsx``; the reconciliation
-    sheet and Office lock files skipped); columns and `excerpts` as
+    sheet and Office lock files skipped); columns, `excerpts` and `redacted` as
     :func:`read_coding_sheet`."""
     folder = Path(folder)
     paths = [
@@ -1070,7 +1097,10 @@ def read_coding_sheets(
             fix="copy each coder's filled-in sheet into this folder",
         )
     codings = pd.concat(
-        [read_coding_sheet(p, codebook, excerpts=excerpts) for p in paths],
+        [
+            read_coding_sheet(p, codebook, excerpts=excerpts, redacted=redacted)
+            for p in paths
+        ],
         ignore_index=True,
     )
     log.info("read %d coders' sheets from %s", len(paths), folder)
@@ -1078,11 +1108,17 @@ def read_coding_sheets(
 
 
 def load_codings(
-    study, month: str, codebook, *, excerpts: pd.DataFrame | None = None
+    study,
+    month: str,
+    codebook,
+    *,
+    excerpts: pd.DataFrame | None = None,
+    redacted: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Read the month's coding sheets from ``coding/<month>/`` of the raw study;
-    `excerpts` as for :func:`read_coding_sheet`."""
-    return read_coding_sheets(study.raw("coding", month), codebook, excerpts=excerpts)
+    `excerpts` and `redacted` as for :func:`read_coding_sheet`."""
+    folder = study.raw("coding", month)
+    return read_coding_sheets(folder, codebook, excerpts=excerpts, redacted=redacted)
 
 
 def suggest_codes(excerpts: pd.DataFrame, codebook) -> pd.DataFrame:
