@@ -8,14 +8,18 @@ against counts made here with plain Python.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
+import shutil
 
 import pandas as pd
 import pytest
+from openpyxl import load_workbook
 
 from helpers import coding_step
-from helpers.study import load_study
+from helpers.errors import HeardInputError
+from helpers.study import load_study, merge_config
 
 MONTH = "2026-11"
 N_REVIEWS = 40
@@ -162,6 +166,44 @@ def test_quote_bank_and_saturation_outputs(results, reviews):
     assert all(t["quote_id"].startswith("q-r-") for t in summary["top_themes"])
 
 
+def with_coding_settings(study, **settings):
+    """Return `study` with ``coding:`` settings laid over, as study.yml would."""
+    config = merge_config(study.config, {"coding": settings})
+    return dataclasses.replace(study, config=config)
+
+
+def test_excerpt_max_words_sets_where_long_turns_split(results, reviews):
+    output, study = results
+    # Some reviews run past the default 40 words, so the default splits them.
+    n_words = [len(str(text).split()) for text in reviews["Review Text"]]
+    assert max(n_words) > study.config["coding"]["excerpt_max_words"]
+    assert len(output["excerpts"]) > N_REVIEWS
+    # With a limit no review reaches, every review is one excerpt.
+    whole = coding_step.run_coding_step(
+        with_coding_settings(study, excerpt_max_words=max(n_words)), MONTH, write=False
+    )
+    assert len(whole["excerpts"]) == whole["summary"]["n_excerpts"] == N_REVIEWS
+
+
+def test_a_coding_setting_out_of_range_names_study_yml(results):
+    _, study = results
+    for key, value in [("agreement_unit", "sentence"), ("n_bootstrap", -1)]:
+        with pytest.raises(HeardInputError) as caught:
+            coding_step.read_coding_settings(
+                with_coding_settings(study, **{key: value})
+            )
+        assert caught.value.file.endswith("study.yml")
+        assert caught.value.column == f"coding.{key}"
+
+
+def test_without_coding_sheets_only_the_blank_sheet_is_written(results):
+    output, study = results
+    sheet = load_workbook(study.processed(MONTH, "coding-sheet_excerpt.xlsx"))["coding"]
+    excerpt_ids = [row[1] for row in sheet.iter_rows(min_row=2, values_only=True)]
+    assert excerpt_ids == output["excerpts"]["excerpt_id"].tolist()
+    assert not study.processed(MONTH, "reconcile_excerpt.xlsx").exists()
+
+
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     """The demo study in a temporary project, segment and coding steps run."""
@@ -225,6 +267,138 @@ def test_demo_summary_agrees_with_its_own_tables(demo):
     assert summary["predictions"]["brier_score"] == pytest.approx(
         sum(squared) / len(squared)
     )
+
+
+def workbook_cells(path) -> list[str]:
+    """Return every filled cell of every sheet in the workbook, as text."""
+    workbook = load_workbook(path)
+    return [
+        str(value)
+        for sheet in workbook.worksheets
+        for row in sheet.iter_rows(values_only=True)
+        for value in row
+        if value is not None
+    ]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("month", ["2026-10", "2026-11"])
+def test_workbooks_for_coders_carry_no_email_phone_or_name(demo, month):
+    from helpers.privacy import EMAIL_PATTERN, PHONE_PATTERN, find_pii, scan_for_pii
+
+    study, outputs = demo
+    output = outputs[month]
+    paths = [
+        study.processed(month, name) for name in coding_step.WORKBOOK_FILES.values()
+    ]
+    # The demo notes do hold e-mails or phones, so redaction has work to do.
+    raw = [found for text in output["excerpts"]["text"] for found in find_pii(text)]
+    assert raw
+
+    # Neither workbook shows one, in any cell of any sheet, nor a person's name.
+    cells = [cell for path in paths for cell in workbook_cells(path)]
+    assert not any(found in cell for found in raw for cell in cells)
+    assert not any(EMAIL_PATTERN.search(cell) for cell in cells)
+    texts = [cell for path in paths for cell in pd.read_excel(path, dtype=str)["text"]]
+    assert not any(PHONE_PATTERN.search(text) for text in texts)
+    assert scan_for_pii(paths) == []
+    call_list = pd.read_csv(
+        study.processed(month, f"call-list_customer_{month}.csv"), dtype=str
+    )
+    names = [*call_list["name"].dropna(), *output["conversations"]["interviewer"]]
+    pattern = re.compile(r"\b(?:" + "|".join(map(re.escape, names)) + r")\b")
+    assert not any(pattern.search(cell) for cell in cells)
+
+    # The queue is the step's disagreements, each beside its redacted text.
+    queue = pd.read_excel(paths[1], dtype=str)
+    assert len(queue) == len(output["disagreements"]) > 0
+    redacted = output["redacted_excerpts"].set_index("excerpt_id")["text"]
+    assert queue["text"].tolist() == redacted[queue["excerpt_id"]].tolist()
+
+
+@pytest.mark.slow
+def test_a_coder_sheet_made_from_the_blank_one_round_trips(demo, tmp_path):
+    from helpers.codebook import load_codebook
+    from helpers.coding import read_coding_sheet
+
+    study, outputs = demo
+    output = outputs["2026-11"]
+    codebook = load_codebook(study.raw("codebook.yml"))
+    path = tmp_path / "Ana.xlsx"
+    shutil.copy(study.processed("2026-11", "coding-sheet_excerpt.xlsx"), path)
+
+    # Code every row up to and past the first one whose text was redacted.
+    redacted = output["redacted_excerpts"]
+    customer = redacted["speaker"] != "interviewer"
+    changed = customer & (redacted["text"] != output["excerpts"]["text"])
+    last = list(redacted.loc[customer, "excerpt_id"]).index(
+        redacted.loc[changed, "excerpt_id"].iloc[0]
+    )
+    workbook = load_workbook(path)
+    for row in range(2, last + 4):
+        workbook["coding"].cell(row=row, column=6).value = "OBJ-PRICE"
+    workbook.save(path)
+
+    codings = read_coding_sheet(
+        path, codebook, excerpts=output["excerpts"], redacted=redacted
+    )
+    expected = list(redacted.loc[customer, "excerpt_id"])[: last + 2]
+    assert codings["excerpt_id"].tolist() == expected
+    assert set(codings["code"]) == {"OBJ-PRICE"} and set(codings["coder"]) == {"Ana"}
+    with pytest.raises(HeardInputError):
+        read_coding_sheet(path, codebook, excerpts=output["excerpts"])
+
+
+@pytest.mark.slow
+def test_agreement_unit_and_bootstrap_follow_the_study_config(demo):
+    study, outputs = demo
+    human = outputs["2026-11"]["codings"].query("~is_suggestion")
+    by_conversation = coding_step.run_coding_step(
+        with_coding_settings(study, agreement_unit="conversation", n_bootstrap=0),
+        "2026-11",
+        write=False,
+    )
+    overall = by_conversation["agreement"].set_index("code").loc["overall"]
+    # Units coded by both coders, counted here with plain pandas.
+    both = human.groupby("conversation_id")["coder"].nunique().eq(2).sum()
+    assert overall["n_units"] == both
+    assert overall[["kappa_ci_low", "alpha_ci_high"]].isna().all()
+    default = outputs["2026-11"]["agreement"].set_index("code").loc["overall"]
+    assert (
+        default["n_units"] == human.groupby("excerpt_id")["coder"].nunique().eq(2).sum()
+    )
+    assert default[["kappa_ci_low", "alpha_ci_high"]].notna().all()
+
+
+@pytest.mark.slow
+def test_a_filled_in_reconcile_sheet_settles_the_consensus(demo, tmp_path):
+    study, _ = demo
+    root = tmp_path / "project"
+    shutil.copytree(study.raw_dir, root / "data" / "raw" / "demo")
+    copy = load_study("demo", root=root)
+    before = coding_step.run_coding_step(copy, "2026-11")
+    queue_path = copy.processed("2026-11", "reconcile_excerpt.xlsx")
+
+    # The coders keep every other disputed code and drop the rest.
+    workbook = load_workbook(queue_path)
+    sheet = workbook["reconcile"]
+    column = [cell.value for cell in sheet[1]].index("decision") + 1
+    n_rows = sheet.max_row - 1
+    decisions = ["keep" if i % 2 == 0 else "drop" for i in range(n_rows)]
+    for row, decision in enumerate(decisions, start=2):
+        sheet.cell(row=row, column=column).value = decision
+    workbook.save(copy.raw("coding", "2026-11", "reconciled.xlsx"))
+    after = coding_step.run_coding_step(copy, "2026-11")
+
+    # With two coders an unsettled code is left out: each "keep" adds one.
+    queue = before["disagreements"]
+    assert n_rows == len(queue) > 1
+    kept = queue.loc[[d == "keep" for d in decisions], ["excerpt_id", "code"]]
+    resolved = after["consensus"].query("basis == 'resolved'")
+    assert len(after["consensus"]) == len(before["consensus"]) + len(kept)
+    assert resolved[["excerpt_id", "code"]].values.tolist() == kept.values.tolist()
+    rewritten = pd.read_excel(queue_path, dtype=str)
+    assert rewritten["decision"].tolist() == decisions
 
 
 @pytest.mark.slow

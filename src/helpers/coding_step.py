@@ -17,7 +17,8 @@ import numbers
 import pandas as pd
 
 from helpers import coding, files, insights, journeys, language, saturation, themes
-from helpers.codebook import load_codebook
+from helpers.codebook import Codebook, load_codebook
+from helpers.errors import HeardInputError
 from helpers.study import Study, load_study, previous_months
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,20 @@ OUTPUT_FILES = {
     "prediction_months": "prediction-scores_month.parquet",
     "insights_open": "insights-open_insight.parquet",
 }
+# Workbooks for people, with redacted text: the blank sheet each coder copies to
+# coding/<month>/<coder>.xlsx, and the queue saved as coding/<month>/reconciled.xlsx.
+WORKBOOK_FILES = {
+    "coding_sheet": "coding-sheet_excerpt.xlsx",
+    "reconcile": "reconcile_excerpt.xlsx",
+}
+AGREEMENT_UNITS = ("excerpt", "conversation")
+# The whole-number settings under `coding:` and the least each may be.
+COUNT_SETTINGS = {
+    "excerpt_max_words": 1,
+    "n_bootstrap": 0,
+    "bootstrap_seed": 0,
+    "saturation_run": 1,
+}
 
 
 def run_coding_step(study: str | Study, month: str, *, write: bool = True) -> dict:
@@ -66,7 +81,8 @@ def run_coding_step(study: str | Study, month: str, *, write: bool = True) -> di
     month : str
         ``YYYY-MM``.
     write : bool
-        Write the outputs atomically to ``data/processed/<study>/<month>/``.
+        Write the outputs atomically to ``data/processed/<study>/<month>/``,
+        with the two workbooks of :func:`save_coding_workbooks`.
 
     Returns
     -------
@@ -80,17 +96,91 @@ def run_coding_step(study: str | Study, month: str, *, write: bool = True) -> di
     Raises
     ------
     HeardInputError
-        From the readers: malformed notes, codebook or coding sheets.
+        From the readers: malformed notes, codebook or coding sheets; and a
+        ``coding:`` setting out of range (:func:`read_coding_settings`).
     """
     study = study if isinstance(study, Study) else load_study(study)
-    results = load_coding_inputs(study, month)
-    results |= analyse_themes(results, study, month)
+    settings = read_coding_settings(study)
+    codebook = load_codebook(study.raw("codebook.yml"))
+    results = load_coding_inputs(study, month, codebook=codebook, settings=settings)
+    results |= analyse_themes(results, study, month, settings=settings)
     results |= analyse_words(results)
     results |= analyse_journeys_and_predictions(results, study, month)
     results["summary"] = summarise_coding(results, month)
     if write:
         save_coding_outputs(results, study, month)
+        save_coding_workbooks(results, codebook, study, month)
     return results
+
+
+def read_coding_settings(study: Study) -> dict:
+    """Return the study's ``coding:`` settings, checked.
+
+    Parameters
+    ----------
+    study : Study
+        Its ``config["coding"]``: ``defaults.yml`` overlaid with ``study.yml``.
+
+    Returns
+    -------
+    dict
+        The ``coding:`` block: ``excerpt_max_words``, ``agreement_unit``,
+        ``n_bootstrap``, ``bootstrap_seed``, ``saturation_run``.
+
+    Raises
+    ------
+    HeardInputError
+        Naming ``study.yml`` and the setting, when a count is not a whole number
+        at least its minimum (``COUNT_SETTINGS``) or ``agreement_unit`` is
+        neither ``excerpt`` nor ``conversation``.
+    """
+    settings = dict(study.config["coding"])
+    for key, least in COUNT_SETTINGS.items():
+        value = settings[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise setting_error(study, key, f"a whole number, at least {least}", value)
+    if settings["agreement_unit"] not in AGREEMENT_UNITS:
+        expected = " or ".join(AGREEMENT_UNITS)
+        raise setting_error(
+            study, "agreement_unit", expected, settings["agreement_unit"]
+        )
+    return settings
+
+
+def setting_error(study: Study, key: str, expected: str, found) -> HeardInputError:
+    """Return the error for a ``coding:`` setting out of range in ``study.yml``."""
+    return HeardInputError(
+        study.raw("study.yml"),
+        column=f"coding.{key}",
+        expected=expected,
+        found=found,
+        fix=f"set coding.{key} to {expected}, or remove it to use the default "
+        "in src/helpers/defaults.yml",
+    )
+
+
+def split_month_excerpts(conversations: pd.DataFrame, *, settings: dict) -> tuple:
+    """Return the excerpts coding sheets are read against, and the same redacted.
+
+    Parameters
+    ----------
+    conversations : DataFrame
+        From :func:`helpers.coding.load_conversations`.
+    settings : dict
+        From :func:`read_coding_settings`: turns longer than
+        ``excerpt_max_words`` are split into sentences.
+
+    Returns
+    -------
+    tuple of DataFrame
+        ``(excerpts, redacted)``: :func:`helpers.coding.split_excerpts`, and its
+        copy with e-mails, phones and known names redacted
+        (:func:`helpers.language.redact_excerpts`), the text people see.
+    """
+    excerpts = coding.split_excerpts(
+        conversations, max_words=settings["excerpt_max_words"]
+    )
+    return excerpts, language.redact_excerpts(excerpts, conversations)
 
 
 def read_processed(study: Study, month: str, name: str) -> pd.DataFrame | None:
@@ -102,54 +192,88 @@ def read_processed(study: Study, month: str, name: str) -> pd.DataFrame | None:
     return pd.read_parquet(path)
 
 
-def load_coding_inputs(study: Study, month: str) -> dict:
+def load_coding_inputs(
+    study: Study, month: str, *, codebook: Codebook, settings: dict
+) -> dict:
     """Return the conversations, excerpts, codebook, codings and the coding used.
 
     The coding used is the coders' consensus when the month has coding sheets,
     else the codebook's keyword suggestions (``coding_source`` says which).
+    Excerpts are split and agreement computed as `settings` say
+    (:func:`read_coding_settings`).
     """
-    codebook = load_codebook(study.raw("codebook.yml"))
     customers = read_processed(study, month, "customers_customer.parquet")
     known = set(customers["customer_key"]) if customers is not None else None
     conversations = coding.load_conversations(study, month, known_customers=known)
-    excerpts = coding.split_excerpts(conversations)
+    excerpts, redacted = split_month_excerpts(conversations, settings=settings)
     suggestions = coding.suggest_codes(excerpts, codebook)
 
     # People's coding when there is any; the keyword rules only as a labelled stand-in.
     sheets = study.raw("coding", month)
     has_sheets = sheets.is_dir() and any(sheets.glob("*.xlsx"))
     codings = (
-        coding.load_codings(study, month, codebook, excerpts=excerpts)
+        coding.load_codings(
+            study, month, codebook, excerpts=excerpts, redacted=redacted
+        )
         if has_sheets
         else None
     )
     if codings is not None and len(coding.human_codings(codings)):
-        resolutions = coding.load_resolutions(study, month, codebook)
-        agreement = coding.agreement_table(codings, codebook=codebook)
-        queue = coding.disagreement_queue(codings, resolutions=resolutions)
-        consensus = coding.build_consensus(codings, resolutions=resolutions)
+        compared = compare_coders(codings, study, month, codebook, settings=settings)
         source = SOURCE_CONSENSUS
     else:
         log.warning("no coding sheets for %s: using keyword suggestions", month)
-        codings, agreement = suggestions.iloc[:0], pd.DataFrame()
-        queue = pd.DataFrame()
-        consensus = suggestions[["conversation_id", "excerpt_id", "code"]]
+        codings = suggestions.iloc[:0]
+        compared = {
+            "agreement": pd.DataFrame(),
+            "disagreements": pd.DataFrame(),
+            "consensus": suggestions[["conversation_id", "excerpt_id", "code"]],
+        }
         source = SOURCE_SUGGESTED
     return {
         "codebook": codebook.table(),
         "conversations": conversations,
         "excerpts": excerpts,
+        "redacted_excerpts": redacted,
         "codings": pd.concat([codings, suggestions], ignore_index=True),
-        "agreement": agreement,
-        "disagreements": queue,
-        "consensus": consensus.reset_index(drop=True),
+        **compared,
+        "consensus": compared["consensus"].reset_index(drop=True),
         "coding_source": source,
         "customers": customers,
     }
 
 
-def analyse_themes(inputs: dict, study: Study, month: str) -> dict:
-    """Return theme rates, segment tests, co-occurrence, value and saturation."""
+def compare_coders(
+    codings: pd.DataFrame,
+    study: Study,
+    month: str,
+    codebook: Codebook,
+    *,
+    settings: dict,
+) -> dict:
+    """Return ``agreement``, ``disagreements`` and ``consensus`` of people's coding.
+
+    Agreement is on ``agreement_unit`` with ``n_bootstrap`` replicates seeded by
+    ``bootstrap_seed``; decisions come from ``coding/<month>/reconciled.xlsx``.
+    """
+    resolutions = coding.load_resolutions(study, month, codebook)
+    agreement = coding.agreement_table(
+        codings,
+        codebook=codebook,
+        unit=settings["agreement_unit"],
+        n_boot=settings["n_bootstrap"],
+        seed=settings["bootstrap_seed"],
+    )
+    return {
+        "agreement": agreement,
+        "disagreements": coding.disagreement_queue(codings, resolutions=resolutions),
+        "consensus": coding.build_consensus(codings, resolutions=resolutions),
+    }
+
+
+def analyse_themes(inputs: dict, study: Study, month: str, *, settings: dict) -> dict:
+    """Return theme rates, segment tests, co-occurrence, value and saturation
+    (stopping after ``saturation_run`` conversations with no new code)."""
     coded, table = inputs["consensus"], inputs["codebook"]
     conversations = inputs["conversations"]
     orders = read_processed(study, month, "orders_order.parquet")
@@ -171,7 +295,7 @@ def analyse_themes(inputs: dict, study: Study, month: str) -> dict:
     else:
         value = pd.DataFrame(columns=VALUE_COLUMNS)
     curve = saturation.build_saturation_curve(coded, conversations, table)
-    run = int(study.config.get("coding", {}).get("saturation_run", 3))
+    run = settings["saturation_run"]
     return {
         "themes": themes.tally_themes(coded, conversations, table),
         "segment_tests": themes.compare_segments(coded, conversations, table),
@@ -186,10 +310,8 @@ def analyse_themes(inputs: dict, study: Study, month: str) -> dict:
 def analyse_words(inputs: dict) -> dict:
     """Return phrases, collocations, distinctive phrases and the quote bank, all
     read from redacted text (``redacted_excerpts``, also for keyword in context)."""
-    conversations = inputs["conversations"]
-    excerpts = language.redact_excerpts(inputs["excerpts"], conversations)
+    conversations, excerpts = inputs["conversations"], inputs["redacted_excerpts"]
     return {
-        "redacted_excerpts": excerpts,
         "phrases": language.count_phrases(excerpts),
         "collocations": language.find_collocations(excerpts),
         "distinctive": language.distinguish_phrases(excerpts, conversations),
@@ -378,4 +500,65 @@ def save_coding_outputs(results: dict, study: Study, month: str) -> dict:
     target = study.processed(month, "summary_coding.json")
     paths["summary"] = files.save_json(results["summary"], target)
     log.info("coding step wrote %d files for %s", len(paths), month)
+    return paths
+
+
+def save_coding_workbooks(
+    results: dict, codebook: Codebook, study: Study, month: str
+) -> dict:
+    """Write the workbooks people fill in, atomically; return name -> path.
+
+    Parameters
+    ----------
+    results : dict
+        From :func:`run_coding_step`: ``redacted_excerpts`` and ``disagreements``.
+    codebook : Codebook
+        Its codable ids fill the code drop-downs.
+    study : Study
+        The study.
+    month : str
+        ``YYYY-MM``.
+
+    Returns
+    -------
+    dict
+        ``coding_sheet``: the blank coding sheet (columns as
+        :func:`helpers.coding.write_coding_sheet`), which each coder copies to
+        ``coding/<month>/<coder>.xlsx``; ``reconcile`` (only when coders
+        disagree): the queue (:data:`helpers.coding.QUEUE_COLUMNS`, ``text``,
+        ``decision`` from a drop-down, ``note``), saved filled in as
+        ``coding/<month>/reconciled.xlsx``.
+
+    Notes
+    -----
+    Both show the redacted text (no e-mail, phone or interviewer's name), and
+    ``helpers.checks.scan_outputs`` scans them with every processed file; a
+    sheet made from the blank one still reads back against the notes. The
+    queue names the coders, as ``disagreements_excerpt.parquet`` does, and
+    fills in decisions already in ``reconciled.xlsx``. With no disagreement
+    left, an earlier queue is removed: it would ask to settle nothing.
+
+    Limitations: a name the customer says in passing (their own, a friend's)
+    is not known to Heard and is not redacted; look over a sheet before
+    sending it outside the team.
+    """
+    redacted = results["redacted_excerpts"]
+    paths = {
+        "coding_sheet": coding.write_coding_sheet(
+            redacted, codebook, study.processed(month, WORKBOOK_FILES["coding_sheet"])
+        )
+    }
+
+    # The queue with each excerpt's redacted text beside its codings.
+    queue = results["disagreements"]
+    target = study.processed(month, WORKBOOK_FILES["reconcile"])
+    if len(queue):
+        texts = redacted.set_index("excerpt_id")["text"]
+        sheet = queue.assign(text=queue["excerpt_id"].map(texts))
+        sheet = sheet[[*coding.QUEUE_COLUMNS, "text", "decision", "note"]]
+        paths["reconcile"] = coding.write_reconciliation_sheet(sheet, target)
+    elif target.exists():
+        target.unlink()
+        log.info("no disagreements in %s: removed %s", month, target)
+    log.info("wrote %s for coders", ", ".join(p.name for p in paths.values()))
     return paths
