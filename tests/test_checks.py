@@ -323,6 +323,67 @@ def test_check_warns_when_a_coding_sheet_lost_earlier_codes(tmp_path):
     )
 
 
+NOTE = """\
+---
+conversation_id: a
+customer_key: c_1
+date: 2026-11-03
+segment: cart_abandoners
+interviewer: Alex
+consent_to_quote: true
+---
+Interviewer: What almost stopped you?
+Customer: Thanks Alex. The shipping was a shock. Mail me at ana@example.com please.
+Customer: The sizes looked odd too.
+"""
+
+
+def coding_errors(study) -> list:
+    return [
+        p for p in check_study(study, month=MONTH)
+        if p.step == "coding" and p.severity == "error"
+    ]  # fmt: skip
+
+
+def test_check_reads_coding_sheets_against_the_notes_as_step_03_splits_them(
+    tmp_path,
+):
+    from openpyxl import load_workbook
+
+    from helpers.coding_step import run_coding_step
+
+    folder = tmp_path / "data" / "raw" / "small"
+    (folder / "conversations" / MONTH).mkdir(parents=True)
+    (folder / "study.yml").write_text(
+        f'coding: {{excerpt_max_words: 6}}\nmonths:\n  "{MONTH}": {{}}\n'
+    )
+    codebook = REPO / "tests" / "fixtures" / "coding" / "codebook.yml"
+    (folder / "codebook.yml").write_text(codebook.read_text())
+    note = folder / "conversations" / MONTH / "a.md"
+    note.write_text(NOTE)
+    study = load_study(folder, root=tmp_path)
+
+    # A coder copies the step's blank sheet (redacted, long turns split at six
+    # words) and codes its last row.
+    run_coding_step(study, MONTH)
+    sheet = folder / "coding" / MONTH / "ana.xlsx"
+    sheet.parent.mkdir(parents=True)
+    workbook = load_workbook(study.processed(MONTH, "coding-sheet_excerpt.xlsx"))
+    rows = workbook["coding"]
+    assert [r[4] for r in rows.iter_rows(min_row=2, values_only=True)] == [
+        "Thanks [name].", "The shipping was a shock.", "Mail me at [email] please.",
+        "The sizes looked odd too.",
+    ]  # fmt: skip
+    rows.cell(row=rows.max_row, column=6).value = "OBJ-SIZE"
+    workbook.save(sheet)
+    assert coding_errors(study) == []
+
+    # A line added to the note moves every later excerpt id onto other words.
+    note.write_text(NOTE.replace("Customer: Thanks", "Customer: Hi.\nCustomer: Thanks"))
+    errors = coding_errors(study)
+    assert [(e.file, e.row, e.column) for e in errors] == [(str(sheet), 2, "text")]
+
+
 @pytest.mark.slow
 def test_heard_check_on_the_demo_study_never_crashes():
     demo = REPO / "data" / "raw" / "demo"

@@ -645,17 +645,38 @@ def _check_coding(study: Study, month: str | None) -> Iterator[Task]:
     except (HeardInputError, OSError):
         log.warning("coding/%s: sheets not checked, the codebook does not load", month)
         return
+    excerpts, redacted = _month_excerpts(study, month)
     read = {}
     for path in sheets:
 
         def task(path=path) -> list:
             problems = _check_workbook(path)
             if not problems:
-                read[path.stem] = read_coding_sheet(path, codebook)
+                read[path.stem] = read_coding_sheet(
+                    path, codebook, excerpts=excerpts, redacted=redacted
+                )
             return problems
 
         yield path, task
     yield study.raw("coding", month), lambda: _warn_recoded(study, month, read)
+
+
+def _month_excerpts(study: Study, month: str) -> tuple:
+    """Return the month's excerpts and their redacted copy, split as step 03 splits
+    them, so sheets whose ids or texts no longer match the notes are caught; or
+    ``(None, None)`` when the notes do not load (their own check says why)."""
+    from helpers.coding import load_conversations
+    from helpers.coding_step import read_coding_settings, split_month_excerpts
+
+    settings = read_coding_settings(study)
+    try:
+        conversations = load_conversations(study, month)
+    except HeardInputError:
+        log.warning(
+            "coding/%s: sheets not compared with the notes, which do not load", month
+        )
+        return None, None
+    return split_month_excerpts(conversations, settings=settings)
 
 
 def _check_predictions(study: Study, month: str | None) -> Iterator[Task]:
