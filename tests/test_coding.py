@@ -305,6 +305,19 @@ def test_reading_a_sheet_keeps_blank_rows_as_no_code_and_trailing_as_missing(
 
 
 @pytest.mark.parametrize(
+    ("last_filled", "warning"), [(8, "1 blank row after"), (4, "5 blank rows after")]
+)
+def test_rows_not_yet_coded_are_counted_in_the_warning(
+    excerpts, codebook, tmp_path, caplog, last_filled, warning
+):
+    path = write_coding_sheet(excerpts, codebook, tmp_path / "ana.xlsx")
+    fill_sheet(path, {last_filled: ["OBJ-PRICE"]})
+    with caplog.at_level("WARNING", logger="helpers.coding"):
+        read_coding_sheet(path, codebook)
+    assert f"ana.xlsx: {warning} the last coded row" in caplog.text
+
+
+@pytest.mark.parametrize(
     ("value", "column"), [("OBJ-PRCE", "code_1"), ("OBJ", "code_2")]
 )
 def test_codes_not_in_the_codebook_name_row_and_column(

@@ -922,11 +922,12 @@ def select_coded_rows(sheet: pd.DataFrame, codebook, path: Path) -> list[tuple]:
     # Cut the rows the coder has not reached.
     filled = [position for position, (_, codes) in enumerate(coded) if codes]
     last = filled[-1] if filled else -1
-    if len(coded) - 1 > last:
+    n_blank = len(coded) - 1 - last
+    if n_blank:
         log.warning(
-            "%s: %d blank rows after the last coded row read as not yet coded",
+            "%s: %s after the last coded row read as not yet coded",
             path.name,
-            len(coded) - 1 - last,
+            "1 blank row" if n_blank == 1 else f"{n_blank} blank rows",
         )
     return coded[: last + 1]
 
