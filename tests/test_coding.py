@@ -21,14 +21,17 @@ from helpers.coding import (
     build_presence,
     cohen_kappa,
     disagreement_queue,
+    draw_bootstrap_weights,
     kappa_from_tables,
     nominal_alpha,
+    percent_agreement,
     read_coding_sheet,
     read_coding_sheets,
     read_conversations,
     read_resolutions,
     split_excerpts,
     suggest_codes,
+    unit_agreement_shares,
     unit_coincidences,
     unit_cross_tables,
     write_coding_sheet,
@@ -516,6 +519,59 @@ def test_bootstrap_arithmetic_matches_the_libraries_on_resamples():
         kappa = kappa_from_tables(np.tensordot(weights, unit_cross_tables(data), 1))
         assert alpha == pytest.approx(nominal_alpha(data[:, sample]))
         assert kappa == pytest.approx(cohen_kappa(data[:, sample]))
+
+
+def test_percent_agreement_interval_is_a_bootstrap_over_units():
+    # 60 of 100 units agree; each unit is its own conversation. The interval is
+    # the percentile bootstrap of the share of agreeing units, recomputed here
+    # from the same draws, and lies near the normal approximation
+    # 0.60 +- 1.96 * sqrt(0.24 / 100) = [0.504, 0.696].
+    table = agreement_table(codings_from_table([[45, 15], [25, 15]]), n_boot=2000)
+    row = table.set_index("code").loc["X"]
+    weights = draw_bootstrap_weights(np.arange(100), n_boot=2000, seed=2026)
+    # units c001-c045 agree on no, c046-c085 split, c086-c100 agree on yes
+    agrees = np.concatenate([np.ones(45), np.zeros(40), np.ones(15)])
+    shares = weights @ agrees / weights.sum(axis=1)
+    low, high = np.percentile(shares, [2.5, 97.5])
+    assert (row["percent_agreement_ci_low"], row["percent_agreement_ci_high"]) == (
+        pytest.approx(low),
+        pytest.approx(high),
+    )
+    assert row["percent_agreement_ci_low"] == pytest.approx(0.504, abs=0.02)
+    assert row["percent_agreement_ci_high"] == pytest.approx(0.696, abs=0.02)
+
+
+def test_percent_agreement_resamples_match_the_direct_computation():
+    rng = np.random.default_rng(5)
+    data = rng.integers(0, 2, (3, 4, 50)).astype(float)  # codes x coders x units
+    data[:, 2, rng.choice(50, 10, replace=False)] = np.nan
+    data[:, 1:, :3] = np.nan  # three units only one coder coded: skipped
+    shares, pairable = unit_agreement_shares(data)
+    for _ in range(5):
+        sample = rng.integers(0, 50, 50)
+        weights = np.bincount(sample, minlength=50).astype(float)
+        pooled = np.concatenate(list(data[:, :, sample]), axis=1)
+        assert weights @ shares / (weights @ pairable) == pytest.approx(
+            percent_agreement(pooled)
+        )
+        two = data[0, :2]
+        two_shares, two_pairable = unit_agreement_shares(two)
+        both = ~np.isnan(two[:, sample]).any(axis=0)
+        direct = np.mean(two[0, sample][both] == two[1, sample][both])
+        assert weights @ two_shares / (weights @ two_pairable) == pytest.approx(direct)
+
+
+def test_a_code_nobody_used_has_a_percent_interval_but_no_kappa_interval(codebook):
+    codings = codings_from_table([[45, 15], [25, 15]], code="OBJ-PRICE")
+    table = agreement_table(codings, codebook=codebook, n_boot=100).set_index("code")
+    unused = table.loc["OBJ-SHIP"]
+    assert unused[
+        ["percent_agreement_ci_low", "percent_agreement_ci_high"]
+    ].tolist() == [
+        1.0,
+        1.0,
+    ]
+    assert np.isnan(unused["kappa_ci_low"]) and np.isnan(unused["alpha_ci_low"])
 
 
 def test_three_coders_get_alpha_but_no_kappa():

@@ -16,6 +16,8 @@ def test_undefined_kappa_is_written_as_undefined_never_zero():
             "n_units": [40, 40],
             "n_applied": [0, 6],
             "percent_agreement": [1.0, 0.95],
+            "percent_agreement_ci_low": [1.0, 0.9],
+            "percent_agreement_ci_high": [1.0, 0.975],
             "kappa": [math.nan, 0.8123],
             "kappa_ci_low": [math.nan, 0.5],
             "kappa_ci_high": [math.nan, 1.0],
@@ -27,7 +29,8 @@ def test_undefined_kappa_is_written_as_undefined_never_zero():
     )
     table = coding_display.format_agreement(agreement)
     assert table.loc[0, "Cohen's kappa [95% CI]"] == "undefined"
-    assert table.loc[0, "Agreement"] == "100.0%"
+    assert table.loc[0, "Agreement [95% CI]"] == "100.0% [100.0%, 100.0%]"
+    assert table.loc[1, "Agreement [95% CI]"] == "95.0% [90.0%, 97.5%]"
     assert table.loc[1, "Cohen's kappa [95% CI]"] == "0.81 [0.50, 1.00]"
 
 

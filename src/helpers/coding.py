@@ -1173,6 +1173,8 @@ AGREEMENT_COLUMNS = [
     "n_coders",
     "n_applied",
     "percent_agreement",
+    "percent_agreement_ci_low",
+    "percent_agreement_ci_high",
     "kappa",
     "kappa_ci_low",
     "kappa_ci_high",
@@ -1181,7 +1183,14 @@ AGREEMENT_COLUMNS = [
     "alpha_ci_high",
     "status",
 ]
-CI_COLUMNS = ["kappa_ci_low", "kappa_ci_high", "alpha_ci_low", "alpha_ci_high"]
+CI_COLUMNS = [
+    "percent_agreement_ci_low",
+    "percent_agreement_ci_high",
+    "kappa_ci_low",
+    "kappa_ci_high",
+    "alpha_ci_low",
+    "alpha_ci_high",
+]
 
 
 def human_codings(codings: pd.DataFrame) -> pd.DataFrame:
@@ -1260,14 +1269,42 @@ def percent_agreement(data: np.ndarray) -> float:
 
 
 def _pair_counts(data: np.ndarray) -> tuple:
+    """Return agreeing coder pairs and all coder pairs per unit (coders on axis -2)."""
     values = np.unique(data[~np.isnan(data)])
     counts = (
-        np.stack([(data == value).sum(axis=0) for value in values])
+        np.stack([(data == value).sum(axis=-2) for value in values])
         if len(values)
-        else np.zeros((1, data.shape[1]))
+        else np.zeros((1, *data.shape[:-2], data.shape[-1]))
     )
     coded = counts.sum(axis=0)
     return (counts * (counts - 1)).sum(axis=0) / 2, coded * (coded - 1) / 2
+
+
+def unit_agreement_shares(data: np.ndarray) -> tuple:
+    """Return each unit's share of agreeing coder pairs, and whether it has a pair.
+
+    Parameters
+    ----------
+    data : ndarray
+        Coders × units, or codes × coders × units (summed over codes, so a unit
+        carries all its codes), NaN where a coder did not code.
+
+    Returns
+    -------
+    tuple of ndarray
+        ``(shares, pairable)``, one value per unit: the summed shares of
+        agreeing pairs (0 for a unit without a pair) and the number of
+        judgements with a pair. Percent agreement is ``shares.sum() /
+        pairable.sum()``, as :func:`percent_agreement` computes it.
+    """
+    agreeing, pairs = _pair_counts(data)
+    pairable = pairs > 0
+    shares = np.divide(
+        agreeing, pairs, out=np.zeros_like(agreeing, dtype=float), where=pairable
+    )
+    if data.ndim == 3:
+        return shares.sum(axis=0), pairable.sum(axis=0).astype(float)
+    return shares, pairable.astype(float)
 
 
 def has_variation(data: np.ndarray) -> bool:
@@ -1419,7 +1456,7 @@ def kappa_from_tables(tables: np.ndarray) -> np.ndarray:
 def bootstrap_intervals(
     data: np.ndarray, *, weights: np.ndarray, confidence: float = 0.95
 ) -> dict:
-    """Return percentile bootstrap intervals for kappa and alpha over units.
+    """Return percentile bootstrap intervals for percent agreement, kappa and alpha.
 
     Parameters
     ----------
@@ -1435,31 +1472,38 @@ def bootstrap_intervals(
     Returns
     -------
     dict
+        ``percent_agreement_ci_low``, ``percent_agreement_ci_high``,
         ``kappa_ci_low``, ``kappa_ci_high`` (NaN unless two coders),
         ``alpha_ci_low``, ``alpha_ci_high``. An interval is NaN when fewer than
         half the replicates give a defined value (a resample without variation
-        leaves the statistic undefined and is dropped).
+        leaves kappa and alpha undefined and is dropped; percent agreement is
+        defined in every resample that holds a unit two coders coded).
 
     Notes
     -----
     Each replicate's statistic is computed from the replicate's weighted sum of
-    per-unit coincidences (alpha) or cross-tables (kappa), which is what the
-    ``krippendorff`` package and statsmodels compute on the resampled data
-    (the tests check the two agree); calling them 1,000 times per code took
+    per-unit coincidences (alpha), cross-tables (kappa) or shares of agreeing
+    pairs (percent agreement), which is what the ``krippendorff`` package,
+    statsmodels and :func:`percent_agreement` compute on the resampled data
+    (the tests check they agree); calling them 1,000 times per code took
     seconds per code.
     """
     tail = (1 - confidence) / 2 * 100
+    shares, pairable = unit_agreement_shares(data)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        percent = (weights @ shares) / (weights @ pairable)
     replicates = {
+        "percent_agreement": percent,
         "alpha": alpha_from_coincidences(
             np.tensordot(weights, unit_coincidences(data), axes=(1, 0))
-        )
+        ),
     }
     if data.shape[-2] == 2:
         replicates["kappa"] = kappa_from_tables(
             np.tensordot(weights, unit_cross_tables(data), axes=(1, 0))
         )
     bounds = {}
-    for name in ("kappa", "alpha"):
+    for name in ("percent_agreement", "kappa", "alpha"):
         values = replicates.get(name, np.array([]))
         values = values[~np.isnan(values)]
         low = high = float("nan")
@@ -1500,7 +1544,8 @@ def agreement_table(
     DataFrame
         One row per code, then a row ``overall``: ``code``, ``n_units`` (units
         coded by at least two coders), ``n_coders``, ``n_applied`` (times the
-        code was applied), ``percent_agreement``, ``kappa``, ``kappa_ci_low``,
+        code was applied), ``percent_agreement``, ``percent_agreement_ci_low``,
+        ``percent_agreement_ci_high``, ``kappa``, ``kappa_ci_low``,
         ``kappa_ci_high``, ``alpha``, ``alpha_ci_low``, ``alpha_ci_high``,
         ``status``.
 
@@ -1612,7 +1657,7 @@ def summarise_agreement(
     row["kappa"] = cohen_kappa(flat) if n_coders == 2 else float("nan")
     row["alpha"] = nominal_alpha(flat) if n_coders >= 2 else float("nan")
     row |= dict.fromkeys(CI_COLUMNS, np.nan)
-    if n_coders >= 2 and has_variation(flat) and len(weights):
+    if n_coders >= 2 and row["n_units"] and len(weights):
         row |= bootstrap_intervals(data, weights=weights, confidence=confidence)
 
     row["status"] = describe_agreement(flat, n_units=row["n_units"])

@@ -17,6 +17,7 @@ from helpers.tables import (
     format_money,
     format_p,
     format_rate,
+    format_rate_ci,
 )
 from helpers.themes import ALL_SEGMENTS, list_theme_codes
 
@@ -39,7 +40,8 @@ def format_agreement(agreement: pd.DataFrame) -> pd.DataFrame:
     Returns
     -------
     DataFrame
-        ``Code``, ``Units``, ``Applied``, ``Agreement``, ``Cohen's kappa [95% CI]``,
+        ``Code``, ``Units``, ``Applied``, ``Agreement [95% CI]``,
+        ``Cohen's kappa [95% CI]``,
         ``Krippendorff's alpha [95% CI]``, ``Status``; an undefined statistic reads
         "undefined" beside its raw agreement, never 0 or 1.
     """
@@ -50,7 +52,11 @@ def format_agreement(agreement: pd.DataFrame) -> pd.DataFrame:
                 "Code": row.code,
                 "Units": row.n_units,
                 "Applied": row.n_applied,
-                "Agreement": format_rate(row.percent_agreement),
+                "Agreement [95% CI]": with_rate_interval(
+                    row.percent_agreement,
+                    row.percent_agreement_ci_low,
+                    row.percent_agreement_ci_high,
+                ),
                 "Cohen's kappa [95% CI]": with_interval(
                     row.kappa, row.kappa_ci_low, row.kappa_ci_high
                 ),
@@ -61,6 +67,14 @@ def format_agreement(agreement: pd.DataFrame) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+def with_rate_interval(rate: float, low: float, high: float) -> str:
+    """Return ``95.0% [90.1%, 98.2%]``, the rate alone without an interval, or
+    ``–`` when no unit was coded by two coders."""
+    if low is None or math.isnan(low):
+        return format_rate(rate)
+    return format_rate_ci(rate, low, high)
 
 
 def with_interval(value: float, low: float, high: float) -> str:
