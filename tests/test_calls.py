@@ -612,9 +612,23 @@ def test_field_comparison_uses_interval_and_exact_tests():
 
     assert above["p_value_low"] == pytest.approx(exact_two_sided(6, 8, 0.30))
     assert above["p_value_high"] == pytest.approx(exact_two_sided(6, 8, 0.40))
-    assert compare_with_field(35, 100)["verdict"] == "within"
-    # 20% of 400: the interval [16.4%, 24.2%] misses the range.
-    assert compare_with_field(80, 400)["verdict"] == "below"
+    # The interval misses 40% but the exact test against 40% gives p 0.067:
+    # the two disagree at the edge, so it is not called more than noise.
+    assert above["p_value_nearer"] == pytest.approx(exact_two_sided(6, 8, 0.40))
+    assert above["p_value_nearer"] == pytest.approx(0.0666, abs=1e-4)
+    assert not above["is_more_than_noise"]
+    # 0 of 9: Wilson [0, 29.9%] misses 30%, yet the test against 30% gives 0.066.
+    none = compare_with_field(0, 9)
+    assert none["verdict"] == "below" and not none["is_more_than_noise"]
+    within = compare_with_field(35, 100)
+    assert within["verdict"] == "within" and not within["is_more_than_noise"]
+    assert math.isnan(within["p_value_nearer"])
+    # 20% of 400: the interval [16.4%, 24.2%] misses the range, and the test
+    # against 30% rejects.
+    below = compare_with_field(80, 400)
+    assert below["verdict"] == "below" and below["is_more_than_noise"]
+    assert below["p_value_nearer"] == pytest.approx(exact_two_sided(80, 400, 0.30))
+    assert below["p_value_nearer"] < 0.05
     # 20% of 20: far below on the point, but the interval reaches 30%+: noise.
     assert compare_with_field(4, 20)["verdict"] == "within"
 

@@ -1383,13 +1383,19 @@ def compare_with_field(
         ``field_high``, ``p_value_low`` and ``p_value_high`` (exact two-sided
         binomial tests of the rate against each end), ``verdict`` (``below``,
         ``within``, ``above``: below or above only when the whole interval lies
-        outside the range) and ``method``.
+        outside the range), ``p_value_nearer`` (the test against the end the
+        interval lies beyond; NaN when ``within``), ``is_more_than_noise`` and
+        ``method``.
 
     Notes
     -----
-    The verdict is "more than noise" only when the Wilson interval misses the
-    range entirely; an interval that overlaps it cannot tell the rate from the
-    field's, however far the point estimate is.
+    The difference is more than noise only when the Wilson interval misses the
+    range entirely **and** the exact test against the nearer end rejects at
+    `alpha`; an interval that overlaps the range cannot tell the rate from the
+    field's, however far the point estimate is. The two can disagree near the
+    edge (the Wilson interval is not the exact test's inversion): the verdict
+    is then ``below`` or ``above`` with ``is_more_than_noise`` false, which a
+    reader should take as borderline.
     """
     from scipy.stats import binomtest
 
@@ -1406,6 +1412,7 @@ def compare_with_field(
         binomtest(n_connected, n_dialled, p).pvalue if n_dialled else math.nan
         for p in field
     ]
+    nearer = {"below": p_values[0], "above": p_values[1]}.get(verdict, math.nan)
     return {
         "k": int(n_connected),
         "n": int(n_dialled),
@@ -1417,8 +1424,12 @@ def compare_with_field(
         "p_value_low": p_values[0],
         "p_value_high": p_values[1],
         "verdict": verdict,
+        "p_value_nearer": nearer,
+        "is_more_than_noise": bool(verdict != "within" and nearer < alpha),
         "method": f"Wilson {100 * (1 - alpha):.0f}% interval compared with the "
-        "field's range; exact two-sided binomial tests against each end",
+        "field's range; exact two-sided binomial tests against each end; more "
+        f"than noise when the interval misses the range and the test against "
+        f"the nearer end rejects at {alpha:g}",
     }
 
 
