@@ -130,3 +130,23 @@ def test_stop_at_counts_the_codes_a_stop_there_would_have_missed(sequence, codeb
     assert late.loc["all", "n_codes_after_stop"] == 0
     # No stop, nothing to count.
     assert math.isnan(late.loc["x", "n_codes_after_stop"])
+
+
+def test_a_segment_nobody_coded_is_not_called_saturated(caplog):
+    conversations = pd.DataFrame(
+        {
+            "conversation_id": [f"c{i}" for i in range(1, 6)],
+            "date": [f"2026-11-0{i}" for i in range(1, 6)],
+            "segment": ["x", "x", "x", "x", "y"],
+        }
+    )
+    coded = pd.DataFrame({"conversation_id": ["c5"], "code": ["A"]})
+    curve = saturation.build_saturation_curve(coded, conversations)
+    verdict = saturation.check_saturation(curve, run=3).set_index("segment")
+    # Four conversations in x, none coded: no stop, no share, not saturated.
+    assert verdict.loc["x", ["n_conversations", "n_codes"]].tolist() == [4, 0]
+    assert not verdict.loc["x", "is_saturated"]
+    assert math.isnan(verdict.loc["x", "stop_at"])
+    assert math.isnan(verdict.loc["x", "last_run_share"])
+    assert "x: no code applied in 4 conversations" in caplog.text
+    assert "x: not saturated" not in caplog.text

@@ -135,14 +135,24 @@ def check_saturation(curve: pd.DataFrame, *, run: int = 3) -> pd.DataFrame:
         rows.append({"segment": segment, **apply_stopping_rule(new, run=run)})
     result = pd.DataFrame(rows)
     for row in result.itertuples():
-        if not row.is_saturated:
+        if row.is_saturated:
+            continue
+        if row.n_codes == 0:
+            # Nothing was coded: "no new code lately" would read as saturated.
             log.warning(
-                "%s: not saturated (%d conversations; %d codes new in the last %d)",
+                "%s: no code applied in %d conversations, so saturation cannot "
+                "be judged",
                 row.segment,
                 row.n_conversations,
-                row.n_codes_in_last_run,
-                run,
             )
+            continue
+        log.warning(
+            "%s: not saturated (%d conversations; %d codes new in the last %d)",
+            row.segment,
+            row.n_conversations,
+            row.n_codes_in_last_run,
+            run,
+        )
     return result
 
 
