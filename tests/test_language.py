@@ -44,6 +44,33 @@ def test_tokens_keep_contractions_and_drop_punctuation():
     ]  # fmt: skip
 
 
+def test_links_and_handles_are_dropped_and_phrases_do_not_span_them():
+    text = "@AmazonHelp my order https://t.co/Ab1 never came, see www.x.com/a b"
+    assert language.tokenise_spans(text) == [
+        ["my", "order"], ["never", "came", "see"], ["b"],
+    ]  # fmt: skip
+    # an e-mail's @ is not a handle (redaction deals with e-mails)
+    assert language.tokenise_spans("mail me@x.com") == [["mail", "me", "x", "com"]]
+    frame = pd.DataFrame(
+        {
+            "conversation_id": ["a", "b"],
+            "text": [
+                "late parcel https://t.co/x1 again",
+                "late parcel http://t.co/y2 again",
+            ],
+            "is_customer": [True, True],
+        }
+    )
+    phrases = language.count_phrases(
+        frame, sizes=(2,), min_count=2, stop_words=frozenset()
+    )
+    # Without the split, "parcel https", "https t", "t co" and "again" pairs
+    # would count; only the customer's own "late parcel" is a phrase.
+    assert phrases[["phrase", "n_occurrences"]].values.tolist() == [["late parcel", 2]]
+    pairs = language.find_collocations(frame, stop_words=frozenset())
+    assert pairs["phrase"].tolist() == ["late parcel"]
+
+
 def test_numbers_alone_are_not_phrases():
     frame = pd.DataFrame(
         {

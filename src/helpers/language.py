@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections import Counter
 
 import pandas as pd
@@ -40,6 +41,9 @@ KEPT_WORDS = frozenset({
 })
 # fmt: on
 STOP_WORDS = frozenset(get_stop_words("en")) - KEPT_WORDS
+# Web links and social handles (@AmazonHelp) are not the customer's words: left as
+# words they make phrases such as "food https" and "t co" in pasted chats.
+LINK_PATTERN = re.compile(r"(?:https?://|www\.)\S+|(?<![\w.])@\w+")
 
 
 def tokenise(text: str) -> list[str]:
@@ -51,6 +55,15 @@ def tokenise(text: str) -> list[str]:
     if not isinstance(text, str):
         return []
     return TOKENIZER.tokenize(text.replace("\u2019", "'").lower())
+
+
+def tokenise_spans(text: str) -> list[list[str]]:
+    """Return the tokens (:func:`tokenise`) of each stretch of `text` between web
+    links and @handles, which are dropped; a phrase never spans one."""
+    if not isinstance(text, str):
+        return []
+    spans = (tokenise(span) for span in LINK_PATTERN.split(text))
+    return [tokens for tokens in spans if tokens]
 
 
 def select_customer_turns(excerpts: pd.DataFrame) -> pd.DataFrame:
@@ -95,19 +108,24 @@ def count_phrases(
 
     Notes
     -----
-    Phrases never cross excerpt boundaries.
+    Phrases never cross excerpt boundaries, web links or @handles
+    (:func:`tokenise_spans`).
     """
     occurrences, conversations = Counter(), {}
     turns = select_customer_turns(excerpts)
     for conversation, text in zip(
         turns["conversation_id"], turns["text"], strict=False
     ):
-        tokens = tokenise(text)
-        for size in sizes:
-            for gram in ngrams(tokens, size):
-                if is_phrase(gram, stop_words):
-                    occurrences[gram] += 1
-                    conversations.setdefault(gram, set()).add(conversation)
+        grams = (
+            gram
+            for tokens in tokenise_spans(text)
+            for size in sizes
+            for gram in ngrams(tokens, size)
+        )
+        for gram in grams:
+            if is_phrase(gram, stop_words):
+                occurrences[gram] += 1
+                conversations.setdefault(gram, set()).add(conversation)
     rows = [
         {
             "phrase": " ".join(gram),
@@ -165,7 +183,11 @@ def find_collocations(
         raise ValueError(f"unknown association measure {measure!r}")
 
     # Score within customer turns only; documents are never joined.
-    documents = [tokenise(t) for t in select_customer_turns(excerpts)["text"]]
+    documents = [
+        tokens
+        for text in select_customer_turns(excerpts)["text"]
+        for tokens in tokenise_spans(text)
+    ]
     finder = finder_class.from_documents(documents)
     finder.apply_freq_filter(min_count)
     finder.apply_word_filter(lambda word: word is None or word in stop_words)
@@ -236,8 +258,7 @@ def count_terms(
 ) -> Counter:
     """Return counts of words and phrases (no stop word at either end) in `texts`."""
     counts = Counter()
-    for text in texts:
-        tokens = tokenise(text)
+    for tokens in (span for text in texts for span in tokenise_spans(text)):
         for size in sizes:
             counts.update(
                 " ".join(gram)
