@@ -306,3 +306,53 @@ def test_accented_words_stay_whole():
     )
     view = language.keyword_in_context(excerpts, "cher")
     assert view.loc[0, "left"] == "Le café était trop"
+
+
+OFFLINE_SCRIPT = """
+import socket, sys
+import nltk
+
+def refuse(*args, **kwargs):
+    raise OSError("network refused by the test")
+
+socket.socket = refuse
+socket.create_connection = refuse
+nltk.data.path[:] = [sys.argv[1]]  # an empty folder: no downloaded NLTK data
+
+import pandas as pd
+from helpers import coding, language
+
+long_turn = " ".join(["The shipping cost was too high at checkout."] * 6)
+conversations = pd.DataFrame(
+    {"conversation_id": ["c1", "c2"], "segment": ["a", "b"],
+     "text": [f"Customer: {long_turn}", "Customer: Shipping cost again, too high."]}
+)
+excerpts = coding.split_excerpts(conversations, max_words=10)
+phrases = language.count_phrases(excerpts).set_index("phrase")["n_occurrences"]
+pairs = language.find_collocations(excerpts)
+context = language.keyword_in_context(excerpts, "shipping")
+language.distinguish_phrases(excerpts, conversations)
+print(len(excerpts), phrases["shipping cost"], phrases["too high"], len(pairs),
+      len(context))
+"""
+
+
+def test_words_are_counted_offline_without_nltk_downloads(tmp_path):
+    import subprocess
+    import sys
+
+    empty = tmp_path / "nltk_data"
+    empty.mkdir()
+    done = subprocess.run(
+        [sys.executable, "-c", OFFLINE_SCRIPT, str(empty)],
+        capture_output=True,
+        text=True,
+        env={"NLTK_DATA": str(empty), "HOME": str(tmp_path), "PATH": ""},
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    # Six sentences of the long turn (Punkt without a model) plus one turn;
+    # "shipping cost" said 7 times, "too high" 7 times, in 7 excerpts.
+    n_excerpts, shipping, too_high, n_pairs, n_context = done.stdout.split()
+    assert (int(n_excerpts), int(shipping), int(too_high)) == (7, 7, 7)
+    assert int(n_pairs) > 0 and int(n_context) == 7
