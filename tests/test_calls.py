@@ -902,7 +902,7 @@ def test_without_a_holdout_recovery_is_left_undefined(study):
     assert summary["n_conversations"] == 4  # connect rates do not need a hold-out
 
 
-def test_reimport_keeps_what_was_logged_and_reports_conflicts(study):
+def test_reimport_keeps_what_was_logged_and_reports_conflicts(study, caplog):
     run_calls_step(study, MONTH, now=NOW)
     raw = study.raw("calls", MONTH, "call-list_filled.csv")
     lines = raw.read_text().splitlines()
@@ -923,6 +923,11 @@ def test_reimport_keeps_what_was_logged_and_reports_conflicts(study):
     assert len(outputs["attempts"]) == 14  # 13 kept + 1 new
     assert attempts.loc[key("a5"), "outcome"] == "declined"  # logged value kept
     assert len(attempts.loc[[key("a2")]]) == 2  # the deleted row is still logged
+    # ... and the warning says so, naming where it came from (row 5 of the log).
+    assert (
+        "1 attempts already logged are no longer in the raw call logs "
+        f"(e.g. call-list_filled.csv row 5, {key('a2')} at 2026-11-11 16:00 UTC)"
+    ) in caplog.text
     conflicts = outputs["conflicts"]
     assert conflicts[
         ["customer_key", "column", "logged", "incoming"]

@@ -1007,10 +1007,15 @@ def merge_attempts(
     -----
     Identical repeats are dropped silently. A repeat with a different value is
     a conflict: the first value is kept and the conflict reported, never
-    overwritten. To accept a correction, delete the processed attempts file and
-    rebuild from raw.
+    overwritten. A logged attempt the raw logs no longer hold is kept and
+    counted in a warning: a caller may have cleared old rows, or corrected an
+    attempt's time, which leaves the old time logged as an extra attempt. To
+    accept a correction, delete the processed attempts file and rebuild from
+    raw.
     """
     columns = list(RECORD_COLUMNS)
+    if logged is not None:
+        _warn_missing_from_raw(logged, incoming)
     parts = (
         [incoming[columns]] if logged is None else [logged[columns], incoming[columns]]
     )
@@ -1046,6 +1051,26 @@ def merge_attempts(
         )
     conflict_columns = [*MERGE_KEY, "column", "logged", "incoming", "source_file"]
     return merged, pd.DataFrame(conflicts, columns=[*conflict_columns, "source_row"])
+
+
+def _warn_missing_from_raw(logged: pd.DataFrame, incoming: pd.DataFrame) -> None:
+    """Log a warning naming logged attempts that no raw log holds any more."""
+    keys = pd.MultiIndex.from_frame(incoming[MERGE_KEY])
+    gone = logged[~pd.MultiIndex.from_frame(logged[MERGE_KEY]).isin(keys)]
+    if gone.empty:
+        return
+    first = gone.sort_values(MERGE_KEY).iloc[0]
+    log.warning(
+        "%d attempts already logged are no longer in the raw call logs (e.g. %s "
+        "row %d, %s at %s UTC); kept. If a time was corrected, the old one now "
+        "counts as an extra attempt: delete attempts_attempt.parquet to rebuild "
+        "from raw",
+        len(gone),
+        first["source_file"],
+        int(first["source_row"]),
+        first["customer_key"],
+        f"{first['attempted_at']:%Y-%m-%d %H:%M}",
+    )
 
 
 def _none_or_text(value: object) -> str | None:
