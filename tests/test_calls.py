@@ -147,6 +147,27 @@ def test_call_list_reads_repeat_attempts_and_skips_undialled_rows(attempts):
     assert not attempts["is_zone_assumed"].any()
 
 
+def test_a_log_saved_by_excel_with_semicolons_in_cp1252_reads_the_same(
+    study, assignment, config, tmp_path
+):
+    path = study.raw("calls", MONTH, "call-list_filled.csv")
+    text = path.read_text().replace("Alex", "José")
+    european = tmp_path / MONTH / "log.csv"
+    european.parent.mkdir()
+    european.write_bytes(text.replace(",", ";").encode("cp1252"))
+    comma = tmp_path / MONTH / "comma.csv"
+    comma.write_text(text, encoding="utf-8")
+    read = [
+        load_call_log(file, assignment=assignment, config=config, now=NOW)
+        for file in (european, comma)
+    ]
+    assert len(read[0]) == 13
+    assert (read[0]["caller"] == "José").sum() == 7  # every row Alex dialled
+    pd.testing.assert_frame_equal(
+        read[0].drop(columns="source_file"), read[1].drop(columns="source_file")
+    )
+
+
 def test_local_hour_uses_the_customers_zone(attempts):
     hours = attempts.set_index("customer_key")["local_hour"]
     assert hours[key("f1")] == 16  # 19:00 New York is 16:00 Los Angeles

@@ -387,9 +387,26 @@ def read_table(path: Path) -> pd.DataFrame:
 
 
 def read_log_file(path: Path, suffix: str) -> pd.DataFrame | None:
-    """Return the raw sheet of a .csv or .xlsx log; None for another suffix."""
+    """Return the raw sheet of a .csv or .xlsx log; None for another suffix.
+
+    A CSV's encoding (UTF-8, with or without a byte-order mark, or Windows-1252)
+    and delimiter (comma, semicolon or tab) are recognised as for store exports
+    (:func:`helpers.exports.sniff_file`): Excel in many European locales saves
+    "CSV" with semicolons in Windows-1252.
+    """
     if suffix == ".csv":
-        return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+        from helpers.exports import sniff_file
+        from helpers.files import open_raw
+
+        found = sniff_file(path)
+        with open_raw(path) as handle:
+            return pd.read_csv(
+                handle,
+                dtype=str,
+                keep_default_na=False,
+                encoding=found.encoding,
+                sep=found.delimiter,
+            )
     if suffix == ".xlsx":
         return pd.read_excel(path, dtype=object, engine="openpyxl")
     return None
