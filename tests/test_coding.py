@@ -186,6 +186,25 @@ def copy_folder(tmp_path: Path, names: list[str]) -> Path:
     return folder
 
 
+def test_a_conversation_csv_with_semicolons_in_cp1252_reads_the_same(tmp_path):
+    text = (CONVERSATIONS / "batch.csv").read_text(encoding="utf-8")
+    assert ";" not in text
+    folder = tmp_path / "eu"
+    folder.mkdir()
+    (folder / "batch.csv").write_bytes(
+        text.replace("Too expensive", "Trop cher, vraiment")
+        .replace(",", ";")
+        .replace("Trop cher; vraiment", "Trop cher, vraiment")
+        .encode("cp1252")
+    )
+    read = read_conversations(folder)
+    original = read_conversations(CONVERSATIONS).set_index("source_file")
+    row = read.iloc[0]
+    assert row["conversation_id"] == "2026-11-06"
+    assert row["customer_key"] == original.loc["batch.csv", "customer_key"]
+    assert "Customer: Trop cher, vraiment for what it is." in row["text"]
+
+
 def test_malformed_front_matter_names_file_and_line(tmp_path):
     folder = copy_folder(tmp_path, [])
     (folder / "bad.md").write_text(

@@ -38,6 +38,20 @@ def test_insight_velocity_by_hand(tmp_path):
     assert by_age.sum() == 2
 
 
+def test_an_insight_log_saved_by_excel_in_a_european_locale_reads_the_same(
+    tmp_path,
+):
+    comma = tmp_path / "insights.csv"
+    comma.write_text(INSIGHTS.replace("Ana", "Ana Peña"))
+    semicolon = tmp_path / "insights-eu.csv"
+    # Excel writes ";" between cells and keeps the quoted "c1, c2" as one cell.
+    text = INSIGHTS.replace("Ana", "Ana Peña").replace(",", ";")
+    semicolon.write_bytes(text.replace('"c1; c2"', '"c1, c2"').encode("cp1252"))
+    read = [insights.load_insights(path) for path in (comma, semicolon)]
+    pd.testing.assert_frame_equal(read[0], read[1])
+    assert read[1].loc[1, "owner"] == "Ana Peña"
+
+
 def test_insight_addressed_before_heard_names_the_row(tmp_path):
     path = tmp_path / "insights.csv"
     path.write_text(INSIGHTS.replace("2026-10-11", "2026-09-11"))

@@ -398,9 +398,19 @@ def parse_flag(value, path: Path, line: int | None) -> bool:
 
 
 def read_conversation_csv(path: Path) -> list[dict]:
-    """Read a CSV with one conversation per row into records."""
+    """Read a CSV with one conversation per row into records (encoding and
+    delimiter recognised as for store exports: :func:`helpers.exports.sniff_file`)."""
+    from helpers.exports import sniff_file
+
+    found = sniff_file(path)
     with open_raw(path) as handle:
-        table = pd.read_csv(handle, dtype=str, keep_default_na=False)
+        table = pd.read_csv(
+            handle,
+            dtype=str,
+            keep_default_na=False,
+            encoding=found.encoding,
+            sep=found.delimiter,
+        )
     table.columns = [str(c).strip().lstrip("\ufeff").lower() for c in table.columns]
     for column in ("conversation_id", "customer_key", "text"):
         if column not in table.columns:

@@ -42,10 +42,31 @@ AGE_LABELS = ["under 1 week", "1-4 weeks", "1-3 months", "over 3 months"]
 
 
 def read_csv_raw(path) -> pd.DataFrame:
-    """Read a raw CSV as text, refusing to write to it."""
+    """Read a raw CSV as text, refusing to write to it.
+
+    The encoding (UTF-8 or Windows-1252) and delimiter (comma, semicolon or tab)
+    are recognised as for store exports (:func:`helpers.exports.sniff_file`), so
+    a log kept in Excel and saved as "CSV" in a European locale reads too.
+    """
+    from helpers.exports import sniff_file
+
+    if Path(path).stat().st_size == 0:
+        raise HeardInputError(
+            path,
+            expected="a CSV UTF-8 file with a header row",
+            found="an empty file",
+            fix="save the file again as CSV UTF-8 with its header",
+        )
+    found = sniff_file(path)
     try:
         with open_raw(path) as handle:
-            return pd.read_csv(handle, dtype=str, keep_default_na=False)
+            return pd.read_csv(
+                handle,
+                dtype=str,
+                keep_default_na=False,
+                encoding=found.encoding,
+                sep=found.delimiter,
+            )
     except (pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         raise HeardInputError(
             path,
