@@ -978,6 +978,15 @@ def test_call_guide_has_question_prompts_consent_and_codes(study):
     assert len(guide.splitlines()) < 60  # one printed page
     other = build_call_guide(study, MONTH, "first_time_no_return")
     assert "checkout" not in other
+    assert guide.startswith(
+        "# Call guide: cart abandoners, 2026-11\n\n**Fixture Store.**"
+    )
+
+
+def test_call_guide_ends_a_store_name_with_one_full_stop(study):
+    study.config["study"]["name"] = "Demo Outdoor Co."
+    guide = build_call_guide(study, MONTH, "cart_abandoners", with_title=False)
+    assert guide.startswith("**Demo Outdoor Co.** You are calling to learn")
 
 
 def test_call_guide_without_a_question_says_where_to_add_it(study):

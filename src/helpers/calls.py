@@ -2095,7 +2095,8 @@ def build_call_guide(
     codes = "\n".join(
         f"| `{code}` | {meaning} |" for code, meaning in OUTCOME_MEANINGS.items()
     )
-    store = study.config.get("study", {}).get("name", study.name)
+    # The guide's first sentence ends the name with a full stop ("Co." keeps one).
+    store = str(study.config.get("study", {}).get("name", study.name)).rstrip(".")
     return CALL_GUIDE.format(
         title=f"# {call_guide_title(segment, month)}\n\n" if with_title else "",
         store=store,
