@@ -232,6 +232,16 @@ def test_demo_summary_agrees_with_its_own_tables(demo):
     assert summary["coding_source"] == coding_step.SOURCE_CONSENSUS
     overall = output["agreement"].set_index("code").loc["overall"]
     assert summary["kappa"] == pytest.approx(overall["kappa"])
+    agreement = summary["agreement"]
+    assert (agreement["unit"], agreement["n_coders"]) == ("excerpt", 2)
+    assert agreement["n_units"] == overall["n_units"]
+    for name in ("percent_agreement", "kappa", "alpha"):
+        block = agreement[name]
+        assert block["estimate"] == pytest.approx(overall[name])
+        assert (block["ci_low"], block["ci_high"]) == pytest.approx(
+            (overall[f"{name}_ci_low"], overall[f"{name}_ci_high"])
+        )
+        assert block["ci_low"] <= block["estimate"] <= block["ci_high"]
 
     # Non-buyers recounted from the processed orders with plain pandas.
     orders = pd.read_parquet(study.processed("2026-11", "orders_order.parquet"))

@@ -90,8 +90,8 @@ def run_coding_step(study: str | Study, month: str, *, write: bool = True) -> di
         Every table named in ``OUTPUT_FILES`` (DataFrames), plus
         ``conversations``, ``excerpts``, ``redacted_excerpts`` (for showing
         customers' words), ``codebook`` (the flat table),
-        ``price_objection`` and ``velocity`` (dicts), ``stages`` and
-        ``summary`` (the content of ``summary_coding.json``).
+        ``price_objection`` and ``velocity`` (dicts), ``agreement_unit``,
+        ``stages`` and ``summary`` (the content of ``summary_coding.json``).
 
     Raises
     ------
@@ -239,6 +239,7 @@ def load_coding_inputs(
         **compared,
         "consensus": compared["consensus"].reset_index(drop=True),
         "coding_source": source,
+        "agreement_unit": settings["agreement_unit"],
         "customers": customers,
     }
 
@@ -424,18 +425,34 @@ def summarise_coding(results: dict, month: str) -> dict:
         "is_saturated": bool(verdict.loc[themes.ALL_SEGMENTS, "is_saturated"]),
         "saturation_run": int(verdict.loc[themes.ALL_SEGMENTS, "run"]),
         "predictions": summarise_predictions(results["prediction_months"], month),
-        **summarise_overall_agreement(results["agreement"]),
+        **summarise_overall_agreement(
+            results["agreement"], unit=results["agreement_unit"]
+        ),
         **summarise_velocity(results["velocity"]),
     }
     return summary
 
 
-def summarise_overall_agreement(agreement: pd.DataFrame) -> dict:
-    """Return the overall ``kappa`` and ``alpha`` (None when undefined or absent)."""
+def summarise_overall_agreement(agreement: pd.DataFrame, *, unit: str) -> dict:
+    """Return the overall ``kappa`` and ``alpha`` (None when undefined or absent),
+    and ``agreement``: the overall row with its bootstrap intervals (None without
+    coding sheets)."""
     if agreement.empty or coding.OVERALL not in set(agreement["code"]):
-        return {"kappa": None, "alpha": None}
+        return {"kappa": None, "alpha": None, "agreement": None}
     overall = agreement.set_index("code").loc[coding.OVERALL]
+    intervals = {
+        name: clean_numbers(
+            {
+                "estimate": overall[name],
+                "ci_low": overall[f"{name}_ci_low"],
+                "ci_high": overall[f"{name}_ci_high"],
+            }
+        )
+        for name in ("percent_agreement", "kappa", "alpha")
+    }
+    counts = {key: int(overall[key]) for key in ("n_units", "n_coders", "n_applied")}
     return {
+        "agreement": {"unit": unit, **counts, **intervals, "status": overall["status"]},
         "kappa": none_if_nan(overall["kappa"]),
         "alpha": none_if_nan(overall["alpha"]),
     }
