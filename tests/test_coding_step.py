@@ -187,7 +187,11 @@ def test_excerpt_max_words_sets_where_long_turns_split(results, reviews):
 
 def test_a_coding_setting_out_of_range_names_study_yml(results):
     _, study = results
-    for key, value in [("agreement_unit", "sentence"), ("n_bootstrap", -1)]:
+    for key, value in [
+        ("agreement_unit", "sentence"),
+        ("n_bootstrap", -1),
+        ("price_code", 5),
+    ]:
         with pytest.raises(HeardInputError) as caught:
             coding_step.read_coding_settings(
                 with_coding_settings(study, **{key: value})
@@ -277,6 +281,38 @@ def test_demo_summary_agrees_with_its_own_tables(demo):
     assert summary["predictions"]["brier_score"] == pytest.approx(
         sum(squared) / len(squared)
     )
+
+
+def test_price_code_names_the_theme_counted_among_non_buyers(demo, caplog):
+    study, outputs = demo
+    conversations = outputs["2026-11"]["conversations"]
+    consensus = outputs["2026-11"]["consensus"]
+    orders = pd.read_parquet(study.processed("2026-11", "orders_order.parquet"))
+    in_month = pd.to_datetime(orders["created_at"], utc=True).dt.strftime("%Y-%m")
+    nonbuyers = set(conversations["customer_key"]) - set(
+        orders.loc[in_month == "2026-11", "customer_key"]
+    )
+
+    # Shipping cost instead of price: recounted from the consensus by hand.
+    shipping = coding_step.run_coding_step(
+        with_coding_settings(study, price_code="OBJ-SHIP-COST"), "2026-11", write=False
+    )["summary"]["price_objection"]
+    citing = consensus.loc[consensus["code"] == "OBJ-SHIP-COST", "conversation_id"]
+    keys = conversations.set_index("conversation_id")["customer_key"]
+    k = len(set(keys[citing.unique()]) & nonbuyers)
+    assert (shipping["code"], shipping["k"], shipping["n"]) == (
+        "OBJ-SHIP-COST",
+        k,
+        len(nonbuyers),
+    )
+
+    # A code the codebook lacks gives no share at all, never 0 of n.
+    missing = coding_step.run_coding_step(
+        with_coding_settings(study, price_code="PRICE"), "2026-11", write=False
+    )
+    assert missing["price_objection"] is None
+    assert missing["summary"]["price_objection"] is None
+    assert "PRICE is not in the codebook" in caplog.text
 
 
 def workbook_cells(path) -> list[str]:

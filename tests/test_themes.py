@@ -186,3 +186,16 @@ def test_value_at_stake_sums_each_citing_customer_once(coded, conversations, cod
     assert value.loc["OBJ", "revenue_at_stake"] == 310
     assert "STAGE" not in value.index
     assert value.index[0] == "OBJ"
+
+
+def test_a_price_code_the_codebook_lacks_gives_no_share(
+    coded, conversations, codebook, caplog
+):
+    orders = pd.DataFrame(
+        {"customer_key": ["k1"], "created_at": pd.to_datetime(["2026-11-20T10:00Z"])}
+    )
+    result = themes.tally_theme_among_nonbuyers(
+        coded, conversations, codebook, orders, "2026-11", code="PRICE"
+    )
+    assert result is None  # not "0 of 6 non-buyers cited it"
+    assert "PRICE is not in the codebook" in caplog.text

@@ -90,7 +90,8 @@ def run_coding_step(study: str | Study, month: str, *, write: bool = True) -> di
         Every table named in ``OUTPUT_FILES`` (DataFrames), plus
         ``conversations``, ``excerpts``, ``redacted_excerpts`` (for showing
         customers' words), ``codebook`` (the flat table),
-        ``price_objection`` and ``velocity`` (dicts), ``agreement_unit``,
+        ``price_objection`` (a dict, None when the codebook has no
+        ``coding.price_code``) and ``velocity`` (dicts), ``agreement_unit``,
         ``stages`` and ``summary`` (the content of ``summary_coding.json``).
 
     Raises
@@ -125,20 +126,25 @@ def read_coding_settings(study: Study) -> dict:
     -------
     dict
         The ``coding:`` block: ``excerpt_max_words``, ``agreement_unit``,
-        ``n_bootstrap``, ``bootstrap_seed``, ``saturation_run``.
+        ``n_bootstrap``, ``bootstrap_seed``, ``saturation_run``, ``price_code``.
 
     Raises
     ------
     HeardInputError
         Naming ``study.yml`` and the setting, when a count is not a whole number
         at least its minimum (``COUNT_SETTINGS``) or ``agreement_unit`` is
-        neither ``excerpt`` nor ``conversation``.
+        neither ``excerpt`` nor ``conversation``, or ``price_code`` is not a code id.
     """
     settings = dict(study.config["coding"])
     for key, least in COUNT_SETTINGS.items():
         value = settings[key]
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
             raise setting_error(study, key, f"a whole number, at least {least}", value)
+    price_code = settings.get("price_code")
+    if not isinstance(price_code, str) or not price_code.strip():
+        raise setting_error(
+            study, "price_code", "a code id, e.g. OBJ-PRICE", price_code
+        )
     if settings["agreement_unit"] not in AGREEMENT_UNITS:
         expected = " or ".join(AGREEMENT_UNITS)
         raise setting_error(
@@ -282,12 +288,13 @@ def analyse_themes(inputs: dict, study: Study, month: str, *, settings: dict) ->
     customers = inputs["customers"]
 
     # Non-buyers and value need the segment export; without it they stay empty.
+    price_code = settings["price_code"]
     if orders is not None:
         price = themes.tally_theme_among_nonbuyers(
-            coded, conversations, table, orders, month
+            coded, conversations, table, orders, month, code=price_code
         )
     else:
-        price = {"code": themes.PRICE_CODE, "k": 0, "n": 0, "rate": math.nan}
+        price = {"code": price_code, "k": 0, "n": 0, "rate": math.nan}
         price |= {"ci_low": math.nan, "ci_high": math.nan, "n_customers": 0}
     if customers is not None and checkouts is not None:
         value = themes.weigh_themes_by_value(
@@ -421,7 +428,11 @@ def summarise_coding(results: dict, month: str) -> dict:
         "n_excerpts": len(results["excerpts"]),
         "coding_source": results["coding_source"],
         "top_themes": top,
-        "price_objection": clean_numbers(results["price_objection"]),
+        "price_objection": (
+            clean_numbers(results["price_objection"])
+            if results["price_objection"] is not None
+            else None
+        ),
         "is_saturated": bool(verdict.loc[themes.ALL_SEGMENTS, "is_saturated"]),
         "saturation_run": int(verdict.loc[themes.ALL_SEGMENTS, "run"]),
         "predictions": summarise_predictions(results["prediction_months"], month),

@@ -378,23 +378,27 @@ def tally_theme_among_nonbuyers(
 
     Returns
     -------
-    dict
+    dict or None
         ``code``, ``k`` (non-buyers citing it), ``n`` (non-buyers talked to),
         ``rate``, ``ci_low``, ``ci_high`` (Wilson), ``n_customers`` (all
-        customers talked to).
+        customers talked to). None when the codebook has no code `code`: a
+        share of 0 would claim nobody cited a theme no coder could apply.
 
     Notes
     -----
     The unit is the customer: one with two conversations cites the theme when
     either conversation does.
     """
+    if code not in set(codebook["code"]):
+        log.warning(
+            "%s is not in the codebook, so the share of non-buyers citing it is "
+            "undefined (set coding.price_code to the codebook's price code)",
+            code,
+        )
+        return None
     matrix = build_theme_matrix(coded, conversations, codebook)
     keys = conversations.set_index("conversation_id")["customer_key"]
-    if code not in matrix.columns:
-        log.warning("%s is not in the codebook; nobody can cite it", code)
-        citing = set()
-    else:
-        citing = set(keys[matrix[code].reindex(keys.index, fill_value=False)])
+    citing = set(keys[matrix[code].reindex(keys.index, fill_value=False)])
     nonbuyers = find_nonbuyers(conversations, orders, month)
     k, n = int(nonbuyers.isin(citing).sum()), len(nonbuyers)
     low, high = wilson_interval(k, n, alpha=alpha)
