@@ -59,6 +59,21 @@ def test_insight_addressed_before_heard_names_the_row(tmp_path):
         insights.load_insights(path)
 
 
+def test_an_insight_code_not_in_the_codebook_names_its_row(tmp_path):
+    path = tmp_path / "insights.csv"
+    path.write_text(INSIGHTS)
+    codes = ["OBJ-SHIP", "OBJ-PRICE", "FIT", "TRUST"]
+    assert len(insights.load_insights(path, codes=codes)) == 5
+    # Case does not matter (I3 as "fit"); a code the codebook lacks is named.
+    path.write_text(INSIGHTS.replace("I3,Sizing unclear,FIT", "I3,Sizing unclear,fit"))
+    assert len(insights.load_insights(path, codes=codes)) == 5
+    path.write_text(INSIGHTS.replace('OBJ-SHIP,"c1', 'OBJ-SHIP;OBJ-SIZE,"c1'))
+    with pytest.raises(HeardInputError) as caught:
+        insights.load_insights(path, codes=codes)
+    assert (caught.value.row, caught.value.column) == (2, "codes")
+    assert "OBJ-SIZE" in str(caught.value)
+
+
 def test_bad_probability_names_the_row(tmp_path):
     path = tmp_path / "2026-11.csv"
     path.write_text("caller,customer_key,predicted_code,probability\nSam,k1,OBJ,60%\n")

@@ -340,7 +340,9 @@ def analyse_journeys_and_predictions(inputs: dict, study: Study, month: str) -> 
     # Insight velocity as of the month's last day.
     velocity = None
     if study.raw("insights.csv").exists():
-        log_frame = insights.load_insights(study.raw("insights.csv"))
+        log_frame = insights.load_insights(
+            study.raw("insights.csv"), codes=table["code"].tolist()
+        )
         as_of = pd.Period(month, "M").end_time.normalize()
         velocity = insights.summarise_insight_velocity(log_frame, as_of=as_of)
     return {

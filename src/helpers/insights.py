@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -92,13 +93,17 @@ def parse_dates(frame: pd.DataFrame, column: str, path, *, required: bool) -> pd
     return parsed.dt.normalize()
 
 
-def load_insights(path) -> pd.DataFrame:
+def load_insights(path, *, codes: list[str] | None = None) -> pd.DataFrame:
     """Read the insight log.
 
     Parameters
     ----------
     path : Path
         ``insights.csv``.
+    codes : list of str, optional
+        The codebook's ids. When given, every code in the ``codes`` cells
+        (separated by commas, semicolons or spaces) must be one of them, any
+        case.
 
     Returns
     -------
@@ -109,8 +114,8 @@ def load_insights(path) -> pd.DataFrame:
     Raises
     ------
     HeardInputError
-        A missing column, a duplicate id, an unreadable date, or a point addressed
-        before it was first heard.
+        A missing column, a duplicate id, an unreadable date, a point addressed
+        before it was first heard, or (with `codes`) a code not in the codebook.
     """
     log_frame = read_csv_raw(path)
     missing = [c for c in INSIGHT_COLUMNS if c not in log_frame.columns]
@@ -148,9 +153,30 @@ def load_insights(path) -> pd.DataFrame:
             found=log_frame.loc[index, "addressed_on"],
             fix="check both dates",
         )
+    if codes is not None:
+        check_insight_codes(log_frame, codes, path)
     insights["is_addressed"] = insights["addressed_on"].notna()
     log.info("read %d insights from %s", len(insights), path)
     return insights
+
+
+def check_insight_codes(log_frame: pd.DataFrame, codes: list[str], path) -> None:
+    """Raise at the first code in the log's ``codes`` cells that the codebook
+    lacks, naming its row: a misspelt code would tie the insight to nothing."""
+    known = {code.casefold() for code in codes}
+    for index, cell in log_frame["codes"].items():
+        unknown = [
+            c for c in re.split(r"[,;\s]+", cell) if c and c.casefold() not in known
+        ]
+        if unknown:
+            raise HeardInputError(
+                path,
+                row=int(index) + 2,
+                column="codes",
+                expected="code ids from the codebook, separated by commas",
+                found=unknown[0],
+                fix="write the code's id as in codebook.yml, e.g. OBJ-PRICE",
+            )
 
 
 def summarise_insight_velocity(insights: pd.DataFrame, *, as_of) -> dict:
