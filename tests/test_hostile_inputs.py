@@ -283,17 +283,26 @@ def test_a_tired_callers_mistakes_are_all_named_at_once(tmp_path):
     "data",
     [
         b"",
+        # 0x81 is a byte neither UTF-8 nor Windows-1252 can decode.
         (LOG_HEADER + "c_1,2026-11-05T10:00:00-05:00,Ren\xe9,connected,3\n").encode(
             "latin-1"
-        ),
+        )
+        + b"\x81\n",
     ],
-    ids=["empty", "cp1252"],
+    ids=["empty", "not-text"],
 )
 def test_unreadable_call_log_is_an_error_not_a_traceback(tmp_path, data):
     path, load = read_log(tmp_path, data)
     with pytest.raises(HeardInputError) as caught:
         load()
     assert_names(caught.value, path)
+    assert "exports." not in caught.value.fix  # a setting call logs do not read
+
+
+def test_call_log_saved_in_windows_1252_reads_its_accents(tmp_path):
+    line = "c_1,2026-11-05T10:00:00-05:00,Ren\xe9,connected,3\n"
+    _, load = read_log(tmp_path, (LOG_HEADER + line).encode("cp1252"))
+    assert load()["caller"].tolist() == ["René"]
 
 
 def test_header_only_call_log_has_no_attempts(tmp_path):

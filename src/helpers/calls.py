@@ -398,7 +398,17 @@ def read_log_file(path: Path, suffix: str) -> pd.DataFrame | None:
         from helpers.exports import sniff_file
         from helpers.files import open_raw
 
-        found = sniff_file(path)
+        try:
+            found = sniff_file(path)
+        except HeardInputError as error:
+            # exports.encoding does not apply to call logs: say what does.
+            raise HeardInputError(
+                path,
+                row=error.row,
+                expected=error.expected,
+                found=error.found,
+                fix="save the log again as CSV UTF-8 or as an Excel workbook",
+            ) from error
         with open_raw(path) as handle:
             return pd.read_csv(
                 handle,
