@@ -205,6 +205,25 @@ def test_a_conversation_csv_with_semicolons_in_cp1252_reads_the_same(tmp_path):
     assert "Customer: Trop cher, vraiment for what it is." in row["text"]
 
 
+def test_a_conversation_csv_turning_cp1252_late_is_an_error_not_a_traceback(
+    tmp_path,
+):
+    text = (CONVERSATIONS / "batch.csv").read_text(encoding="utf-8")
+    header, row = text.split("\n", 1)
+    padding = "".join(
+        f'p{i},c_pad{i},2026-11-08,s,Alex,yes,"Customer: {"ok " * 30}"\n'
+        for i in range(800)
+    )  # past the 64 KB sample that fixes the encoding
+    data = (header + "\n" + padding).encode() + row.replace("expensive", "chér").encode(
+        "cp1252"
+    )
+    (tmp_path / "batch.csv").write_bytes(data)
+    with pytest.raises(HeardInputError) as caught:
+        read_conversations(tmp_path)
+    assert caught.value.file.endswith("batch.csv")
+    assert "0xe9" in str(caught.value)
+
+
 def test_malformed_front_matter_names_file_and_line(tmp_path):
     folder = copy_folder(tmp_path, [])
     (folder / "bad.md").write_text(

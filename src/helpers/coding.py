@@ -403,14 +403,23 @@ def read_conversation_csv(path: Path) -> list[dict]:
     from helpers.exports import sniff_file
 
     found = sniff_file(path)
-    with open_raw(path) as handle:
-        table = pd.read_csv(
-            handle,
-            dtype=str,
-            keep_default_na=False,
-            encoding=found.encoding,
-            sep=found.delimiter,
-        )
+    try:
+        with open_raw(path) as handle:
+            table = pd.read_csv(
+                handle,
+                dtype=str,
+                keep_default_na=False,
+                encoding=found.encoding,
+                sep=found.delimiter,
+            )
+    except UnicodeDecodeError as error:
+        # The sniffed sample decoded; a later line is in another encoding.
+        raise HeardInputError(
+            path,
+            expected=f"text in one encoding ({found.encoding}, as the file begins)",
+            found=f"byte {error.object[error.start]:#04x} further on",
+            fix="save the file again as CSV UTF-8",
+        ) from error
     table.columns = [str(c).strip().lstrip("\ufeff").lower() for c in table.columns]
     for column in ("conversation_id", "customer_key", "text"):
         if column not in table.columns:
