@@ -236,6 +236,9 @@ def test_demo_summary_agrees_with_its_own_tables(demo):
     assert summary["coding_source"] == coding_step.SOURCE_CONSENSUS
     overall = output["agreement"].set_index("code").loc["overall"]
     assert summary["kappa"] == pytest.approx(overall["kappa"])
+    phrases = pd.read_parquet(study.processed("2026-11", "phrases_phrase.parquet"))
+    assert summary["top_phrases"] == phrases.head(5).to_dict("records")
+    assert summary["top_phrases"][0]["n_occurrences"] >= 2
     agreement = summary["agreement"]
     assert (agreement["unit"], agreement["n_coders"]) == ("excerpt", 2)
     assert agreement["n_units"] == overall["n_units"]

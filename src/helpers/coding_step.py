@@ -24,6 +24,7 @@ from helpers.study import Study, load_study, previous_months
 log = logging.getLogger(__name__)
 
 TOP_THEMES = 5
+TOP_PHRASES = 5
 VALUE_COLUMNS = [
     "code",
     "name",
@@ -430,6 +431,10 @@ def summarise_coding(results: dict, month: str) -> dict:
         "n_excerpts": len(results["excerpts"]),
         "coding_source": results["coding_source"],
         "top_themes": top,
+        "top_phrases": [
+            clean_numbers(row)
+            for row in results["phrases"].head(TOP_PHRASES).to_dict("records")
+        ],
         "price_objection": (
             clean_numbers(results["price_objection"])
             if results["price_objection"] is not None
