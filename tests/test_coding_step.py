@@ -237,7 +237,18 @@ def test_demo_summary_agrees_with_its_own_tables(demo):
     overall = output["agreement"].set_index("code").loc["overall"]
     assert summary["kappa"] == pytest.approx(overall["kappa"])
     phrases = pd.read_parquet(study.processed("2026-11", "phrases_phrase.parquet"))
-    assert summary["top_phrases"] == phrases.head(5).to_dict("records")
+    listed = [row["phrase"] for row in summary["top_phrases"]]
+    assert listed[0] == phrases["phrase"].iloc[0]
+    counts = phrases.set_index("phrase")["n_occurrences"]
+    assert [row["n_occurrences"] for row in summary["top_phrases"]] == [
+        counts[p] for p in listed
+    ]
+    for shorter in listed:  # none is just a piece of a longer one listed
+        assert not any(
+            f" {shorter} " in f" {longer} " and counts[shorter] == counts[longer]
+            for longer in listed
+            if longer != shorter
+        )
     assert summary["top_phrases"][0]["n_occurrences"] >= 2
     agreement = summary["agreement"]
     assert (agreement["unit"], agreement["n_coders"]) == ("excerpt", 2)

@@ -71,6 +71,30 @@ def test_links_and_handles_are_dropped_and_phrases_do_not_span_them():
     assert pairs["phrase"].tolist() == ["late parcel"]
 
 
+def test_a_phrase_said_only_inside_a_longer_one_is_dropped():
+    frame = pd.DataFrame(
+        {
+            "conversation_id": ["a", "b", "c"],
+            "text": [
+                "saw a friend's photo on instagram",
+                "my friend's photo on instagram",
+                "a photo on instagram, no friend",
+            ],
+            "is_customer": [True] * 3,
+        }
+    )
+    phrases = language.count_phrases(frame, stop_words=frozenset({"a", "my", "no"}))
+    counts = phrases.set_index("phrase")["n_occurrences"]
+    assert counts["friend's photo on instagram"] == 2
+    assert counts["friend's photo"] == 2 and counts["photo on instagram"] == 3
+    kept = language.drop_subsumed_phrases(phrases)["phrase"].tolist()
+    # "photo on instagram" was also said alone (3 > 2), so it stays; "friend's
+    # photo" and "friend's photo on" only ever came inside the longer phrase.
+    assert "photo on instagram" in kept and "friend's photo on instagram" in kept
+    assert "friend's photo" not in kept and "friend's photo on" not in kept
+    assert kept == [p for p in phrases["phrase"] if p in kept]  # order kept
+
+
 def test_numbers_alone_are_not_phrases():
     frame = pd.DataFrame(
         {

@@ -433,7 +433,9 @@ def summarise_coding(results: dict, month: str) -> dict:
         "top_themes": top,
         "top_phrases": [
             clean_numbers(row)
-            for row in results["phrases"].head(TOP_PHRASES).to_dict("records")
+            for row in language.drop_subsumed_phrases(results["phrases"])
+            .head(TOP_PHRASES)
+            .to_dict("records")
         ],
         "price_objection": (
             clean_numbers(results["price_objection"])

@@ -143,6 +143,35 @@ def count_phrases(
     ).reset_index(drop=True)
 
 
+def drop_subsumed_phrases(phrases: pd.DataFrame) -> pd.DataFrame:
+    """Return `phrases` without those that only ever occur inside a longer one.
+
+    Parameters
+    ----------
+    phrases : DataFrame
+        From :func:`count_phrases`.
+
+    Returns
+    -------
+    DataFrame
+        The same columns and order, less every phrase that is part of a longer
+        listed phrase said as many times: "photo on instagram" goes when
+        "friend's photo on instagram" was said just as often, and stays when it
+        was also said on its own.
+    """
+    padded = [f" {phrase} " for phrase in phrases["phrase"]]
+    counts = phrases["n_occurrences"].tolist()
+    sizes = phrases["n_words"].tolist()
+    is_subsumed = [
+        any(
+            sizes[j] > sizes[i] and counts[j] == counts[i] and padded[i] in padded[j]
+            for j in range(len(padded))
+        )
+        for i in range(len(padded))
+    ]
+    return phrases[~pd.Series(is_subsumed, index=phrases.index, dtype=bool)]
+
+
 def find_collocations(
     excerpts: pd.DataFrame,
     *,
