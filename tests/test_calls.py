@@ -958,6 +958,38 @@ def test_reimport_keeps_what_was_logged_and_reports_conflicts(study, caplog):
     assert len(saved) == 1
 
 
+def test_conversations_without_notes_are_found(study, attempts, tmp_path, caplog):
+    from helpers.calls import find_missing_notes
+
+    # No notes folder yet: all four connected attempts name a file not there.
+    missing = find_missing_notes(attempts, folder=tmp_path / "none")
+    assert missing["notes_file"].tolist() == [
+        "2026-11-01.md", "2026-11-02.md", "2026-11-03.md", "2026-11-04.md",
+    ]  # fmt: skip
+    assert set(missing["reason"]) == {"not_in_folder"}
+
+    # Two notes written; a1's row names hers by path; f3's row names none.
+    folder = tmp_path / "conversations"
+    folder.mkdir()
+    for name in ("2026-11-01.md", "2026-11-02.md"):
+        (folder / name).write_text("---\n---\n")
+    edited = attempts.copy()
+    edited["notes_file"] = edited["notes_file"].replace(
+        {"2026-11-01.md": "conversations/2026-11/2026-11-01.md", "2026-11-04.md": None}
+    )
+    missing = find_missing_notes(edited, folder=folder)
+    assert missing[["customer_key", "notes_file", "reason"]].values.tolist() == [
+        [key("f1"), "2026-11-03.md", "not_in_folder"],
+        [key("f3"), None, "not_named"],
+    ]
+    assert missing["source_row"].tolist() == [12, 15]
+
+    # The step warns with counts and the first row to look at.
+    run_calls_step(study, MONTH, now=NOW)
+    assert "4 conversations in the call logs have no notes" in caplog.text
+    assert "call-list_filled.csv row 3" in caplog.text
+
+
 def test_merge_drops_identical_repeats(attempts):
     merged, conflicts = merge_attempts(attempts, attempts.copy())
     assert len(merged) == len(attempts) and conflicts.empty

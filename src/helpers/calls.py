@@ -2171,7 +2171,9 @@ def run_calls_step(study: Study | str, month: str, *, now=None) -> dict:
     Notes
     -----
     Earlier processed attempts are merged with the raw logs, never replaced
-    (:func:`merge_attempts`). Every file is written atomically.
+    (:func:`merge_attempts`). Every file is written atomically. Conversations
+    whose notes the month's ``conversations/`` folder lacks are logged as a
+    warning (:func:`find_missing_notes`): step 03 codes only the notes there.
     """
     study = load_study(study) if not isinstance(study, Study) else study
     inputs = read_step_inputs(study, month)
@@ -2185,11 +2187,62 @@ def run_calls_step(study: Study | str, month: str, *, now=None) -> dict:
         customers=inputs["customers"],
         config=study.config,
     )
+    _warn_missing_notes(
+        find_missing_notes(attempts, folder=study.raw("conversations", month))
+    )
     outputs = measure_calls(attempts, inputs=inputs, month=month, config=study.config)
     outputs.update(attempts=attempts, conflicts=conflicts)
     outputs["paths"] = save_calls_outputs(outputs, study=study, month=month)
     log.info("calls step: %d attempts, %d conflicts", len(attempts), len(conflicts))
     return outputs
+
+
+def find_missing_notes(attempts: pd.DataFrame, *, folder: Path) -> pd.DataFrame:
+    """Return the conversations whose notes step 03 will not find.
+
+    Parameters
+    ----------
+    attempts : DataFrame
+        Attempts with ``outcome``, ``notes_file``, ``customer_key``,
+        ``source_file``, ``source_row``.
+    folder : Path
+        The month's ``conversations/<month>/`` folder.
+
+    Returns
+    -------
+    DataFrame
+        ``source_file``, ``source_row``, ``customer_key``, ``notes_file``,
+        ``reason``: ``not_in_folder`` (a notes file is named but not there) or
+        ``not_named`` (a ``connected`` attempt names no notes file). Only the
+        file name is compared, so ``conversations/2026-11/a.md`` finds ``a.md``.
+    """
+    present = {path.name for path in folder.iterdir()} if folder.is_dir() else set()
+    named = attempts["notes_file"].notna()
+    names = attempts["notes_file"].map(lambda v: Path(str(v)).name, na_action="ignore")
+    reasons = np.select(
+        [named & ~names.isin(present), ~named & attempts["outcome"].eq("connected")],
+        ["not_in_folder", "not_named"],
+        default="",
+    )
+    missing = attempts.assign(reason=reasons)[reasons != ""]
+    columns = ["source_file", "source_row", "customer_key", "notes_file", "reason"]
+    return missing[columns].reset_index(drop=True)
+
+
+def _warn_missing_notes(missing: pd.DataFrame) -> None:
+    """Log a warning when conversations in the log have no notes to code."""
+    if missing.empty:
+        return
+    first = missing.iloc[0]
+    log.warning(
+        "%d conversations in the call logs have no notes in the conversations "
+        "folder (%s; e.g. %s row %d): they cannot be coded until the notes are "
+        "there and named in notes_file",
+        len(missing),
+        ", ".join(f"{n} {r}" for r, n in missing["reason"].value_counts().items()),
+        first["source_file"],
+        int(first["source_row"]),
+    )
 
 
 def read_step_inputs(study: Study, month: str) -> dict:
