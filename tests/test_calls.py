@@ -396,6 +396,9 @@ def test_unknown_outcome_names_file_row_and_column(
         status,
     )
     assert path.name in str(error.value) and "status_map" in str(error.value)
+    if status == "completed":  # a caller's word: say which outcome to write instead
+        assert "write connected if the customer talked" in error.value.fix
+        assert "AnsweredBy" not in error.value.fix
 
     mapped = merge_config(
         config, {"calls": {"status_map": {status.title(): "voicemail"}}}

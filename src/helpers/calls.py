@@ -558,7 +558,9 @@ def map_outcomes(
             outcome = _twilio_answer(answered_by, position) or status_map.get(text)
         if outcome not in OUTCOMES:
             problems.append(
-                _unknown_outcome(attempts, position, path=path, status=status)
+                _unknown_outcome(
+                    attempts, position, path=path, status=status, system=system
+                )
             )
             outcome = None
         outcomes.append(outcome)
@@ -578,18 +580,28 @@ def _twilio_answer(answered_by: pd.Series | None, position: int) -> str | None:
     return None
 
 
-def _unknown_outcome(attempts, position, *, path, status) -> HeardInputError:
+def _unknown_outcome(
+    attempts, position, *, path, status, system: str
+) -> HeardInputError:
     """Return the error for a status that maps to no outcome."""
     row = attempts.iloc[position]
-    twilio_completed = str(status).strip().casefold() == "completed"
+    completed = str(status).strip().casefold() == "completed"
     fix = (
-        "a 'completed' call may have been answered by voicemail: turn on answering "
-        "machine detection (AnsweredBy), have callers record the outcome, or say "
-        "what it means for this study in calls.status_map"
-        if twilio_completed
-        else "use one of the outcomes, or add this status to calls.status_map in "
+        "use one of the outcomes, or add this status to calls.status_map in "
         "study.yml (for example `status_map: {Left message: voicemail}`)"
     )
+    if completed and system == "heard":
+        fix = (
+            "'completed' does not say who answered: write connected if the customer "
+            "talked with you, voicemail if a machine answered (a phone system's "
+            "'completed' can be mapped in calls.status_map)"
+        )
+    elif completed:
+        fix = (
+            "a 'completed' call may have been answered by voicemail: turn on "
+            "answering machine detection (AnsweredBy), have callers record the "
+            "outcome, or say what it means for this study in calls.status_map"
+        )
     return HeardInputError(
         path,
         row=int(row["source_row"]),
