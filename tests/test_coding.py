@@ -74,6 +74,19 @@ def test_front_matter_values_are_typed(conversations):
     assert bool(vtt["consent_to_quote"]) is False
 
 
+def test_a_support_chat_where_the_customer_speaks_first_keeps_its_roles(caplog):
+    # As in support chats (ABCD, Twitter threads): "Agent" is the store's side.
+    chat = pd.DataFrame(
+        {
+            "conversation_id": ["t1"],
+            "text": ["Customer: my parcel never came\nAgent: sorry, which order?"],
+        }
+    )
+    excerpts = split_excerpts(chat)
+    assert excerpts["speaker"].tolist() == ["customer", "interviewer"]
+    assert "took the first speaker" not in caplog.text
+
+
 def test_speaker_names_become_roles(conversations):
     text = "\n".join(conversations["text"])
     for name in ("Dana", "Okafor", "Priya", "Lund", "Sam Reyes", "Lee Chan"):

@@ -53,6 +53,7 @@ SIDECAR_SUFFIXES = (".yml", ".yaml")
 # Speaker labels that name a role rather than a person (compared case-folded).
 INTERVIEWER_LABELS = {
     "interviewer", "int", "i", "q", "researcher", "caller", "host", "moderator",
+    "agent", "support",
 }  # fmt: skip
 CUSTOMER_LABELS = {
     "customer", "cust", "c", "a", "respondent", "participant", "p", "buyer",
