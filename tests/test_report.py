@@ -12,6 +12,7 @@ import math
 import re
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 from report_chain import FIXTURES, copy_project, execute_fixture
@@ -430,3 +431,79 @@ def test_earlier_months_without_outputs_are_built_first(tmp_path):
         "2026-10"
     ]
     assert report.missing_earlier_months("shop", "2026-10", root=tmp_path) == []
+
+
+def test_suggested_codes_are_labelled_and_never_called_coders_work():
+    coding = {
+        "coding_source": "suggested (keyword rules, not coded by people)",
+        "n_conversations": 40, "kappa": None, "alpha": None,
+        "price_objection": {"k": 0, "n": 0, "rate": None},
+        "top_themes": [{"code": "FIT-SMALL", "name": "Runs small", "k": 9, "n": 40,
+                        "ci_low": 0.12, "ci_high": 0.38, "quote": "Too small."}],
+    }  # fmt: skip
+    section = report_data.describe_coding(coding)
+    assert "Suggested codes, not coded by people" in section
+    assert "**40** conversations" in section
+    assert "Two coders" not in section and "undefined" not in section
+    assert "not available" not in section  # no non-buyers: no price sentence
+    lines = report_data.describe_top_themes(coding)
+    assert lines[0].startswith("**Themes are suggested codes:**")
+    assert "Runs small** in 22% (9 of 40)" in lines[1]
+    caveats = report_data.write_caveats({"coding": coding})
+    assert "keyword suggestions" in caveats
+    assert "answer the phone" not in caveats  # no calls this month
+    assert "Experiment p-values" not in caveats  # no experiment this month
+
+    # People's coding keeps the agreement sentence.
+    coded = coding | {"coding_source": "consensus", "kappa": 0.75, "alpha": 0.7}
+    section = report_data.describe_coding(coded)
+    assert "Two coders coded **40** conversations" in section
+    assert "Cohen's kappa 0.75, Krippendorff's alpha 0.70" in section
+
+
+def test_summary_without_a_call_log_says_so_instead_of_an_empty_rate(tmp_path):
+    (tmp_path / "data" / "raw" / "shop").mkdir(parents=True)
+    study = load_study("shop", root=tmp_path)
+    summaries = {"calls": {}, "coding": {"n_conversations": 40}, "experiments": {}}
+    text = report_data.write_executive_summary(study, "2026-11", summaries)
+    assert "**Conversations held:** 40 (conversation notes)" in text
+    assert "no call log this month" in text
+    assert "unknown number" not in text and "not available, 95%" not in text
+
+
+def test_a_p_value_of_zero_reads_below_0001_not_missing():
+    # Huge experiments give p-values that underflow to exactly 0.0.
+    entry = {"name": "big", "variant": "b", "primary_metric": "conversion_rate",
+             "lift": 0.5, "ci_low": 0.4, "ci_high": 0.6, "p_value": 0.0,
+             "p_adjusted": 0.0, "n": 64000}  # fmt: skip
+    table = report_data.tabulate_experiments({"experiments": [entry]})
+    assert table.loc[0, "p (adjusted)"] == "<0.001"
+    assert table.loc[0, "Units (all arms)"] == "64,000"
+    by_month = report_data.format_experiments_table(
+        pd.DataFrame([{"month": "2026-11", "p_value": 0.0} | entry])
+    )
+    assert by_month.loc[0, "p"] == "<0.001"
+    recovery = {"recovery": {"cart_abandoners": {"p_value": 0.0}}}
+    assert report_data.tabulate_recovery(recovery).loc[0, "p"] == "<0.001"
+
+
+def test_first_month_of_a_study_asks_for_no_earlier_month():
+    rates = pd.DataFrame({"month": ["2026-10"], "k": [20], "n": [70]})
+    themes = pd.DataFrame(columns=["month", "code", "name"])
+    first = report_data.describe_months(
+        rates, themes, month="2026-10", study_months=["2026-10", "2026-11"]
+    )
+    assert "this study's first month" in first and "Render" not in first
+    unbuilt = report_data.describe_months(
+        rates.assign(month="2026-11"), themes, month="2026-11",
+        study_months=["2026-10", "2026-11"],
+    )  # fmt: skip
+    assert "Render the earlier month first" in unbuilt
+
+
+def test_theme_table_by_month_names_its_column_theme():
+    rates = pd.DataFrame({"month": ["2026-10"], "name": ["Price"], "k": [3],
+                          "n": [24], "ci_low": [0.04], "ci_high": [0.31]})  # fmt: skip
+    shown = report_data.format_months_table(rates, group="name", label="Theme")
+    assert list(shown.columns) == ["Theme", "Month", "Rate (k of n) [95% CI]"]
+    assert shown.loc[0, "Rate (k of n) [95% CI]"] == "12% (3 of 24) [4%, 31%]"
