@@ -507,3 +507,30 @@ def test_theme_table_by_month_names_its_column_theme():
     shown = report_data.format_months_table(rates, group="name", label="Theme")
     assert list(shown.columns) == ["Theme", "Month", "Rate (k of n) [95% CI]"]
     assert shown.loc[0, "Rate (k of n) [95% CI]"] == "12% (3 of 24) [4%, 31%]"
+
+
+def test_missing_quarto_is_said_once_when_earlier_months_are_built(
+    tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setattr(report.shutil, "which", lambda name: None)
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports" / "monthly.ipynb").write_text("{}")
+    asked = []
+
+    def earlier(study, month, *, root):
+        asked.append(month)
+        return ["2026-10"] if month == "2026-11" else []
+
+    class StopError(Exception):
+        pass
+
+    def stop(*args, **kwargs):
+        raise StopError
+
+    # Stop each build where its work would start; the nested build raises first.
+    monkeypatch.setattr(report, "missing_earlier_months", earlier)
+    monkeypatch.setattr(report, "output_folder", stop)
+    with pytest.raises(StopError):
+        report.build_report("shop", "2026-11", root=tmp_path)
+    assert asked == ["2026-11", "2026-10"]
+    assert capsys.readouterr().err.count("Quarto is not installed") == 1
