@@ -470,3 +470,15 @@ def test_two_notes_a_month_leak_a_fictional_phone_or_email(written):
                 assert re.fullmatch(r"customer\d+@example\.com", leak)
             else:
                 assert parse_fictional(leak, "US")
+
+
+@pytest.mark.slow
+def test_writing_the_demo_leaves_its_rejected_rows_to_heard_check(tmp_path, caplog):
+    import logging
+
+    from helpers.demo import write_demo_study
+
+    with caplog.at_level(logging.WARNING):
+        write_demo_study(tmp_path / "demo")
+    assert "rejected" not in caplog.text
+    assert logging.getLogger("helpers.exports").level == logging.NOTSET
