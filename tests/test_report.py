@@ -335,7 +335,8 @@ def test_summary_states_recovery_against_the_hold_out_with_its_interval():
             "first_time_no_return": {"called": {"k": 3, "n": 35}, "holdout": None},
         },
         "revenue_per_conversation": {
-            "estimate": 195.3, "ci_low": 31.8, "ci_high": 354.8, "n_conversations": 14
+            "estimate": 195.3, "ci_low": 31.8, "ci_high": 354.8, "n_conversations": 14,
+            "attributable_revenue": 2734.2, "segments": ["cart_abandoners"],
         },
     }  # fmt: skip
     lines = report_data.describe_recovery(calls, currency="GBP")
@@ -345,6 +346,9 @@ def test_summary_states_recovery_against_the_hold_out_with_its_interval():
     assert "6% (2 of 35) [2%, 19%]" in lines[0]
     assert "+29 pp [10, 46]" in lines[0] and "Fisher p 0.0057" in lines[0]
     assert "GBP 195 [32, 355]" in lines[1] and "14 conversations" in lines[1]
+    # 2734.2 / 14 = 195.3: the extra revenue is named with its denominator.
+    assert "called cart abandoners spent beyond the not-called hold-out " in lines[1]
+    assert "(GBP 2,734), divided by the 14 conversations" in lines[1]
 
 
 def test_inputs_table_has_row_counts_and_sha256(tmp_path):
@@ -375,10 +379,22 @@ def test_rules_table_says_settings_in_words_and_keeps_unknown_values(tmp_path):
     raw = tmp_path / "data" / "raw" / "shop"
     raw.mkdir(parents=True)
     (raw / "study.yml").write_text(
-        "experiments: {correction: fdr_bh}\nconsent: {do_not_call_tag: never}\n"
+        "experiments: {correction: fdr_bh, seed: 7}\n"
+        "consent: {do_not_call_tag: never}\ncoding: {n_bootstrap: 500}\n"
     )
     rules = report_data.tabulate_rules(load_study("shop", root=tmp_path))
     settings = rules.set_index("Rule")["Setting"]
+    # Each bootstrap's seed, study.yml over the defaults.
+    defaults = load_study("shop", root=tmp_path).config
+    assert settings["Bootstrap: experiment means"] == (
+        f"{defaults['experiments']['bootstrap_resamples']:,} resamples, seed 7"
+    )
+    assert settings["Bootstrap: coder agreement"] == (
+        f"500 resamples, seed {defaults['coding']['bootstrap_seed']}"
+    )
+    assert settings["Bootstrap: revenue per conversation"].endswith(
+        f"seed {defaults['calls']['seed']}"
+    )
     assert settings["Experiment alpha and correction"] == (
         "0.05, Benjamini-Hochberg (false discovery rate)"
     )

@@ -188,11 +188,17 @@ def describe_recovery(calls: dict, *, currency: str) -> list[str]:
         )
     revenue = calls.get("revenue_per_conversation") or {}
     if revenue.get("estimate") is not None:
+        segments = " and ".join(
+            s.replace("_", " ") for s in revenue.get("segments") or []
+        )
+        extra = revenue.get("attributable_revenue")
+        extra = f" ({currency} {extra:,.0f})" if extra is not None else ""
         lines.append(
             f"**Revenue per conversation:** {currency} {revenue['estimate']:,.0f} "
-            f"[{revenue['ci_low']:,.0f}, {revenue['ci_high']:,.0f}] (95% bootstrap "
-            f"interval; extra revenue over the not-called group / "
-            f"{revenue.get('n_conversations', '–')} conversations in those segments)."
+            f"[{revenue['ci_low']:,.0f}, {revenue['ci_high']:,.0f}]: what the called "
+            f"{segments or 'customers'} spent beyond the not-called hold-out{extra}, "
+            f"divided by the {revenue.get('n_conversations', '–')} conversations "
+            "held with them (95% bootstrap interval)."
         )
     return lines
 
@@ -636,12 +642,14 @@ def tabulate_packages() -> pd.DataFrame:
 def tabulate_rules(study: Study) -> pd.DataFrame:
     """Return the rules the run used (``Rule``, ``Setting``), from the study config.
 
-    Consent, phone validity, calling window, recovery window, seeds, hold-out
-    share, experiment alpha and correction, and the saturation rule.
+    Consent, phone validity, calling window, recovery window, the sampling seed,
+    hold-out share, experiment alpha and correction, the saturation rule, and each
+    bootstrap's resamples and seed (so its intervals repeat exactly).
     """
     config = study.config
     window = config.get("calling_window", {})
     consent, sampling = config.get("consent", {}), config.get("sampling", {})
+    calls, coding = config.get("calls", {}), config.get("coding", {})
     tests = config.get("experiments", {})
     rules = {
         "Consent required to call": plain_setting(consent.get("require")),
@@ -659,12 +667,27 @@ def tabulate_rules(study: Study) -> pd.DataFrame:
             f"{tests.get('alpha')}, {plain_setting(tests.get('correction'))}"
         ),
         "Saturation: conversations in a row adding no code": (
-            config.get("coding", {}).get("saturation_run")
+            coding.get("saturation_run")
+        ),
+        "Bootstrap: revenue per conversation": describe_bootstrap(
+            calls.get("bootstrap_resamples"), calls.get("seed")
+        ),
+        "Bootstrap: coder agreement": describe_bootstrap(
+            coding.get("n_bootstrap"), coding.get("bootstrap_seed")
+        ),
+        "Bootstrap: experiment means": describe_bootstrap(
+            tests.get("bootstrap_resamples"), tests.get("seed")
         ),
     }
     return pd.DataFrame(
         {"Rule": list(rules), "Setting": [str(v) for v in rules.values()]}
     )
+
+
+def describe_bootstrap(resamples, seed) -> str:
+    """Return ``"2,000 resamples, seed 2026"`` for the rules table."""
+    count = f"{resamples:,}" if isinstance(resamples, int) else str(resamples)
+    return f"{count} resamples, seed {seed}"
 
 
 def plain_setting(value) -> str:
