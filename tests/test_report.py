@@ -494,7 +494,7 @@ def test_a_p_value_of_zero_reads_below_0001_not_missing():
              "p_adjusted": 0.0, "n": 64000}  # fmt: skip
     table = report_data.tabulate_experiments({"experiments": [entry]})
     assert table.loc[0, "p (adjusted)"] == "<0.001"
-    assert table.loc[0, "Units (all arms)"] == "64,000"
+    assert table.loc[0, "Units"] == "64,000"
     by_month = report_data.format_experiments_table(
         pd.DataFrame([{"month": "2026-11", "p_value": 0.0} | entry])
     )

@@ -351,10 +351,10 @@ def tabulate_experiments(experiments: dict) -> pd.DataFrame:
         {
             "Experiment": entry.get("name"),
             "Arm": entry.get("variant", ""),
-            "Primary metric": str(entry.get("primary_metric", "")).replace("_", " "),
+            "Metric": str(entry.get("primary_metric", "")).replace("_", " "),
             "Relative lift [95% CI]": format_lift(entry),
             "p (adjusted)": format_p(entry.get("p_adjusted", entry.get("p_value"))),
-            "Units (all arms)": format_count(entry.get("n")),
+            "Units": format_count(entry.get("n")),
         }
         for entry in experiments.get("experiments") or []
     ]
