@@ -550,3 +550,15 @@ def test_missing_quarto_is_said_once_when_earlier_months_are_built(
         report.build_report("shop", "2026-11", root=tmp_path)
     assert asked == ["2026-11", "2026-10"]
     assert capsys.readouterr().err.count("Quarto is not installed") == 1
+
+
+def test_inputs_table_shows_row_counts_with_thousands_separators():
+    inputs = pd.DataFrame(
+        {"File": ["orders.csv", "study.yml"], "Rows": [20000, "–"],
+         "SHA-256": ["a" * 64, "b" * 64]}
+    )  # fmt: skip
+    shown = report_data.format_inputs_table(inputs)
+    assert shown["Rows"].tolist() == ["20,000", "–"]
+    only_counts = report_data.format_inputs_table(inputs.iloc[:1].astype({"Rows": int}))
+    assert only_counts["Rows"].tolist() == ["20,000"]
+    assert shown.loc[0, "SHA-256"] == "a" * 32 + "\u200b" + "a" * 32

@@ -231,7 +231,7 @@ def test_retail_export_reaches_the_report_through_the_column_map(built):
     )
     # The appendix: the export's data rows and the start of its SHA-256.
     digest = hashlib.sha256(source.read_bytes()).hexdigest()
-    assert f"online_retail_sample.csv {len(retail)} {digest[:32]}" in text
+    assert f"online_retail_sample.csv {len(retail):,} {digest[:32]}" in text
     summary = json.loads(
         (
             built["root"] / "data" / "processed" / "public" / MONTH

@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import math
+import numbers
 import platform
 from importlib import metadata
 from pathlib import Path
@@ -914,8 +915,13 @@ def format_inputs_table(inputs: pd.DataFrame) -> pd.DataFrame:
     """Return the inputs table for display: each SHA-256 may wrap after 32 digits.
 
     A zero-width space splits the hash so that it fits a printed page; the raw
-    hash stays in :func:`tabulate_inputs`' result.
+    hash stays in :func:`tabulate_inputs`' result. Row counts get thousands
+    separators.
     """
     shown = inputs.copy()
+    shown["Rows"] = [
+        f"{rows:,}" if isinstance(rows, numbers.Integral) else rows
+        for rows in shown["Rows"]
+    ]
     shown["SHA-256"] = [f"{h[:32]}\u200b{h[32:]}" for h in shown["SHA-256"]]
     return shown
