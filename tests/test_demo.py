@@ -332,6 +332,28 @@ def test_coders_agree_about_as_well_as_trained_coders(written, month):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("month", MONTHS)
+def test_coders_hand_back_finished_sheets(written, month, caplog):
+    from helpers.codebook import load_codebook
+    from helpers.coding import NO_CODE, read_coding_sheet
+
+    folder, _ = written
+    codebook = load_codebook(folder / "codebook.yml")
+    for coder in ("Sam", "Rita"):
+        path = folder / "coding" / month / f"{coder}.xlsx"
+        sheet = pd.read_excel(path, dtype=str)
+        customer = sheet["speaker"] == "customer"
+        # Every customer line carries a code or "no code"; interviewer lines stay blank.
+        assert sheet.loc[customer, "code_1"].notna().all()
+        assert sheet.loc[~customer, "code_1"].isna().all()
+        assert (sheet["code_1"] == NO_CODE).any()
+        caplog.clear()
+        codings = read_coding_sheet(path, codebook)
+        assert "not yet coded" not in caplog.text
+        assert codings["excerpt_id"].nunique() == customer.sum()
+
+
+@pytest.mark.slow
 def test_experiments_cite_quotes_that_exist(written):
     folder, _ = written
     from helpers.coding import read_conversations, split_excerpts
@@ -448,3 +470,15 @@ def test_two_notes_a_month_leak_a_fictional_phone_or_email(written):
                 assert re.fullmatch(r"customer\d+@example\.com", leak)
             else:
                 assert parse_fictional(leak, "US")
+
+
+@pytest.mark.slow
+def test_writing_the_demo_leaves_its_rejected_rows_to_heard_check(tmp_path, caplog):
+    import logging
+
+    from helpers.demo import write_demo_study
+
+    with caplog.at_level(logging.WARNING):
+        write_demo_study(tmp_path / "demo")
+    assert "rejected" not in caplog.text
+    assert logging.getLogger("helpers.exports").level == logging.NOTSET

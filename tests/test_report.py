@@ -12,6 +12,7 @@ import math
 import re
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 from report_chain import FIXTURES, copy_project, execute_fixture
@@ -334,7 +335,8 @@ def test_summary_states_recovery_against_the_hold_out_with_its_interval():
             "first_time_no_return": {"called": {"k": 3, "n": 35}, "holdout": None},
         },
         "revenue_per_conversation": {
-            "estimate": 195.3, "ci_low": 31.8, "ci_high": 354.8, "n_conversations": 14
+            "estimate": 195.3, "ci_low": 31.8, "ci_high": 354.8, "n_conversations": 14,
+            "attributable_revenue": 2734.2, "segments": ["cart_abandoners"],
         },
     }  # fmt: skip
     lines = report_data.describe_recovery(calls, currency="GBP")
@@ -344,6 +346,9 @@ def test_summary_states_recovery_against_the_hold_out_with_its_interval():
     assert "6% (2 of 35) [2%, 19%]" in lines[0]
     assert "+29 pp [10, 46]" in lines[0] and "Fisher p 0.0057" in lines[0]
     assert "GBP 195 [32, 355]" in lines[1] and "14 conversations" in lines[1]
+    # 2734.2 / 14 = 195.3: the extra revenue is named with its denominator.
+    assert "called cart abandoners spent beyond the not-called hold-out " in lines[1]
+    assert "(GBP 2,734), divided by the 14 conversations" in lines[1]
 
 
 def test_inputs_table_has_row_counts_and_sha256(tmp_path):
@@ -374,10 +379,22 @@ def test_rules_table_says_settings_in_words_and_keeps_unknown_values(tmp_path):
     raw = tmp_path / "data" / "raw" / "shop"
     raw.mkdir(parents=True)
     (raw / "study.yml").write_text(
-        "experiments: {correction: fdr_bh}\nconsent: {do_not_call_tag: never}\n"
+        "experiments: {correction: fdr_bh, seed: 7}\n"
+        "consent: {do_not_call_tag: never}\ncoding: {n_bootstrap: 500}\n"
     )
     rules = report_data.tabulate_rules(load_study("shop", root=tmp_path))
     settings = rules.set_index("Rule")["Setting"]
+    # Each bootstrap's seed, study.yml over the defaults.
+    defaults = load_study("shop", root=tmp_path).config
+    assert settings["Bootstrap: experiment means"] == (
+        f"{defaults['experiments']['bootstrap_resamples']:,} resamples, seed 7"
+    )
+    assert settings["Bootstrap: coder agreement"] == (
+        f"500 resamples, seed {defaults['coding']['bootstrap_seed']}"
+    )
+    assert settings["Bootstrap: revenue per conversation"].endswith(
+        f"seed {defaults['calls']['seed']}"
+    )
     assert settings["Experiment alpha and correction"] == (
         "0.05, Benjamini-Hochberg (false discovery rate)"
     )
@@ -430,3 +447,118 @@ def test_earlier_months_without_outputs_are_built_first(tmp_path):
         "2026-10"
     ]
     assert report.missing_earlier_months("shop", "2026-10", root=tmp_path) == []
+
+
+def test_suggested_codes_are_labelled_and_never_called_coders_work():
+    coding = {
+        "coding_source": "suggested (keyword rules, not coded by people)",
+        "n_conversations": 40, "kappa": None, "alpha": None,
+        "price_objection": {"k": 0, "n": 0, "rate": None},
+        "top_themes": [{"code": "FIT-SMALL", "name": "Runs small", "k": 9, "n": 40,
+                        "ci_low": 0.12, "ci_high": 0.38, "quote": "Too small."}],
+    }  # fmt: skip
+    section = report_data.describe_coding(coding)
+    assert "Suggested codes, not coded by people" in section
+    assert "**40** conversations" in section
+    assert "Two coders" not in section and "undefined" not in section
+    assert "not available" not in section  # no non-buyers: no price sentence
+    lines = report_data.describe_top_themes(coding)
+    assert lines[0].startswith("**Themes are suggested codes:**")
+    assert "Runs small** in 22% (9 of 40)" in lines[1]
+    caveats = report_data.write_caveats({"coding": coding})
+    assert "keyword suggestions" in caveats
+    assert "answer the phone" not in caveats  # no calls this month
+    assert "Experiment p-values" not in caveats  # no experiment this month
+
+    # People's coding keeps the agreement sentence.
+    coded = coding | {"coding_source": "consensus", "kappa": 0.75, "alpha": 0.7}
+    section = report_data.describe_coding(coded)
+    assert "Two coders coded **40** conversations" in section
+    assert "Cohen's kappa 0.75, Krippendorff's alpha 0.70" in section
+
+
+def test_summary_without_a_call_log_says_so_instead_of_an_empty_rate(tmp_path):
+    (tmp_path / "data" / "raw" / "shop").mkdir(parents=True)
+    study = load_study("shop", root=tmp_path)
+    summaries = {"calls": {}, "coding": {"n_conversations": 40}, "experiments": {}}
+    text = report_data.write_executive_summary(study, "2026-11", summaries)
+    assert "**Conversations held:** 40 (conversation notes)" in text
+    assert "no call log this month" in text
+    assert "unknown number" not in text and "not available, 95%" not in text
+
+
+def test_a_p_value_of_zero_reads_below_0001_not_missing():
+    # Huge experiments give p-values that underflow to exactly 0.0.
+    entry = {"name": "big", "variant": "b", "primary_metric": "conversion_rate",
+             "lift": 0.5, "ci_low": 0.4, "ci_high": 0.6, "p_value": 0.0,
+             "p_adjusted": 0.0, "n": 64000}  # fmt: skip
+    table = report_data.tabulate_experiments({"experiments": [entry]})
+    assert table.loc[0, "p (adjusted)"] == "<0.001"
+    assert table.loc[0, "Units"] == "64,000"
+    by_month = report_data.format_experiments_table(
+        pd.DataFrame([{"month": "2026-11", "p_value": 0.0} | entry])
+    )
+    assert by_month.loc[0, "p"] == "<0.001"
+    recovery = {"recovery": {"cart_abandoners": {"p_value": 0.0}}}
+    assert report_data.tabulate_recovery(recovery).loc[0, "p"] == "<0.001"
+
+
+def test_first_month_of_a_study_asks_for_no_earlier_month():
+    rates = pd.DataFrame({"month": ["2026-10"], "k": [20], "n": [70]})
+    themes = pd.DataFrame(columns=["month", "code", "name"])
+    first = report_data.describe_months(
+        rates, themes, month="2026-10", study_months=["2026-10", "2026-11"]
+    )
+    assert "this study's first month" in first and "Render" not in first
+    unbuilt = report_data.describe_months(
+        rates.assign(month="2026-11"), themes, month="2026-11",
+        study_months=["2026-10", "2026-11"],
+    )  # fmt: skip
+    assert "Render the earlier month first" in unbuilt
+
+
+def test_theme_table_by_month_names_its_column_theme():
+    rates = pd.DataFrame({"month": ["2026-10"], "name": ["Price"], "k": [3],
+                          "n": [24], "ci_low": [0.04], "ci_high": [0.31]})  # fmt: skip
+    shown = report_data.format_months_table(rates, group="name", label="Theme")
+    assert list(shown.columns) == ["Theme", "Month", "Rate (k of n) [95% CI]"]
+    assert shown.loc[0, "Rate (k of n) [95% CI]"] == "12% (3 of 24) [4%, 31%]"
+
+
+def test_missing_quarto_is_said_once_when_earlier_months_are_built(
+    tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setattr(report.shutil, "which", lambda name: None)
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports" / "monthly.ipynb").write_text("{}")
+    asked = []
+
+    def earlier(study, month, *, root):
+        asked.append(month)
+        return ["2026-10"] if month == "2026-11" else []
+
+    class StopError(Exception):
+        pass
+
+    def stop(*args, **kwargs):
+        raise StopError
+
+    # Stop each build where its work would start; the nested build raises first.
+    monkeypatch.setattr(report, "missing_earlier_months", earlier)
+    monkeypatch.setattr(report, "output_folder", stop)
+    with pytest.raises(StopError):
+        report.build_report("shop", "2026-11", root=tmp_path)
+    assert asked == ["2026-11", "2026-10"]
+    assert capsys.readouterr().err.count("Quarto is not installed") == 1
+
+
+def test_inputs_table_shows_row_counts_with_thousands_separators():
+    inputs = pd.DataFrame(
+        {"File": ["orders.csv", "study.yml"], "Rows": [20000, "–"],
+         "SHA-256": ["a" * 64, "b" * 64]}
+    )  # fmt: skip
+    shown = report_data.format_inputs_table(inputs)
+    assert shown["Rows"].tolist() == ["20,000", "–"]
+    only_counts = report_data.format_inputs_table(inputs.iloc[:1].astype({"Rows": int}))
+    assert only_counts["Rows"].tolist() == ["20,000"]
+    assert shown.loc[0, "SHA-256"] == "a" * 32 + "\u200b" + "a" * 32

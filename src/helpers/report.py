@@ -158,9 +158,11 @@ def build_report(
     use_quarto = choose_renderer(renderer)
     stages = list_stages(root)
     total = len(stages) + 2
+    # Earlier months use the renderer settled here (so Quarto's absence is said once).
+    settled = "quarto" if use_quarto else "fallback"
     for earlier in missing_earlier_months(study, month, root=root):
         tell(f"building {earlier} first: {month} depends on it")
-        build_report(study, earlier, root=root, renderer=renderer, fresh=fresh)
+        build_report(study, earlier, root=root, renderer=settled, fresh=fresh)
 
     # Check the study folder (writing the demo study first when it is missing).
     folder = output_folder(root, study, month)

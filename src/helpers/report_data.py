@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import math
+import numbers
 import platform
 from importlib import metadata
 from pathlib import Path
@@ -133,16 +134,10 @@ def write_executive_summary(study: Study, month: str, summaries: dict) -> str:
     """
     plan = study.month_config(month)
     calls, coding = summaries.get("calls", {}), summaries.get("coding", {})
-    held = calls.get("n_conversations", coding.get("n_conversations"))
-    held = "not available" if held is None else held
     lines = [
         f"**The question this month:** {plan.get('question', 'not set in study.yml')}",
         "",
-        f"- **Conversations held:** {held} with "
-        f"{calls.get('n_dialled', 'an unknown number of')} customers dialled.",
-        "- **Connect rate** (customers reached at least once / customers dialled): "
-        f"{format_rate_entry(calls.get('connect_rate_customer'))}, 95% Wilson interval"
-        f"{field_sentence(calls.get('connect_rate_customer'))}.",
+        *(f"- {line}" for line in describe_reach(calls, coding)),
     ]
     currency = study.config["study"]["currency"]
     lines += [f"- {line}" for line in describe_recovery(calls, currency=currency)]
@@ -155,6 +150,27 @@ def write_executive_summary(study: Study, month: str, summaries: dict) -> str:
         f"**Next month's question:** {plan.get('next_question', 'not set yet')}",
     ]
     return "\n".join(lines)
+
+
+def describe_reach(calls: dict, coding: dict) -> list[str]:
+    """Return the summary's lines on conversations held and the connect rate.
+
+    Without a calls summary (no call log this month) the lines say so instead of
+    showing an empty rate.
+    """
+    if not calls:
+        held = coding.get("n_conversations")
+        return [
+            f"**Conversations held:** {'not available' if held is None else held} "
+            "(conversation notes); no call log this month, so no connect rate."
+        ]
+    entry = calls.get("connect_rate_customer")
+    return [
+        f"**Conversations held:** {calls.get('n_conversations', 'not available')} "
+        f"with {calls.get('n_dialled', 'an unknown number of')} customers dialled.",
+        "**Connect rate** (customers reached at least once / customers dialled): "
+        f"{format_rate_entry(entry)}, 95% Wilson interval{field_sentence(entry)}.",
+    ]
 
 
 def describe_recovery(calls: dict, *, currency: str) -> list[str]:
@@ -173,11 +189,17 @@ def describe_recovery(calls: dict, *, currency: str) -> list[str]:
         )
     revenue = calls.get("revenue_per_conversation") or {}
     if revenue.get("estimate") is not None:
+        segments = " and ".join(
+            s.replace("_", " ") for s in revenue.get("segments") or []
+        )
+        extra = revenue.get("attributable_revenue")
+        extra = f" ({currency} {extra:,.0f})" if extra is not None else ""
         lines.append(
             f"**Revenue per conversation:** {currency} {revenue['estimate']:,.0f} "
-            f"[{revenue['ci_low']:,.0f}, {revenue['ci_high']:,.0f}] (95% bootstrap "
-            f"interval; extra revenue over the not-called group / "
-            f"{revenue.get('n_conversations', '–')} conversations in those segments)."
+            f"[{revenue['ci_low']:,.0f}, {revenue['ci_high']:,.0f}]: what the called "
+            f"{segments or 'customers'} spent beyond the not-called hold-out{extra}, "
+            f"divided by the {revenue.get('n_conversations', '–')} conversations "
+            "held with them (95% bootstrap interval)."
         )
     return lines
 
@@ -199,6 +221,11 @@ def describe_top_themes(coding: dict, *, limit: int = TOP_THEMES) -> list[str]:
     if not themes:
         return ["**Themes:** no coded conversations this month."]
     lines = []
+    if is_suggested(coding):
+        lines.append(
+            "**Themes are suggested codes:** no coding sheets this month, so the "
+            "codebook's keyword rules coded the notes; no person has read them yet."
+        )
     for theme in themes[:limit]:
         share = format_rate_entry(theme)
         # The coding step redacts quotes; redacting again costs nothing.
@@ -208,6 +235,11 @@ def describe_top_themes(coding: dict, *, limit: int = TOP_THEMES) -> list[str]:
             f"**Theme: {theme.get('name', theme.get('code'))}** in {share}{said}"
         )
     return lines
+
+
+def is_suggested(coding: dict) -> bool:
+    """Return True when the month's codes are keyword suggestions, not coders'."""
+    return str(coding.get("coding_source", "")).startswith("suggested")
 
 
 def describe_experiments(experiments: dict) -> list[str]:
@@ -277,7 +309,7 @@ def tabulate_recovery(calls: dict) -> pd.DataFrame:
                 "Called": format_rate_entry(result.get("called")),
                 "Not called": format_rate_entry(result.get("holdout")),
                 "Difference": format_difference(difference),
-                "p": format_p(result.get("p_value") or float("nan")),
+                "p": format_p(result.get("p_value")),
             }
         )
     return pd.DataFrame(
@@ -309,18 +341,21 @@ def tabulate_themes(coding: dict) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["Theme", "Conversations", "95% interval"])
 
 
+def format_count(value) -> str:
+    """Return a count with thousands separators (``64,000``), ``–`` when missing."""
+    return "–" if value is None or value == "" else f"{int(value):,}"
+
+
 def tabulate_experiments(experiments: dict) -> pd.DataFrame:
-    """Return one row per experiment arm: metric, lift with interval, p, n."""
+    """Return one row per experiment arm: metric, lift with interval, p, units."""
     rows = [
         {
             "Experiment": entry.get("name"),
             "Arm": entry.get("variant", ""),
-            "Primary metric": str(entry.get("primary_metric", "")).replace("_", " "),
+            "Metric": str(entry.get("primary_metric", "")).replace("_", " "),
             "Relative lift [95% CI]": format_lift(entry),
-            "p (adjusted)": format_p(
-                entry.get("p_adjusted", entry.get("p_value")) or float("nan")
-            ),
-            "n": entry.get("n", ""),
+            "p (adjusted)": format_p(entry.get("p_adjusted", entry.get("p_value"))),
+            "Units": format_count(entry.get("n")),
         }
         for entry in experiments.get("experiments") or []
     ]
@@ -450,12 +485,16 @@ def compare_last_two(rates: pd.DataFrame) -> dict | None:
 
 
 def format_months_table(
-    rates: pd.DataFrame, *, group: str | None = None
+    rates: pd.DataFrame, *, group: str | None = None, label: str | None = None
 ) -> pd.DataFrame:
-    """Return a ``k``/``n`` rate table by month for display: ``12% (3 of 25) [..]``."""
+    """Return a ``k``/``n`` rate table by month for display: ``12% (3 of 25) [..]``.
+
+    `group` names the column with one series per value (themes); `label` is its
+    header (``Theme``), the column name capitalised when omitted.
+    """
     shown = pd.DataFrame({"Month": rates["month"].map(format_month)})
     if group:
-        shown.insert(0, group.capitalize(), rates[group].to_numpy())
+        shown.insert(0, label or group.capitalize(), rates[group].to_numpy())
     shown["Rate (k of n) [95% CI]"] = [
         format_rate_entry(row) for row in rates.to_dict(orient="records")
     ]
@@ -472,10 +511,7 @@ def format_experiments_table(results: pd.DataFrame) -> pd.DataFrame:
             "Relative lift [95% CI]": [
                 format_lift(row) for row in results.to_dict(orient="records")
             ],
-            "p": [
-                format_p(p if p is not None else float("nan"))
-                for p in results["p_value"]
-            ],
+            "p": [format_p(p) for p in results["p_value"]],
         }
     )
 
@@ -607,12 +643,14 @@ def tabulate_packages() -> pd.DataFrame:
 def tabulate_rules(study: Study) -> pd.DataFrame:
     """Return the rules the run used (``Rule``, ``Setting``), from the study config.
 
-    Consent, phone validity, calling window, recovery window, seeds, hold-out
-    share, experiment alpha and correction, and the saturation rule.
+    Consent, phone validity, calling window, recovery window, the sampling seed,
+    hold-out share, experiment alpha and correction, the saturation rule, and each
+    bootstrap's resamples and seed (so its intervals repeat exactly).
     """
     config = study.config
     window = config.get("calling_window", {})
     consent, sampling = config.get("consent", {}), config.get("sampling", {})
+    calls, coding = config.get("calls", {}), config.get("coding", {})
     tests = config.get("experiments", {})
     rules = {
         "Consent required to call": plain_setting(consent.get("require")),
@@ -630,12 +668,27 @@ def tabulate_rules(study: Study) -> pd.DataFrame:
             f"{tests.get('alpha')}, {plain_setting(tests.get('correction'))}"
         ),
         "Saturation: conversations in a row adding no code": (
-            config.get("coding", {}).get("saturation_run")
+            coding.get("saturation_run")
+        ),
+        "Bootstrap: revenue per conversation": describe_bootstrap(
+            calls.get("bootstrap_resamples"), calls.get("seed")
+        ),
+        "Bootstrap: coder agreement": describe_bootstrap(
+            coding.get("n_bootstrap"), coding.get("bootstrap_seed")
+        ),
+        "Bootstrap: experiment means": describe_bootstrap(
+            tests.get("bootstrap_resamples"), tests.get("seed")
         ),
     }
     return pd.DataFrame(
         {"Rule": list(rules), "Setting": [str(v) for v in rules.values()]}
     )
+
+
+def describe_bootstrap(resamples, seed) -> str:
+    """Return ``"2,000 resamples, seed 2026"`` for the rules table."""
+    count = f"{resamples:,}" if isinstance(resamples, int) else str(resamples)
+    return f"{count} resamples, seed {seed}"
 
 
 def plain_setting(value) -> str:
@@ -693,6 +746,32 @@ def describe_coding(coding: dict) -> str:
     """Return the coding section's sentences: conversations, agreement, saturation."""
     if not coding:
         return "The coding step has no summary for this month."
+    price = coding.get("price_objection")
+    price_text = (
+        f" Price came up in {format_rate_entry(price)} of the conversations with "
+        "customers who did not buy this month (the themes table counts every "
+        "conversation)."
+        if isinstance(price, dict) and price.get("n")
+        else ""
+    )
+    saturated = coding.get("is_saturated")
+    saturation = {
+        True: "The last conversations added no new code: themes look saturated.",
+        False: "New codes still appeared at the end: themes are not saturated.",
+    }.get(saturated, "")
+    return f"{describe_coders(coding)}{price_text} {saturation}"
+
+
+def describe_coders(coding: dict) -> str:
+    """Return who coded the month's conversations, and how well coders agreed."""
+    n_conversations = coding.get("n_conversations", "–")
+    if is_suggested(coding):
+        return (
+            f"**Suggested codes, not coded by people:** no coding sheets came back "
+            f"this month, so the codebook's keyword rules coded the "
+            f"**{n_conversations}** conversations as a first pass. Read the themes "
+            "as leads; agreement needs two coders' sheets."
+        )
     agreement = []
     for key, label in (("kappa", "Cohen's kappa"), ("alpha", "Krippendorff's alpha")):
         value = coding.get(key)
@@ -701,23 +780,9 @@ def describe_coding(coding: dict) -> str:
         agreement.append(
             f"{label} {value:.2f}" if value is not None else f"{label} undefined"
         )
-    price = coding.get("price_objection")
-    price_text = (
-        f" Price came up in {format_rate_entry(price)} of the conversations with "
-        "customers who did not buy this month (the themes table counts every "
-        "conversation)."
-        if isinstance(price, dict)
-        else ""
-    )
-    saturated = coding.get("is_saturated")
-    saturation = {
-        True: "The last conversations added no new code: themes look saturated.",
-        False: "New codes still appeared at the end: themes are not saturated.",
-    }.get(saturated, "")
     return (
-        f"Two coders coded **{coding.get('n_conversations', '–')}** conversations "
-        f"blind to each other; agreement: {', '.join(agreement)}."
-        f"{price_text} {saturation}"
+        f"Two coders coded **{n_conversations}** conversations blind to each "
+        f"other; agreement: {', '.join(agreement)}."
     )
 
 
@@ -733,7 +798,13 @@ def describe_experiment_verdicts(experiments: dict) -> str:
     )
 
 
-def describe_months(connect: pd.DataFrame, themes: pd.DataFrame, *, month: str) -> str:
+def describe_months(
+    connect: pd.DataFrame,
+    themes: pd.DataFrame,
+    *,
+    month: str,
+    study_months: list[str] | None = None,
+) -> str:
     """Return the month-over-month sentences, or why there is nothing to compare.
 
     Parameters
@@ -744,6 +815,9 @@ def describe_months(connect: pd.DataFrame, themes: pd.DataFrame, *, month: str) 
         From :func:`compare_themes`.
     month : str
         The report's month.
+    study_months : list of str, optional
+        The months study.yml lists; when none comes before `month`, the report
+        says this is the study's first month instead of asking for earlier ones.
 
     Returns
     -------
@@ -752,6 +826,12 @@ def describe_months(connect: pd.DataFrame, themes: pd.DataFrame, *, month: str) 
         interval and p-value, and each top theme's share then and now.
     """
     if connect["month"].nunique() < 2:
+        earlier = [m for m in study_months or [] if m < month]
+        if study_months is not None and not earlier:
+            return (
+                f"{format_month(month)} is this study's first month: there is no "
+                "earlier month to compare with yet."
+            )
         return (
             f"{format_month(month)} is the first month of this study with processed "
             "outputs, so there is nothing to compare yet. Render the earlier month "
@@ -787,25 +867,37 @@ def write_caveats(summaries: dict) -> str:
     if n_coded:
         from helpers.stats import wilson_interval
 
-        low, high = wilson_interval(n_coded // 2, n_coded)
+        k = n_coded // 2
+        low, high = wilson_interval(k, n_coded)
         lines.append(
-            f"With {n_coded} conversations, a theme heard in half of them has a 95% "
+            f"With {n_coded} conversations, a theme heard in {k} of them has a 95% "
             f"interval from {format_rate(low, digits=0)} to "
             f"{format_rate(high, digits=0)}: "
             "shares are directions, not measurements, and every share carries its "
             "denominator."
         )
-    lines += [
-        "Customers who answer the phone differ from those who do not; themes "
-        "describe the customers we reached, not every customer.",
-        "Cart recovery compares customers assigned to be called with a randomly "
-        "held-out group (intent to treat); the rate among customers actually "
-        "reached is not randomised and overstates what calling does.",
-        "Experiment p-values are corrected for the number of arms and metrics tested; "
-        "an interval that includes zero means the change could be noise.",
-    ]
+    if is_suggested(coding):
+        lines.append(
+            "The codes are keyword suggestions: a keyword rule misses what "
+            "customers say in other words and counts words used in passing."
+        )
+    if calls:
+        lines += [
+            "Customers who answer the phone differ from those who do not; themes "
+            "describe the customers we reached, not every customer.",
+            "Cart recovery compares customers assigned to be called with a randomly "
+            "held-out group (intent to treat); the rate among customers actually "
+            "reached is not randomised and overstates what calling does.",
+        ]
+    if (summaries.get("experiments") or {}).get("experiments"):
+        lines.append(
+            "Experiment p-values are corrected for the number of arms and metrics "
+            "tested; an interval that includes zero means the change could be noise."
+        )
     if calls and not calls.get("recovery"):
         lines.append("No cart-recovery comparison was possible this month.")
+    if not lines:
+        return "No stage has results this month, so there is nothing to qualify."
     return "\n".join(f"- {line}" for line in lines)
 
 
@@ -823,8 +915,13 @@ def format_inputs_table(inputs: pd.DataFrame) -> pd.DataFrame:
     """Return the inputs table for display: each SHA-256 may wrap after 32 digits.
 
     A zero-width space splits the hash so that it fits a printed page; the raw
-    hash stays in :func:`tabulate_inputs`' result.
+    hash stays in :func:`tabulate_inputs`' result. Row counts get thousands
+    separators.
     """
     shown = inputs.copy()
+    shown["Rows"] = [
+        f"{rows:,}" if isinstance(rows, numbers.Integral) else rows
+        for rows in shown["Rows"]
+    ]
     shown["SHA-256"] = [f"{h[:32]}\u200b{h[32:]}" for h in shown["SHA-256"]]
     return shown

@@ -83,12 +83,19 @@ def write_coding_sheets(
     blank = dict.fromkeys(CODERS, [])
     excerpts["codes"] = [c if isinstance(c, tuple) else () for c in excerpts["codes"]]
     excerpts["coded"] = [g if isinstance(g, dict) else blank for g in excerpts["coded"]]
-    codes = leaf_ids(codebook)
+    from helpers.coding import NO_CODE
+
+    codes = [*leaf_ids(codebook), NO_CODE]
+    is_customer = (excerpts["speaker"] == "customer").to_numpy()
     for coder in CODERS:
         sheet = excerpts[
             ["conversation_id", "excerpt_id", "position", "speaker", "text"]
         ].copy()
-        coded = [given[coder] for given in excerpts["coded"]]
+        # A finished sheet: a customer line the coder found nothing in says so.
+        coded = [
+            given[coder] or ([NO_CODE] if spoken else [])
+            for given, spoken in zip(excerpts["coded"], is_customer, strict=True)
+        ]
         for slot in range(3):
             sheet[f"code_{slot + 1}"] = [
                 c[slot] if len(c) > slot else "" for c in coded
