@@ -128,14 +128,20 @@ def test_a_number_in_any_standard_format_normalises_to_its_e164(
     assert result.loc[0, "phone_status"] == "valid"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Known shortcoming: a tel: URI (RFC 3966) loses its '+' in the cleaning "
-    "before parsing, so the country code is added twice (+4949…)",
+@pytest.mark.parametrize(
+    ("uri", "region", "e164", "extension"),
+    [
+        ("tel:+49-1512-3456700", "DE", "+4915123456700", None),
+        ("TEL:+1-202-555-0111;ext=42", "US", "+12025550111", "42"),
+        ("tel:7946-0000;phone-context=+44-20", "US", "+442079460000", None),
+        ("tel:07700 900123", "GB", "+447700900123", None),
+    ],
+    ids=["plus", "extension", "phone-context", "no-plus"],
 )
-def test_a_tel_uri_normalises_to_its_e164():
-    result = normalise_phones(pd.Series(["tel:+49-1512-3456700"]), pd.Series(["DE"]))
-    assert result.loc[0, "phone_e164"] == "+4915123456700"
+def test_a_tel_uri_normalises_to_its_e164(uri, region, e164, extension):
+    result = normalise_phones(pd.Series([uri]), pd.Series([region]))
+    assert result.loc[0, "phone_e164"] == e164
+    assert result.loc[0, "phone_extension"] == extension
 
 
 # --------------------------------------------------------------------------------------
