@@ -16,6 +16,7 @@ import re
 import secrets
 from pathlib import Path
 
+from helpers.errors import HeardInputError
 from helpers.study import find_project_root
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,14 @@ def key_path() -> Path:
 
 
 def load_key() -> bytes:
-    """Return the pseudonymisation key, creating it (mode 600) on first use."""
+    """Return the pseudonymisation key, creating it (mode 600) on first use.
+
+    Raises
+    ------
+    HeardInputError
+        When the key file is empty, cut short or not hex: an empty or short key
+        would make every customer key computable from an e-mail address.
+    """
     path = key_path()
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -43,7 +51,18 @@ def load_key() -> bytes:
         with os.fdopen(descriptor, "w") as handle:
             handle.write(secrets.token_hex(KEY_BYTES))
         log.info("created a new pseudonymisation key at %s", path)
-    return bytes.fromhex(path.read_text().strip())
+    text = path.read_text(encoding="ascii", errors="replace").strip()
+    if not re.fullmatch(f"[0-9a-fA-F]{{{2 * KEY_BYTES}}}", text):
+        raise HeardInputError(
+            path,
+            expected=f"a pseudonymisation key of {2 * KEY_BYTES} hex digits",
+            found=f"{len(text)} characters"
+            + ("" if re.fullmatch("[0-9a-fA-F]*", text) else ", not all hex"),
+            fix="restore the key from your backup (a new key changes every "
+            "customer_key, so earlier months no longer match); delete the file "
+            "only when starting a study afresh",
+        )
+    return bytes.fromhex(text)
 
 
 def customer_key(identity: str, *, key: bytes | None = None) -> str:
