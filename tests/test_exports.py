@@ -222,6 +222,27 @@ def test_decimal_comma_is_an_error_unless_declared():
     assert orders["total"].tolist() == [12.5, 1299.0]
 
 
+def test_declared_decimal_comma_leaves_a_shopify_exports_dot_decimals_alone():
+    # One study, two files: a generic one with decimal commas, Shopify's own with
+    # dots. '25.00' has no thousands group, so it is never read as 2500.
+    declared = {"exports": {**GENERIC_MAP, "decimal": ","}}
+    shopify = read("shopify_orders_79.csv", declared).tables["orders"]
+    plain = read("shopify_orders_79.csv").tables["orders"]
+    assert shopify["total"].tolist() == plain["total"].tolist() == [25.0, 66.0, 10.0]
+    generic = read("orders_decimal_comma.csv", declared).tables["orders"]
+    assert generic["total"].tolist() == [12.5, 1299.0]
+
+
+def test_grouped_decimal_comma_is_an_error_unless_declared(tmp_path):
+    path = tmp_path / "orders.csv"
+    path.write_text("Order;Date;Amount;Email\nA1;2026-01-05 10:00;€1.299,00;a@x.com\n")
+    merged = merge_config(load_defaults(), {"exports": GENERIC_MAP})
+    with pytest.raises(HeardInputError) as caught:
+        exports.read_export(path, config=merged, as_of=AS_OF)
+    assert (caught.value.row, caught.value.column) == (2, "Amount")
+    assert "exports.decimal" in caught.value.fix
+
+
 def test_day_first_dates_are_an_error_unless_declared():
     with pytest.raises(HeardInputError) as caught:
         read("orders_dayfirst.csv", {"exports": GENERIC_MAP})

@@ -155,6 +155,34 @@ def test_a_whole_cp1252_export_is_read_correctly(study_dir):
     assert problems_of(study_dir, "error") == []
 
 
+def test_utf16_export_is_named_as_such_not_read_as_garbled_columns(study_dir):
+    # Excel's 'Unicode Text' is UTF-16: read as cp1252 it is NULs between letters.
+    text = f"{HEADER}\n{order_row(1)}\n".replace(",", "\t")
+    path = put_export(study_dir, text.encode("utf-16"))
+    with pytest.raises(HeardInputError) as caught:
+        read_exports(study_dir)
+    assert_names(caught.value, path, row=1)
+    assert "UTF-16" in str(caught.value.found) and "CSV UTF-8" in caught.value.fix
+    [problem] = problems_of(study_dir, "error")
+    assert (problem.file, problem.row) == (str(path), 1)
+    assert "UTF-16" in problem.found
+
+
+@pytest.mark.parametrize(
+    ("data", "found"),
+    [(b"", "an empty file"), (b"Name,Email\n#1,a@example.com\n", "another kind")],
+    ids=["empty", "renamed-csv"],
+)
+def test_export_xlsx_that_is_not_a_workbook_is_an_error(study_dir, data, found):
+    path = put_export(study_dir, data, name="orders_export.xlsx")
+    with pytest.raises(HeardInputError) as caught:
+        read_exports(study_dir)
+    assert_names(caught.value, path)
+    assert caught.value.found.startswith(found)
+    [problem] = problems_of(study_dir, "error")
+    assert problem.file == str(path) and problem.expected.startswith("an Excel")
+
+
 def test_duplicated_header_is_an_error_naming_the_column(study_dir):
     header = HEADER.replace("Lineitem price", "Total")
     path = put_export(study_dir, f"{header}\n{order_row(1)}\n")

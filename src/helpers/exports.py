@@ -42,7 +42,7 @@ import polars as pl
 
 from helpers import phones, privacy
 from helpers.errors import HeardInputError
-from helpers.files import open_raw
+from helpers.files import open_raw, require_workbook
 from helpers.schemas import CHECKOUTS, CUSTOMERS, LINES, ORDERS, validate
 from helpers.study import Study, check_month
 
@@ -612,6 +612,13 @@ def detect_encoding(sample: bytes, path: Path) -> str:
     """Return ``utf-8-sig``, ``utf-8`` or ``cp1252`` for a file's first bytes."""
     if sample.startswith(codecs.BOM_UTF8):
         return "utf-8-sig"
+    if b"\x00" in sample:
+        # UTF-16 (Excel's 'Unicode Text') would read as cp1252 full of NULs.
+        raise HeardInputError(
+            path, row=1, expected="text in UTF-8 or Windows-1252 (cp1252)",
+            found="UTF-16 text or binary data (NUL bytes)",
+            fix="save the file as 'CSV UTF-8' (Excel: File > Save As)",
+        )  # fmt: skip
     try:
         codecs.getincrementaldecoder("utf-8")().decode(sample, final=False)
         return "utf-8"
@@ -798,7 +805,8 @@ NAIVE_FORMATS = (
 SLASH_TIMES = ("%H:%M:%S", "%H:%M", "")
 # Dates such as 03/04/2026 or 3.4.26: month or day first cannot be told apart.
 SLASH_DATE = r"^\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}"
-DECIMAL_COMMA = r"^[-+]?\d+,\d{1,2}$"
+DECIMAL_COMMA = r"^[-+]?[\s$£€]*(\d+|\d{1,3}(\.\d{3})+),\d{1,2}[\s$£€]*$"
+DOT_THOUSANDS = r"^[-+]?[0-9]{1,3}([.][0-9]{3})+(,[0-9]*)?$"
 NUMBER_PATTERN = r"^[-+]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][-+]?[0-9]+)?$"
 THOUSANDS_PATTERN = r"^[-+]?[0-9]{1,3}(,[0-9]{3})+([.][0-9]+)?$"
 TRUE_WORDS = ["yes", "true", "1", "y", "subscribed"]
@@ -918,7 +926,9 @@ def parse_numbers(text: pl.Series, *, decimal: str) -> pl.Series:
 def _parse_numbers_slowly(text: pl.Series, *, decimal: str) -> pl.Series:
     clean = text.str.replace_all(r"[\s$£€]", "")
     if decimal == ",":
-        clean = clean.str.replace_all(".", "", literal=True)
+        # Only dots grouping thousands go: '25.00' (Shopify's own) is not 2500.
+        grouped = clean.str.contains(DOT_THOUSANDS).fill_null(False)
+        clean = clean.zip_with(~grouped, clean.str.replace_all(".", "", literal=True))
         clean = clean.str.replace(",", ".", literal=True)
     else:
         thousands = clean.str.contains(THOUSANDS_PATTERN).fill_null(False)
@@ -1290,6 +1300,7 @@ def _read_options(config: dict) -> dict:
 def _sniff_any(path: Path, options: dict) -> FileFormat:
     """Return the format of a CSV, or the header of an XLSX's first sheet."""
     if path.suffix.lower() == ".xlsx":
+        require_workbook(path)
         header = pd.read_excel(path, nrows=0, dtype=str, engine="openpyxl").columns
         return FileFormat(path, "xlsx", "", tuple(map(str, header)))
     return sniff_file(

@@ -94,6 +94,29 @@ def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
     return safe
 
 
+def require_workbook(path: Path) -> None:
+    """Raise when an ``.xlsx`` file is not a workbook (empty, or a renamed CSV).
+
+    Raises
+    ------
+    HeardInputError
+        Naming the file, what it is instead and how to save it.
+    """
+    import zipfile
+
+    from helpers.errors import HeardInputError
+
+    if not zipfile.is_zipfile(path):
+        raise HeardInputError(
+            path,
+            expected="an Excel workbook (.xlsx)",
+            found="an empty file" if Path(path).stat().st_size == 0
+            else "another kind of file",
+            fix="save it from Excel or LibreOffice as .xlsx (a CSV needs the .csv "
+            "extension)",
+        )  # fmt: skip
+
+
 def open_raw(path: Path, mode: str = "rb"):
     """Open a raw input file for reading only; raw files are never written."""
     if any(flag in mode for flag in "wax+"):
