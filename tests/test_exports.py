@@ -391,6 +391,30 @@ def test_do_not_call_list_matches_any_phone_format(tmp_path):
     assert sorted(flagged) == ["+12025550188", "+447700900456"]
 
 
+def test_do_not_call_phone_of_another_country_is_read_with_its_country(tmp_path):
+    study = make_study(
+        tmp_path, ["customers_export.csv"],
+        {"study": {"default_country": "US"}},
+        do_not_call="phone,country\n07700 900456,GB\n(202) 555-0188,\n",
+    )  # fmt: skip
+    listed = exports.load_do_not_call(study)
+    assert listed["phone_e164"].tolist() == ["+447700900456", "+12025550188"]
+
+
+def test_do_not_call_phone_that_cannot_be_read_stops_the_step(tmp_path):
+    # Read as a US number, a UK one is no number at all, and would be called.
+    study = make_study(
+        tmp_path, ["customers_export.csv"],
+        {"study": {"default_country": "US"}},
+        do_not_call="phone\n(202) 555-0188\n07700 900456\n",
+    )  # fmt: skip
+    with pytest.raises(HeardInputError) as caught:
+        exports.load_do_not_call(study)
+    assert (caught.value.row, caught.value.column) == (3, "phone")
+    assert caught.value.found.startswith("07700 900456")
+    assert "country code" in caught.value.fix
+
+
 def test_do_not_call_requests_from_calls_are_matched_on_key(tmp_path):
     study = make_study(tmp_path, ["customers_export.csv"])
     key = privacy.customer_key("sam@example.com")

@@ -1758,15 +1758,31 @@ def _raw_do_not_call(study: Study) -> pd.DataFrame:
         )  # fmt: skip
     region = (study.config.get("study") or {}).get("default_country")
     phone = listed.get("phone", pd.Series(None, index=listed.index, dtype=object))
-    numbers = phones.normalise_phones(
-        phone, pd.Series(region, index=listed.index), keep="possible"
-    )
+    regions = pd.Series(region, index=listed.index, dtype=object)
+    if "country" in listed:
+        regions = country_codes(listed["country"].replace("", None)).fillna(region)
+    numbers = phones.normalise_phones(phone, regions, keep="possible")
+    _refuse_unmatched(path, phone, numbers["phone_e164"], region)
     email = normalise_emails(listed.get("email", pd.Series(None, index=listed.index)))
     identity = email.fillna(numbers["phone_e164"])
     return pd.DataFrame({
         "phone_e164": numbers["phone_e164"], "email": email,
         "customer_key": privacy.customer_keys(identity.tolist()),
     })  # fmt: skip
+
+
+def _refuse_unmatched(path: Path, phone: pd.Series, e164: pd.Series, region) -> None:
+    """Raise when a listed phone gives no E.164: it could keep no one off a list."""
+    unread = (phone.fillna("").astype(str).str.strip() != "") & e164.isna()
+    if unread.any():
+        first = int(np.flatnonzero(unread.to_numpy())[0])
+        raise HeardInputError(
+            path, row=first + 2, column="phone",
+            expected=f"a phone number readable in E.164 (default country {region})",
+            found=f"{phone.iloc[first]} ({int(unread.sum())} such row(s))",
+            fix="write the number with its country code (+44 7700 900123), or add "
+            "a 'country' column; an unread number would be called",
+        )  # fmt: skip
 
 
 def load_store_exports(study: Study, month: str, *, as_of=None) -> StoreExports:
