@@ -482,6 +482,7 @@ def registered_checks() -> list[tuple[str, Callable, bool]]:
         checks that are not monthly run once with month None.
     """
     return [
+        ("settings", _check_settings, False),
         ("exports", _check_exports, True),
         ("do-not-call", _check_do_not_call, False),
         ("calls", _check_calls, True),
@@ -492,6 +493,21 @@ def registered_checks() -> list[tuple[str, Callable, bool]]:
         ("insights", _check_insights, False),
         ("experiments", _check_experiments, True),
     ]
+
+
+def _check_settings(study: Study, month: str | None) -> Iterator[Task]:
+    from helpers.settings import check_settings
+
+    path = study.raw("study.yml")
+
+    def task() -> list:
+        if not study.months():
+            log.warning("study.yml: no months configured; add a months: block "
+                        "(docs/study-folder.md) before running a step")  # fmt: skip
+        problems = check_settings(study.config, path)
+        return [Problem.from_error(error, step="settings") for error in problems]
+
+    yield path, task
 
 
 def _scanned(path: Path, load: Callable, **scan) -> Callable[[], list]:
