@@ -233,14 +233,17 @@ def test_negative_and_non_numeric_amounts_are_rejected_and_totals_stay_right(
     study_dir,
 ):
     rows = [order_row(1, total="20.00"), order_row(2, total="-20.00"),
-            order_row(3, total="twenty"), order_row(4, total="5.25")]  # fmt: skip
+            order_row(3, total="twenty"), order_row(4, total="5.25"),
+            order_row(5, total="1e400")]  # fmt: skip
     put_export(study_dir, "\n".join([HEADER, *rows, ""]))
     read = read_exports(study_dir)
     assert read.orders["total"].sum() == pytest.approx(25.25)
     rejected = read.rejected.query("column == 'Total'")
+    # 1e400 reads as a float overflowing to infinity: no amount is infinite.
     assert dict(zip(rejected["row"], rejected["reason"], strict=True)) == {
         3: "negative amount",
         4: "not a number",
+        6: "not a number",
     }
     # Rejected rows are kept with their reasons, never with their values.
     assert list(read.rejected.columns) == ["file", "row", "column", "reason"]

@@ -933,9 +933,12 @@ def _parse_numbers_slowly(text: pl.Series, *, decimal: str) -> pl.Series:
     else:
         thousands = clean.str.contains(THOUSANDS_PATTERN).fill_null(False)
         clean = clean.zip_with(~thousands, clean.str.replace_all(",", "", literal=True))
-    number = clean.str.contains(NUMBER_PATTERN).fill_null(False)
-    return clean.cast(pl.Float64, strict=False).zip_with(
-        number, pl.Series([None], dtype=pl.Float64).extend_constant(None, len(text) - 1)
+    values = clean.cast(pl.Float64, strict=False)
+    # '1e400' matches the pattern but overflows to inf: no amount is infinite.
+    number = clean.str.contains(NUMBER_PATTERN) & values.is_finite()
+    return values.zip_with(
+        number.fill_null(False),
+        pl.Series([None], dtype=pl.Float64).extend_constant(None, len(text) - 1),
     )
 
 
