@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from helpers.coding import agreement_table
+from helpers.errors import HeardInputError
 from helpers.experiments import load_experiment, read_results
 from helpers.exports import read_export
 from helpers.phones import normalise_phones
@@ -91,6 +92,30 @@ def test_shopify_export_reads_back_its_orders_in_any_row_order(orders, seed):
         for name, (total, n_items) in expected.items():
             assert got[name][0] == pytest.approx(total, abs=1e-9)
             assert got[name][1] == n_items
+
+
+HOSTILE_CELLS = st.one_of(
+    st.text(max_size=12),
+    st.sampled_from([
+        "", "-1", "1e400", "nan", "inf", "2026-13-45", "05/11/2026", "12,50",
+        "1,299.00", "=1+1", "'+44 7700 900123", "\ufeff", "2031-01-01 10:00:00 +0000",
+    ]),
+)  # fmt: skip
+
+
+@FAST
+@given(rows=st.lists(st.lists(HOSTILE_CELLS, min_size=7, max_size=7), max_size=6))
+def test_any_cell_text_gives_a_clear_error_or_sound_orders(rows):
+    # Never a traceback; never an order counted twice, negative or infinite.
+    try:
+        read = read_orders(rows)
+    except HeardInputError as error:
+        assert error.file.endswith("orders_export.csv") and error.fix
+        return
+    assert read["order_id"].is_unique
+    totals = read["total"].dropna()
+    assert ((totals >= 0) & np.isfinite(totals)).all()
+    assert (read["created_at"] <= AS_OF).all()
 
 
 # --------------------------------------------------------------------------------------
