@@ -376,6 +376,24 @@ def test_cart_abandoners_without_account_become_customers(tmp_path):
     assert keys["dee@example.com"] == privacy.customer_key("dee@example.com")
 
 
+def test_one_phone_joining_many_e_mails_warns(tmp_path, caplog):
+    # Counter sales typed with the store's own number: six people, one phone.
+    header = "Name,Email,Created at,Total,Lineitem quantity,Lineitem name,"
+    header += "Lineitem price,Billing Phone,Billing Country\n"
+    rows = "".join(
+        f"#10{i},p{i}@example.com,2026-11-0{i + 1} 10:00:00 -0500,10.00,1,Mug,"
+        "10.00,(202) 555-0100,US\n"
+        for i in range(6)
+    )
+    (tmp_path / "orders_export.csv").write_text(header + rows)
+    study = make_study(tmp_path, [tmp_path / "orders_export.csv"])
+    customers = exports.load_store_exports(study, MONTH, as_of=AS_OF).customers
+    assert customers["n_merged"].tolist() == [6]
+    assert "1 customer(s) each merge 3 or more e-mail addresses (at most 6)" in (
+        caplog.text
+    )
+
+
 def test_do_not_call_list_matches_any_phone_format(tmp_path):
     study = make_study(
         tmp_path,

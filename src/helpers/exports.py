@@ -1563,6 +1563,7 @@ def build_customers(
     """
     component = link_candidates(candidates)
     frame = candidates.assign(component=component)
+    _warn_shared_identities(frame)
     frame["source_rank"] = frame["source"].map({"customers": 0, "orders": 1,
                                                  "checkouts": 2})  # fmt: skip
 
@@ -1590,6 +1591,25 @@ def build_customers(
         customers["customer_key"].reindex(component).to_numpy(), index=frame.index
     )
     return customers.reset_index(drop=True)[CUSTOMER_COLUMNS], keys
+
+
+SHARED_PHONE_EMAILS = 3  # e-mails one customer may gather before a warning
+
+
+def _warn_shared_identities(frame: pd.DataFrame) -> None:
+    """Warn when one phone or customer id joins several e-mail addresses: a
+    household, or the store's own number typed on counter sales, whose orders
+    then count as one customer's."""
+    emails = frame.groupby("component")["email"].nunique()
+    shared = emails[emails >= SHARED_PHONE_EMAILS]
+    if len(shared):
+        log.warning(
+            "%d customer(s) each merge %d or more e-mail addresses (at most %d) "
+            "through one phone or customer id, perhaps the store's own number; "
+            "their orders count as one customer's: check n_merged in "
+            "customers_customer.parquet",
+            len(shared), SHARED_PHONE_EMAILS, int(shared.max()),
+        )  # fmt: skip
 
 
 def _keys(customers: pd.DataFrame) -> pd.Series:
