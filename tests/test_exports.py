@@ -218,8 +218,9 @@ def test_decimal_comma_is_an_error_unless_declared():
     assert "row 2" in str(caught.value)
 
     declared = {"exports": {**GENERIC_MAP, "decimal": ","}}
-    orders = read("orders_decimal_comma.csv", declared).tables["orders"]
-    assert orders["total"].tolist() == [12.5, 1299.0]
+    read_file = read("orders_decimal_comma.csv", declared)
+    assert (read_file.log["decimal"], read_file.log["dates"]) == (",", "ISO")
+    assert read_file.tables["orders"]["total"].tolist() == [12.5, 1299.0]
 
 
 def test_declared_decimal_comma_leaves_a_shopify_exports_dot_decimals_alone():
@@ -249,7 +250,9 @@ def test_day_first_dates_are_an_error_unless_declared():
     assert "exports.dayfirst" in str(caught.value)
 
     declared = {"exports": {**GENERIC_MAP, "dayfirst": True}}
-    orders = read("orders_dayfirst.csv", declared).tables["orders"]
+    read_file = read("orders_dayfirst.csv", declared)
+    assert read_file.log["dates"] == "day first"  # what was used is logged
+    orders = read_file.tables["orders"]
     # 03/04/2026 day first is 3 April; 10:00 in New York (EDT) is 14:00 UTC.
     assert orders["created_at"].tolist() == [
         pd.Timestamp("2026-04-03 14:00Z"),

@@ -521,7 +521,9 @@ class StoreExports:
         ``file``, ``row`` (header = 1), ``column``, ``reason``; no raw values.
     read_log : DataFrame
         One row per file: ``file``, ``platform``, ``kind``, ``layout``,
-        ``encoding``, ``delimiter``, ``n_rows``, ``n_rejected``.
+        ``encoding``, ``delimiter``, ``decimal`` (the decimal mark),
+        ``dates`` (``ISO``, ``day first``, ``month first`` or the declared
+        ``date_format``), ``n_rows``, ``n_rejected``.
     """
 
     orders: pd.DataFrame
@@ -813,6 +815,7 @@ TRUE_WORDS = ["yes", "true", "1", "y", "subscribed"]
 FALSE_WORDS = ["no", "false", "0", "n", "unsubscribed", "not_subscribed", "pending"]
 AMOUNT_FIELDS = ("total", "subtotal", "refunded_amount", "price", "quantity")
 DATE_SAMPLE = 2_000
+DATE_ORDERS = {True: "day first", False: "month first", None: "ISO"}
 
 
 def read_source(fmt: FileFormat, selected: list, *, workdir: Path):
@@ -1270,7 +1273,9 @@ def read_export(path: Path, *, config: dict, as_of=None) -> ExportFile:
     entry = {
         "file": path.name, "platform": layout.platform, "kind": layout.kind,
         "layout": layout.name, "encoding": fmt.encoding,
-        "delimiter": fmt.delimiter, "n_rows": len(typed),
+        "delimiter": fmt.delimiter, "decimal": options.get("decimal", "."),
+        "dates": options.get("date_format") or DATE_ORDERS[options.get("dayfirst")],
+        "n_rows": len(typed),
         "n_rejected": int(rejected["row"].nunique()),
     }  # fmt: skip
     return ExportFile(layout.kind, tables, rejected[REJECTED_COLUMNS], entry)
