@@ -477,8 +477,12 @@ def test_experiment_with_one_arm_is_refused(tmp_path):
             "conversions",
         ),
         ("", None),
+        # A blank is not a zero: read as 0 it made the control convert nobody.
+        ("variant,n,conversions\ncontrol,1000,\nfree-returns,1000,40\n",
+         "conversions"),
+        ("variant,n,conversions\ncontrol,1000.5,30\nfree-returns,1000,40\n", "n"),
     ],
-    ids=["negative", "more-than-n", "not-a-number", "empty"],
+    ids=["negative", "more-than-n", "not-a-number", "empty", "blank", "partial-unit"],
 )
 def test_impossible_arm_results_are_errors_not_p_values(tmp_path, results, column):
     with pytest.raises(HeardInputError) as caught:
