@@ -247,7 +247,11 @@ def test_grouped_decimal_comma_is_an_error_unless_declared(tmp_path):
 def test_day_first_dates_are_an_error_unless_declared():
     with pytest.raises(HeardInputError) as caught:
         read("orders_dayfirst.csv", {"exports": GENERIC_MAP})
-    assert "exports.dayfirst" in str(caught.value)
+    # Detected, named, and still not applied until the study declares it.
+    assert caught.value.fix.endswith(
+        "(exports.dayfirst: true; the file's dates look day first, e.g. "
+        "13/04/2026 10:00)"
+    )
 
     declared = {"exports": {**GENERIC_MAP, "dayfirst": True}}
     read_file = read("orders_dayfirst.csv", declared)

@@ -1081,7 +1081,7 @@ def check_declared_formats(typed: pl.DataFrame, columns: dict, fmt, options) -> 
     if options.get("dayfirst") is None and not options.get("date_format"):
         checks.append(
             ("created_at", SLASH_DATE, "dates as YYYY-MM-DD",
-             "exports.dayfirst: true (or false), or exports.date_format")
+             _date_order_hint(typed["created_at_text"]))
         )  # fmt: skip
     for name, pattern, expected, setting in checks:
         found = typed.filter(pl.col(f"{name}_text").str.contains(pattern)).head(1)
@@ -1091,6 +1091,22 @@ def check_declared_formats(typed: pl.DataFrame, columns: dict, fmt, options) -> 
                 expected=expected, found=found[f"{name}_text"][0],
                 fix=f"declare the file's convention in study.yml ({setting})",
             )  # fmt: skip
+
+
+def _date_order_hint(dates: pl.Series) -> str:
+    """Return the setting to declare, naming a date that shows the order (13/04
+    can only be day first, 04/13 only month first); never applied unasked."""
+    parts = dates.str.extract_groups(r"^(\d{1,2})[/.-](\d{1,2})[/.-]")
+    first, second = (parts.struct.field(f).cast(pl.Int32) for f in ("1", "2"))
+    for clue, order, value in ((first > 12, "day first", "true"),
+                               (second > 12, "month first", "false")):  # fmt: skip
+        shown = dates.filter(clue.fill_null(False))
+        if len(shown):
+            return (
+                f"exports.dayfirst: {value}; the file's dates look {order}, "
+                f"e.g. {shown[0]}"
+            )
+    return "exports.dayfirst: true (or false), or exports.date_format"
 
 
 def find_rejected(typed: pl.DataFrame, columns: dict, *, kind: str, limits: dict):
