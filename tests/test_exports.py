@@ -344,12 +344,15 @@ def test_customers_deduplicate_on_email_and_phone(tmp_path):
     assert customers.loc["bob@example.com", "timezone"] == "Europe/London"
 
 
-def test_customers_phone_quirks(tmp_path):
+def test_customers_phone_quirks(tmp_path, caplog):
     study = make_study(tmp_path, ["customers_export.csv"])
     customers = exports.load_store_exports(study, MONTH, as_of=AS_OF).customers
     by_email = customers.set_index("email")
 
     assert by_email.loc["sam@example.com", "phone_status"] == "damaged"
+    assert "1 customer(s) have only a phone number a spreadsheet damaged" in (
+        caplog.text
+    )
     assert by_email.loc["sam@example.com", "phone_e164"] is None
     assert not by_email.loc["sam@example.com", "is_callable"]
     assert by_email.loc["kai@example.com", "phone_e164"] == "+12025550188"

@@ -1983,6 +1983,13 @@ def _customers_and_keys(study, month, customer_rows, orders, checkouts):
     known = candidates[identified].join(numbers)
     do_not_call = load_do_not_call(study, before=month)
     customers, keys = build_customers(known, config=config, do_not_call=do_not_call)
+    damaged = int((customers["phone_status"] == "damaged").sum())
+    if damaged:
+        log.warning(
+            "%d customer(s) have only a phone number a spreadsheet damaged "
+            "(1.20256E+10, or 12025550111.0) and cannot be called; export the "
+            "file again and do not save it from Excel", damaged,
+        )  # fmt: skip
 
     # Each order or checkout gets the key of its identity's customer.
     all_keys = np.full(len(candidates), None, dtype=object)
