@@ -224,8 +224,12 @@ def test_dates_in_the_future_or_before_the_store_opened_are_rejected_with_reason
         4: "date before the store opened (study.store_opened)",
     }
     assert set(read.rejected["column"]) == {"Created at"}
-    assert any(
-        "2 of 3 rows rejected" in p.message for p in problems_of(study_dir, "warning")
+    [warning] = [
+        p.message for p in problems_of(study_dir, "warning") if "rejected" in p.message
+    ]
+    assert warning.endswith(
+        "2 of 3 rows rejected and kept with their reasons: 1 × date in the future "
+        "(row 3); 1 × date before the store opened (study.store_opened) (row 4)"
     )
 
 

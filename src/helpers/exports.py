@@ -1351,11 +1351,16 @@ def _date_limits(config: dict, as_of) -> dict:
 
 def _warn_rejected(path: Path, rejected: pd.DataFrame, n_rows: int) -> None:
     if len(rejected):
-        reasons = rejected["reason"].value_counts()
+        # Each reason with its count and first rows, so a person can look.
+        by_reason = rejected.groupby("reason", sort=False)["row"]
+        reasons = [
+            f"{len(rows)} × {reason} (row{'s' if len(rows) > 1 else ''} "
+            f"{', '.join(map(str, rows[:3]))}{', …' if len(rows) > 3 else ''})"
+            for reason, rows in ((r, list(g)) for r, g in by_reason)
+        ]
         log.warning(
-            "%s: %d of %d rows rejected and kept with their reasons (%s)",
-            path.name, rejected["row"].nunique(), n_rows,
-            "; ".join(f"{count} × {reason}" for reason, count in reasons.items()),
+            "%s: %d of %d rows rejected and kept with their reasons: %s",
+            path.name, rejected["row"].nunique(), n_rows, "; ".join(reasons),
         )  # fmt: skip
 
 
