@@ -182,6 +182,23 @@ def test_woo_csv_export_one_row_per_order_unpacks_line_items():
     assert orders["subtotal"].tolist() == [36.0]
 
 
+@pytest.mark.parametrize(
+    ("status", "purchased"),
+    [("completed", True), ("failed", False), ("cancelled", False),
+     ("checkout-draft", False), ("processing", True)],
+)  # fmt: skip
+def test_woo_orders_that_failed_or_were_cancelled_are_no_purchase(
+    tmp_path, status, purchased
+):
+    # A failed payment is a cart abandoner's order, not a first purchase.
+    text = (FIXTURES / "woo_csv_export_orders.csv").read_text()
+    path = tmp_path / "woo_csv_export_orders.csv"
+    path.write_text(text.replace(",completed,", f",{status},", 1))
+    merged = merge_config(load_defaults(), {})
+    orders = exports.read_export(path, config=merged, as_of=AS_OF).tables["orders"]
+    assert orders["is_cancelled"].tolist() == [not purchased]
+
+
 # Encodings, delimiters, declared conventions ----------------------------------
 
 

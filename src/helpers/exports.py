@@ -816,6 +816,10 @@ FALSE_WORDS = ["no", "false", "0", "n", "unsubscribed", "not_subscribed", "pendi
 AMOUNT_FIELDS = ("total", "subtotal", "refunded_amount", "price", "quantity")
 DATE_SAMPLE = 2_000
 DATE_ORDERS = {True: "day first", False: "month first", None: "ISO"}
+# Order statuses that record no purchase: cancelled, a payment that failed
+# (WooCommerce) or was voided (Shopify), a draft of the block checkout.
+NOT_PURCHASED = ["cancelled", "canceled", "wc-cancelled", "failed", "wc-failed",
+                 "voided", "checkout-draft"]  # fmt: skip
 
 
 def read_source(fmt: FileFormat, selected: list, *, workdir: Path):
@@ -1029,7 +1033,7 @@ def type_rows(text: pl.DataFrame, *, options: dict, timezone: str) -> pl.DataFra
             col("cancelled_at").is_not_null()
             | col("financial_status")
             .str.to_lowercase()
-            .is_in(["cancelled", "wc-cancelled"])
+            .is_in(NOT_PURCHASED)
             .fill_null(False)
         ).alias("is_cancelled"),
         col("email").str.to_lowercase(),
