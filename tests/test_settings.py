@@ -96,3 +96,24 @@ def test_heard_check_reports_bad_settings_and_warns_without_months(tmp_path):
     assert (error.step, error.column, error.row) == ("settings", "study.timezone", 2)
     warnings = [p.message for p in problems if p.severity == "warning"]
     assert any("no months configured" in text for text in warnings)
+
+
+def test_heard_check_names_an_unusable_key_and_never_creates_one(
+    tmp_path, monkeypatch
+):
+    folder = tmp_path / "data" / "raw" / "shop"
+    folder.mkdir(parents=True)
+    (folder / "study.yml").write_text("study:\n  name: Shop\n")
+    key = tmp_path / "keys" / "pseudonym.key"
+    monkeypatch.setenv("HEARD_KEY_FILE", str(key))
+
+    def errors() -> list:
+        return [p for p in check_study(folder, root=tmp_path) if p.severity == "error"]
+
+    assert errors() == []
+    assert not key.exists(), "a check must not create the key"
+    key.parent.mkdir()
+    key.write_text("")
+    [error] = errors()
+    assert (error.step, error.file) == ("settings", str(key))
+    assert error.found == "0 characters"

@@ -496,6 +496,7 @@ def registered_checks() -> list[tuple[str, Callable, bool]]:
 
 
 def _check_settings(study: Study, month: str | None) -> Iterator[Task]:
+    from helpers.privacy import key_path
     from helpers.settings import check_settings
 
     path = study.raw("study.yml")
@@ -508,6 +509,17 @@ def _check_settings(study: Study, month: str | None) -> Iterator[Task]:
         return [Problem.from_error(error, step="settings") for error in problems]
 
     yield path, task
+    yield key_path(), _check_key
+
+
+def _check_key() -> list:
+    """Return an error when the pseudonymisation key exists but is unusable (a
+    check never creates it: the first step that needs it does)."""
+    from helpers.privacy import key_path, load_key
+
+    if key_path().exists():
+        load_key()
+    return []
 
 
 def _scanned(path: Path, load: Callable, **scan) -> Callable[[], list]:
