@@ -403,6 +403,26 @@ def test_cart_abandoners_without_account_become_customers(tmp_path):
     assert keys["dee@example.com"] == privacy.customer_key("dee@example.com")
 
 
+def test_customer_ids_damaged_by_a_spreadsheet_merge_no_one(tmp_path, caplog):
+    # Excel shows a 13-digit Shopify id as 7.00001E+12 and saves it so: the same
+    # text for every customer, which would make them all one person.
+    header = "Customer ID,First Name,Last Name,Email,Accepts Email Marketing,"
+    header += "Default Address Country Code,Phone,Accepts SMS Marketing,Tags\n"
+    rows = (
+        "7.00001E+12,Ann,Lee,ann@example.com,yes,US,,no,\n"
+        "7.00001E+12,Bob,Roe,bob@example.com,no,US,,no,\n"
+    )
+    (tmp_path / "customers_export.csv").write_text(header + rows)
+    study = make_study(tmp_path, [tmp_path / "customers_export.csv"])
+    customers = exports.load_store_exports(study, MONTH, as_of=AS_OF).customers
+    by_email = customers.set_index("email")["accepts_email_marketing"]
+    consent = by_email.to_dict()
+    assert consent == {"ann@example.com": True, "bob@example.com": False}
+    assert "2 customer ids were damaged by a spreadsheet (such as 7.00001E+12)" in (
+        caplog.text
+    )
+
+
 def test_one_phone_joining_many_e_mails_warns(tmp_path, caplog):
     # Counter sales typed with the store's own number: six people, one phone.
     header = "Name,Email,Created at,Total,Lineitem quantity,Lineitem name,"

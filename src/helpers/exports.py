@@ -1490,7 +1490,23 @@ def gather_candidates(
         [f.reindex(columns=CANDIDATE_COLUMNS) for f in frames], ignore_index=True
     )
     candidates["email"] = normalise_emails(candidates["email"])
+    candidates["customer_id"] = _usable_ids(candidates["customer_id"])
     return candidates, positions
+
+
+def _usable_ids(ids: pd.Series) -> pd.Series:
+    """Return platform customer ids, None where a spreadsheet damaged them: one
+    id shown as 7.00001E+12 stands for many customers, who must not merge."""
+    text = ids.astype("string")
+    damaged = text.str.match(phones.SCIENTIFIC) | text.str.match(phones.FLOAT_LIKE)
+    damaged = damaged.fillna(False).astype(bool)
+    if damaged.any():
+        log.warning(
+            "%d customer ids were damaged by a spreadsheet (such as %s) and are "
+            "not used to match customers; export the file again and do not save "
+            "it from Excel", damaged.sum(), text[damaged].iloc[0],
+        )  # fmt: skip
+    return ids.where(~damaged, None)
 
 
 def _identities(table: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
