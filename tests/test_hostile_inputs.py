@@ -233,6 +233,19 @@ def test_dates_in_the_future_or_before_the_store_opened_are_rejected_with_reason
     )
 
 
+def test_checkout_ids_damaged_by_a_spreadsheet_are_rejected_not_merged(study_dir):
+    # Excel rounds 14-digit checkout ids to 3.187E+13: one id for many checkouts.
+    rows = [order_row(n).replace(f"#{n},", "3.187E+13,", 1) for n in (1, 2)]
+    put_export(study_dir, "\n".join([HEADER, *rows, order_row(3), ""]),
+               name="abandoned_checkouts_export.csv")  # fmt: skip
+    read = read_exports(study_dir)
+    assert read.checkouts["checkout_id"].tolist() == ["#3"]
+    assert set(read.rejected["reason"]) == {
+        "id damaged by a spreadsheet (scientific notation)"
+    }
+    assert read.rejected["row"].tolist() == [2, 3]
+
+
 def test_negative_and_non_numeric_amounts_are_rejected_and_totals_stay_right(
     study_dir,
 ):

@@ -1136,6 +1136,12 @@ def find_rejected(typed: pl.DataFrame, columns: dict, *, kind: str, limits: dict
     else:
         checks = [
             ("order_id", col("order_id").is_null(), "missing order id"),
+            # 3.187E+13: a spreadsheet's rounding gives many checkouts one id.
+            (
+                "order_id",
+                col("order_id").str.contains(phones.SCIENTIFIC),
+                "id damaged by a spreadsheet (scientific notation)",
+            ),
             (
                 "created_at",
                 col("created_at").is_null() & col("created_at_text").is_null(),
