@@ -275,6 +275,15 @@ def test_reimported_call_log_merges_by_key_and_reports_conflicts():
     ]
 
 
+def test_a_logged_attempt_no_log_holds_any_more_is_kept_with_a_warning(caplog):
+    # The caller corrected 15:00 to 15:30: the old time stays, so it is reported.
+    logged = attempts([("c_1", "2026-11-05 15:00", "connected", 2)])
+    incoming = attempts([("c_1", "2026-11-05 15:30", "connected", 2)])
+    merged, conflicts = merge_attempts(logged, incoming)
+    assert len(merged) == 2 and conflicts.empty
+    assert "1 attempts logged by an earlier run are in no call log now" in caplog.text
+
+
 def codings(rows: list[tuple]) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=["coder", "excerpt_id", "code"])
     return frame.assign(conversation_id="a", is_suggestion=False)

@@ -182,6 +182,23 @@ def test_woo_csv_export_one_row_per_order_unpacks_line_items():
     assert orders["subtotal"].tolist() == [36.0]
 
 
+@pytest.mark.parametrize(
+    ("status", "purchased"),
+    [("completed", True), ("failed", False), ("cancelled", False),
+     ("checkout-draft", False), ("processing", True)],
+)  # fmt: skip
+def test_woo_orders_that_failed_or_were_cancelled_are_no_purchase(
+    tmp_path, status, purchased
+):
+    # A failed payment is a cart abandoner's order, not a first purchase.
+    text = (FIXTURES / "woo_csv_export_orders.csv").read_text()
+    path = tmp_path / "woo_csv_export_orders.csv"
+    path.write_text(text.replace(",completed,", f",{status},", 1))
+    merged = merge_config(load_defaults(), {})
+    orders = exports.read_export(path, config=merged, as_of=AS_OF).tables["orders"]
+    assert orders["is_cancelled"].tolist() == [not purchased]
+
+
 # Encodings, delimiters, declared conventions ----------------------------------
 
 
@@ -218,17 +235,45 @@ def test_decimal_comma_is_an_error_unless_declared():
     assert "row 2" in str(caught.value)
 
     declared = {"exports": {**GENERIC_MAP, "decimal": ","}}
-    orders = read("orders_decimal_comma.csv", declared).tables["orders"]
-    assert orders["total"].tolist() == [12.5, 1299.0]
+    read_file = read("orders_decimal_comma.csv", declared)
+    assert (read_file.log["decimal"], read_file.log["dates"]) == (",", "ISO")
+    assert read_file.tables["orders"]["total"].tolist() == [12.5, 1299.0]
+
+
+def test_declared_decimal_comma_leaves_a_shopify_exports_dot_decimals_alone():
+    # One study, two files: a generic one with decimal commas, Shopify's own with
+    # dots. '25.00' has no thousands group, so it is never read as 2500.
+    declared = {"exports": {**GENERIC_MAP, "decimal": ","}}
+    shopify = read("shopify_orders_79.csv", declared).tables["orders"]
+    plain = read("shopify_orders_79.csv").tables["orders"]
+    assert shopify["total"].tolist() == plain["total"].tolist() == [25.0, 66.0, 10.0]
+    generic = read("orders_decimal_comma.csv", declared).tables["orders"]
+    assert generic["total"].tolist() == [12.5, 1299.0]
+
+
+def test_grouped_decimal_comma_is_an_error_unless_declared(tmp_path):
+    path = tmp_path / "orders.csv"
+    path.write_text("Order;Date;Amount;Email\nA1;2026-01-05 10:00;€1.299,00;a@x.com\n")
+    merged = merge_config(load_defaults(), {"exports": GENERIC_MAP})
+    with pytest.raises(HeardInputError) as caught:
+        exports.read_export(path, config=merged, as_of=AS_OF)
+    assert (caught.value.row, caught.value.column) == (2, "Amount")
+    assert "exports.decimal" in caught.value.fix
 
 
 def test_day_first_dates_are_an_error_unless_declared():
     with pytest.raises(HeardInputError) as caught:
         read("orders_dayfirst.csv", {"exports": GENERIC_MAP})
-    assert "exports.dayfirst" in str(caught.value)
+    # Detected, named, and still not applied until the study declares it.
+    assert caught.value.fix.endswith(
+        "(exports.dayfirst: true; the file's dates look day first, e.g. "
+        "13/04/2026 10:00)"
+    )
 
     declared = {"exports": {**GENERIC_MAP, "dayfirst": True}}
-    orders = read("orders_dayfirst.csv", declared).tables["orders"]
+    read_file = read("orders_dayfirst.csv", declared)
+    assert read_file.log["dates"] == "day first"  # what was used is logged
+    orders = read_file.tables["orders"]
     # 03/04/2026 day first is 3 April; 10:00 in New York (EDT) is 14:00 UTC.
     assert orders["created_at"].tolist() == [
         pd.Timestamp("2026-04-03 14:00Z"),
@@ -316,12 +361,15 @@ def test_customers_deduplicate_on_email_and_phone(tmp_path):
     assert customers.loc["bob@example.com", "timezone"] == "Europe/London"
 
 
-def test_customers_phone_quirks(tmp_path):
+def test_customers_phone_quirks(tmp_path, caplog):
     study = make_study(tmp_path, ["customers_export.csv"])
     customers = exports.load_store_exports(study, MONTH, as_of=AS_OF).customers
     by_email = customers.set_index("email")
 
     assert by_email.loc["sam@example.com", "phone_status"] == "damaged"
+    assert "1 customer(s) have only a phone number a spreadsheet damaged" in (
+        caplog.text
+    )
     assert by_email.loc["sam@example.com", "phone_e164"] is None
     assert not by_email.loc["sam@example.com", "is_callable"]
     assert by_email.loc["kai@example.com", "phone_e164"] == "+12025550188"
@@ -355,6 +403,44 @@ def test_cart_abandoners_without_account_become_customers(tmp_path):
     assert keys["dee@example.com"] == privacy.customer_key("dee@example.com")
 
 
+def test_customer_ids_damaged_by_a_spreadsheet_merge_no_one(tmp_path, caplog):
+    # Excel shows a 13-digit Shopify id as 7.00001E+12 and saves it so: the same
+    # text for every customer, which would make them all one person.
+    header = "Customer ID,First Name,Last Name,Email,Accepts Email Marketing,"
+    header += "Default Address Country Code,Phone,Accepts SMS Marketing,Tags\n"
+    rows = (
+        "7.00001E+12,Ann,Lee,ann@example.com,yes,US,,no,\n"
+        "7.00001E+12,Bob,Roe,bob@example.com,no,US,,no,\n"
+    )
+    (tmp_path / "customers_export.csv").write_text(header + rows)
+    study = make_study(tmp_path, [tmp_path / "customers_export.csv"])
+    customers = exports.load_store_exports(study, MONTH, as_of=AS_OF).customers
+    by_email = customers.set_index("email")["accepts_email_marketing"]
+    consent = by_email.to_dict()
+    assert consent == {"ann@example.com": True, "bob@example.com": False}
+    assert "2 customer ids were damaged by a spreadsheet (such as 7.00001E+12)" in (
+        caplog.text
+    )
+
+
+def test_one_phone_joining_many_e_mails_warns(tmp_path, caplog):
+    # Counter sales typed with the store's own number: six people, one phone.
+    header = "Name,Email,Created at,Total,Lineitem quantity,Lineitem name,"
+    header += "Lineitem price,Billing Phone,Billing Country\n"
+    rows = "".join(
+        f"#10{i},p{i}@example.com,2026-11-0{i + 1} 10:00:00 -0500,10.00,1,Mug,"
+        "10.00,(202) 555-0100,US\n"
+        for i in range(6)
+    )
+    (tmp_path / "orders_export.csv").write_text(header + rows)
+    study = make_study(tmp_path, [tmp_path / "orders_export.csv"])
+    customers = exports.load_store_exports(study, MONTH, as_of=AS_OF).customers
+    assert customers["n_merged"].tolist() == [6]
+    assert "1 customer(s) each merge 3 or more e-mail addresses (at most 6)" in (
+        caplog.text
+    )
+
+
 def test_do_not_call_list_matches_any_phone_format(tmp_path):
     study = make_study(
         tmp_path,
@@ -368,6 +454,30 @@ def test_do_not_call_list_matches_any_phone_format(tmp_path):
     # Kai by the list; Eve/Eva (one customer) by Eva's tag.
     flagged = customers.loc[customers["is_do_not_call"], "phone_e164"]
     assert sorted(flagged) == ["+12025550188", "+447700900456"]
+
+
+def test_do_not_call_phone_of_another_country_is_read_with_its_country(tmp_path):
+    study = make_study(
+        tmp_path, ["customers_export.csv"],
+        {"study": {"default_country": "US"}},
+        do_not_call="phone,country\n07700 900456,GB\n(202) 555-0188,\n",
+    )  # fmt: skip
+    listed = exports.load_do_not_call(study)
+    assert listed["phone_e164"].tolist() == ["+447700900456", "+12025550188"]
+
+
+def test_do_not_call_phone_that_cannot_be_read_stops_the_step(tmp_path):
+    # Read as a US number, a UK one is no number at all, and would be called.
+    study = make_study(
+        tmp_path, ["customers_export.csv"],
+        {"study": {"default_country": "US"}},
+        do_not_call="phone\n(202) 555-0188\n07700 900456\n",
+    )  # fmt: skip
+    with pytest.raises(HeardInputError) as caught:
+        exports.load_do_not_call(study)
+    assert (caught.value.row, caught.value.column) == (3, "phone")
+    assert caught.value.found.startswith("07700 900456")
+    assert "country code" in caught.value.fix
 
 
 def test_do_not_call_requests_from_calls_are_matched_on_key(tmp_path):

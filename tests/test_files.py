@@ -64,3 +64,24 @@ def test_raw_files_cannot_be_opened_for_writing(tmp_path):
         open_raw(raw, "r+")
     with open_raw(raw) as handle:
         assert handle.read() == b"Name\n#1001\n"
+
+
+def test_column_names_and_drop_down_values_are_neutralised_too(tmp_path):
+    # Names and list values can come from the data (a code, an arm, a product).
+    frame = pd.DataFrame({"=cmd|' /C calc'!A0": ["x"], "outcome": [None]})
+    save_csv(frame, tmp_path / "list.csv")
+    save_xlsx(
+        frame, tmp_path / "list.xlsx",
+        dropdowns={"outcome": ["=HYPERLINK(\"http://x\")", "busy"]},
+        column_widths={"=cmd|' /C calc'!A0": 30},
+    )  # fmt: skip
+    header = (tmp_path / "list.csv").read_text().splitlines()[0]
+    assert header.startswith("'=cmd|")
+    workbook = load_workbook(tmp_path / "list.xlsx")
+    cells = [
+        cell for sheet in workbook for row in sheet.iter_rows() for cell in row
+        if cell.value is not None
+    ]  # fmt: skip
+    assert {cell.data_type for cell in cells} == {"s"}, "no cell is a formula"
+    assert workbook["lists"]["A1"].value == "'=HYPERLINK(\"http://x\")"
+    assert workbook.active["A1"].value == "'=cmd|' /C calc'!A0"

@@ -155,6 +155,34 @@ def test_a_whole_cp1252_export_is_read_correctly(study_dir):
     assert problems_of(study_dir, "error") == []
 
 
+def test_utf16_export_is_named_as_such_not_read_as_garbled_columns(study_dir):
+    # Excel's 'Unicode Text' is UTF-16: read as cp1252 it is NULs between letters.
+    text = f"{HEADER}\n{order_row(1)}\n".replace(",", "\t")
+    path = put_export(study_dir, text.encode("utf-16"))
+    with pytest.raises(HeardInputError) as caught:
+        read_exports(study_dir)
+    assert_names(caught.value, path, row=1)
+    assert "UTF-16" in str(caught.value.found) and "CSV UTF-8" in caught.value.fix
+    [problem] = problems_of(study_dir, "error")
+    assert (problem.file, problem.row) == (str(path), 1)
+    assert "UTF-16" in problem.found
+
+
+@pytest.mark.parametrize(
+    ("data", "found"),
+    [(b"", "an empty file"), (b"Name,Email\n#1,a@example.com\n", "another kind")],
+    ids=["empty", "renamed-csv"],
+)
+def test_export_xlsx_that_is_not_a_workbook_is_an_error(study_dir, data, found):
+    path = put_export(study_dir, data, name="orders_export.xlsx")
+    with pytest.raises(HeardInputError) as caught:
+        read_exports(study_dir)
+    assert_names(caught.value, path)
+    assert caught.value.found.startswith(found)
+    [problem] = problems_of(study_dir, "error")
+    assert problem.file == str(path) and problem.expected.startswith("an Excel")
+
+
 def test_duplicated_header_is_an_error_naming_the_column(study_dir):
     header = HEADER.replace("Lineitem price", "Total")
     path = put_export(study_dir, f"{header}\n{order_row(1)}\n")
@@ -196,23 +224,43 @@ def test_dates_in_the_future_or_before_the_store_opened_are_rejected_with_reason
         4: "date before the store opened (study.store_opened)",
     }
     assert set(read.rejected["column"]) == {"Created at"}
-    assert any(
-        "2 of 3 rows rejected" in p.message for p in problems_of(study_dir, "warning")
+    [warning] = [
+        p.message for p in problems_of(study_dir, "warning") if "rejected" in p.message
+    ]
+    assert warning.endswith(
+        "2 of 3 rows rejected and kept with their reasons: 1 × date in the future "
+        "(row 3); 1 × date before the store opened (study.store_opened) (row 4)"
     )
+
+
+def test_checkout_ids_damaged_by_a_spreadsheet_are_rejected_not_merged(study_dir):
+    # Excel rounds 14-digit checkout ids to 3.187E+13: one id for many checkouts.
+    rows = [order_row(n).replace(f"#{n},", "3.187E+13,", 1) for n in (1, 2)]
+    put_export(study_dir, "\n".join([HEADER, *rows, order_row(3), ""]),
+               name="abandoned_checkouts_export.csv")  # fmt: skip
+    read = read_exports(study_dir)
+    assert read.checkouts["checkout_id"].tolist() == ["#3"]
+    assert set(read.rejected["reason"]) == {
+        "id damaged by a spreadsheet (scientific notation)"
+    }
+    assert read.rejected["row"].tolist() == [2, 3]
 
 
 def test_negative_and_non_numeric_amounts_are_rejected_and_totals_stay_right(
     study_dir,
 ):
     rows = [order_row(1, total="20.00"), order_row(2, total="-20.00"),
-            order_row(3, total="twenty"), order_row(4, total="5.25")]  # fmt: skip
+            order_row(3, total="twenty"), order_row(4, total="5.25"),
+            order_row(5, total="1e400")]  # fmt: skip
     put_export(study_dir, "\n".join([HEADER, *rows, ""]))
     read = read_exports(study_dir)
     assert read.orders["total"].sum() == pytest.approx(25.25)
     rejected = read.rejected.query("column == 'Total'")
+    # 1e400 reads as a float overflowing to infinity: no amount is infinite.
     assert dict(zip(rejected["row"], rejected["reason"], strict=True)) == {
         3: "negative amount",
         4: "not a number",
+        6: "not a number",
     }
     # Rejected rows are kept with their reasons, never with their values.
     assert list(read.rejected.columns) == ["file", "row", "column", "reason"]
@@ -455,8 +503,12 @@ def test_experiment_with_one_arm_is_refused(tmp_path):
             "conversions",
         ),
         ("", None),
+        # A blank is not a zero: read as 0 it made the control convert nobody.
+        ("variant,n,conversions\ncontrol,1000,\nfree-returns,1000,40\n",
+         "conversions"),
+        ("variant,n,conversions\ncontrol,1000.5,30\nfree-returns,1000,40\n", "n"),
     ],
-    ids=["negative", "more-than-n", "not-a-number", "empty"],
+    ids=["negative", "more-than-n", "not-a-number", "empty", "blank", "partial-unit"],
 )
 def test_impossible_arm_results_are_errors_not_p_values(tmp_path, results, column):
     with pytest.raises(HeardInputError) as caught:

@@ -14,8 +14,10 @@ import pytest
 from pypdf import PdfReader
 from report_chain import demo_chain
 
+from helpers.checks import scan_outputs
 from helpers.privacy import find_pii
 from helpers.report import build_report
+from helpers.study import load_study
 
 pytestmark = pytest.mark.slow
 
@@ -71,6 +73,14 @@ def test_rendered_files_hold_no_email_or_phone(built):
         assert find_pii(pdf_text(outputs.pdf)) == []
         for page in outputs.site.parent.glob("*.html"):
             assert find_pii(re.sub(r"<[^>]+>", " ", page.read_text())) == []
+
+
+def test_privacy_scan_of_processed_and_rendered_files_is_clean(built):
+    # The product's own scan, over everything the chain wrote but the call lists.
+    study = load_study("demo", root=built["root"])
+    rendered = list((built["root"] / "reports" / "_output" / "demo").rglob("*.pdf"))
+    assert len(rendered) >= 2, "the scan must have rendered reports to read"
+    assert scan_outputs(study, root=built["root"]) == []
 
 
 def test_rendering_a_month_again_gives_the_same_numbers(built):

@@ -247,3 +247,23 @@ def test_metadata_pass_agrees_with_phonenumbers(cases):
         expected = expected or (None, None, "invalid", None, None)
         found = tuple(None if pd.isna(v) else v for v in fast.iloc[i])
         assert found == expected, (keys[i], regions[i])
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="Known shortcoming: a number phonenumbers places in several time zones "
+    "gets the first candidate, so a US toll-free number is called on Aleutian time "
+    "(9:00-20:00 America/Adak is 15:00-02:00 in New York) and every Australian "
+    "mobile on Sydney time (6:00 or 7:00 in Perth). A zone should be kept only "
+    "when the candidates agree, or the window narrowed to the hours all allow.",
+)
+@pytest.mark.parametrize(
+    ("number", "region"), [("+1 800 555 0199", "US"), ("+61 412 345 678", "AU")]
+)
+def test_a_number_with_several_candidate_zones_gets_no_guessed_zone(number, region):
+    candidates = phonenumbers.timezone.time_zones_for_number(
+        phonenumbers.parse(number)
+    )
+    assert len(candidates) > 1
+    result = normalise_phones(pd.Series([number]), pd.Series([region]))
+    assert result.loc[0, "timezone"] is None

@@ -1,6 +1,9 @@
 import hashlib
 import hmac
 
+import pytest
+
+from helpers.errors import HeardInputError
 from helpers.privacy import customer_key, find_pii, load_key, redact
 
 
@@ -17,6 +20,24 @@ def test_key_is_created_once_with_private_permissions(tmp_path, monkeypatch):
     assert load_key() == first
     assert len(first) == 32
     assert (tmp_path / "k" / "pseudonym.key").stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [("", "0 characters"), ("ab12", "4 characters"),
+     ("z" * 64, "64 characters, not all hex")],
+    ids=["empty", "short", "not-hex"],
+)  # fmt: skip
+def test_an_empty_short_or_garbled_key_is_refused(tmp_path, monkeypatch, text, found):
+    # An empty key still hashes: every customer key would be computable.
+    path = tmp_path / "pseudonym.key"
+    path.write_text(text)
+    monkeypatch.setenv("HEARD_KEY_FILE", str(path))
+    with pytest.raises(HeardInputError) as caught:
+        customer_key("ann@example.com")
+    assert caught.value.file == str(path) and caught.value.found == found
+    assert "backup" in caught.value.fix
+    assert path.read_text() == text, "a bad key is never replaced"
 
 
 def test_redact_removes_emails_phones_and_names():

@@ -66,6 +66,28 @@ def test_scan_leaves_heard_ids_times_and_numbers_alone(tmp_path):
     assert scan_for_pii(paths) == []
 
 
+def test_scan_reads_every_sheet_headers_and_e_mails_in_id_columns(tmp_path):
+    with pd.ExcelWriter(tmp_path / "book.xlsx") as workbook:
+        pd.DataFrame({"note": ["fine"]}).to_excel(workbook, sheet_name="a")
+        pd.DataFrame({"note": ["ann@example.com"]}).to_excel(workbook, sheet_name="b")
+    by_header = pd.DataFrame({"bo@example.org": [1], "order_id": ["31870002106741"]})
+    by_id = pd.DataFrame({"conversation_id": ["cy@example.net", "2026-11-01"]})
+    (tmp_path / "empty.csv").write_bytes(b"")
+    paths = [
+        tmp_path / "book.xlsx",
+        save_parquet(by_header, tmp_path / "header.parquet"),
+        save_parquet(by_id, tmp_path / "ids.parquet"),
+        tmp_path / "empty.csv",
+    ]
+    findings = scan_for_pii(paths)
+    found = {(Path(f["file"]).name, f["where"], f["found"]) for f in findings}
+    assert found == {
+        ("book.xlsx", "column note", "ann@example.com"),
+        ("header.parquet", "header", "bo@example.org"),
+        ("ids.parquet", "column conversation_id", "cy@example.net"),
+    }
+
+
 def test_scan_reads_the_text_of_a_pdf(tmp_path):
     typst = pytest.importorskip("typst")
     source = tmp_path / "page.typ"

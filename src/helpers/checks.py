@@ -365,6 +365,12 @@ def scan_text_file(
 def _decode_raw(data: bytes, path: Path, *, encodings: tuple[str, ...]):
     """Return ``(text, None)``, or ``(None, problem)`` when the bytes mix
     encodings or are in one the loader does not read."""
+    if b"\x00" in data[:CHUNK_BYTES]:
+        return None, _file_error(
+            path, 1, None, "text in UTF-8", "UTF-16 text or binary data (NUL bytes)",
+            "save the file as 'CSV UTF-8' (Excel: File > Save As) or as UTF-8 "
+            "(text editors)",
+        )  # fmt: skip
     try:
         return codecs.decode(data, "utf-8-sig"), None
     except UnicodeDecodeError as error:
@@ -476,6 +482,7 @@ def registered_checks() -> list[tuple[str, Callable, bool]]:
         checks that are not monthly run once with month None.
     """
     return [
+        ("settings", _check_settings, False),
         ("exports", _check_exports, True),
         ("do-not-call", _check_do_not_call, False),
         ("calls", _check_calls, True),
@@ -486,6 +493,33 @@ def registered_checks() -> list[tuple[str, Callable, bool]]:
         ("insights", _check_insights, False),
         ("experiments", _check_experiments, True),
     ]
+
+
+def _check_settings(study: Study, month: str | None) -> Iterator[Task]:
+    from helpers.privacy import key_path
+    from helpers.settings import check_settings
+
+    path = study.raw("study.yml")
+
+    def task() -> list:
+        if not study.months():
+            log.warning("study.yml: no months configured; add a months: block "
+                        "(docs/study-folder.md) before running a step")  # fmt: skip
+        problems = check_settings(study.config, path)
+        return [Problem.from_error(error, step="settings") for error in problems]
+
+    yield path, task
+    yield key_path(), _check_key
+
+
+def _check_key() -> list:
+    """Return an error when the pseudonymisation key exists but is unusable (a
+    check never creates it: the first step that needs it does)."""
+    from helpers.privacy import key_path, load_key
+
+    if key_path().exists():
+        load_key()
+    return []
 
 
 def _scanned(path: Path, load: Callable, **scan) -> Callable[[], list]:
@@ -526,7 +560,7 @@ def _check_exports(study: Study, month: str | None) -> Iterator[Task]:
     for path in files:
         load = lambda path=path: read_export(path, config=study.config)  # noqa: E731
         if path.suffix.lower() == ".xlsx":
-            yield path, load
+            yield path, lambda path=path, load=load: _check_workbook(path) or load()
         else:
             yield path, _scanned(path, load, encodings=("utf-8", "cp1252"))
 
@@ -719,15 +753,12 @@ def _check_experiments(study: Study, month: str | None) -> Iterator[Task]:
 
 def _check_workbook(path: Path) -> list[Problem]:
     """Return an error when an ``.xlsx`` is not a workbook (empty, or renamed)."""
-    import zipfile
+    from helpers.files import require_workbook
 
-    if not zipfile.is_zipfile(path):
-        return [_file_error(
-            path, None, None, "an Excel workbook (.xlsx)",
-            "an empty file" if path.stat().st_size == 0 else "another kind of file",
-            "save it from Excel or LibreOffice as .xlsx (a CSV needs the .csv "
-            "extension)",
-        )]  # fmt: skip
+    try:
+        require_workbook(path)
+    except HeardInputError as error:
+        return [Problem.from_error(error, step="file")]
     return []
 
 

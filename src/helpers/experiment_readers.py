@@ -417,9 +417,32 @@ def _read_arm_table(definition: dict, path: Path) -> pd.DataFrame:
             fix="see docs/study-folder.md",
         )
     values = [c for c in table.columns if c != "variant"]
+    _refuse_blank_or_partial_counts(table, values, path)
     table = _to_numbers(table.astype({c: "string" for c in values}), values, path)
     table["variant"] = table["variant"].astype(str).str.strip()
     return table.groupby("variant", as_index=False, sort=False).sum()
+
+
+def _refuse_blank_or_partial_counts(table: pd.DataFrame, values: list, path: Path):
+    """Raise on a blank cell (in a typed table a blank is not a zero) or on a
+    count of units or conversions that is not whole."""
+    for column in values:
+        text = table[column].astype("string").str.strip().fillna("")
+        count = pd.to_numeric(text.str.replace(r"[$,%\s]", "", regex=True),
+                              errors="coerce")  # fmt: skip
+        is_count = column in ("n", "conversions")
+        partial = count.notna() & (count % 1 != 0) & is_count
+        for bad, fix in (
+            (text == "", "fill in the cell (write 0 when there were none)"),
+            (partial, "write the count as a whole number"),
+        ):
+            if bad.any():
+                row = int(np.flatnonzero(bad.to_numpy())[0])
+                raise HeardInputError(
+                    path, row=row + 2, column=column,
+                    expected="a whole number" if is_count else "a number",
+                    found=text.iloc[row] or "a blank cell", fix=fix,
+                )  # fmt: skip
 
 
 # Klaviyo and ad-platform headers, matched case-insensitively (FORMATS.md 3).

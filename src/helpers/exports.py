@@ -42,7 +42,7 @@ import polars as pl
 
 from helpers import phones, privacy
 from helpers.errors import HeardInputError
-from helpers.files import open_raw
+from helpers.files import open_raw, require_workbook
 from helpers.schemas import CHECKOUTS, CUSTOMERS, LINES, ORDERS, validate
 from helpers.study import Study, check_month
 
@@ -521,7 +521,9 @@ class StoreExports:
         ``file``, ``row`` (header = 1), ``column``, ``reason``; no raw values.
     read_log : DataFrame
         One row per file: ``file``, ``platform``, ``kind``, ``layout``,
-        ``encoding``, ``delimiter``, ``n_rows``, ``n_rejected``.
+        ``encoding``, ``delimiter``, ``decimal`` (the decimal mark),
+        ``dates`` (``ISO``, ``day first``, ``month first`` or the declared
+        ``date_format``), ``n_rows``, ``n_rejected``.
     """
 
     orders: pd.DataFrame
@@ -612,6 +614,13 @@ def detect_encoding(sample: bytes, path: Path) -> str:
     """Return ``utf-8-sig``, ``utf-8`` or ``cp1252`` for a file's first bytes."""
     if sample.startswith(codecs.BOM_UTF8):
         return "utf-8-sig"
+    if b"\x00" in sample:
+        # UTF-16 (Excel's 'Unicode Text') would read as cp1252 full of NULs.
+        raise HeardInputError(
+            path, row=1, expected="text in UTF-8 or Windows-1252 (cp1252)",
+            found="UTF-16 text or binary data (NUL bytes)",
+            fix="save the file as 'CSV UTF-8' (Excel: File > Save As)",
+        )  # fmt: skip
     try:
         codecs.getincrementaldecoder("utf-8")().decode(sample, final=False)
         return "utf-8"
@@ -798,13 +807,19 @@ NAIVE_FORMATS = (
 SLASH_TIMES = ("%H:%M:%S", "%H:%M", "")
 # Dates such as 03/04/2026 or 3.4.26: month or day first cannot be told apart.
 SLASH_DATE = r"^\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}"
-DECIMAL_COMMA = r"^[-+]?\d+,\d{1,2}$"
+DECIMAL_COMMA = r"^[-+]?[\s$£€]*(\d+|\d{1,3}(\.\d{3})+),\d{1,2}[\s$£€]*$"
+DOT_THOUSANDS = r"^[-+]?[0-9]{1,3}([.][0-9]{3})+(,[0-9]*)?$"
 NUMBER_PATTERN = r"^[-+]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][-+]?[0-9]+)?$"
 THOUSANDS_PATTERN = r"^[-+]?[0-9]{1,3}(,[0-9]{3})+([.][0-9]+)?$"
 TRUE_WORDS = ["yes", "true", "1", "y", "subscribed"]
 FALSE_WORDS = ["no", "false", "0", "n", "unsubscribed", "not_subscribed", "pending"]
 AMOUNT_FIELDS = ("total", "subtotal", "refunded_amount", "price", "quantity")
 DATE_SAMPLE = 2_000
+DATE_ORDERS = {True: "day first", False: "month first", None: "ISO"}
+# Order statuses that record no purchase: cancelled, a payment that failed
+# (WooCommerce) or was voided (Shopify), a draft of the block checkout.
+NOT_PURCHASED = ["cancelled", "canceled", "wc-cancelled", "failed", "wc-failed",
+                 "voided", "checkout-draft"]  # fmt: skip
 
 
 def read_source(fmt: FileFormat, selected: list, *, workdir: Path):
@@ -918,14 +933,19 @@ def parse_numbers(text: pl.Series, *, decimal: str) -> pl.Series:
 def _parse_numbers_slowly(text: pl.Series, *, decimal: str) -> pl.Series:
     clean = text.str.replace_all(r"[\s$£€]", "")
     if decimal == ",":
-        clean = clean.str.replace_all(".", "", literal=True)
+        # Only dots grouping thousands go: '25.00' (Shopify's own) is not 2500.
+        grouped = clean.str.contains(DOT_THOUSANDS).fill_null(False)
+        clean = clean.zip_with(~grouped, clean.str.replace_all(".", "", literal=True))
         clean = clean.str.replace(",", ".", literal=True)
     else:
         thousands = clean.str.contains(THOUSANDS_PATTERN).fill_null(False)
         clean = clean.zip_with(~thousands, clean.str.replace_all(",", "", literal=True))
-    number = clean.str.contains(NUMBER_PATTERN).fill_null(False)
-    return clean.cast(pl.Float64, strict=False).zip_with(
-        number, pl.Series([None], dtype=pl.Float64).extend_constant(None, len(text) - 1)
+    values = clean.cast(pl.Float64, strict=False)
+    # '1e400' matches the pattern but overflows to inf: no amount is infinite.
+    number = clean.str.contains(NUMBER_PATTERN) & values.is_finite()
+    return values.zip_with(
+        number.fill_null(False),
+        pl.Series([None], dtype=pl.Float64).extend_constant(None, len(text) - 1),
     )
 
 
@@ -1013,7 +1033,7 @@ def type_rows(text: pl.DataFrame, *, options: dict, timezone: str) -> pl.DataFra
             col("cancelled_at").is_not_null()
             | col("financial_status")
             .str.to_lowercase()
-            .is_in(["cancelled", "wc-cancelled"])
+            .is_in(NOT_PURCHASED)
             .fill_null(False)
         ).alias("is_cancelled"),
         col("email").str.to_lowercase(),
@@ -1065,7 +1085,7 @@ def check_declared_formats(typed: pl.DataFrame, columns: dict, fmt, options) -> 
     if options.get("dayfirst") is None and not options.get("date_format"):
         checks.append(
             ("created_at", SLASH_DATE, "dates as YYYY-MM-DD",
-             "exports.dayfirst: true (or false), or exports.date_format")
+             _date_order_hint(typed["created_at_text"]))
         )  # fmt: skip
     for name, pattern, expected, setting in checks:
         found = typed.filter(pl.col(f"{name}_text").str.contains(pattern)).head(1)
@@ -1075,6 +1095,22 @@ def check_declared_formats(typed: pl.DataFrame, columns: dict, fmt, options) -> 
                 expected=expected, found=found[f"{name}_text"][0],
                 fix=f"declare the file's convention in study.yml ({setting})",
             )  # fmt: skip
+
+
+def _date_order_hint(dates: pl.Series) -> str:
+    """Return the setting to declare, naming a date that shows the order (13/04
+    can only be day first, 04/13 only month first); never applied unasked."""
+    parts = dates.str.extract_groups(r"^(\d{1,2})[/.-](\d{1,2})[/.-]")
+    first, second = (parts.struct.field(f).cast(pl.Int32) for f in ("1", "2"))
+    for clue, order, value in ((first > 12, "day first", "true"),
+                               (second > 12, "month first", "false")):  # fmt: skip
+        shown = dates.filter(clue.fill_null(False))
+        if len(shown):
+            return (
+                f"exports.dayfirst: {value}; the file's dates look {order}, "
+                f"e.g. {shown[0]}"
+            )
+    return "exports.dayfirst: true (or false), or exports.date_format"
 
 
 def find_rejected(typed: pl.DataFrame, columns: dict, *, kind: str, limits: dict):
@@ -1100,6 +1136,12 @@ def find_rejected(typed: pl.DataFrame, columns: dict, *, kind: str, limits: dict
     else:
         checks = [
             ("order_id", col("order_id").is_null(), "missing order id"),
+            # 3.187E+13: a spreadsheet's rounding gives many checkouts one id.
+            (
+                "order_id",
+                col("order_id").str.contains(phones.SCIENTIFIC),
+                "id damaged by a spreadsheet (scientific notation)",
+            ),
             (
                 "created_at",
                 col("created_at").is_null() & col("created_at_text").is_null(),
@@ -1257,7 +1299,9 @@ def read_export(path: Path, *, config: dict, as_of=None) -> ExportFile:
     entry = {
         "file": path.name, "platform": layout.platform, "kind": layout.kind,
         "layout": layout.name, "encoding": fmt.encoding,
-        "delimiter": fmt.delimiter, "n_rows": len(typed),
+        "delimiter": fmt.delimiter, "decimal": options.get("decimal", "."),
+        "dates": options.get("date_format") or DATE_ORDERS[options.get("dayfirst")],
+        "n_rows": len(typed),
         "n_rejected": int(rejected["row"].nunique()),
     }  # fmt: skip
     return ExportFile(layout.kind, tables, rejected[REJECTED_COLUMNS], entry)
@@ -1290,6 +1334,7 @@ def _read_options(config: dict) -> dict:
 def _sniff_any(path: Path, options: dict) -> FileFormat:
     """Return the format of a CSV, or the header of an XLSX's first sheet."""
     if path.suffix.lower() == ".xlsx":
+        require_workbook(path)
         header = pd.read_excel(path, nrows=0, dtype=str, engine="openpyxl").columns
         return FileFormat(path, "xlsx", "", tuple(map(str, header)))
     return sniff_file(
@@ -1316,11 +1361,16 @@ def _date_limits(config: dict, as_of) -> dict:
 
 def _warn_rejected(path: Path, rejected: pd.DataFrame, n_rows: int) -> None:
     if len(rejected):
-        reasons = rejected["reason"].value_counts()
+        # Each reason with its count and first rows, so a person can look.
+        by_reason = rejected.groupby("reason", sort=False)["row"]
+        reasons = [
+            f"{len(rows)} × {reason} (row{'s' if len(rows) > 1 else ''} "
+            f"{', '.join(map(str, rows[:3]))}{', …' if len(rows) > 3 else ''})"
+            for reason, rows in ((r, list(g)) for r, g in by_reason)
+        ]
         log.warning(
-            "%s: %d of %d rows rejected and kept with their reasons (%s)",
-            path.name, rejected["row"].nunique(), n_rows,
-            "; ".join(f"{count} × {reason}" for reason, count in reasons.items()),
+            "%s: %d of %d rows rejected and kept with their reasons: %s",
+            path.name, rejected["row"].nunique(), n_rows, "; ".join(reasons),
         )  # fmt: skip
 
 
@@ -1446,7 +1496,23 @@ def gather_candidates(
         [f.reindex(columns=CANDIDATE_COLUMNS) for f in frames], ignore_index=True
     )
     candidates["email"] = normalise_emails(candidates["email"])
+    candidates["customer_id"] = _usable_ids(candidates["customer_id"])
     return candidates, positions
+
+
+def _usable_ids(ids: pd.Series) -> pd.Series:
+    """Return platform customer ids, None where a spreadsheet damaged them: one
+    id shown as 7.00001E+12 stands for many customers, who must not merge."""
+    text = ids.astype("string")
+    damaged = text.str.match(phones.SCIENTIFIC) | text.str.match(phones.FLOAT_LIKE)
+    damaged = damaged.fillna(False).astype(bool)
+    if damaged.any():
+        log.warning(
+            "%d customer ids were damaged by a spreadsheet (such as %s) and are "
+            "not used to match customers; export the file again and do not save "
+            "it from Excel", damaged.sum(), text[damaged].iloc[0],
+        )  # fmt: skip
+    return ids.where(~damaged, None)
 
 
 def _identities(table: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
@@ -1549,6 +1615,7 @@ def build_customers(
     """
     component = link_candidates(candidates)
     frame = candidates.assign(component=component)
+    _warn_shared_identities(frame)
     frame["source_rank"] = frame["source"].map({"customers": 0, "orders": 1,
                                                  "checkouts": 2})  # fmt: skip
 
@@ -1576,6 +1643,25 @@ def build_customers(
         customers["customer_key"].reindex(component).to_numpy(), index=frame.index
     )
     return customers.reset_index(drop=True)[CUSTOMER_COLUMNS], keys
+
+
+SHARED_PHONE_EMAILS = 3  # e-mails one customer may gather before a warning
+
+
+def _warn_shared_identities(frame: pd.DataFrame) -> None:
+    """Warn when one phone or customer id joins several e-mail addresses: a
+    household, or the store's own number typed on counter sales, whose orders
+    then count as one customer's."""
+    emails = frame.groupby("component")["email"].nunique()
+    shared = emails[emails >= SHARED_PHONE_EMAILS]
+    if len(shared):
+        log.warning(
+            "%d customer(s) each merge %d or more e-mail addresses (at most %d) "
+            "through one phone or customer id, perhaps the store's own number; "
+            "their orders count as one customer's: check n_merged in "
+            "customers_customer.parquet",
+            len(shared), SHARED_PHONE_EMAILS, int(shared.max()),
+        )  # fmt: skip
 
 
 def _keys(customers: pd.DataFrame) -> pd.Series:
@@ -1747,15 +1833,31 @@ def _raw_do_not_call(study: Study) -> pd.DataFrame:
         )  # fmt: skip
     region = (study.config.get("study") or {}).get("default_country")
     phone = listed.get("phone", pd.Series(None, index=listed.index, dtype=object))
-    numbers = phones.normalise_phones(
-        phone, pd.Series(region, index=listed.index), keep="possible"
-    )
+    regions = pd.Series(region, index=listed.index, dtype=object)
+    if "country" in listed:
+        regions = country_codes(listed["country"].replace("", None)).fillna(region)
+    numbers = phones.normalise_phones(phone, regions, keep="possible")
+    _refuse_unmatched(path, phone, numbers["phone_e164"], region)
     email = normalise_emails(listed.get("email", pd.Series(None, index=listed.index)))
     identity = email.fillna(numbers["phone_e164"])
     return pd.DataFrame({
         "phone_e164": numbers["phone_e164"], "email": email,
         "customer_key": privacy.customer_keys(identity.tolist()),
     })  # fmt: skip
+
+
+def _refuse_unmatched(path: Path, phone: pd.Series, e164: pd.Series, region) -> None:
+    """Raise when a listed phone gives no E.164: it could keep no one off a list."""
+    unread = (phone.fillna("").astype(str).str.strip() != "") & e164.isna()
+    if unread.any():
+        first = int(np.flatnonzero(unread.to_numpy())[0])
+        raise HeardInputError(
+            path, row=first + 2, column="phone",
+            expected=f"a phone number readable in E.164 (default country {region})",
+            found=f"{phone.iloc[first]} ({int(unread.sum())} such row(s))",
+            fix="write the number with its country code (+44 7700 900123), or add "
+            "a 'country' column; an unread number would be called",
+        )  # fmt: skip
 
 
 def load_store_exports(study: Study, month: str, *, as_of=None) -> StoreExports:
@@ -1912,6 +2014,13 @@ def _customers_and_keys(study, month, customer_rows, orders, checkouts):
     known = candidates[identified].join(numbers)
     do_not_call = load_do_not_call(study, before=month)
     customers, keys = build_customers(known, config=config, do_not_call=do_not_call)
+    damaged = int((customers["phone_status"] == "damaged").sum())
+    if damaged:
+        log.warning(
+            "%d customer(s) have only a phone number a spreadsheet damaged "
+            "(1.20256E+10, or 12025550111.0) and cannot be called; export the "
+            "file again and do not save it from Excel", damaged,
+        )  # fmt: skip
 
     # Each order or checkout gets the key of its identity's customer.
     all_keys = np.full(len(candidates), None, dtype=object)

@@ -85,13 +85,38 @@ def neutralise_formula(value: object) -> object:
 
 
 def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
-    """Return a copy of `frame` with every text cell passed through
-    :func:`neutralise_formula`."""
+    """Return a copy of `frame` with every text cell, and every column name,
+    passed through :func:`neutralise_formula` (a name can come from the data:
+    a code, an arm, a product)."""
     safe = frame.copy()
+    safe.columns = [neutralise_formula(column) for column in safe.columns]
     for column in safe.columns:
         if safe[column].dtype == object or pd.api.types.is_string_dtype(safe[column]):
             safe[column] = safe[column].map(neutralise_formula)
     return safe
+
+
+def require_workbook(path: Path) -> None:
+    """Raise when an ``.xlsx`` file is not a workbook (empty, or a renamed CSV).
+
+    Raises
+    ------
+    HeardInputError
+        Naming the file, what it is instead and how to save it.
+    """
+    import zipfile
+
+    from helpers.errors import HeardInputError
+
+    if not zipfile.is_zipfile(path):
+        raise HeardInputError(
+            path,
+            expected="an Excel workbook (.xlsx)",
+            found="an empty file" if Path(path).stat().st_size == 0
+            else "another kind of file",
+            fix="save it from Excel or LibreOffice as .xlsx (a CSV needs the .csv "
+            "extension)",
+        )  # fmt: skip
 
 
 def open_raw(path: Path, mode: str = "rb"):
@@ -158,8 +183,9 @@ def _write_workbook(frame, path, sheet, dropdowns, column_widths) -> None:
     for index, (column, values) in enumerate(dropdowns.items(), start=1):
         letter = get_column_letter(index)
         for position, value in enumerate(values, start=1):
-            lists.cell(row=position, column=index, value=value)
-        target_letter = get_column_letter(list(frame.columns).index(column) + 1)
+            lists.cell(row=position, column=index, value=neutralise_formula(value))
+        target = list(frame.columns).index(neutralise_formula(column))
+        target_letter = get_column_letter(target + 1)
         validation = DataValidation(
             type="list",
             formula1=f"=lists!${letter}$1:${letter}${max(len(values), 1)}",
@@ -174,6 +200,7 @@ def _write_workbook(frame, path, sheet, dropdowns, column_widths) -> None:
         lists.sheet_state = "hidden"
 
     for column, width in (column_widths or {}).items():
-        letter = get_column_letter(list(frame.columns).index(column) + 1)
+        position = list(frame.columns).index(neutralise_formula(column))
+        letter = get_column_letter(position + 1)
         worksheet.column_dimensions[letter].width = width
     workbook.save(path)

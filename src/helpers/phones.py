@@ -43,6 +43,8 @@ FLOAT_LIKE = r"^\+?\d+\.0+$"
 EXTENSION = (
     r"(?i)^(?P<main>.*?)(?:\s*(?:ext\.?|extension|ext:|x|#)\s*(?P<ext>\d{1,7}))?$"
 )
+# A tel: URI (RFC 3966), as some CRMs and web forms write numbers.
+TEL_URI = r"(?i)^\s*tel:"
 UNKNOWN_ZONE = "Etc/Unknown"
 COLUMNS = [
     "phone_e164",
@@ -169,6 +171,11 @@ def _parse_distinct(texts: pd.Series, regions: pd.Series) -> pd.DataFrame:
     """Parse distinct (text, region) pairs; reduce to digits before parsing."""
     # Flag spreadsheet damage; split the extension off; keep '+' and digits.
     text = pl.Series(texts.tolist(), dtype=pl.String)
+    # A tel: URI would lose its '+' with the other non-digits: read it first.
+    uri = text.str.contains(TEL_URI).fill_null(False)
+    if uri.any():
+        read = [_from_tel_uri(t) for t in text.filter(uri)]
+        text = text.scatter(uri.arg_true(), read)
     parts = text.str.extract_groups(EXTENSION)
     main = parts.struct.field("main")
     frame_pl = pl.DataFrame({
@@ -211,6 +218,20 @@ def _parse_distinct(texts: pd.Series, regions: pd.Series) -> pd.DataFrame:
     extensions = extensions.where(present & ~damaged)
     frame["phone_extension"] = extensions.where(extensions.notna(), None)
     return frame
+
+
+def _from_tel_uri(uri: str) -> str:
+    """Return a tel: URI (RFC 3966) as ``+digits ext N``, read by phonenumbers.
+
+    Its ``+`` (or ``phone-context``) and ``;ext=`` survive; a URI phonenumbers
+    cannot read without a region keeps its number part for the customer's region.
+    """
+    try:
+        number = phonenumbers.parse(uri, None)
+    except phonenumbers.NumberParseException:
+        return uri[4:].split(";", 1)[0]
+    e164 = phonenumbers.format_number(number, PhoneNumberFormat.E164)
+    return f"{e164} ext {number.extension}" if number.extension else e164
 
 
 @lru_cache(maxsize=200_000)

@@ -16,6 +16,7 @@ import re
 import secrets
 from pathlib import Path
 
+from helpers.errors import HeardInputError
 from helpers.study import find_project_root
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,14 @@ def key_path() -> Path:
 
 
 def load_key() -> bytes:
-    """Return the pseudonymisation key, creating it (mode 600) on first use."""
+    """Return the pseudonymisation key, creating it (mode 600) on first use.
+
+    Raises
+    ------
+    HeardInputError
+        When the key file is empty, cut short or not hex: an empty or short key
+        would make every customer key computable from an e-mail address.
+    """
     path = key_path()
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -43,7 +51,18 @@ def load_key() -> bytes:
         with os.fdopen(descriptor, "w") as handle:
             handle.write(secrets.token_hex(KEY_BYTES))
         log.info("created a new pseudonymisation key at %s", path)
-    return bytes.fromhex(path.read_text().strip())
+    text = path.read_text(encoding="ascii", errors="replace").strip()
+    if not re.fullmatch(f"[0-9a-fA-F]{{{2 * KEY_BYTES}}}", text):
+        raise HeardInputError(
+            path,
+            expected=f"a pseudonymisation key of {2 * KEY_BYTES} hex digits",
+            found=f"{len(text)} characters"
+            + ("" if re.fullmatch("[0-9a-fA-F]*", text) else ", not all hex"),
+            fix="restore the key from your backup (a new key changes every "
+            "customer_key, so earlier months no longer match); delete the file "
+            "only when starting a study afresh",
+        )
+    return bytes.fromhex(text)
 
 
 def customer_key(identity: str, *, key: bytes | None = None) -> str:
@@ -111,16 +130,17 @@ def scan_for_pii(paths) -> list[dict]:
     Parameters
     ----------
     paths : iterable of Path
-        Processed outputs or rendered reports: Parquet, CSV and XLSX tables (text
-        columns, except identifier columns ending in ``_id`` and
-        ``customer_key``), JSON, Markdown, HTML (tags removed), Typst, text and
-        PDF (text extracted with pypdf). Other suffixes are skipped.
+        Processed outputs or rendered reports: Parquet, CSV and XLSX tables
+        (every sheet; column names and text columns, identifier columns ending
+        in ``_id`` and ``customer_key`` for e-mails only), JSON, Markdown, HTML
+        (tags removed), Typst, text and PDF (text extracted with pypdf). Other
+        suffixes, and empty files, are skipped.
 
     Returns
     -------
     list of dict
-        One per match: ``file``, ``where`` (``column <name>`` for tables, else
-        ``text``) and ``found`` (the matched text).
+        One per match: ``file``, ``where`` (``column <name>`` or ``header``
+        for tables, else ``text``) and ``found`` (the matched text).
 
     Notes
     -----
@@ -145,20 +165,11 @@ def scan_for_pii(paths) -> list[dict]:
 
 def _scanned_texts(path: Path):
     """Yield ``(where, text)`` pieces of one file for :func:`scan_for_pii`."""
-    import pandas as pd
 
     suffix = path.suffix.lower()
     if suffix in (".parquet", ".csv", ".xlsx"):
-        readers = {".parquet": pd.read_parquet, ".xlsx": pd.read_excel}
-        table = readers.get(suffix, lambda p: pd.read_csv(p, dtype=str))(path)
-        for column in table.columns:
-            name = str(column)
-            if name.endswith("_id") or name == "customer_key":
-                continue
-            values = table[column].dropna()
-            if len(values) and not pd.api.types.is_numeric_dtype(values):
-                # A separator no phone number spans, so cells are never joined.
-                yield f"column {name}", "\n|\n".join(map(str, values.unique()))
+        for table in _tables(path):
+            yield from _table_texts(table)
     elif suffix == ".pdf":
         from pypdf import PdfReader
 
@@ -168,6 +179,44 @@ def _scanned_texts(path: Path):
         text = path.read_text(encoding="utf-8", errors="replace")
         # A tag ends a line, so neighbouring table cells never join into one number.
         yield "text", re.sub(r"<[^>]+>", "\n", text) if suffix == ".html" else text
+
+
+def _tables(path: Path) -> list:
+    """Return a table file's tables: every sheet of a workbook; none when empty."""
+    import pandas as pd
+
+    suffix = path.suffix.lower()
+    if path.stat().st_size == 0:
+        return []
+    if suffix == ".parquet":
+        return [pd.read_parquet(path)]
+    if suffix == ".xlsx":
+        return list(pd.read_excel(path, sheet_name=None, dtype=str).values())
+    try:
+        return [pd.read_csv(path, dtype=str)]
+    except pd.errors.EmptyDataError:
+        return []
+
+
+def _table_texts(table):
+    """Yield ``(where, text)`` for a table's column names and text columns.
+
+    Identifier columns (``*_id``, ``customer_key``) hold long digit runs that
+    look like phone numbers, so only e-mail addresses are looked for in them.
+    """
+    import pandas as pd
+
+    yield "header", "\n|\n".join(map(str, table.columns))
+    for column in table.columns:
+        name = str(column)
+        values = table[column].dropna()
+        if not len(values) or pd.api.types.is_numeric_dtype(values):
+            continue
+        # A separator no phone number spans, so cells are never joined.
+        text = "\n|\n".join(map(str, values.unique()))
+        if name.endswith("_id") or name == "customer_key":
+            text = "\n".join(EMAIL_PATTERN.findall(text))
+        yield f"column {name}", text
 
 
 def customer_keys(identities, *, key: bytes | None = None) -> list[str | None]:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from helpers.checks import ensure_checked, remember_checked
 from helpers.errors import HeardInputError
+from helpers.files import save_text
 from helpers.study import check_month, find_project_root, load_study
 
 log = logging.getLogger(__name__)
@@ -283,7 +284,7 @@ def checks_passed(folder: Path, study: str, month: str, *, root: Path) -> bool:
 def record_checks_passed(folder: Path, study: str, month: str, *, root: Path) -> None:
     """Remember that the inputs, as they stand after a complete run, passed."""
     payload = {"digest": checks_digest(study, month, root=root)}
-    (folder / "checks.json").write_text(json.dumps(payload), encoding="utf-8")
+    save_text(json.dumps(payload), folder / "checks.json")
 
 
 def fingerprint_files(folder: Path, *, content: bool = False) -> dict[str, list]:
@@ -466,7 +467,7 @@ def execute_stage(
         "outputs": outputs,
     }
     os.replace(scratch, target)
-    (target.with_suffix(".json")).write_text(json.dumps(manifest, indent=1), "utf-8")
+    save_text(json.dumps(manifest, indent=1), target.with_suffix(".json"))
     log.info("executed %s: %d processed files written", stage.source, len(outputs))
     return target
 
