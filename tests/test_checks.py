@@ -281,7 +281,7 @@ def test_a_logged_attempt_no_log_holds_any_more_is_kept_with_a_warning(caplog):
     incoming = attempts([("c_1", "2026-11-05 15:30", "connected", 2)])
     merged, conflicts = merge_attempts(logged, incoming)
     assert len(merged) == 2 and conflicts.empty
-    assert "1 attempts logged by an earlier run are in no call log now" in caplog.text
+    assert "1 attempts already logged are no longer in the raw call logs" in caplog.text
 
 
 def codings(rows: list[tuple]) -> pd.DataFrame:

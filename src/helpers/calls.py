@@ -1019,24 +1019,6 @@ def read_phone_book(study: Study, month: str) -> dict[str, str]:
     return book
 
 
-def _warn_vanished(logged: pd.DataFrame | None, incoming: pd.DataFrame) -> None:
-    """Warn about logged attempts no raw log holds any more: a time corrected
-    in the log makes a second attempt of the first, and both are counted."""
-    if logged is None or logged.empty:
-        return
-    found = logged[MERGE_KEY].merge(
-        incoming[MERGE_KEY].drop_duplicates(), how="left", indicator=True
-    )
-    vanished = int((found["_merge"] == "left_only").sum())
-    if vanished:
-        log.warning(
-            "%d attempts logged by an earlier run are in no call log now (a time "
-            "corrected, or a row deleted?); they are kept and counted: to drop "
-            "them, delete attempts_attempt.parquet and run the step again",
-            vanished,
-        )
-
-
 def merge_attempts(
     logged: pd.DataFrame | None, incoming: pd.DataFrame
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -1106,7 +1088,6 @@ def merge_attempts(
             "logged ones (see attempt-conflicts_attempt.parquet)",
             len(conflicts),
         )
-    _warn_vanished(logged, incoming)
     conflict_columns = [*MERGE_KEY, "column", "logged", "incoming", "source_file"]
     return merged, pd.DataFrame(conflicts, columns=[*conflict_columns, "source_row"])
 
