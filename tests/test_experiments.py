@@ -265,10 +265,10 @@ def test_hillstrom_aov_matches_gbstats_ratio_with_customer_as_unit(hillstrom):
     found = row(analysis["results"], "aov", "mens")
     assert found["estimate"] == pytest.approx(mens.mean, rel=1e-9)
     assert found["abs_lift"] == pytest.approx(theirs.expected, rel=1e-9)
-    # gbstats uses a t reference with Welch df (about 340 here); ours is normal.
-    assert found["abs_ci_high"] - found["abs_lift"] == pytest.approx(
-        theirs.ci[1] - theirs.expected, rel=0.01
-    )
+    # Both use Welch's t on the delta-method variances (about 340 df here).
+    assert found["abs_ci_low"] == pytest.approx(theirs.ci[0], rel=1e-9)
+    assert found["abs_ci_high"] == pytest.approx(theirs.ci[1], rel=1e-9)
+    assert found["p_value"] == pytest.approx(theirs.p_value, rel=1e-9)
 
 
 def test_hillstrom_holm_family_is_arms_times_metrics(hillstrom):
@@ -377,6 +377,85 @@ def test_fb_ads_roas_standard_error_matches_a_campaign_bootstrap(fb_ads):
     assert se == pytest.approx(boot.std(ddof=1), rel=0.12)
 
 
+def test_fb_ads_roas_lift_matches_gbstats_with_campaigns_as_units(fb_ads):
+    gb_statistics = pytest.importorskip("gbstats.models.statistics")
+    gb_tests = pytest.importorskip("gbstats.frequentist.tests")
+    analysis, raw = fb_ads
+    campaigns = raw.groupby(["xyz_campaign_id", "fb_campaign_id"]).sum(
+        numeric_only=True
+    )
+
+    def roas_statistic(label):
+        arm = campaigns.loc[label]
+        revenue, spend = 100 * arm["Approved_Conversion"], arm["Spent"]
+        return gb_statistics.RatioStatistic(
+            n=len(arm),
+            m_statistic=gb_statistics.SampleMeanStatistic(
+                n=len(arm), sum=revenue.sum(), sum_squares=(revenue**2).sum()
+            ),
+            d_statistic=gb_statistics.SampleMeanStatistic(
+                n=len(arm), sum=spend.sum(), sum_squares=(spend**2).sum()
+            ),
+            m_d_sum_of_products=(revenue * spend).sum(),
+        )
+
+    control = roas_statistic(916)
+    for label, variant in [(936, "c936"), (1178, "c1178")]:
+        treated = roas_statistic(label)
+        config = gb_tests.FrequentistConfig(difference_type="absolute")
+        theirs = gb_tests.TwoSidedTTest(control, treated, config).compute_result()
+        relative = gb_tests.TwoSidedTTest(control, treated).compute_result()
+        found = row(analysis["results"], "roas", variant)
+        assert found["abs_lift"] == pytest.approx(theirs.expected, rel=1e-9)
+        assert found["abs_ci_low"] == pytest.approx(theirs.ci[0], rel=1e-9)
+        assert found["abs_ci_high"] == pytest.approx(theirs.ci[1], rel=1e-9)
+        assert found["p_value"] == pytest.approx(theirs.p_value, rel=1e-9)
+        assert found["rel_lift"] == pytest.approx(relative.expected, rel=1e-9)
+        # Ours is on the log scale: asymmetric, but around the same lift.
+        assert found["rel_ci_low"] < relative.expected < found["rel_ci_high"]
+
+
+def test_fb_ads_read_as_an_ad_platform_export_gives_the_same_arms(fb_ads, tmp_path):
+    # The Kaggle file is an anonymised Facebook ads export with its own column
+    # names: read through the ad-export path, mapped, it must give the same sums.
+    analysis, _ = fb_ads
+    definition = ex.load_experiment(
+        write_experiment(
+            tmp_path / "fb-meta",
+            two_arm_definition(
+                name="fb-meta",
+                variants=[
+                    {"id": "control", "name": "916"},
+                    {"id": "c936", "name": "936"},
+                    {"id": "c1178", "name": "1178"},
+                ],
+                split={"control": 0.05, "c936": 0.4, "c1178": 0.55},
+                primary_metric="roas",
+                secondary_metrics=["ctr"],
+                results={
+                    "file": str(FB_ADS),
+                    "kind": "meta_ads",
+                    "variant_column": "xyz_campaign_id",
+                    "unit_column": "fb_campaign_id",
+                    "variant_map": {"916": "control", "936": "c936", "1178": "c1178"},
+                    "column_map": {
+                        "spend": "Spent",
+                        "clicks": "Clicks",
+                        "orders": "Approved_Conversion",
+                    },
+                    "value_per_conversion": 100,
+                },
+            ),
+            None,
+        ),
+        defaults=SETTINGS,
+    )
+    arms = ex.read_results(definition)[0].set_index("variant")
+    expected = analysis["arms"].set_index("variant")
+    for column in ("n", "spend", "impressions", "clicks", "revenue", "revenue_x_spend"):
+        np.testing.assert_allclose(arms[column], expected[column], rtol=1e-12)
+
+
 def test_fb_ads_planned_split_mismatch_is_flagged(fb_ads):
     analysis, _ = fb_ads
     checks = analysis["checks"].set_index("check")
@@ -466,6 +545,21 @@ def test_arm_table_tests_match_hand_computation():
     unsub = row(analysis["results"], "unsubscribe_rate", "free-returns")
     assert unsub["role"] == "guardrail"
     assert unsub["estimate"] == pytest.approx(38 / 20100)
+
+
+def test_chance_to_beat_control_on_a_guardrail_is_the_chance_of_fewer_unsubscribes():
+    from scipy import integrate
+
+    # 38 of 20,100 unsubscribed against 40 of 20,000: beating control means a
+    # lower rate, P(p_arm < p_control) under Beta(1 + k, 1 + n - k) posteriors.
+    analysis = analyse(FIXTURES / "arms-basic" / "experiment.yml")
+    control, arm = stats.beta(41, 19961), stats.beta(39, 20063)
+    lower, _ = integrate.quad(
+        lambda x: arm.pdf(x) * control.sf(x), 0, 1, points=[0.002], limit=500
+    )
+    found = row(analysis["results"], "unsubscribe_rate", "free-returns")
+    assert lower > 0.5
+    assert found["chance_to_beat_control"] == pytest.approx(lower, abs=1e-4)
 
 
 def test_klaviyo_export_gives_proportions_but_not_revenue_variance():

@@ -382,9 +382,9 @@ def describe_arms(arms: pd.DataFrame, definition: dict) -> pd.DataFrame:
     Notes
     -----
     Proportion intervals are Wilson's; at zero successes Clopper-Pearson (exact),
-    whose upper bound is the most the data allow. Means use a t interval with
-    n - 1 degrees of freedom, ratios a normal interval on the delta-method
-    standard error. Everything runs on numpy arrays, one block per metric.
+    whose upper bound is the most the data allow. Means and ratios use a t
+    interval with n - 1 degrees of freedom on the standard error (for ratios the
+    delta-method one). Everything runs on numpy arrays, one block per metric.
     """
     columns = {c: arms[c].to_numpy(dtype=float) for c in arms.columns if c != "variant"}
     table = describe_arrays(columns, arms["variant"].to_numpy(dtype=object), definition)
@@ -443,11 +443,12 @@ def _arm_intervals(table: dict, alpha: float) -> tuple[np.ndarray, np.ndarray]:
     """Return each arm's own interval: Wilson, exact at zero, t or normal."""
     from scipy import special
 
-    # Means and ratios: estimate plus or minus a t or normal multiple of its se.
+    # Means and ratios: estimate plus or minus a t multiple (n - 1 degrees of
+    # freedom) of its standard error.
     estimate, n = table["estimate"], table["n"]
-    is_mean = table["mode"] == "mean"
+    is_t = table["mode"] != "proportion"
     critical = np.full(len(n), special.ndtri(1 - alpha / 2))
-    critical[is_mean] = special.stdtrit(np.maximum(n[is_mean] - 1, 1), 1 - alpha / 2)
+    critical[is_t] = special.stdtrit(np.maximum(n[is_t] - 1, 1), 1 - alpha / 2)
     se = np.sqrt(table["variance"])
     low, high = estimate - critical * se, estimate + critical * se
 
@@ -685,7 +686,7 @@ def _degenerate_rows(values: pd.DataFrame, alpha: float) -> list[tuple]:
 TEST_NAMES = {
     "proportion": "two-proportion z-test (pooled); Newcombe hybrid score interval",
     "mean": "Welch's t from sufficient statistics",
-    "ratio": "delta method (unit cross-products), normal",
+    "ratio": "delta method (unit cross-products), Welch's t",
 }
 CORRECTION_NAMES = {"holm": "Holm", "fdr_bh": "Benjamini-Hochberg"}
 BAYES_MODELS = {
@@ -859,7 +860,9 @@ def _lift_columns(
     e0, v0, n0 = (
         table[c][control].astype(float) for c in ("estimate", "variance", "n")
     )
-    df = np.where(mode == "mean", es.welch_df(v0, n0, v1, n1), np.inf)
+    # Means and ratios: Welch-Satterthwaite degrees of freedom, so a ratio over a
+    # handful of campaigns gets a t interval, not an overconfident normal one.
+    df = np.where(mode != "proportion", es.welch_df(v0, n0, v1, n1), np.inf)
     result = es.compare_estimates(e0, v0, e1, v1, alpha=alpha, df=df)
     is_prop = mode == "proportion"
     if is_prop.any():
@@ -870,7 +873,7 @@ def _lift_columns(
         for key, column in props.items():
             result[key] = result[key].copy()
             result[key][is_prop] = column
-    result.update(es.relative_lift(e0, v0, e1, v1, alpha=alpha))
+    result.update(es.relative_lift(e0, v0, e1, v1, alpha=alpha, df=df))
     result.pop("rel_se_log")
     return result
 
@@ -903,7 +906,9 @@ def _flags(table: dict, arm, control, has_srm: bool, small: set) -> tuple:
 
 def _chance(table: dict, arm, control, lifts: dict) -> np.ndarray:
     """Return the chance to beat control: beta-binomial for proportions, normal
-    approximation for means and ratios."""
+    approximation for means and ratios. Beating control means doing better in
+    the metric's wanted direction, so for a lower-is-better metric (unsubscribe
+    rate) it is the chance of a lower value."""
     chance = es.chance_normal(lifts["abs_lift"], lifts["se"])
     is_prop = table["mode"][arm] == "proportion"
     if is_prop.any():
@@ -911,7 +916,8 @@ def _chance(table: dict, arm, control, lifts: dict) -> np.ndarray:
         chance[is_prop] = es.chance_beta_binomial(
             k[control][is_prop], n[control][is_prop], k[arm][is_prop], n[arm][is_prop]
         )
-    return chance
+    higher = table["higher_is_better"][arm].astype(bool)
+    return np.where(higher, chance, 1 - chance)
 
 
 def bootstrap_lifts(
