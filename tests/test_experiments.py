@@ -281,6 +281,14 @@ def test_hillstrom_holm_family_is_arms_times_metrics(hillstrom):
     assert len(family) == 2 * 4
     expected = multipletests(family["p_value"], method="holm")[1]
     np.testing.assert_allclose(family["p_adjusted"], expected, rtol=1e-12)
+    # The family is stated: in its own column and in every verdict.
+    assert family["n_family"].eq(8).all()
+    assert family["verdict"].str.contains("Holm correction across its 8 tested").all()
+    capped = results[
+        results["role"].eq("sensitivity") & results["variant"].ne("control")
+    ]
+    assert capped["n_family"].eq(0).all()
+    assert capped["verdict"].str.contains("uncorrected").all()
 
 
 def test_hillstrom_capping_shows_its_effect_on_the_estimate(hillstrom):
@@ -748,9 +756,10 @@ def test_verdict_after_correction_does_not_deny_an_interval_that_excludes_zero()
     # Raw p 0.03 (the shown 95% interval [+0.1, +1.9] excludes zero) but Holm's
     # adjusted p is 0.09: the verdict must not say the interval includes no change.
     definition = {"alpha": 0.05, "metrics": {"revenue_per_visitor": (0, 0, 0, True)}}
-    verdict = ex.write_verdicts(verdict_row(), definition).iloc[0]
+    verdict = ex.write_verdicts(verdict_row(n_family=3), definition).iloc[0]
     assert "interval includes no change" not in verdict
-    assert "not significant" in verdict and "after Holm correction" in verdict
+    assert "not significant" in verdict
+    assert "after Holm correction across its 3 tested comparisons" in verdict
     frame = verdict_row(correction="fdr_bh")
     assert (
         "after Benjamini-Hochberg correction"

@@ -714,6 +714,7 @@ RESULT_COLUMNS = [
     "p_adjusted",
     "test",
     "correction",
+    "n_family",
     "chance_to_beat_control",
     "bayes_model",
     "is_testable",
@@ -743,6 +744,7 @@ def compare_arms(
         ``n``, ``estimate``, ``ci_low``, ``ci_high``, ``abs_lift``,
         ``abs_ci_low``, ``abs_ci_high``, ``rel_lift``, ``rel_ci_low``,
         ``rel_ci_high``, ``p_value``, ``p_adjusted``, ``test``, ``correction``,
+        ``n_family`` (the comparisons corrected together; 0 outside the family),
         ``chance_to_beat_control``, ``bayes_model``, ``is_testable``, ``flags``.
 
     Notes
@@ -821,7 +823,7 @@ def compare_family(
         ``(arm_rows, columns)``: the positions of the non-control rows in
         `table`, and arrays over them: ``abs_lift``, ``abs_ci_low``,
         ``abs_ci_high``, ``se``, ``p_value``, ``rel_lift``, ``rel_ci_low``,
-        ``rel_ci_high``, ``p_adjusted``, ``chance_to_beat_control``,
+        ``rel_ci_high``, ``p_adjusted``, ``n_family``, ``chance_to_beat_control``,
         ``is_testable``, ``flags``.
     """
     alpha = float(definition["alpha"])
@@ -843,6 +845,7 @@ def compare_family(
     lifts["p_adjusted"][in_family] = es.adjust_p(
         lifts["p_value"][in_family], method=correction
     )
+    lifts["n_family"] = np.where(in_family, in_family.sum(), 0)
     chance = np.full(len(arm), np.nan)
     if definition.get("bayesian", True):
         chance = _chance(table, arm, control, lifts)
@@ -977,8 +980,9 @@ def bootstrap_lifts(
 def write_verdicts(results: pd.DataFrame, definition: dict) -> pd.Series:
     """Return one plain-language sentence per row of `results`.
 
-    A difference is called significant only together with its interval and the
-    correction used; a failed check leads the sentence.
+    A difference is called significant only together with its interval, the
+    correction used and the number of comparisons corrected together; a failed
+    check leads the sentence.
     """
     alpha = float(definition["alpha"])
     better = {m: spec[3] for m, spec in definition["metrics"].items()}
@@ -1017,8 +1021,7 @@ def _verdict_text(row, head: str, alpha: float, higher_is_better: bool) -> str:
     adjusted = ("adjusted p " if in_family else "uncorrected p ") + format_p_value(
         p_value
     )
-    method = CORRECTION_NAMES.get(row.correction, row.correction)
-    corrected = f"after {method} correction" if in_family else "uncorrected"
+    corrected = _correction_words(row) if in_family else "uncorrected"
     level = f"{1 - alpha:.0%}"
 
     # The interval shown is unadjusted; the p-value may be adjusted, and a pooled
@@ -1042,13 +1045,24 @@ def _verdict_text(row, head: str, alpha: float, higher_is_better: bool) -> str:
         return (
             f"{head}: {lift}; the unadjusted {level} interval excludes no change, "
             f"but the difference is not significant at alpha {alpha:g} {corrected} "
-            f"({adjusted}) across the family of comparisons, so treat it as "
-            "unconfirmed"
+            f"({adjusted}), so treat it as unconfirmed"
         )
+    stated = f"{adjusted} {corrected}" if in_family else adjusted
     return (
-        f"{head}: {lift}; the interval includes no change ({adjusted}), "
+        f"{head}: {lift}; the interval includes no change ({stated}), "
         "so these data cannot tell a real difference from noise"
     )
+
+
+def _correction_words(row) -> str:
+    """Return how the p-value was corrected, naming the family's size."""
+    method = CORRECTION_NAMES.get(row.correction, row.correction)
+    size = getattr(row, "n_family", np.nan)
+    if not np.isfinite(size):
+        return f"after {method} correction"
+    if size <= 1:
+        return "as the experiment's only tested comparison (nothing to correct)"
+    return f"after {method} correction across its {size:.0f} tested comparisons"
 
 
 def _why_untestable(flags: set, mode: str) -> str:
