@@ -674,6 +674,44 @@ def test_run_step_writes_results_and_summary(tmp_path):
         assert (month / f"experiment-{part}_arms-basic.parquet").exists()
 
 
+def test_a_planned_experiment_without_results_writes_its_plan_only(tmp_path):
+    # No results: entry yet: the step writes the plan (before any results
+    # exist) and the quote trace, and reports no lift.
+    raw = tmp_path / "raw" / "shop"
+    definition = yaml.safe_load(
+        (FIXTURES / "arms-basic" / "experiment.yml").read_text("utf-8")
+    )
+    definition.pop("results")
+    write_experiment(raw / "experiments" / "arms-basic", definition, None)
+    (raw / "study.yml").write_text(
+        "months:\n  '2026-11':\n    experiments: [arms-basic]\n", encoding="utf-8"
+    )
+    study = load_study(raw, root=tmp_path, processed_root=tmp_path / "processed")
+    summary = ex.run_experiments_step(study, "2026-11")
+
+    assert summary["experiments"] == []
+    planned = summary["planned"][0]
+    z = stats.norm.ppf(0.975) + stats.norm.ppf(0.8)
+    # Welch's t needs a little more than the normal formula 2 (z sd / mde)**2.
+    assert planned["n_per_arm"] == pytest.approx(2 * (z * 19.0 / 0.21) ** 2, rel=1e-3)
+    assert planned["days"] == np.ceil(planned["n_total"] / 4000)
+    month = tmp_path / "processed" / "2026-11"
+    assert pd.read_parquet(month / "experiment-results_arms-basic.parquet").empty
+    trace = pd.read_parquet(month / "experiment-trace_arms-basic.parquet")
+    assert trace["quote_id"].tolist() == ["q-2026-11-07-003", "q-2026-11-12-001"]
+    assert trace["rel_lift"].isna().all()
+    arms, units, info = ex.read_results(
+        ex.load_experiment(raw / "experiments" / "arms-basic" / "experiment.yml")
+    )
+    assert arms.empty and units is None and info["is_planned"]
+
+
+def test_a_named_results_file_that_is_missing_is_an_error_not_a_plan(tmp_path):
+    path = write_experiment(tmp_path / "missing", two_arm_definition(), None)
+    with pytest.raises(HeardInputError, match="leave results: out"):
+        analyse(path)
+
+
 def test_month_outputs_load_back_and_format_for_display(tmp_path):
     import shutil
 

@@ -52,6 +52,8 @@ def read_results(definition: dict) -> tuple[pd.DataFrame, pd.DataFrame | None, d
         for the bootstrap when the results are row-level and small enough
         (``bootstrap_max_units``), else None. ``info`` holds ``n_rows``,
         ``n_mixed_units`` (units seen in two arms, left out) and ``revenue_cap``.
+        A planned experiment (no ``results:`` entry) gives an empty ``arms``,
+        no units and ``info["is_planned"]``.
 
     Raises
     ------
@@ -60,13 +62,20 @@ def read_results(definition: dict) -> tuple[pd.DataFrame, pd.DataFrame | None, d
         numbers, or the arms found do not match the defined variants.
     """
     spec = definition["results"]
+    if spec is None:
+        # A planned experiment: nothing to read yet.
+        arms = pd.DataFrame(
+            {"variant": pd.Series(dtype=object), "n": pd.Series(dtype=float)}
+        )
+        return arms, None, {"is_planned": True}
     path = Path(definition["folder"]) / str(spec.get("file", ""))
     if not path.is_file():
         raise HeardInputError(
             path,
             expected="the results file named in results.file",
             found="nothing there",
-            fix="put the export beside experiment.yml or correct results.file",
+            fix="put the export beside experiment.yml or correct results.file; "
+            "leave results: out of experiment.yml while the test is only planned",
         )
     kind = spec["kind"]
     if kind == "arms":

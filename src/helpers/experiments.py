@@ -41,7 +41,7 @@ METRICS = {
 KINDS = ("arms", "rows", "meta_ads", "google_ads", "klaviyo")
 VARIANT_ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 QUOTE_ID = re.compile(r"^q-.+-\d{3}$")
-REQUIRED_KEYS = ("name", "hypothesis", "variants", "split", "primary_metric", "results")
+REQUIRED_KEYS = ("name", "hypothesis", "variants", "split", "primary_metric")
 
 
 # ---------------------------------------------------------------------------
@@ -64,8 +64,10 @@ def load_experiment(path: Path, *, defaults: dict | None = None) -> dict:
     -------
     dict
         The definition with defaults filled in, plus ``folder`` (the file's
-        folder), ``variant_ids`` (control first) and ``metrics`` (name -> kind,
-        numerator, denominator, higher_is_better) for every metric it names.
+        folder), ``variant_ids`` (control first), ``metrics`` (name -> kind,
+        numerator, denominator, higher_is_better) for every metric it names and
+        ``is_planned`` (True without a ``results:`` entry: the experiment is
+        planned, its results not in yet, and only its plan is computed).
 
     Raises
     ------
@@ -107,21 +109,38 @@ def load_experiment(path: Path, *, defaults: dict | None = None) -> dict:
     definition["metrics"] = _resolve_metrics(definition, path)
     definition.setdefault("secondary_metrics", [])
     definition.setdefault("guardrail_metrics", [])
-    definition["results"] = {
+    definition["is_planned"] = raw.get("results") is None
+    definition["results"] = _check_results_spec(raw.get("results"), path)
+    return definition
+
+
+def _check_results_spec(spec, path: Path) -> dict | None:
+    """Return the ``results:`` entry with its defaults, or None when absent."""
+    if spec is None:
+        return None
+    if not isinstance(spec, dict):
+        raise HeardInputError(
+            path,
+            column="results",
+            expected="a mapping with file: and kind:",
+            found=spec,
+            fix="see docs/study-folder.md, 04; leave results: out until they are in",
+        )
+    spec = {
         "kind": "arms",
         "variant_column": "variant",
         "variant_map": {},
         "column_map": {},
-        **raw["results"],
+        **spec,
     }
-    if definition["results"]["kind"] not in KINDS:
+    if spec["kind"] not in KINDS:
         raise HeardInputError(
             path,
             column="results.kind",
             expected=" | ".join(KINDS),
-            found=definition["results"]["kind"],
+            found=spec["kind"],
         )
-    return definition
+    return spec
 
 
 def _check_variants(variants: list, path: Path) -> list[str]:
@@ -1257,6 +1276,8 @@ def analyse_experiment(
         ``trace`` (DataFrames) and ``info`` (dict).
     """
     plan = plan_experiment(definition)
+    if definition.get("is_planned"):
+        return _planned_analysis(plan, definition, quote_bank=quote_bank)
     arms, units, info = read_results(definition)
     values = describe_arms(arms, definition)
     checks = check_experiment(arms, values, definition, plan=plan, info=info)
@@ -1279,8 +1300,60 @@ def analyse_experiment(
     }
 
 
+def _planned_analysis(plan: pd.DataFrame, definition: dict, *, quote_bank) -> dict:
+    """Return :func:`analyse_experiment`'s parts for an experiment whose results
+    are not in yet: the plan, the quote trace without lifts, empty tables typed
+    like full ones (so they stack with other experiments' tables)."""
+    text = {"metric", "role", "metric_kind", "mode", "variant", "test"}
+    text |= {"correction", "bayes_model", "flags", "experiment", "verdict"}
+    columns = [*RESULT_COLUMNS, "boot_ci_low", "boot_ci_high", "experiment", "verdict"]
+    results = _empty_table(columns, text=text, flags={"is_testable"})
+    checks = _empty_table(
+        CHECK_COLUMNS,
+        text={"check", "metric", "variant", "message"},
+        flags={"is_passed"},
+    )
+    log.info("experiment %s is planned: no results yet, plan only", definition["name"])
+    return {
+        "plan": plan,
+        "arms": _empty_table(["variant", "n"], text={"variant"}, flags=set()),
+        "checks": checks,
+        "results": results,
+        "trace": trace_quotes(results, definition, quote_bank=quote_bank),
+        "info": {"is_planned": True},
+    }
+
+
+def _empty_table(columns: list[str], *, text: set, flags: set) -> pd.DataFrame:
+    """Return an empty frame: `text` columns as objects, `flags` as booleans,
+    the rest as floats."""
+    return pd.DataFrame(
+        {
+            c: pd.Series(dtype=object if c in text else bool if c in flags else float)
+            for c in columns
+        }
+    )
+
+
+def summarise_plan(plan: pd.DataFrame, definition: dict) -> dict:
+    """Return the summary entry of a planned experiment: what the primary metric
+    needs (units per arm, days) for the effect it is meant to detect."""
+    primary = plan[plan["metric"].eq(definition["primary_metric"])]
+    first = primary.iloc[0] if len(primary) else None
+    return {
+        "name": definition["name"],
+        "primary_metric": definition["primary_metric"],
+        **{
+            key: None if first is None else _number(first[key])
+            for key in ("mde_rel", "n_per_arm", "n_total", "days", "planned_days")
+        },
+    }
+
+
 def summarise_experiment(analysis: dict, definition: dict) -> list[dict]:
     """Return the summary entries (one per non-control arm, primary metric)."""
+    if analysis["info"].get("is_planned"):
+        return []
     results = analysis["results"]
     srm = analysis["checks"].query("check == 'sample_ratio'").iloc[0]
     primary = results[
@@ -1326,8 +1399,9 @@ def run_experiments_step(study, month: str) -> dict:
     Returns
     -------
     dict
-        The contents of ``summary_experiments.json`` (``experiments``: list)
-        plus ``files``: the paths written.
+        The contents of ``summary_experiments.json`` (``experiments``: one entry
+        per analysed arm; ``planned``: one per experiment without results yet,
+        from :func:`summarise_plan`) plus ``files``: the paths written.
 
     Raises
     ------
@@ -1347,7 +1421,7 @@ def run_experiments_step(study, month: str) -> dict:
     settings = study.config.get("experiments", {})
     bank_path = study.processed(month, "quote-bank_quote.parquet")
     quote_bank = pd.read_parquet(bank_path) if bank_path.exists() else None
-    entries, files = [], []
+    entries, planned, files = [], [], []
     for name in names:
         definition = load_experiment(
             study.raw("experiments", name, "experiment.yml"), defaults=settings
@@ -1357,7 +1431,9 @@ def run_experiments_step(study, month: str) -> dict:
             target = study.processed(month, f"experiment-{part}_{name}.parquet")
             files.append(save_parquet(analysis[part], target))
         entries.extend(summarise_experiment(analysis, definition))
-    summary = {"experiments": entries}
+        if definition["is_planned"]:
+            planned.append(summarise_plan(analysis["plan"], definition))
+    summary = {"experiments": entries, "planned": planned}
     files.append(save_json(summary, study.processed(month, "summary_experiments.json")))
     log.info("analysed %s experiments for %s", len(names), month)
     return {**summary, "files": [str(f) for f in files]}
