@@ -603,6 +603,38 @@ def test_google_export_skips_title_lines_totals_and_blanks():
     assert ctr["estimate"] == pytest.approx(2755 / 119800)
 
 
+@pytest.mark.parametrize("form", ["excel-csv", "xlsx"])
+def test_google_export_in_its_utf16_and_xlsx_forms_reads_like_the_csv(tmp_path, form):
+    import csv
+    import shutil
+
+    from openpyxl import Workbook
+
+    # The same download saved as "Excel .csv" (UTF-16, tabs) or .xlsx, title
+    # and date-range lines still on top.
+    source = FIXTURES / "google-ads" / "google-campaigns.csv"
+    rows = list(csv.reader(source.read_text("utf-8").splitlines()))
+    folder = tmp_path / "google"
+    shutil.copytree(FIXTURES / "google-ads", folder)
+    if form == "xlsx":
+        book = Workbook()
+        for cells in rows:
+            book.active.append(cells)
+        book.save(folder / "download.xlsx")
+        file = "download.xlsx"
+    else:
+        text = "\n".join("\t".join(cells) for cells in rows) + "\n"
+        (folder / "download.csv").write_text(text, encoding="utf-16")
+        file = "download.csv"
+    assert form == "xlsx" or (folder / file).read_bytes()[:2] == b"\xff\xfe"
+    definition = ex.load_experiment(folder / "experiment.yml", defaults=SETTINGS)
+    expected = ex.read_results(definition)[0]
+    definition["results"]["file"] = file
+    arms = ex.read_results(definition)[0]
+    pd.testing.assert_frame_equal(arms, expected)
+    assert arms.set_index("variant").loc["control", "impressions"] == 120400
+
+
 # ---------------------------------------------------------------------------
 # Trace, plot, the month's step
 # ---------------------------------------------------------------------------

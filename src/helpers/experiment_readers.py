@@ -368,14 +368,14 @@ def _derived_columns(present: dict, value_per_conversion) -> str:
     return "".join(f", {e}" for e in extra)
 
 
-def _read_table(path: Path, **kwargs) -> pd.DataFrame:
+def _read_table(path: Path, *, encoding: str = "utf-8-sig", **kwargs) -> pd.DataFrame:
     suffix = path.suffix.lower()
     if suffix == ".parquet":
         return pd.read_parquet(path)
     if suffix in (".xlsx", ".xls"):
-        return pd.read_excel(path, dtype=str)
+        return pd.read_excel(path, dtype=str, **kwargs)
     try:
-        return pd.read_csv(path, dtype=str, encoding="utf-8-sig", **kwargs)
+        return pd.read_csv(path, dtype=str, encoding=encoding, **kwargs)
     except (pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         raise HeardInputError(
             path,
@@ -498,17 +498,7 @@ def _read_ad_export(kind: str, path: Path) -> pd.DataFrame:
     """Return a Meta or Google Ads export as rows with Heard's column names, totals
     rows and title lines dropped; other columns keep their own names."""
     if kind == "google_ads":
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
-        header = next(
-            (
-                i
-                for i, line in enumerate(lines[:5])
-                if "," in line
-                and re.search(r"(^|,)(cost|impr\.|clicks)(,|$)", line.lower())
-            ),
-            0,
-        )
-        table = _read_table(path, skiprows=header)
+        table = _read_google_table(path)
         first = table.columns[0]
         table = table[
             ~table[first].fillna("").str.strip().str.match(r"(?i)^(total|gesamt)")
@@ -523,6 +513,51 @@ def _read_ad_export(kind: str, path: Path) -> pd.DataFrame:
     renames = _match_headers(table.columns, patterns)
     table = table.rename(columns=renames)
     return _to_numbers(table, sorted(set(renames.values())), path)
+
+
+GOOGLE_HEADER_CELLS = {"cost", "impr.", "clicks", "impressions"}
+
+
+def _read_google_table(path: Path) -> pd.DataFrame:
+    """Return a Google Ads download as text cells under its own header, the
+    report title and date-range lines above it skipped.
+
+    Notes
+    -----
+    Three forms (FORMATS.md 3b): ``.csv`` (UTF-8, commas), "Excel .csv"
+    (UTF-16 with a byte-order mark, tabs) and ``.xlsx``, each with the title
+    lines first. The header is the first of the top five lines naming one of
+    ``Cost``, ``Impr.`` or ``Clicks``.
+    """
+    if path.suffix.lower() in (".xlsx", ".xls"):
+        top = pd.read_excel(path, header=None, dtype=str, nrows=5).fillna("")
+        lines = [list(cells) for cells in top.itertuples(index=False)]
+        encoding, separator = None, None
+    else:
+        encoding, separator = _google_encoding(path)
+        text = path.read_text(encoding=encoding).splitlines()[:5]
+        lines = [line.split(separator) for line in text]
+    header = next(
+        (
+            i
+            for i, cells in enumerate(lines)
+            if GOOGLE_HEADER_CELLS & {str(c).strip().strip('"').lower() for c in cells}
+        ),
+        0,
+    )
+    if encoding is None:
+        return _read_table(path, skiprows=header)
+    return _read_table(path, encoding=encoding, sep=separator, skiprows=header)
+
+
+def _google_encoding(path: Path) -> tuple[str, str]:
+    """Return the encoding and delimiter of a Google Ads CSV: UTF-16 and tabs
+    after a UTF-16 byte-order mark ("Excel .csv"), else UTF-8 and commas."""
+    with path.open("rb") as handle:
+        start = handle.read(2)
+    if start in (b"\xff\xfe", b"\xfe\xff"):
+        return "utf-16", "\t"
+    return "utf-8-sig", ","
 
 
 def _map_variants(arms: pd.DataFrame, definition: dict, path: Path) -> pd.DataFrame:
