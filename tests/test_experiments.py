@@ -307,6 +307,28 @@ def test_hillstrom_capping_shows_its_effect_on_the_estimate(hillstrom):
         "capped"
         in row(analysis["results"], "revenue_per_visitor_capped", "mens")["flags"]
     )
+    assert (
+        f"capped at {cap:,.2f} per unit"
+        in (row(analysis["results"], "revenue_per_visitor_capped", "mens")["test"])
+    )
+
+
+def test_hillstrom_capping_effect_table_shows_both_estimates_and_lifts(hillstrom):
+    from helpers.experiment_tables import format_capping
+
+    analysis, raw = hillstrom
+    cap = raw.loc[raw.spend.gt(0), "spend"].quantile(0.9)
+    table = format_capping(analysis["results"]).set_index("variant")
+    mens = raw.loc[raw.segment.eq("Mens E-Mail"), "spend"]
+    control = raw.loc[raw.segment.eq("No E-Mail"), "spend"]
+    assert table.loc["mens", "uncapped"] == f"{mens.mean():,.3g}"
+    assert table.loc["mens", "capped"] == f"{mens.clip(upper=cap).mean():,.3g}"
+    change = mens.clip(upper=cap).mean() / mens.mean() - 1
+    assert table.loc["mens", "change"] == f"{change:+.1%}"
+    lift = mens.clip(upper=cap).mean() / control.clip(upper=cap).mean() - 1
+    assert table.loc["mens", "lift capped [CI]"].startswith(f"{lift:+.1%} [")
+    lift = mens.mean() / control.mean() - 1
+    assert table.loc["mens", "lift uncapped [CI]"].startswith(f"{lift:+.1%} [")
 
 
 def test_hillstrom_split_passes_the_srm_check(hillstrom):

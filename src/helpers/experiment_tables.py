@@ -204,6 +204,50 @@ def format_results(results: pd.DataFrame) -> pd.DataFrame:
     return display
 
 
+def format_capping(results: pd.DataFrame) -> pd.DataFrame:
+    """Return what capping revenue did: each arm's revenue per visitor and its
+    lift, uncapped and capped.
+
+    Returns
+    -------
+    DataFrame
+        One row per experiment × arm with a capped row: ``experiment``,
+        ``variant``, ``uncapped``, ``capped``, ``change`` (capped / uncapped - 1),
+        ``lift uncapped [CI]``, ``lift capped [CI]`` (relative lifts, with their
+        intervals); empty when nothing was capped.
+    """
+    keys = ["experiment", "variant"] if "experiment" in results else ["variant"]
+    capped = results[results["metric"].eq("revenue_per_visitor_capped")]
+    uncapped = results[results["metric"].eq("revenue_per_visitor")]
+    both = uncapped.merge(capped, on=keys, suffixes=("", "_capped"))
+    return pd.DataFrame(
+        {
+            "experiment": both.get("experiment", ""),
+            "variant": both["variant"],
+            "uncapped": [format_value(v, "mean") for v in both["estimate"]],
+            "capped": [format_value(v, "mean") for v in both["estimate_capped"]],
+            "change": [
+                f"{c / u - 1:+.1%}" if u else "–"
+                for u, c in zip(both["estimate"], both["estimate_capped"], strict=True)
+            ],
+            "lift uncapped [CI]": _relative_column(both, ""),
+            "lift capped [CI]": _relative_column(both, "_capped"),
+        }
+    )
+
+
+def _relative_column(frame: pd.DataFrame, suffix: str) -> list[str]:
+    return [
+        format_relative(v, lo, hi)
+        for v, lo, hi in zip(
+            frame[f"rel_lift{suffix}"],
+            frame[f"rel_ci_low{suffix}"],
+            frame[f"rel_ci_high{suffix}"],
+            strict=True,
+        )
+    ]
+
+
 def format_plan(plan: pd.DataFrame) -> pd.DataFrame:
     """Return the planning table for display: baseline, detectable effect,
     units per arm and days."""

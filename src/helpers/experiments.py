@@ -1287,7 +1287,9 @@ def analyse_experiment(
     else:
         results = results.assign(boot_ci_low=np.nan, boot_ci_high=np.nan)
     results = results.assign(
-        experiment=definition["name"], verdict=write_verdicts(results, definition)
+        experiment=definition["name"],
+        test=_name_cap(results, info, definition),
+        verdict=write_verdicts(results, definition),
     )
     trace = trace_quotes(results, definition, quote_bank=quote_bank)
     return {
@@ -1298,6 +1300,20 @@ def analyse_experiment(
         "trace": trace,
         "info": info,
     }
+
+
+def _name_cap(results: pd.DataFrame, info: dict, definition: dict) -> pd.Series:
+    """Return the ``test`` column with the cap named on the capped rows."""
+    cap = info.get("revenue_cap")
+    capped = results["role"].eq("sensitivity") & results["variant"].ne("control")
+    if cap is None or not capped.any():
+        return results["test"]
+    quantile = float(definition["capping"]["revenue"])
+    words = (
+        f" on revenue capped at {cap:,.2f} per unit (the {quantile:.0%} quantile "
+        "of units with revenue)"
+    )
+    return results["test"].where(~capped, results["test"] + words)
 
 
 def _planned_analysis(plan: pd.DataFrame, definition: dict, *, quote_bank) -> dict:
