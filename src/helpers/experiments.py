@@ -1275,10 +1275,15 @@ def analyse_experiment(
         ``verdict``; bootstrap columns when row-level data were small enough),
         ``trace`` (DataFrames) and ``info`` (dict).
     """
-    plan = plan_experiment(definition)
     if definition.get("is_planned"):
+        plan = plan_experiment(definition)
         return _planned_analysis(plan, definition, quote_bank=quote_bank)
+
+    # The plan uses the definition only; it is computed after the read so that
+    # DuckDB's working memory is released before statsmodels is loaded, which
+    # keeps the step's peak memory lower.
     arms, units, info = read_results(definition)
+    plan = plan_experiment(definition)
     values = describe_arms(arms, definition)
     checks = check_experiment(arms, values, definition, plan=plan, info=info)
     results = compare_arms(values, definition, checks=checks)
