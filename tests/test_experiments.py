@@ -117,6 +117,40 @@ def test_quote_ids_must_follow_the_quote_bank_pattern(tmp_path):
         ex.load_experiment(path)
 
 
+def test_a_buyers_only_primary_metric_is_warned_about(tmp_path, caplog):
+    definition = two_arm_definition(primary_metric="aov", secondary_metrics=[])
+    with caplog.at_level("WARNING", logger="helpers.experiments"):
+        ex.load_experiment(write_experiment(tmp_path / "aov", definition, None))
+    assert "counts buyers only" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="helpers.experiments"):
+        ex.load_experiment(
+            write_experiment(tmp_path / "rpv", two_arm_definition(), None)
+        )
+    assert "counts buyers only" not in caplog.text
+
+
+def test_a_custom_mean_metric_such_as_ltv_is_tested_with_welch(tmp_path):
+    rng = np.random.default_rng(4)
+    ltv = np.concatenate([rng.gamma(2, 40, 300), rng.gamma(2, 46, 320)])
+    rows = pd.DataFrame(
+        {"variant": ["control"] * 300 + ["new-copy"] * 320, "ltv_90d": ltv}
+    )
+    definition = two_arm_definition(
+        primary_metric="ltv",
+        secondary_metrics=[],
+        metrics={"ltv": {"kind": "mean", "numerator": "ltv_90d"}},
+    )
+    analysis = analyse(write_experiment(tmp_path / "ltv", definition, rows))
+    reference = stats.ttest_ind(ltv[300:], ltv[:300], equal_var=False)
+    found = row(analysis["results"], "ltv", "new-copy")
+    assert found["p_value"] == pytest.approx(reference.pvalue, rel=1e-9)
+    assert found["abs_ci_low"] == pytest.approx(
+        reference.confidence_interval().low, rel=1e-9
+    )
+    assert found["test"].startswith("Welch's t")
+
+
 # ---------------------------------------------------------------------------
 # Planning
 # ---------------------------------------------------------------------------

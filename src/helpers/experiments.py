@@ -107,6 +107,7 @@ def load_experiment(path: Path, *, defaults: dict | None = None) -> dict:
     definition["variant_ids"] = _check_variants(raw["variants"], path)
     definition["split"] = _check_split(raw["split"], definition["variant_ids"], path)
     definition["metrics"] = _resolve_metrics(definition, path)
+    _warn_buyer_only_primary(definition, path)
     definition.setdefault("secondary_metrics", [])
     definition.setdefault("guardrail_metrics", [])
     definition["is_planned"] = raw.get("results") is None
@@ -219,6 +220,21 @@ def _resolve_metrics(definition: dict, path: Path) -> dict:
                 found=name,
             )
     return {name: known[name] for name in dict.fromkeys(named)}
+
+
+def _warn_buyer_only_primary(definition: dict, path: Path) -> None:
+    """Warn when the primary metric counts buyers only (a ratio over orders,
+    such as AOV): copy that stops people buying can raise it."""
+    primary = definition["primary_metric"]
+    kind, _, denominator, _ = definition["metrics"][primary]
+    if kind == "ratio" and denominator in ("orders", "conversions"):
+        log.warning(
+            "%s: primary metric %s counts buyers only, so an arm that turns buyers "
+            "away can still raise it; revenue_per_visitor (non-buyers count as 0) "
+            "is the recommended primary metric",
+            path,
+            primary,
+        )
 
 
 def metric_roles(definition: dict) -> dict[str, str]:
