@@ -659,6 +659,24 @@ def test_google_export_skips_title_lines_totals_and_blanks():
     assert ctr["estimate"] == pytest.approx(2755 / 119800)
 
 
+def test_a_decimal_comma_in_an_export_is_refused_at_its_file_row(tmp_path):
+    import shutil
+
+    # "1.204,00" (German number format) must not become 1.204 or 120400.
+    folder = tmp_path / "google"
+    shutil.copytree(FIXTURES / "google-ads", folder)
+    export = folder / "google-campaigns.csv"
+    export.write_text(
+        export.read_text("utf-8").replace('"1,204.00"', '"1.204,00"'), "utf-8"
+    )
+    with pytest.raises(HeardInputError) as error:
+        analyse(folder / "experiment.yml")
+    # Title line, date line, header: the first campaign is line 4.
+    assert error.value.row == 4
+    assert error.value.column == "Cost"
+    assert "decimal comma" in str(error.value)
+
+
 @pytest.mark.parametrize("form", ["excel-csv", "xlsx"])
 def test_google_export_in_its_utf16_and_xlsx_forms_reads_like_the_csv(tmp_path, form):
     import csv

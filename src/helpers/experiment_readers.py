@@ -385,9 +385,25 @@ def _read_table(path: Path, *, encoding: str = "utf-8-sig", **kwargs) -> pd.Data
         ) from error
 
 
-def _to_numbers(frame: pd.DataFrame, columns: list[str], path: Path) -> pd.DataFrame:
+DECIMAL_COMMA = r"^-?\d{1,3}(\.\d{3})*,\d{1,2}$|^-?\d+,\d{1,2}$"
+
+
+def _to_numbers(
+    frame: pd.DataFrame,
+    columns: list[str],
+    path: Path,
+    *,
+    first_row: int = 2,
+    labels: dict | None = None,
+) -> pd.DataFrame:
     """Return `frame` with `columns` as floats; ``$``, ``%``, thousands commas and
-    ``--`` blanks tolerated, anything else refused with its row."""
+    ``--`` blanks tolerated, anything else refused with its file row (the frame's
+    index plus `first_row`, the file line of index 0) and its column as the file
+    names it (`labels`: frame column -> file header).
+
+    A decimal comma (``1.234,56`` or ``12,50``, from an export in German or
+    French number format) is refused: dropping the comma would read it as
+    another number."""
     result = frame.copy()
     for column in columns:
         text = result[column].astype("string").str.strip()
@@ -395,16 +411,18 @@ def _to_numbers(frame: pd.DataFrame, columns: list[str], path: Path) -> pd.DataF
             {"--": "", "-": ""}
         )
         numbers = pd.to_numeric(cleaned.replace("", pd.NA), errors="coerce")
-        bad = numbers.isna() & cleaned.fillna("").ne("")
+        comma = text.str.replace(r"[$%\s]", "", regex=True).str.match(DECIMAL_COMMA)
+        bad = (numbers.isna() & cleaned.fillna("").ne("")) | comma.fillna(False)
         if bad.any():
-            row = int(np.flatnonzero(bad.to_numpy())[0])
+            position = int(np.flatnonzero(bad.to_numpy())[0])
             raise HeardInputError(
                 path,
-                row=row + 2,
-                column=column,
-                expected="a number",
-                found=text.iloc[row],
-                fix="correct the cell",
+                row=int(result.index[position]) + first_row,
+                column=(labels or {}).get(column, column),
+                expected="a number with a decimal point",
+                found=text.iloc[position],
+                fix="correct the cell, or export the report with English number "
+                "format (a decimal comma cannot be read without guessing)",
             )
         result[column] = numbers.fillna(0.0).astype(float)
     return result
@@ -490,15 +508,17 @@ def _read_klaviyo(definition: dict, path: Path) -> pd.DataFrame:
         )
     table = table.rename(columns={**renames, variant: "variant"})
     values = sorted(set(renames.values()))
-    table = _to_numbers(table[["variant", *values]], values, path)
+    labels = {heard: header for header, heard in renames.items()}
+    table = _to_numbers(table[["variant", *values]], values, path, labels=labels)
     return table.groupby("variant", as_index=False, sort=False).sum()
 
 
 def _read_ad_export(kind: str, path: Path) -> pd.DataFrame:
     """Return a Meta or Google Ads export as rows with Heard's column names, totals
     rows and title lines dropped; other columns keep their own names."""
+    first_row = 2
     if kind == "google_ads":
-        table = _read_google_table(path)
+        table, first_row = _read_google_table(path)
         first = table.columns[0]
         table = table[
             ~table[first].fillna("").str.strip().str.match(r"(?i)^(total|gesamt)")
@@ -512,15 +532,22 @@ def _read_ad_export(kind: str, path: Path) -> pd.DataFrame:
         patterns = META_COLUMNS
     renames = _match_headers(table.columns, patterns)
     table = table.rename(columns=renames)
-    return _to_numbers(table, sorted(set(renames.values())), path)
+    return _to_numbers(
+        table,
+        sorted(set(renames.values())),
+        path,
+        first_row=first_row,
+        labels={heard: header for header, heard in renames.items()},
+    )
 
 
 GOOGLE_HEADER_CELLS = {"cost", "impr.", "clicks", "impressions"}
 
 
-def _read_google_table(path: Path) -> pd.DataFrame:
+def _read_google_table(path: Path) -> tuple[pd.DataFrame, int]:
     """Return a Google Ads download as text cells under its own header, the
-    report title and date-range lines above it skipped.
+    report title and date-range lines above it skipped, and the file row of its
+    first data row.
 
     Notes
     -----
@@ -546,8 +573,9 @@ def _read_google_table(path: Path) -> pd.DataFrame:
         0,
     )
     if encoding is None:
-        return _read_table(path, skiprows=header)
-    return _read_table(path, encoding=encoding, sep=separator, skiprows=header)
+        return _read_table(path, skiprows=header), header + 2
+    table = _read_table(path, encoding=encoding, sep=separator, skiprows=header)
+    return table, header + 2
 
 
 def _google_encoding(path: Path) -> tuple[str, str]:
