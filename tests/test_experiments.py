@@ -657,6 +657,14 @@ def test_google_export_skips_title_lines_totals_and_blanks():
     # One row per arm: CTR is a proportion per impression.
     assert ctr["test"].startswith("two-proportion")
     assert ctr["estimate"] == pytest.approx(2755 / 119800)
+    # The checks count what CTR counts (impressions), not the one row per arm.
+    checks = analysis["checks"].set_index(["check", "variant"])
+    assert checks.loc[("sample_ratio", "all"), "value"] == pytest.approx(
+        stats.chisquare([120400, 119800]).pvalue
+    )
+    assert checks.loc[("min_sample", "words"), "value"] == 119800
+    assert bool(checks.loc[("min_sample", "words"), "is_passed"])
+    assert "below_min_sample" not in ctr["flags"]
 
 
 def test_a_decimal_comma_in_an_export_is_refused_at_its_file_row(tmp_path):

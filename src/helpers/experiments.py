@@ -622,11 +622,14 @@ def check_experiment(
     Sample-ratio mismatch: chi-square goodness of fit of the arm sizes against
     the *planned* split, failed at ``p < srm_alpha`` (0.001 by default). The
     minimum sample is the larger of ``min_units_per_arm`` and the plan's size
-    for the primary metric, scaled by each arm's planned share.
+    for the primary metric, scaled by each arm's planned share. Both count what
+    the primary metric counts: units, or impressions (clicks) when an ad export
+    gives one row per arm and the primary metric is tested per impression (click).
     """
+    sizes = _arm_sizes(arms, values, definition)
     rows = [
-        *_sample_ratio_rows(arms, definition),
-        *_min_sample_rows(arms, definition, plan),
+        *_sample_ratio_rows(sizes, definition),
+        *_min_sample_rows(sizes, definition, plan),
         *_degenerate_rows(values, float(definition["alpha"])),
     ]
     n_mixed = (info or {}).get("n_mixed_units", 0)
@@ -649,34 +652,56 @@ CHECK_COLUMNS = [
 ]
 
 
-def _sample_ratio_rows(arms: pd.DataFrame, definition: dict) -> list[tuple]:
+def _arm_sizes(arms: pd.DataFrame, values: pd.DataFrame, definition: dict) -> tuple:
+    """Return the arms' variants, sizes and what a size counts, as the primary
+    metric counts them (impressions for a per-impression CTR, else units)."""
+    primary = values[values["metric"].eq(definition["primary_metric"])]
+    variants = arms["variant"].to_numpy(dtype=object)
+    units = arms["n"].to_numpy(dtype=float)
+    sizes = primary.set_index("variant").loc[variants, "n"].to_numpy(dtype=float)
+    if np.array_equal(sizes, units):
+        return variants, units, "units"
+    return variants, sizes, str(definition["metrics"][definition["primary_metric"]][2])
+
+
+def _sample_ratio_rows(sizes: tuple, definition: dict) -> list[tuple]:
     """Return the sample-ratio check against the planned split."""
-    shares = np.array([definition["split"][v] for v in arms["variant"]])
-    observed = arms["n"].to_numpy(dtype=float)
+    variants, observed, counted = sizes
+    shares = np.array([definition["split"][v] for v in variants])
     p_srm = es.srm_test(observed, shares)
     srm_alpha = float(definition.get("srm_alpha", 0.001))
     seen = ", ".join(
-        f"{v} {s:.1%}"
-        for v, s in zip(arms["variant"], observed / observed.sum(), strict=True)
+        f"{v} {s:.1%}" for v, s in zip(variants, observed / observed.sum(), strict=True)
     )
     planned = ", ".join(f"{s:.1%}" for s in shares)
-    message = f"arm shares {seen} against planned {planned}; chi-square p = {p_srm:.2g}"
+    message = (
+        f"arm shares of {counted} {seen} against planned {planned}; "
+        f"chi-square p = {p_srm:.2g}"
+    )
     return [("sample_ratio", "", "all", p_srm, srm_alpha, p_srm >= srm_alpha, message)]
 
 
-def _min_sample_rows(arms: pd.DataFrame, definition: dict, plan) -> list[tuple]:
+def _min_sample_rows(sizes: tuple, definition: dict, plan) -> list[tuple]:
     """Return one minimum-sample check per arm: the larger of the floor and the
     plan's per-arm size for the primary metric, scaled by the arm's share."""
-    shares = np.array([definition["split"][v] for v in arms["variant"]])
-    observed = arms["n"].to_numpy(dtype=float)
+    variants, observed, counted = sizes
+    shares = np.array([definition["split"][v] for v in variants])
     need = np.full(len(shares), float(definition.get("min_units_per_arm", 100)))
     if plan is not None and len(plan):
         planned = plan.loc[plan["metric"].eq(definition["primary_metric"]), "n_per_arm"]
         if len(planned):
             need = np.maximum(need, float(planned.iloc[0]) * shares / shares[0])
     return [
-        ("min_sample", "", v, n, m, n >= m, f"{v}: {n:,.0f} units of {m:,.0f} needed")
-        for v, n, m in zip(arms["variant"], observed, need, strict=True)
+        (
+            "min_sample",
+            "",
+            v,
+            n,
+            m,
+            n >= m,
+            f"{v}: {n:,.0f} {counted} of {m:,.0f} needed",
+        )
+        for v, n, m in zip(variants, observed, need, strict=True)
     ]
 
 
