@@ -936,6 +936,20 @@ def test_verdict_never_says_the_interval_excludes_zero_when_it_does_not():
     assert "interval excludes no change" not in verdict
 
 
+def test_verdict_is_borderline_when_the_relative_and_absolute_intervals_disagree():
+    # Meta fixture, CTR over 4 campaigns per arm: the log-scale relative interval
+    # [+0.6%, +31.4%] clears zero, the absolute one [-0.00001, +0.0041] does not.
+    analysis = analyse(FIXTURES / "meta-ads" / "experiment.yml")
+    found = row(analysis["results"], "ctr", "quote")
+    assert found["rel_ci_low"] > 0 > found["abs_ci_low"]
+    assert (
+        "relative interval lies clear of zero but the absolute one does not"
+        in (found["verdict"])
+    )
+    assert "significant" not in found["verdict"]
+    assert "includes no change" not in found["verdict"]
+
+
 def test_an_arm_without_orders_makes_aov_untestable_and_says_why(tmp_path):
     # Control: 300 visitors, no orders, so its AOV (revenue / orders) is 0 / 0.
     # The verdict must blame the missing orders, not missing sums in the file.

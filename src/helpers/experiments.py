@@ -1084,9 +1084,26 @@ def _verdict_text(row, head: str, alpha: float, higher_is_better: bool) -> str:
     corrected = _correction_words(row) if in_family else "uncorrected"
     level = f"{1 - alpha:.0%}"
 
-    # The interval shown is unadjusted; the p-value may be adjusted, and a pooled
-    # z-test can disagree with Newcombe's interval at the edge: say which holds.
-    excludes = row.abs_ci_low > 0 or row.abs_ci_high < 0
+    # The intervals shown are unadjusted; the p-value may be adjusted, a pooled
+    # z-test can disagree with Newcombe's interval at the edge, and the relative
+    # interval (log scale, asymmetric) can clear zero where the absolute one does
+    # not: say which holds, and call nothing significant unless both clear zero.
+    clear_abs = row.abs_ci_low > 0 or row.abs_ci_high < 0
+    clear_rel = (
+        row.rel_ci_low > 0 or row.rel_ci_high < 0
+        if np.isfinite(row.rel_lift)
+        else clear_abs
+    )
+    excludes = clear_abs and clear_rel
+    stated = f"{adjusted} {corrected}" if in_family else adjusted
+    if clear_abs != clear_rel:
+        cleared, other = (
+            ("relative", "absolute") if clear_rel else ("absolute", "relative")
+        )
+        return (
+            f"{head}: {lift}; the {level} {cleared} interval lies clear of zero but "
+            f"the {other} one does not ({stated}), so the evidence is borderline"
+        )
     if p_value < alpha and excludes:
         good = (row.abs_lift > 0) == higher_is_better
         return (
@@ -1107,7 +1124,6 @@ def _verdict_text(row, head: str, alpha: float, higher_is_better: bool) -> str:
             f"but the difference is not significant at alpha {alpha:g} {corrected} "
             f"({adjusted}), so treat it as unconfirmed"
         )
-    stated = f"{adjusted} {corrected}" if in_family else adjusted
     return (
         f"{head}: {lift}; the interval includes no change ({stated}), "
         "so these data cannot tell a real difference from noise"
@@ -1121,7 +1137,7 @@ def _correction_words(row) -> str:
     if not np.isfinite(size):
         return f"after {method} correction"
     if size <= 1:
-        return "as the experiment's only tested comparison (nothing to correct)"
+        return "with no other comparison to correct for"
     return f"after {method} correction across its {size:.0f} tested comparisons"
 
 
