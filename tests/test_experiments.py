@@ -667,6 +667,56 @@ def test_google_export_skips_title_lines_totals_and_blanks():
     assert "below_min_sample" not in ctr["flags"]
 
 
+def test_campaign_ids_in_scientific_notation_are_refused_as_units(tmp_path):
+    import shutil
+
+    # An Excel re-save writes 120253000000000017 as 1.20253E+17: the four
+    # control campaigns would collapse into one unit. Line 1 is the header,
+    # line 2 the totals row, line 3 the first campaign.
+    folder = tmp_path / "meta"
+    shutil.copytree(FIXTURES / "meta-ads", folder)
+    export = pd.read_csv(folder / "meta-export.csv", dtype=str)
+    export.insert(2, "Campaign ID", ["", *["1.20253E+17"] * (len(export) - 1)])
+    export.to_csv(folder / "meta-export.csv", index=False)
+    definition = yaml.safe_load((folder / "experiment.yml").read_text("utf-8"))
+    definition["results"]["unit_column"] = "Campaign ID"
+    path = write_experiment(folder, definition, None)
+    with pytest.raises(HeardInputError) as error:
+        analyse(path)
+    assert error.value.row == 3
+    assert error.value.column == "Campaign ID"
+    assert "scientific notation" in str(error.value)
+
+    # The same ids typed as numbers by DuckDB (a row-level CSV) are refused too.
+    rows = pd.DataFrame(
+        {
+            "variant": ["control", "new-copy"] * 100,
+            "user_id": [1.20253e17] * 200,
+            "revenue": np.arange(200.0),
+        }
+    )
+    definition = two_arm_definition(
+        secondary_metrics=[],
+        results={"file": "results.csv", "kind": "rows", "unit_column": "user_id"},
+    )
+    with pytest.raises(HeardInputError, match="scientific notation"):
+        analyse(write_experiment(tmp_path / "ids", definition, rows))
+
+
+def test_localised_meta_headers_are_read(tmp_path):
+    import shutil
+
+    folder = tmp_path / "meta-pt"
+    shutil.copytree(FIXTURES / "meta-ads", folder)
+    export = folder / "meta-export.csv"
+    text = export.read_text("utf-8")
+    text = text.replace("Amount spent (EUR)", "Valor gasto (BRL)")
+    export.write_text(text.replace("Link clicks", "Cliques no link"), "utf-8")
+    arms = analyse(folder / "experiment.yml")["arms"].set_index("variant")
+    assert arms.loc["control", "spend"] == pytest.approx(810)
+    assert arms.loc["control", "clicks"] > 0
+
+
 def test_a_decimal_comma_in_an_export_is_refused_at_its_file_row(tmp_path):
     import shutil
 

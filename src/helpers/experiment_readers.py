@@ -158,6 +158,8 @@ def aggregate_rows(source, definition: dict, *, file: Path | None = None):
         variant = _find_column(available, spec.get("variant_column", "variant"), file)
         unit = spec.get("unit_column")
         unit = _find_column(available, unit, file) if unit else None
+        if unit:
+            _refuse_mangled_ids(connection, relation, unit, types, file)
         present, pairs = _present_columns(definition, available, file)
         _refuse_text_values(connection, relation, present, types, file)
 
@@ -240,6 +242,39 @@ def _refuse_text_values(
                 found=found[1],
                 fix="correct the cell, or export the column as numbers",
             )
+
+
+SCIENTIFIC_ID = r"^-?[0-9](\.[0-9]+)?[eE]\+?[0-9]+$"
+
+
+def _refuse_mangled_ids(connection, relation: str, unit: str, types: dict, file):
+    """Raise HeardInputError when the unit ids went through a spreadsheet that
+    wrote long ids as ``1.20253E+17``: distinct campaigns then share one id and
+    would be summed as one unit, which cannot be undone (FORMATS.md 3a)."""
+    kind = str(types.get(unit, "")).upper()
+    if kind.startswith(("DOUBLE", "FLOAT", "REAL")):
+        test = "abs(value) >= 1e15"
+    elif kind.startswith("VARCHAR"):
+        test = f"regexp_matches(trim(value), '{SCIENTIFIC_ID}')"
+    else:
+        return
+    # An export read by pandas carries its file rows; a file's rows follow its header.
+    row = "file_row" if "file_row" in types else "row_number() OVER () + 1"
+    found = connection.execute(
+        f'SELECT rn, value FROM (SELECT {row} AS rn, "{unit}" AS value '
+        f"FROM {relation}) WHERE {test} ORDER BY rn LIMIT 1"
+    ).fetchone()
+    if found is not None:
+        raise HeardInputError(
+            file,
+            row=int(found[0]),
+            column=unit,
+            expected="unit ids written out in full",
+            found=found[1],
+            fix="name the unit by a text column instead (results.unit_column, e.g. "
+            "Campaign name), or export again without opening the file in a "
+            "spreadsheet: ids in scientific notation cannot be told apart",
+        )
 
 
 def _revenue_cap(connection, definition: dict, values: list[str]) -> float | None:
@@ -458,9 +493,9 @@ KLAVIYO_COLUMNS = {
     r"unique clicks": "visits",
 }
 META_COLUMNS = {
-    r"amount spent( \([a-z]{3}\))?": "spend",
+    r"(amount spent|valor gasto|montant dépensé)( \([a-z]{3}\))?": "spend",
     r"impressions": "impressions",
-    r"link clicks": "clicks",
+    r"link clicks|cliques no link": "clicks",
     r"(website )?purchases": "orders",
     r"(website )?purchases conversion value": "revenue",
 }
@@ -515,7 +550,8 @@ def _read_klaviyo(definition: dict, path: Path) -> pd.DataFrame:
 
 def _read_ad_export(kind: str, path: Path) -> pd.DataFrame:
     """Return a Meta or Google Ads export as rows with Heard's column names, totals
-    rows and title lines dropped; other columns keep their own names."""
+    rows and title lines dropped; other columns keep their own names, and
+    ``file_row`` says each row's line in the file."""
     first_row = 2
     if kind == "google_ads":
         table, first_row = _read_google_table(path)
@@ -531,7 +567,7 @@ def _read_ad_export(kind: str, path: Path) -> pd.DataFrame:
             table = table[table[names].notna().any(axis=1)]
         patterns = META_COLUMNS
     renames = _match_headers(table.columns, patterns)
-    table = table.rename(columns=renames)
+    table = table.rename(columns=renames).assign(file_row=table.index + first_row)
     return _to_numbers(
         table,
         sorted(set(renames.values())),
