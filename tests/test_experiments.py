@@ -703,6 +703,17 @@ def test_campaign_ids_in_scientific_notation_are_refused_as_units(tmp_path):
         analyse(write_experiment(tmp_path / "ids", definition, rows))
 
 
+def test_a_semicolon_delimited_meta_resave_reads_like_the_original(tmp_path):
+    import shutil
+
+    folder = tmp_path / "meta-semicolon"
+    shutil.copytree(FIXTURES / "meta-ads", folder)
+    export = folder / "meta-export.csv"
+    pd.read_csv(export, dtype=str).to_csv(export, sep=";", index=False)
+    expected = analyse(FIXTURES / "meta-ads" / "experiment.yml")["arms"]
+    pd.testing.assert_frame_equal(analyse(folder / "experiment.yml")["arms"], expected)
+
+
 def test_localised_meta_headers_are_read(tmp_path):
     import shutil
 

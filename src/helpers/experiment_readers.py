@@ -409,6 +409,8 @@ def _read_table(path: Path, *, encoding: str = "utf-8-sig", **kwargs) -> pd.Data
         return pd.read_parquet(path)
     if suffix in (".xlsx", ".xls"):
         return pd.read_excel(path, dtype=str, **kwargs)
+    if "sep" not in kwargs:
+        kwargs["sep"] = _csv_delimiter(path, encoding)
     try:
         return pd.read_csv(path, dtype=str, encoding=encoding, **kwargs)
     except (pd.errors.EmptyDataError, UnicodeDecodeError) as error:
@@ -421,6 +423,17 @@ def _read_table(path: Path, *, encoding: str = "utf-8-sig", **kwargs) -> pd.Data
 
 
 DECIMAL_COMMA = r"^-?\d{1,3}(\.\d{3})*,\d{1,2}$|^-?\d+,\d{1,2}$"
+
+
+def _csv_delimiter(path: Path, encoding: str) -> str:
+    """Return ``;`` for a file whose header has semicolons and no commas (an
+    export re-saved by a European Excel), else ``,``."""
+    try:
+        with path.open(encoding=encoding) as handle:
+            header = handle.readline()
+    except UnicodeDecodeError:
+        return ","
+    return ";" if ";" in header and "," not in header else ","
 
 
 def _to_numbers(
