@@ -101,6 +101,8 @@ def test_results_with_only_the_control_arm_are_refused(tmp_path):
         ({"split": {"control": 0.5, "new-copy": 0.6}}, "sum to 1"),
         ({"primary_metric": "happiness"}, "built-in metric"),
         ({"variants": [{"id": "control"}, {"id": "New Copy"}]}, "lowercase"),
+        ({"dates": {"start": "2026-11-14", "end": "2026-11-01"}}, "on or after"),
+        ({"dates": {"start": "14/11/2026", "end": "2026-11-20"}}, "YYYY-MM-DD"),
     ],
 )
 def test_bad_definitions_name_the_key(tmp_path, change, message):

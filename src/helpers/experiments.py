@@ -107,6 +107,7 @@ def load_experiment(path: Path, *, defaults: dict | None = None) -> dict:
     definition["variant_ids"] = _check_variants(raw["variants"], path)
     definition["split"] = _check_split(raw["split"], definition["variant_ids"], path)
     definition["metrics"] = _resolve_metrics(definition, path)
+    definition["dates"] = _check_dates(raw.get("dates"), path)
     _warn_buyer_only_primary(definition, path)
     definition.setdefault("secondary_metrics", [])
     definition.setdefault("guardrail_metrics", [])
@@ -220,6 +221,32 @@ def _resolve_metrics(definition: dict, path: Path) -> dict:
                 found=name,
             )
     return {name: known[name] for name in dict.fromkeys(named)}
+
+
+def _check_dates(dates, path: Path) -> dict:
+    """Return ``{start, end}`` as dates (empty when not given), refusing dates
+    that do not parse or end before they start."""
+    if dates is None:
+        log.warning("%s: no dates: the plan cannot say what the dates can detect", path)
+        return {}
+    try:
+        start, end = _to_date(dates["start"]), _to_date(dates["end"])
+    except (TypeError, KeyError, ValueError) as error:
+        raise HeardInputError(
+            path,
+            column="dates",
+            expected="start: and end: as YYYY-MM-DD",
+            found=dates,
+            fix="e.g. dates: {start: 2026-11-10, end: 2026-11-23}",
+        ) from error
+    if end < start:
+        raise HeardInputError(
+            path,
+            column="dates",
+            expected="an end on or after the start",
+            found=f"start {start}, end {end}",
+        )
+    return {"start": start, "end": end}
 
 
 def _warn_buyer_only_primary(definition: dict, path: Path) -> None:
