@@ -656,8 +656,9 @@ def test_google_export_skips_title_lines_totals_and_blanks():
     assert arms.loc["control", "impressions"] == 120400
     assert arms.loc["words", "revenue"] == 0
     ctr = row(analysis["results"], "ctr", "words")
-    # One row per arm: CTR is a proportion per impression.
+    # One row per arm: CTR is a proportion per impression, its scale stated.
     assert ctr["test"].startswith("two-proportion")
+    assert "difference in rates (percentage points)" in ctr["test"]
     assert ctr["estimate"] == pytest.approx(2755 / 119800)
     # The checks count what CTR counts (impressions), not the one row per arm.
     checks = analysis["checks"].set_index(["check", "variant"])

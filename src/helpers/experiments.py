@@ -770,14 +770,20 @@ def _degenerate_rows(values: pd.DataFrame, alpha: float) -> list[tuple]:
 # Tests
 # ---------------------------------------------------------------------------
 
+# Each test with the scale it works on; every relative lift is the delta method on
+# the log ratio with both arms' variances.
+RELATIVE_SCALE = "relative lift: delta method on the log ratio"
 TEST_NAMES = {
-    "proportion": "two-proportion z-test (pooled); Newcombe hybrid score interval",
-    "mean": "Welch's t from sufficient statistics",
-    "ratio": "delta method (unit cross-products), Welch's t",
+    "proportion": "two-proportion z-test (pooled) on the difference in rates "
+    f"(percentage points), Newcombe hybrid score interval; {RELATIVE_SCALE}",
+    "mean": "Welch's t from sufficient statistics on the difference in means; "
+    + RELATIVE_SCALE,
+    "ratio": "delta method (unit cross-products), Welch's t on the difference in "
+    f"ratios; {RELATIVE_SCALE}",
 }
 CORRECTION_NAMES = {"holm": "Holm", "fdr_bh": "Benjamini-Hochberg"}
 BAYES_MODELS = {
-    "proportion": "beta-binomial, Beta(1, 1) priors, exact integral",
+    "proportion": "beta-binomial, Beta(1, 1) priors, numerical integral",
     "mean": "normal approximation of the difference, flat prior",
     "ratio": "normal approximation of the difference (delta method), flat prior",
 }
