@@ -852,6 +852,21 @@ def test_run_step_writes_results_and_summary(tmp_path):
         assert (month / f"experiment-{part}_arms-basic.parquet").exists()
 
 
+def test_an_experiment_named_unlike_its_folder_is_refused_by_the_step(tmp_path):
+    import shutil
+
+    raw = tmp_path / "raw" / "shop"
+    shutil.copytree(FIXTURES / "arms-basic", raw / "experiments" / "subject-nov")
+    (raw / "study.yml").write_text(
+        "months:\n  '2026-11':\n    experiments: [subject-nov]\n", encoding="utf-8"
+    )
+    study = load_study(raw, root=tmp_path, processed_root=tmp_path / "processed")
+    with pytest.raises(HeardInputError) as error:
+        ex.run_experiments_step(study, "2026-11")
+    assert error.value.column == "name"
+    assert "arms-basic" in str(error.value) and "subject-nov" in str(error.value)
+
+
 def test_a_planned_experiment_without_results_writes_its_plan_only(tmp_path):
     # No results: entry yet: the step writes the plan (before any results
     # exist) and the quote trace, and reports no lift.

@@ -13,7 +13,7 @@ import logging
 import numpy as np
 import pandas as pd
 
-from helpers.experiments import RESULT_COLUMNS, load_experiment
+from helpers.experiments import RESULT_COLUMNS, load_listed_experiment
 from helpers.tables import format_p
 
 log = logging.getLogger(__name__)
@@ -79,15 +79,10 @@ def load_month_outputs(study, month: str) -> dict:
         an ``experiment`` column) and ``summary`` (the JSON's contents).
     """
     names = study.month_config(month).get("experiments") or []
-    settings = study.config.get("experiments", {})
     outputs = {part: [] for part in PARTS}
     definitions = []
     for name in names:
-        definitions.append(
-            load_experiment(
-                study.raw("experiments", name, "experiment.yml"), defaults=settings
-            )
-        )
+        definitions.append(load_listed_experiment(study, name))
         for part in PARTS:
             frame = pd.read_parquet(
                 study.processed(month, f"experiment-{part}_{name}.parquet")

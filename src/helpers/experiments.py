@@ -1496,6 +1496,41 @@ def _number(value) -> float | None:
     return None if value is None or not np.isfinite(value) else float(value)
 
 
+def load_listed_experiment(study, name: str) -> dict:
+    """Return the definition of the experiment a month lists as `name`.
+
+    Parameters
+    ----------
+    study : helpers.study.Study
+    name : str
+        The folder under ``data/raw/<study>/experiments/``.
+
+    Returns
+    -------
+    dict
+        From :func:`load_experiment`, with the study's ``experiments:`` settings
+        as defaults.
+
+    Raises
+    ------
+    HeardInputError
+        From :func:`load_experiment`, or when the file's ``name:`` is not its
+        folder's name (outputs are named by the folder, results by ``name:``,
+        and the two would not match up).
+    """
+    path = study.raw("experiments", name, "experiment.yml")
+    definition = load_experiment(path, defaults=study.config.get("experiments", {}))
+    if definition["name"] != name:
+        raise HeardInputError(
+            path,
+            column="name",
+            expected=f"the folder's name, {name}",
+            found=definition["name"],
+            fix=f"write `name: {name}` or rename the folder and the month's entry",
+        )
+    return definition
+
+
 def run_experiments_step(study, month: str) -> dict:
     """Analyse the month's experiments and write their processed files.
 
@@ -1529,14 +1564,11 @@ def run_experiments_step(study, month: str) -> dict:
     from helpers.files import save_json, save_parquet
 
     names = study.month_config(month).get("experiments") or []
-    settings = study.config.get("experiments", {})
     bank_path = study.processed(month, "quote-bank_quote.parquet")
     quote_bank = pd.read_parquet(bank_path) if bank_path.exists() else None
     entries, planned, files = [], [], []
     for name in names:
-        definition = load_experiment(
-            study.raw("experiments", name, "experiment.yml"), defaults=settings
-        )
+        definition = load_listed_experiment(study, name)
         analysis = analyse_experiment(definition, quote_bank=quote_bank)
         for part in ("results", "arms", "checks", "plan", "trace"):
             target = study.processed(month, f"experiment-{part}_{name}.parquet")
