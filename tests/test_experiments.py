@@ -163,7 +163,10 @@ def test_plan_matches_textbook_sample_size_formulas():
         FIXTURES / "arms-basic" / "experiment.yml", defaults=SETTINGS
     )
     plan = ex.plan_experiment(definition).set_index("metric")
-    z = stats.norm.ppf(0.975) + stats.norm.ppf(0.8)
+    # One arm × four metrics (primary, two secondary, one guardrail) are corrected
+    # together, so each is planned at alpha 0.05 / 4 (Holm's first threshold).
+    assert plan["alpha"].eq(0.05 / 4).all()
+    z = stats.norm.ppf(1 - 0.05 / 8) + stats.norm.ppf(0.8)
 
     # Proportion: var(2 asin sqrt(p)) = 1/n per arm, so n = 2 (z / h)**2 with
     # Cohen's h for 3.0% -> 3.3%; the classical unpooled formula agrees closely.
@@ -884,7 +887,7 @@ def test_a_planned_experiment_without_results_writes_its_plan_only(tmp_path):
 
     assert summary["experiments"] == []
     planned = summary["planned"][0]
-    z = stats.norm.ppf(0.975) + stats.norm.ppf(0.8)
+    z = stats.norm.ppf(1 - 0.05 / 8) + stats.norm.ppf(0.8)  # alpha 0.05 over 4
     # Welch's t needs a little more than the normal formula 2 (z sd / mde)**2.
     assert planned["n_per_arm"] == pytest.approx(2 * (z * 19.0 / 0.21) ** 2, rel=1e-3)
     assert planned["days"] == np.ceil(planned["n_total"] / 4000)

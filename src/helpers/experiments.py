@@ -299,9 +299,11 @@ def plan_experiment(definition: dict) -> pd.DataFrame:
     -----
     Two-sided tests; statsmodels ``NormalIndPower`` on Cohen's h for proportions
     and ``TTestIndPower`` on Cohen's d (``mde_abs / sd``) for means and ratios.
-    With several arms the planning alpha is Bonferroni-split over the arms
-    (``alpha / (arms - 1)``), a conservative stand-in for the Holm correction
-    applied to the results. The smallest arm sets the sample size.
+    The planning alpha is Bonferroni-split over the family the results are
+    corrected across, every non-control arm × every primary, secondary and
+    guardrail metric (``alpha / ((arms - 1) * metrics)``): Holm's first step is
+    that threshold, so a plan at the full alpha would promise power the
+    corrected test does not have. The smallest arm sets the sample size.
     """
     baseline = definition.get("baseline") or {}
     rows = [
@@ -346,7 +348,7 @@ def _plan_metric(definition: dict, metric: str, kind: str, baseline: dict) -> di
     )
     shares = definition["split"]
     ratio = min(v for k, v in shares.items() if k != "control") / shares["control"]
-    alpha = float(definition["alpha"]) / (len(shares) - 1)
+    alpha = float(definition["alpha"]) / planned_family_size(definition)
     power = float(definition["power"])
 
     # Sample size for the control arm, then the whole test.
@@ -380,6 +382,12 @@ def _plan_metric(definition: dict, metric: str, kind: str, baseline: dict) -> di
         "planned_days": planned_days,
         "mde_rel_at_planned_days": mde_planned,
     }
+
+
+def planned_family_size(definition: dict) -> int:
+    """Return how many comparisons the results will be corrected across:
+    non-control arms × primary, secondary and guardrail metrics."""
+    return (len(definition["split"]) - 1) * len(definition["metrics"])
 
 
 def _planned_dates_effect(definition, engine, kind, value, sd, *, alpha, ratio):
