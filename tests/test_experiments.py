@@ -103,6 +103,10 @@ def test_results_with_only_the_control_arm_are_refused(tmp_path):
         ({"variants": [{"id": "control"}, {"id": "New Copy"}]}, "lowercase"),
         ({"dates": {"start": "2026-11-14", "end": "2026-11-01"}}, "on or after"),
         ({"dates": {"start": "14/11/2026", "end": "2026-11-20"}}, "YYYY-MM-DD"),
+        ({"alpha": 5}, "between 0 and 1"),
+        ({"power": "80%"}, "between 0 and 1"),
+        ({"mde": -0.1}, "above 0"),
+        ({"mde_scale": "percent"}, "relative | absolute"),
     ],
 )
 def test_bad_definitions_name_the_key(tmp_path, change, message):
@@ -117,6 +121,14 @@ def test_quote_ids_must_follow_the_quote_bank_pattern(tmp_path):
     path = write_experiment(tmp_path / "q", definition, None)
     with pytest.raises(HeardInputError, match="q-2026-11-07-003"):
         ex.load_experiment(path)
+
+
+def test_an_arm_without_quote_ids_is_warned_about(tmp_path, caplog):
+    definition = two_arm_definition()
+    definition["variants"][1]["quote_ids"] = []
+    with caplog.at_level("WARNING", logger="helpers.experiments"):
+        ex.load_experiment(write_experiment(tmp_path / "untraced", definition, None))
+    assert "arm new-copy names no quote_ids" in caplog.text
 
 
 def test_a_buyers_only_primary_metric_is_warned_about(tmp_path, caplog):

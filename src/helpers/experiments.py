@@ -108,7 +108,9 @@ def load_experiment(path: Path, *, defaults: dict | None = None) -> dict:
     definition["split"] = _check_split(raw["split"], definition["variant_ids"], path)
     definition["metrics"] = _resolve_metrics(definition, path)
     definition["dates"] = _check_dates(raw.get("dates"), path)
+    _check_planning_numbers(definition, path)
     _warn_buyer_only_primary(definition, path)
+    _warn_untraced_arms(raw["variants"], path)
     definition.setdefault("secondary_metrics", [])
     definition.setdefault("guardrail_metrics", [])
     definition["is_planned"] = raw.get("results") is None
@@ -247,6 +249,41 @@ def _check_dates(dates, path: Path) -> dict:
             found=f"start {start}, end {end}",
         )
     return {"start": start, "end": end}
+
+
+def _check_planning_numbers(definition: dict, path: Path) -> None:
+    """Refuse an alpha, power or minimum detectable effect that cannot plan
+    (each checked when given, by the file or the study's defaults)."""
+    for key, low, high in (("alpha", 0, 1), ("power", 0, 1), ("mde", 0, None)):
+        value = definition.get(key)
+        if value is None:
+            continue
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = float("nan")
+        if not (number > low and (high is None or number < high)):
+            bound = f"between {low} and {high}" if high else f"above {low}"
+            raise HeardInputError(
+                path, column=key, expected=f"a number {bound}", found=value
+            )
+    scale = definition.get("mde_scale", "relative")
+    if scale not in ("relative", "absolute"):
+        raise HeardInputError(
+            path, column="mde_scale", expected="relative | absolute", found=scale
+        )
+
+
+def _warn_untraced_arms(variants: list, path: Path) -> None:
+    """Warn about arms that name no quotes: their lift cannot be traced back."""
+    for variant in variants[1:]:
+        if not variant.get("quote_ids"):
+            log.warning(
+                "%s: arm %s names no quote_ids, so its result cannot be traced back "
+                "to the customers' words it was written from",
+                path,
+                variant["id"],
+            )
 
 
 def _warn_buyer_only_primary(definition: dict, path: Path) -> None:
