@@ -3,8 +3,9 @@
 Generates events as Parquet and CSV in benchmarks/_data (git-ignored, reused when
 present), then times, each in its own process, wall clock and peak RSS:
 
-- the step: read rows -> per-user -> per-arm sufficient statistics in DuckDB,
-  checks and tests (``helpers.experiments``), from Parquet and from CSV;
+- the step (``helpers.experiments.analyse_experiment``, as the month's step runs
+  it): read rows -> per-user -> per-arm sufficient statistics in DuckDB, the plan,
+  checks, tests, verdicts and the quote trace, from Parquet and from CSV;
 - a plain hand-written DuckDB aggregation (per user, then per arm) of the same file.
 
 Then times the tests on the summary statistics alone (describe, check, compare)
@@ -53,23 +54,28 @@ logging.disable(logging.WARNING)
 from helpers import experiments
 from helpers.study import load_defaults
 imported = time.perf_counter()
+phases = {}
+def timed(name, function):
+    def run(*args, **kwargs):
+        began = time.perf_counter()
+        result = function(*args, **kwargs)
+        phases[name] = time.perf_counter() - began
+        return result
+    return run
+# analyse_experiment looks these up when called: time them inside the real step.
+experiments.read_results = timed("read", experiments.read_results)
+experiments.plan_experiment = timed("plan", experiments.plan_experiment)
 definition = experiments.load_experiment(sys.argv[1],
     defaults=load_defaults()["experiments"])
-plan = experiments.plan_experiment(definition)
-planned = time.perf_counter()
-arms, units, info = experiments.read_results(definition)
-read = time.perf_counter()
-values = experiments.describe_arms(arms, definition)
-checks = experiments.check_experiment(arms, values, definition, plan=plan, info=info)
-results = experiments.compare_arms(values, definition, checks=checks)
-results = results.assign(verdict=experiments.write_verdicts(results, definition))
+analysis = experiments.analyse_experiment(definition)
 done = time.perf_counter()
 usage = resource.getrusage(resource.RUSAGE_SELF)
 peak, cpu = usage.ru_maxrss / 1024**2, usage.ru_utime + usage.ru_stime
 print(json.dumps({"wall_in_process": done - start, "peak_gb": peak, "cpu": cpu,
-                  "imports": imported - start, "plan": planned - imported,
-                  "read": read - planned, "tests": done - read,
-                  "n": int(arms["n"].sum())}))
+                  "imports": imported - start, "plan": phases["plan"],
+                  "read": phases["read"],
+                  "tests": done - imported - phases["plan"] - phases["read"],
+                  "n": int(analysis["arms"]["n"].sum())}))
 """
 
 HAND = """
@@ -205,9 +211,10 @@ def main() -> None:
         hand = run_process(HAND, str(DATA / f"events.{fmt}"))
         report[fmt] = (step, hand)
         print(
-            f"{fmt:8} step phases: imports {step['imports']:.2f} s, plan (statsmodels "
-            f"power) {step['plan']:.2f} s, read + per-user + per-arm sums "
-            f"{step['read']:.2f} s, checks + tests + verdicts {step['tests']:.3f} s"
+            f"{fmt:8} step phases: imports {step['imports']:.2f} s, read + per-user + "
+            f"per-arm sums {step['read']:.2f} s, plan (statsmodels power, imported "
+            f"here) {step['plan']:.2f} s, definition, checks, tests, verdicts, trace "
+            f"{step['tests']:.3f} s"
         )
         print(
             f"{fmt:8} step   wall {step['wall']:.2f} s (in process "

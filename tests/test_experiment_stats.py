@@ -138,6 +138,68 @@ def test_ratio_delta_method_matches_hand_formula_and_gbstats():
     assert variance * n == pytest.approx(gb.variance, rel=1e-9)
 
 
+def ratio_statistic(numerator, denominator):
+    n = len(numerator)
+    return gb_statistics.RatioStatistic(
+        n=n,
+        m_statistic=gb_statistics.SampleMeanStatistic(
+            n=n, sum=numerator.sum(), sum_squares=(numerator**2).sum()
+        ),
+        d_statistic=gb_statistics.SampleMeanStatistic(
+            n=n, sum=denominator.sum(), sum_squares=(denominator**2).sum()
+        ),
+        m_d_sum_of_products=(numerator * denominator).sum(),
+    )
+
+
+def test_ratio_lift_over_few_campaigns_uses_welch_t_like_gbstats():
+    # ROAS over 6 and 7 campaigns: a normal reference would be too narrow; gbstats
+    # uses Welch's t on the delta-method variances, and so do we.
+    rng = np.random.default_rng(21)
+    arms = []
+    for size, roas in [(6, 3.0), (7, 3.6)]:
+        spend = rng.gamma(3, 400, size)
+        arms.append((spend * rng.lognormal(np.log(roas), 0.3, size), spend))
+    described = []
+    for revenue, spend in arms:
+        ratio, variance = es.describe_ratio(
+            len(spend),
+            revenue.sum(),
+            spend.sum(),
+            (revenue**2).sum(),
+            (spend**2).sum(),
+            (revenue * spend).sum(),
+        )
+        described.append((ratio, variance, len(spend)))
+    (r0, v0, n0), (r1, v1, n1) = described
+    df = es.welch_df(v0, n0, v1, n1)
+    ours = es.compare_estimates(r0, v0, r1, v1, alpha=0.05, df=df)
+    relative = es.relative_lift(r0, v0, r1, v1, alpha=0.05, df=df)
+
+    stat_a, stat_b = ratio_statistic(*arms[0]), ratio_statistic(*arms[1])
+    absolute = gb_tests.TwoSidedTTest(
+        stat_a, stat_b, gb_tests.FrequentistConfig(difference_type="absolute")
+    )
+    theirs = absolute.compute_result()
+    assert df == pytest.approx(absolute.dof, rel=1e-9) and df < 12
+    assert ours["abs_lift"] == pytest.approx(theirs.expected, rel=1e-9)
+    assert ours["abs_ci_low"] == pytest.approx(theirs.ci[0], rel=1e-9)
+    assert ours["abs_ci_high"] == pytest.approx(theirs.ci[1], rel=1e-9)
+    assert ours["p_value"] == pytest.approx(theirs.p_value, rel=1e-9)
+
+    # Relative: the same lift and first-order standard error (ours on the log
+    # scale), with the same t critical value.
+    linear = gb_tests.TwoSidedTTest(stat_a, stat_b).compute_result()
+    assert relative["rel_lift"] == pytest.approx(linear.expected, rel=1e-9)
+    assert (r1 / r0) * relative["rel_se_log"] == pytest.approx(
+        linear.uplift.stddev, rel=1e-9
+    )
+    critical = stats.t.ppf(0.975, absolute.dof)
+    assert relative["rel_ci_high"] == pytest.approx(
+        (r1 / r0) * np.exp(critical * relative["rel_se_log"]) - 1, rel=1e-9
+    )
+
+
 def test_ratio_delta_method_agrees_with_a_bootstrap_over_units():
     rng = np.random.default_rng(11)
     spend = rng.gamma(4, 50, 300)
@@ -198,12 +260,24 @@ def test_adjust_p_matches_multipletests_and_skips_untested(method):
     np.testing.assert_allclose(adjusted[tested], expected, rtol=1e-12)
 
 
-def test_chance_to_beat_control_matches_numerical_integration():
-    # P(B > A) = integral of f_B(x) * F_A(x) for Beta(1 + k, 1 + n - k) posteriors.
-    a, b = stats.beta(1 + 61, 1 + 5012 - 61), stats.beta(1 + 83, 1 + 4988 - 83)
-    exact, _ = integrate.quad(lambda x: b.pdf(x) * a.cdf(x), 0, 0.05, limit=200)
-    chance = es.chance_beta_binomial([61], [5012], [83], [4988])
-    assert chance[0] == pytest.approx(exact, abs=0.006)
+@pytest.mark.parametrize(
+    ("k0", "n0", "k1", "n1"),
+    [
+        (61, 5012, 83, 4988),
+        (40, 20000, 38, 20100),
+        (5, 50, 9, 50),
+        (600, 20000, 760, 20100),
+    ],
+)
+def test_chance_to_beat_control_matches_numerical_integration(k0, n0, k1, n1):
+    # P(B > A) = integral of f_B(x) * F_A(x) for Beta(1 + k, 1 + n - k) posteriors,
+    # by adaptive quadrature over the whole support.
+    a, b = stats.beta(1 + k0, 1 + n0 - k0), stats.beta(1 + k1, 1 + n1 - k1)
+    exact, _ = integrate.quad(
+        lambda x: b.pdf(x) * a.cdf(x), 0, 1, limit=500, points=[a.mean(), b.mean()]
+    )
+    chance = es.chance_beta_binomial([k0], [n0], [k1], [n1])
+    assert chance[0] == pytest.approx(exact, abs=1e-4)
 
 
 def test_exact_interval_at_zero_successes_is_clopper_pearson():

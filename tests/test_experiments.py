@@ -101,6 +101,12 @@ def test_results_with_only_the_control_arm_are_refused(tmp_path):
         ({"split": {"control": 0.5, "new-copy": 0.6}}, "sum to 1"),
         ({"primary_metric": "happiness"}, "built-in metric"),
         ({"variants": [{"id": "control"}, {"id": "New Copy"}]}, "lowercase"),
+        ({"dates": {"start": "2026-11-14", "end": "2026-11-01"}}, "on or after"),
+        ({"dates": {"start": "14/11/2026", "end": "2026-11-20"}}, "YYYY-MM-DD"),
+        ({"alpha": 5}, "between 0 and 1"),
+        ({"power": "80%"}, "between 0 and 1"),
+        ({"mde": -0.1}, "above 0"),
+        ({"mde_scale": "percent"}, "relative | absolute"),
     ],
 )
 def test_bad_definitions_name_the_key(tmp_path, change, message):
@@ -117,6 +123,48 @@ def test_quote_ids_must_follow_the_quote_bank_pattern(tmp_path):
         ex.load_experiment(path)
 
 
+def test_an_arm_without_quote_ids_is_warned_about(tmp_path, caplog):
+    definition = two_arm_definition()
+    definition["variants"][1]["quote_ids"] = []
+    with caplog.at_level("WARNING", logger="helpers.experiments"):
+        ex.load_experiment(write_experiment(tmp_path / "untraced", definition, None))
+    assert "arm new-copy names no quote_ids" in caplog.text
+
+
+def test_a_buyers_only_primary_metric_is_warned_about(tmp_path, caplog):
+    definition = two_arm_definition(primary_metric="aov", secondary_metrics=[])
+    with caplog.at_level("WARNING", logger="helpers.experiments"):
+        ex.load_experiment(write_experiment(tmp_path / "aov", definition, None))
+    assert "counts buyers only" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="helpers.experiments"):
+        ex.load_experiment(
+            write_experiment(tmp_path / "rpv", two_arm_definition(), None)
+        )
+    assert "counts buyers only" not in caplog.text
+
+
+def test_a_custom_mean_metric_such_as_ltv_is_tested_with_welch(tmp_path):
+    rng = np.random.default_rng(4)
+    ltv = np.concatenate([rng.gamma(2, 40, 300), rng.gamma(2, 46, 320)])
+    rows = pd.DataFrame(
+        {"variant": ["control"] * 300 + ["new-copy"] * 320, "ltv_90d": ltv}
+    )
+    definition = two_arm_definition(
+        primary_metric="ltv",
+        secondary_metrics=[],
+        metrics={"ltv": {"kind": "mean", "numerator": "ltv_90d"}},
+    )
+    analysis = analyse(write_experiment(tmp_path / "ltv", definition, rows))
+    reference = stats.ttest_ind(ltv[300:], ltv[:300], equal_var=False)
+    found = row(analysis["results"], "ltv", "new-copy")
+    assert found["p_value"] == pytest.approx(reference.pvalue, rel=1e-9)
+    assert found["abs_ci_low"] == pytest.approx(
+        reference.confidence_interval().low, rel=1e-9
+    )
+    assert found["test"].startswith("Welch's t")
+
+
 # ---------------------------------------------------------------------------
 # Planning
 # ---------------------------------------------------------------------------
@@ -127,7 +175,10 @@ def test_plan_matches_textbook_sample_size_formulas():
         FIXTURES / "arms-basic" / "experiment.yml", defaults=SETTINGS
     )
     plan = ex.plan_experiment(definition).set_index("metric")
-    z = stats.norm.ppf(0.975) + stats.norm.ppf(0.8)
+    # One arm × four metrics (primary, two secondary, one guardrail) are corrected
+    # together, so each is planned at alpha 0.05 / 4 (Holm's first threshold).
+    assert plan["alpha"].eq(0.05 / 4).all()
+    z = stats.norm.ppf(1 - 0.05 / 8) + stats.norm.ppf(0.8)
 
     # Proportion: var(2 asin sqrt(p)) = 1/n per arm, so n = 2 (z / h)**2 with
     # Cohen's h for 3.0% -> 3.3%; the classical unpooled formula agrees closely.
@@ -265,10 +316,10 @@ def test_hillstrom_aov_matches_gbstats_ratio_with_customer_as_unit(hillstrom):
     found = row(analysis["results"], "aov", "mens")
     assert found["estimate"] == pytest.approx(mens.mean, rel=1e-9)
     assert found["abs_lift"] == pytest.approx(theirs.expected, rel=1e-9)
-    # gbstats uses a t reference with Welch df (about 340 here); ours is normal.
-    assert found["abs_ci_high"] - found["abs_lift"] == pytest.approx(
-        theirs.ci[1] - theirs.expected, rel=0.01
-    )
+    # Both use Welch's t on the delta-method variances (about 340 df here).
+    assert found["abs_ci_low"] == pytest.approx(theirs.ci[0], rel=1e-9)
+    assert found["abs_ci_high"] == pytest.approx(theirs.ci[1], rel=1e-9)
+    assert found["p_value"] == pytest.approx(theirs.p_value, rel=1e-9)
 
 
 def test_hillstrom_holm_family_is_arms_times_metrics(hillstrom):
@@ -281,6 +332,14 @@ def test_hillstrom_holm_family_is_arms_times_metrics(hillstrom):
     assert len(family) == 2 * 4
     expected = multipletests(family["p_value"], method="holm")[1]
     np.testing.assert_allclose(family["p_adjusted"], expected, rtol=1e-12)
+    # The family is stated: in its own column and in every verdict.
+    assert family["n_family"].eq(8).all()
+    assert family["verdict"].str.contains("Holm correction across its 8 tested").all()
+    capped = results[
+        results["role"].eq("sensitivity") & results["variant"].ne("control")
+    ]
+    assert capped["n_family"].eq(0).all()
+    assert capped["verdict"].str.contains("uncorrected").all()
 
 
 def test_hillstrom_capping_shows_its_effect_on_the_estimate(hillstrom):
@@ -299,6 +358,28 @@ def test_hillstrom_capping_shows_its_effect_on_the_estimate(hillstrom):
         "capped"
         in row(analysis["results"], "revenue_per_visitor_capped", "mens")["flags"]
     )
+    assert (
+        f"capped at {cap:,.2f} per unit"
+        in (row(analysis["results"], "revenue_per_visitor_capped", "mens")["test"])
+    )
+
+
+def test_hillstrom_capping_effect_table_shows_both_estimates_and_lifts(hillstrom):
+    from helpers.experiment_tables import format_capping
+
+    analysis, raw = hillstrom
+    cap = raw.loc[raw.spend.gt(0), "spend"].quantile(0.9)
+    table = format_capping(analysis["results"]).set_index("variant")
+    mens = raw.loc[raw.segment.eq("Mens E-Mail"), "spend"]
+    control = raw.loc[raw.segment.eq("No E-Mail"), "spend"]
+    assert table.loc["mens", "uncapped"] == f"{mens.mean():,.3g}"
+    assert table.loc["mens", "capped"] == f"{mens.clip(upper=cap).mean():,.3g}"
+    change = mens.clip(upper=cap).mean() / mens.mean() - 1
+    assert table.loc["mens", "change"] == f"{change:+.1%}"
+    lift = mens.clip(upper=cap).mean() / control.clip(upper=cap).mean() - 1
+    assert table.loc["mens", "lift capped [CI]"].startswith(f"{lift:+.1%} [")
+    lift = mens.mean() / control.mean() - 1
+    assert table.loc["mens", "lift uncapped [CI]"].startswith(f"{lift:+.1%} [")
 
 
 def test_hillstrom_split_passes_the_srm_check(hillstrom):
@@ -375,6 +456,85 @@ def test_fb_ads_roas_standard_error_matches_a_campaign_bootstrap(fb_ads):
     found = row(analysis["results"], "roas", "c936")
     se = (found["ci_high"] - found["ci_low"]) / (2 * stats.norm.ppf(0.975))
     assert se == pytest.approx(boot.std(ddof=1), rel=0.12)
+
+
+def test_fb_ads_roas_lift_matches_gbstats_with_campaigns_as_units(fb_ads):
+    gb_statistics = pytest.importorskip("gbstats.models.statistics")
+    gb_tests = pytest.importorskip("gbstats.frequentist.tests")
+    analysis, raw = fb_ads
+    campaigns = raw.groupby(["xyz_campaign_id", "fb_campaign_id"]).sum(
+        numeric_only=True
+    )
+
+    def roas_statistic(label):
+        arm = campaigns.loc[label]
+        revenue, spend = 100 * arm["Approved_Conversion"], arm["Spent"]
+        return gb_statistics.RatioStatistic(
+            n=len(arm),
+            m_statistic=gb_statistics.SampleMeanStatistic(
+                n=len(arm), sum=revenue.sum(), sum_squares=(revenue**2).sum()
+            ),
+            d_statistic=gb_statistics.SampleMeanStatistic(
+                n=len(arm), sum=spend.sum(), sum_squares=(spend**2).sum()
+            ),
+            m_d_sum_of_products=(revenue * spend).sum(),
+        )
+
+    control = roas_statistic(916)
+    for label, variant in [(936, "c936"), (1178, "c1178")]:
+        treated = roas_statistic(label)
+        config = gb_tests.FrequentistConfig(difference_type="absolute")
+        theirs = gb_tests.TwoSidedTTest(control, treated, config).compute_result()
+        relative = gb_tests.TwoSidedTTest(control, treated).compute_result()
+        found = row(analysis["results"], "roas", variant)
+        assert found["abs_lift"] == pytest.approx(theirs.expected, rel=1e-9)
+        assert found["abs_ci_low"] == pytest.approx(theirs.ci[0], rel=1e-9)
+        assert found["abs_ci_high"] == pytest.approx(theirs.ci[1], rel=1e-9)
+        assert found["p_value"] == pytest.approx(theirs.p_value, rel=1e-9)
+        assert found["rel_lift"] == pytest.approx(relative.expected, rel=1e-9)
+        # Ours is on the log scale: asymmetric, but around the same lift.
+        assert found["rel_ci_low"] < relative.expected < found["rel_ci_high"]
+
+
+def test_fb_ads_read_as_an_ad_platform_export_gives_the_same_arms(fb_ads, tmp_path):
+    # The Kaggle file is an anonymised Facebook ads export with its own column
+    # names: read through the ad-export path, mapped, it must give the same sums.
+    analysis, _ = fb_ads
+    definition = ex.load_experiment(
+        write_experiment(
+            tmp_path / "fb-meta",
+            two_arm_definition(
+                name="fb-meta",
+                variants=[
+                    {"id": "control", "name": "916"},
+                    {"id": "c936", "name": "936"},
+                    {"id": "c1178", "name": "1178"},
+                ],
+                split={"control": 0.05, "c936": 0.4, "c1178": 0.55},
+                primary_metric="roas",
+                secondary_metrics=["ctr"],
+                results={
+                    "file": str(FB_ADS),
+                    "kind": "meta_ads",
+                    "variant_column": "xyz_campaign_id",
+                    "unit_column": "fb_campaign_id",
+                    "variant_map": {"916": "control", "936": "c936", "1178": "c1178"},
+                    "column_map": {
+                        "spend": "Spent",
+                        "clicks": "Clicks",
+                        "orders": "Approved_Conversion",
+                    },
+                    "value_per_conversion": 100,
+                },
+            ),
+            None,
+        ),
+        defaults=SETTINGS,
+    )
+    arms = ex.read_results(definition)[0].set_index("variant")
+    expected = analysis["arms"].set_index("variant")
+    for column in ("n", "spend", "impressions", "clicks", "revenue", "revenue_x_spend"):
+        np.testing.assert_allclose(arms[column], expected[column], rtol=1e-12)
 
 
 def test_fb_ads_planned_split_mismatch_is_flagged(fb_ads):
@@ -468,6 +628,21 @@ def test_arm_table_tests_match_hand_computation():
     assert unsub["estimate"] == pytest.approx(38 / 20100)
 
 
+def test_chance_to_beat_control_on_a_guardrail_is_the_chance_of_fewer_unsubscribes():
+    from scipy import integrate
+
+    # 38 of 20,100 unsubscribed against 40 of 20,000: beating control means a
+    # lower rate, P(p_arm < p_control) under Beta(1 + k, 1 + n - k) posteriors.
+    analysis = analyse(FIXTURES / "arms-basic" / "experiment.yml")
+    control, arm = stats.beta(41, 19961), stats.beta(39, 20063)
+    lower, _ = integrate.quad(
+        lambda x: arm.pdf(x) * control.sf(x), 0, 1, points=[0.002], limit=500
+    )
+    found = row(analysis["results"], "unsubscribe_rate", "free-returns")
+    assert lower > 0.5
+    assert found["chance_to_beat_control"] == pytest.approx(lower, abs=1e-4)
+
+
 def test_klaviyo_export_gives_proportions_but_not_revenue_variance():
     analysis = analyse(FIXTURES / "klaviyo-subject" / "experiment.yml")
     arms = analysis["arms"].set_index("variant")
@@ -496,9 +671,129 @@ def test_google_export_skips_title_lines_totals_and_blanks():
     assert arms.loc["control", "impressions"] == 120400
     assert arms.loc["words", "revenue"] == 0
     ctr = row(analysis["results"], "ctr", "words")
-    # One row per arm: CTR is a proportion per impression.
+    # One row per arm: CTR is a proportion per impression, its scale stated.
     assert ctr["test"].startswith("two-proportion")
+    assert "difference in rates (percentage points)" in ctr["test"]
     assert ctr["estimate"] == pytest.approx(2755 / 119800)
+    # The checks count what CTR counts (impressions), not the one row per arm.
+    checks = analysis["checks"].set_index(["check", "variant"])
+    assert checks.loc[("sample_ratio", "all"), "value"] == pytest.approx(
+        stats.chisquare([120400, 119800]).pvalue
+    )
+    assert checks.loc[("min_sample", "words"), "value"] == 119800
+    assert bool(checks.loc[("min_sample", "words"), "is_passed"])
+    assert "below_min_sample" not in ctr["flags"]
+
+
+def test_campaign_ids_in_scientific_notation_are_refused_as_units(tmp_path):
+    import shutil
+
+    # An Excel re-save writes 120253000000000017 as 1.20253E+17: the four
+    # control campaigns would collapse into one unit. Line 1 is the header,
+    # line 2 the totals row, line 3 the first campaign.
+    folder = tmp_path / "meta"
+    shutil.copytree(FIXTURES / "meta-ads", folder)
+    export = pd.read_csv(folder / "meta-export.csv", dtype=str)
+    export.insert(2, "Campaign ID", ["", *["1.20253E+17"] * (len(export) - 1)])
+    export.to_csv(folder / "meta-export.csv", index=False)
+    definition = yaml.safe_load((folder / "experiment.yml").read_text("utf-8"))
+    definition["results"]["unit_column"] = "Campaign ID"
+    path = write_experiment(folder, definition, None)
+    with pytest.raises(HeardInputError) as error:
+        analyse(path)
+    assert error.value.row == 3
+    assert error.value.column == "Campaign ID"
+    assert "scientific notation" in str(error.value)
+
+    # The same ids typed as numbers by DuckDB (a row-level CSV) are refused too.
+    rows = pd.DataFrame(
+        {
+            "variant": ["control", "new-copy"] * 100,
+            "user_id": [1.20253e17] * 200,
+            "revenue": np.arange(200.0),
+        }
+    )
+    definition = two_arm_definition(
+        secondary_metrics=[],
+        results={"file": "results.csv", "kind": "rows", "unit_column": "user_id"},
+    )
+    with pytest.raises(HeardInputError, match="scientific notation"):
+        analyse(write_experiment(tmp_path / "ids", definition, rows))
+
+
+def test_a_semicolon_delimited_meta_resave_reads_like_the_original(tmp_path):
+    import shutil
+
+    folder = tmp_path / "meta-semicolon"
+    shutil.copytree(FIXTURES / "meta-ads", folder)
+    export = folder / "meta-export.csv"
+    pd.read_csv(export, dtype=str).to_csv(export, sep=";", index=False)
+    expected = analyse(FIXTURES / "meta-ads" / "experiment.yml")["arms"]
+    pd.testing.assert_frame_equal(analyse(folder / "experiment.yml")["arms"], expected)
+
+
+def test_localised_meta_headers_are_read(tmp_path):
+    import shutil
+
+    folder = tmp_path / "meta-pt"
+    shutil.copytree(FIXTURES / "meta-ads", folder)
+    export = folder / "meta-export.csv"
+    text = export.read_text("utf-8")
+    text = text.replace("Amount spent (EUR)", "Valor gasto (BRL)")
+    export.write_text(text.replace("Link clicks", "Cliques no link"), "utf-8")
+    arms = analyse(folder / "experiment.yml")["arms"].set_index("variant")
+    assert arms.loc["control", "spend"] == pytest.approx(810)
+    assert arms.loc["control", "clicks"] > 0
+
+
+def test_a_decimal_comma_in_an_export_is_refused_at_its_file_row(tmp_path):
+    import shutil
+
+    # "1.204,00" (German number format) must not become 1.204 or 120400.
+    folder = tmp_path / "google"
+    shutil.copytree(FIXTURES / "google-ads", folder)
+    export = folder / "google-campaigns.csv"
+    export.write_text(
+        export.read_text("utf-8").replace('"1,204.00"', '"1.204,00"'), "utf-8"
+    )
+    with pytest.raises(HeardInputError) as error:
+        analyse(folder / "experiment.yml")
+    # Title line, date line, header: the first campaign is line 4.
+    assert error.value.row == 4
+    assert error.value.column == "Cost"
+    assert "decimal comma" in str(error.value)
+
+
+@pytest.mark.parametrize("form", ["excel-csv", "xlsx"])
+def test_google_export_in_its_utf16_and_xlsx_forms_reads_like_the_csv(tmp_path, form):
+    import csv
+    import shutil
+
+    from openpyxl import Workbook
+
+    # The same download saved as "Excel .csv" (UTF-16, tabs) or .xlsx, title
+    # and date-range lines still on top.
+    source = FIXTURES / "google-ads" / "google-campaigns.csv"
+    rows = list(csv.reader(source.read_text("utf-8").splitlines()))
+    folder = tmp_path / "google"
+    shutil.copytree(FIXTURES / "google-ads", folder)
+    if form == "xlsx":
+        book = Workbook()
+        for cells in rows:
+            book.active.append(cells)
+        book.save(folder / "download.xlsx")
+        file = "download.xlsx"
+    else:
+        text = "\n".join("\t".join(cells) for cells in rows) + "\n"
+        (folder / "download.csv").write_text(text, encoding="utf-16")
+        file = "download.csv"
+    assert form == "xlsx" or (folder / file).read_bytes()[:2] == b"\xff\xfe"
+    definition = ex.load_experiment(folder / "experiment.yml", defaults=SETTINGS)
+    expected = ex.read_results(definition)[0]
+    definition["results"]["file"] = file
+    arms = ex.read_results(definition)[0]
+    pd.testing.assert_frame_equal(arms, expected)
+    assert arms.set_index("variant").loc["control", "impressions"] == 120400
 
 
 # ---------------------------------------------------------------------------
@@ -570,6 +865,59 @@ def test_run_step_writes_results_and_summary(tmp_path):
     assert summary["experiments"] == written["experiments"]
     for part in ("arms", "checks", "plan", "trace"):
         assert (month / f"experiment-{part}_arms-basic.parquet").exists()
+
+
+def test_an_experiment_named_unlike_its_folder_is_refused_by_the_step(tmp_path):
+    import shutil
+
+    raw = tmp_path / "raw" / "shop"
+    shutil.copytree(FIXTURES / "arms-basic", raw / "experiments" / "subject-nov")
+    (raw / "study.yml").write_text(
+        "months:\n  '2026-11':\n    experiments: [subject-nov]\n", encoding="utf-8"
+    )
+    study = load_study(raw, root=tmp_path, processed_root=tmp_path / "processed")
+    with pytest.raises(HeardInputError) as error:
+        ex.run_experiments_step(study, "2026-11")
+    assert error.value.column == "name"
+    assert "arms-basic" in str(error.value) and "subject-nov" in str(error.value)
+
+
+def test_a_planned_experiment_without_results_writes_its_plan_only(tmp_path):
+    # No results: entry yet: the step writes the plan (before any results
+    # exist) and the quote trace, and reports no lift.
+    raw = tmp_path / "raw" / "shop"
+    definition = yaml.safe_load(
+        (FIXTURES / "arms-basic" / "experiment.yml").read_text("utf-8")
+    )
+    definition.pop("results")
+    write_experiment(raw / "experiments" / "arms-basic", definition, None)
+    (raw / "study.yml").write_text(
+        "months:\n  '2026-11':\n    experiments: [arms-basic]\n", encoding="utf-8"
+    )
+    study = load_study(raw, root=tmp_path, processed_root=tmp_path / "processed")
+    summary = ex.run_experiments_step(study, "2026-11")
+
+    assert summary["experiments"] == []
+    planned = summary["planned"][0]
+    z = stats.norm.ppf(1 - 0.05 / 8) + stats.norm.ppf(0.8)  # alpha 0.05 over 4
+    # Welch's t needs a little more than the normal formula 2 (z sd / mde)**2.
+    assert planned["n_per_arm"] == pytest.approx(2 * (z * 19.0 / 0.21) ** 2, rel=1e-3)
+    assert planned["days"] == np.ceil(planned["n_total"] / 4000)
+    month = tmp_path / "processed" / "2026-11"
+    assert pd.read_parquet(month / "experiment-results_arms-basic.parquet").empty
+    trace = pd.read_parquet(month / "experiment-trace_arms-basic.parquet")
+    assert trace["quote_id"].tolist() == ["q-2026-11-07-003", "q-2026-11-12-001"]
+    assert trace["rel_lift"].isna().all()
+    arms, units, info = ex.read_results(
+        ex.load_experiment(raw / "experiments" / "arms-basic" / "experiment.yml")
+    )
+    assert arms.empty and units is None and info["is_planned"]
+
+
+def test_a_named_results_file_that_is_missing_is_an_error_not_a_plan(tmp_path):
+    path = write_experiment(tmp_path / "missing", two_arm_definition(), None)
+    with pytest.raises(HeardInputError, match="leave results: out"):
+        analyse(path)
 
 
 def test_month_outputs_load_back_and_format_for_display(tmp_path):
@@ -654,9 +1002,10 @@ def test_verdict_after_correction_does_not_deny_an_interval_that_excludes_zero()
     # Raw p 0.03 (the shown 95% interval [+0.1, +1.9] excludes zero) but Holm's
     # adjusted p is 0.09: the verdict must not say the interval includes no change.
     definition = {"alpha": 0.05, "metrics": {"revenue_per_visitor": (0, 0, 0, True)}}
-    verdict = ex.write_verdicts(verdict_row(), definition).iloc[0]
+    verdict = ex.write_verdicts(verdict_row(n_family=3), definition).iloc[0]
     assert "interval includes no change" not in verdict
-    assert "not significant" in verdict and "after Holm correction" in verdict
+    assert "not significant" in verdict
+    assert "after Holm correction across its 3 tested comparisons" in verdict
     frame = verdict_row(correction="fdr_bh")
     assert (
         "after Benjamini-Hochberg correction"
@@ -679,6 +1028,20 @@ def test_verdict_never_says_the_interval_excludes_zero_when_it_does_not():
     )
     verdict = ex.write_verdicts(frame, definition).iloc[0]
     assert "interval excludes no change" not in verdict
+
+
+def test_verdict_is_borderline_when_the_relative_and_absolute_intervals_disagree():
+    # Meta fixture, CTR over 4 campaigns per arm: the log-scale relative interval
+    # [+0.6%, +31.4%] clears zero, the absolute one [-0.00001, +0.0041] does not.
+    analysis = analyse(FIXTURES / "meta-ads" / "experiment.yml")
+    found = row(analysis["results"], "ctr", "quote")
+    assert found["rel_ci_low"] > 0 > found["abs_ci_low"]
+    assert (
+        "relative interval lies clear of zero but the absolute one does not"
+        in (found["verdict"])
+    )
+    assert "significant" not in found["verdict"]
+    assert "includes no change" not in found["verdict"]
 
 
 def test_an_arm_without_orders_makes_aov_untestable_and_says_why(tmp_path):

@@ -52,6 +52,8 @@ def read_results(definition: dict) -> tuple[pd.DataFrame, pd.DataFrame | None, d
         for the bootstrap when the results are row-level and small enough
         (``bootstrap_max_units``), else None. ``info`` holds ``n_rows``,
         ``n_mixed_units`` (units seen in two arms, left out) and ``revenue_cap``.
+        A planned experiment (no ``results:`` entry) gives an empty ``arms``,
+        no units and ``info["is_planned"]``.
 
     Raises
     ------
@@ -60,13 +62,20 @@ def read_results(definition: dict) -> tuple[pd.DataFrame, pd.DataFrame | None, d
         numbers, or the arms found do not match the defined variants.
     """
     spec = definition["results"]
+    if spec is None:
+        # A planned experiment: nothing to read yet.
+        arms = pd.DataFrame(
+            {"variant": pd.Series(dtype=object), "n": pd.Series(dtype=float)}
+        )
+        return arms, None, {"is_planned": True}
     path = Path(definition["folder"]) / str(spec.get("file", ""))
     if not path.is_file():
         raise HeardInputError(
             path,
             expected="the results file named in results.file",
             found="nothing there",
-            fix="put the export beside experiment.yml or correct results.file",
+            fix="put the export beside experiment.yml or correct results.file; "
+            "leave results: out of experiment.yml while the test is only planned",
         )
     kind = spec["kind"]
     if kind == "arms":
@@ -149,6 +158,8 @@ def aggregate_rows(source, definition: dict, *, file: Path | None = None):
         variant = _find_column(available, spec.get("variant_column", "variant"), file)
         unit = spec.get("unit_column")
         unit = _find_column(available, unit, file) if unit else None
+        if unit:
+            _refuse_mangled_ids(connection, relation, unit, types, file)
         present, pairs = _present_columns(definition, available, file)
         _refuse_text_values(connection, relation, present, types, file)
 
@@ -231,6 +242,39 @@ def _refuse_text_values(
                 found=found[1],
                 fix="correct the cell, or export the column as numbers",
             )
+
+
+SCIENTIFIC_ID = r"^-?[0-9](\.[0-9]+)?[eE]\+?[0-9]+$"
+
+
+def _refuse_mangled_ids(connection, relation: str, unit: str, types: dict, file):
+    """Raise HeardInputError when the unit ids went through a spreadsheet that
+    wrote long ids as ``1.20253E+17``: distinct campaigns then share one id and
+    would be summed as one unit, which cannot be undone (FORMATS.md 3a)."""
+    kind = str(types.get(unit, "")).upper()
+    if kind.startswith(("DOUBLE", "FLOAT", "REAL")):
+        test = "abs(value) >= 1e15"
+    elif kind.startswith("VARCHAR"):
+        test = f"regexp_matches(trim(value), '{SCIENTIFIC_ID}')"
+    else:
+        return
+    # An export read by pandas carries its file rows; a file's rows follow its header.
+    row = "file_row" if "file_row" in types else "row_number() OVER () + 1"
+    found = connection.execute(
+        f'SELECT rn, value FROM (SELECT {row} AS rn, "{unit}" AS value '
+        f"FROM {relation}) WHERE {test} ORDER BY rn LIMIT 1"
+    ).fetchone()
+    if found is not None:
+        raise HeardInputError(
+            file,
+            row=int(found[0]),
+            column=unit,
+            expected="unit ids written out in full",
+            found=found[1],
+            fix="name the unit by a text column instead (results.unit_column, e.g. "
+            "Campaign name), or export again without opening the file in a "
+            "spreadsheet: ids in scientific notation cannot be told apart",
+        )
 
 
 def _revenue_cap(connection, definition: dict, values: list[str]) -> float | None:
@@ -359,14 +403,16 @@ def _derived_columns(present: dict, value_per_conversion) -> str:
     return "".join(f", {e}" for e in extra)
 
 
-def _read_table(path: Path, **kwargs) -> pd.DataFrame:
+def _read_table(path: Path, *, encoding: str = "utf-8-sig", **kwargs) -> pd.DataFrame:
     suffix = path.suffix.lower()
     if suffix == ".parquet":
         return pd.read_parquet(path)
     if suffix in (".xlsx", ".xls"):
-        return pd.read_excel(path, dtype=str)
+        return pd.read_excel(path, dtype=str, **kwargs)
+    if "sep" not in kwargs:
+        kwargs["sep"] = _csv_delimiter(path, encoding)
     try:
-        return pd.read_csv(path, dtype=str, encoding="utf-8-sig", **kwargs)
+        return pd.read_csv(path, dtype=str, encoding=encoding, **kwargs)
     except (pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         raise HeardInputError(
             path,
@@ -376,9 +422,36 @@ def _read_table(path: Path, **kwargs) -> pd.DataFrame:
         ) from error
 
 
-def _to_numbers(frame: pd.DataFrame, columns: list[str], path: Path) -> pd.DataFrame:
+DECIMAL_COMMA = r"^-?\d{1,3}(\.\d{3})*,\d{1,2}$|^-?\d+,\d{1,2}$"
+
+
+def _csv_delimiter(path: Path, encoding: str) -> str:
+    """Return ``;`` for a file whose header has semicolons and no commas (an
+    export re-saved by a European Excel), else ``,``."""
+    try:
+        with path.open(encoding=encoding) as handle:
+            header = handle.readline()
+    except UnicodeDecodeError:
+        return ","
+    return ";" if ";" in header and "," not in header else ","
+
+
+def _to_numbers(
+    frame: pd.DataFrame,
+    columns: list[str],
+    path: Path,
+    *,
+    first_row: int = 2,
+    labels: dict | None = None,
+) -> pd.DataFrame:
     """Return `frame` with `columns` as floats; ``$``, ``%``, thousands commas and
-    ``--`` blanks tolerated, anything else refused with its row."""
+    ``--`` blanks tolerated, anything else refused with its file row (the frame's
+    index plus `first_row`, the file line of index 0) and its column as the file
+    names it (`labels`: frame column -> file header).
+
+    A decimal comma (``1.234,56`` or ``12,50``, from an export in German or
+    French number format) is refused: dropping the comma would read it as
+    another number."""
     result = frame.copy()
     for column in columns:
         text = result[column].astype("string").str.strip()
@@ -386,16 +459,18 @@ def _to_numbers(frame: pd.DataFrame, columns: list[str], path: Path) -> pd.DataF
             {"--": "", "-": ""}
         )
         numbers = pd.to_numeric(cleaned.replace("", pd.NA), errors="coerce")
-        bad = numbers.isna() & cleaned.fillna("").ne("")
+        comma = text.str.replace(r"[$%\s]", "", regex=True).str.match(DECIMAL_COMMA)
+        bad = (numbers.isna() & cleaned.fillna("").ne("")) | comma.fillna(False)
         if bad.any():
-            row = int(np.flatnonzero(bad.to_numpy())[0])
+            position = int(np.flatnonzero(bad.to_numpy())[0])
             raise HeardInputError(
                 path,
-                row=row + 2,
-                column=column,
-                expected="a number",
-                found=text.iloc[row],
-                fix="correct the cell",
+                row=int(result.index[position]) + first_row,
+                column=(labels or {}).get(column, column),
+                expected="a number with a decimal point",
+                found=text.iloc[position],
+                fix="correct the cell, or export the report with English number "
+                "format (a decimal comma cannot be read without guessing)",
             )
         result[column] = numbers.fillna(0.0).astype(float)
     return result
@@ -454,9 +529,9 @@ KLAVIYO_COLUMNS = {
     r"unique clicks": "visits",
 }
 META_COLUMNS = {
-    r"amount spent( \([a-z]{3}\))?": "spend",
+    r"(amount spent|valor gasto|montant dépensé)( \([a-z]{3}\))?": "spend",
     r"impressions": "impressions",
-    r"link clicks": "clicks",
+    r"link clicks|cliques no link": "clicks",
     r"(website )?purchases": "orders",
     r"(website )?purchases conversion value": "revenue",
 }
@@ -504,25 +579,18 @@ def _read_klaviyo(definition: dict, path: Path) -> pd.DataFrame:
         )
     table = table.rename(columns={**renames, variant: "variant"})
     values = sorted(set(renames.values()))
-    table = _to_numbers(table[["variant", *values]], values, path)
+    labels = {heard: header for header, heard in renames.items()}
+    table = _to_numbers(table[["variant", *values]], values, path, labels=labels)
     return table.groupby("variant", as_index=False, sort=False).sum()
 
 
 def _read_ad_export(kind: str, path: Path) -> pd.DataFrame:
     """Return a Meta or Google Ads export as rows with Heard's column names, totals
-    rows and title lines dropped; other columns keep their own names."""
+    rows and title lines dropped; other columns keep their own names, and
+    ``file_row`` says each row's line in the file."""
+    first_row = 2
     if kind == "google_ads":
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
-        header = next(
-            (
-                i
-                for i, line in enumerate(lines[:5])
-                if "," in line
-                and re.search(r"(^|,)(cost|impr\.|clicks)(,|$)", line.lower())
-            ),
-            0,
-        )
-        table = _read_table(path, skiprows=header)
+        table, first_row = _read_google_table(path)
         first = table.columns[0]
         table = table[
             ~table[first].fillna("").str.strip().str.match(r"(?i)^(total|gesamt)")
@@ -535,8 +603,61 @@ def _read_ad_export(kind: str, path: Path) -> pd.DataFrame:
             table = table[table[names].notna().any(axis=1)]
         patterns = META_COLUMNS
     renames = _match_headers(table.columns, patterns)
-    table = table.rename(columns=renames)
-    return _to_numbers(table, sorted(set(renames.values())), path)
+    table = table.rename(columns=renames).assign(file_row=table.index + first_row)
+    return _to_numbers(
+        table,
+        sorted(set(renames.values())),
+        path,
+        first_row=first_row,
+        labels={heard: header for header, heard in renames.items()},
+    )
+
+
+GOOGLE_HEADER_CELLS = {"cost", "impr.", "clicks", "impressions"}
+
+
+def _read_google_table(path: Path) -> tuple[pd.DataFrame, int]:
+    """Return a Google Ads download as text cells under its own header, the
+    report title and date-range lines above it skipped, and the file row of its
+    first data row.
+
+    Notes
+    -----
+    Three forms (FORMATS.md 3b): ``.csv`` (UTF-8, commas), "Excel .csv"
+    (UTF-16 with a byte-order mark, tabs) and ``.xlsx``, each with the title
+    lines first. The header is the first of the top five lines naming one of
+    ``Cost``, ``Impr.`` or ``Clicks``.
+    """
+    if path.suffix.lower() in (".xlsx", ".xls"):
+        top = pd.read_excel(path, header=None, dtype=str, nrows=5).fillna("")
+        lines = [list(cells) for cells in top.itertuples(index=False)]
+        encoding, separator = None, None
+    else:
+        encoding, separator = _google_encoding(path)
+        text = path.read_text(encoding=encoding).splitlines()[:5]
+        lines = [line.split(separator) for line in text]
+    header = next(
+        (
+            i
+            for i, cells in enumerate(lines)
+            if GOOGLE_HEADER_CELLS & {str(c).strip().strip('"').lower() for c in cells}
+        ),
+        0,
+    )
+    if encoding is None:
+        return _read_table(path, skiprows=header), header + 2
+    table = _read_table(path, encoding=encoding, sep=separator, skiprows=header)
+    return table, header + 2
+
+
+def _google_encoding(path: Path) -> tuple[str, str]:
+    """Return the encoding and delimiter of a Google Ads CSV: UTF-16 and tabs
+    after a UTF-16 byte-order mark ("Excel .csv"), else UTF-8 and commas."""
+    with path.open("rb") as handle:
+        start = handle.read(2)
+    if start in (b"\xff\xfe", b"\xfe\xff"):
+        return "utf-16", "\t"
+    return "utf-8-sig", ","
 
 
 def _map_variants(arms: pd.DataFrame, definition: dict, path: Path) -> pd.DataFrame:

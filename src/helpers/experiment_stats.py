@@ -14,10 +14,12 @@ Scales, stated once:
   Welch-Satterthwaite degrees of freedom) from n, sum and sum of squares;
 - ratios (sum of a numerator over sum of a denominator, the unit being the
   row that was summed): delta-method variance with the unit's cross-products and a
-  normal reference;
+  t reference with Welch-Satterthwaite degrees of freedom (which matters when the
+  units are a few campaigns);
 - relative lift: ``treatment / control - 1`` with the delta method on the log of the
   ratio, using both arms' variances, so the interval is never an absolute interval
-  divided by a fixed control value.
+  divided by a fixed control value; same reference distribution as the absolute
+  difference.
 """
 
 from __future__ import annotations
@@ -224,8 +226,22 @@ def welch_df(var_control, n_control, var_treatment, n_treatment):
         return (v0 + v1) ** 2 / (v0**2 / (n0 - 1) + v1**2 / (n1 - 1))
 
 
-def relative_lift(est_control, var_control, est_treatment, var_treatment, *, alpha):
+def relative_lift(
+    est_control, var_control, est_treatment, var_treatment, *, alpha, df=None
+):
     """Return the relative lift ``treatment / control - 1`` and its interval.
+
+    Parameters
+    ----------
+    est_control, est_treatment : array_like
+        The arms' estimates (rates, means or ratios).
+    var_control, var_treatment : array_like
+        The variances of those estimates.
+    alpha : float
+        One minus the confidence level.
+    df : array_like, optional
+        Degrees of freedom for a t critical value (Welch); normal when omitted
+        or inf.
 
     Returns
     -------
@@ -248,7 +264,8 @@ def relative_lift(est_control, var_control, est_treatment, var_treatment, *, alp
     with np.errstate(invalid="ignore", divide="ignore"):
         log_ratio = np.where(valid, np.log(np.where(valid, e1 / e0, 1.0)), np.nan)
         se_log = np.where(valid, np.sqrt(v1 / e1**2 + v0 / e0**2), np.nan)
-    critical = special.ndtri(1 - alpha / 2)
+    df = np.full_like(e0, np.inf) if df is None else np.asarray(df, dtype=float)
+    critical = special.stdtrit(df, 1 - alpha / 2)
     return {
         "rel_lift": np.where(valid, e1 / np.where(e0 != 0, e0, np.nan) - 1, np.nan),
         "rel_ci_low": np.expm1(log_ratio - critical * se_log),

@@ -13,7 +13,7 @@ import logging
 import numpy as np
 import pandas as pd
 
-from helpers.experiments import RESULT_COLUMNS, load_experiment
+from helpers.experiments import RESULT_COLUMNS, load_listed_experiment
 from helpers.tables import format_p
 
 log = logging.getLogger(__name__)
@@ -79,15 +79,10 @@ def load_month_outputs(study, month: str) -> dict:
         an ``experiment`` column) and ``summary`` (the JSON's contents).
     """
     names = study.month_config(month).get("experiments") or []
-    settings = study.config.get("experiments", {})
     outputs = {part: [] for part in PARTS}
     definitions = []
     for name in names:
-        definitions.append(
-            load_experiment(
-                study.raw("experiments", name, "experiment.yml"), defaults=settings
-            )
-        )
+        definitions.append(load_listed_experiment(study, name))
         for part in PARTS:
             frame = pd.read_parquet(
                 study.processed(month, f"experiment-{part}_{name}.parquet")
@@ -202,6 +197,50 @@ def format_results(results: pd.DataFrame) -> pd.DataFrame:
     if len(set(display["experiment"])) <= 1:
         display = display.drop(columns="experiment")
     return display
+
+
+def format_capping(results: pd.DataFrame) -> pd.DataFrame:
+    """Return what capping revenue did: each arm's revenue per visitor and its
+    lift, uncapped and capped.
+
+    Returns
+    -------
+    DataFrame
+        One row per experiment × arm with a capped row: ``experiment``,
+        ``variant``, ``uncapped``, ``capped``, ``change`` (capped / uncapped - 1),
+        ``lift uncapped [CI]``, ``lift capped [CI]`` (relative lifts, with their
+        intervals); empty when nothing was capped.
+    """
+    keys = ["experiment", "variant"] if "experiment" in results else ["variant"]
+    capped = results[results["metric"].eq("revenue_per_visitor_capped")]
+    uncapped = results[results["metric"].eq("revenue_per_visitor")]
+    both = uncapped.merge(capped, on=keys, suffixes=("", "_capped"))
+    return pd.DataFrame(
+        {
+            "experiment": both.get("experiment", ""),
+            "variant": both["variant"],
+            "uncapped": [format_value(v, "mean") for v in both["estimate"]],
+            "capped": [format_value(v, "mean") for v in both["estimate_capped"]],
+            "change": [
+                f"{c / u - 1:+.1%}" if u else "–"
+                for u, c in zip(both["estimate"], both["estimate_capped"], strict=True)
+            ],
+            "lift uncapped [CI]": _relative_column(both, ""),
+            "lift capped [CI]": _relative_column(both, "_capped"),
+        }
+    )
+
+
+def _relative_column(frame: pd.DataFrame, suffix: str) -> list[str]:
+    return [
+        format_relative(v, lo, hi)
+        for v, lo, hi in zip(
+            frame[f"rel_lift{suffix}"],
+            frame[f"rel_ci_low{suffix}"],
+            frame[f"rel_ci_high{suffix}"],
+            strict=True,
+        )
+    ]
 
 
 def format_plan(plan: pd.DataFrame) -> pd.DataFrame:

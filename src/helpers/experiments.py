@@ -41,7 +41,7 @@ METRICS = {
 KINDS = ("arms", "rows", "meta_ads", "google_ads", "klaviyo")
 VARIANT_ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 QUOTE_ID = re.compile(r"^q-.+-\d{3}$")
-REQUIRED_KEYS = ("name", "hypothesis", "variants", "split", "primary_metric", "results")
+REQUIRED_KEYS = ("name", "hypothesis", "variants", "split", "primary_metric")
 
 
 # ---------------------------------------------------------------------------
@@ -64,8 +64,10 @@ def load_experiment(path: Path, *, defaults: dict | None = None) -> dict:
     -------
     dict
         The definition with defaults filled in, plus ``folder`` (the file's
-        folder), ``variant_ids`` (control first) and ``metrics`` (name -> kind,
-        numerator, denominator, higher_is_better) for every metric it names.
+        folder), ``variant_ids`` (control first), ``metrics`` (name -> kind,
+        numerator, denominator, higher_is_better) for every metric it names and
+        ``is_planned`` (True without a ``results:`` entry: the experiment is
+        planned, its results not in yet, and only its plan is computed).
 
     Raises
     ------
@@ -105,23 +107,44 @@ def load_experiment(path: Path, *, defaults: dict | None = None) -> dict:
     definition["variant_ids"] = _check_variants(raw["variants"], path)
     definition["split"] = _check_split(raw["split"], definition["variant_ids"], path)
     definition["metrics"] = _resolve_metrics(definition, path)
+    definition["dates"] = _check_dates(raw.get("dates"), path)
+    _check_planning_numbers(definition, path)
+    _warn_buyer_only_primary(definition, path)
+    _warn_untraced_arms(raw["variants"], path)
     definition.setdefault("secondary_metrics", [])
     definition.setdefault("guardrail_metrics", [])
-    definition["results"] = {
+    definition["is_planned"] = raw.get("results") is None
+    definition["results"] = _check_results_spec(raw.get("results"), path)
+    return definition
+
+
+def _check_results_spec(spec, path: Path) -> dict | None:
+    """Return the ``results:`` entry with its defaults, or None when absent."""
+    if spec is None:
+        return None
+    if not isinstance(spec, dict):
+        raise HeardInputError(
+            path,
+            column="results",
+            expected="a mapping with file: and kind:",
+            found=spec,
+            fix="see docs/study-folder.md, 04; leave results: out until they are in",
+        )
+    spec = {
         "kind": "arms",
         "variant_column": "variant",
         "variant_map": {},
         "column_map": {},
-        **raw["results"],
+        **spec,
     }
-    if definition["results"]["kind"] not in KINDS:
+    if spec["kind"] not in KINDS:
         raise HeardInputError(
             path,
             column="results.kind",
             expected=" | ".join(KINDS),
-            found=definition["results"]["kind"],
+            found=spec["kind"],
         )
-    return definition
+    return spec
 
 
 def _check_variants(variants: list, path: Path) -> list[str]:
@@ -202,6 +225,82 @@ def _resolve_metrics(definition: dict, path: Path) -> dict:
     return {name: known[name] for name in dict.fromkeys(named)}
 
 
+def _check_dates(dates, path: Path) -> dict:
+    """Return ``{start, end}`` as dates (empty when not given), refusing dates
+    that do not parse or end before they start."""
+    if dates is None:
+        log.warning("%s: no dates: the plan cannot say what the dates can detect", path)
+        return {}
+    try:
+        start, end = _to_date(dates["start"]), _to_date(dates["end"])
+    except (TypeError, KeyError, ValueError) as error:
+        raise HeardInputError(
+            path,
+            column="dates",
+            expected="start: and end: as YYYY-MM-DD",
+            found=dates,
+            fix="e.g. dates: {start: 2026-11-10, end: 2026-11-23}",
+        ) from error
+    if end < start:
+        raise HeardInputError(
+            path,
+            column="dates",
+            expected="an end on or after the start",
+            found=f"start {start}, end {end}",
+        )
+    return {"start": start, "end": end}
+
+
+def _check_planning_numbers(definition: dict, path: Path) -> None:
+    """Refuse an alpha, power or minimum detectable effect that cannot plan
+    (each checked when given, by the file or the study's defaults)."""
+    for key, low, high in (("alpha", 0, 1), ("power", 0, 1), ("mde", 0, None)):
+        value = definition.get(key)
+        if value is None:
+            continue
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = float("nan")
+        if not (number > low and (high is None or number < high)):
+            bound = f"between {low} and {high}" if high else f"above {low}"
+            raise HeardInputError(
+                path, column=key, expected=f"a number {bound}", found=value
+            )
+    scale = definition.get("mde_scale", "relative")
+    if scale not in ("relative", "absolute"):
+        raise HeardInputError(
+            path, column="mde_scale", expected="relative | absolute", found=scale
+        )
+
+
+def _warn_untraced_arms(variants: list, path: Path) -> None:
+    """Warn about arms that name no quotes: their lift cannot be traced back."""
+    for variant in variants[1:]:
+        if not variant.get("quote_ids"):
+            log.warning(
+                "%s: arm %s names no quote_ids, so its result cannot be traced back "
+                "to the customers' words it was written from",
+                path,
+                variant["id"],
+            )
+
+
+def _warn_buyer_only_primary(definition: dict, path: Path) -> None:
+    """Warn when the primary metric counts buyers only (a ratio over orders,
+    such as AOV): copy that stops people buying can raise it."""
+    primary = definition["primary_metric"]
+    kind, _, denominator, _ = definition["metrics"][primary]
+    if kind == "ratio" and denominator in ("orders", "conversions"):
+        log.warning(
+            "%s: primary metric %s counts buyers only, so an arm that turns buyers "
+            "away can still raise it; revenue_per_visitor (non-buyers count as 0) "
+            "is the recommended primary metric",
+            path,
+            primary,
+        )
+
+
 def metric_roles(definition: dict) -> dict[str, str]:
     """Return metric -> ``primary`` / ``secondary`` / ``guardrail``."""
     roles = {m: "guardrail" for m in definition.get("guardrail_metrics", [])}
@@ -237,9 +336,11 @@ def plan_experiment(definition: dict) -> pd.DataFrame:
     -----
     Two-sided tests; statsmodels ``NormalIndPower`` on Cohen's h for proportions
     and ``TTestIndPower`` on Cohen's d (``mde_abs / sd``) for means and ratios.
-    With several arms the planning alpha is Bonferroni-split over the arms
-    (``alpha / (arms - 1)``), a conservative stand-in for the Holm correction
-    applied to the results. The smallest arm sets the sample size.
+    The planning alpha is Bonferroni-split over the family the results are
+    corrected across, every non-control arm × every primary, secondary and
+    guardrail metric (``alpha / ((arms - 1) * metrics)``): Holm's first step is
+    that threshold, so a plan at the full alpha would promise power the
+    corrected test does not have. The smallest arm sets the sample size.
     """
     baseline = definition.get("baseline") or {}
     rows = [
@@ -284,7 +385,7 @@ def _plan_metric(definition: dict, metric: str, kind: str, baseline: dict) -> di
     )
     shares = definition["split"]
     ratio = min(v for k, v in shares.items() if k != "control") / shares["control"]
-    alpha = float(definition["alpha"]) / (len(shares) - 1)
+    alpha = float(definition["alpha"]) / planned_family_size(definition)
     power = float(definition["power"])
 
     # Sample size for the control arm, then the whole test.
@@ -318,6 +419,12 @@ def _plan_metric(definition: dict, metric: str, kind: str, baseline: dict) -> di
         "planned_days": planned_days,
         "mde_rel_at_planned_days": mde_planned,
     }
+
+
+def planned_family_size(definition: dict) -> int:
+    """Return how many comparisons the results will be corrected across:
+    non-control arms × primary, secondary and guardrail metrics."""
+    return (len(definition["split"]) - 1) * len(definition["metrics"])
 
 
 def _planned_dates_effect(definition, engine, kind, value, sd, *, alpha, ratio):
@@ -382,9 +489,9 @@ def describe_arms(arms: pd.DataFrame, definition: dict) -> pd.DataFrame:
     Notes
     -----
     Proportion intervals are Wilson's; at zero successes Clopper-Pearson (exact),
-    whose upper bound is the most the data allow. Means use a t interval with
-    n - 1 degrees of freedom, ratios a normal interval on the delta-method
-    standard error. Everything runs on numpy arrays, one block per metric.
+    whose upper bound is the most the data allow. Means and ratios use a t
+    interval with n - 1 degrees of freedom on the standard error (for ratios the
+    delta-method one). Everything runs on numpy arrays, one block per metric.
     """
     columns = {c: arms[c].to_numpy(dtype=float) for c in arms.columns if c != "variant"}
     table = describe_arrays(columns, arms["variant"].to_numpy(dtype=object), definition)
@@ -443,11 +550,12 @@ def _arm_intervals(table: dict, alpha: float) -> tuple[np.ndarray, np.ndarray]:
     """Return each arm's own interval: Wilson, exact at zero, t or normal."""
     from scipy import special
 
-    # Means and ratios: estimate plus or minus a t or normal multiple of its se.
+    # Means and ratios: estimate plus or minus a t multiple (n - 1 degrees of
+    # freedom) of its standard error.
     estimate, n = table["estimate"], table["n"]
-    is_mean = table["mode"] == "mean"
+    is_t = table["mode"] != "proportion"
     critical = np.full(len(n), special.ndtri(1 - alpha / 2))
-    critical[is_mean] = special.stdtrit(np.maximum(n[is_mean] - 1, 1), 1 - alpha / 2)
+    critical[is_t] = special.stdtrit(np.maximum(n[is_t] - 1, 1), 1 - alpha / 2)
     se = np.sqrt(table["variance"])
     low, high = estimate - critical * se, estimate + critical * se
 
@@ -586,11 +694,14 @@ def check_experiment(
     Sample-ratio mismatch: chi-square goodness of fit of the arm sizes against
     the *planned* split, failed at ``p < srm_alpha`` (0.001 by default). The
     minimum sample is the larger of ``min_units_per_arm`` and the plan's size
-    for the primary metric, scaled by each arm's planned share.
+    for the primary metric, scaled by each arm's planned share. Both count what
+    the primary metric counts: units, or impressions (clicks) when an ad export
+    gives one row per arm and the primary metric is tested per impression (click).
     """
+    sizes = _arm_sizes(arms, values, definition)
     rows = [
-        *_sample_ratio_rows(arms, definition),
-        *_min_sample_rows(arms, definition, plan),
+        *_sample_ratio_rows(sizes, definition),
+        *_min_sample_rows(sizes, definition, plan),
         *_degenerate_rows(values, float(definition["alpha"])),
     ]
     n_mixed = (info or {}).get("n_mixed_units", 0)
@@ -613,34 +724,56 @@ CHECK_COLUMNS = [
 ]
 
 
-def _sample_ratio_rows(arms: pd.DataFrame, definition: dict) -> list[tuple]:
+def _arm_sizes(arms: pd.DataFrame, values: pd.DataFrame, definition: dict) -> tuple:
+    """Return the arms' variants, sizes and what a size counts, as the primary
+    metric counts them (impressions for a per-impression CTR, else units)."""
+    primary = values[values["metric"].eq(definition["primary_metric"])]
+    variants = arms["variant"].to_numpy(dtype=object)
+    units = arms["n"].to_numpy(dtype=float)
+    sizes = primary.set_index("variant").loc[variants, "n"].to_numpy(dtype=float)
+    if np.array_equal(sizes, units):
+        return variants, units, "units"
+    return variants, sizes, str(definition["metrics"][definition["primary_metric"]][2])
+
+
+def _sample_ratio_rows(sizes: tuple, definition: dict) -> list[tuple]:
     """Return the sample-ratio check against the planned split."""
-    shares = np.array([definition["split"][v] for v in arms["variant"]])
-    observed = arms["n"].to_numpy(dtype=float)
+    variants, observed, counted = sizes
+    shares = np.array([definition["split"][v] for v in variants])
     p_srm = es.srm_test(observed, shares)
     srm_alpha = float(definition.get("srm_alpha", 0.001))
     seen = ", ".join(
-        f"{v} {s:.1%}"
-        for v, s in zip(arms["variant"], observed / observed.sum(), strict=True)
+        f"{v} {s:.1%}" for v, s in zip(variants, observed / observed.sum(), strict=True)
     )
     planned = ", ".join(f"{s:.1%}" for s in shares)
-    message = f"arm shares {seen} against planned {planned}; chi-square p = {p_srm:.2g}"
+    message = (
+        f"arm shares of {counted} {seen} against planned {planned}; "
+        f"chi-square p = {p_srm:.2g}"
+    )
     return [("sample_ratio", "", "all", p_srm, srm_alpha, p_srm >= srm_alpha, message)]
 
 
-def _min_sample_rows(arms: pd.DataFrame, definition: dict, plan) -> list[tuple]:
+def _min_sample_rows(sizes: tuple, definition: dict, plan) -> list[tuple]:
     """Return one minimum-sample check per arm: the larger of the floor and the
     plan's per-arm size for the primary metric, scaled by the arm's share."""
-    shares = np.array([definition["split"][v] for v in arms["variant"]])
-    observed = arms["n"].to_numpy(dtype=float)
+    variants, observed, counted = sizes
+    shares = np.array([definition["split"][v] for v in variants])
     need = np.full(len(shares), float(definition.get("min_units_per_arm", 100)))
     if plan is not None and len(plan):
         planned = plan.loc[plan["metric"].eq(definition["primary_metric"]), "n_per_arm"]
         if len(planned):
             need = np.maximum(need, float(planned.iloc[0]) * shares / shares[0])
     return [
-        ("min_sample", "", v, n, m, n >= m, f"{v}: {n:,.0f} units of {m:,.0f} needed")
-        for v, n, m in zip(arms["variant"], observed, need, strict=True)
+        (
+            "min_sample",
+            "",
+            v,
+            n,
+            m,
+            n >= m,
+            f"{v}: {n:,.0f} {counted} of {m:,.0f} needed",
+        )
+        for v, n, m in zip(variants, observed, need, strict=True)
     ]
 
 
@@ -682,14 +815,20 @@ def _degenerate_rows(values: pd.DataFrame, alpha: float) -> list[tuple]:
 # Tests
 # ---------------------------------------------------------------------------
 
+# Each test with the scale it works on; every relative lift is the delta method on
+# the log ratio with both arms' variances.
+RELATIVE_SCALE = "relative lift: delta method on the log ratio"
 TEST_NAMES = {
-    "proportion": "two-proportion z-test (pooled); Newcombe hybrid score interval",
-    "mean": "Welch's t from sufficient statistics",
-    "ratio": "delta method (unit cross-products), normal",
+    "proportion": "two-proportion z-test (pooled) on the difference in rates "
+    f"(percentage points), Newcombe hybrid score interval; {RELATIVE_SCALE}",
+    "mean": "Welch's t from sufficient statistics on the difference in means; "
+    + RELATIVE_SCALE,
+    "ratio": "delta method (unit cross-products), Welch's t on the difference in "
+    f"ratios; {RELATIVE_SCALE}",
 }
 CORRECTION_NAMES = {"holm": "Holm", "fdr_bh": "Benjamini-Hochberg"}
 BAYES_MODELS = {
-    "proportion": "beta-binomial, Beta(1, 1) priors, exact integral",
+    "proportion": "beta-binomial, Beta(1, 1) priors, numerical integral",
     "mean": "normal approximation of the difference, flat prior",
     "ratio": "normal approximation of the difference (delta method), flat prior",
 }
@@ -713,6 +852,7 @@ RESULT_COLUMNS = [
     "p_adjusted",
     "test",
     "correction",
+    "n_family",
     "chance_to_beat_control",
     "bayes_model",
     "is_testable",
@@ -742,6 +882,7 @@ def compare_arms(
         ``n``, ``estimate``, ``ci_low``, ``ci_high``, ``abs_lift``,
         ``abs_ci_low``, ``abs_ci_high``, ``rel_lift``, ``rel_ci_low``,
         ``rel_ci_high``, ``p_value``, ``p_adjusted``, ``test``, ``correction``,
+        ``n_family`` (the comparisons corrected together; 0 outside the family),
         ``chance_to_beat_control``, ``bayes_model``, ``is_testable``, ``flags``.
 
     Notes
@@ -820,7 +961,7 @@ def compare_family(
         ``(arm_rows, columns)``: the positions of the non-control rows in
         `table`, and arrays over them: ``abs_lift``, ``abs_ci_low``,
         ``abs_ci_high``, ``se``, ``p_value``, ``rel_lift``, ``rel_ci_low``,
-        ``rel_ci_high``, ``p_adjusted``, ``chance_to_beat_control``,
+        ``rel_ci_high``, ``p_adjusted``, ``n_family``, ``chance_to_beat_control``,
         ``is_testable``, ``flags``.
     """
     alpha = float(definition["alpha"])
@@ -842,6 +983,7 @@ def compare_family(
     lifts["p_adjusted"][in_family] = es.adjust_p(
         lifts["p_value"][in_family], method=correction
     )
+    lifts["n_family"] = np.where(in_family, in_family.sum(), 0)
     chance = np.full(len(arm), np.nan)
     if definition.get("bayesian", True):
         chance = _chance(table, arm, control, lifts)
@@ -859,7 +1001,9 @@ def _lift_columns(
     e0, v0, n0 = (
         table[c][control].astype(float) for c in ("estimate", "variance", "n")
     )
-    df = np.where(mode == "mean", es.welch_df(v0, n0, v1, n1), np.inf)
+    # Means and ratios: Welch-Satterthwaite degrees of freedom, so a ratio over a
+    # handful of campaigns gets a t interval, not an overconfident normal one.
+    df = np.where(mode != "proportion", es.welch_df(v0, n0, v1, n1), np.inf)
     result = es.compare_estimates(e0, v0, e1, v1, alpha=alpha, df=df)
     is_prop = mode == "proportion"
     if is_prop.any():
@@ -870,7 +1014,7 @@ def _lift_columns(
         for key, column in props.items():
             result[key] = result[key].copy()
             result[key][is_prop] = column
-    result.update(es.relative_lift(e0, v0, e1, v1, alpha=alpha))
+    result.update(es.relative_lift(e0, v0, e1, v1, alpha=alpha, df=df))
     result.pop("rel_se_log")
     return result
 
@@ -903,7 +1047,9 @@ def _flags(table: dict, arm, control, has_srm: bool, small: set) -> tuple:
 
 def _chance(table: dict, arm, control, lifts: dict) -> np.ndarray:
     """Return the chance to beat control: beta-binomial for proportions, normal
-    approximation for means and ratios."""
+    approximation for means and ratios. Beating control means doing better in
+    the metric's wanted direction, so for a lower-is-better metric (unsubscribe
+    rate) it is the chance of a lower value."""
     chance = es.chance_normal(lifts["abs_lift"], lifts["se"])
     is_prop = table["mode"][arm] == "proportion"
     if is_prop.any():
@@ -911,7 +1057,8 @@ def _chance(table: dict, arm, control, lifts: dict) -> np.ndarray:
         chance[is_prop] = es.chance_beta_binomial(
             k[control][is_prop], n[control][is_prop], k[arm][is_prop], n[arm][is_prop]
         )
-    return chance
+    higher = table["higher_is_better"][arm].astype(bool)
+    return np.where(higher, chance, 1 - chance)
 
 
 def bootstrap_lifts(
@@ -971,8 +1118,9 @@ def bootstrap_lifts(
 def write_verdicts(results: pd.DataFrame, definition: dict) -> pd.Series:
     """Return one plain-language sentence per row of `results`.
 
-    A difference is called significant only together with its interval and the
-    correction used; a failed check leads the sentence.
+    A difference is called significant only together with its interval, the
+    correction used and the number of comparisons corrected together; a failed
+    check leads the sentence.
     """
     alpha = float(definition["alpha"])
     better = {m: spec[3] for m, spec in definition["metrics"].items()}
@@ -1011,13 +1159,29 @@ def _verdict_text(row, head: str, alpha: float, higher_is_better: bool) -> str:
     adjusted = ("adjusted p " if in_family else "uncorrected p ") + format_p_value(
         p_value
     )
-    method = CORRECTION_NAMES.get(row.correction, row.correction)
-    corrected = f"after {method} correction" if in_family else "uncorrected"
+    corrected = _correction_words(row) if in_family else "uncorrected"
     level = f"{1 - alpha:.0%}"
 
-    # The interval shown is unadjusted; the p-value may be adjusted, and a pooled
-    # z-test can disagree with Newcombe's interval at the edge: say which holds.
-    excludes = row.abs_ci_low > 0 or row.abs_ci_high < 0
+    # The intervals shown are unadjusted; the p-value may be adjusted, a pooled
+    # z-test can disagree with Newcombe's interval at the edge, and the relative
+    # interval (log scale, asymmetric) can clear zero where the absolute one does
+    # not: say which holds, and call nothing significant unless both clear zero.
+    clear_abs = row.abs_ci_low > 0 or row.abs_ci_high < 0
+    clear_rel = (
+        row.rel_ci_low > 0 or row.rel_ci_high < 0
+        if np.isfinite(row.rel_lift)
+        else clear_abs
+    )
+    excludes = clear_abs and clear_rel
+    stated = f"{adjusted} {corrected}" if in_family else adjusted
+    if clear_abs != clear_rel:
+        cleared, other = (
+            ("relative", "absolute") if clear_rel else ("absolute", "relative")
+        )
+        return (
+            f"{head}: {lift}; the {level} {cleared} interval lies clear of zero but "
+            f"the {other} one does not ({stated}), so the evidence is borderline"
+        )
     if p_value < alpha and excludes:
         good = (row.abs_lift > 0) == higher_is_better
         return (
@@ -1036,13 +1200,23 @@ def _verdict_text(row, head: str, alpha: float, higher_is_better: bool) -> str:
         return (
             f"{head}: {lift}; the unadjusted {level} interval excludes no change, "
             f"but the difference is not significant at alpha {alpha:g} {corrected} "
-            f"({adjusted}) across the family of comparisons, so treat it as "
-            "unconfirmed"
+            f"({adjusted}), so treat it as unconfirmed"
         )
     return (
-        f"{head}: {lift}; the interval includes no change ({adjusted}), "
+        f"{head}: {lift}; the interval includes no change ({stated}), "
         "so these data cannot tell a real difference from noise"
     )
+
+
+def _correction_words(row) -> str:
+    """Return how the p-value was corrected, naming the family's size."""
+    method = CORRECTION_NAMES.get(row.correction, row.correction)
+    size = getattr(row, "n_family", np.nan)
+    if not np.isfinite(size):
+        return f"after {method} correction"
+    if size <= 1:
+        return "with no other comparison to correct for"
+    return f"after {method} correction across its {size:.0f} tested comparisons"
 
 
 def _why_untestable(flags: set, mode: str) -> str:
@@ -1236,8 +1410,15 @@ def analyse_experiment(
         ``verdict``; bootstrap columns when row-level data were small enough),
         ``trace`` (DataFrames) and ``info`` (dict).
     """
-    plan = plan_experiment(definition)
+    if definition.get("is_planned"):
+        plan = plan_experiment(definition)
+        return _planned_analysis(plan, definition, quote_bank=quote_bank)
+
+    # The plan uses the definition only; it is computed after the read so that
+    # DuckDB's working memory is released before statsmodels is loaded, which
+    # keeps the step's peak memory lower.
     arms, units, info = read_results(definition)
+    plan = plan_experiment(definition)
     values = describe_arms(arms, definition)
     checks = check_experiment(arms, values, definition, plan=plan, info=info)
     results = compare_arms(values, definition, checks=checks)
@@ -1246,7 +1427,9 @@ def analyse_experiment(
     else:
         results = results.assign(boot_ci_low=np.nan, boot_ci_high=np.nan)
     results = results.assign(
-        experiment=definition["name"], verdict=write_verdicts(results, definition)
+        experiment=definition["name"],
+        test=_name_cap(results, info, definition),
+        verdict=write_verdicts(results, definition),
     )
     trace = trace_quotes(results, definition, quote_bank=quote_bank)
     return {
@@ -1259,8 +1442,74 @@ def analyse_experiment(
     }
 
 
+def _name_cap(results: pd.DataFrame, info: dict, definition: dict) -> pd.Series:
+    """Return the ``test`` column with the cap named on the capped rows."""
+    cap = info.get("revenue_cap")
+    capped = results["role"].eq("sensitivity") & results["variant"].ne("control")
+    if cap is None or not capped.any():
+        return results["test"]
+    quantile = float(definition["capping"]["revenue"])
+    words = (
+        f" on revenue capped at {cap:,.2f} per unit (the {quantile:.0%} quantile "
+        "of units with revenue)"
+    )
+    return results["test"].where(~capped, results["test"] + words)
+
+
+def _planned_analysis(plan: pd.DataFrame, definition: dict, *, quote_bank) -> dict:
+    """Return :func:`analyse_experiment`'s parts for an experiment whose results
+    are not in yet: the plan, the quote trace without lifts, empty tables typed
+    like full ones (so they stack with other experiments' tables)."""
+    text = {"metric", "role", "metric_kind", "mode", "variant", "test"}
+    text |= {"correction", "bayes_model", "flags", "experiment", "verdict"}
+    columns = [*RESULT_COLUMNS, "boot_ci_low", "boot_ci_high", "experiment", "verdict"]
+    results = _empty_table(columns, text=text, flags={"is_testable"})
+    checks = _empty_table(
+        CHECK_COLUMNS,
+        text={"check", "metric", "variant", "message"},
+        flags={"is_passed"},
+    )
+    log.info("experiment %s is planned: no results yet, plan only", definition["name"])
+    return {
+        "plan": plan,
+        "arms": _empty_table(["variant", "n"], text={"variant"}, flags=set()),
+        "checks": checks,
+        "results": results,
+        "trace": trace_quotes(results, definition, quote_bank=quote_bank),
+        "info": {"is_planned": True},
+    }
+
+
+def _empty_table(columns: list[str], *, text: set, flags: set) -> pd.DataFrame:
+    """Return an empty frame: `text` columns as objects, `flags` as booleans,
+    the rest as floats."""
+    return pd.DataFrame(
+        {
+            c: pd.Series(dtype=object if c in text else bool if c in flags else float)
+            for c in columns
+        }
+    )
+
+
+def summarise_plan(plan: pd.DataFrame, definition: dict) -> dict:
+    """Return the summary entry of a planned experiment: what the primary metric
+    needs (units per arm, days) for the effect it is meant to detect."""
+    primary = plan[plan["metric"].eq(definition["primary_metric"])]
+    first = primary.iloc[0] if len(primary) else None
+    return {
+        "name": definition["name"],
+        "primary_metric": definition["primary_metric"],
+        **{
+            key: None if first is None else _number(first[key])
+            for key in ("mde_rel", "n_per_arm", "n_total", "days", "planned_days")
+        },
+    }
+
+
 def summarise_experiment(analysis: dict, definition: dict) -> list[dict]:
     """Return the summary entries (one per non-control arm, primary metric)."""
+    if analysis["info"].get("is_planned"):
+        return []
     results = analysis["results"]
     srm = analysis["checks"].query("check == 'sample_ratio'").iloc[0]
     primary = results[
@@ -1292,6 +1541,41 @@ def _number(value) -> float | None:
     return None if value is None or not np.isfinite(value) else float(value)
 
 
+def load_listed_experiment(study, name: str) -> dict:
+    """Return the definition of the experiment a month lists as `name`.
+
+    Parameters
+    ----------
+    study : helpers.study.Study
+    name : str
+        The folder under ``data/raw/<study>/experiments/``.
+
+    Returns
+    -------
+    dict
+        From :func:`load_experiment`, with the study's ``experiments:`` settings
+        as defaults.
+
+    Raises
+    ------
+    HeardInputError
+        From :func:`load_experiment`, or when the file's ``name:`` is not its
+        folder's name (outputs are named by the folder, results by ``name:``,
+        and the two would not match up).
+    """
+    path = study.raw("experiments", name, "experiment.yml")
+    definition = load_experiment(path, defaults=study.config.get("experiments", {}))
+    if definition["name"] != name:
+        raise HeardInputError(
+            path,
+            column="name",
+            expected=f"the folder's name, {name}",
+            found=definition["name"],
+            fix=f"write `name: {name}` or rename the folder and the month's entry",
+        )
+    return definition
+
+
 def run_experiments_step(study, month: str) -> dict:
     """Analyse the month's experiments and write their processed files.
 
@@ -1306,8 +1590,9 @@ def run_experiments_step(study, month: str) -> dict:
     Returns
     -------
     dict
-        The contents of ``summary_experiments.json`` (``experiments``: list)
-        plus ``files``: the paths written.
+        The contents of ``summary_experiments.json`` (``experiments``: one entry
+        per analysed arm; ``planned``: one per experiment without results yet,
+        from :func:`summarise_plan`) plus ``files``: the paths written.
 
     Raises
     ------
@@ -1324,20 +1609,19 @@ def run_experiments_step(study, month: str) -> dict:
     from helpers.files import save_json, save_parquet
 
     names = study.month_config(month).get("experiments") or []
-    settings = study.config.get("experiments", {})
     bank_path = study.processed(month, "quote-bank_quote.parquet")
     quote_bank = pd.read_parquet(bank_path) if bank_path.exists() else None
-    entries, files = [], []
+    entries, planned, files = [], [], []
     for name in names:
-        definition = load_experiment(
-            study.raw("experiments", name, "experiment.yml"), defaults=settings
-        )
+        definition = load_listed_experiment(study, name)
         analysis = analyse_experiment(definition, quote_bank=quote_bank)
         for part in ("results", "arms", "checks", "plan", "trace"):
             target = study.processed(month, f"experiment-{part}_{name}.parquet")
             files.append(save_parquet(analysis[part], target))
         entries.extend(summarise_experiment(analysis, definition))
-    summary = {"experiments": entries}
+        if definition["is_planned"]:
+            planned.append(summarise_plan(analysis["plan"], definition))
+    summary = {"experiments": entries, "planned": planned}
     files.append(save_json(summary, study.processed(month, "summary_experiments.json")))
     log.info("analysed %s experiments for %s", len(names), month)
     return {**summary, "files": [str(f) for f in files]}
