@@ -22,7 +22,7 @@ EXPERIMENTS = {
         "dates": {"start": "2026-10-19", "end": "2026-10-26"},
         "control": "Our fall gear is in",
         "rates": (0.030, 0.040),
-        "n_total": 16000,
+        "n_total": 20000,
         "kind": "arms",
     },
     "2026-11": {
@@ -30,7 +30,7 @@ EXPERIMENTS = {
         "dates": {"start": "2026-11-16", "end": "2026-11-23"},
         "control": "Our winter edit is here",
         "rates": (0.028, 0.041),
-        "n_total": 18000,
+        "n_total": 21000,
         "kind": "rows",
     },
 }
