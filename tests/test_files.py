@@ -1,3 +1,6 @@
+import os
+import stat
+
 import pandas as pd
 import pytest
 from openpyxl import load_workbook
@@ -7,6 +10,7 @@ from helpers.files import (
     open_raw,
     save_csv,
     save_parquet,
+    save_text,
     save_xlsx,
     write_atomically,
 )
@@ -51,8 +55,9 @@ def test_csv_and_xlsx_writers_neutralise_formulas(tmp_path):
 
     assert pd.read_csv(tmp_path / "list.csv")["name"].tolist() == ["'=1+1", "Ann"]
     sheet = load_workbook(tmp_path / "list.xlsx").active
-    assert sheet["A2"].value == "'=1+1"
-    assert sheet["A2"].data_type == "s"
+    assert sheet["A2"].value == "=1+1", "shown as typed, without an apostrophe"
+    assert sheet["A2"].data_type == "s" and sheet["A2"].quotePrefix
+    assert not sheet["A3"].quotePrefix
     validations = sheet.data_validations.dataValidation
     assert [str(v.sqref) for v in validations] == ["B2:B3"]
 
@@ -83,5 +88,26 @@ def test_column_names_and_drop_down_values_are_neutralised_too(tmp_path):
         if cell.value is not None
     ]  # fmt: skip
     assert {cell.data_type for cell in cells} == {"s"}, "no cell is a formula"
-    assert workbook["lists"]["A1"].value == "'=HYPERLINK(\"http://x\")"
-    assert workbook.active["A1"].value == "'=cmd|' /C calc'!A0"
+    assert workbook["lists"]["A1"].quotePrefix
+    assert workbook.active["A1"].value == "=cmd|' /C calc'!A0"
+    assert workbook.active["A1"].quotePrefix
+
+
+def test_a_written_file_has_the_umask_permissions_not_mkstemps(tmp_path):
+    previous = os.umask(0o022)
+    try:
+        save_text("report", tmp_path / "report.txt")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "report.txt").stat().st_mode) == 0o644
+
+
+def test_a_temporary_file_left_by_a_killed_run_goes_with_the_next_write(tmp_path):
+    target = tmp_path / "call-list.csv"
+    left = tmp_path / ".call-list.csv.abc123.part"
+    left.write_text("name,phone\nCustomer 1,+12025550111\n")
+    other = tmp_path / ".orders.csv.abc123.part"
+    other.write_text("kept: another target's write may be under way")
+    save_text("new", target)
+    assert not left.exists() and other.exists()
+    assert target.read_text() == "new"

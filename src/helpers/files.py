@@ -2,12 +2,14 @@
 
 Each writer fills a temporary file next to the target and moves it into place, so a
 run killed halfway leaves the previous output readable. Files a person opens in a
-spreadsheet (CSV, XLSX) have formula-like cells neutralised first.
+spreadsheet have formula-like cells neutralised first: in a CSV with a leading
+apostrophe, in an XLSX as quote-prefixed text.
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import logging
 import os
@@ -26,13 +28,18 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 def atomic_path(target: Path) -> Iterator[Path]:
     """Yield a temporary path beside `target`; move it onto `target` on success.
 
-    On any exception the temporary file is removed and `target` is untouched.
+    On any exception the temporary file is removed and `target` is untouched. A
+    temporary file left by a killed run (it may hold a call list's phone numbers)
+    is removed by the next write of the same target. The file gets the
+    permissions any new file gets under the process's umask, not mkstemp's 0600.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(
-        prefix=f".{target.name}.", suffix=".part", dir=target.parent
-    )
+    prefix = f".{target.name}."
+    for stale in target.parent.glob(f"{glob.escape(prefix)}*.part"):
+        stale.unlink(missing_ok=True)
+    handle, name = tempfile.mkstemp(prefix=prefix, suffix=".part", dir=target.parent)
+    os.fchmod(handle, 0o666 & ~_current_umask())
     os.close(handle)
     temporary = Path(name)
     try:
@@ -40,6 +47,13 @@ def atomic_path(target: Path) -> Iterator[Path]:
         os.replace(temporary, target)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def _current_umask() -> int:
+    """Return the process's umask (reading it means setting it for a moment)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_atomically(target: Path, write: Callable[[Path], object]) -> Path:
@@ -139,7 +153,9 @@ def save_xlsx(
     Parameters
     ----------
     frame : DataFrame
-        The rows; text cells that would run as formulas are neutralised.
+        The rows. Text that a spreadsheet would run as a formula is stored as
+        text with Excel's quote prefix: it shows as typed (a caller sees
+        ``+1 202 555 0143``, not ``'+1 202 555 0143``) and stays text when edited.
     target : Path
         The workbook to write.
     sheet : str
@@ -158,7 +174,7 @@ def save_xlsx(
     return write_atomically(
         target,
         lambda path: _write_workbook(
-            neutralise_formulas(frame), path, sheet, dropdowns or {}, column_widths
+            frame, path, sheet, dropdowns or {}, column_widths
         ),
     )
 
@@ -175,6 +191,9 @@ def _write_workbook(frame, path, sheet, dropdowns, column_widths) -> None:
     worksheet.append(list(map(str, frame.columns)))
     for row in frame.itertuples(index=False):
         worksheet.append([None if pd.isna(v) else v for v in row])
+    for row in worksheet.iter_rows():
+        for cell in row:
+            _keep_as_text(cell)
     worksheet.freeze_panes = "A2"
 
     # Offer each drop-down from a hidden list sheet, which has no length limit.
@@ -183,8 +202,8 @@ def _write_workbook(frame, path, sheet, dropdowns, column_widths) -> None:
     for index, (column, values) in enumerate(dropdowns.items(), start=1):
         letter = get_column_letter(index)
         for position, value in enumerate(values, start=1):
-            lists.cell(row=position, column=index, value=neutralise_formula(value))
-        target = list(frame.columns).index(neutralise_formula(column))
+            _keep_as_text(lists.cell(row=position, column=index, value=value))
+        target = list(frame.columns).index(column)
         target_letter = get_column_letter(target + 1)
         validation = DataValidation(
             type="list",
@@ -200,7 +219,15 @@ def _write_workbook(frame, path, sheet, dropdowns, column_widths) -> None:
         lists.sheet_state = "hidden"
 
     for column, width in (column_widths or {}).items():
-        position = list(frame.columns).index(neutralise_formula(column))
+        position = list(frame.columns).index(column)
         letter = get_column_letter(position + 1)
         worksheet.column_dimensions[letter].width = width
     workbook.save(path)
+
+
+def _keep_as_text(cell) -> None:
+    """Store a formula-like text cell as text, quote-prefixed so that editing it
+    in Excel or LibreOffice keeps it text instead of running it."""
+    if isinstance(cell.value, str) and cell.value.startswith(FORMULA_STARTS):
+        cell.data_type = "s"
+        cell.quotePrefix = True

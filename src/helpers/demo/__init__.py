@@ -4,8 +4,10 @@
 out as ``docs/study-folder.md`` says: exports, a do-not-call list, call logs,
 conversation notes, a codebook, coding sheets, predictions, an insight log and one
 messaging experiment per month (2026-10 and 2026-11). Every random draw comes from
-numpy generators seeded from :data:`SEED`, so two runs write the same bytes except
-for the customer keys, which depend on the machine's pseudonymisation key.
+numpy generators seeded from :data:`SEED`, so two runs write the same content
+except for the customer keys, which depend on the machine's pseudonymisation key.
+The CSV, YAML and Markdown files are the same bytes; the workbooks are not, since
+openpyxl stamps them with the time they were written.
 
 Timeline of a demo month M: the call list is drawn by step 01
 (``helpers.segments.plan_call_list``) from the exports as they stood at M's first
