@@ -180,8 +180,12 @@ def _as_region(regions: pd.Series) -> np.ndarray:
     return np.array(cleaned, dtype=object)[codes]
 
 
-# Python's white space (str.strip), which is wider than polars' default.
-WHITESPACE = "".join(chr(c) for c in range(0x110000) if chr(c).isspace())
+# Python's white space (what str.strip removes), wider than polars' default:
+# the characters c with chr(c).isspace().
+WHITESPACE = (
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003"
+    "\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
 
 
 def _clean_texts(texts: pl.Series) -> pl.Series:
@@ -206,9 +210,8 @@ def _parse_distinct(pairs: pl.DataFrame) -> pl.DataFrame:
     """
     # Flag spreadsheet damage; split the extension off; keep '+' and digits.
     col = pl.col
-    parts = col("text").str.extract_groups(EXTENSION)
-    main = parts.struct.field("main")
-    frame = pairs.with_columns(
+    main = col("main")
+    frame = pairs.with_columns(_split_extensions(pairs["text"])).with_columns(
         (col("text") != "").alias("present"),
         col("text").str.contains(SCIENTIFIC).alias("scientific"),
         col("text").str.contains(FLOAT_LIKE).alias("float_like"),
@@ -217,7 +220,6 @@ def _parse_distinct(pairs: pl.DataFrame) -> pl.DataFrame:
             .then(pl.lit("+")).otherwise(pl.lit("")),
             main.str.replace_all(r"\D", ""),
         ]).alias("key"),
-        parts.struct.field("ext").alias("ext"),
     ).with_columns(
         (col("present") & (col("scientific") | col("float_like")))
         .fill_null(False).alias("damaged"),
@@ -242,6 +244,26 @@ def _parse_distinct(pairs: pl.DataFrame) -> pl.DataFrame:
         .when(usable).then(col("phone_status").fill_null("invalid"))
         .otherwise(pl.lit("invalid")).alias("phone_status"),
     )  # fmt: skip
+
+
+def _split_extensions(texts: pl.Series) -> pl.DataFrame:
+    """Return ``main`` and ``ext`` of each text, as :data:`EXTENSION` splits it.
+
+    Every extension marker holds an ``x`` or a ``#``, so only texts with one
+    meet the (slow, lazy) expression; the others are all ``main``, or null when
+    they span lines (the expression does not match them).
+    """
+    main = pl.select(
+        pl.when(pl.lit(texts).str.contains("\n")).then(None).otherwise(pl.lit(texts))
+    ).to_series()
+    ext = pl.Series([None] * len(texts), dtype=pl.String)
+    marked = texts.str.contains("[xX#]").fill_null(False)
+    if marked.any():
+        parts = texts.filter(marked).str.extract_groups(EXTENSION)
+        rows = marked.arg_true()
+        main = main.scatter(rows, parts.struct.field("main"))
+        ext = ext.scatter(rows, parts.struct.field("ext"))
+    return pl.DataFrame({"main": main, "ext": ext})
 
 
 def _judge_keys(keys: pl.DataFrame) -> pl.DataFrame:
