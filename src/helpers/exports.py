@@ -1067,11 +1067,17 @@ def type_rows(text: pl.DataFrame, *, options: dict, timezone: str) -> pl.DataFra
     result = text.with_columns(
         [pl.col(f).alias(f"{f}_text") for f in kept]
     ).with_columns(typed)
+
+    # Keep the text only where it could not be read; a field read in full
+    # gets a constant null column, which takes no memory.
+    unread = result.select(
+        (pl.col(f).is_null() & pl.col(f"{f}_text").is_not_null()).any() for f in kept
+    ).row(0)
     return result.with_columns(
-        [
-            pl.when(pl.col(f).is_null()).then(pl.col(f"{f}_text")).alias(f"{f}_text")
-            for f in kept
-        ]
+        pl.when(pl.col(f).is_null()).then(pl.col(f"{f}_text")).alias(f"{f}_text")
+        if found
+        else pl.lit(None, pl.String).alias(f"{f}_text")
+        for f, found in zip(kept, unread, strict=True)
     )
 
 
@@ -1266,6 +1272,7 @@ def read_export(path: Path, *, config: dict, as_of=None) -> ExportFile:
         text = read_source(fmt, selected, workdir=Path(workdir))
     names = {name: cols[0][1] for name, cols in columns.items() if cols}
     typed = type_rows(text, options=options, timezone=limits["timezone"])
+    del text  # the typed columns replace their text
     check_declared_formats(typed, names, fmt, options)
     rejected = find_rejected(typed, names, kind=layout.kind, limits=limits)
     tables = {
