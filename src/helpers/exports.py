@@ -828,9 +828,10 @@ TRUE_WORDS = ["yes", "true", "1", "y", "subscribed"]
 FALSE_WORDS = ["no", "false", "0", "n", "unsubscribed", "not_subscribed", "pending"]
 AMOUNT_FIELDS = ("total", "subtotal", "refunded_amount", "price", "quantity")
 DATE_SAMPLE = 2_000
+BATCH_ROWS = 250_000  # rows typed at a time
 
 
-def read_source(fmt: FileFormat, selected: list, *, workdir: Path):
+def read_source(fmt: FileFormat, selected: list, *, workdir: Path) -> pl.DataFrame:
     """Return the spreadsheet row and the `selected` expressions of a raw file.
 
     Columns are named ``c0``, ``c1``… by position, so header quirks (a BOM,
@@ -841,6 +842,50 @@ def read_source(fmt: FileFormat, selected: list, *, workdir: Path):
     a 79-column Shopify export). cp1252 files are copied to UTF-8 in `workdir`
     first; the raw file is never changed.
     """
+    source = scan_source(fmt, selected, workdir=workdir)
+    try:
+        return source.collect()
+    except pl.exceptions.ComputeError as error:
+        raise _mixed_encoding(fmt, error) from error
+
+
+def read_typed(
+    fmt: FileFormat, selected: list, *, options: dict, timezone: str, workdir: Path
+) -> pl.DataFrame:
+    """Return :func:`read_source`'s rows typed by :func:`type_rows`.
+
+    The rows are typed in batches as polars reads them, so a large file's text
+    never sits in memory whole next to its typed copy. Each value is typed on
+    its own, and the date formats come from the file's first dates, as when the
+    whole file is typed at once, so the result is the same.
+    """
+    source = scan_source(fmt, selected, workdir=workdir)
+    try:
+        sample = source.select("created_at").drop_nulls().head(DATE_SAMPLE).collect()
+        formats = date_formats(sample["created_at"], options=options)
+        batches = [
+            type_rows(batch, options=options, timezone=timezone, formats=formats)
+            for batch in source.collect_batches(chunk_size=BATCH_ROWS)
+        ] or [
+            type_rows(
+                source.head(0).collect(), options=options, timezone=timezone,
+                formats=formats,
+            )
+        ]  # fmt: skip
+    except pl.exceptions.ComputeError as error:
+        raise _mixed_encoding(fmt, error) from error
+    typed = pl.concat(batches, how="vertical")
+
+    # A field read in full in every batch keeps a constant null text column.
+    read = [
+        f"{f}_text" for f in ("created_at", *AMOUNT_FIELDS)
+        if typed[f"{f}_text"].null_count() == typed.height
+    ]  # fmt: skip
+    return typed.with_columns(pl.lit(None, pl.String).alias(c) for c in read)
+
+
+def scan_source(fmt: FileFormat, selected: list, *, workdir: Path) -> pl.LazyFrame:
+    """Return the lazy query behind :func:`read_source`."""
     path = fmt.path
     names = [f"c{i}" for i in range(len(fmt.header))]
     if path.suffix.lower() == ".xlsx":
@@ -859,17 +904,19 @@ def read_source(fmt: FileFormat, selected: list, *, workdir: Path):
             separator=fmt.delimiter, quote_char='"', encoding="utf8",
             truncate_ragged_lines=True, row_index_name="row", row_index_offset=2,
         )  # fmt: skip
-    try:
-        return source.select(pl.col("row").cast(pl.Int64), *selected).collect()
-    except pl.exceptions.ComputeError as error:
-        # Bytes beyond the sniffed sample that are not UTF-8 (a pasted cp1252 row).
-        raise HeardInputError(
-            fmt.path,
-            expected=f"text in one encoding ({fmt.encoding}) throughout",
-            found=str(error).split("\n", 1)[0],
-            fix="run `heard check` to find the line, correct it and save the file "
-            "as CSV UTF-8",
-        ) from error
+    return source.select(pl.col("row").cast(pl.Int64), *selected)
+
+
+def _mixed_encoding(fmt: FileFormat, error: Exception) -> HeardInputError:
+    """Return the error for bytes beyond the sniffed sample that are not UTF-8
+    (a pasted cp1252 row)."""
+    return HeardInputError(
+        fmt.path,
+        expected=f"text in one encoding ({fmt.encoding}) throughout",
+        found=str(error).split("\n", 1)[0],
+        fix="run `heard check` to find the line, correct it and save the file "
+        "as CSV UTF-8",
+    )
 
 
 def _to_utf8(path: Path, workdir: Path) -> Path:
@@ -1018,15 +1065,18 @@ def boolean_expression(text: pl.Expr) -> pl.Expr:
     )
 
 
-def type_rows(text: pl.DataFrame, *, options: dict, timezone: str) -> pl.DataFrame:
+def type_rows(
+    text: pl.DataFrame, *, options: dict, timezone: str, formats: tuple | None = None
+) -> pl.DataFrame:
     """Return the rows with every field typed.
 
     Amounts and dates keep their text in ``<field>_text`` only where it could not
-    be read, for the rejected-rows table and the format checks.
+    be read, for the rejected-rows table and the format checks. `formats` are
+    the date formats (:func:`date_formats`), found from `text` when omitted.
     """
     decimal = options.get("decimal", ".")
     prefix = options.get("return_prefix")
-    formats = date_formats(text["created_at"], options=options)
+    formats = formats or date_formats(text["created_at"], options=options)
     col = pl.col
     typed = [
         pl.lit(parse_dates(text["created_at"], formats, timezone=timezone)).alias(
@@ -1187,7 +1237,7 @@ def build_orders(typed: pl.DataFrame, rejected: pl.DataFrame) -> pl.DataFrame:
     col = pl.col
 
     def first(name: str) -> pl.Expr:
-        return col(name).drop_nulls().first().alias(name)
+        return col(name).first(ignore_nulls=True).alias(name)
 
     # The lines' value, null (not 0) when no line has both quantity and price.
     line = col("quantity") * col("price")
@@ -1212,11 +1262,13 @@ def build_orders(typed: pl.DataFrame, rejected: pl.DataFrame) -> pl.DataFrame:
 
 
 def usable_rows(typed: pl.DataFrame, rejected: pl.DataFrame) -> pl.DataFrame:
-    """Return the rows not rejected that belong to an order."""
-    return typed.filter(
+    """Return the rows not rejected that belong to an order (`typed` itself,
+    not a copy, when that is every row)."""
+    usable = typed.select(
         pl.col("order_id").is_not_null()
         & ~pl.col("row").is_in(rejected["row"].implode())
-    )
+    ).to_series()
+    return typed if usable.all() else typed.filter(usable)
 
 
 @dataclass
@@ -1269,10 +1321,11 @@ def read_export(path: Path, *, config: dict, as_of=None) -> ExportFile:
     missing = options.get("missing_values") or []
     selected = [text_expression(columns.get(f, []), f, missing) for f in ALL_FIELDS]
     with tempfile.TemporaryDirectory(prefix="heard-") as workdir:
-        text = read_source(fmt, selected, workdir=Path(workdir))
+        typed = read_typed(
+            fmt, selected, options=options, timezone=limits["timezone"],
+            workdir=Path(workdir),
+        )  # fmt: skip
     names = {name: cols[0][1] for name, cols in columns.items() if cols}
-    typed = type_rows(text, options=options, timezone=limits["timezone"])
-    del text  # the typed columns replace their text
     check_declared_formats(typed, names, fmt, options)
     rejected = find_rejected(typed, names, kind=layout.kind, limits=limits)
     tables = {
@@ -1378,7 +1431,7 @@ def _collect_tables(typed, rejected, layout: Layout, path: Path) -> dict:
         )
     else:
         lines = (
-            usable_rows(typed, rejected)
+            usable_rows(typed.select("row", *LINE_COLUMNS), rejected)
             .filter(
                 pl.any_horizontal(
                     pl.col(c).is_not_null() for c in ("product", "sku", "quantity")
@@ -1624,7 +1677,7 @@ def build_customers(
 
     def firsts(columns):
         # Each column's first non-blank value, as pandas' groupby().first().
-        return [col(c).drop_nulls().first().alias(c) for c in columns]
+        return [col(c).first(ignore_nulls=True).alias(c) for c in columns]
 
     # Details: the customers export first, then the latest order or checkout.
     details = (
