@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 import phonenumbers
+import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -267,3 +268,20 @@ def test_a_number_with_several_candidate_zones_gets_no_guessed_zone(number, regi
     assert len(candidates) > 1
     result = normalise_phones(pd.Series([number]), pd.Series([region]))
     assert result.loc[0, "timezone"] is None
+
+
+def test_whitespace_is_what_python_strips():
+    expected = "".join(chr(c) for c in range(0x110000) if chr(c).isspace())
+    assert expected == phones.WHITESPACE
+
+
+def test_extension_split_agrees_with_the_full_expression():
+    texts = pl.Series([
+        "+1 202 555 0111 ext. 42", "202-555-0111 x7", "(202) 555-0111 EXT:9",
+        "020 7946 0000 #12", "+44 20 7946 0000 extension 123", "202 555 0111",
+        "", "202\n555 0111", "0x12", "12025550111 x", "tel#", "+1 202 555 0111X3",
+    ])  # fmt: skip
+    expected = texts.str.extract_groups(phones.EXTENSION)
+    found = phones._split_extensions(texts)
+    assert found["main"].to_list() == expected.struct.field("main").to_list()
+    assert found["ext"].to_list() == expected.struct.field("ext").to_list()

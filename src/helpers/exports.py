@@ -557,6 +557,29 @@ def normalise_emails(emails: pd.Series) -> pd.Series:
     return text.where(text.notna() & (text != ""), None).astype(object)
 
 
+def normalise_email_column(emails: pl.Series) -> pl.Series:
+    """Return :func:`normalise_emails` for a polars column (null where blank).
+
+    ASCII addresses are lower-cased by polars; the few others are case-folded
+    by Python, once per distinct address, so the result is the same.
+    """
+    text = emails.cast(pl.String).str.strip_chars(phones.WHITESPACE)
+    text = text.str.strip_chars_start("'")
+    folded = text.str.to_lowercase()
+    other = text.str.contains(r"[^\x00-\x7f]").fill_null(False)
+    if other.any():
+        distinct = text.filter(other).unique().to_list()
+        lookup = pl.DataFrame(
+            {"text": distinct, "folded": [v.casefold() for v in distinct]},
+            schema={"text": pl.String, "folded": pl.String},
+        )
+        unusual = pl.DataFrame({"text": text}).join(
+            lookup, on="text", how="left", maintain_order="left"
+        )["folded"]
+        folded = folded.zip_with(~other, unusual)
+    return folded.replace("", None).alias(emails.name)
+
+
 # --------------------------------------------------------------------------------
 # Recognising a file: encoding, delimiter, layout
 # --------------------------------------------------------------------------------
@@ -820,9 +843,10 @@ DATE_ORDERS = {True: "day first", False: "month first", None: "ISO"}
 # (WooCommerce) or was voided (Shopify), a draft of the block checkout.
 NOT_PURCHASED = ["cancelled", "canceled", "wc-cancelled", "failed", "wc-failed",
                  "voided", "checkout-draft"]  # fmt: skip
+BATCH_ROWS = 250_000  # rows typed at a time
 
 
-def read_source(fmt: FileFormat, selected: list, *, workdir: Path):
+def read_source(fmt: FileFormat, selected: list, *, workdir: Path) -> pl.DataFrame:
     """Return the spreadsheet row and the `selected` expressions of a raw file.
 
     Columns are named ``c0``, ``c1``… by position, so header quirks (a BOM,
@@ -833,6 +857,50 @@ def read_source(fmt: FileFormat, selected: list, *, workdir: Path):
     a 79-column Shopify export). cp1252 files are copied to UTF-8 in `workdir`
     first; the raw file is never changed.
     """
+    source = scan_source(fmt, selected, workdir=workdir)
+    try:
+        return source.collect()
+    except pl.exceptions.ComputeError as error:
+        raise _mixed_encoding(fmt, error) from error
+
+
+def read_typed(
+    fmt: FileFormat, selected: list, *, options: dict, timezone: str, workdir: Path
+) -> pl.DataFrame:
+    """Return :func:`read_source`'s rows typed by :func:`type_rows`.
+
+    The rows are typed in batches as polars reads them, so a large file's text
+    never sits in memory whole next to its typed copy. Each value is typed on
+    its own, and the date formats come from the file's first dates, as when the
+    whole file is typed at once, so the result is the same.
+    """
+    source = scan_source(fmt, selected, workdir=workdir)
+    try:
+        sample = source.select("created_at").drop_nulls().head(DATE_SAMPLE).collect()
+        formats = date_formats(sample["created_at"], options=options)
+        batches = [
+            type_rows(batch, options=options, timezone=timezone, formats=formats)
+            for batch in source.collect_batches(chunk_size=BATCH_ROWS)
+        ] or [
+            type_rows(
+                source.head(0).collect(), options=options, timezone=timezone,
+                formats=formats,
+            )
+        ]  # fmt: skip
+    except pl.exceptions.ComputeError as error:
+        raise _mixed_encoding(fmt, error) from error
+    typed = pl.concat(batches, how="vertical")
+
+    # A field read in full in every batch keeps a constant null text column.
+    read = [
+        f"{f}_text" for f in ("created_at", *AMOUNT_FIELDS)
+        if typed[f"{f}_text"].null_count() == typed.height
+    ]  # fmt: skip
+    return typed.with_columns(pl.lit(None, pl.String).alias(c) for c in read)
+
+
+def scan_source(fmt: FileFormat, selected: list, *, workdir: Path) -> pl.LazyFrame:
+    """Return the lazy query behind :func:`read_source`."""
     path = fmt.path
     names = [f"c{i}" for i in range(len(fmt.header))]
     if path.suffix.lower() == ".xlsx":
@@ -851,17 +919,19 @@ def read_source(fmt: FileFormat, selected: list, *, workdir: Path):
             separator=fmt.delimiter, quote_char='"', encoding="utf8",
             truncate_ragged_lines=True, row_index_name="row", row_index_offset=2,
         )  # fmt: skip
-    try:
-        return source.select(pl.col("row").cast(pl.Int64), *selected).collect()
-    except pl.exceptions.ComputeError as error:
-        # Bytes beyond the sniffed sample that are not UTF-8 (a pasted cp1252 row).
-        raise HeardInputError(
-            fmt.path,
-            expected=f"text in one encoding ({fmt.encoding}) throughout",
-            found=str(error).split("\n", 1)[0],
-            fix="run `heard check` to find the line, correct it and save the file "
-            "as CSV UTF-8",
-        ) from error
+    return source.select(pl.col("row").cast(pl.Int64), *selected)
+
+
+def _mixed_encoding(fmt: FileFormat, error: Exception) -> HeardInputError:
+    """Return the error for bytes beyond the sniffed sample that are not UTF-8
+    (a pasted cp1252 row)."""
+    return HeardInputError(
+        fmt.path,
+        expected=f"text in one encoding ({fmt.encoding}) throughout",
+        found=str(error).split("\n", 1)[0],
+        fix="run `heard check` to find the line, correct it and save the file "
+        "as CSV UTF-8",
+    )
 
 
 def _to_utf8(path: Path, workdir: Path) -> Path:
@@ -1015,15 +1085,18 @@ def boolean_expression(text: pl.Expr) -> pl.Expr:
     )
 
 
-def type_rows(text: pl.DataFrame, *, options: dict, timezone: str) -> pl.DataFrame:
+def type_rows(
+    text: pl.DataFrame, *, options: dict, timezone: str, formats: tuple | None = None
+) -> pl.DataFrame:
     """Return the rows with every field typed.
 
     Amounts and dates keep their text in ``<field>_text`` only where it could not
-    be read, for the rejected-rows table and the format checks.
+    be read, for the rejected-rows table and the format checks. `formats` are
+    the date formats (:func:`date_formats`), found from `text` when omitted.
     """
     decimal = options.get("decimal", ".")
     prefix = options.get("return_prefix")
-    formats = date_formats(text["created_at"], options=options)
+    formats = formats or date_formats(text["created_at"], options=options)
     col = pl.col
     typed = [
         pl.lit(parse_dates(text["created_at"], formats, timezone=timezone)).alias(
@@ -1064,11 +1137,17 @@ def type_rows(text: pl.DataFrame, *, options: dict, timezone: str) -> pl.DataFra
     result = text.with_columns(
         [pl.col(f).alias(f"{f}_text") for f in kept]
     ).with_columns(typed)
+
+    # Keep the text only where it could not be read; a field read in full
+    # gets a constant null column, which takes no memory.
+    unread = result.select(
+        (pl.col(f).is_null() & pl.col(f"{f}_text").is_not_null()).any() for f in kept
+    ).row(0)
     return result.with_columns(
-        [
-            pl.when(pl.col(f).is_null()).then(pl.col(f"{f}_text")).alias(f"{f}_text")
-            for f in kept
-        ]
+        pl.when(pl.col(f).is_null()).then(pl.col(f"{f}_text")).alias(f"{f}_text")
+        if found
+        else pl.lit(None, pl.String).alias(f"{f}_text")
+        for f, found in zip(kept, unread, strict=True)
     )
 
 
@@ -1200,7 +1279,7 @@ def build_orders(typed: pl.DataFrame, rejected: pl.DataFrame) -> pl.DataFrame:
     col = pl.col
 
     def first(name: str) -> pl.Expr:
-        return col(name).drop_nulls().first().alias(name)
+        return col(name).first(ignore_nulls=True).alias(name)
 
     # The lines' value, null (not 0) when no line has both quantity and price.
     line = col("quantity") * col("price")
@@ -1225,11 +1304,13 @@ def build_orders(typed: pl.DataFrame, rejected: pl.DataFrame) -> pl.DataFrame:
 
 
 def usable_rows(typed: pl.DataFrame, rejected: pl.DataFrame) -> pl.DataFrame:
-    """Return the rows not rejected that belong to an order."""
-    return typed.filter(
+    """Return the rows not rejected that belong to an order (`typed` itself,
+    not a copy, when that is every row)."""
+    usable = typed.select(
         pl.col("order_id").is_not_null()
         & ~pl.col("row").is_in(rejected["row"].implode())
-    )
+    ).to_series()
+    return typed if usable.all() else typed.filter(usable)
 
 
 @dataclass
@@ -1282,9 +1363,11 @@ def read_export(path: Path, *, config: dict, as_of=None) -> ExportFile:
     missing = options.get("missing_values") or []
     selected = [text_expression(columns.get(f, []), f, missing) for f in ALL_FIELDS]
     with tempfile.TemporaryDirectory(prefix="heard-") as workdir:
-        text = read_source(fmt, selected, workdir=Path(workdir))
+        typed = read_typed(
+            fmt, selected, options=options, timezone=limits["timezone"],
+            workdir=Path(workdir),
+        )  # fmt: skip
     names = {name: cols[0][1] for name, cols in columns.items() if cols}
-    typed = type_rows(text, options=options, timezone=limits["timezone"])
     check_declared_formats(typed, names, fmt, options)
     rejected = find_rejected(typed, names, kind=layout.kind, limits=limits)
     tables = {
@@ -1398,7 +1481,7 @@ def _collect_tables(typed, rejected, layout: Layout, path: Path) -> dict:
         )
     else:
         lines = (
-            usable_rows(typed, rejected)
+            usable_rows(typed.select("row", *LINE_COLUMNS), rejected)
             .filter(
                 pl.any_horizontal(
                     pl.col(c).is_not_null() for c in ("product", "sku", "quantity")
@@ -1456,16 +1539,30 @@ def parse_woo_line_items(order_ids: pd.Series, packed: pd.Series) -> pd.DataFram
 # --------------------------------------------------------------------------------
 
 STATUS_RANK = {status: rank for rank, status in enumerate(phones.PHONE_STATUSES)}
+SOURCE_RANK = {"customers": 0, "orders": 1, "checkouts": 2}
 CANDIDATE_COLUMNS = [
     "source", "email", "customer_id", "first_name", "last_name", "country", "zip",
     "phone_raw", "accepts_email_marketing", "accepts_sms_marketing", "tags",
     "seen_at",
 ]  # fmt: skip
+CANDIDATE_TYPES = {
+    **dict.fromkeys(CANDIDATE_COLUMNS, pl.String),
+    "accepts_email_marketing": pl.Boolean,
+    "accepts_sms_marketing": pl.Boolean,
+    "seen_at": pl.Datetime("us", "UTC"),
+}
+DETAIL_COLUMNS = [
+    "email", "customer_id", "first_name", "last_name", "country", "zip", "tags",
+]  # fmt: skip
+PHONE_COLUMNS = [
+    "phone_e164", "phone_national", "phone_extension", "phone_status",
+    "is_callable", "timezone",
+]  # fmt: skip
 
 
 def gather_candidates(
     customer_rows: pd.DataFrame, orders: pd.DataFrame, checkouts: pd.DataFrame
-) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+) -> tuple[pl.DataFrame, dict[str, np.ndarray]]:
     """Return one row per customer record or distinct order/checkout identity.
 
     Orders and checkouts contribute one row per distinct (e-mail, customer id,
@@ -1474,15 +1571,15 @@ def gather_candidates(
 
     Returns
     -------
-    candidates : DataFrame
-        :data:`CANDIDATE_COLUMNS`, one row per record or identity.
+    candidates : polars DataFrame
+        :data:`CANDIDATE_COLUMNS`, one row per record or identity; customer
+        records have no ``seen_at``.
     positions : dict
         ``orders`` and ``checkouts``: each table row's candidate row number.
     """
-    # Customer records have no date; a typed NaT keeps seen_at a date column
-    # (an object column of Timestamps made sorting customers several times slower).
-    no_date = pd.Series(pd.NaT, index=customer_rows.index, dtype="datetime64[us, UTC]")
-    frames = [customer_rows.assign(source="customers", seen_at=no_date)]
+    frames = [_polars_columns(customer_rows, CANDIDATE_TYPES).with_columns(
+        pl.lit("customers").alias("source")
+    )]  # fmt: skip
     positions, offset = {}, len(customer_rows)
     for source, table in (("orders", orders), ("checkouts", checkouts)):
         if table.empty:
@@ -1490,48 +1587,69 @@ def gather_candidates(
             continue
         latest, positions[source] = _identities(table)
         positions[source] += offset
-        frames.append(latest.assign(source=source))
+        frames.append(latest.with_columns(pl.lit(source).alias("source")))
         offset += len(latest)
-    candidates = pd.concat(
-        [f.reindex(columns=CANDIDATE_COLUMNS) for f in frames], ignore_index=True
+    candidates = pl.concat(
+        [_polars_columns(frame, CANDIDATE_TYPES) for frame in frames], how="vertical"
     )
-    candidates["email"] = normalise_emails(candidates["email"])
-    candidates["customer_id"] = _usable_ids(candidates["customer_id"])
+    candidates = candidates.with_columns(
+        normalise_email_column(candidates["email"]),
+        _usable_ids(candidates["customer_id"]),
+    )
     return candidates, positions
 
 
-def _usable_ids(ids: pd.Series) -> pd.Series:
-    """Return platform customer ids, None where a spreadsheet damaged them: one
+def _usable_ids(ids: pl.Series) -> pl.Series:
+    """Return platform customer ids, null where a spreadsheet damaged them: one
     id shown as 7.00001E+12 stands for many customers, who must not merge."""
-    text = ids.astype("string")
-    damaged = text.str.match(phones.SCIENTIFIC) | text.str.match(phones.FLOAT_LIKE)
-    damaged = damaged.fillna(False).astype(bool)
+    damaged = (
+        ids.str.contains(phones.SCIENTIFIC) | ids.str.contains(phones.FLOAT_LIKE)
+    ).fill_null(False)
     if damaged.any():
         log.warning(
             "%d customer ids were damaged by a spreadsheet (such as %s) and are "
             "not used to match customers; export the file again and do not save "
-            "it from Excel", damaged.sum(), text[damaged].iloc[0],
+            "it from Excel", int(damaged.sum()), ids.filter(damaged)[0],
         )  # fmt: skip
-    return ids.where(~damaged, None)
+    return pl.select(
+        pl.when(pl.lit(damaged)).then(None).otherwise(pl.lit(ids))
+    ).to_series().alias(ids.name)
 
 
-def _identities(table: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+def _polars_columns(table, types: dict) -> pl.DataFrame:
+    """Return `types`' columns of a pandas or polars table as polars, typed;
+    a column the table lacks is all null."""
+    n = len(table)
+    columns = []
+    for name, dtype in types.items():
+        if name not in table.columns:
+            columns.append(pl.Series(name, [None] * n, dtype=dtype))
+        elif isinstance(table, pl.DataFrame):
+            columns.append(table[name].cast(dtype))
+        elif dtype == pl.String:
+            values = table[name].astype("string")
+            columns.append(pl.from_pandas(values).cast(pl.String).alias(name))
+        elif table[name].dtype != object:
+            columns.append(pl.from_pandas(table[name]).cast(dtype).alias(name))
+        else:
+            values = table[name].where(table[name].notna(), None)
+            columns.append(pl.Series(name, values.tolist(), dtype=dtype))
+    return pl.DataFrame(columns)
+
+
+def _identities(table: pd.DataFrame) -> tuple[pl.DataFrame, np.ndarray]:
     """Return one row per distinct (e-mail, customer id, phone) of an orders or
     checkouts table with its latest details (the name also split at its first
     space into ``first_name`` and ``last_name``), and each table row's identity."""
     keys = ["email", "customer_id", "phone_raw"]
-    columns = [*keys, "name", "country", "accepts_marketing", "created_at"]
-    selected = table.assign(customer_id=table.get("customer_id"))[columns]
-    frame = pl.DataFrame(
-        {
-            c: pl.from_pandas(selected[c]).cast(pl.String, strict=False)
-            if c in (*keys, "name", "country")
-            else pl.from_pandas(selected[c])
-            for c in columns
-        }
-    ).with_row_index("position")
+    types = {
+        **dict.fromkeys([*keys, "name", "country"], pl.String),
+        "accepts_marketing": pl.Boolean,
+        "created_at": pl.Datetime("us", "UTC"),
+    }
+    frame = _polars_columns(table, types).with_row_index("position")
     latest = (
-        frame.sort("created_at", nulls_last=False)
+        frame.sort("created_at", nulls_last=False, maintain_order=True)
         .group_by(keys, maintain_order=True)
         .agg(
             pl.col("name").last(), pl.col("country").last(),
@@ -1552,25 +1670,29 @@ def _identities(table: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
         first_name=names.struct.field("field_0"),
         last_name=names.struct.field("field_1"),
     )
-    return latest.drop("identity").to_pandas(), positions.astype(int)
+    return latest.drop("identity"), positions.astype(int)
 
 
-def link_candidates(candidates: pd.DataFrame) -> np.ndarray:
+def link_candidates(candidates: pl.DataFrame) -> np.ndarray:
     """Return a customer number per candidate: rows sharing an e-mail, a callable
     E.164 phone or a platform customer id are one customer (transitively)."""
-    n = len(candidates)
-    usable_phone = candidates["phone_e164"].where(
-        candidates["phone_status"].isin(["valid", "possible"])
+    usable_phone = pl.when(pl.col("phone_status").is_in(["valid", "possible"])).then(
+        pl.col("phone_e164")
     )
     starts, ends = [], []
-    for key in (candidates["email"], usable_phone, candidates["customer_id"]):
-        codes, _ = pd.factorize(key)
-        rows = np.flatnonzero(codes >= 0)
+    for key in (pl.col("email"), usable_phone, pl.col("customer_id")):
         # Star each group: every row linked to the group's first row.
-        first = pd.Series(rows).groupby(codes[rows]).transform("first").to_numpy()
-        starts.append(rows)
-        ends.append(first)
-    return connected_labels(n, np.concatenate(starts), np.concatenate(ends))
+        linked = (
+            candidates.select(key.alias("key"))
+            .with_row_index("row")
+            .filter(pl.col("key").is_not_null())
+            .select("row", pl.col("row").min().over("key").alias("first"))
+        )
+        starts.append(linked["row"].to_numpy().astype(np.int64))
+        ends.append(linked["first"].to_numpy().astype(np.int64))
+    return connected_labels(
+        len(candidates), np.concatenate(starts), np.concatenate(ends)
+    )
 
 
 def connected_labels(n: int, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
@@ -1592,15 +1714,15 @@ def connected_labels(n: int, starts: np.ndarray, ends: np.ndarray) -> np.ndarray
 
 
 def build_customers(
-    candidates: pd.DataFrame, *, config: dict, do_not_call: pd.DataFrame
-) -> tuple[pd.DataFrame, pd.Series]:
+    candidates: pl.DataFrame, *, config: dict, do_not_call: pd.DataFrame
+) -> tuple[pd.DataFrame, np.ndarray]:
     """Return deduplicated customers and each candidate's customer_key.
 
     Parameters
     ----------
-    candidates : DataFrame
+    candidates : polars DataFrame
         From :func:`gather_candidates`, with the columns of
-        :func:`helpers.phones.normalise_phones` added.
+        :func:`helpers.phones.normalise_phone_texts` added.
     config : dict
         The study's merged configuration (``study``, ``consent``).
     do_not_call : DataFrame
@@ -1609,51 +1731,63 @@ def build_customers(
     Returns
     -------
     customers : DataFrame
-        Columns in :data:`CUSTOMER_COLUMNS`, one row per customer.
-    keys : Series
-        ``customer_key`` per candidate row (same index as `candidates`).
+        Columns in :data:`CUSTOMER_COLUMNS`, one row per customer, in the order
+        of each customer's first candidate.
+    keys : ndarray
+        ``customer_key`` per candidate row.
     """
-    component = link_candidates(candidates)
-    frame = candidates.assign(component=component)
+    col = pl.col
+    frame = candidates.with_columns(
+        pl.Series("component", link_candidates(candidates)),
+        col("source").replace_strict(SOURCE_RANK, return_dtype=pl.Int8)
+        .alias("source_rank"),
+        col("phone_status").replace_strict(STATUS_RANK, default=None,
+                                           return_dtype=pl.Int8).alias("rank"),
+    )  # fmt: skip
     _warn_shared_identities(frame)
-    frame["source_rank"] = frame["source"].map({"customers": 0, "orders": 1,
-                                                 "checkouts": 2})  # fmt: skip
+
+    def firsts(columns):
+        # Each column's first non-blank value, as pandas' groupby().first().
+        return [col(c).first(ignore_nulls=True).alias(c) for c in columns]
 
     # Details: the customers export first, then the latest order or checkout.
-    ordered = frame.sort_values(["source_rank", "seen_at"], ascending=[True, False])
-    details = ordered.groupby("component")[
-        ["email", "customer_id", "first_name", "last_name", "country", "zip", "tags"]
-    ].first()
+    details = (
+        frame.sort(["source_rank", "seen_at"], descending=[False, True],
+                   nulls_last=True, maintain_order=True)
+        .group_by("component").agg(*firsts(DETAIL_COLUMNS), pl.len().alias("n_merged"))
+    )  # fmt: skip
 
     # Phone: the most usable number any record gives.
-    ranked = frame.assign(rank=frame["phone_status"].map(STATUS_RANK))
-    phone_columns = ["phone_e164", "phone_national", "phone_extension",
-                     "phone_status", "is_callable", "timezone"]  # fmt: skip
     best_phone = (
-        ranked.sort_values(["rank", "source_rank"]).groupby("component").first()
-    )[phone_columns]
-
-    customers = details.join(best_phone)
-    customers["customer_key"] = _keys(customers)
-    consent = _consent(frame, config, do_not_call, customers["customer_key"])
-    customers = customers.join(consent)
-    customers["n_merged"] = frame.groupby("component").size()
-    customers = _fill_timezones(customers, config)
-    keys = pd.Series(
-        customers["customer_key"].reindex(component).to_numpy(), index=frame.index
+        frame.sort(["rank", "source_rank"], nulls_last=True, maintain_order=True)
+        .group_by("component").agg(*firsts(PHONE_COLUMNS))
+    )  # fmt: skip
+    customers = details.join(best_phone, on="component").sort("component")
+    customers = customers.with_columns(_keys(customers))
+    customers = customers.join(
+        _consent(frame, config, do_not_call, customers), on="component"
     )
-    return customers.reset_index(drop=True)[CUSTOMER_COLUMNS], keys
+    customers = _fill_timezones(customers, config)
+    keys = frame.select("component").join(
+        customers.select("component", "customer_key"), on="component",
+        how="left", maintain_order="left",
+    )["customer_key"]  # fmt: skip
+    table = customers.select(CUSTOMER_COLUMNS).to_pandas()
+    for column in ("accepts_email_marketing", "accepts_sms_marketing"):
+        table[column] = table[column].astype("boolean")
+    table["n_merged"] = table["n_merged"].astype("int64")
+    return table, keys.to_numpy().astype(object)
 
 
 SHARED_PHONE_EMAILS = 3  # e-mails one customer may gather before a warning
 
 
-def _warn_shared_identities(frame: pd.DataFrame) -> None:
+def _warn_shared_identities(frame: pl.DataFrame) -> None:
     """Warn when one phone or customer id joins several e-mail addresses: a
     household, or the store's own number typed on counter sales, whose orders
     then count as one customer's."""
-    emails = frame.groupby("component")["email"].nunique()
-    shared = emails[emails >= SHARED_PHONE_EMAILS]
+    emails = frame.group_by("component").agg(pl.col("email").drop_nulls().n_unique())
+    shared = emails.filter(pl.col("email") >= SHARED_PHONE_EMAILS)["email"]
     if len(shared):
         log.warning(
             "%d customer(s) each merge %d or more e-mail addresses (at most %d) "
@@ -1664,49 +1798,67 @@ def _warn_shared_identities(frame: pd.DataFrame) -> None:
         )  # fmt: skip
 
 
-def _keys(customers: pd.DataFrame) -> pd.Series:
+def _keys(customers: pl.DataFrame) -> pl.Series:
     """Return customer_key from the e-mail, else the E.164 phone, else the id.
 
     The platform id is hashed as ``id:<id>`` so that an id can never stand for
     the same identity as an e-mail or a phone number.
     """
-    identity = (
-        customers["email"]
-        .fillna(customers["phone_e164"].where(customers["phone_status"] != "invalid"))
-        .fillna("id:" + customers["customer_id"].astype("string"))
-    )
-    return pd.Series(privacy.customer_keys(identity.tolist()), index=identity.index)
+    identity = customers.select(
+        pl.coalesce(
+            "email",
+            pl.when(pl.col("phone_status") != "invalid").then("phone_e164"),
+            pl.concat_str(pl.lit("id:"), "customer_id"),
+        )
+    ).to_series()
+    keys = privacy.customer_keys(identity.to_list())
+    return pl.Series("customer_key", keys, dtype=pl.String)
 
 
-def _consent(frame, config, do_not_call, customer_keys) -> pd.DataFrame:
+def _consent(frame, config, do_not_call, customers) -> pl.DataFrame:
     """Return strictest marketing consent and any do-not-call flag per customer."""
+    col = pl.col
     consent_config = config.get("consent") or {}
     tag = str(consent_config.get("do_not_call_tag") or "").casefold()
-    grouped = frame.assign(
-        email_ok=frame["accepts_email_marketing"].map({True: 1.0, False: 0.0}),
-        sms_ok=frame["accepts_sms_marketing"].map({True: 1.0, False: 0.0}),
-        tagged=_has_tag(frame["tags"], tag),
-        listed=frame["phone_e164"].isin(do_not_call["phone_e164"].dropna())
-        | frame["email"].isin(do_not_call["email"].dropna()),
-    ).groupby("component")
+    listed_phones, listed_emails, listed_keys = (
+        pl.Series(do_not_call[c].dropna().tolist(), dtype=pl.String)
+        for c in ("phone_e164", "email", "customer_key")
+    )
+
     # Any False wins over True; a customer with no recorded choice has none.
-    result = pd.DataFrame({
-        "accepts_email_marketing": grouped["email_ok"].min(),
-        "accepts_sms_marketing": grouped["sms_ok"].min(),
-        "is_do_not_call": grouped["tagged"].any() | grouped["listed"].any(),
-    })  # fmt: skip
-    result["is_do_not_call"] |= customer_keys.isin(do_not_call["customer_key"])
-    for column in ("accepts_email_marketing", "accepts_sms_marketing"):
-        result[column] = result[column].map({1.0: True, 0.0: False}).astype("boolean")
+    result = frame.with_columns(
+        _tag_column(frame["tags"], tag).alias("tagged"),
+        (
+            col("phone_e164").is_in(listed_phones.implode()).fill_null(False)
+            | col("email").is_in(listed_emails.implode()).fill_null(False)
+        ).alias("listed"),
+    ).group_by("component").agg(
+        col("accepts_email_marketing").min(), col("accepts_sms_marketing").min(),
+        (col("tagged").any() | col("listed").any()).alias("is_do_not_call"),
+    )  # fmt: skip
+    keyed = customers.select(
+        "component", col("customer_key").is_in(listed_keys.implode()).alias("is_listed")
+    )
+    result = result.join(keyed, on="component").with_columns(
+        (col("is_do_not_call") | col("is_listed")).alias("is_do_not_call")
+    )
     rule = consent_config.get("require", "accepts_marketing")
     required = {
-        "accepts_marketing": result["accepts_email_marketing"],
-        "accepts_sms": result["accepts_sms_marketing"],
+        "accepts_marketing": "accepts_email_marketing",
+        "accepts_sms": "accepts_sms_marketing",
     }
-    result["has_consent"] = (
-        required[rule].fillna(False).astype(bool) if rule in required else True
-    )
-    return result
+    consent = col(required[rule]).fill_null(False) if rule in required else pl.lit(True)
+    return result.with_columns(consent.alias("has_consent")).drop("is_listed")
+
+
+def _tag_column(tags: pl.Series, tag: str) -> pl.Series:
+    """Return :func:`_has_tag` for a polars column, once per distinct tag list."""
+    if not tag:
+        return pl.Series([False] * len(tags), dtype=pl.Boolean)
+    distinct = tags.unique().drop_nulls().to_list()
+    found = _has_tag(pd.Series(distinct, dtype=object), tag)
+    tagged = [value for value, has in zip(distinct, found, strict=True) if has]
+    return tags.is_in(pl.Series(tagged, dtype=pl.String).implode()).fill_null(False)
 
 
 def _has_tag(tags: pd.Series, tag: str) -> pd.Series:
@@ -1718,12 +1870,18 @@ def _has_tag(tags: pd.Series, tag: str) -> pd.Series:
     return text.str.contains(pattern, regex=True).fillna(False).astype(bool)
 
 
-def _fill_timezones(customers: pd.DataFrame, config: dict) -> pd.DataFrame:
+def _fill_timezones(customers: pl.DataFrame, config: dict) -> pl.DataFrame:
     """Return customers with a time zone from the phone, country or the store."""
     study_zone = (config.get("study") or {}).get("timezone")
-    from_country = customers["country"].map(phones.zone_for_country)
-    zone = customers["timezone"].fillna(from_country).fillna(study_zone)
-    return customers.assign(timezone=zone)
+    countries = customers["country"].unique().drop_nulls().to_list()
+    zones = pl.DataFrame(
+        {"country": countries, "zone": [phones.zone_for_country(c) for c in countries]},
+        schema={"country": pl.String, "zone": pl.String},
+    )
+    customers = customers.join(zones, on="country", how="left", maintain_order="left")
+    from_country = pl.col("zone")
+    zone = pl.coalesce("timezone", from_country, pl.lit(study_zone, pl.String))
+    return customers.with_columns(zone.alias("timezone")).drop("zone")
 
 
 def country_codes(countries: pd.Series) -> pd.Series:
@@ -2003,15 +2161,20 @@ def _customers_and_keys(study, month, customer_rows, orders, checkouts):
     """Return customers, and orders and checkouts with their customer_key."""
     config = study.config
     candidates, positions = gather_candidates(customer_rows, orders, checkouts)
-    identified = candidates[["email", "customer_id", "phone_raw"]].notna().any(axis=1)
-    region = candidates["country"].fillna(
-        (config.get("study") or {}).get("default_country")
-    )
+    identified = candidates.select(
+        pl.any_horizontal(
+            pl.col(c).is_not_null() for c in ("email", "customer_id", "phone_raw")
+        )
+    ).to_series()
+    known = candidates.filter(identified)
+    default_region = (config.get("study") or {}).get("default_country")
     keep = (config.get("phones") or {}).get("keep", "possible")
-    numbers = phones.normalise_phones(
-        candidates.loc[identified, "phone_raw"], region[identified], keep=keep
+    numbers = phones.normalise_phone_texts(
+        known["phone_raw"],
+        known["country"].fill_null(pl.lit(default_region, pl.String)),
+        keep=keep,
     )
-    known = candidates[identified].join(numbers)
+    known = known.hstack(numbers.drop("phone_region"))
     do_not_call = load_do_not_call(study, before=month)
     customers, keys = build_customers(known, config=config, do_not_call=do_not_call)
     damaged = int((customers["phone_status"] == "damaged").sum())
@@ -2024,7 +2187,7 @@ def _customers_and_keys(study, month, customer_rows, orders, checkouts):
 
     # Each order or checkout gets the key of its identity's customer.
     all_keys = np.full(len(candidates), None, dtype=object)
-    all_keys[identified.to_numpy()] = keys.to_numpy()
+    all_keys[identified.to_numpy()] = keys
     orders = orders.assign(customer_key=all_keys[positions["orders"]])
     checkouts = checkouts.assign(customer_key=all_keys[positions["checkouts"]])
     return customers, orders, checkouts

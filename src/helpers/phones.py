@@ -114,21 +114,56 @@ def normalise_phones(
             f"numbers and regions differ in length: {len(numbers)} != {len(regions)}"
         )
 
+    texts = pl.Series("text", _as_text(numbers).fillna("").tolist(), dtype=pl.String)
+    regions = pl.Series("region", list(_as_region(regions)), dtype=pl.String)
+    result = normalise_phone_texts(texts, regions, keep=keep).to_pandas()
+    result = result.astype(object).where(result.notna(), None).set_axis(numbers.index)
+    result["is_callable"] = result["is_callable"].astype(bool)
+    return result
+
+
+def normalise_phone_texts(
+    texts: pl.Series, regions: pl.Series, *, keep: str = "possible"
+) -> pl.DataFrame:
+    """Return :func:`normalise_phones` for polars columns, as a polars frame.
+
+    Parameters
+    ----------
+    texts : polars Series
+        Phone numbers as text (null when blank); surrounding white space and a
+        leading apostrophe are removed here.
+    regions : polars Series
+        ISO 3166 alpha-2 default region per number (null or any other text
+        means unknown).
+    keep : {"possible", "valid"}
+        Which numbers are callable, as in :func:`normalise_phones`.
+
+    Returns
+    -------
+    polars DataFrame
+        One row per number, in order, with the columns of :func:`normalise_phones`.
+    """
+    if keep not in KEEP_RULES:
+        raise ValueError(f"keep must be 'possible' or 'valid', got {keep!r}")
+
     # Work on distinct (text, region) pairs: a customer base repeats both a lot.
-    codes, distinct = _distinct_pairs(_as_text(numbers), _as_region(regions))
-    parsed = _parse_distinct(distinct["text"], distinct["region"])
+    pairs = pl.DataFrame({
+        "text": _clean_texts(texts).fill_null(""), "region": _clean_regions(regions),
+    })  # fmt: skip
+    distinct = pairs.unique(maintain_order=True)
+    parsed = _parse_distinct(distinct)
 
     # Spread back to rows and apply the keep rule.
-    result = parsed.iloc[codes].set_axis(numbers.index)
-    result = result.astype(object).where(result.notna(), None)
-    result["is_callable"] = result["phone_status"].isin(CALLABLE[keep])
+    result = pairs.join(
+        parsed, on=["text", "region"], how="left", maintain_order="left"
+    ).with_columns(pl.col("phone_status").is_in(CALLABLE[keep]).alias("is_callable"))
     log.info(
         "normalised %d phone numbers (%d distinct): %s",
         len(result),
         len(distinct),
-        result["phone_status"].value_counts().to_dict(),
+        dict(result["phone_status"].value_counts(sort=True).iter_rows()),
     )
-    return result[COLUMNS]
+    return result.select(COLUMNS)
 
 
 def _as_text(numbers: pd.Series) -> pd.Series:
@@ -147,77 +182,118 @@ def _as_region(regions: pd.Series) -> np.ndarray:
     return np.array(cleaned, dtype=object)[codes]
 
 
-def _distinct_pairs(texts: pd.Series, regions: np.ndarray):
-    """Return each row's pair number and the distinct (text, region) pairs.
+# Python's white space (what str.strip removes), wider than polars' default:
+# the characters c with chr(c).isspace().
+WHITESPACE = (
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003"
+    "\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
 
-    The pairs frame has ``text`` and ``region`` columns, pair number = position.
+
+def _clean_texts(texts: pl.Series) -> pl.Series:
+    """Return :func:`_as_text` for a polars column."""
+    text = texts.cast(pl.String).str.strip_chars(WHITESPACE)
+    text = text.str.strip_chars_start("'").str.strip_chars(WHITESPACE)
+    return text.replace("", None)
+
+
+def _clean_regions(regions: pl.Series) -> pl.Series:
+    """Return :func:`_as_region` for a polars column, once per distinct value."""
+    values = regions.cast(pl.String).fill_null("")
+    distinct = values.unique().to_list()
+    cleaned = _as_region(pd.Series(distinct, dtype=object))
+    return values.replace_strict(distinct, list(cleaned), return_dtype=pl.String)
+
+
+def _parse_distinct(pairs: pl.DataFrame) -> pl.DataFrame:
+    """Parse distinct (text, region) pairs; reduce to digits before parsing.
+
+    Returns `pairs` with the result columns (all but ``is_callable``) added.
     """
-    pairs = pl.DataFrame(
-        {"text": texts.fillna("").tolist(), "region": list(regions)},
-        schema={"text": pl.String, "region": pl.String},
-    )
-    codes = pairs.select(pl.struct("text", "region").rank("dense") - 1).to_series()
-    distinct = (
-        pairs.with_columns(code=codes)
-        .unique("code", keep="first")
-        .sort("code")
-        .drop("code")
-        .to_pandas()
-    )
-    return codes.to_numpy().astype(np.int64), distinct
-
-
-def _parse_distinct(texts: pd.Series, regions: pd.Series) -> pd.DataFrame:
-    """Parse distinct (text, region) pairs; reduce to digits before parsing."""
     # Flag spreadsheet damage; split the extension off; keep '+' and digits.
-    text = pl.Series(texts.tolist(), dtype=pl.String)
-    # A tel: URI would lose its '+' with the other non-digits: read it first.
-    uri = text.str.contains(TEL_URI).fill_null(False)
-    if uri.any():
-        read = [_from_tel_uri(t) for t in text.filter(uri)]
-        text = text.scatter(uri.arg_true(), read)
-    parts = text.str.extract_groups(EXTENSION)
-    main = parts.struct.field("main")
-    frame_pl = pl.DataFrame({
-        "text": text, "main": main, "ext": parts.struct.field("ext"),
-    }).select(
-        (pl.col("text") != "").alias("present"),
-        ((pl.col("text") != "") & (pl.col("text").str.contains(SCIENTIFIC)
-         | pl.col("text").str.contains(FLOAT_LIKE))).alias("damaged"),
+    col = pl.col
+    main = col("main")
+    texts = _read_tel_uris(pairs["text"])
+    frame = pairs.with_columns(_split_extensions(texts)).with_columns(
+        (col("text") != "").alias("present"),
+        col("text").str.contains(SCIENTIFIC).alias("scientific"),
+        col("text").str.contains(FLOAT_LIKE).alias("float_like"),
         pl.concat_str([
-            pl.when(pl.col("main").str.strip_chars_start().str.starts_with("+"))
+            pl.when(main.str.strip_chars_start().str.starts_with("+"))
             .then(pl.lit("+")).otherwise(pl.lit("")),
-            pl.col("main").str.replace_all(r"\D", ""),
+            main.str.replace_all(r"\D", ""),
         ]).alias("key"),
-        "ext",
+    ).with_columns(
+        (col("present") & (col("scientific") | col("float_like")))
+        .fill_null(False).alias("damaged"),
+    ).with_columns(
+        (col("present") & ~col("damaged") & col("key").is_not_null()
+         & (col("key") != "")).alias("usable"),
     )  # fmt: skip
-    present = pd.Series(frame_pl["present"].to_numpy(), index=texts.index)
-    damaged = pd.Series(
-        frame_pl["damaged"].fill_null(False).to_numpy(), index=texts.index
-    )
-    status = pd.Series(np.where(damaged, "damaged", "missing"), index=texts.index)
-    keys = pd.Series(frame_pl["key"].to_list(), index=texts.index, dtype=object)
-    keys = keys.where(present & ~damaged)
-    extensions = pd.Series(frame_pl["ext"].to_list(), index=texts.index, dtype=object)
-    usable = keys.notna() & (keys != "")
-    frame = pd.DataFrame(None, index=texts.index, columns=FAST_COLUMNS, dtype=object)
-    frame["phone_status"] = "invalid"
-    fast, settled = parse_keys_fast(keys[usable].tolist(), regions[usable].tolist())
-    fast.index = keys.index[usable]
-    frame.loc[fast.index[settled]] = fast[settled].to_numpy()
 
-    # What the metadata pass did not settle goes to phonenumbers itself.
-    slow = fast.index[~settled]
-    if len(slow):
-        parsed = [
-            _parse_one(key, region) or (None, None, "invalid", None, None)
-            for key, region in zip(keys[slow], regions[slow], strict=True)
-        ]
-        frame.loc[slow] = pd.DataFrame(parsed, index=slow).to_numpy()
-    frame["phone_status"] = frame["phone_status"].where(present & ~damaged, status)
-    extensions = extensions.where(present & ~damaged)
-    frame["phone_extension"] = extensions.where(extensions.notna(), None)
-    return frame
+    # Judge each distinct (digits, region) once; phonenumbers only for the rest.
+    keys = frame.filter("usable").select("key", "region").unique(maintain_order=True)
+    judged = _judge_keys(keys)
+    frame = frame.join(judged, on=["key", "region"], how="left", maintain_order="left")
+    usable = col("usable")
+    clean = col("present") & ~col("damaged")
+    return frame.select(
+        "text", "region",
+        *[pl.when(usable).then(col(c)).alias(c)
+          for c in ("phone_e164", "phone_national", "phone_region", "timezone")],
+        pl.when(clean).then(col("ext")).alias("phone_extension"),
+        pl.when(~col("present")).then(pl.lit("missing"))
+        .when(col("damaged")).then(pl.lit("damaged"))
+        .when(usable).then(col("phone_status").fill_null("invalid"))
+        .otherwise(pl.lit("invalid")).alias("phone_status"),
+    )  # fmt: skip
+
+
+def _split_extensions(texts: pl.Series) -> pl.DataFrame:
+    """Return ``main`` and ``ext`` of each text, as :data:`EXTENSION` splits it.
+
+    Every extension marker holds an ``x`` or a ``#``, so only texts with one
+    meet the (slow, lazy) expression; the others are all ``main``, or null when
+    they span lines (the expression does not match them).
+    """
+    main = pl.select(
+        pl.when(pl.lit(texts).str.contains("\n")).then(None).otherwise(pl.lit(texts))
+    ).to_series()
+    ext = pl.Series([None] * len(texts), dtype=pl.String)
+    marked = texts.str.contains("[xX#]").fill_null(False)
+    if marked.any():
+        parts = texts.filter(marked).str.extract_groups(EXTENSION)
+        rows = marked.arg_true()
+        main = main.scatter(rows, parts.struct.field("main"))
+        ext = ext.scatter(rows, parts.struct.field("ext"))
+    return pl.DataFrame({"main": main, "ext": ext})
+
+
+def _judge_keys(keys: pl.DataFrame) -> pl.DataFrame:
+    """Return FAST_COLUMNS for distinct (key, region) pairs: the metadata pass
+    first, :func:`_parse_one` for the keys it does not settle."""
+    fast = _parse_keys_frame(keys)
+    settled = fast.filter("settled").select("key", "region", *FAST_COLUMNS)
+    slow = fast.filter(~pl.col("settled")).select("key", "region")
+    parsed = [
+        _parse_one(key, region) or (None, None, "invalid", None, None)
+        for key, region in slow.iter_rows()
+    ]
+    slow = slow.hstack(
+        pl.DataFrame(parsed, schema=dict.fromkeys(FAST_COLUMNS, pl.String),
+                     orient="row")
+    )  # fmt: skip
+    return pl.concat([settled, slow], how="vertical_relaxed")
+
+
+def _read_tel_uris(texts: pl.Series) -> pl.Series:
+    """Return `texts` with each tel: URI rewritten by :func:`_from_tel_uri`: it
+    would lose its '+' with the other non-digits."""
+    uri = texts.str.contains(TEL_URI).fill_null(False)
+    if not uri.any():
+        return texts
+    read = [_from_tel_uri(text) for text in texts.filter(uri)]
+    return texts.clone().scatter(uri.arg_true(), read)
 
 
 def _from_tel_uri(uri: str) -> str:
@@ -341,13 +417,25 @@ def parse_keys_fast(keys: list, regions: list) -> tuple[pd.DataFrame, np.ndarray
     settled : ndarray of bool
         False where the key needs :func:`phonenumbers.parse` itself.
     """
-    results = pd.DataFrame(index=range(len(keys)), columns=FAST_COLUMNS, dtype=object)
-    settled = np.zeros(len(keys), dtype=bool)
-    if not keys:
-        return results, settled
     frame = pl.DataFrame(
         {"key": keys, "region": regions}, schema={"key": pl.String, "region": pl.String}
-    ).with_row_index("i")
+    )
+    found = _parse_keys_frame(frame)
+    results = found.select(FAST_COLUMNS).to_pandas().astype(object)
+    results = results.where(results.notna(), None)
+    return results, found["settled"].to_numpy()
+
+
+def _parse_keys_frame(keys: pl.DataFrame) -> pl.DataFrame:
+    """Return `keys` (``key``, ``region``) with :data:`FAST_COLUMNS` and
+    ``settled`` (False where phonenumbers itself must decide), in order."""
+    empty = {c: pl.String for c in FAST_COLUMNS}
+    frame = keys.with_row_index("i")
+    if not len(frame):
+        return frame.with_columns(
+            *[pl.lit(None, pl.String).alias(c) for c in empty],
+            pl.lit(False).alias("settled"),
+        ).drop("i")
     routed = _route_keys(frame)
     national = pl.concat(
         [_strip_national_prefix(group, cc) for (cc,), group
@@ -355,23 +443,39 @@ def parse_keys_fast(keys: list, regions: list) -> tuple[pd.DataFrame, np.ndarray
         or [routed.clear().with_columns(pl.lit(None, pl.String).alias("status"))],
         how="diagonal_relaxed",
     )  # fmt: skip
-    invalid = routed.filter(pl.col("invalid"))["i"].to_numpy()
-    results.loc[invalid, "phone_status"] = "invalid"
-    settled[invalid] = True
+    parts = [
+        routed.filter(pl.col("invalid")).select(
+            "i", *[pl.lit("invalid" if c == "phone_status" else None, pl.String)
+                   .alias(c) for c in FAST_COLUMNS],
+        )
+    ]  # fmt: skip
     if len(national):
-        done = _judge_numbers(national)
+        done = _judge_distinct(national)
         # A key without '+' that fails may have lost its '+': phonenumbers decides.
         done = done.filter(
-            (pl.col("phone_status") != "invalid")
-            | pl.col("i").is_in(
-                frame.filter(pl.col("key").str.starts_with("+"))["i"].implode()
-            )
+            (pl.col("phone_status") != "invalid") | pl.col("key").str.starts_with("+")
         )
-        rows = done["i"].to_numpy()
-        results.loc[rows, FAST_COLUMNS] = done.select(FAST_COLUMNS).to_pandas(
-        ).to_numpy()  # fmt: skip
-        settled[rows] = True
-    return results, settled
+        parts.append(done.select("i", *FAST_COLUMNS))
+    settled = pl.concat(parts, how="vertical_relaxed").unique("i", keep="first")
+    return (
+        frame.join(settled, on="i", how="left")
+        .with_columns(pl.col("i").is_in(settled["i"].implode()).alias("settled"))
+        .sort("i")
+        .drop("i")
+    )
+
+
+def _judge_distinct(national: pl.DataFrame) -> pl.DataFrame:
+    """Return :func:`_judge_numbers` per row of `national`, judging each distinct
+    (country code, national number, default region) once: the ways one number
+    is typed (``+1 202…``, ``202…``, ``001 202…``) reduce to the same three."""
+    by = ["cc", "number", "region"]
+    distinct = national.select(*by, "sane").unique(by, maintain_order=True)
+    judged = _judge_numbers(distinct.with_row_index("i"))
+    judged = distinct.with_row_index("i").select("i", *by).join(judged, on="i")
+    return national.select("i", "key", *by).join(
+        judged.drop("i"), on=by, how="left", nulls_equal=True
+    )
 
 
 def _route_keys(frame: pl.DataFrame) -> pl.DataFrame:

@@ -233,13 +233,17 @@ def customer_keys(identities, *, key: bytes | None = None) -> list[str | None]:
     Returns
     -------
     list
-        The same keys :func:`customer_key` gives, in order. The one-shot
-        ``hmac.digest`` makes this many times faster for a whole customer base.
+        The same keys :func:`customer_key` gives, in order. The HMAC is keyed
+        once and copied per identity, which makes this many times faster for a
+        whole customer base.
     """
-    secret = key if key is not None else load_key()
+    keyed = hmac.new(key if key is not None else load_key(), digestmod=hashlib.sha256)
     return [
-        f"c_{hmac.digest(secret, text.encode('utf-8'), 'sha256').hex()[:12]}"
-        if isinstance(text, str)
-        else None
-        for text in identities
+        _hex_key(keyed, text) if isinstance(text, str) else None for text in identities
     ]
+
+
+def _hex_key(keyed: hmac.HMAC, identity: str) -> str:
+    digest = keyed.copy()
+    digest.update(identity.encode("utf-8"))
+    return f"c_{digest.hexdigest()[:12]}"

@@ -344,22 +344,34 @@ def _product_features(
     flags = _order_flags(orders)[
         ["order_id", "customer_key", "is_returned", "is_return"]
     ]
-    line_products = lines[["order_id", "product"]]
-    # Join lines to their order once; number products so counting is on integers.
+    # Number orders and products first, so joining and counting is on integers.
+    order_numbers, _ = pd.factorize(
+        pd.concat([flags["order_id"], lines["order_id"]], ignore_index=True)
+    )
+    product_numbers, _ = pd.factorize(lines["product"])
+    flags = flags.drop(columns="order_id").assign(
+        order_number=order_numbers[: len(flags)]
+    )
+    line_products = pd.DataFrame(
+        {"order_number": order_numbers[len(flags) :], "product": product_numbers}
+    )
+    line_products = line_products[
+        (line_products["order_number"] >= 0) & (line_products["product"] >= 0)
+    ]
+    # Join lines to their order once.
     query = f"""
         WITH joined AS MATERIALIZED (
-            SELECT o.customer_key, o.order_id, o.is_returned, o.is_return, l.product
-            FROM line_products l JOIN flags o USING (order_id)
-            WHERE l.product IS NOT NULL
+            SELECT o.customer_key, o.order_number, o.is_returned, o.is_return,
+                l.product
+            FROM line_products l JOIN flags o USING (order_number)
         ),
         rates AS (
-            SELECT product, row_number() OVER () AS product_number,
-                count(DISTINCT order_id) AS n_orders,
-                count(DISTINCT order_id) FILTER (WHERE is_returned)
-                    / count(DISTINCT order_id) AS product_return_rate
+            SELECT product, count(DISTINCT order_number) AS n_orders,
+                count(DISTINCT order_number) FILTER (WHERE is_returned)
+                    / count(DISTINCT order_number) AS product_return_rate
             FROM joined GROUP BY product
         )
-        SELECT j.customer_key, count(DISTINCT r.product_number) AS n_products,
+        SELECT j.customer_key, count(DISTINCT j.product) AS n_products,
             max(r.product_return_rate) FILTER (WHERE r.n_orders >= {min_orders})
                 AS max_product_return_rate
         FROM joined j JOIN rates r USING (product)
