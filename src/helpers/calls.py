@@ -979,9 +979,11 @@ def check_call_logs(study: Study, month: str | None) -> list[HeardInputError]:
     if not month or not study.raw("calls", month).is_dir():
         return []
     if not study.processed(month, "assignment_customer.parquet").exists():
-        log.warning(
-            "calls/%s: not checked against the call list, which step 01 has not "
-            "drawn yet",
+        # Not a warning: step 02 reads the log against the call list once step 01
+        # has drawn it, and stops on a customer the list lacks.
+        log.info(
+            "calls/%s: customers are checked against the call list by step 02, "
+            "once step 01 has drawn it",
             month,
         )
         return []
