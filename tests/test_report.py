@@ -650,7 +650,10 @@ def test_own_words_list_phrases_with_counts_and_quotes_with_their_ids():
     # A theme without a consented quote is left out; e-mails never reach a page.
     assert quotes.count("\n- ") == 0 and "(`q-2026-11-01-006`)" in quotes
     assert "a@b.example" not in quotes and "*Shipping cost*" in quotes
-    assert "No phrase came up twice" in report_data.describe_own_words({})
+    assert "No phrase came up twice" in report_data.describe_own_words(
+        {"n_conversations": 3, "top_phrases": [], "top_themes": []}
+    )
+    assert "no summary" in report_data.describe_own_words({})
 
 
 def test_theme_figure_draws_each_top_theme_with_its_wilson_interval():

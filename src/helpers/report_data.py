@@ -800,6 +800,8 @@ def describe_coders(coding: dict) -> str:
     agreement = []
     for key, label in (("kappa", "Cohen's kappa"), ("alpha", "Krippendorff's alpha")):
         value = coding.get(key)
+        if isinstance(value, dict):
+            value = value.get("estimate", value.get("value"))
         agreement.append(
             f"{label} {value:.2f}" if value is not None else f"{label} undefined"
         )
@@ -934,6 +936,8 @@ def tabulate_quotes(coding: dict, *, limit: int = 5) -> pd.DataFrame:
 
 def describe_own_words(coding: dict) -> str:
     """Return the sentence that opens "in their own words", or why it is empty."""
+    if not coding:
+        return "The coding step has no summary for this month."
     if not coding.get("top_phrases") and tabulate_quotes(coding).empty:
         return "No phrase came up twice and no customer agreed to be quoted this month."
     return (
@@ -984,7 +988,8 @@ def plot_theme_shares(coding: dict):
             f"{row.k} of {row.n}", (row.ci_high, row.Index), xytext=(6, 0),
             textcoords="offset points", va="center", fontsize=8,
         )  # fmt: skip
-    axes.set_yticks(themes.index, themes["name"])
+    names = themes["name"] if "name" in themes else themes["code"]
+    axes.set_yticks(themes.index, names.fillna(themes["code"]))
     axes.set_xlim(0, min(1, float(themes["ci_high"].max()) * 1.25 + 0.05))
     axes.xaxis.set_major_formatter(lambda value, _: f"{100 * value:.0f}%")
     axes.set_xlabel(f"share of the {int(themes['n'].max())} conversations coded")
