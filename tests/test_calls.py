@@ -1083,3 +1083,16 @@ def test_notebook_runs_on_the_fixture_study(tmp_path, monkeypatch):
     assert "by more than noise" not in prose
     assert "borderline" in prose
     assert "USD undefined" not in prose
+
+
+def test_a_month_without_a_call_log_is_told_apart_from_a_month_with_one(study):
+    from helpers.calls import describe_missing_log, list_call_logs, read_call_log
+
+    logs = list_call_logs(study, MONTH)
+    assert logs and all(path.parent == study.raw("calls", MONTH) for path in logs)
+    (study.raw("calls", MONTH) / "~$call-list.xlsx").write_bytes(b"lock")
+    assert list_call_logs(study, MONTH) == logs  # a spreadsheet's lock file
+    assert list_call_logs(study, "2026-12") == []
+    assert "No call log for 2026-12 yet" in describe_missing_log(study, "2026-12")
+    with pytest.raises(HeardInputError, match="no call log"):
+        read_call_log(study, "2026-12")

@@ -459,6 +459,25 @@ def test_heard_check_names_every_bad_call_row_and_warns_on_recovered_orders(
     assert warning.file == str(log) and "before this attempt" in warning.found
 
 
+def test_a_call_log_before_step_01_is_left_to_step_02_without_a_warning(
+    study_dir, caplog
+):
+    from helpers.calls import check_call_logs
+
+    # The report checks before step 01 draws the list; step 02 then checks the log.
+    study = load_study(study_dir, root=study_dir.parents[2])
+    log = study_dir / "calls" / MONTH / "call-log.csv"
+    log.parent.mkdir(parents=True)
+    log.write_text(
+        "reference,attempted_at,caller,outcome\n"
+        "c_9,2026-11-05T11:00:00-05:00,Alex,busy\n"
+    )
+    assert [p for p in check_study(study, month=MONTH) if p.step == "calls"] == []
+    with caplog.at_level(logging.INFO, logger="helpers"):
+        assert check_call_logs(study, MONTH) == []
+    assert "checked against the call list by step 02" in caplog.text
+
+
 def test_a_broken_call_log_is_reported_once_before_the_logs_are_read(study_dir):
     calls = study_dir / "calls" / MONTH
     calls.mkdir(parents=True)

@@ -281,6 +281,8 @@ def test_unknown_customer_names_file_and_line(tmp_path):
         read_conversations(folder, known_customers={"c_aaaaaaaaaaa1"})
     assert caught.value.file.endswith("batch.csv")
     assert (caught.value.row, caught.value.column) == (2, "customer_key")
+    assert "store exports" in caught.value.expected
+    assert "call list" not in caught.value.expected
     known = {"c_aaaaaaaaaaa1", "c_aaaaaaaaaaa6"}
     assert len(read_conversations(folder, known_customers=known)) == 2
 

@@ -58,6 +58,34 @@ def test_pdf_holds_the_summary_numbers(built):
     assert "Executive summary" in text and "Reproducibility appendix" in text
 
 
+def test_pdf_shows_agreement_phrases_and_quotes_as_the_coding_summary_holds_them(
+    built,
+):
+    text = pdf_text(built["2026-11"].pdf)
+    coding = summary(built["root"], "2026-11", "coding")
+    agreement = coding["agreement"]
+    assert f"Per {agreement['unit']} ({agreement['n_units']} " in text
+    for key, label in (("kappa", "Cohen's kappa"), ("alpha", "Krippendorff's alpha")):
+        shown = agreement[key]
+        assert (
+            f"{label} {shown['estimate']:.2f} "
+            f"[{shown['ci_low']:.2f}, {shown['ci_high']:.2f}]"
+        ) in text
+    percent = agreement["percent_agreement"]
+    assert f"percent agreement {100 * percent['estimate']:.0f}% [" in text
+    assert "In their own words" in text
+    for phrase in coding["top_phrases"]:
+        assert (
+            f"{phrase['phrase']}\u201d {phrase['n_conversations']} of "
+            f"{coding['n_conversations']} {phrase['n_occurrences']}"
+        ) in text
+    quoted = [t for t in coding["top_themes"] if t["quote_id"]]
+    assert quoted, "the demo study should have consented quotes"
+    for theme in quoted:  # an id may wrap at a hyphen
+        assert theme["quote_id"] in text.replace("- ", "-")
+    assert "Figure 1: Share of coded conversations with each top theme" in text
+
+
 def test_second_month_shows_month_over_month_changes(built):
     october = summary(built["root"], "2026-10", "calls")["connect_rate_customer"]
     november = summary(built["root"], "2026-11", "calls")["connect_rate_customer"]

@@ -562,3 +562,109 @@ def test_inputs_table_shows_row_counts_with_thousands_separators():
     only_counts = report_data.format_inputs_table(inputs.iloc[:1].astype({"Rows": int}))
     assert only_counts["Rows"].tolist() == ["20,000"]
     assert shown.loc[0, "SHA-256"] == "a" * 32 + "\u200b" + "a" * 32
+
+
+def interval(estimate: float, low: float, high: float) -> dict:
+    return {"estimate": estimate, "ci_low": low, "ci_high": high}
+
+
+def test_agreement_shows_each_statistic_with_its_interval_and_unit():
+    agreement = {
+        "unit": "excerpt", "n_units": 122, "n_coders": 2, "n_applied": 189,
+        "percent_agreement": interval(0.9747, 0.9633, 0.9848),
+        "kappa": interval(0.7907, 0.6815, 0.8774),
+        "alpha": interval(0.7908, 0.6816, 0.8774), "status": "ok",
+    }  # fmt: skip
+    section = report_data.describe_coding(
+        {"coding_source": "consensus", "n_conversations": 25, "agreement": agreement}
+    )
+    assert "Two coders coded **25** conversations" in section
+    assert "Per excerpt (122 excerpts" in section
+    assert "percent agreement 97% [96%, 98%]" in section
+    assert "Cohen's kappa 0.79 [0.68, 0.88]" in section
+    assert "Krippendorff's alpha 0.79 [0.68, 0.88]" in section
+    # Alpha's interval lies between Krippendorff's 0.667 and 0.80 bars.
+    assert "tentative conclusions" in section and "reliable" not in section
+
+    # Three coders: no Cohen's kappa; an undefined alpha says so.
+    three = agreement | {"n_coders": 3, "unit": "conversation", "n_units": 20,
+                         "alpha": interval(None, None, None)}  # fmt: skip
+    text = report_data.describe_agreement(three, n_conversations=20)
+    assert "3 coders" in text and "Per conversation (20 conversations" in text
+    assert "kappa" not in text and "Krippendorff's alpha undefined" in text
+    strong = agreement | {"alpha": interval(0.9, 0.85, 0.95)}
+    assert "reliable by Krippendorff's 0.80 bar" in report_data.describe_agreement(
+        strong, n_conversations=25
+    )
+
+
+def test_connect_rate_sentence_says_whether_the_field_gap_is_more_than_noise():
+    from scipy.stats import binomtest
+
+    from helpers.calls import compare_with_field
+
+    # 8 of 70 lies below 30-40% by more than noise; 14 of 70 only borderline.
+    clear = compare_with_field(8, 70)
+    assert clear["verdict"] == "below" and clear["is_more_than_noise"]
+    p_clear = binomtest(8, 70, 0.30).pvalue
+    assert report_data.field_sentence(clear).endswith(
+        f"by more than noise (exact binomial test against the nearer end, "
+        f"p {report_data.format_p(p_clear)})"
+    )
+    borderline = {**clear, "is_more_than_noise": False, "p_value_nearer": 0.07}
+    sentence = report_data.field_sentence(borderline)
+    assert "does not reject, p 0.07" in sentence and "not clearly more" in sentence
+    within = compare_with_field(27, 70)
+    assert "does not differ from the field's by more than noise" in (
+        report_data.describe_calls({"connect_rate_customer": within})
+    )
+
+
+CODED = {
+    "n_conversations": 25,
+    "top_phrases": [
+        {"phrase": "camping trip", "n_words": 2, "n_occurrences": 9,
+         "n_conversations": 8},
+        {"phrase": "order it tonight", "n_words": 3, "n_occurrences": 7,
+         "n_conversations": 7},
+    ],
+    "top_themes": [
+        {"code": "OBJ-SHIP-COST", "name": "Shipping cost", "k": 8, "n": 25,
+         "rate": 0.32, "ci_low": 0.172, "ci_high": 0.516,
+         "quote_id": "q-2026-11-01-006", "quote": "Mail me at a@b.example."},
+        {"code": "OBJ-TRUST", "name": "Trust", "k": 5, "n": 25, "rate": 0.2,
+         "ci_low": 0.089, "ci_high": 0.391, "quote_id": None, "quote": None},
+    ],
+}  # fmt: skip
+
+
+def test_own_words_list_phrases_with_counts_and_quotes_with_their_ids():
+    phrases = report_data.tabulate_phrases(CODED)
+    assert phrases.to_dict("records") == [
+        {"Phrase": "\u201ccamping trip\u201d", "Conversations": "8 of 25",
+         "Times said": "9"},
+        {"Phrase": "\u201corder it tonight\u201d", "Conversations": "7 of 25",
+         "Times said": "7"},
+    ]  # fmt: skip
+    quotes = report_data.list_quotes(CODED)
+    # A theme without a consented quote is left out; e-mails never reach a page.
+    assert quotes.count("\n- ") == 0 and "(`q-2026-11-01-006`)" in quotes
+    assert "a@b.example" not in quotes and "*Shipping cost*" in quotes
+    assert "No phrase came up twice" in report_data.describe_own_words(
+        {"n_conversations": 3, "top_phrases": [], "top_themes": []}
+    )
+    assert "no summary" in report_data.describe_own_words({})
+
+
+def test_theme_figure_draws_each_top_theme_with_its_wilson_interval():
+    figure = report_data.plot_theme_shares(CODED)
+    axes = figure.axes[0]
+    labels = [label.get_text() for label in axes.get_yticklabels()]
+    assert labels == ["Trust", "Shipping cost"]  # most frequent on top
+    [line] = [line for line in axes.lines if line.get_marker() == "o"]
+    assert list(line.get_xdata()) == [0.2, 0.32]
+    caps = sorted(x for c in axes.lines if c.get_marker() == "|" for x in c.get_xdata())
+    assert caps == pytest.approx(sorted([0.089, 0.391, 0.172, 0.516]))
+    assert axes.get_xlabel() == "share of the 25 conversations coded"
+    assert {t.get_text() for t in axes.texts} == {"8 of 25", "5 of 25"}
+    assert report_data.plot_theme_shares({}) is None

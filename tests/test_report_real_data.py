@@ -4,13 +4,13 @@ One study: the Online Retail sample as the store's order export (read through a
 column map), forty Women's Clothing reviews as the month's conversation notes
 (no coding sheets, so the codebook's keyword rules code them as suggestions), and
 the Hillstrom e-mail test as the month's messaging experiment. ``heard report``
-runs notebooks 01, 03 and 04 and renders the monthly report with the fallback;
-the expected values are computed here from the raw files with pandas.
+runs every notebook and renders the monthly report with the fallback; the
+expected values are computed here from the raw files with pandas.
 
-The calls notebook is left out of the project copy: none of the public data sets
-is a call log, and step 02 needs one. The retail export has no phone numbers, so
-its call list is empty; each review is attached to a real retail customer's key
-so the coding step's customer check passes.
+None of the public data sets is a call log, so the month has none: step 02 says
+so and ends, and the report carries on without the calls. The retail export has
+no phone numbers, so its call list is empty; each review is attached to a real
+retail customer's key so the coding step's customer check passes.
 """
 
 from __future__ import annotations
@@ -161,7 +161,6 @@ def built(tmp_path_factory, request):
     if not (shared / RETAIL).exists():
         pytest.skip(f"real public data not found at {shared}")
     root = copy_project(tmp_path_factory.mktemp("real-data") / "project")
-    (root / "notebooks" / "02_calls.ipynb").unlink()
     raw = root / "data" / "raw" / "public"
     (raw / "exports" / MONTH).mkdir(parents=True)
     shutil.copy(shared / RETAIL, raw / "exports" / MONTH)
@@ -240,3 +239,11 @@ def test_retail_export_reaches_the_report_through_the_column_map(built):
     )  # fmt: skip
     assert summary["n_call_list"] == 0  # the export carries no phone numbers
     assert "no call log this month" in text
+
+
+def test_calls_step_says_the_month_has_no_call_log_yet(built):
+    page = text_of_html(built["outputs"].site.parent / "02_calls.html")
+    assert f"No call log for {MONTH} yet" in page
+    assert "Callers logged" not in page and "Traceback" not in page
+    processed = built["root"] / "data" / "processed" / "public" / MONTH
+    assert not (processed / "summary_calls.json").exists()

@@ -917,11 +917,7 @@ def read_call_log(study: Study | str, month: str, *, now=None) -> pd.DataFrame:
     """
     study = load_study(study) if not isinstance(study, Study) else study
     folder = study.raw("calls", check_month(month))
-    files = sorted(
-        p
-        for p in (folder.iterdir() if folder.is_dir() else [])
-        if p.suffix.lower() in CALL_FILE_SUFFIXES and not p.name.startswith((".", "~$"))
-    )
+    files = list_call_logs(study, month)
     if not files:
         raise HeardInputError(
             folder,
@@ -948,6 +944,32 @@ def read_call_log(study: Study | str, month: str, *, now=None) -> pd.DataFrame:
             problems.append(error)
     raise_problems(problems)
     return pd.concat(logs, ignore_index=True)
+
+
+def list_call_logs(study: Study, month: str) -> list[Path]:
+    """Return the month's call log files in ``calls/<month>/``, by name.
+
+    Spreadsheet lock files (``~$``) and hidden files are left out; an empty list
+    means the month has no call log yet (step 02 then says so and stops).
+    """
+    folder = study.raw("calls", check_month(month))
+    return sorted(
+        p
+        for p in (folder.iterdir() if folder.is_dir() else [])
+        if p.suffix.lower() in CALL_FILE_SUFFIXES and not p.name.startswith((".", "~$"))
+    )
+
+
+def describe_missing_log(study: Study, month: str) -> str:
+    """Return step 02's sentence for a month without a call log yet."""
+    return (
+        f"**No call log for {check_month(month)} yet**, so there is no connect "
+        "rate, no conversation count and no cart-recovery comparison this month. "
+        "Once callers have filled in the call list, put it (or the phone system's "
+        f"export) in `calls/{month}/` of the study folder `{study.raw_dir.name}` "
+        "and run the report again; the steps after this one carry on without "
+        "the calls."
+    )
 
 
 def check_call_logs(study: Study, month: str | None) -> list[HeardInputError]:
@@ -979,9 +1001,11 @@ def check_call_logs(study: Study, month: str | None) -> list[HeardInputError]:
     if not month or not study.raw("calls", month).is_dir():
         return []
     if not study.processed(month, "assignment_customer.parquet").exists():
-        log.warning(
-            "calls/%s: not checked against the call list, which step 01 has not "
-            "drawn yet",
+        # Not a warning: step 02 reads the log against the call list once step 01
+        # has drawn it, and stops on a customer the list lacks.
+        log.info(
+            "calls/%s: customers are checked against the call list by step 02, "
+            "once step 01 has drawn it",
             month,
         )
         return []

@@ -470,9 +470,12 @@ def check_conversation_records(
                 where,
                 row=record["lines"].get("customer_key"),
                 column="customer_key",
-                expected="a customer_key from the month's call list",
+                expected="a customer_key of a customer in the month's store exports "
+                "(customers_customer.parquet)",
                 found=fields["customer_key"],
-                fix="copy the reference from the call list",
+                fix="copy the customer's reference from the call list or the "
+                "customers file; a customer missing from the exports needs a newer "
+                "export",
             )
 
 

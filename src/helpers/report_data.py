@@ -45,6 +45,8 @@ PACKAGES = [
     "papermill", "pypandoc_binary", "typst",
 ]  # fmt: skip
 TOP_THEMES = 3
+# Krippendorff's thresholds for alpha: rely on the codes, draw tentative conclusions.
+ALPHA_RELIABLE, ALPHA_TENTATIVE = 0.80, 0.667
 SPREAD = ("difference", "ci_low", "ci_high")
 PLAIN_SETTINGS = {
     "possible": "possible numbers (right length for their region; fictional "
@@ -205,14 +207,35 @@ def describe_recovery(calls: dict, *, currency: str) -> list[str]:
 
 
 def field_sentence(entry: dict | None) -> str:
-    """Return how the connect rate compares with the 30-40% the field reports."""
+    """Return how the connect rate compares with the 30-40% the field reports.
+
+    The difference is called more than noise as the calls step judged it
+    (``is_more_than_noise``: the Wilson interval misses the range and the exact
+    binomial test against the nearer end, ``p_value_nearer``, rejects).
+    """
     if not entry or "verdict" not in entry:
         return ""
     low, high = entry.get("field_low", 0.30), entry.get("field_high", 0.40)
     field = f"{format_rate(low, digits=0)}-{format_rate(high, digits=0)}"
     if entry["verdict"] == "within":
-        return f"; the interval overlaps the {field} the field reports"
-    return f"; the whole interval lies {entry['verdict']} the {field} the field reports"
+        return (
+            f"; the interval overlaps the {field} the field reports, so the rate "
+            "does not differ from the field's by more than noise"
+        )
+    outside = (
+        f"; the whole interval lies {entry['verdict']} the {field} the field reports"
+    )
+    nearer = entry.get("p_value_nearer")
+    test = "" if nearer is None else f", p {format_p(nearer)}"
+    if entry.get("is_more_than_noise"):
+        return (
+            f"{outside}, by more than noise (exact binomial test against the "
+            f"nearer end{test})"
+        )
+    return (
+        f"{outside}, but the exact binomial test against the nearer end does not "
+        f"reject{test}: borderline, not clearly more than noise"
+    )
 
 
 def describe_top_themes(coding: dict, *, limit: int = TOP_THEMES) -> list[str]:
@@ -772,6 +795,8 @@ def describe_coders(coding: dict) -> str:
             f"**{n_conversations}** conversations as a first pass. Read the themes "
             "as leads; agreement needs two coders' sheets."
         )
+    if coding.get("agreement"):
+        return describe_agreement(coding["agreement"], n_conversations=n_conversations)
     agreement = []
     for key, label in (("kappa", "Cohen's kappa"), ("alpha", "Krippendorff's alpha")):
         value = coding.get(key)
@@ -784,6 +809,192 @@ def describe_coders(coding: dict) -> str:
         f"Two coders coded **{n_conversations}** conversations blind to each "
         f"other; agreement: {', '.join(agreement)}."
     )
+
+
+def describe_agreement(agreement: dict, *, n_conversations) -> str:
+    """Return the coders' overall agreement with its bootstrap intervals and unit.
+
+    Parameters
+    ----------
+    agreement : dict
+        ``summary_coding.json``'s ``agreement``: ``unit``, ``n_units``,
+        ``n_coders``, and ``percent_agreement``, ``kappa``, ``alpha`` each as
+        ``{estimate, ci_low, ci_high}``.
+    n_conversations : int
+        Conversations coded.
+
+    Returns
+    -------
+    str
+        Who coded, the unit, then percent agreement, Cohen's kappa (two coders
+        only) and Krippendorff's alpha, each ``0.79 [0.68, 0.88]``; a statistic
+        without an estimate reads "undefined".
+    """
+    n_coders = agreement.get("n_coders", 2)
+    unit = agreement.get("unit", "excerpt")
+    percent = format_statistic(agreement.get("percent_agreement"), percent=True)
+    parts = [f"percent agreement {percent}"]
+    if n_coders == 2:
+        parts.append(f"Cohen's kappa {format_statistic(agreement.get('kappa'))}")
+    parts.append(f"Krippendorff's alpha {format_statistic(agreement.get('alpha'))}")
+    coders = "Two coders" if n_coders == 2 else f"{n_coders} coders"
+    return (
+        f"{coders} coded **{n_conversations}** conversations blind to each other. "
+        f"Per {unit} ({agreement.get('n_units', '–')} {unit}s, each code a yes or "
+        f"no): {', '.join(parts)} (95% bootstrap intervals over conversations)"
+        f"{read_alpha(agreement.get('alpha'))}."
+    )
+
+
+def read_alpha(alpha: dict | None) -> str:
+    """Return what Krippendorff's alpha allows, by his 0.80 and 0.667 thresholds.
+
+    Krippendorff (2004) relies on codes with alpha of at least 0.80 and draws
+    tentative conclusions from 0.667; the interval decides when it straddles one.
+    """
+    alpha = alpha or {}
+    low, high = alpha.get("ci_low"), alpha.get("ci_high")
+    if alpha.get("estimate") is None or low is None or high is None:
+        return ""
+    if low >= ALPHA_RELIABLE:
+        return ": reliable by Krippendorff's 0.80 bar"
+    if low >= ALPHA_TENTATIVE:
+        return (
+            ": good enough for tentative conclusions by Krippendorff's 0.667 bar; "
+            "the interval does not show it reaches 0.80"
+        )
+    if high < ALPHA_TENTATIVE:
+        return ": below Krippendorff's 0.667 bar, so the codebook needs work first"
+    return (
+        ": the interval reaches below Krippendorff's 0.667 bar, so read the "
+        "themes with care"
+    )
+
+
+def format_statistic(entry: dict | None, *, percent: bool = False) -> str:
+    """Return ``0.79 [0.68, 0.88]`` (or ``97% [96%, 98%]``), ``undefined`` when
+    the estimate is missing."""
+    entry = entry or {}
+    estimate, low, high = (entry.get(k) for k in ("estimate", "ci_low", "ci_high"))
+    if estimate is None:
+        return "undefined"
+    shown = format_rate(estimate, digits=0) if percent else f"{estimate:.2f}"
+    if low is None or high is None:
+        return f"{shown} (no interval)"
+    if percent:
+        return f"{shown} {format_interval(low, high, digits=0)}"
+    return f"{shown} [{low:.2f}, {high:.2f}]"
+
+
+def tabulate_phrases(coding: dict) -> pd.DataFrame:
+    """Return the customers' most repeated phrases with how often they came up.
+
+    Returns
+    -------
+    DataFrame
+        ``Phrase`` (quoted), ``Conversations`` (conversations it came up in, of
+        those coded) and ``Times said``, most repeated first, as
+        ``summary_coding.json``'s ``top_phrases`` holds them.
+    """
+    n = coding.get("n_conversations")
+    rows = [
+        {
+            "Phrase": f"\u201c{phrase['phrase']}\u201d",
+            "Conversations": f"{phrase['n_conversations']} of {n}"
+            if n
+            else str(phrase["n_conversations"]),
+            "Times said": str(phrase["n_occurrences"]),
+        }
+        for phrase in coding.get("top_phrases") or []
+    ]
+    return pd.DataFrame(rows, columns=["Phrase", "Conversations", "Times said"])
+
+
+def tabulate_quotes(coding: dict, *, limit: int = 5) -> pd.DataFrame:
+    """Return a few verbatim quotes, one per top theme, with their quote ids.
+
+    Only quotes from customers who agreed to be quoted reach the summary; the
+    coding step redacts them and they are redacted again here.
+
+    Returns
+    -------
+    DataFrame
+        ``Quote id`` (the id experiments cite), ``Theme``, ``Quote``; themes
+        without a consented quote are left out.
+    """
+    rows = [
+        {
+            "Quote id": theme["quote_id"],
+            "Theme": theme.get("name", theme.get("code")),
+            "Quote": f"\u201c{redact(theme['quote'])}\u201d",
+        }
+        for theme in coding.get("top_themes") or []
+        if theme.get("quote") and theme.get("quote_id")
+    ]
+    return pd.DataFrame(rows[:limit], columns=["Quote id", "Theme", "Quote"])
+
+
+def describe_own_words(coding: dict) -> str:
+    """Return the sentence that opens "in their own words", or why it is empty."""
+    if not coding:
+        return "The coding step has no summary for this month."
+    if not coding.get("top_phrases") and tabulate_quotes(coding).empty:
+        return "No phrase came up twice and no customer agreed to be quoted this month."
+    return (
+        "The phrases customers repeated most, counted in their own turns (a phrase "
+        "said only inside a longer one listed is left out), and below them a few "
+        "verbatim quotes from customers who agreed to be quoted, with personal "
+        "details removed; experiments cite a quote by its id."
+    )
+
+
+def list_quotes(coding: dict) -> str:
+    """Return :func:`tabulate_quotes` as a Markdown list: quote, theme and id."""
+    return "\n".join(
+        f"- {row['Quote']} — *{row['Theme']}* (`{row['Quote id']}`)"
+        for row in tabulate_quotes(coding).to_dict("records")
+    )
+
+
+def plot_theme_shares(coding: dict):
+    """Draw each top theme's share of coded conversations with its Wilson interval.
+
+    Parameters
+    ----------
+    coding : dict
+        ``summary_coding.json``: ``top_themes`` with ``name``, ``k``, ``n``,
+        ``rate``, ``ci_low``, ``ci_high``.
+
+    Returns
+    -------
+    Figure or None
+        A horizontal dot plot, most frequent theme on top, each point labelled
+        ``k of n``; None without themes.
+    """
+    from helpers.figures import PALETTE, new_figure
+
+    themes = pd.DataFrame(coding.get("top_themes") or [])
+    if themes.empty:
+        return None
+    themes = themes.iloc[::-1].reset_index(drop=True)
+    figure, axes = new_figure(figsize=(6.4, 0.45 * len(themes) + 1.0))
+    errors = [themes["rate"] - themes["ci_low"], themes["ci_high"] - themes["rate"]]
+    axes.errorbar(
+        themes["rate"], themes.index, xerr=errors, fmt="o", capsize=4,
+        color=PALETTE[0], markersize=6,
+    )  # fmt: skip
+    for row in themes.itertuples():
+        axes.annotate(
+            f"{row.k} of {row.n}", (row.ci_high, row.Index), xytext=(6, 0),
+            textcoords="offset points", va="center", fontsize=8,
+        )  # fmt: skip
+    names = themes["name"] if "name" in themes else themes["code"]
+    axes.set_yticks(themes.index, names.fillna(themes["code"]))
+    axes.set_xlim(0, min(1, float(themes["ci_high"].max()) * 1.25 + 0.05))
+    axes.xaxis.set_major_formatter(lambda value, _: f"{100 * value:.0f}%")
+    axes.set_xlabel(f"share of the {int(themes['n'].max())} conversations coded")
+    figure.tight_layout()
+    return figure
 
 
 def describe_experiment_verdicts(experiments: dict) -> str:
