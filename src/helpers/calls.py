@@ -395,11 +395,10 @@ def read_log_file(path: Path, suffix: str) -> pd.DataFrame | None:
     "CSV" with semicolons in Windows-1252.
     """
     if suffix == ".csv":
-        from helpers.exports import sniff_file
-        from helpers.files import open_raw
+        from helpers.exports import read_text_table
 
         try:
-            found = sniff_file(path)
+            return read_text_table(path)
         except HeardInputError as error:
             # exports.encoding does not apply to call logs: say what does.
             raise HeardInputError(
@@ -409,14 +408,6 @@ def read_log_file(path: Path, suffix: str) -> pd.DataFrame | None:
                 found=error.found,
                 fix="save the log again as CSV UTF-8 or as an Excel workbook",
             ) from error
-        with open_raw(path) as handle:
-            return pd.read_csv(
-                handle,
-                dtype=str,
-                keep_default_na=False,
-                encoding=found.encoding,
-                sep=found.delimiter,
-            )
     if suffix == ".xlsx":
         return pd.read_excel(path, dtype=object, engine="openpyxl")
     return None

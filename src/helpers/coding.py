@@ -401,26 +401,9 @@ def parse_flag(value, path: Path, line: int | None) -> bool:
 def read_conversation_csv(path: Path) -> list[dict]:
     """Read a CSV with one conversation per row into records (encoding and
     delimiter recognised as for store exports: :func:`helpers.exports.sniff_file`)."""
-    from helpers.exports import sniff_file
+    from helpers.exports import read_text_table
 
-    found = sniff_file(path)
-    try:
-        with open_raw(path) as handle:
-            table = pd.read_csv(
-                handle,
-                dtype=str,
-                keep_default_na=False,
-                encoding=found.encoding,
-                sep=found.delimiter,
-            )
-    except UnicodeDecodeError as error:
-        # The sniffed sample decoded; a later line is in another encoding.
-        raise HeardInputError(
-            path,
-            expected=f"text in one encoding ({found.encoding}, as the file begins)",
-            found=f"byte {error.object[error.start]:#04x} further on",
-            fix="save the file again as CSV UTF-8",
-        ) from error
+    table = read_text_table(path)
     table.columns = [str(c).strip().lstrip("\ufeff").lower() for c in table.columns]
     for column in ("conversation_id", "customer_key", "text"):
         if column not in table.columns:

@@ -585,6 +585,38 @@ def normalise_email_column(emails: pl.Series) -> pl.Series:
 # --------------------------------------------------------------------------------
 
 
+def read_text_table(path: Path) -> pd.DataFrame:
+    """Return a small raw CSV (a call log, an insight log, conversations) as text.
+
+    Its encoding and delimiter are recognised by :func:`sniff_file`, as for
+    store exports: Excel in many European locales saves "CSV" with semicolons in
+    Windows-1252.
+
+    Raises
+    ------
+    HeardInputError
+        From :func:`sniff_file`, or when a line past the sniffed sample is in
+        another encoding than the file's start.
+    """
+    found = sniff_file(path)
+    try:
+        with open_raw(path) as handle:
+            return pd.read_csv(
+                handle,
+                dtype=str,
+                keep_default_na=False,
+                encoding=found.encoding,
+                sep=found.delimiter,
+            )
+    except UnicodeDecodeError as error:
+        raise HeardInputError(
+            path,
+            expected=f"text in one encoding ({found.encoding}, as the file begins)",
+            found=f"byte {error.object[error.start]:#04x} further on",
+            fix="save the file again as CSV UTF-8",
+        ) from error
+
+
 def sniff_file(path: Path, *, encoding: str = "auto", delimiter: str = "auto"):
     """Return how to read a CSV file: its encoding, delimiter and header.
 

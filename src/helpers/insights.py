@@ -22,7 +22,6 @@ import numpy as np
 import pandas as pd
 
 from helpers.errors import HeardInputError
-from helpers.files import open_raw
 from helpers.stats import tally_rate
 
 log = logging.getLogger(__name__)
@@ -49,7 +48,7 @@ def read_csv_raw(path) -> pd.DataFrame:
     are recognised as for store exports (:func:`helpers.exports.sniff_file`), so
     a log kept in Excel and saved as "CSV" in a European locale reads too.
     """
-    from helpers.exports import sniff_file
+    from helpers.exports import read_text_table
 
     if Path(path).stat().st_size == 0:
         raise HeardInputError(
@@ -58,17 +57,9 @@ def read_csv_raw(path) -> pd.DataFrame:
             found="an empty file",
             fix="save the file again as CSV UTF-8 with its header",
         )
-    found = sniff_file(path)
     try:
-        with open_raw(path) as handle:
-            return pd.read_csv(
-                handle,
-                dtype=str,
-                keep_default_na=False,
-                encoding=found.encoding,
-                sep=found.delimiter,
-            )
-    except (pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        return read_text_table(path)
+    except pd.errors.EmptyDataError as error:
         raise HeardInputError(
             path,
             expected="a CSV UTF-8 file with a header row",
