@@ -361,6 +361,23 @@ def test_customers_deduplicate_on_email_and_phone(tmp_path):
     assert customers.loc["bob@example.com", "timezone"] == "Europe/London"
 
 
+def test_a_zone_neither_number_nor_country_gives_is_the_study_zone_flagged(tmp_path):
+    study = make_study(
+        tmp_path,
+        ["customers_export.csv", "shopify_orders_79.csv"],
+        {"study": {"default_country": "US", "timezone": "Europe/Berlin"}},
+    )
+    customers = exports.load_store_exports(study, MONTH, as_of=AS_OF).customers
+    customers = customers.set_index("email")
+
+    # Ann's number is in New York; Bob's UK number is only possible (no zone)
+    # but the UK keeps one clock; Sam's number is damaged and the US has six.
+    zones = customers[["timezone", "is_timezone_assumed"]]
+    assert zones.loc["ann@example.com"].tolist() == ["America/New_York", False]
+    assert zones.loc["bob@example.com"].tolist() == ["Europe/London", False]
+    assert zones.loc["sam@example.com"].tolist() == ["Europe/Berlin", True]
+
+
 def test_customers_phone_quirks(tmp_path, caplog):
     study = make_study(tmp_path, ["customers_export.csv"])
     customers = exports.load_store_exports(study, MONTH, as_of=AS_OF).customers

@@ -17,6 +17,8 @@ from hypothesis import strategies as st
 from helpers import phones
 from helpers.phones import normalise_phones
 
+E164 = phonenumbers.PhoneNumberFormat.E164
+
 
 def normalise(numbers, regions, **options) -> pd.DataFrame:
     return normalise_phones(pd.Series(numbers), pd.Series(regions), **options)
@@ -148,8 +150,27 @@ def test_bad_keep_rule_is_refused():
 
 def test_zone_for_country():
     assert phones.zone_for_country("GB") == "Europe/London"
-    assert phones.zone_for_country("DE") == "Europe/Berlin"
+    assert phones.zone_for_country("de ") == "Europe/Berlin"  # Busingen agrees
     assert phones.zone_for_country(None) is None
+    assert phones.zone_for_country("XX") is None
+
+
+@pytest.mark.parametrize("region", ["US", "CA", "AU", "RU", "BR", "MX", "ES"])
+def test_a_country_with_several_offsets_gives_no_zone(region):
+    assert phones.zone_for_country(region) is None
+
+
+def test_zones_that_differ_only_in_summer_do_not_agree():
+    # Phoenix keeps standard time; Denver moves its clocks in March.
+    assert phones.agreed_zone(("America/Phoenix", "America/Denver")) is None
+    assert phones.agreed_zone(("America/Phoenix",)) == "America/Phoenix"
+    assert phones.agreed_zone(("Etc/Unknown",)) is None
+    assert phones.agreed_zone(("Europe/Jersey", "Europe/London"), "GB") == (
+        "Europe/London"
+    )
+    assert phones.agreed_zone(("Europe/Jersey", "Europe/London"), "JE") == (
+        "Europe/Jersey"
+    )
 
 
 # Property tests -----------------------------------------------------------------
@@ -250,24 +271,44 @@ def test_metadata_pass_agrees_with_phonenumbers(cases):
         assert found == expected, (keys[i], regions[i])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Known shortcoming: a number phonenumbers places in several time zones "
-    "gets the first candidate, so a US toll-free number is called on Aleutian time "
-    "(9:00-20:00 America/Adak is 15:00-02:00 in New York) and every Australian "
-    "mobile on Sydney time (6:00 or 7:00 in Perth). A zone should be kept only "
-    "when the candidates agree, or the window narrowed to the hours all allow.",
-)
 @pytest.mark.parametrize(
-    ("number", "region"), [("+1 800 555 0199", "US"), ("+61 412 345 678", "AU")]
+    ("number", "region", "zone"),
+    [
+        ("+1 800 555 0199", "US", None),  # toll-free: Adak to Guam
+        ("+61 412 345 678", "AU", None),  # mobile: Perth to Lord Howe
+        ("08 9222 1111", "AU", None),  # area code 08: Adelaide and Perth
+        ("020 7946 0000", "GB", "Europe/London"),
+        ("(212) 555-0111", "US", "America/New_York"),
+        ("07400 123456", "GB", "Europe/London"),  # mobile: London, Jersey, ...
+        ("07797 123456", "JE", "Europe/Jersey"),
+    ],
 )
-def test_a_number_with_several_candidate_zones_gets_no_guessed_zone(number, region):
-    candidates = phonenumbers.timezone.time_zones_for_number(
-        phonenumbers.parse(number)
-    )
-    assert len(candidates) > 1
+def test_a_number_gets_a_zone_only_when_its_candidates_agree(number, region, zone):
     result = normalise_phones(pd.Series([number]), pd.Series([region]))
-    assert result.loc[0, "timezone"] is None
+    assert result.loc[0, "phone_status"] == "valid"
+    assert result.loc[0, "timezone"] == zone
+
+
+ZONE_REGIONS = [*KEY_REGIONS[:-1], "RU", "KZ", "CN", "AR", "ID", "JE", "ES", "NZ"]
+
+
+def test_metadata_pass_agrees_with_phonenumbers_on_every_number_type():
+    keys, regions = [], []
+    for region in ZONE_REGIONS:
+        for kind in vars(phonenumbers.PhoneNumberType).values():
+            if not isinstance(kind, int):
+                continue
+            number = phonenumbers.example_number_for_type(region, kind)
+            if number is not None:
+                keys.append(phonenumbers.format_number(number, E164))
+                regions.append(region)
+
+    fast, settled = phones.parse_keys_fast(keys, regions)
+    assert settled.sum() > 100
+    for i in settled.nonzero()[0]:
+        expected = phones._parse_one(keys[i], regions[i])
+        found = tuple(None if pd.isna(v) else v for v in fast.iloc[i])
+        assert found == expected, (keys[i], regions[i])
 
 
 def test_whitespace_is_what_python_strips():

@@ -485,6 +485,32 @@ def test_call_list_columns_and_holdout_rows_without_phones():
     assert called["prompts"] == "Mention the basket. / Why?"
     assert pd.isna(sheet.iloc[1]["phone_e164"]) and pd.isna(sheet.iloc[1]["name"])
     assert sheet[segments.CALLER_COLUMNS].isna().all().all()
+    assert not sheet["is_timezone_assumed"].any()
+
+
+def test_call_list_flags_a_zone_the_store_stood_in_for(caplog):
+    """B's zone was assumed at export; C's is blank; A's came from the number."""
+    exports = crafted_exports()
+    customers = exports.customers.assign(
+        is_timezone_assumed=[False, True, False, False, False, False, False]
+    )
+    customers.loc[2, "timezone"] = None
+    assignment = pd.DataFrame(
+        {
+            "customer_key": ["c_A", "c_B", "c_C"],
+            "segment": ["cart_abandoners"] * 3,
+            "arm": ["called"] * 3,
+            "stratum": ["cart_abandoners/0-29d"] * 3,
+        }
+    )
+    config = crafted_config(study={"timezone": "Asia/Tokyo"})
+    sheet = segments.format_call_list(
+        assignment, customers, month="2026-11", config=config
+    )
+    assert sheet["is_timezone_assumed"].tolist() == [False, True, True]
+    # B keeps the zone the export filled in; C gets the store's.
+    assert sheet["local_timezone"].tolist()[1:] == ["America/New_York", "Asia/Tokyo"]
+    assert "2 drawn customers have no time zone" in caplog.text
 
 
 def test_month_prompts_win_over_the_guide():

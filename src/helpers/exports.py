@@ -75,8 +75,8 @@ CHECKOUT_COLUMNS = [
 CUSTOMER_COLUMNS = [
     "customer_key", "email", "first_name", "last_name", "country", "zip",
     "phone_e164", "phone_national", "phone_extension", "phone_status",
-    "is_callable", "timezone", "accepts_email_marketing", "accepts_sms_marketing",
-    "has_consent", "is_do_not_call", "tags", "n_merged",
+    "is_callable", "timezone", "is_timezone_assumed", "accepts_email_marketing",
+    "accepts_sms_marketing", "has_consent", "is_do_not_call", "tags", "n_merged",
 ]  # fmt: skip
 REJECTED_COLUMNS = ["file", "row", "column", "reason"]
 TABLE_SCHEMAS = {"orders": ORDERS, "lines": LINES, "checkouts": CHECKOUTS}
@@ -1903,7 +1903,12 @@ def _has_tag(tags: pd.Series, tag: str) -> pd.Series:
 
 
 def _fill_timezones(customers: pl.DataFrame, config: dict) -> pl.DataFrame:
-    """Return customers with a time zone from the phone, country or the store."""
+    """Return customers with a time zone from the phone, country or the store.
+
+    A number or a country spanning several UTC offsets gives no zone (see
+    :func:`helpers.phones.agreed_zone`); the study's zone then stands in and
+    ``is_timezone_assumed`` is True, so the call list can say so.
+    """
     study_zone = (config.get("study") or {}).get("timezone")
     countries = customers["country"].unique().drop_nulls().to_list()
     zones = pl.DataFrame(
@@ -1913,7 +1918,10 @@ def _fill_timezones(customers: pl.DataFrame, config: dict) -> pl.DataFrame:
     customers = customers.join(zones, on="country", how="left", maintain_order="left")
     from_country = pl.col("zone")
     zone = pl.coalesce("timezone", from_country, pl.lit(study_zone, pl.String))
-    return customers.with_columns(zone.alias("timezone")).drop("zone")
+    assumed = pl.col("timezone").is_null() & from_country.is_null()
+    return customers.with_columns(
+        zone.alias("timezone"), assumed.alias("is_timezone_assumed")
+    ).drop("zone")
 
 
 def country_codes(countries: pd.Series) -> pd.Series:

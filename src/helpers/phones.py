@@ -19,13 +19,16 @@ from __future__ import annotations
 
 import logging
 import re
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from importlib import resources
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 import pandas as pd
 import phonenumbers
 import polars as pl
-from phonenumbers import PhoneNumberFormat, timezone
+from phonenumbers import PhoneNumberFormat, PhoneNumberType, timezone
 from phonenumbers.phonemetadata import PhoneMetadata
 from phonenumbers.tzdata import TIMEZONE_DATA, TIMEZONE_LONGEST_PREFIX
 
@@ -82,8 +85,8 @@ def normalise_phones(
         ``phone_national`` (``07700 900123``), ``phone_extension`` (digits or
         None), ``phone_status`` (one of ``valid``, ``possible``, ``invalid``,
         ``damaged``, ``missing``), ``phone_region`` (ISO code of the number's
-        country), ``timezone`` (IANA name, first candidate of
-        ``phonenumbers.timezone``, None when unknown) and ``is_callable``.
+        country), ``timezone`` (IANA name from ``phonenumbers.timezone``,
+        see Notes) and ``is_callable``.
 
     Raises
     ------
@@ -106,6 +109,13 @@ def normalise_phones(
     region's rules still reads it. A number that lost its ``+`` or ``00``
     (``447700900123`` for a US customer) is read as international only when the
     result is a valid number, so that no digits are guessed.
+
+    Only valid numbers get a zone, and only when all of phonenumbers' candidate
+    zones keep the same clock (:func:`agreed_zone`): a London landline gives
+    ``Europe/London``, a UK mobile too (its candidates are London and the Crown
+    Dependencies), but a US toll-free number (Adak to Guam), an Australian
+    mobile (Perth to Sydney) or a Russian mobile gives None, so that the
+    customer's country or the study's zone decides instead.
     """
     if keep not in KEEP_RULES:
         raise ValueError(f"keep must be 'possible' or 'valid', got {keep!r}")
@@ -324,8 +334,7 @@ def _parse_one(key: str, region: str) -> tuple | None:
     number_region = _valid_region(number, region)
     zone = None
     if number_region is not None:
-        zones = timezone.time_zones_for_geographical_number(number)
-        zone = zones[0] if zones and zones[0] != UNKNOWN_ZONE else None
+        zone = agreed_zone(timezone.time_zones_for_number(number), number_region)
     return (
         phonenumbers.format_number(number, PhoneNumberFormat.E164),
         phonenumbers.format_number(number, PhoneNumberFormat.NATIONAL),
@@ -355,14 +364,62 @@ def _try_parse(key: str, region: str | None):
         return None
 
 
-def _zone_for_number(number) -> str | None:
-    zones = timezone.time_zones_for_geographical_number(number)
-    return zones[0] if zones and zones[0] != UNKNOWN_ZONE else None
+@lru_cache(maxsize=4096)
+def agreed_zone(zones: tuple, region: str | None = None) -> str | None:
+    """Return one zone for candidates that keep the same clock, else None.
+
+    Parameters
+    ----------
+    zones : tuple of str
+        IANA zones, as ``phonenumbers.timezone.time_zones_for_number`` gives them.
+    region : str or None
+        ISO 3166 alpha-2 code of the number or the country; its main zone is
+        preferred when it is a candidate.
+
+    Returns
+    -------
+    str or None
+        The region's main zone (the zone of its example fixed-line number, such
+        as ``Europe/London`` for GB) when it is among the candidates, else the
+        first candidate; None when there is none, or when two candidates differ
+        in UTC offset on any day of the year (``America/Adak`` and
+        ``America/New_York`` for a US toll-free number): picking one would put
+        the calling window hours off for part of the customers.
+    """
+    known = [zone for zone in zones if zone != UNKNOWN_ZONE]
+    offsets = {_year_of_offsets(zone) for zone in known}
+    if len(offsets) != 1 or None in offsets:
+        return None
+    main = _main_zone(region)
+    return main if main in known else known[0]
+
+
+@lru_cache(maxsize=1024)
+def _year_of_offsets(zone: str) -> tuple | None:
+    """Return a zone's UTC offsets at noon UTC on every day of this year (None
+    when the zone is not in the time zone database)."""
+    try:
+        clock = ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+    start = datetime(datetime.now(UTC).year, 1, 1, 12, tzinfo=UTC)
+    days = (start + timedelta(days=n) for n in range(366))
+    return tuple(day.astimezone(clock).utcoffset() for day in days)
+
+
+@lru_cache(maxsize=512)
+def _main_zone(region: str | None) -> str | None:
+    """Return the single zone of a region's example number, else None."""
+    example = phonenumbers.example_number(region) if region else None
+    if example is None:
+        return None
+    zones = timezone.time_zones_for_geographical_number(example)
+    return zones[0] if len(zones) == 1 and zones[0] != UNKNOWN_ZONE else None
 
 
 @lru_cache(maxsize=512)
 def zone_for_country(region: str | None) -> str | None:
-    """Return an IANA time zone for a country code, or None when unknown.
+    """Return the time zone of a country that keeps one clock, else None.
 
     Parameters
     ----------
@@ -372,15 +429,30 @@ def zone_for_country(region: str | None) -> str | None:
     Returns
     -------
     str or None
-        The first zone ``phonenumbers`` gives for the country's example number
-        (``Europe/London`` for GB). Countries spanning several zones get their
-        first one (``America/New_York`` for US): a rough guess that a phone
-        number or address should replace.
+        The country's zone when all its zones in the time zone database's
+        ``zone.tab`` keep the same UTC offset all year (``Europe/London`` for
+        GB, ``Europe/Berlin`` for DE, chosen as :func:`agreed_zone` does). None
+        for an unknown code and for a country spanning several offsets (US, CA,
+        AU, RU, BR, MX, ES with the Canaries): a guess there could put the
+        calling window hours off, so the study's zone is used and marked as
+        assumed instead.
     """
     if not region or not isinstance(region, str):
         return None
-    example = phonenumbers.example_number(region.strip().upper())
-    return _zone_for_number(example) if example is not None else None
+    region = region.strip().upper()
+    return agreed_zone(_country_zones().get(region, ()), region)
+
+
+@lru_cache(maxsize=1)
+def _country_zones() -> dict[str, tuple]:
+    """Return the zones of each country, as the tzdata package's zone.tab lists them."""
+    table = resources.files("tzdata").joinpath("zoneinfo", "zone.tab").read_text()
+    zones: dict[str, list] = {}
+    for line in table.splitlines():
+        if line and not line.startswith("#"):
+            country, _, zone = line.split("\t")[:3]
+            zones.setdefault(country, []).append(zone)
+    return {country: tuple(names) for country, names in zones.items()}
 
 
 # --------------------------------------------------------------------------------
@@ -585,7 +657,7 @@ def _judge_numbers(numbers: pl.DataFrame) -> pl.DataFrame:
             .otherwise(pl.lit("invalid")).alias("phone_status"),
             pl.coalesce("valid_region", "main").alias("phone_region"),
         )  # fmt: skip
-        parts.append(group)
+        parts.append(group.with_columns(_zone_prefix_column(group, cc)))
     judged = pl.concat(parts, how="diagonal_relaxed")
     usable = pl.col("phone_status") != "invalid"
     judged = judged.with_columns(
@@ -710,18 +782,74 @@ def _national_template(rule) -> str:
     return re.sub(r"\\(\d)", r"${\1}", template)
 
 
-def _zone_column(judged: pl.DataFrame) -> pl.Expr:
-    """Time zone of valid numbers: the longest known prefix of the E.164 digits."""
-    digits = pl.col("phone_e164").str.strip_chars_start("+")
-    zone = pl.lit(None, pl.String)
-    for length in range(1, TIMEZONE_LONGEST_PREFIX + 1):
-        zone = pl.coalesce(
-            digits.str.slice(0, length).replace_strict(
-                FIRST_ZONES_BY_LENGTH[length], default=None, return_dtype=pl.String
-            ),
-            zone,
+def _zone_prefix_column(group: pl.DataFrame, cc: int) -> pl.Series:
+    """Return the key of ``TIMEZONE_DATA`` that ``time_zones_for_number`` reads
+    for each valid number of one country code (null for the others).
+
+    A geographical number (fixed line, or mobile where mobiles have areas) is
+    read by the longest known prefix of its digits; any other type (mobile,
+    toll-free, ...) by its country code alone, as phonenumbers does.
+    """
+    digits = pl.concat_str(pl.lit(str(cc)), pl.col("number"))
+    longest = pl.lit(None, pl.String)
+    for length, prefixes in ZONE_PREFIXES_BY_LENGTH.items():
+        prefix = digits.str.slice(0, length)
+        longest = pl.when(prefix.is_in(prefixes)).then(prefix).otherwise(longest)
+    geographical = pl.lit(False)
+    for region in group["valid_region"].drop_nulls().unique().to_list():
+        meta = PhoneMetadata.metadata_for_region(region)
+        geographical = (
+            pl.when(pl.col("valid_region") == region)
+            .then(_is_geographical(pl.col("number"), meta, cc))
+            .otherwise(geographical)
         )
-    return pl.when(pl.col("phone_status") == "valid").then(zone).alias("timezone")
+    code = str(cc)
+    country = next(
+        (code[:n] for n in range(len(code), 0, -1) if code[:n] in TIMEZONE_DATA), None
+    )
+    return group.select(
+        pl.when(pl.col("valid_region").is_null()).then(None)
+        .when(geographical).then(longest)
+        .otherwise(pl.lit(country, pl.String)).alias("zone_prefix")
+    ).to_series()  # fmt: skip
+
+
+def _is_geographical(number: pl.Expr, meta, cc: int) -> pl.Expr:
+    """phonenumbers' is_number_geographical, from the number's region metadata:
+    its type is fixed line (or fixed line or mobile), or mobile in a country
+    whose mobiles have areas."""
+    other_type = pl.lit(False)
+    for name in TYPE_DESCS[:-2]:
+        other_type = other_type | _matches_desc(number, getattr(meta, name))
+    areas = phonenumbers.is_number_type_geographical(PhoneNumberType.MOBILE, cc)
+    mobile = _matches_desc(number, meta.mobile) & pl.lit(
+        areas and not meta.same_mobile_and_fixed_line_pattern
+    )
+    fixed_line = _matches_desc(number, meta.fixed_line)
+    return (
+        _matches_desc(number, meta.general_desc) & ~other_type & (fixed_line | mobile)
+    )
+
+
+def _zone_column(judged: pl.DataFrame) -> pl.Series:
+    """Time zone of valid numbers: :func:`agreed_zone` of the candidates that
+    ``zone_prefix`` names, once per distinct prefix and region."""
+    valid = judged.filter(pl.col("phone_status") == "valid")
+    pairs = valid.select("zone_prefix", "phone_region").unique().rows()
+    lookup = pl.DataFrame(
+        [(prefix, region, agreed_zone(TIMEZONE_DATA.get(prefix, ()), region))
+         for prefix, region in pairs],
+        schema={"zone_prefix": pl.String, "phone_region": pl.String,
+                "timezone": pl.String},
+        orient="row",
+    )  # fmt: skip
+    zones = judged.select("zone_prefix", "phone_region", "phone_status").join(
+        lookup, on=["zone_prefix", "phone_region"], how="left",
+        maintain_order="left", nulls_equal=True,
+    )  # fmt: skip
+    return zones.select(
+        pl.when(pl.col("phone_status") == "valid").then("timezone").alias("timezone")
+    ).to_series()
 
 
 @lru_cache(maxsize=512)
@@ -736,11 +864,7 @@ COUNTRY_CODES_GEO = [
     cc for cc, regions in phonenumbers.COUNTRY_CODE_TO_REGION_CODE.items()
     if "001" not in regions
 ]  # fmt: skip
-FIRST_ZONES_BY_LENGTH = {
-    length: {
-        prefix: zones[0]
-        for prefix, zones in TIMEZONE_DATA.items()
-        if len(prefix) == length and zones and zones[0] != UNKNOWN_ZONE
-    }
+ZONE_PREFIXES_BY_LENGTH = {
+    length: [prefix for prefix in TIMEZONE_DATA if len(prefix) == length]
     for length in range(1, TIMEZONE_LONGEST_PREFIX + 1)
 }

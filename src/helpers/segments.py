@@ -57,6 +57,7 @@ CALL_LIST_COLUMNS = [
     "phone_national",
     "extension",
     "local_timezone",
+    "is_timezone_assumed",
     "calling_window_local",
     "calling_window_store",
     "segment",
@@ -1174,7 +1175,8 @@ def format_call_list(
     customers : DataFrame
         The deduplicated customers with personal details: ``customer_key``,
         ``first_name``, ``last_name``, ``phone_e164``, ``phone_national``,
-        ``phone_extension``, ``timezone``.
+        ``phone_extension``, ``timezone`` and, when known,
+        ``is_timezone_assumed``.
     month : str
         ``YYYY-MM``; its block gives ``question`` and optional ``prompts``.
     config : dict
@@ -1187,9 +1189,12 @@ def format_call_list(
         ``customer_key``, ``arm``, ``stratum``, then the call-list columns:
         ``reference`` (= ``customer_key``), ``name``, ``phone_e164``,
         ``phone_national``, ``extension``, ``local_timezone``,
-        ``calling_window_local``, ``calling_window_store`` (the store's clock on
-        the 15th of the month), ``segment``, ``question``, ``prompts`` and the
-        empty caller columns. Holdout rows carry no name or phone.
+        ``is_timezone_assumed`` (True where neither the number nor the country
+        gave the zone and the store's stands in: the caller should check the
+        customer's local time), ``calling_window_local``,
+        ``calling_window_store`` (the store's clock on the 15th of the month),
+        ``segment``, ``question``, ``prompts`` and the empty caller columns.
+        Holdout rows carry no name or phone.
     """
     window = config["calling_window"]
     store_zone = config["study"]["timezone"]
@@ -1198,13 +1203,20 @@ def format_call_list(
     people = customers.set_index("customer_key").reindex(assignment["customer_key"])
     zones = people["timezone"].astype("string")
     known = zones.map(_is_zone, na_action="ignore").fillna(False).astype(bool)
-    if (~known).any():
+    zones = zones.where(known, store_zone)
+
+    # Flag the zones neither the number nor the country gave: callers check them.
+    assumed = ~known
+    if "is_timezone_assumed" in people:
+        flags = people["is_timezone_assumed"].astype("boolean").fillna(True)
+        assumed = assumed | flags.astype(bool)
+    if assumed.any():
         log.warning(
-            "%d drawn customers have no known time zone; the store's (%s) is shown",
-            int((~known).sum()),
+            "%d drawn customers have no time zone from their number or country; "
+            "the store's (%s) is shown and is_timezone_assumed is True",
+            int(assumed.sum()),
             store_zone,
         )
-    zones = zones.where(known, store_zone)
     store_windows = {
         zone: format_calling_window(
             zone, day, start=window["start"], end=window["end"], show_in=store_zone
@@ -1224,6 +1236,7 @@ def format_call_list(
             "phone_national": people["phone_national"].where(is_called).to_numpy(),
             "extension": people["phone_extension"].where(is_called).to_numpy(),
             "local_timezone": zones.to_numpy(),
+            "is_timezone_assumed": assumed.to_numpy(),
             "calling_window_local": f"{window['start']}-{window['end']}",
             "calling_window_store": zones.map(store_windows).to_numpy(),
             "segment": assignment["segment"].to_numpy(),
@@ -1369,11 +1382,11 @@ def plan_call_list(study: str | Path | Study, month: str) -> pd.DataFrame:
     DataFrame
         ``customer_key``, ``arm`` (``called``/``holdout``), ``stratum``,
         ``reference``, ``name``, ``phone_e164``, ``phone_national``,
-        ``extension``, ``local_timezone``, ``calling_window_local``,
-        ``calling_window_store``, ``segment``, ``question``, ``prompts`` and the
-        empty caller columns ``attempted_at``, ``caller``, ``outcome``,
-        ``talk_seconds``, ``notes_file``, ``recovered_order``. Holdout rows have
-        no name or phone.
+        ``extension``, ``local_timezone``, ``is_timezone_assumed``,
+        ``calling_window_local``, ``calling_window_store``, ``segment``,
+        ``question``, ``prompts`` and the empty caller columns ``attempted_at``,
+        ``caller``, ``outcome``, ``talk_seconds``, ``notes_file``,
+        ``recovered_order``. Holdout rows have no name or phone.
 
     Raises
     ------
