@@ -504,8 +504,7 @@ def test_experiment_with_one_arm_is_refused(tmp_path):
         ),
         ("", None),
         # A blank is not a zero: read as 0 it made the control convert nobody.
-        ("variant,n,conversions\ncontrol,1000,\nfree-returns,1000,40\n",
-         "conversions"),
+        ("variant,n,conversions\ncontrol,1000,\nfree-returns,1000,40\n", "conversions"),
         ("variant,n,conversions\ncontrol,1000.5,30\nfree-returns,1000,40\n", "n"),
     ],
     ids=["negative", "more-than-n", "not-a-number", "empty", "blank", "partial-unit"],
@@ -566,9 +565,7 @@ def test_heard_check_prints_file_row_and_fix_and_exits_1(
     assert "fix:" in printed and "Traceback" not in printed
 
 
-def test_heard_check_on_a_bad_month_is_a_usage_error_not_a_traceback(
-    study_dir, capsys
-):
+def test_heard_check_on_a_bad_month_is_a_usage_error_not_a_traceback(study_dir, capsys):
     with pytest.raises(SystemExit) as stopped:
         main(["check", str(study_dir), "--month", "2026/11"])
     assert stopped.value.code == 2

@@ -98,9 +98,7 @@ def test_heard_check_reports_bad_settings_and_warns_without_months(tmp_path):
     assert any("no months configured" in text for text in warnings)
 
 
-def test_heard_check_names_an_unusable_key_and_never_creates_one(
-    tmp_path, monkeypatch
-):
+def test_heard_check_names_an_unusable_key_and_never_creates_one(tmp_path, monkeypatch):
     folder = tmp_path / "data" / "raw" / "shop"
     folder.mkdir(parents=True)
     (folder / "study.yml").write_text("study:\n  name: Shop\n")

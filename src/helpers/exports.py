@@ -1643,9 +1643,11 @@ def _usable_ids(ids: pl.Series) -> pl.Series:
             "not used to match customers; export the file again and do not save "
             "it from Excel", int(damaged.sum()), ids.filter(damaged)[0],
         )  # fmt: skip
-    return pl.select(
-        pl.when(pl.lit(damaged)).then(None).otherwise(pl.lit(ids))
-    ).to_series().alias(ids.name)
+    return (
+        pl.select(pl.when(pl.lit(damaged)).then(None).otherwise(pl.lit(ids)))
+        .to_series()
+        .alias(ids.name)
+    )
 
 
 def _polars_columns(table, types: dict) -> pl.DataFrame:
