@@ -1108,6 +1108,7 @@ def test_notebook_runs_on_the_fixture_study(tmp_path, monkeypatch):
     assert "by more than noise" not in prose
     assert "borderline" in prose
     assert "USD undefined" not in prose
+    assert "## Method" in prose and "Newcombe's hybrid score" in prose
 
 
 def test_a_month_without_a_call_log_is_told_apart_from_a_month_with_one(study):

@@ -246,6 +246,9 @@ def test_calls_step_says_the_month_has_no_call_log_yet(built):
     page = text_of_html(built["outputs"].site.parent / "02_calls.html")
     assert f"No call log for {MONTH} yet" in page
     assert "Callers logged" not in page and "Traceback" not in page
+    # One short note: no method for results that do not exist, no empty sections.
+    for absent in ("Method", "Connect rate, per customer", "Newcombe", "Caveats"):
+        assert absent not in page
     processed = built["root"] / "data" / "processed" / "public" / MONTH
     assert not (processed / "summary_calls.json").exists()
 
