@@ -1045,6 +1045,30 @@ def test_call_guide_renders_to_one_pdf_page(study, tmp_path):
 
 
 @pytest.mark.slow
+def test_call_guides_are_ready_before_any_call_is_logged(study):
+    from pypdf import PdfReader
+
+    from helpers.calls import write_call_guides
+
+    shutil.rmtree(study.raw("calls", MONTH))  # week 1: a call list, no log yet
+    assert study.processed(MONTH, f"call-list_customer_{MONTH}.csv").exists()
+    segments = ["cart_abandoners", "first_time_no_return"]
+    paths = write_call_guides(study, MONTH, segments)
+    assert [p.name for p in paths] == [f"call-guide_{s}_{MONTH}.pdf" for s in segments]
+    for path, segment in zip(paths, segments, strict=True):
+        pages = PdfReader(path).pages
+        text = " ".join(pages[0].extract_text().split())
+        assert len(pages) == 1
+        assert f"Call guide: {segment.replace('_', ' ')}, {MONTH}" in text
+        assert "What almost stopped you from buying?" in text  # the month's question
+        assert study.config["calls"]["guide"]["consent_wording"] in text
+        for outcome in OUTCOMES:
+            assert outcome in text
+        markdown = path.with_suffix(".md").read_text(encoding="utf-8")
+        assert markdown == build_call_guide(study, MONTH, segment)
+
+
+@pytest.mark.slow
 def test_notebook_runs_on_the_fixture_study(tmp_path, monkeypatch):
     papermill = pytest.importorskip("papermill")
     root = tmp_path / "project"
@@ -1068,7 +1092,8 @@ def test_notebook_runs_on_the_fixture_study(tmp_path, monkeypatch):
     )
     summary = json.loads((folder / "summary_calls.json").read_text())
     assert (summary["n_attempts"], summary["n_conversations"]) == (13, 4)
-    assert (folder / f"call-guide_cart_abandoners_{MONTH}.pdf").exists()
+    # The guides go out with the call list (notebook 01): one writer per file.
+    assert not list(folder.glob("call-guide_*"))
 
     # 6 of 8 answered: Wilson [40.9%, 92.9%] clears 40%, but the exact binomial
     # test against 40% gives p 0.067, so the prose must not call it more than noise.
@@ -1083,6 +1108,7 @@ def test_notebook_runs_on_the_fixture_study(tmp_path, monkeypatch):
     assert "by more than noise" not in prose
     assert "borderline" in prose
     assert "USD undefined" not in prose
+    assert "## Method" in prose and "Newcombe's hybrid score" in prose
 
 
 def test_a_month_without_a_call_log_is_told_apart_from_a_month_with_one(study):

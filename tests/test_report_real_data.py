@@ -28,6 +28,7 @@ from pypdf import PdfReader
 from report_chain import copy_project
 
 from helpers import segments
+from helpers.calls import OUTCOMES
 from helpers.report import build_report
 from helpers.study import load_study
 
@@ -245,5 +246,20 @@ def test_calls_step_says_the_month_has_no_call_log_yet(built):
     page = text_of_html(built["outputs"].site.parent / "02_calls.html")
     assert f"No call log for {MONTH} yet" in page
     assert "Callers logged" not in page and "Traceback" not in page
+    # One short note: no method for results that do not exist, no empty sections.
+    for absent in ("Method", "Connect rate, per customer", "Newcombe", "Caveats"):
+        assert absent not in page
     processed = built["root"] / "data" / "processed" / "public" / MONTH
     assert not (processed / "summary_calls.json").exists()
+
+
+def test_call_guides_go_out_with_the_call_list_before_any_call(built):
+    processed = built["root"] / "data" / "processed" / "public" / MONTH
+    assert (processed / f"call-list_customer_{MONTH}.xlsx").exists()
+    assert not (built["root"] / "data" / "raw" / "public" / "calls" / MONTH).exists()
+    for segment in ("churned", "first_time_no_return"):
+        text = text_of_pdf(processed / f"call-guide_{segment}_{MONTH}.pdf")
+        assert f"Call guide: {segment.replace('_', ' ')}, {MONTH}" in text
+        assert "What made you stop ordering from us?" in text
+        for outcome in OUTCOMES:
+            assert outcome in text

@@ -2149,6 +2149,42 @@ def call_guide_title(segment: str, month: str) -> str:
     return f"Call guide: {segment.replace('_', ' ')}, {month}"
 
 
+def write_call_guides(study: Study, month: str, segments: list[str]) -> list[Path]:
+    """Write one printable call guide per segment next to the month's call list.
+
+    Parameters
+    ----------
+    study : Study
+        The study.
+    month : str
+        ``YYYY-MM``.
+    segments : list of str
+        The month's segments, in the order the call list draws them.
+
+    Returns
+    -------
+    list of Path
+        The PDFs, ``call-guide_<segment>_<month>.pdf``; each has a ``.md``
+        twin with the same text, for editing or printing elsewhere.
+
+    Raises
+    ------
+    HeardInputError
+        When the month has no question in ``study.yml``.
+    """
+    from helpers.files import save_text
+    from helpers.render import render_markdown_pdf
+
+    paths = []
+    for segment in segments:
+        target = study.processed(month, f"call-guide_{segment}_{month}.pdf")
+        save_text(build_call_guide(study, month, segment), target.with_suffix(".md"))
+        body = build_call_guide(study, month, segment, with_title=False)
+        title = call_guide_title(segment, month)
+        paths.append(render_markdown_pdf(body, target, title=title))
+    return paths
+
+
 def guide_prompts(study: Study, month: str, segment: str) -> list[str]:
     """Return the prompts for one segment: the month's own ``prompts`` (a list,
     or a mapping by segment with an optional ``default``) when given, else
