@@ -197,7 +197,7 @@ One row per attempt in the call list: `attempted_at` (date, time and zone),
 Only `connected` means a conversation happened; a voicemail is never `connected`.
 
 | code | use when |
-|---|---|
+|:---|:---|
 {codes}
 
 If the customer asks not to be called again, record `do_not_call`: they are left off
