@@ -16,6 +16,7 @@ import shutil
 import pandas as pd
 import pytest
 from openpyxl import load_workbook
+from public_data import write_review_notes
 
 from helpers import coding_step
 from helpers.errors import HeardInputError
@@ -72,24 +73,13 @@ def reviews(request) -> pd.DataFrame:
 
 def write_review_study(reviews: pd.DataFrame, folder) -> None:
     """Write each review as one conversation note, low ratings as their own segment."""
-    notes = folder / "conversations" / MONTH
-    notes.mkdir(parents=True)
+    folder.mkdir(parents=True)
     (folder / "codebook.yml").write_text(CODEBOOK)
-    for index, review in reviews.iterrows():
-        segment = "low_rating" if review["Rating"] <= 3 else "high_rating"
-        text = " ".join(str(review["Review Text"]).split())
-        (notes / f"r-{index:03d}.md").write_text(
-            "---\n"
-            f"conversation_id: r-{index:03d}\n"
-            f"customer_key: c_review{index:03d}\n"
-            f"date: 2026-11-{1 + index % 28:02d}\n"
-            f"segment: {segment}\n"
-            "interviewer: Notes\n"
-            "consent_to_quote: true\n"
-            "---\n"
-            f"Customer: {text}\n",
-            encoding="utf-8",
-        )
+    keys = [f"c_review{index:03d}" for index in reviews.index]
+    write_review_notes(
+        reviews, folder / "conversations" / MONTH, month=MONTH, keys=keys,
+        segments=("low_rating", "high_rating"),
+    )  # fmt: skip
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from public_data import HILLSTROM_SPLIT, HILLSTROM_VARIANTS, hillstrom_results
 from scipy import stats
 
 from helpers import experiments as ex
@@ -219,31 +220,13 @@ def hillstrom(tmp_path_factory):
         "name": "hillstrom",
         "hypothesis": "A merchandise e-mail lifts spend per customer.",
         "dates": {"start": "2008-03-01", "end": "2008-03-14"},
-        "variants": [
-            {"id": "control", "name": "No E-Mail", "copy": "", "quote_ids": []},
-            {"id": "mens", "name": "Mens E-Mail", "copy": "", "quote_ids": []},
-            {"id": "womens", "name": "Womens E-Mail", "copy": "", "quote_ids": []},
-        ],
-        "split": {"control": 1 / 3, "mens": 1 / 3, "womens": 1 / 3},
+        "variants": HILLSTROM_VARIANTS,
+        "split": HILLSTROM_SPLIT,
         "primary_metric": "revenue_per_visitor",
         "secondary_metrics": ["conversion_rate", "visit_rate", "aov"],
         "capping": {"revenue": 0.9},
         "bootstrap_resamples": 400,
-        "results": {
-            "file": str(HILLSTROM),
-            "kind": "rows",
-            "variant_column": "segment",
-            "variant_map": {
-                "No E-Mail": "control",
-                "Mens E-Mail": "mens",
-                "Womens E-Mail": "womens",
-            },
-            "column_map": {
-                "revenue": "spend",
-                "converted": "conversion",
-                "visited": "visit",
-            },
-        },
+        "results": hillstrom_results(str(HILLSTROM)),
     }
     path = write_experiment(tmp_path_factory.mktemp("hill"), definition, None)
     return analyse(path), pd.read_csv(HILLSTROM)

@@ -24,6 +24,13 @@ import shutil
 import pandas as pd
 import pytest
 import yaml
+from public_data import (
+    HILLSTROM_SPLIT,
+    HILLSTROM_VARIANTS,
+    RETAIL_STUDY,
+    hillstrom_results,
+    write_review_notes,
+)
 from pypdf import PdfReader
 from report_chain import copy_project
 
@@ -39,36 +46,11 @@ N_REVIEWS = 40
 RETAIL = "online-retail-sample/online_retail_sample.csv"
 REVIEWS = "womens-clothing-reviews/Womens Clothing E-Commerce Reviews.csv.gz"
 HILLSTROM = "hillstrom-email/hillstrom_data.csv"
-STUDY_YML = """\
-study:
-  name: Public data study
-  currency: GBP
-  default_country: GB
-  timezone: Europe/London
-exports:
-  column_map:
-    order_id: InvoiceNo
-    sku: StockCode
-    product: Description
-    quantity: Quantity
-    created_at: InvoiceDate
-    price: UnitPrice
-    customer_id: CustomerID
-    country: Country
-  generic:
-    kind: orders
-    date_format: "%Y-%m-%d %H:%M:%S"
-    return_prefix: C
-    missing_values: [NA]
-consent:
-  require: none
-months:
-  "2012-01":
-    question: What made you stop ordering from us?
-    segments: [churned, first_time_no_return]
-    next_question: What would bring you back?
-    experiments: [hillstrom]
-"""
+STUDY = yaml.safe_load(RETAIL_STUDY)
+STUDY["study"]["name"] = "Public data study"
+STUDY["months"][MONTH].update(
+    next_question="What would bring you back?", experiments=["hillstrom"]
+)
 CODEBOOK = """\
 version: 1
 codes:
@@ -93,29 +75,11 @@ HILLSTROM_DEFINITION = {
     "name": "hillstrom",
     "hypothesis": "A merchandise e-mail lifts the share of customers who buy.",
     "dates": {"start": "2008-03-01", "end": "2008-03-14"},
-    "variants": [
-        {"id": "control", "name": "No E-Mail", "copy": "", "quote_ids": []},
-        {"id": "mens", "name": "Mens E-Mail", "copy": "", "quote_ids": []},
-        {"id": "womens", "name": "Womens E-Mail", "copy": "", "quote_ids": []},
-    ],
-    "split": {"control": 1 / 3, "mens": 1 / 3, "womens": 1 / 3},
+    "variants": HILLSTROM_VARIANTS,
+    "split": HILLSTROM_SPLIT,
     "primary_metric": "conversion_rate",
     "secondary_metrics": ["visit_rate"],
-    "results": {
-        "file": "results.csv",
-        "kind": "rows",
-        "variant_column": "segment",
-        "variant_map": {
-            "No E-Mail": "control",
-            "Mens E-Mail": "mens",
-            "Womens E-Mail": "womens",
-        },
-        "column_map": {
-            "revenue": "spend",
-            "converted": "conversion",
-            "visited": "visit",
-        },
-    },
+    "results": hillstrom_results("results.csv"),
 }
 ARMS = {"control": "No E-Mail", "mens": "Mens E-Mail", "womens": "Womens E-Mail"}
 
@@ -136,26 +100,6 @@ def first_reviews(shared) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
-def write_notes(reviews: pd.DataFrame, folder, keys: list[str]) -> None:
-    """Write each review as one conversation note, by a real retail customer."""
-    folder.mkdir(parents=True)
-    for index, review in reviews.iterrows():
-        segment = "churned" if review["Rating"] <= 3 else "first_time_no_return"
-        text = " ".join(str(review["Review Text"]).split())
-        (folder / f"r-{index:03d}.md").write_text(
-            "---\n"
-            f"conversation_id: r-{index:03d}\n"
-            f"customer_key: {keys[index]}\n"
-            f"date: {MONTH}-{1 + index % 28:02d}\n"
-            f"segment: {segment}\n"
-            "interviewer: Notes\n"
-            "consent_to_quote: true\n"
-            "---\n"
-            f"Customer: {text}\n",
-            encoding="utf-8",
-        )
-
-
 @pytest.fixture(scope="module")
 def built(tmp_path_factory, request):
     shared = request.config.rootpath.parent / "shared" / "data"
@@ -165,7 +109,7 @@ def built(tmp_path_factory, request):
     raw = root / "data" / "raw" / "public"
     (raw / "exports" / MONTH).mkdir(parents=True)
     shutil.copy(shared / RETAIL, raw / "exports" / MONTH)
-    (raw / "study.yml").write_text(STUDY_YML, encoding="utf-8")
+    (raw / "study.yml").write_text(yaml.safe_dump(STUDY), encoding="utf-8")
     (raw / "codebook.yml").write_text(CODEBOOK, encoding="utf-8")
     experiment = raw / "experiments" / "hillstrom"
     experiment.mkdir(parents=True)
@@ -179,7 +123,10 @@ def built(tmp_path_factory, request):
     )
     keys = sorted(customers["customer_key"])[:N_REVIEWS]
     reviews = first_reviews(shared)
-    write_notes(reviews, raw / "conversations" / MONTH, keys)
+    write_review_notes(
+        reviews, raw / "conversations" / MONTH, month=MONTH, keys=keys,
+        segments=("churned", "first_time_no_return"),
+    )  # fmt: skip
 
     outputs = build_report("public", MONTH, root=root, renderer="fallback")
     return {"root": root, "shared": shared, "outputs": outputs, "reviews": reviews}

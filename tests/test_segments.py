@@ -17,6 +17,7 @@ import numpy as np
 import openpyxl
 import pandas as pd
 import pytest
+from public_data import RETAIL_STUDY
 
 from helpers import files, segments
 from helpers.privacy import customer_key
@@ -547,35 +548,6 @@ def test_formula_names_are_neutralised_in_xlsx_and_csv(tmp_path):
 
 
 # ------------------------------------------------------------------ whole step
-
-
-RETAIL_STUDY = """\
-study:
-  currency: GBP
-  default_country: GB
-  timezone: Europe/London
-exports:
-  column_map:
-    order_id: InvoiceNo
-    sku: StockCode
-    product: Description
-    quantity: Quantity
-    created_at: InvoiceDate
-    price: UnitPrice
-    customer_id: CustomerID
-    country: Country
-  generic:
-    kind: orders
-    date_format: "%Y-%m-%d %H:%M:%S"
-    return_prefix: C
-    missing_values: [NA]
-consent:
-  require: none
-months:
-  "2012-01":
-    question: What made you stop ordering from us?
-    segments: [churned, first_time_no_return]
-"""
 
 
 @pytest.fixture(scope="module")
