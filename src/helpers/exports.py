@@ -921,7 +921,7 @@ def read_typed(
         ]  # fmt: skip
     except pl.exceptions.ComputeError as error:
         raise _mixed_encoding(fmt, error) from error
-    typed = pl.concat(batches, how="vertical")
+    typed = pl.concat(batches, how="vertical", rechunk=False)
 
     # A field read in full in every batch keeps a constant null text column.
     read = [
