@@ -536,7 +536,7 @@ def test_formula_names_are_neutralised_in_xlsx_and_csv(tmp_path):
         }
     )
     files.save_xlsx(
-        sheet, tmp_path / "list.xlsx", dropdowns={"outcome": segments.OUTCOMES}
+        sheet, tmp_path / "list.xlsx", dropdowns={"outcome": list(segments.OUTCOMES)}
     )
     files.save_csv(sheet, tmp_path / "list.csv")
     cell = openpyxl.load_workbook(tmp_path / "list.xlsx")["Sheet1"]["B2"]
@@ -722,7 +722,7 @@ def test_demo_step_writes_call_list_with_outcome_dropdown(demo_study):
     letter = openpyxl.utils.get_column_letter(outcome + 1)
     assert any(str(v.sqref).startswith(f"{letter}2") for v in validations)
     lists = workbook["lists"]
-    assert [c.value for c in lists["A"]] == segments.OUTCOMES
+    assert [c.value for c in lists["A"]] == list(segments.OUTCOMES)
     assignment = pd.read_parquet(folder / "assignment_customer.parquet")
     assert set(assignment["arm"]) == {"called", "holdout"}
 

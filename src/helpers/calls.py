@@ -30,21 +30,11 @@ import numpy as np
 import pandas as pd
 
 from helpers.errors import HeardInputError, raise_problems
-from helpers.schemas import ATTEMPTS, validate
+from helpers.schemas import ATTEMPTS, OUTCOMES, validate
 from helpers.study import Study, check_month, load_study
 
 log = logging.getLogger(__name__)
 
-OUTCOMES = (
-    "connected",
-    "voicemail",
-    "no_answer",
-    "busy",
-    "wrong_number",
-    "declined",
-    "callback_requested",
-    "do_not_call",
-)
 OUTCOME_MEANINGS = {
     "connected": "the customer answered and the conversation happened",
     "voicemail": "a voicemail or answering machine picked up (message left or not)",

@@ -13,7 +13,11 @@ import logging
 import numpy as np
 import pandas as pd
 
-from helpers.experiments import RESULT_COLUMNS, load_listed_experiment
+from helpers.experiments import (
+    PLAN_COLUMNS,
+    RESULT_COLUMNS,
+    load_listed_experiment,
+)
 from helpers.tables import format_p
 
 log = logging.getLogger(__name__)
@@ -32,21 +36,7 @@ EMPTY_COLUMNS = {
         "is_passed",
         "message",
     ],
-    "plan": [
-        "metric",
-        "metric_kind",
-        "baseline",
-        "sd",
-        "mde_abs",
-        "mde_rel",
-        "alpha",
-        "power",
-        "n_per_arm",
-        "n_total",
-        "days",
-        "planned_days",
-        "mde_rel_at_planned_days",
-    ],
+    "plan": list(PLAN_COLUMNS),
     "trace": [
         "quote_id",
         "quote",

@@ -314,6 +314,23 @@ def metric_roles(definition: dict) -> dict[str, str]:
 # ---------------------------------------------------------------------------
 
 
+PLAN_COLUMNS = (
+    "metric",
+    "metric_kind",
+    "baseline",
+    "sd",
+    "mde_abs",
+    "mde_rel",
+    "alpha",
+    "power",
+    "n_per_arm",
+    "n_total",
+    "days",
+    "planned_days",
+    "mde_rel_at_planned_days",
+)
+
+
 def plan_experiment(definition: dict) -> pd.DataFrame:
     """Return sample size, duration and detectable effect for each planned metric.
 
@@ -348,22 +365,7 @@ def plan_experiment(definition: dict) -> pd.DataFrame:
         for metric, spec in definition["metrics"].items()
         if metric in baseline
     ]
-    columns = [
-        "metric",
-        "metric_kind",
-        "baseline",
-        "sd",
-        "mde_abs",
-        "mde_rel",
-        "alpha",
-        "power",
-        "n_per_arm",
-        "n_total",
-        "days",
-        "planned_days",
-        "mde_rel_at_planned_days",
-    ]
-    return pd.DataFrame([r for r in rows if r], columns=columns)
+    return pd.DataFrame([r for r in rows if r], columns=list(PLAN_COLUMNS))
 
 
 def _plan_metric(definition: dict, metric: str, kind: str, baseline: dict) -> dict:

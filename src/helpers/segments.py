@@ -28,20 +28,11 @@ import pandas as pd
 from helpers import files
 from helpers.errors import HeardInputError
 from helpers.privacy import customer_key as make_customer_key
+from helpers.schemas import OUTCOMES
 from helpers.study import Study, check_month, load_study
 
 log = logging.getLogger(__name__)
 
-OUTCOMES = [
-    "connected",
-    "voicemail",
-    "no_answer",
-    "busy",
-    "wrong_number",
-    "declined",
-    "callback_requested",
-    "do_not_call",
-]
 CALLER_COLUMNS = [
     "attempted_at",
     "caller",
@@ -1447,7 +1438,7 @@ def run_segment_step(study: str | Path | Study, month: str) -> dict:
         sheet,
         folder / f"{stem}.xlsx",
         sheet="call list",
-        dropdowns={"outcome": OUTCOMES},
+        dropdowns={"outcome": list(OUTCOMES)},
         column_widths={"name": 24, "prompts": 60, "question": 40},
     )
     outputs["call_list_csv"] = files.save_csv(sheet, folder / f"{stem}.csv")
