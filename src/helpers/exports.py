@@ -2223,8 +2223,9 @@ def _customers_and_keys(study, month, customer_rows, orders, checkouts):
     if damaged:
         log.warning(
             "%d customer(s) have only a phone number a spreadsheet damaged "
-            "(1.20256E+10, or 12025550111.0) and cannot be called; export the "
-            "file again and do not save it from Excel", damaged,
+            "(in scientific notation such as 1.2E+10, or ending in .0) and "
+            "cannot be called; export the file again and do not save it from "
+            "Excel", damaged,
         )  # fmt: skip
 
     # Each order or checkout gets the key of its identity's customer.
