@@ -3,6 +3,8 @@ import pytest
 
 from helpers.tables import (
     format_count_rate,
+    format_for_readers,
+    format_header,
     format_p,
     format_pp,
     format_rate,
@@ -40,3 +42,29 @@ def test_markdown_tables_keep_text_as_written():
     lines = to_markdown(frame).splitlines()
     assert lines[0].split("|")[1].strip() == "order_id"
     assert "00123" in lines[3]
+
+
+@pytest.mark.parametrize(
+    ("name", "header"),
+    [
+        ("n_called_before", "Called before"),
+        ("is_callable", "Callable"),
+        ("ci_low", "CI low"),
+        ("aov", "AOV"),
+        ("phone_status", "Phone status"),
+        ("n", "N"),
+        ("Times said", "Times said"),
+        ("Relative lift [95% CI]", "Relative lift [95% CI]"),
+    ],
+)
+def test_format_header_turns_column_names_into_words(name, header):
+    assert format_header(name) == header
+
+
+def test_tables_for_readers_say_yes_and_no_and_leave_the_frame_alone():
+    frame = pd.DataFrame({"is_callable": [True, False], "segment": ["a_b", "c"]})
+    readable = format_for_readers(frame)
+    assert list(readable.columns) == ["Callable", "Segment"]
+    assert list(readable["Callable"]) == ["yes", "no"]
+    assert list(readable["Segment"]) == ["a_b", "c"]
+    assert list(frame.columns) == ["is_callable", "segment"]

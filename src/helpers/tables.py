@@ -72,12 +72,53 @@ def to_markdown(frame: pd.DataFrame, *, index: bool = False) -> str:
     return frame.to_markdown(index=index, disable_numparse=True)
 
 
+# Abbreviations a header keeps in capitals once its underscores become spaces.
+HEADER_ABBREVIATIONS = {
+    "aov": "AOV",
+    "ci": "CI",
+    "ctr": "CTR",
+    "id": "ID",
+    "ids": "IDs",
+    "ltv": "LTV",
+    "pp": "pp",
+    "roas": "ROAS",
+}
+
+
+def format_header(name: object) -> str:
+    """Return a column name as a reader's header.
+
+    ``n_called_before`` -> ``"Called before"``, ``is_callable`` -> ``"Callable"``,
+    ``ci_low`` -> ``"CI low"``. A name with a capital letter was written for
+    readers already and is returned unchanged.
+    """
+    text = str(name)
+    if text != text.lower():
+        return text
+    words = text.replace("_", " ").split()
+    if len(words) > 1 and words[0] in ("n", "is", "has"):
+        words = words[1:]
+    words = [HEADER_ABBREVIATIONS.get(word, word) for word in words]
+    phrase = " ".join(words)
+    return phrase[:1].upper() + phrase[1:]
+
+
+def format_for_readers(frame: pd.DataFrame) -> pd.DataFrame:
+    """Return a copy of `frame` with reader's headers and ``yes``/``no`` for
+    true/false columns; the values themselves are left as they are."""
+    readable = frame.rename(columns=format_header)
+    for column in readable.columns[readable.dtypes.eq(bool)]:
+        readable[column] = readable[column].map({True: "yes", False: "no"})
+    return readable
+
+
 def show_table(frame: pd.DataFrame, *, index: bool = False):
-    """Display `frame` as a Markdown table in a notebook.
+    """Display `frame` as a Markdown table in a notebook, headers made readable.
 
     The caption and label come from the cell's options (``#| label: tbl-…`` and
     ``#| tbl-cap: …``), which both Quarto and Heard's fallback renderer read.
+    See :func:`format_for_readers` for what changes on the way.
     """
     from IPython.display import Markdown
 
-    return Markdown(to_markdown(frame, index=index))
+    return Markdown(to_markdown(format_for_readers(frame), index=index))
