@@ -280,6 +280,46 @@ def test_chance_to_beat_control_matches_numerical_integration(k0, n0, k1, n1):
     assert chance[0] == pytest.approx(exact, abs=1e-4)
 
 
+def chance_closed_form(k0, n0, k1, n1):
+    """P(B > A) for Beta(1 + k, 1 + n - k) posteriors as a finite sum (Evan
+    Miller, "Formulas for Bayesian A/B testing", 2015), exact for whole counts:
+    sum over i < a_B of B(a_A + i, b_A + b_B) / ((b_B + i) B(1 + i, b_B) B(a_A, b_A)).
+    """
+    from scipy import special
+
+    a_a, b_a, a_b, b_b = 1 + k0, 1 + n0 - k0, 1 + k1, 1 + n1 - k1
+    i = np.arange(a_b)
+    log_terms = (
+        special.betaln(a_a + i, b_a + b_b)
+        - np.log(b_b + i)
+        - special.betaln(1 + i, b_b)
+        - special.betaln(a_a, b_a)
+    )
+    return float(np.exp(log_terms).sum())
+
+
+@pytest.mark.parametrize(
+    ("k0", "n0", "k1", "n1"),
+    [
+        # Posteriors of very different widths: a grid spanning both once missed
+        # the narrow one between two points (chance 0.0 where it is 1.0).
+        (2, 50_000, 400, 1_000),
+        (400, 1_000, 2, 50_000),
+        (10, 100_000, 1_000, 100_000),
+        (10, 1_000, 1_200, 100_000),
+        (1_200, 100_000, 10, 1_000),
+        (5, 200_000, 30, 200_000),
+        # Ordinary cases and tiny arms.
+        (61, 5012, 83, 4988),
+        (40, 20000, 38, 20100),
+        (1, 3, 2, 3),
+    ],
+)
+def test_chance_to_beat_control_matches_the_closed_form_sum(k0, n0, k1, n1):
+    chance = es.chance_beta_binomial([k0], [n0], [k1], [n1])
+    assert chance[0] == pytest.approx(chance_closed_form(k0, n0, k1, n1), abs=1e-5)
+
+
 def test_exact_interval_at_zero_successes_is_clopper_pearson():
     low, high = es.exact_interval(np.array([0]), np.array([400]), alpha=0.05)
     assert low[0] == 0
