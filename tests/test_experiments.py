@@ -581,6 +581,37 @@ def test_zero_conversions_are_not_testable_with_an_exact_bound(tmp_path):
     assert checks["check"].eq("zero_conversions").sum() == 1
 
 
+@pytest.mark.parametrize("control_share", [0.5, 0.4])
+def test_arms_below_the_planned_sample_are_flagged_with_the_plans_size(
+    tmp_path, control_share
+):
+    # arms-basic plans revenue per visitor for +10% of 2.10 (sd 19) at alpha
+    # 0.05 / 4 and power 0.8; with a control share c and an arm share 1 - c the
+    # control needs (z sd / mde)**2 (1 + c / (1 - c)) and each arm its share's
+    # multiple (normal approximation; the t correction is under 0.1% here).
+    definition = yaml.safe_load(
+        (FIXTURES / "arms-basic" / "experiment.yml").read_text()
+    )
+    share = {"control": control_share, "free-returns": 1 - control_share}
+    definition["split"] = share
+    results = pd.read_csv(FIXTURES / "arms-basic" / "results.csv")
+    analysis = analyse(write_experiment(tmp_path / "small", definition, results))
+
+    z = stats.norm.ppf(1 - 0.05 / 8) + stats.norm.ppf(0.8)
+    ratio = (1 - control_share) / control_share
+    need_control = (z * 19.0 / 0.21) ** 2 * (1 + 1 / ratio)
+    checks = analysis["checks"].query("check == 'min_sample'").set_index("variant")
+    assert checks.loc["control", "threshold"] == pytest.approx(need_control, rel=2e-3)
+    assert checks.loc["free-returns", "threshold"] == pytest.approx(
+        need_control * ratio, rel=2e-3
+    )
+    assert not checks["is_passed"].any()
+    assert checks.loc["control", "value"] == 20000
+    arms = analysis["results"].query("variant != 'control'")
+    assert arms["flags"].str.contains("below_min_sample").all()
+    assert arms["verdict"].str.contains("below the planned sample").all()
+
+
 def test_verdicts_say_significant_only_with_the_interval(tmp_path):
     analysis = analyse(FIXTURES / "arms-basic" / "experiment.yml")
     verdicts = analysis["results"].query("variant != 'control'")["verdict"]
