@@ -337,6 +337,25 @@ def test_executive_summary_carries_denominators_quotes_and_questions(tmp_path):
     assert "not distinguishable from no change" in text
 
 
+def test_summary_line_of_an_experiment_with_a_sample_ratio_mismatch_claims_nothing():
+    entry = {
+        "name": "subject-nov",
+        "variant": "b",
+        "primary_metric": "conversion",
+        "lift": 0.3,
+        "ci_low": 0.1,
+        "ci_high": 0.5,
+        "p_adjusted": 0.001,
+    }
+    [clean] = report_data.describe_experiments({"experiments": [entry]})
+    assert clean.endswith("the variant did better than control.")
+    [mismatched] = report_data.describe_experiments(
+        {"experiments": [{**entry, "has_srm": True, "srm_p_value": 1e-6}]}
+    )
+    assert "sample-ratio mismatch" in mismatched
+    assert "did better" not in mismatched
+
+
 def rate_entry(k: int, n: int) -> dict:
     low, high = wilson(k, n)
     return {"k": k, "n": n, "rate": k / n, "ci_low": low, "ci_high": high}
