@@ -342,6 +342,47 @@ def test_identical_values_have_zero_variance_and_no_p_value():
     assert np.isnan(result["p_value"])
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_a_constant_order_value_has_zero_ratio_variance_and_no_p_value(seed):
+    # 49.99 per order, 1-3 orders per customer: revenue / orders is 49.99 for every
+    # customer, so the delta-method variance is 0; float sums used to leave 1e-16
+    # and a p-value of 0 against a constant 59.99.
+    rng = np.random.default_rng(seed)
+    described = []
+    for price in (49.99, 59.99):
+        orders = rng.integers(1, 4, 1000).astype(float)
+        revenue = price * orders
+        described.append(
+            es.describe_ratio(
+                1000,
+                revenue.sum(),
+                orders.sum(),
+                (revenue**2).sum(),
+                (orders**2).sum(),
+                (revenue * orders).sum(),
+            )
+        )
+    (r0, v0), (r1, v1) = described
+    assert (r0, r1) == (pytest.approx(49.99), pytest.approx(59.99))
+    assert v0 == 0 and v1 == 0
+    assert np.isnan(es.compare_estimates(r0, v0, r1, v1, alpha=0.05)["p_value"])
+
+    # One cent of spread in one order is real variation and is kept: hand formula.
+    orders = np.array([1.0, 2.0, 3.0, 1.0, 2.0])
+    revenue = 49.99 * orders + np.array([0.0, 0.0, 0.01, 0.0, 0.0])
+    _, variance = es.describe_ratio(
+        5,
+        revenue.sum(),
+        orders.sum(),
+        (revenue**2).sum(),
+        (orders**2).sum(),
+        (revenue * orders).sum(),
+    )
+    residual = revenue - revenue.sum() / orders.sum() * orders
+    expected = residual.var(ddof=1) / (5 * orders.mean() ** 2)
+    assert variance == pytest.approx(expected, rel=1e-6) and variance > 0
+
+
 def test_multinomial_bootstrap_matches_scipy_bootstrap(revenue_rows):
     control, treatment = revenue_rows
     ours = es.bootstrap_mean_difference(treatment, control, resamples=4000, seed=5)

@@ -559,6 +559,39 @@ def test_identical_order_values_are_not_significant(tmp_path):
     assert "not testable" in found["verdict"]
 
 
+def test_constant_order_values_given_as_arm_sums_are_not_significant(tmp_path):
+    # Per-arm sums from a spreadsheet: 49.99 against 59.99 per order, 1-3 orders
+    # per customer. Each arm's AOV has no spread at all; float sums must not turn
+    # that into a standard error of 1e-8 and a p-value of 0.
+    rng = np.random.default_rng(0)
+    arms = []
+    for variant, price in (("control", 49.99), ("new-copy", 59.99)):
+        orders = rng.integers(1, 4, 1000).astype(float)
+        revenue = price * orders
+        arms.append(
+            {
+                "variant": variant,
+                "n": 1000,
+                "revenue": revenue.sum(),
+                "revenue_sq": (revenue**2).sum(),
+                "orders": orders.sum(),
+                "orders_sq": (orders**2).sum(),
+                "revenue_x_orders": (revenue * orders).sum(),
+            }
+        )
+    definition = two_arm_definition(
+        primary_metric="aov",
+        secondary_metrics=[],
+        results={"file": "results.csv", "kind": "arms"},
+    )
+    path = write_experiment(tmp_path / "sums", definition, pd.DataFrame(arms))
+    found = row(analyse(path)["results"], "aov", "new-copy")
+    assert found["estimate"] == pytest.approx(59.99)
+    assert not found["is_testable"] and np.isnan(found["p_value"])
+    assert "zero_variance" in found["flags"]
+    assert "significant" not in found["verdict"]
+
+
 def test_zero_conversions_are_not_testable_with_an_exact_bound(tmp_path):
     rows = pd.DataFrame(
         {

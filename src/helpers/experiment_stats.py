@@ -82,7 +82,8 @@ def describe_ratio(n, numerator, denominator, numerator_sq, denominator_sq, cros
     -----
     With unit means ``m`` and ``d``, ratio ``r = m / d`` and unit (co)variances
     ``s_mm``, ``s_dd``, ``s_md``: ``var(r) = (s_mm - 2 r s_md + r**2 s_dd) /
-    (n d**2)``, the first-order Taylor expansion of the ratio of two means.
+    (n d**2)``, the first-order Taylor expansion of the ratio of two means. A
+    unit variance within float rounding of its terms is returned as exactly 0.
     """
     n = np.asarray(n, dtype=float)
     num, den, num_sq, den_sq, cross = (
@@ -96,7 +97,14 @@ def describe_ratio(n, numerator, denominator, numerator_sq, denominator_sq, cros
         var_den = (den_sq - den * mean_den) / (n - 1)
         covariance = (cross - num * mean_den) / (n - 1)
         unit_variance = var_num - 2 * ratio * covariance + ratio**2 * var_den
-        variance = np.clip(unit_variance, 0.0, None) / (n * mean_den**2)
+        # The three terms cancel exactly when every unit has the same ratio (one
+        # price per order, however many orders): treat what is left at the
+        # rounding scale of the terms as zero, or a constant order value would
+        # get a standard error of 1e-8 and any difference a p-value of 0.
+        scale = (num_sq + 2 * np.abs(ratio * cross) + ratio**2 * den_sq) / (n - 1)
+        tiny = 64 * np.finfo(float).eps * scale * np.sqrt(n)
+        unit_variance = np.where(unit_variance <= tiny, 0.0, unit_variance)
+        variance = unit_variance / (n * mean_den**2)
     return ratio, np.where(n >= 2, variance, np.nan)
 
 
