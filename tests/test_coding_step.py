@@ -488,3 +488,70 @@ def request_notebook():
     from pathlib import Path
 
     return Path(__file__).resolve().parents[1] / "notebooks" / "03_coding.ipynb"
+
+
+def write_partly_coded_study(root) -> object:
+    """Write five one-turn notes, the coders' sheets for only the first two of
+    them, and a caller's predictions for a coded and an uncoded customer."""
+    folder = root / "data" / "raw" / "partly"
+    notes = folder / "conversations" / MONTH
+    notes.mkdir(parents=True)
+    (folder / "codebook.yml").write_text(CODEBOOK)
+    said = ["It runs small.", "Too expensive.", "Runs small.", "Small.", "Small!"]
+    for day, text in enumerate(said, start=1):
+        (notes / f"n{day}.md").write_text(
+            f"---\nconversation_id: n{day}\ncustomer_key: c_n{day}\n"
+            f"date: {MONTH}-{day:02d}\nsegment: s\ninterviewer: Notes\n"
+            f"consent_to_quote: true\n---\nCustomer: {text}\n"
+        )
+    predictions = folder / "predictions"
+    predictions.mkdir()
+    (predictions / f"{MONTH}.csv").write_text(
+        "caller,customer_key,predicted_code,probability\n"
+        "Sam,c_n1,FIT-SMALL,0.7\nSam,c_n4,FIT-SMALL,0.7\n"
+    )
+    study = load_study("partly", root=root)
+
+    # Both coders start from the step's blank sheet and stop after two rows.
+    coding_step.run_coding_step(study, MONTH)
+    blank = study.processed(MONTH, "coding-sheet_excerpt.xlsx")
+    sheets = folder / "coding" / MONTH
+    sheets.mkdir(parents=True)
+    for coder in ("ana", "ben"):
+        workbook = load_workbook(blank)
+        workbook["coding"]["F2"].value = "FIT-SMALL"
+        workbook["coding"]["F3"].value = "OBJ-PRICE"
+        workbook.save(sheets / f"{coder}.xlsx")
+    return study
+
+
+def test_conversations_no_coder_reached_are_left_out_of_the_analysis(tmp_path, caplog):
+    study = write_partly_coded_study(tmp_path)
+    output = coding_step.run_coding_step(study, MONTH, write=False)
+
+    # Themes: n1 (runs small) and n2 (price) were coded; n3-n5 were not read by
+    # anyone, so "small" there is not a theme yet and they are no denominator.
+    themes = output["themes"].query("segment == 'all'").set_index("code")
+    assert themes.loc["FIT-SMALL", ["n_with_theme", "n_conversations"]].tolist() == [
+        1,
+        2,
+    ]
+    # Saturation: two coded conversations, both bringing a code; three uncoded
+    # ones must not read as a quiet run of three (saturated).
+    curve = output["saturation"].query("segment == 'all'")
+    assert curve["conversation_id"].tolist() == ["n1", "n2"]
+    assert curve["n_new_codes"].tolist() == [1, 1]
+    verdict = output["saturation_verdict"].set_index("segment")
+    assert not verdict.loc["all", "is_saturated"]
+    # Predictions: c_n4's conversation was not coded, so that one is unscored,
+    # not wrong; c_n1's is right with Brier (0.7 - 1)^2.
+    scored = output["predictions"].set_index("customer_key")
+    assert scored.loc["c_n1", "is_correct"] == 1.0
+    assert not scored.loc["c_n4", "is_scored"]
+    assert output["summary"]["predictions"]["k"] == 1
+    assert output["summary"]["predictions"]["n"] == 1
+    assert output["summary"]["predictions"]["brier_score"] == pytest.approx(0.09)
+    # The summary keeps both counts, and the warning says what was left out.
+    assert output["summary"]["n_conversations"] == 5
+    assert output["summary"]["n_conversations_coded"] == 2
+    assert "3 of 5 conversations have no coding yet" in caplog.text

@@ -487,6 +487,20 @@ def test_summary_without_a_call_log_says_so_instead_of_an_empty_rate(tmp_path):
     assert "unknown number" not in text and "not available, 95%" not in text
 
 
+def test_caveats_count_only_the_conversations_coded():
+    coding = {"n_conversations": 25, "n_conversations_coded": 12}
+    text = report_data.write_caveats({"coding": coding})
+    assert "Only 12 of the 25 conversations had been coded" in text
+    # The interval example uses the coded denominator: 6 of 12, Wilson by hand.
+    z, p, n = 1.959963984540054, 0.5, 12
+    centre = (p + z**2 / (2 * n)) / (1 + z**2 / n)
+    half = z / (1 + z**2 / n) * (p * (1 - p) / n + z**2 / (4 * n**2)) ** 0.5
+    assert "With 12 conversations, a theme heard in 6 of them" in text
+    assert f"from {100 * (centre - half):.0f}% to {100 * (centre + half):.0f}%" in text
+    finished = report_data.write_caveats({"coding": {"n_conversations": 25}})
+    assert "had been coded" not in finished and "With 25 conversations" in finished
+
+
 def test_a_p_value_of_zero_reads_below_0001_not_missing():
     # Huge experiments give p-values that underflow to exactly 0.0.
     entry = {"name": "big", "variant": "b", "primary_metric": "conversion_rate",

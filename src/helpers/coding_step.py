@@ -89,8 +89,10 @@ def run_coding_step(study: str | Study, month: str, *, write: bool = True) -> di
     -------
     dict
         Every table named in ``OUTPUT_FILES`` (DataFrames), plus
-        ``conversations``, ``excerpts``, ``redacted_excerpts`` (for showing
-        customers' words), ``codebook`` (the flat table),
+        ``conversations``, ``coded_conversations`` (those the analysis counts:
+        :func:`select_coded_conversations`), ``excerpts``,
+        ``redacted_excerpts`` (for showing customers' words), ``codebook`` (the
+        flat table),
         ``price_objection`` (a dict, None when the codebook has no
         ``coding.price_code``) and ``velocity`` (dicts), ``agreement_unit``,
         ``stages`` and ``summary`` (the content of ``summary_coding.json``).
@@ -240,6 +242,9 @@ def load_coding_inputs(
     return {
         "codebook": codebook.table(),
         "conversations": conversations,
+        "coded_conversations": select_coded_conversations(
+            conversations, codings, source=source
+        ),
         "excerpts": excerpts,
         "redacted_excerpts": redacted,
         "codings": pd.concat([codings, suggestions], ignore_index=True),
@@ -249,6 +254,50 @@ def load_coding_inputs(
         "agreement_unit": settings["agreement_unit"],
         "customers": customers,
     }
+
+
+def select_coded_conversations(
+    conversations: pd.DataFrame, codings: pd.DataFrame, *, source: str
+) -> pd.DataFrame:
+    """Return the conversations the analysis counts: those someone has coded.
+
+    Parameters
+    ----------
+    conversations : DataFrame
+        Every conversation of the month (:func:`helpers.coding.load_conversations`).
+    codings : DataFrame
+        People's codings (:func:`helpers.coding.load_codings`); suggestions are
+        ignored. ``no code`` counts: the excerpt was read.
+    source : str
+        ``SOURCE_CONSENSUS`` or ``SOURCE_SUGGESTED``; the keyword rules code
+        every conversation, so with suggestions all are kept.
+
+    Returns
+    -------
+    DataFrame
+        The rows of `conversations` with at least one excerpt coded by a person.
+
+    Notes
+    -----
+    A conversation no coder has reached yet (its rows blank after the last
+    coded row of every sheet) is not a conversation without themes: counted,
+    it would lower every theme's share and, as a run of conversations adding
+    no code, make the saturation rule stop. It is left out with a warning.
+    """
+    if source != SOURCE_CONSENSUS:
+        return conversations
+    read = set(coding.human_codings(codings)["conversation_id"])
+    coded = conversations[conversations["conversation_id"].isin(read)]
+    n_left = len(conversations) - len(coded)
+    if n_left:
+        log.warning(
+            "%d of %d conversations have no coding yet (no coder has reached them): "
+            "themes, saturation, journeys and prediction scores count the %d coded",
+            n_left,
+            len(conversations),
+            len(coded),
+        )
+    return coded
 
 
 def compare_coders(
@@ -283,7 +332,7 @@ def analyse_themes(inputs: dict, study: Study, month: str, *, settings: dict) ->
     """Return theme rates, segment tests, co-occurrence, value and saturation
     (stopping after ``saturation_run`` conversations with no new code)."""
     coded, table = inputs["consensus"], inputs["codebook"]
-    conversations = inputs["conversations"]
+    conversations = inputs["coded_conversations"]
     orders = read_processed(study, month, "orders_order.parquet")
     checkouts = read_processed(study, month, "checkouts_checkout.parquet")
     customers = inputs["customers"]
@@ -333,7 +382,7 @@ def analyse_words(inputs: dict) -> dict:
 def analyse_journeys_and_predictions(inputs: dict, study: Study, month: str) -> dict:
     """Return journey transitions, scored predictions and insight velocity."""
     coded, table = inputs["consensus"], inputs["codebook"]
-    conversations = inputs["conversations"]
+    conversations = inputs["coded_conversations"]
     stages = journeys.order_stages(coded, inputs["excerpts"], table)
 
     predictions = score_every_month(study, month, coded, conversations, table)
@@ -428,6 +477,7 @@ def summarise_coding(results: dict, month: str) -> dict:
     verdict = results["saturation_verdict"].set_index("segment")
     summary = {
         "n_conversations": len(results["conversations"]),
+        "n_conversations_coded": len(results["coded_conversations"]),
         "n_excerpts": len(results["excerpts"]),
         "coding_source": results["coding_source"],
         "top_themes": top,

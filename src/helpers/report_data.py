@@ -1073,8 +1073,15 @@ def describe_months(
 def write_caveats(summaries: dict) -> str:
     """Return the caveats that change how this month's results should be read."""
     coding, calls = summaries.get("coding", {}), summaries.get("calls", {})
-    n_coded = coding.get("n_conversations")
+    n_held = coding.get("n_conversations")
+    n_coded = coding.get("n_conversations_coded", n_held)
     lines = []
+    if n_held and n_coded is not None and n_coded < n_held:
+        lines.append(
+            f"Only {n_coded} of the {n_held} conversations had been coded: the "
+            "themes and saturation count those, and may change once the coders "
+            "finish."
+        )
     if n_coded:
         from helpers.stats import wilson_interval
 
