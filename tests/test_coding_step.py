@@ -12,6 +12,7 @@ import dataclasses
 import json
 import re
 import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -555,3 +556,15 @@ def test_conversations_no_coder_reached_are_left_out_of_the_analysis(tmp_path, c
     assert output["summary"]["n_conversations"] == 5
     assert output["summary"]["n_conversations_coded"] == 2
     assert "3 of 5 conversations have no coding yet" in caplog.text
+
+
+def test_the_codebook_goes_out_as_a_valid_refi_qda_file(tmp_path):
+    import xmlschema
+
+    from helpers.codebook import load_codebook, read_qdc
+
+    study = write_partly_coded_study(tmp_path)
+    written = study.processed(MONTH, "codebook_code.qdc")
+    schema = Path(__file__).parent / "fixtures" / "coding" / "Codebook.xsd"
+    xmlschema.XMLSchema(schema).validate(written)
+    assert read_qdc(written) == load_codebook(study.raw("codebook.yml"))

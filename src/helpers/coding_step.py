@@ -17,7 +17,7 @@ import numbers
 import pandas as pd
 
 from helpers import coding, files, insights, journeys, language, saturation, themes
-from helpers.codebook import Codebook, load_codebook
+from helpers.codebook import Codebook, load_codebook, save_qdc
 from helpers.errors import HeardInputError
 from helpers.study import Study, load_study, previous_months
 
@@ -62,6 +62,8 @@ WORKBOOK_FILES = {
     "coding_sheet": "coding-sheet_excerpt.xlsx",
     "reconcile": "reconcile_excerpt.xlsx",
 }
+# The codebook as a REFI-QDA codebook, for NVivo, ATLAS.ti, MAXQDA or QualCoder.
+QDC_FILE = "codebook_code.qdc"
 AGREEMENT_UNITS = ("excerpt", "conversation")
 # The whole-number settings under `coding:` and the least each may be.
 COUNT_SETTINGS = {
@@ -614,7 +616,9 @@ def save_coding_workbooks(
         ``coding/<month>/<coder>.xlsx``; ``reconcile`` (only when coders
         disagree): the queue (:data:`helpers.coding.QUEUE_COLUMNS`, ``text``,
         ``decision`` from a drop-down, ``note``), saved filled in as
-        ``coding/<month>/reconciled.xlsx``.
+        ``coding/<month>/reconciled.xlsx``; ``codebook_qdc``: the codebook
+        as a REFI-QDA codebook (:func:`helpers.codebook.save_qdc`), to import
+        into a QDA tool.
 
     Notes
     -----
@@ -633,7 +637,8 @@ def save_coding_workbooks(
     paths = {
         "coding_sheet": coding.write_coding_sheet(
             redacted, codebook, study.processed(month, WORKBOOK_FILES["coding_sheet"])
-        )
+        ),
+        "codebook_qdc": save_qdc(codebook, study.processed(month, QDC_FILE)),
     }
 
     # The queue with each excerpt's redacted text beside its codings.
