@@ -568,3 +568,50 @@ def test_the_codebook_goes_out_as_a_valid_refi_qda_file(tmp_path):
     schema = Path(__file__).parent / "fixtures" / "coding" / "Codebook.xsd"
     xmlschema.XMLSchema(schema).validate(written)
     assert read_qdc(written) == load_codebook(study.raw("codebook.yml"))
+
+
+def test_prediction_summary_carries_the_latest_earlier_month():
+    months = pd.DataFrame(
+        {
+            "month": ["2026-09", "2026-10", "2026-11"],
+            "n_predictions": [8, 10, 12],
+            "n_correct": [2, 4, 9],
+            "accuracy_rate": [2 / 8, 4 / 10, 9 / 12],
+            "ci_low": [0.07, 0.17, 0.47],
+            "ci_high": [0.59, 0.69, 0.91],
+            "n_with_probability": [8, 10, 12],
+            "brier_score": [0.31, 0.27, 0.18],
+        }
+    )
+    november = coding_step.summarise_predictions(months, "2026-11")
+    assert (november["k"], november["n"], november["brier_score"]) == (9, 12, 0.18)
+    previous = november["previous"]
+    assert (previous["month"], previous["k"], previous["n"]) == ("2026-10", 4, 10)
+    assert previous["brier_score"] == 0.27
+    assert coding_step.summarise_predictions(months, "2026-10")["previous"]["k"] == 2
+    assert coding_step.summarise_predictions(months, "2026-09")["previous"] is None
+
+
+def test_velocity_summary_counts_open_points_by_age(tmp_path):
+    from helpers import insights
+
+    path = tmp_path / "insights.csv"
+    path.write_text(
+        "id,friction,codes,conversations,first_heard,owner,action,addressed_on\n"
+        "I1,Late shipping,OBJ-SHIP,c1,2026-10-01,Sam,Show it,2026-10-11\n"
+        "I2,Sizing,FIT,c4,2026-11-02,Sam,,\n"
+        "I3,No badges,TRUST,c5,2026-08-15,Lee,,\n"
+    )
+    velocity = insights.summarise_insight_velocity(
+        insights.load_insights(path), as_of="2026-11-30"
+    )
+    summary = coding_step.summarise_velocity(velocity)["insights"]
+    # Open on 30 Nov: I2 for 28 days, I3 for 107 days; I1 addressed after 10.
+    assert (summary["n_found"], summary["n_addressed"], summary["n_open"]) == (3, 1, 2)
+    assert summary["median_days_to_address"] == 10
+    assert summary["open_by_age"] == {
+        "under 1 week": 0,
+        "1-4 weeks": 1,
+        "1-3 months": 0,
+        "over 3 months": 1,
+    }

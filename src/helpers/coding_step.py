@@ -531,10 +531,25 @@ def summarise_overall_agreement(agreement: pd.DataFrame, *, unit: str) -> dict:
 
 
 def summarise_predictions(months: pd.DataFrame, month: str) -> dict | None:
-    """Return this month's prediction accuracy and Brier score, or None."""
+    """Return this month's prediction accuracy and Brier score, or None.
+
+    The latest earlier month with scored predictions comes along as
+    ``previous`` (``month``, ``k``, ``n``, ``rate``, ``ci_low``, ``ci_high``,
+    ``brier_score``; None when there is none), so the report can say whether
+    the team's predictions are improving.
+    """
     if months.empty or month not in set(months["month"]):
         return None
-    row = months.set_index("month").loc[month]
+    rows = months.set_index("month")
+    earlier = sorted(m for m in rows.index if m < month)
+    previous = None
+    if earlier:
+        previous = {"month": earlier[-1], **_prediction_numbers(rows.loc[earlier[-1]])}
+    return {**_prediction_numbers(rows.loc[month]), "previous": previous}
+
+
+def _prediction_numbers(row: pd.Series) -> dict:
+    """Return one month's ``k``, ``n``, ``rate``, interval and Brier score."""
     return clean_numbers(
         {
             "k": int(row["n_correct"]),
@@ -548,11 +563,22 @@ def summarise_predictions(months: pd.DataFrame, month: str) -> dict | None:
 
 
 def summarise_velocity(velocity: dict | None) -> dict:
-    """Return the insight-velocity numbers for the summary."""
+    """Return the insight-velocity numbers for the summary, with ``n_open`` and
+    ``open_by_age`` (age band -> points still open)."""
     if velocity is None:
         return {"insights": None}
     keys = ["n_found", "n_addressed", "addressed_rate", "median_days_to_address"]
-    return {"insights": clean_numbers({key: velocity[key] for key in keys})}
+    by_age = velocity["open_by_age"]
+    return {
+        "insights": clean_numbers({key: velocity[key] for key in keys})
+        | {
+            "n_open": len(velocity["open"]),
+            "open_by_age": {
+                str(band): int(n)
+                for band, n in zip(by_age["age_band"], by_age["n_open"], strict=True)
+            },
+        }
+    }
 
 
 def none_if_nan(value) -> float | None:
