@@ -708,6 +708,19 @@ def test_a_cancelled_order_is_no_recovery(study):
     recovery = outputs["recovery"].set_index("customer_key")
     assert recovery.loc[[key("h4"), key("a3")], "n_orders"].tolist() == [0, 0]
 
+    # A caller who typed a3's cancelled order as recovered is told it was cancelled.
+    study.processed(MONTH, "attempts_attempt.parquet").unlink()
+    raw = study.raw("calls", MONTH, "call-list_filled.csv")
+    lines = raw.read_text().splitlines()
+    [row] = [n for n, line in enumerate(lines) if key("a3") in line]
+    lines[row] += "#1011"
+    raw.write_text("\n".join(lines) + "\n")
+    flags = run_calls_step(study, MONTH, now=NOW)["recovered_order_flags"]
+    assert flags[["row", "reason"]].values.tolist() == [[row + 1, "cancelled"]]
+    assert flags["found"].iloc[0] == (
+        "order #1011 placed 2026-11-12 15:00 UTC, since cancelled"
+    )
+
 
 def test_recovery_difference_matches_newcombe_and_fisher_by_hand(study):
     comparison = run_calls_step(study, MONTH, now=NOW)["summary"]["recovery"]

@@ -1709,8 +1709,8 @@ def flag_recovered_orders(
         One row per reference flagged: ``file``, ``row`` (the spreadsheet row),
         ``column`` (``recovered_order``), ``customer_key``, ``attempted_at``,
         ``recovered_order`` (as typed), ``reason`` (``not_in_orders``,
-        ``other_customer``, ``before_attempt``, ``after_window``), ``expected``
-        and ``found``.
+        ``other_customer``, ``cancelled``, ``before_attempt``,
+        ``after_window``), ``expected`` and ``found``.
 
     Notes
     -----
@@ -1726,8 +1726,9 @@ def flag_recovered_orders(
     ).drop_duplicates("reference")
     by_reference = by_reference.set_index("reference")
     expected = (
-        "an order of this customer in the month's orders export, placed after "
-        f"this attempt and at most {window.days} days after their first attempt"
+        "an order of this customer in the month's orders export, not cancelled, "
+        f"placed after this attempt and at most {window.days} days after their "
+        "first attempt"
     )
 
     # Judge each typed reference against the order it names.
@@ -1772,6 +1773,9 @@ def _judge_reference(attempt, order, *, closes) -> tuple[str, str] | None:
     if order["customer_key"] != attempt.customer_key:
         owner = order["customer_key"] if pd.notna(order["customer_key"]) else "none"
         return "other_customer", f"order {order['order_id']} of customer {owner}"
+    cancelled = order.get("is_cancelled")
+    if cancelled is not None and pd.notna(cancelled) and bool(cancelled):
+        return "cancelled", f"{placed}, since cancelled"
     if order["created_at"] <= attempt.attempted_at:
         return "before_attempt", (
             f"{placed}, before this attempt ({attempt.attempted_at:%Y-%m-%d %H:%M} UTC)"
