@@ -534,6 +534,31 @@ def test_blank_codes_are_missing_not_disagreement():
     assert np.isnan(presence[0, 1, 2:]).all()
 
 
+def test_units_one_coder_left_blank_are_skipped_in_kappa_and_alpha():
+    # A applied X on u1 u2 u3 u7; B on u1 u2 u4 and never reached u7, u8.
+    # Units both coded, u1-u6: A 1 1 1 0 0 0, B 1 1 0 1 0 0.
+    # Kappa: po = 4/6, pe = 3/6 * 3/6 + 3/6 * 3/6 = 1/2, kappa = (4/6 - 1/2) / (1/2).
+    # Alpha (u7, u8 unpairable, skipped): o11 = 4, o00 = 4, o01 = o10 = 2; n1 = n0
+    # = 6, n = 12; alpha = 1 - (n - 1) * 4 / (2 * 6 * 6) = 1 - 44 / 72.
+    # Read as "not applied" instead, u7 would be one more disagreement.
+    rows = []
+    for unit, (a, b) in enumerate(
+        [(1, 1), (1, 1), (1, 0), (0, 1), (0, 0), (0, 0), (1, None), (0, None)],
+        start=1,
+    ):
+        for coder, said in (("A", a), ("B", b)):
+            if said is not None:
+                rows.append(
+                    [f"c{unit}", f"c{unit}-001", coder, "X" if said else NO_CODE]
+                )
+    codings = pd.DataFrame(rows, columns=CODING_COLUMNS[:4]).assign(is_suggestion=False)
+    row = agreement_table(codings, n_boot=0).iloc[0]
+    assert row["n_units"] == 6
+    assert row["percent_agreement"] == pytest.approx(4 / 6)
+    assert row["kappa"] == pytest.approx((4 / 6 - 1 / 2) / (1 / 2))
+    assert row["alpha"] == pytest.approx(1 - 44 / 72)
+
+
 def test_suggestions_never_count_as_a_coder(excerpts, codebook):
     codings = codings_from_table([[45, 15], [25, 15]], code="OBJ-PRICE")
     suggestions = suggest_codes(excerpts, codebook)

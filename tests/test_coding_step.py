@@ -12,6 +12,7 @@ import dataclasses
 import json
 import re
 import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -488,3 +489,129 @@ def request_notebook():
     from pathlib import Path
 
     return Path(__file__).resolve().parents[1] / "notebooks" / "03_coding.ipynb"
+
+
+def write_partly_coded_study(root) -> object:
+    """Write five one-turn notes, the coders' sheets for only the first two of
+    them, and a caller's predictions for a coded and an uncoded customer."""
+    folder = root / "data" / "raw" / "partly"
+    notes = folder / "conversations" / MONTH
+    notes.mkdir(parents=True)
+    (folder / "codebook.yml").write_text(CODEBOOK)
+    said = ["It runs small.", "Too expensive.", "Runs small.", "Small.", "Small!"]
+    for day, text in enumerate(said, start=1):
+        (notes / f"n{day}.md").write_text(
+            f"---\nconversation_id: n{day}\ncustomer_key: c_n{day}\n"
+            f"date: {MONTH}-{day:02d}\nsegment: s\ninterviewer: Notes\n"
+            f"consent_to_quote: true\n---\nCustomer: {text}\n"
+        )
+    predictions = folder / "predictions"
+    predictions.mkdir()
+    (predictions / f"{MONTH}.csv").write_text(
+        "caller,customer_key,predicted_code,probability\n"
+        "Sam,c_n1,FIT-SMALL,0.7\nSam,c_n4,FIT-SMALL,0.7\n"
+    )
+    study = load_study("partly", root=root)
+
+    # Both coders start from the step's blank sheet and stop after two rows.
+    coding_step.run_coding_step(study, MONTH)
+    blank = study.processed(MONTH, "coding-sheet_excerpt.xlsx")
+    sheets = folder / "coding" / MONTH
+    sheets.mkdir(parents=True)
+    for coder in ("ana", "ben"):
+        workbook = load_workbook(blank)
+        workbook["coding"]["F2"].value = "FIT-SMALL"
+        workbook["coding"]["F3"].value = "OBJ-PRICE"
+        workbook.save(sheets / f"{coder}.xlsx")
+    return study
+
+
+def test_conversations_no_coder_reached_are_left_out_of_the_analysis(tmp_path, caplog):
+    study = write_partly_coded_study(tmp_path)
+    output = coding_step.run_coding_step(study, MONTH, write=False)
+
+    # Themes: n1 (runs small) and n2 (price) were coded; n3-n5 were not read by
+    # anyone, so "small" there is not a theme yet and they are no denominator.
+    themes = output["themes"].query("segment == 'all'").set_index("code")
+    assert themes.loc["FIT-SMALL", ["n_with_theme", "n_conversations"]].tolist() == [
+        1,
+        2,
+    ]
+    # Saturation: two coded conversations, both bringing a code; three uncoded
+    # ones must not read as a quiet run of three (saturated).
+    curve = output["saturation"].query("segment == 'all'")
+    assert curve["conversation_id"].tolist() == ["n1", "n2"]
+    assert curve["n_new_codes"].tolist() == [1, 1]
+    verdict = output["saturation_verdict"].set_index("segment")
+    assert not verdict.loc["all", "is_saturated"]
+    # Predictions: c_n4's conversation was not coded, so that one is unscored,
+    # not wrong; c_n1's is right with Brier (0.7 - 1)^2.
+    scored = output["predictions"].set_index("customer_key")
+    assert scored.loc["c_n1", "is_correct"] == 1.0
+    assert not scored.loc["c_n4", "is_scored"]
+    assert output["summary"]["predictions"]["k"] == 1
+    assert output["summary"]["predictions"]["n"] == 1
+    assert output["summary"]["predictions"]["brier_score"] == pytest.approx(0.09)
+    # The summary keeps both counts, and the warning says what was left out.
+    assert output["summary"]["n_conversations"] == 5
+    assert output["summary"]["n_conversations_coded"] == 2
+    assert "3 of 5 conversations have no coding yet" in caplog.text
+
+
+def test_the_codebook_goes_out_as_a_valid_refi_qda_file(tmp_path):
+    import xmlschema
+
+    from helpers.codebook import load_codebook, read_qdc
+
+    study = write_partly_coded_study(tmp_path)
+    written = study.processed(MONTH, "codebook_code.qdc")
+    schema = Path(__file__).parent / "fixtures" / "coding" / "Codebook.xsd"
+    xmlschema.XMLSchema(schema).validate(written)
+    assert read_qdc(written) == load_codebook(study.raw("codebook.yml"))
+
+
+def test_prediction_summary_carries_the_latest_earlier_month():
+    months = pd.DataFrame(
+        {
+            "month": ["2026-09", "2026-10", "2026-11"],
+            "n_predictions": [8, 10, 12],
+            "n_correct": [2, 4, 9],
+            "accuracy_rate": [2 / 8, 4 / 10, 9 / 12],
+            "ci_low": [0.07, 0.17, 0.47],
+            "ci_high": [0.59, 0.69, 0.91],
+            "n_with_probability": [8, 10, 12],
+            "brier_score": [0.31, 0.27, 0.18],
+        }
+    )
+    november = coding_step.summarise_predictions(months, "2026-11")
+    assert (november["k"], november["n"], november["brier_score"]) == (9, 12, 0.18)
+    previous = november["previous"]
+    assert (previous["month"], previous["k"], previous["n"]) == ("2026-10", 4, 10)
+    assert previous["brier_score"] == 0.27
+    assert coding_step.summarise_predictions(months, "2026-10")["previous"]["k"] == 2
+    assert coding_step.summarise_predictions(months, "2026-09")["previous"] is None
+
+
+def test_velocity_summary_counts_open_points_by_age(tmp_path):
+    from helpers import insights
+
+    path = tmp_path / "insights.csv"
+    path.write_text(
+        "id,friction,codes,conversations,first_heard,owner,action,addressed_on\n"
+        "I1,Late shipping,OBJ-SHIP,c1,2026-10-01,Sam,Show it,2026-10-11\n"
+        "I2,Sizing,FIT,c4,2026-11-02,Sam,,\n"
+        "I3,No badges,TRUST,c5,2026-08-15,Lee,,\n"
+    )
+    velocity = insights.summarise_insight_velocity(
+        insights.load_insights(path), as_of="2026-11-30"
+    )
+    summary = coding_step.summarise_velocity(velocity)["insights"]
+    # Open on 30 Nov: I2 for 28 days, I3 for 107 days; I1 addressed after 10.
+    assert (summary["n_found"], summary["n_addressed"], summary["n_open"]) == (3, 1, 2)
+    assert summary["median_days_to_address"] == 10
+    assert summary["open_by_age"] == {
+        "under 1 week": 0,
+        "1-4 weeks": 1,
+        "1-3 months": 0,
+        "over 3 months": 1,
+    }

@@ -487,6 +487,58 @@ def test_summary_without_a_call_log_says_so_instead_of_an_empty_rate(tmp_path):
     assert "unknown number" not in text and "not available, 95%" not in text
 
 
+def test_coding_section_reports_insight_velocity_and_prediction_trend():
+    from helpers.stats import wilson_interval
+
+    def entry(k, n, brier, **extra):
+        low, high = wilson_interval(k, n)
+        return {"k": k, "n": n, "rate": k / n, "ci_low": low, "ci_high": high,
+                "brier_score": brier, **extra}  # fmt: skip
+
+    coding = {
+        "coding_source": "consensus", "n_conversations": 24, "kappa": 0.7,
+        "alpha": 0.7, "is_saturated": True,
+        "insights": {"n_found": 5, "n_addressed": 2, "median_days_to_address": 12.5,
+                     "n_open": 3, "open_by_age": {"under 1 week": 1, "1-4 weeks": 0,
+                                                  "1-3 months": 2}},
+        "predictions": entry(6, 10, 0.21, previous=entry(3, 10, 0.3, month="2026-10")),
+    }  # fmt: skip
+    section = report_data.describe_coding(coding)
+    assert (
+        "**Insight log:** 5 friction points found so far, 2 addressed, a median of "
+        "12 days after first heard; 3 still open (1 under 1 week, 2 1-3 months)."
+    ) in section
+    assert "came up for 60% (6 of 10)" in section
+    assert "Brier score 0.21 (lower is better)" in section
+    assert "In October 2026: 30% (3 of 10)" in section
+    assert "Brier score 0.30" in section
+    # 6 of 10 against 3 of 10: Wilson [31%, 83%] and [11%, 60%] overlap.
+    assert "intervals overlap, so no clear change" in section
+
+    # 19 of 20 against 2 of 20: the intervals are apart.
+    coding["predictions"] = entry(
+        19, 20, 0.05, previous=entry(2, 20, 0.4, month="2026-10")
+    )
+    assert "better than before" in report_data.describe_coding(coding)
+    # Without an insight log or predictions, no sentence about them.
+    bare = report_data.describe_coding(coding | {"insights": None, "predictions": None})
+    assert "Insight log" not in bare and "Predictions" not in bare
+
+
+def test_caveats_count_only_the_conversations_coded():
+    coding = {"n_conversations": 25, "n_conversations_coded": 12}
+    text = report_data.write_caveats({"coding": coding})
+    assert "Only 12 of the 25 conversations had been coded" in text
+    # The interval example uses the coded denominator: 6 of 12, Wilson by hand.
+    z, p, n = 1.959963984540054, 0.5, 12
+    centre = (p + z**2 / (2 * n)) / (1 + z**2 / n)
+    half = z / (1 + z**2 / n) * (p * (1 - p) / n + z**2 / (4 * n**2)) ** 0.5
+    assert "With 12 conversations, a theme heard in 6 of them" in text
+    assert f"from {100 * (centre - half):.0f}% to {100 * (centre + half):.0f}%" in text
+    finished = report_data.write_caveats({"coding": {"n_conversations": 25}})
+    assert "had been coded" not in finished and "With 25 conversations" in finished
+
+
 def test_a_p_value_of_zero_reads_below_0001_not_missing():
     # Huge experiments give p-values that underflow to exactly 0.0.
     entry = {"name": "big", "variant": "b", "primary_metric": "conversion_rate",

@@ -17,7 +17,7 @@ import numbers
 import pandas as pd
 
 from helpers import coding, files, insights, journeys, language, saturation, themes
-from helpers.codebook import Codebook, load_codebook
+from helpers.codebook import Codebook, load_codebook, save_qdc
 from helpers.errors import HeardInputError
 from helpers.study import Study, load_study, previous_months
 
@@ -62,6 +62,8 @@ WORKBOOK_FILES = {
     "coding_sheet": "coding-sheet_excerpt.xlsx",
     "reconcile": "reconcile_excerpt.xlsx",
 }
+# The codebook as a REFI-QDA codebook, for NVivo, ATLAS.ti, MAXQDA or QualCoder.
+QDC_FILE = "codebook_code.qdc"
 AGREEMENT_UNITS = ("excerpt", "conversation")
 # The whole-number settings under `coding:` and the least each may be.
 COUNT_SETTINGS = {
@@ -89,8 +91,10 @@ def run_coding_step(study: str | Study, month: str, *, write: bool = True) -> di
     -------
     dict
         Every table named in ``OUTPUT_FILES`` (DataFrames), plus
-        ``conversations``, ``excerpts``, ``redacted_excerpts`` (for showing
-        customers' words), ``codebook`` (the flat table),
+        ``conversations``, ``coded_conversations`` (those the analysis counts:
+        :func:`select_coded_conversations`), ``excerpts``,
+        ``redacted_excerpts`` (for showing customers' words), ``codebook`` (the
+        flat table),
         ``price_objection`` (a dict, None when the codebook has no
         ``coding.price_code``) and ``velocity`` (dicts), ``agreement_unit``,
         ``stages`` and ``summary`` (the content of ``summary_coding.json``).
@@ -240,6 +244,9 @@ def load_coding_inputs(
     return {
         "codebook": codebook.table(),
         "conversations": conversations,
+        "coded_conversations": select_coded_conversations(
+            conversations, codings, source=source
+        ),
         "excerpts": excerpts,
         "redacted_excerpts": redacted,
         "codings": pd.concat([codings, suggestions], ignore_index=True),
@@ -249,6 +256,50 @@ def load_coding_inputs(
         "agreement_unit": settings["agreement_unit"],
         "customers": customers,
     }
+
+
+def select_coded_conversations(
+    conversations: pd.DataFrame, codings: pd.DataFrame, *, source: str
+) -> pd.DataFrame:
+    """Return the conversations the analysis counts: those someone has coded.
+
+    Parameters
+    ----------
+    conversations : DataFrame
+        Every conversation of the month (:func:`helpers.coding.load_conversations`).
+    codings : DataFrame
+        People's codings (:func:`helpers.coding.load_codings`); suggestions are
+        ignored. ``no code`` counts: the excerpt was read.
+    source : str
+        ``SOURCE_CONSENSUS`` or ``SOURCE_SUGGESTED``; the keyword rules code
+        every conversation, so with suggestions all are kept.
+
+    Returns
+    -------
+    DataFrame
+        The rows of `conversations` with at least one excerpt coded by a person.
+
+    Notes
+    -----
+    A conversation no coder has reached yet (its rows blank after the last
+    coded row of every sheet) is not a conversation without themes: counted,
+    it would lower every theme's share and, as a run of conversations adding
+    no code, make the saturation rule stop. It is left out with a warning.
+    """
+    if source != SOURCE_CONSENSUS:
+        return conversations
+    read = set(coding.human_codings(codings)["conversation_id"])
+    coded = conversations[conversations["conversation_id"].isin(read)]
+    n_left = len(conversations) - len(coded)
+    if n_left:
+        log.warning(
+            "%d of %d conversations have no coding yet (no coder has reached them): "
+            "themes, saturation, journeys and prediction scores count the %d coded",
+            n_left,
+            len(conversations),
+            len(coded),
+        )
+    return coded
 
 
 def compare_coders(
@@ -283,7 +334,7 @@ def analyse_themes(inputs: dict, study: Study, month: str, *, settings: dict) ->
     """Return theme rates, segment tests, co-occurrence, value and saturation
     (stopping after ``saturation_run`` conversations with no new code)."""
     coded, table = inputs["consensus"], inputs["codebook"]
-    conversations = inputs["conversations"]
+    conversations = inputs["coded_conversations"]
     orders = read_processed(study, month, "orders_order.parquet")
     checkouts = read_processed(study, month, "checkouts_checkout.parquet")
     customers = inputs["customers"]
@@ -333,7 +384,7 @@ def analyse_words(inputs: dict) -> dict:
 def analyse_journeys_and_predictions(inputs: dict, study: Study, month: str) -> dict:
     """Return journey transitions, scored predictions and insight velocity."""
     coded, table = inputs["consensus"], inputs["codebook"]
-    conversations = inputs["conversations"]
+    conversations = inputs["coded_conversations"]
     stages = journeys.order_stages(coded, inputs["excerpts"], table)
 
     predictions = score_every_month(study, month, coded, conversations, table)
@@ -428,6 +479,7 @@ def summarise_coding(results: dict, month: str) -> dict:
     verdict = results["saturation_verdict"].set_index("segment")
     summary = {
         "n_conversations": len(results["conversations"]),
+        "n_conversations_coded": len(results["coded_conversations"]),
         "n_excerpts": len(results["excerpts"]),
         "coding_source": results["coding_source"],
         "top_themes": top,
@@ -479,10 +531,25 @@ def summarise_overall_agreement(agreement: pd.DataFrame, *, unit: str) -> dict:
 
 
 def summarise_predictions(months: pd.DataFrame, month: str) -> dict | None:
-    """Return this month's prediction accuracy and Brier score, or None."""
+    """Return this month's prediction accuracy and Brier score, or None.
+
+    The latest earlier month with scored predictions comes along as
+    ``previous`` (``month``, ``k``, ``n``, ``rate``, ``ci_low``, ``ci_high``,
+    ``brier_score``; None when there is none), so the report can say whether
+    the team's predictions are improving.
+    """
     if months.empty or month not in set(months["month"]):
         return None
-    row = months.set_index("month").loc[month]
+    rows = months.set_index("month")
+    earlier = sorted(m for m in rows.index if m < month)
+    previous = None
+    if earlier:
+        previous = {"month": earlier[-1], **_prediction_numbers(rows.loc[earlier[-1]])}
+    return {**_prediction_numbers(rows.loc[month]), "previous": previous}
+
+
+def _prediction_numbers(row: pd.Series) -> dict:
+    """Return one month's ``k``, ``n``, ``rate``, interval and Brier score."""
     return clean_numbers(
         {
             "k": int(row["n_correct"]),
@@ -496,11 +563,22 @@ def summarise_predictions(months: pd.DataFrame, month: str) -> dict | None:
 
 
 def summarise_velocity(velocity: dict | None) -> dict:
-    """Return the insight-velocity numbers for the summary."""
+    """Return the insight-velocity numbers for the summary, with ``n_open`` and
+    ``open_by_age`` (age band -> points still open)."""
     if velocity is None:
         return {"insights": None}
     keys = ["n_found", "n_addressed", "addressed_rate", "median_days_to_address"]
-    return {"insights": clean_numbers({key: velocity[key] for key in keys})}
+    by_age = velocity["open_by_age"]
+    return {
+        "insights": clean_numbers({key: velocity[key] for key in keys})
+        | {
+            "n_open": len(velocity["open"]),
+            "open_by_age": {
+                str(band): int(n)
+                for band, n in zip(by_age["age_band"], by_age["n_open"], strict=True)
+            },
+        }
+    }
 
 
 def none_if_nan(value) -> float | None:
@@ -564,7 +642,9 @@ def save_coding_workbooks(
         ``coding/<month>/<coder>.xlsx``; ``reconcile`` (only when coders
         disagree): the queue (:data:`helpers.coding.QUEUE_COLUMNS`, ``text``,
         ``decision`` from a drop-down, ``note``), saved filled in as
-        ``coding/<month>/reconciled.xlsx``.
+        ``coding/<month>/reconciled.xlsx``; ``codebook_qdc``: the codebook
+        as a REFI-QDA codebook (:func:`helpers.codebook.save_qdc`), to import
+        into a QDA tool.
 
     Notes
     -----
@@ -583,7 +663,8 @@ def save_coding_workbooks(
     paths = {
         "coding_sheet": coding.write_coding_sheet(
             redacted, codebook, study.processed(month, WORKBOOK_FILES["coding_sheet"])
-        )
+        ),
+        "codebook_qdc": save_qdc(codebook, study.processed(month, QDC_FILE)),
     }
 
     # The queue with each excerpt's redacted text beside its codings.

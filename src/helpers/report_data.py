@@ -782,7 +782,80 @@ def describe_coding(coding: dict) -> str:
         True: "The last conversations added no new code: themes look saturated.",
         False: "New codes still appeared at the end: themes are not saturated.",
     }.get(saturated, "")
-    return f"{describe_coders(coding)}{price_text} {saturation}"
+    learning = " ".join(
+        text
+        for text in (describe_insights(coding), describe_predictions(coding))
+        if text
+    )
+    section = f"{describe_coders(coding)}{price_text} {saturation}"
+    return f"{section}\n\n{learning}" if learning else section
+
+
+def describe_insights(coding: dict) -> str:
+    """Return the insight log's sentence: found, addressed, median days, open by
+    age; empty without an insight log."""
+    insights = coding.get("insights")
+    if not insights or not insights.get("n_found"):
+        return ""
+    median = insights.get("median_days_to_address")
+    speed = (
+        f", a median of {median:.0f} days after first heard"
+        if median is not None
+        else ""
+    )
+    ages = ", ".join(
+        f"{n} {band}" for band, n in (insights.get("open_by_age") or {}).items() if n
+    )
+    n_open = insights.get("n_open")
+    still_open = (
+        f"; {n_open} still open ({ages})"
+        if n_open
+        else "; none is open"
+        if n_open == 0
+        else ""
+    )
+    return (
+        f"**Insight log:** {insights['n_found']} friction points found so far, "
+        f"{insights['n_addressed']} addressed{speed}{still_open}."
+    )
+
+
+def describe_predictions(coding: dict) -> str:
+    """Return the sentence on callers' pre-call predictions: accuracy with its
+    interval and Brier score, beside the latest earlier month's; empty without
+    predictions."""
+    entry = coding.get("predictions")
+    if not entry or not entry.get("n"):
+        return ""
+    text = (
+        "**Predictions:** the theme callers expected came up for "
+        f"{format_rate_entry(entry)} of the customers they predicted for"
+        f"{format_brier(entry)}."
+    )
+    previous = entry.get("previous")
+    if not previous or not previous.get("n"):
+        return text
+    overlap = (
+        entry["ci_low"] <= previous["ci_high"]
+        and previous["ci_low"] <= entry["ci_high"]
+    )
+    change = (
+        "the accuracy intervals overlap, so no clear change"
+        if overlap
+        else "better than before"
+        if entry["rate"] > previous["rate"]
+        else "worse than before"
+    )
+    return (
+        f"{text} In {format_month(previous['month'])}: "
+        f"{format_rate_entry(previous)}{format_brier(previous)}; {change}."
+    )
+
+
+def format_brier(entry: dict) -> str:
+    """Return ``", Brier score 0.18"`` (lower is better), or nothing."""
+    brier = entry.get("brier_score")
+    return "" if brier is None else f", Brier score {brier:.2f} (lower is better)"
 
 
 def describe_coders(coding: dict) -> str:
@@ -1073,8 +1146,15 @@ def describe_months(
 def write_caveats(summaries: dict) -> str:
     """Return the caveats that change how this month's results should be read."""
     coding, calls = summaries.get("coding", {}), summaries.get("calls", {})
-    n_coded = coding.get("n_conversations")
+    n_held = coding.get("n_conversations")
+    n_coded = coding.get("n_conversations_coded", n_held)
     lines = []
+    if n_held and n_coded is not None and n_coded < n_held:
+        lines.append(
+            f"Only {n_coded} of the {n_held} conversations had been coded: the "
+            "themes and saturation count those, and may change once the coders "
+            "finish."
+        )
     if n_coded:
         from helpers.stats import wilson_interval
 
