@@ -720,3 +720,35 @@ def test_theme_figure_draws_each_top_theme_with_its_wilson_interval():
     assert axes.get_xlabel() == "share of the 25 conversations coded"
     assert {t.get_text() for t in axes.texts} == {"8 of 25", "5 of 25"}
     assert report_data.plot_theme_shares({}) is None
+
+
+def test_each_stage_line_names_its_month_and_earlier_pdfs_are_printed(
+    tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setattr(report.shutil, "which", lambda name: None)
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports" / "monthly.ipynb").write_text("{}")
+    original = report.build_report
+    earlier_pdf = tmp_path / "monthly-2026-10.pdf"
+
+    def build(study, month, **options):
+        if month == "2026-10":
+            return report.ReportOutputs(pdf=earlier_pdf, site=tmp_path / "site")
+        return original(study, month, **options)
+
+    class StopError(Exception):
+        pass
+
+    def stop(*args, **kwargs):
+        raise StopError
+
+    # The later month builds the earlier one first, then stops where work starts.
+    monkeypatch.setattr(report, "build_report", build)
+    monkeypatch.setattr(report, "missing_earlier_months", lambda *a, **k: ["2026-10"])
+    monkeypatch.setattr(report, "output_folder", stop)
+    with pytest.raises(StopError):
+        report.build_report("shop", "2026-11", root=tmp_path)
+    lines = capsys.readouterr().err.splitlines()
+    assert f"2026-10 PDF: {earlier_pdf}" in lines
+    report.announce(2, 7, "01_segment_export", month="2026-10")
+    assert capsys.readouterr().err == "[2026-10 2/7] 01_segment_export\n"
