@@ -864,12 +864,16 @@ def test_every_tested_metric_is_shown_and_an_unclear_guardrail_reaches_the_summa
         "average order value (AOV), secondary",
         "unsubscribe rate, guardrail",
     ]
-    assert table["Relative lift [95% CI]"].tolist() == [
-        "+46% [+27%, +69%]", "+4% [-4%, +14%]", "-6% [-39%, +47%]"
-    ]  # fmt: skip
+    lifts = [lift.replace("\u00a0", " ") for lift in table["Relative lift [95% CI]"]]
+    assert lifts == ["+46% [+27%, +69%]", "+4% [-4%, +14%]", "-6% [-39%, +47%]"]
+    assert "Arm" not in table  # a single arm: the arm list above names it
+    two = report_data.tabulate_experiment_results(
+        pd.concat([RESULTS, RESULTS.assign(experiment="other")])
+    )
+    assert two["Arm"].tolist() == ["exp: b"] * 3 + ["other: b"] * 3
     assert table["p (adjusted)"].tolist() == ["<0.001", "0.68", "0.8"]
     assert table["Reading"].tolist() == [
-        "better than control", "no clear difference", "no clear difference"
+        "better", "no clear difference", "no clear difference"
     ]  # fmt: skip
     [line] = report_data.describe_guardrails(RESULTS)
     assert "unsubscribe rate): relative change -6% [-39%, +47%]" in line
@@ -893,15 +897,20 @@ def test_arms_show_their_copy_and_the_quotes_they_were_written_from():
                         ("q-2026-11-02-004", None)]},
         ]
     )  # fmt: skip
-    table = report_data.tabulate_experiment_arms(arms)
-    assert table.loc[1, "Arm"] == "exp: ship (Shipping)"
-    assert table["Units"].tolist() == ["10,462", "10,538"]
-    assert table.loc[1, "Copy"] == "\u201cFree shipping\u201d"
-    assert table.loc[1, "Written from"] == (
-        "q-2026-11-01-006: \u201cIt was the shipping cost.\u201d; "
-        "q-2026-11-02-004 (text not shown: no consent to quote)"
-    )
-    assert table.loc[0, "Written from"] == "– (no customer quote)"
+    text = report_data.list_experiment_arms(arms)
+    assert text.startswith("**exp**, what each arm said:")
+    assert (
+        "- *control* (Current), 10,462 units: \u201cOur winter edit\u201d, not "
+        "written from a customer quote."
+    ) in text
+    assert (
+        "- *ship* (Shipping), 10,538 units: \u201cFree shipping\u201d; written from "
+        "`q-2026-11-01-006` \u201cIt was the shipping cost.\u201d; "
+        "`q-2026-11-02-004` (text not shown: no consent to quote)."
+    ) in text
+    quoted = arms.iloc[[1]].assign(quotes=[[("q-1", "Hi.")]])
+    text = report_data.list_experiment_arms(quoted)
+    assert text.endswith("written from `q-1` \u201cHi.\u201d")  # no second stop
 
 
 def theme_rows(counts: dict, n: int) -> list[dict]:
@@ -942,11 +951,13 @@ def test_theme_comparison_keeps_last_months_top_and_the_largest_movers(tmp_path)
     assert (fallen["k_after"], fallen["n_after"]) == (0, 25)
     assert fallen["difference"] == pytest.approx(-4 / 22)
     assert changes["difference"].abs().is_monotonic_decreasing
-    shown = report_data.format_theme_changes(changes, themes)
+    shown = report_data.format_theme_changes(changes, themes).replace(
+        "\u00a0", " ", regex=True
+    )
     row = shown.set_index("Theme").loc["Obj-D"]
     low, high = wilson(0, 25)
     assert row["November 2026"] == f"0% (0 of 25) [{100 * low:.0f}%, {100 * high:.0f}%]"
     assert row["October 2026"].startswith("18% (4 of 22)")
-    assert row["Change, pp [95% CI]"].startswith("-18 pp [")
+    assert row["Change [95% CI]"].startswith("-18 pp [")
     figure = report_data.plot_theme_changes(changes)
     assert len(figure.axes[0].get_yticklabels()) == len(changes)

@@ -1536,8 +1536,8 @@ def load_experiment_results(study: Study, month: str) -> pd.DataFrame:
 
 
 def read_result(row: dict) -> str:
-    """Return what one comparison says: ``better``, ``worse``, ``no clear
-    difference`` or ``not testable``.
+    """Return what one comparison says against control: ``better``, ``worse``,
+    ``no clear difference`` or ``not testable``.
 
     Better or worse only when the adjusted p-value is below alpha and the
     relative interval excludes no change; the direction is read against the
@@ -1551,7 +1551,7 @@ def read_result(row: dict) -> str:
     if not clear:
         return "no clear difference"
     good = (row["rel_lift"] > 0) == bool(row["higher_is_better"])
-    return "better than control" if good else "worse than control"
+    return "better" if good else "worse"
 
 
 def tabulate_experiment_results(results: pd.DataFrame) -> pd.DataFrame:
@@ -1560,27 +1560,27 @@ def tabulate_experiment_results(results: pd.DataFrame) -> pd.DataFrame:
     Returns
     -------
     DataFrame
-        ``Arm`` (experiment: variant), ``Metric`` (with its role),
+        ``Arm`` (the variant; ``experiment: variant`` when the month has several
+        experiments; no column when the month tested a single arm), ``Metric``
+        (with its role),
         ``Relative lift [95% CI]``, ``p (adjusted)``, ``Reading``
         (:func:`read_result`); primary metrics first.
     """
     order = {"primary": 0, "secondary": 1, "guardrail": 2}
+    several = len(set(results["experiment"])) > 1
+    arms = set(zip(results["experiment"], results["variant"], strict=True))
     rows = sorted(
         results.to_dict("records"),
         key=lambda r: (r["experiment"], r["variant"], order.get(r["role"], 3)),
     )
-    return pd.DataFrame(
+    table = pd.DataFrame(
         [
             {
-                "Arm": f"{row['experiment']}: {row['variant']}",
+                "Arm": f"{row['experiment']}: {row['variant']}"
+                if several
+                else row["variant"],
                 "Metric": f"{format_metric(row['metric'])}, {row['role']}",
-                "Relative lift [95% CI]": format_lift(
-                    {
-                        "lift": none_if_nan(row["rel_lift"]),
-                        "ci_low": none_if_nan(row["rel_ci_low"]),
-                        "ci_high": none_if_nan(row["rel_ci_high"]),
-                    }
-                ),  # fmt: skip
+                "Relative lift [95% CI]": keep_together(format_result_lift(row)),
                 "p (adjusted)": format_p(row["p_adjusted"]),
                 "Reading": read_result(row),
             }
@@ -1588,6 +1588,26 @@ def tabulate_experiment_results(results: pd.DataFrame) -> pd.DataFrame:
         ],
         columns=["Arm", "Metric", "Relative lift [95% CI]", "p (adjusted)", "Reading"],
     )
+    # With a single arm the column would repeat one name; the arm list names it.
+    return table.drop(columns="Arm") if len(arms) == 1 else table
+
+
+def format_result_lift(row: dict) -> str:
+    """Return a results row's relative lift with its interval (:func:`format_lift`)."""
+    return format_lift(
+        {
+            "lift": none_if_nan(row["rel_lift"]),
+            "ci_low": none_if_nan(row["rel_ci_low"]),
+            "ci_high": none_if_nan(row["rel_ci_high"]),
+        }
+    )
+
+
+def keep_together(text: str) -> str:
+    """Return `text` with its interval's inner spaces made non-breaking, so a
+    narrow table cell wraps before ``[`` and never inside the interval."""
+    head, bracket, interval = text.partition("[")
+    return head + bracket + interval.replace(" ", "\u00a0")
 
 
 def none_if_nan(value):
@@ -1604,14 +1624,10 @@ def describe_guardrails(results: pd.DataFrame) -> list[str]:
     lines = []
     for row in results[results["role"].eq("guardrail")].to_dict("records"):
         reading = read_result(row)
-        if reading == "better than control":
+        if reading == "better":
             continue
-        lift = format_lift(
-            {"lift": none_if_nan(row["rel_lift"]),
-             "ci_low": none_if_nan(row["rel_ci_low"]),
-             "ci_high": none_if_nan(row["rel_ci_high"])}
-        )  # fmt: skip
-        if reading == "worse than control":
+        lift = format_result_lift(row)
+        if reading == "worse":
             meaning = "the variant made it worse"
         elif reading == "not testable":
             meaning = "not testable this month, so harm is not ruled out"
@@ -1675,39 +1691,40 @@ def load_experiment_arms(study: Study, month: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
-def tabulate_experiment_arms(arms: pd.DataFrame) -> pd.DataFrame:
+def list_experiment_arms(arms: pd.DataFrame) -> str:
     """Return what each arm said and which customers' words it came from.
 
     Returns
     -------
-    DataFrame
-        ``Arm`` (experiment: variant, and its name), ``Units``, ``Copy``
-        (quoted), ``Written from`` (each quote id with its text, or why the
-        text is not shown; ``current copy`` for an arm without quotes).
+    str
+        A Markdown list per experiment: each arm's id and name, its units, its
+        copy (quoted) and the quote ids with their texts it was written from (or
+        why a text is not shown).
     """
 
     def sources(quotes: list) -> str:
         if not quotes:
-            return "– (no customer quote)"
-        return "; ".join(
-            f"{quote_id}: \u201c{text}\u201d"
+            return ", not written from a customer quote"
+        return "; written from " + "; ".join(
+            f"`{quote_id}` \u201c{text}\u201d"
             if text
-            else f"{quote_id} (text not shown: no consent to quote)"
+            else f"`{quote_id}` (text not shown: no consent to quote)"
             for quote_id, text in quotes
         )
 
-    return pd.DataFrame(
-        {
-            "Arm": [
-                f"{row.experiment}: {row.variant}"
-                + (f" ({row.name})" if row.name else "")
-                for row in arms.itertuples()
-            ],
-            "Units": [format_count(none_if_nan(n)) for n in arms["n"]],
-            "Copy": [f"\u201c{copy}\u201d" if copy else "–" for copy in arms["copy"]],
-            "Written from": [sources(quotes) for quotes in arms["quotes"]],
-        }
-    )
+    blocks = []
+    for experiment, rows in arms.groupby("experiment", sort=False):
+        lines = [f"**{experiment}**, what each arm said:", ""]
+        for row in rows.itertuples():
+            name = f" ({row.name})" if row.name else ""
+            units = none_if_nan(row.n)
+            counted = f", {format_count(units)} units" if units is not None else ""
+            copy = f"\u201c{row.copy}\u201d" if row.copy else "no copy given"
+            line = f"- *{row.variant}*{name}{counted}: {copy}{sources(row.quotes)}"
+            # A quote ends its own sentence; no second full stop after it.
+            lines.append(line if line.endswith("\u201d") else f"{line}.")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
 
 
 # ---------------------------------------------------------------------------
@@ -1820,7 +1837,8 @@ def compare_theme_changes(themes: pd.DataFrame) -> pd.DataFrame:
 
 def format_theme_changes(changes: pd.DataFrame, themes: pd.DataFrame) -> pd.DataFrame:
     """Return the theme changes for display: ``Theme``, one column per month
-    (``24% (6 of 25) [11%, 43%]``) and ``Change, pp [95% CI]``."""
+    (``24% (6 of 25) [11%, 43%]``) and ``Change [95% CI]`` in percentage
+    points; intervals never break across lines."""
     if changes.empty:
         return pd.DataFrame(columns=["Theme"])
     before, after = changes["before"].iloc[0], changes["after"].iloc[0]
@@ -1831,10 +1849,14 @@ def format_theme_changes(changes: pd.DataFrame, themes: pd.DataFrame) -> pd.Data
     return pd.DataFrame(
         {
             "Theme": changes["name"],
-            format_month(before): [by_key[(c, before)] for c in changes["code"]],
-            format_month(after): [by_key[(c, after)] for c in changes["code"]],
-            "Change, pp [95% CI]": [
-                format_pp(row["difference"], row["ci_low"], row["ci_high"], digits=0)
+            format_month(before): [
+                keep_together(by_key[(c, before)]) for c in changes["code"]
+            ],
+            format_month(after): [
+                keep_together(by_key[(c, after)]) for c in changes["code"]
+            ],
+            "Change [95% CI]": [
+                keep_together(format_pp(*(row[k] for k in SPREAD), digits=0))
                 for row in changes.to_dict("records")
             ],
         }
