@@ -683,6 +683,45 @@ def test_recovery_counts_only_orders_after_the_call_within_the_window(study):
     assert arms.loc["holdout", "revenue"] == 60.0
 
 
+def test_a_cancelled_order_is_no_recovery(study):
+    # h4 (hold-out) and a3 (called) place orders inside their windows and cancel
+    # them: neither is a purchase, so the arms stay at 3/6 and 1/6 with the same
+    # revenue, as in the fixture without them.
+    path = study.processed(MONTH, "orders_order.parquet")
+    orders = pd.read_parquet(path).assign(is_cancelled=False)
+    cancelled = pd.DataFrame(
+        {
+            "order_id": ["#1010", "#1011"],
+            "customer_key": [key("h4"), key("a3")],
+            "created_at": pd.to_datetime(["2026-11-12T15:00Z", "2026-11-12T15:00Z"]),
+            "total": [55.0, 45.0],
+            "is_cancelled": [True, True],
+        }
+    )
+    pd.concat([orders, cancelled], ignore_index=True).to_parquet(path)
+
+    outputs = run_calls_step(study, MONTH, now=NOW)
+    arms = outputs["recovery_arms"].set_index("arm")
+    assert arms.loc["called", ["n_recovered", "n_customers"]].tolist() == [3, 6]
+    assert arms.loc["holdout", ["n_recovered", "n_customers"]].tolist() == [1, 6]
+    assert arms.loc[["called", "holdout"], "revenue"].tolist() == [170.0, 60.0]
+    recovery = outputs["recovery"].set_index("customer_key")
+    assert recovery.loc[[key("h4"), key("a3")], "n_orders"].tolist() == [0, 0]
+
+    # A caller who typed a3's cancelled order as recovered is told it was cancelled.
+    study.processed(MONTH, "attempts_attempt.parquet").unlink()
+    raw = study.raw("calls", MONTH, "call-list_filled.csv")
+    lines = raw.read_text().splitlines()
+    [row] = [n for n, line in enumerate(lines) if key("a3") in line]
+    lines[row] += "#1011"
+    raw.write_text("\n".join(lines) + "\n")
+    flags = run_calls_step(study, MONTH, now=NOW)["recovered_order_flags"]
+    assert flags[["row", "reason"]].values.tolist() == [[row + 1, "cancelled"]]
+    assert flags["found"].iloc[0] == (
+        "order #1011 placed 2026-11-12 15:00 UTC, since cancelled"
+    )
+
+
 def test_recovery_difference_matches_newcombe_and_fisher_by_hand(study):
     comparison = run_calls_step(study, MONTH, now=NOW)["summary"]["recovery"]
     cart = comparison["cart_abandoners"]

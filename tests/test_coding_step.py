@@ -252,16 +252,13 @@ def test_demo_summary_agrees_with_its_own_tables(demo):
         )
         assert block["ci_low"] <= block["estimate"] <= block["ci_high"]
 
-    # Non-buyers recounted from the processed orders with plain pandas.
+    # Non-buyers recounted from the processed orders with plain pandas: an order
+    # of the month that was not cancelled makes a buyer.
     orders = pd.read_parquet(study.processed("2026-11", "orders_order.parquet"))
-    bought = set(
-        orders.loc[
-            pd.to_datetime(orders["created_at"], utc=True).dt.strftime("%Y-%m")
-            == "2026-11",
-            "customer_key",
-        ]
-    )
-    talked = set(output["conversations"]["customer_key"])
+    month_of = pd.to_datetime(orders["created_at"], utc=True).dt.strftime("%Y-%m")
+    kept = (month_of == "2026-11") & ~orders["is_cancelled"].astype(bool)
+    bought = set(orders.loc[kept, "customer_key"])
+    talked = set(output["coded_conversations"]["customer_key"])
     assert summary["price_objection"]["n"] == len(talked - bought)
 
     # Quotes in the summary come only from customers who agreed; none leaks a phone.
@@ -294,8 +291,9 @@ def test_price_code_names_the_theme_counted_among_non_buyers(demo, caplog):
     consensus = outputs["2026-11"]["consensus"]
     orders = pd.read_parquet(study.processed("2026-11", "orders_order.parquet"))
     in_month = pd.to_datetime(orders["created_at"], utc=True).dt.strftime("%Y-%m")
+    bought = (in_month == "2026-11") & ~orders["is_cancelled"].astype(bool)
     nonbuyers = set(conversations["customer_key"]) - set(
-        orders.loc[in_month == "2026-11", "customer_key"]
+        orders.loc[bought, "customer_key"]
     )
 
     # Shipping cost instead of price: recounted from the consensus by hand.

@@ -168,6 +168,26 @@ def test_price_among_nonbuyers(coded, conversations, codebook):
     assert result["n_customers"] == 7
 
 
+def test_a_customer_whose_only_order_was_cancelled_did_not_buy(
+    coded, conversations, codebook
+):
+    orders = pd.DataFrame(
+        {
+            # k1 bought in November; k2 and k3 ordered and cancelled.
+            "customer_key": ["k1", "k2", "k3"],
+            "created_at": pd.to_datetime(["2026-11-20T10:00Z"] * 3),
+            "is_cancelled": [False, True, True],
+        }
+    )
+    result = themes.tally_theme_among_nonbuyers(
+        coded, conversations, codebook, orders, "2026-11"
+    )
+    # Non-buyers: k2, k3, k4, k5, k7, k8 (6); k2 and k3 cited price.
+    assert (result["k"], result["n"]) == (2, 6)
+    low, high = stats.binomtest(2, 6).proportion_ci(method="wilson")
+    assert (result["ci_low"], result["ci_high"]) == pytest.approx((low, high))
+
+
 def test_value_at_stake_sums_each_citing_customer_once(coded, conversations, codebook):
     customers = pd.DataFrame(
         {"customer_key": ["k1", "k2", "k3", "k5"], "spend": [100.0, 50.0, 0.0, 30.0]}

@@ -1525,7 +1525,8 @@ def measure_recovery(
     assignment : DataFrame
         ``customer_key``, ``segment``, ``arm`` (``called``/``holdout``).
     orders : DataFrame
-        ``customer_key``, ``created_at`` (UTC), ``total``.
+        ``customer_key``, ``created_at`` (UTC), ``total``; optional
+        ``is_cancelled`` (cancelled orders are left out).
     attempts : DataFrame
         Described attempts (:func:`describe_attempts`).
     month : str
@@ -1545,16 +1546,16 @@ def measure_recovery(
 
     Notes
     -----
-    An order counts when placed after the customer's reference time and no
-    more than ``calls.recovery_window_days`` later. A dialled customer's
-    reference is their own first attempt, so an order placed before the call
-    never counts. A hold-out customer has no call, and neither has a called
+    An order counts when placed after the customer's reference time and no more than
+    ``calls.recovery_window_days`` later, and was not cancelled. A dialled
+    customer's reference is their own first attempt, so an order placed before the
+    call never counts. A hold-out customer has no call, and neither has a called
     customer nobody dialled; both take the **median first-attempt time of the
     segment's dialled customers**. The month's start would open the hold-out's
     window days before the typical called customer's, when abandoners are most
-    likely to come back by themselves, and so flatter the hold-out; the median
-    puts both arms' windows at the same point of the calling period. Everyone
-    randomised stays in the denominator of their arm (intent to treat).
+    likely to come back by themselves, and so flatter the hold-out; the median puts
+    both arms' windows at the same point of the calling period. Everyone randomised
+    stays in the denominator of their arm (intent to treat).
 
     The orders export is the only source of recoveries. The ``recovered_order``
     a caller types is never counted: the hold-out has no caller to type one, so
@@ -1580,9 +1581,22 @@ def measure_recovery(
         return pd.DataFrame(columns=RECOVERY_COLUMNS)
 
     customers = assign_reference_times(customers, attempts, start=start)
-    customers = count_window_orders(customers, orders, window=window, start=start)
+    placed = drop_cancelled_orders(orders)
+    customers = count_window_orders(customers, placed, window=window, start=start)
     _warn_open_windows(customers, orders, window=window)
     return customers[RECOVERY_COLUMNS]
+
+
+def drop_cancelled_orders(orders: pd.DataFrame) -> pd.DataFrame:
+    """Return the orders that were not cancelled (all of them without an
+    ``is_cancelled`` column): a cancelled order is no purchase, in either arm,
+    as step 01 counts purchases."""
+    if "is_cancelled" not in orders:
+        return orders
+    is_cancelled = orders["is_cancelled"].fillna(False).astype(bool)
+    if is_cancelled.any():
+        log.info("recovery leaves out %d cancelled orders", int(is_cancelled.sum()))
+    return orders[~is_cancelled]
 
 
 def recovery_window(config: dict) -> pd.Timedelta:
@@ -1685,8 +1699,8 @@ def flag_recovered_orders(
         One row per reference flagged: ``file``, ``row`` (the spreadsheet row),
         ``column`` (``recovered_order``), ``customer_key``, ``attempted_at``,
         ``recovered_order`` (as typed), ``reason`` (``not_in_orders``,
-        ``other_customer``, ``before_attempt``, ``after_window``), ``expected``
-        and ``found``.
+        ``other_customer``, ``cancelled``, ``before_attempt``,
+        ``after_window``), ``expected`` and ``found``.
 
     Notes
     -----
@@ -1702,8 +1716,9 @@ def flag_recovered_orders(
     ).drop_duplicates("reference")
     by_reference = by_reference.set_index("reference")
     expected = (
-        "an order of this customer in the month's orders export, placed after "
-        f"this attempt and at most {window.days} days after their first attempt"
+        "an order of this customer in the month's orders export, not cancelled, "
+        f"placed after this attempt and at most {window.days} days after their "
+        "first attempt"
     )
 
     # Judge each typed reference against the order it names.
@@ -1748,6 +1763,9 @@ def _judge_reference(attempt, order, *, closes) -> tuple[str, str] | None:
     if order["customer_key"] != attempt.customer_key:
         owner = order["customer_key"] if pd.notna(order["customer_key"]) else "none"
         return "other_customer", f"order {order['order_id']} of customer {owner}"
+    cancelled = order.get("is_cancelled")
+    if cancelled is not None and pd.notna(cancelled) and bool(cancelled):
+        return "cancelled", f"{placed}, since cancelled"
     if order["created_at"] <= attempt.attempted_at:
         return "before_attempt", (
             f"{placed}, before this attempt ({attempt.attempted_at:%Y-%m-%d %H:%M} UTC)"

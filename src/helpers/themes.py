@@ -338,9 +338,11 @@ def find_nonbuyers(
     conversations : DataFrame
         ``customer_key`` per conversation.
     orders : DataFrame
-        The processed orders (``customer_key``, ``created_at``, UTC).
+        The processed orders (``customer_key``, ``created_at``, UTC; optional
+        ``is_cancelled``).
     month : str
-        ``YYYY-MM``; an order counts when created in that UTC calendar month.
+        ``YYYY-MM``; an order counts when created in that UTC calendar month and
+        not cancelled (a cancelled order is no purchase, as in step 01).
 
     Returns
     -------
@@ -348,7 +350,10 @@ def find_nonbuyers(
         Sorted unique ``customer_key`` values.
     """
     created = pd.to_datetime(orders["created_at"], utc=True)
-    in_month = orders.loc[created.dt.strftime("%Y-%m") == month, "customer_key"]
+    is_bought = created.dt.strftime("%Y-%m") == month
+    if "is_cancelled" in orders:
+        is_bought &= ~orders["is_cancelled"].fillna(False).astype(bool)
+    in_month = orders.loc[is_bought, "customer_key"]
     talked = pd.Series(conversations["customer_key"].dropna().unique())
     return talked[~talked.isin(set(in_month))].sort_values().reset_index(drop=True)
 
