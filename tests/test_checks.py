@@ -95,6 +95,33 @@ def test_a_month_without_exports_is_an_error_naming_the_months_that_have_them(
     assert [(p.severity, p.step) for p in problems] == [("warning", "exports")]
 
 
+def test_check_stops_an_experiment_named_unlike_its_folder_as_the_step_would(
+    study_dir,
+):
+    folder = study_dir / "experiments" / "subject-nov"
+    folder.mkdir(parents=True)
+    (folder / "results.csv").write_text(
+        "variant,n,conversions\ncontrol,900,30\nb,900,41\n"
+    )
+    (folder / "experiment.yml").write_text(
+        "name: subject-dec\nhypothesis: h\n"
+        "variants: [{id: control, quote_ids: []}, {id: b, quote_ids: []}]\n"
+        "split: {control: 0.5, b: 0.5}\nprimary_metric: conversion_rate\n"
+        "dates: {start: 2026-11-01, end: 2026-11-14}\n"
+        "results: {file: results.csv, kind: arms}\n"
+    )
+    (study_dir / "study.yml").write_text(
+        "study: {timezone: America/New_York}\nmonths:\n"
+        f'  "{MONTH}": {{experiments: [subject-nov]}}\n'
+    )
+    problems = check_study(study_dir, month=MONTH, root=study_dir.parents[2])
+    errors = [p for p in problems if p.severity == "error"]
+    assert [(p.step, p.file, p.column) for p in errors] == [
+        ("experiments", str(folder / "experiment.yml"), "name")
+    ]
+    assert errors[0].found == "subject-dec" and "name: subject-nov" in errors[0].fix
+
+
 def test_format_groups_by_severity_with_where_expected_found_and_fix(study_dir):
     (study_dir / "exports" / MONTH / "orders_export.csv").write_bytes(b"")
     study = load_study(study_dir, root=study_dir.parents[2])

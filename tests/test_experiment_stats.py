@@ -280,6 +280,46 @@ def test_chance_to_beat_control_matches_numerical_integration(k0, n0, k1, n1):
     assert chance[0] == pytest.approx(exact, abs=1e-4)
 
 
+def chance_closed_form(k0, n0, k1, n1):
+    """P(B > A) for Beta(1 + k, 1 + n - k) posteriors as a finite sum (Evan
+    Miller, "Formulas for Bayesian A/B testing", 2015), exact for whole counts:
+    sum over i < a_B of B(a_A + i, b_A + b_B) / ((b_B + i) B(1 + i, b_B) B(a_A, b_A)).
+    """
+    from scipy import special
+
+    a_a, b_a, a_b, b_b = 1 + k0, 1 + n0 - k0, 1 + k1, 1 + n1 - k1
+    i = np.arange(a_b)
+    log_terms = (
+        special.betaln(a_a + i, b_a + b_b)
+        - np.log(b_b + i)
+        - special.betaln(1 + i, b_b)
+        - special.betaln(a_a, b_a)
+    )
+    return float(np.exp(log_terms).sum())
+
+
+@pytest.mark.parametrize(
+    ("k0", "n0", "k1", "n1"),
+    [
+        # Posteriors of very different widths: a grid spanning both once missed
+        # the narrow one between two points (chance 0.0 where it is 1.0).
+        (2, 50_000, 400, 1_000),
+        (400, 1_000, 2, 50_000),
+        (10, 100_000, 1_000, 100_000),
+        (10, 1_000, 1_200, 100_000),
+        (1_200, 100_000, 10, 1_000),
+        (5, 200_000, 30, 200_000),
+        # Ordinary cases and tiny arms.
+        (61, 5012, 83, 4988),
+        (40, 20000, 38, 20100),
+        (1, 3, 2, 3),
+    ],
+)
+def test_chance_to_beat_control_matches_the_closed_form_sum(k0, n0, k1, n1):
+    chance = es.chance_beta_binomial([k0], [n0], [k1], [n1])
+    assert chance[0] == pytest.approx(chance_closed_form(k0, n0, k1, n1), abs=1e-5)
+
+
 def test_exact_interval_at_zero_successes_is_clopper_pearson():
     low, high = es.exact_interval(np.array([0]), np.array([400]), alpha=0.05)
     assert low[0] == 0
@@ -300,6 +340,47 @@ def test_identical_values_have_zero_variance_and_no_p_value():
     assert unit_variance == 0
     result = es.compare_estimates(mean, variance, mean, variance, alpha=0.05)
     assert np.isnan(result["p_value"])
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_constant_order_value_has_zero_ratio_variance_and_no_p_value(seed):
+    # 49.99 per order, 1-3 orders per customer: revenue / orders is 49.99 for every
+    # customer, so the delta-method variance is 0; float sums used to leave 1e-16
+    # and a p-value of 0 against a constant 59.99.
+    rng = np.random.default_rng(seed)
+    described = []
+    for price in (49.99, 59.99):
+        orders = rng.integers(1, 4, 1000).astype(float)
+        revenue = price * orders
+        described.append(
+            es.describe_ratio(
+                1000,
+                revenue.sum(),
+                orders.sum(),
+                (revenue**2).sum(),
+                (orders**2).sum(),
+                (revenue * orders).sum(),
+            )
+        )
+    (r0, v0), (r1, v1) = described
+    assert (r0, r1) == (pytest.approx(49.99), pytest.approx(59.99))
+    assert v0 == 0 and v1 == 0
+    assert np.isnan(es.compare_estimates(r0, v0, r1, v1, alpha=0.05)["p_value"])
+
+    # One cent of spread in one order is real variation and is kept: hand formula.
+    orders = np.array([1.0, 2.0, 3.0, 1.0, 2.0])
+    revenue = 49.99 * orders + np.array([0.0, 0.0, 0.01, 0.0, 0.0])
+    _, variance = es.describe_ratio(
+        5,
+        revenue.sum(),
+        orders.sum(),
+        (revenue**2).sum(),
+        (orders**2).sum(),
+        (revenue * orders).sum(),
+    )
+    residual = revenue - revenue.sum() / orders.sum() * orders
+    expected = residual.var(ddof=1) / (5 * orders.mean() ** 2)
+    assert variance == pytest.approx(expected, rel=1e-6) and variance > 0
 
 
 def test_multinomial_bootstrap_matches_scipy_bootstrap(revenue_rows):

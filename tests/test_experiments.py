@@ -559,6 +559,39 @@ def test_identical_order_values_are_not_significant(tmp_path):
     assert "not testable" in found["verdict"]
 
 
+def test_constant_order_values_given_as_arm_sums_are_not_significant(tmp_path):
+    # Per-arm sums from a spreadsheet: 49.99 against 59.99 per order, 1-3 orders
+    # per customer. Each arm's AOV has no spread at all; float sums must not turn
+    # that into a standard error of 1e-8 and a p-value of 0.
+    rng = np.random.default_rng(0)
+    arms = []
+    for variant, price in (("control", 49.99), ("new-copy", 59.99)):
+        orders = rng.integers(1, 4, 1000).astype(float)
+        revenue = price * orders
+        arms.append(
+            {
+                "variant": variant,
+                "n": 1000,
+                "revenue": revenue.sum(),
+                "revenue_sq": (revenue**2).sum(),
+                "orders": orders.sum(),
+                "orders_sq": (orders**2).sum(),
+                "revenue_x_orders": (revenue * orders).sum(),
+            }
+        )
+    definition = two_arm_definition(
+        primary_metric="aov",
+        secondary_metrics=[],
+        results={"file": "results.csv", "kind": "arms"},
+    )
+    path = write_experiment(tmp_path / "sums", definition, pd.DataFrame(arms))
+    found = row(analyse(path)["results"], "aov", "new-copy")
+    assert found["estimate"] == pytest.approx(59.99)
+    assert not found["is_testable"] and np.isnan(found["p_value"])
+    assert "zero_variance" in found["flags"]
+    assert "significant" not in found["verdict"]
+
+
 def test_zero_conversions_are_not_testable_with_an_exact_bound(tmp_path):
     rows = pd.DataFrame(
         {
@@ -579,6 +612,37 @@ def test_zero_conversions_are_not_testable_with_an_exact_bound(tmp_path):
     assert "no conversions" in arm["verdict"]
     checks = analysis["checks"]
     assert checks["check"].eq("zero_conversions").sum() == 1
+
+
+@pytest.mark.parametrize("control_share", [0.5, 0.4])
+def test_arms_below_the_planned_sample_are_flagged_with_the_plans_size(
+    tmp_path, control_share
+):
+    # arms-basic plans revenue per visitor for +10% of 2.10 (sd 19) at alpha
+    # 0.05 / 4 and power 0.8; with a control share c and an arm share 1 - c the
+    # control needs (z sd / mde)**2 (1 + c / (1 - c)) and each arm its share's
+    # multiple (normal approximation; the t correction is under 0.1% here).
+    definition = yaml.safe_load(
+        (FIXTURES / "arms-basic" / "experiment.yml").read_text()
+    )
+    share = {"control": control_share, "free-returns": 1 - control_share}
+    definition["split"] = share
+    results = pd.read_csv(FIXTURES / "arms-basic" / "results.csv")
+    analysis = analyse(write_experiment(tmp_path / "small", definition, results))
+
+    z = stats.norm.ppf(1 - 0.05 / 8) + stats.norm.ppf(0.8)
+    ratio = (1 - control_share) / control_share
+    need_control = (z * 19.0 / 0.21) ** 2 * (1 + 1 / ratio)
+    checks = analysis["checks"].query("check == 'min_sample'").set_index("variant")
+    assert checks.loc["control", "threshold"] == pytest.approx(need_control, rel=2e-3)
+    assert checks.loc["free-returns", "threshold"] == pytest.approx(
+        need_control * ratio, rel=2e-3
+    )
+    assert not checks["is_passed"].any()
+    assert checks.loc["control", "value"] == 20000
+    arms = analysis["results"].query("variant != 'control'")
+    assert arms["flags"].str.contains("below_min_sample").all()
+    assert arms["verdict"].str.contains("below the planned sample").all()
 
 
 def test_verdicts_say_significant_only_with_the_interval(tmp_path):

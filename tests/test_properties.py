@@ -18,6 +18,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from helpers import experiment_stats as es
 from helpers.coding import agreement_table
 from helpers.errors import HeardInputError
 from helpers.experiments import load_experiment, read_results
@@ -184,6 +185,38 @@ def test_wilson_interval_contains_its_estimate(n, share, alpha):
     k = round(share * n)
     low, high = wilson_interval(k, n, alpha=alpha)
     assert 0 <= low <= k / n <= high <= 1
+
+
+arm_counts = st.integers(min_value=1, max_value=200_000).flatmap(
+    lambda n: st.tuples(st.integers(min_value=0, max_value=n), st.just(n))
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(control=arm_counts, treatment=arm_counts)
+def test_chance_to_beat_control_and_its_mirror_sum_to_one(control, treatment):
+    # P(B > A) + P(A > B) = 1 for continuous posteriors, whatever their widths.
+    (k0, n0), (k1, n1) = control, treatment
+    forward = es.chance_beta_binomial([k0], [n0], [k1], [n1])[0]
+    mirror = es.chance_beta_binomial([k1], [n1], [k0], [n0])[0]
+    assert 0 <= forward <= 1 + 1e-9
+    assert forward + mirror == pytest.approx(1, abs=1e-5)
+
+
+@settings(max_examples=100, deadline=None)
+@given(control=arm_counts, treatment=arm_counts, alpha=st.sampled_from([0.01, 0.05]))
+def test_lift_intervals_contain_their_estimates(control, treatment, alpha):
+    (k0, n0), (k1, n1) = control, treatment
+    result = es.compare_proportions(k0, n0, k1, n1, alpha=alpha)
+    assert result["abs_ci_low"] <= result["abs_lift"] <= result["abs_ci_high"]
+    p0, p1 = k0 / n0, k1 / n1
+    relative = es.relative_lift(
+        p0, p0 * (1 - p0) / n0, p1, p1 * (1 - p1) / n1, alpha=alpha
+    )
+    if k0 > 0 and k1 > 0:
+        low, high = relative["rel_ci_low"], relative["rel_ci_high"]
+        assert low <= relative["rel_lift"] * (1 + 1e-12) + 1e-12
+        assert relative["rel_lift"] <= high * (1 + 1e-12) + 1e-12
 
 
 CODES = ["OBJ-PRICE", "OBJ-SHIP", "OBJ-TRUST"]

@@ -204,6 +204,25 @@ def test_privacy_scan_stops_a_report_with_a_phone_number(tmp_path, info):
     assert not pdf.exists() and not site.exists()
 
 
+def test_a_phone_in_a_processed_file_stops_the_report_before_rendering(
+    tmp_path, no_checks
+):
+    root = fixture_project(tmp_path, {"01_stage": FIXTURES / "stage.ipynb"})
+    processed = root / "data" / "processed" / "fixture" / "2026-11"
+    processed.mkdir(parents=True)
+    leaking = processed / "insights-open_insight.csv"
+    leaking.write_text("insight,note\ni-1,call her back on +1 202-555-0147\n")
+    # The call list is meant to hold phones and is left alone.
+    (processed / "call-list_customer_2026-11.csv").write_text(
+        "name,phone\nAnn,+1 202-555-0111\n"
+    )
+    with pytest.raises(report.HeardInputError) as caught:
+        report.build_report("fixture", "2026-11", root=root, renderer="fallback")
+    assert caught.value.file == str(leaking)
+    assert "+1 202-555-0147" in str(caught.value) and caught.value.fix
+    assert not list((root / "reports" / "_output").rglob("*.pdf"))
+
+
 def wilson(k: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
     """Wilson score interval, written out from the textbook formula."""
     p = k / n
@@ -317,6 +336,25 @@ def test_executive_summary_carries_denominators_quotes_and_questions(tmp_path):
     assert '"Shipping was a shock, call me on [phone]"' in text  # redacted again
     assert "+20% [-5%, +50%]" in text and "adjusted p 0.12" in text
     assert "not distinguishable from no change" in text
+
+
+def test_summary_line_of_an_experiment_with_a_sample_ratio_mismatch_claims_nothing():
+    entry = {
+        "name": "subject-nov",
+        "variant": "b",
+        "primary_metric": "conversion",
+        "lift": 0.3,
+        "ci_low": 0.1,
+        "ci_high": 0.5,
+        "p_adjusted": 0.001,
+    }
+    [clean] = report_data.describe_experiments({"experiments": [entry]})
+    assert clean.endswith("the variant did better than control.")
+    [mismatched] = report_data.describe_experiments(
+        {"experiments": [{**entry, "has_srm": True, "srm_p_value": 1e-6}]}
+    )
+    assert "sample-ratio mismatch" in mismatched
+    assert "did better" not in mismatched
 
 
 def rate_entry(k: int, n: int) -> dict:

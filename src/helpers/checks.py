@@ -730,12 +730,11 @@ def _check_insights(study: Study, month: str | None) -> Iterator[Task]:
 
 
 def _check_experiments(study: Study, month: str | None) -> Iterator[Task]:
-    settings = study.config.get("experiments", {})
     for name in study.month_config(month).get("experiments") or []:
         path = study.raw("experiments", name, "experiment.yml")
 
-        def task(path=path) -> None:
-            from helpers.experiments import load_experiment, read_results
+        def task(path=path, name=name) -> None:
+            from helpers.experiments import load_listed_experiment, read_results
 
             if not path.exists():
                 raise HeardInputError(
@@ -746,7 +745,8 @@ def _check_experiments(study: Study, month: str | None) -> Iterator[Task]:
                     fix="write experiment.yml (docs/study-folder.md, 04) or remove "
                     "the name from the month's experiments",
                 )
-            read_results(load_experiment(path, defaults=settings))
+            # As the step loads it: a name unlike the folder's stops the step too.
+            read_results(load_listed_experiment(study, name))
 
         yield path, task
 

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from helpers.checks import ensure_checked, remember_checked
+from helpers.checks import ensure_checked, ensure_private, remember_checked
 from helpers.errors import HeardInputError
 from helpers.files import save_text
 from helpers.study import check_month, find_project_root, load_study
@@ -150,8 +150,9 @@ def build_report(
     ------
     HeardInputError
         When the study folder has errors, or a notebook fails (then a
-        :class:`ReportStageError` naming the notebook and the cell), or the
-        rendered report holds an e-mail address or phone number.
+        :class:`ReportStageError` naming the notebook and the cell), or a
+        processed file of the month (the call list aside) or the rendered report
+        holds an e-mail address or phone number.
     """
     from helpers import render
 
@@ -195,6 +196,10 @@ def build_report(
             )
         executed[stage.name] = folder / "executed" / f"{stage.name}.ipynb"
         upstream = digest(digests)
+
+    # No e-mail or phone in the month's processed files (the call list aside):
+    # they feed the pages and are shared more widely than raw data.
+    ensure_private(load_study(study, root=root), month=month, root=root)
 
     # Render, then make sure nothing personal reached the pages.
     announce(

@@ -344,8 +344,14 @@ def describe_experiments(experiments: dict) -> list[str]:
 
 
 def read_interval(entry: dict) -> str:
-    """Return what an interval of a relative lift says, in words."""
+    """Return what an interval of a relative lift says, in words; a sample-ratio
+    mismatch comes first, since it makes any lift unreadable."""
     low, high = entry.get("ci_low"), entry.get("ci_high")
+    if entry.get("has_srm"):
+        return (
+            "the arms are not the planned sizes (sample-ratio mismatch), so this "
+            "lift cannot be read until the split is explained"
+        )
     if low is None or high is None:
         return "not estimable this month"
     if low > 0:
