@@ -892,7 +892,7 @@ RESULTS = pd.DataFrame(
     ],
     columns=["experiment", "variant", "metric", "role", "rel_lift", "rel_ci_low",
              "rel_ci_high", "p_adjusted", "higher_is_better"],
-).assign(is_testable=True, alpha=0.05)  # fmt: skip
+).assign(is_testable=True, flags="", alpha=0.05)  # fmt: skip
 
 
 def test_every_tested_metric_is_shown_and_an_unclear_guardrail_reaches_the_summary():
@@ -922,6 +922,12 @@ def test_every_tested_metric_is_shown_and_an_unclear_guardrail_reaches_the_summa
     assert "the variant made it worse" in report_data.describe_guardrails(worse)[0]
     better = worse.assign(rel_lift=-0.5, rel_ci_low=-0.7, rel_ci_high=-0.2)
     assert report_data.describe_guardrails(better) == []
+    # A sample-ratio mismatch makes any reading, good or bad, unreadable.
+    broken = better.assign(flags="srm;below_min_sample")
+    assert report_data.tabulate_experiment_results(broken).loc[0, "Reading"] == (
+        "not readable: sample-ratio mismatch"
+    )
+    assert "sample-ratio mismatch" in report_data.describe_guardrails(broken)[0]
 
 
 def test_arms_show_their_copy_and_the_quotes_they_were_written_from():

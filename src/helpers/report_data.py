@@ -1495,7 +1495,7 @@ METRIC_LABELS = {
 }
 RESULT_COLUMNS = [
     "experiment", "variant", "metric", "role", "rel_lift", "rel_ci_low",
-    "rel_ci_high", "p_adjusted", "is_testable", "higher_is_better", "alpha",
+    "rel_ci_high", "p_adjusted", "is_testable", "flags", "higher_is_better", "alpha",
 ]  # fmt: skip
 
 
@@ -1543,13 +1543,16 @@ def load_experiment_results(study: Study, month: str) -> pd.DataFrame:
 
 def read_result(row: dict) -> str:
     """Return what one comparison says against control: ``better``, ``worse``,
-    ``no clear difference`` or ``not testable``.
+    ``no clear difference``, ``not testable`` or, before anything else, ``not
+    readable: sample-ratio mismatch`` (the arms are not the planned sizes).
 
     Better or worse only when the adjusted p-value is below alpha and the
     relative interval excludes no change; the direction is read against the
     metric's ``higher_is_better`` (a rise in unsubscribes is worse).
     """
     low, high = row.get("rel_ci_low"), row.get("rel_ci_high")
+    if "srm" in str(row.get("flags") or "").split(";"):
+        return "not readable: sample-ratio mismatch"
     if not row.get("is_testable", True) or low is None or pd.isna(low):
         return "not testable"
     p_value = row.get("p_adjusted")
@@ -1637,6 +1640,11 @@ def describe_guardrails(results: pd.DataFrame) -> list[str]:
             meaning = "the variant made it worse"
         elif reading == "not testable":
             meaning = "not testable this month, so harm is not ruled out"
+        elif reading.startswith("not readable"):
+            meaning = (
+                "the arms are not the planned sizes (sample-ratio mismatch), so "
+                "harm cannot be judged until the split is explained"
+            )
         else:
             worst = row["rel_ci_low"] if row["higher_is_better"] else row["rel_ci_high"]
             change = "fall" if row["higher_is_better"] else "rise"
