@@ -1898,7 +1898,7 @@ def plot_theme_changes(changes: pd.DataFrame):
         return None
     shown = changes.iloc[::-1].reset_index(drop=True)
     figure, axes = new_figure(figsize=(6.4, 0.42 * len(shown) + 1.1))
-    axes.axvline(0, color="0.6", linewidth=1)
+    axes.axvline(0, color="0.35", linewidth=1, linestyle="--")
     points = 100 * shown["difference"]
     errors = [points - 100 * shown["ci_low"], 100 * shown["ci_high"] - points]
     axes.errorbar(
@@ -1910,13 +1910,14 @@ def plot_theme_changes(changes: pd.DataFrame):
             f"{row.k_before} of {row.n_before} \u2192 {row.k_after} of {row.n_after}",
             (100 * row.ci_high, row.Index), xytext=(6, 0),
             textcoords="offset points", va="center", fontsize=8,
+            bbox={"boxstyle": "square,pad=0.1", "facecolor": "white", "linewidth": 0},
         )  # fmt: skip
     axes.set_yticks(shown.index, shown["name"])
     low, high = 100 * shown["ci_low"].min(), 100 * shown["ci_high"].max()
     axes.set_xlim(min(low, 0) - 5, max(high, 0) + 0.45 * (high - min(low, 0)) + 5)
     axes.set_xlabel(
-        f"change in share of conversations, {format_month(shown['before'].iloc[0])} "
-        f"to {format_month(shown['after'].iloc[0])} (percentage points)"
+        f"change, {format_month(shown['before'].iloc[0])} to "
+        f"{format_month(shown['after'].iloc[0])} (percentage points)"
     )
     figure.tight_layout()
     return figure
