@@ -155,7 +155,7 @@ def test_second_run_reuses_unchanged_notebooks(
     # Nothing changed: both notebooks are reused, the report is rendered again.
     second = report.build_report("fixture", "2026-11", root=root, renderer="fallback")
     assert executed.stat().st_mtime_ns == stamp
-    assert "[2/4] 01_stage (unchanged, reused)" in capsys.readouterr().err
+    assert "[2026-11 2/4] 01_stage (unchanged, reused)" in capsys.readouterr().err
     assert second == first and first.pdf.name == "monthly-2026-11.pdf"
     assert first.site == root / "reports/_output/fixture/2026-11/site/index.html"
 
@@ -942,7 +942,7 @@ def test_arms_show_their_copy_and_the_quotes_they_were_written_from():
         ]
     )  # fmt: skip
     text = report_data.list_experiment_arms(arms)
-    assert text.startswith("**exp**, what each arm said:")
+    assert text.startswith("**exp** (21,000 units in all), what each arm said:")
     assert (
         "- *control* (Current), 10,462 units: \u201cOur winter edit\u201d, not "
         "written from a customer quote."

@@ -1711,7 +1711,8 @@ def list_experiment_arms(arms: pd.DataFrame) -> str:
     Returns
     -------
     str
-        A Markdown list per experiment: each arm's id and name, its units, its
+        A Markdown list per experiment, headed by its name and units in all:
+        each arm's id and name, its units, its
         copy (quoted) and the quote ids with their texts it was written from (or
         why a text is not shown).
     """
@@ -1728,7 +1729,9 @@ def list_experiment_arms(arms: pd.DataFrame) -> str:
 
     blocks = []
     for experiment, rows in arms.groupby("experiment", sort=False):
-        lines = [f"**{experiment}**, what each arm said:", ""]
+        total = none_if_nan(rows["n"].sum(min_count=1))
+        units = f" ({format_count(total)} units in all)" if total is not None else ""
+        lines = [f"**{experiment}**{units}, what each arm said:", ""]
         for row in rows.itertuples():
             name = f" ({row.name})" if row.name else ""
             units = none_if_nan(row.n)
