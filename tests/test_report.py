@@ -586,9 +586,8 @@ def test_a_p_value_of_zero_reads_below_0001_not_missing():
     entry = {"name": "big", "variant": "b", "primary_metric": "conversion_rate",
              "lift": 0.5, "ci_low": 0.4, "ci_high": 0.6, "p_value": 0.0,
              "p_adjusted": 0.0, "n": 64000}  # fmt: skip
-    table = report_data.tabulate_experiments({"experiments": [entry]})
-    assert table.loc[0, "p (adjusted)"] == "<0.001"
-    assert table.loc[0, "Units"] == "64,000"
+    table = report_data.tabulate_experiment_results(RESULTS.assign(p_adjusted=0.0))
+    assert set(table["p (adjusted)"]) == {"<0.001"}
     by_month = report_data.format_experiments_table(
         pd.DataFrame([{"month": "2026-11", "p_value": 0.0} | entry])
     )

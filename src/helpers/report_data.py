@@ -173,9 +173,12 @@ def write_executive_summary(study: Study, month: str, summaries: dict) -> str:
     Returns
     -------
     str
-        A question line, a bullet list (conversations, connect rate, top themes
-        with one consented quote each, experiment verdicts) and next month's
-        question.
+        A question line, a bullet list (conversations with the customers who
+        answered without one, connect rate, recovery, top themes with one
+        consented quote each, coder disagreements still open, experiment
+        verdicts, and any guardrail that got worse or stayed unclear) and next
+        month's question. Besides the summaries it reads the month's attempts,
+        disagreement queue and experiment results (processed files).
     """
     plan = study.month_config(month)
     calls, coding = summaries.get("calls", {}), summaries.get("coding", {})
@@ -432,22 +435,6 @@ def tabulate_themes(coding: dict) -> pd.DataFrame:
 def format_count(value) -> str:
     """Return a count with thousands separators (``64,000``), ``–`` when missing."""
     return "–" if value is None or value == "" else f"{int(value):,}"
-
-
-def tabulate_experiments(experiments: dict) -> pd.DataFrame:
-    """Return one row per experiment arm: metric, lift with interval, p, units."""
-    rows = [
-        {
-            "Experiment": entry.get("name"),
-            "Arm": entry.get("variant", ""),
-            "Metric": str(entry.get("primary_metric", "")).replace("_", " "),
-            "Relative lift [95% CI]": format_lift(entry),
-            "p (adjusted)": format_p(entry.get("p_adjusted", entry.get("p_value"))),
-            "Units": format_count(entry.get("n")),
-        }
-        for entry in experiments.get("experiments") or []
-    ]
-    return pd.DataFrame(rows)
 
 
 def compare_connect_rates(study: Study, month: str) -> pd.DataFrame:
