@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import re
 
+import pandas as pd
 import pytest
+import yaml
 from pypdf import PdfReader
 from report_chain import demo_chain
 
@@ -50,7 +52,7 @@ def test_pdf_holds_the_summary_numbers(built):
     assert f"{round(100 * rate['k'] / rate['n'])}%" in text
     assert f"held {calls['n_conversations']} conversations" in text
     if segments:
-        assert f"held {segments['n_customers']} customers" in text
+        assert f"held {segments['n_customers']:,} customers" in text
     for theme in (coding.get("top_themes") or [])[:3]:
         assert f"({theme['k']} of {theme['n']})" in text
     # Title page: the study, the month and the renderer used.
@@ -126,3 +128,57 @@ def test_rendering_a_month_again_gives_the_same_numbers(built):
         )
 
     assert numbers(after) == numbers(before)
+
+
+def test_pdf_shows_every_tested_metric_and_what_each_arm_said(built):
+    root, text = built["root"], pdf_text(built["2026-11"].pdf).replace("\u2212", "-")
+    processed = root / "data" / "processed" / "demo" / "2026-11"
+    results = pd.concat(
+        pd.read_parquet(path) for path in processed.glob("experiment-results_*.parquet")
+    )
+    tested = results[
+        results["variant"].ne("control") & results["role"].ne("sensitivity")
+    ]
+    assert set(tested["role"]) >= {"primary", "secondary", "guardrail"}
+
+    # Every tested metric with its role, relative lift and interval.
+    for row in tested.itertuples():
+        lift = (
+            f"{100 * row.rel_lift:+.0f}% [{100 * row.rel_ci_low:+.0f}%, "
+            f"{100 * row.rel_ci_high:+.0f}%]"
+        )
+        assert lift in text, f"{row.metric} lift {lift} missing"
+        assert f", {row.role}" in text
+    assert "average order value (AOV)" in text
+
+    # Each arm's copy, and the quote ids it was written from, from experiment.yml.
+    for path in (root / "data" / "raw" / "demo" / "experiments").glob(
+        "*/experiment.yml"
+    ):
+        definition = yaml.safe_load(path.read_text())
+        if definition["name"] not in set(results["experiment"]):
+            continue
+        for variant in definition["variants"]:
+            assert variant["copy"] in text
+            for quote_id in variant.get("quote_ids") or []:
+                assert quote_id in text.replace("- ", "-")
+
+
+def test_pdf_explains_unheard_customers_and_open_disagreements(built):
+    root, text = built["root"], pdf_text(built["2026-11"].pdf)
+    processed = root / "data" / "processed" / "demo" / "2026-11"
+    attempts = pd.read_parquet(processed / "attempts_attempt.parquet")
+    reached = set(attempts.loc[attempts["is_reached"], "customer_key"])
+    talked = set(attempts.loc[attempts["is_conversation"], "customer_key"])
+    assert f"{len(reached)} answered, {len(reached - talked)} of them without" in text
+
+    queue = pd.read_parquet(processed / "disagreements_excerpt.parquet")
+    still_open = queue["decision"].isna() & (
+        2 * queue["n_applied"] <= queue["n_coders"]
+    )
+    if still_open.any():
+        assert (
+            f"{int(still_open.sum())} of {len(queue)} excerpt-code disagreements"
+        ) in text
+    top = summary(root, "2026-11", "coding")["top_themes"][0]
+    assert f"even the top theme, {top['name']}, heard in {top['k']} of them" in text

@@ -155,7 +155,7 @@ def test_second_run_reuses_unchanged_notebooks(
     # Nothing changed: both notebooks are reused, the report is rendered again.
     second = report.build_report("fixture", "2026-11", root=root, renderer="fallback")
     assert executed.stat().st_mtime_ns == stamp
-    assert "[2/4] 01_stage (unchanged, reused)" in capsys.readouterr().err
+    assert "[2026-11 2/4] 01_stage (unchanged, reused)" in capsys.readouterr().err
     assert second == first and first.pdf.name == "monthly-2026-11.pdf"
     assert first.site == root / "reports/_output/fixture/2026-11/site/index.html"
 
@@ -298,7 +298,8 @@ def test_month_over_month_reads_earlier_months(tmp_path):
     text = report_data.describe_months(rates, themes, month="2026-11")
     # 36/90 - 28/80 = 0.40 - 0.35 = +5.0 points.
     assert "October 2026 to November 2026: +5.0 pp" in text
-    assert "Theme Price: 12% (3 of 24)" in text and "22% (6 of 27)" in text
+    assert "The largest change is Price: 12% (3 of 24)" in text
+    assert "22% (6 of 27)" in text and "in October 2026" in text
 
     first = report_data.describe_months(
         rates.iloc[:1], themes.iloc[:1], month="2026-10"
@@ -385,7 +386,7 @@ def test_summary_states_recovery_against_the_hold_out_with_its_interval():
     assert "+29 pp [10, 46]" in lines[0] and "Fisher p 0.0057" in lines[0]
     assert "GBP 195 [32, 355]" in lines[1] and "14 conversations" in lines[1]
     # 2734.2 / 14 = 195.3: the extra revenue is named with its denominator.
-    assert "called cart abandoners spent beyond the not-called hold-out " in lines[1]
+    assert "called customers (Cart abandoners) spent beyond the not-called" in lines[1]
     assert "(GBP 2,734), divided by the 14 conversations" in lines[1]
 
 
@@ -564,17 +565,20 @@ def test_coding_section_reports_insight_velocity_and_prediction_trend():
 
 
 def test_caveats_count_only_the_conversations_coded():
-    coding = {"n_conversations": 25, "n_conversations_coded": 12}
+    low, high = wilson(5, 12)
+    top = {"code": "OBJ-PRICE", "name": "Price", "k": 5, "n": 12,
+           "ci_low": low, "ci_high": high}  # fmt: skip
+    coding = {"n_conversations": 25, "n_conversations_coded": 12, "top_themes": [top]}
     text = report_data.write_caveats({"coding": coding})
     assert "Only 12 of the 25 conversations had been coded" in text
-    # The interval example uses the coded denominator: 6 of 12, Wilson by hand.
-    z, p, n = 1.959963984540054, 0.5, 12
-    centre = (p + z**2 / (2 * n)) / (1 + z**2 / n)
-    half = z / (1 + z**2 / n) * (p * (1 - p) / n + z**2 / (4 * n**2)) ** 0.5
-    assert "With 12 conversations, a theme heard in 6 of them" in text
-    assert f"from {100 * (centre - half):.0f}% to {100 * (centre + half):.0f}%" in text
-    finished = report_data.write_caveats({"coding": {"n_conversations": 25}})
-    assert "had been coded" not in finished and "With 25 conversations" in finished
+    # The interval example is the month's real top theme, 5 of the 12 coded.
+    assert "With 12 conversations coded, even the top theme, Price, heard in 5" in text
+    assert f"from {100 * low:.0f}% to {100 * high:.0f}%" in text
+    finished = report_data.write_caveats(
+        {"coding": {"n_conversations": 12, "top_themes": [top]}}
+    )
+    assert "had been coded" not in finished and "With 12 conversations" in finished
+    assert "With" not in report_data.write_caveats({"coding": {"n_conversations": 3}})
 
 
 def test_a_p_value_of_zero_reads_below_0001_not_missing():
@@ -582,9 +586,8 @@ def test_a_p_value_of_zero_reads_below_0001_not_missing():
     entry = {"name": "big", "variant": "b", "primary_metric": "conversion_rate",
              "lift": 0.5, "ci_low": 0.4, "ci_high": 0.6, "p_value": 0.0,
              "p_adjusted": 0.0, "n": 64000}  # fmt: skip
-    table = report_data.tabulate_experiments({"experiments": [entry]})
-    assert table.loc[0, "p (adjusted)"] == "<0.001"
-    assert table.loc[0, "Units"] == "64,000"
+    table = report_data.tabulate_experiment_results(RESULTS.assign(p_adjusted=0.0))
+    assert set(table["p (adjusted)"]) == {"<0.001"}
     by_month = report_data.format_experiments_table(
         pd.DataFrame([{"month": "2026-11", "p_value": 0.0} | entry])
     )
@@ -705,7 +708,7 @@ def test_connect_rate_sentence_says_whether_the_field_gap_is_more_than_noise():
     sentence = report_data.field_sentence(borderline)
     assert "does not reject, p 0.07" in sentence and "not clearly more" in sentence
     within = compare_with_field(27, 70)
-    assert "does not differ from the field's by more than noise" in (
+    assert "is within the field's range, allowing for noise" in (
         report_data.describe_calls({"connect_rate_customer": within})
     )
 
@@ -758,3 +761,246 @@ def test_theme_figure_draws_each_top_theme_with_its_wilson_interval():
     assert axes.get_xlabel() == "share of the 25 conversations coded"
     assert {t.get_text() for t in axes.texts} == {"8 of 25", "5 of 25"}
     assert report_data.plot_theme_shares({}) is None
+
+
+def test_each_stage_line_names_its_month_and_earlier_pdfs_are_printed(
+    tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setattr(report.shutil, "which", lambda name: None)
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports" / "monthly.ipynb").write_text("{}")
+    original = report.build_report
+    earlier_pdf = tmp_path / "monthly-2026-10.pdf"
+
+    def build(study, month, **options):
+        if month == "2026-10":
+            return report.ReportOutputs(pdf=earlier_pdf, site=tmp_path / "site")
+        return original(study, month, **options)
+
+    class StopError(Exception):
+        pass
+
+    def stop(*args, **kwargs):
+        raise StopError
+
+    # The later month builds the earlier one first, then stops where work starts.
+    monkeypatch.setattr(report, "build_report", build)
+    monkeypatch.setattr(report, "missing_earlier_months", lambda *a, **k: ["2026-10"])
+    monkeypatch.setattr(report, "output_folder", stop)
+    with pytest.raises(StopError):
+        report.build_report("shop", "2026-11", root=tmp_path)
+    lines = capsys.readouterr().err.splitlines()
+    assert f"2026-10 PDF: {earlier_pdf}" in lines
+    report.announce(2, 7, "01_segment_export", month="2026-10")
+    assert capsys.readouterr().err == "[2026-10 2/7] 01_segment_export\n"
+
+
+def make_study(tmp_path, name: str = "shop"):
+    """An empty study folder and its processed folder for 2026-11."""
+    (tmp_path / "data" / "raw" / name).mkdir(parents=True)
+    processed = tmp_path / "data" / "processed" / name / "2026-11"
+    processed.mkdir(parents=True)
+    return load_study(name, root=tmp_path), processed
+
+
+def test_segments_read_as_labels_from_one_mapping_everywhere():
+    assert report_data.format_segment("first_time_no_return") == "First-time, no return"
+    assert report_data.format_segment("lifecycle_30-89d") == "Lifecycle 30-89 days"
+    assert report_data.format_segment("vip_buyers") == "Vip buyers"
+    segments = {
+        "segment_sizes": {"cart_abandoners": 136, "first_time_no_return": 1434},
+        "month_segments": ["cart_abandoners", "first_time_no_return"],
+    }
+    table = report_data.tabulate_segments(segments)
+    assert table.to_dict("records") == [
+        {"Segment": "First-time, no return", "Customers": "1,434"},
+        {"Segment": "Cart abandoners", "Customers": "136"},
+    ]
+    recovery = {"recovery": {"cart_abandoners": {"called": rate_entry(3, 9)}}}
+    assert report_data.tabulate_recovery(recovery).loc[0, "Segment"] == (
+        "Cart abandoners"
+    )
+    text = report_data.describe_segments({"n_customers": 1495, "n_orders": 2787})
+    assert "**1,495** customers and **2,787** orders" in text
+
+
+def test_customers_who_answered_without_a_conversation_are_explained(tmp_path):
+    study, processed = make_study(tmp_path)
+    at = pd.Timestamp("2026-11-02 10:00", tz="UTC")
+    rows = [  # customer, minutes later, outcome, reached, conversation
+        ("a", 0, "no_answer", False, False), ("a", 5, "connected", True, True),
+        ("b", 0, "callback_requested", True, False), ("b", 9, "declined", True, False),
+        ("c", 0, "do_not_call", True, False), ("d", 0, "voicemail", False, False),
+    ]  # fmt: skip
+    pd.DataFrame(
+        [{"customer_key": c, "attempted_at": at + pd.Timedelta(minutes=m),
+          "outcome": o, "is_reached": r, "is_conversation": t}
+         for c, m, o, r, t in rows]
+    ).to_parquet(processed / "attempts_attempt.parquet")  # fmt: skip
+
+    unheard = report_data.tally_reached_without_conversation(study, "2026-11")
+    # a, b and c answered; b (last: declined) and c never had a conversation.
+    assert unheard == {"n_reached": 3, "n_without": 2,
+                       "outcomes": {"declined": 1, "do_not_call": 1}}  # fmt: skip
+    calls = {"n_conversations": 1, "n_dialled": 4,
+             "connect_rate_customer": rate_entry(3, 4)}  # fmt: skip
+    [held, _] = report_data.describe_reach(calls, {}, unheard=unheard)
+    assert held.endswith(
+        "1 with 4 customers dialled; 3 answered, 2 of them without a conversation "
+        "(1 declined, 1 asked not to be called)."
+    )
+    assert report_data.describe_unheard({"n_reached": 3, "n_without": 0}) == ""
+
+
+def test_open_coder_disagreements_show_how_far_theme_shares_could_rise(tmp_path):
+    study, processed = make_study(tmp_path)
+    queue = pd.DataFrame(
+        {"conversation_id": ["c1", "c2", "c2", "c3", "c4"],
+         "excerpt_id": ["c1-1", "c2-1", "c2-2", "c3-1", "c4-1"],
+         "code": ["OBJ-PRICE", "OBJ-PRICE", "OBJ-PRICE", "OBJ-FIT", "OBJ-PRICE"],
+         "n_coders": [2, 2, 2, 2, 2], "n_applied": [1, 1, 1, 1, 1],
+         "decision": [None, None, None, None, "drop"]}
+    )  # fmt: skip
+    queue.to_parquet(processed / "disagreements_excerpt.parquet")
+    pd.DataFrame(
+        {"conversation_id": ["c1", "c9"], "code": ["OBJ-PRICE"] * 2}
+    ).to_parquet(processed / "consensus_excerpt.parquet")
+    coding = {"top_themes": [{"code": "OBJ-PRICE", "name": "Price", "k": 2, "n": 10}]}
+
+    open_codes = report_data.tally_open_disagreements(study, "2026-11", coding)
+    # 4 open (c4's was dropped); Price gains c2 only (c1 already counts it).
+    assert open_codes["n_open"] == 4 and open_codes["n_total"] == 5
+    assert open_codes["themes"] == [{"code": "OBJ-PRICE", "name": "Price", "k": 2,
+                                     "n": 10, "n_open": 3, "k_max": 3}]  # fmt: skip
+    caveats = report_data.write_caveats({"coding": coding}, open_codes=open_codes)
+    assert (
+        "4 of 5 excerpt-code disagreements between the coders are not reconciled"
+        in (caveats)
+    )
+    assert "Price from 2 up to 3 of 10" in caveats
+    short = report_data.describe_open_disagreements(open_codes, short=True)
+    assert short.startswith("**Coding not reconciled yet:** 4 of 5")
+    assert "Price 2 of 10, up to 3" in short
+
+
+RESULTS = pd.DataFrame(
+    [
+        ("exp", "b", "conversion_rate", "primary", 0.46, 0.27, 0.69, 1e-6, True),
+        ("exp", "b", "aov", "secondary", 0.04, -0.04, 0.14, 0.68, True),
+        ("exp", "b", "unsubscribe_rate", "guardrail", -0.06, -0.39, 0.47, 0.8, False),
+    ],
+    columns=["experiment", "variant", "metric", "role", "rel_lift", "rel_ci_low",
+             "rel_ci_high", "p_adjusted", "higher_is_better"],
+).assign(is_testable=True, flags="", alpha=0.05)  # fmt: skip
+
+
+def test_every_tested_metric_is_shown_and_an_unclear_guardrail_reaches_the_summary():
+    table = report_data.tabulate_experiment_results(RESULTS)
+    assert table["Metric"].tolist() == [
+        "conversion rate, primary",
+        "average order value (AOV), secondary",
+        "unsubscribe rate, guardrail",
+    ]
+    lifts = [lift.replace("\u00a0", " ") for lift in table["Relative lift [95% CI]"]]
+    assert lifts == ["+46% [+27%, +69%]", "+4% [-4%, +14%]", "-6% [-39%, +47%]"]
+    assert "Arm" not in table  # a single arm: the arm list above names it
+    two = report_data.tabulate_experiment_results(
+        pd.concat([RESULTS, RESULTS.assign(experiment="other")])
+    )
+    assert two["Arm"].tolist() == ["exp: b"] * 3 + ["other: b"] * 3
+    assert table["p (adjusted)"].tolist() == ["<0.001", "0.68", "0.8"]
+    assert table["Reading"].tolist() == [
+        "better", "no clear difference", "no clear difference"
+    ]  # fmt: skip
+    [line] = report_data.describe_guardrails(RESULTS)
+    assert "unsubscribe rate): relative change -6% [-39%, +47%]" in line
+    assert "a rise of up to 47% is not ruled out" in line
+
+    # A guardrail that clearly rose is worse; one that clearly fell needs no line.
+    worse = RESULTS.iloc[[2]].assign(rel_lift=0.5, rel_ci_low=0.2, p_adjusted=0.001)
+    assert "the variant made it worse" in report_data.describe_guardrails(worse)[0]
+    better = worse.assign(rel_lift=-0.5, rel_ci_low=-0.7, rel_ci_high=-0.2)
+    assert report_data.describe_guardrails(better) == []
+    # A sample-ratio mismatch makes any reading, good or bad, unreadable.
+    broken = better.assign(flags="srm;below_min_sample")
+    assert report_data.tabulate_experiment_results(broken).loc[0, "Reading"] == (
+        "not readable: sample-ratio mismatch"
+    )
+    assert "sample-ratio mismatch" in report_data.describe_guardrails(broken)[0]
+
+
+def test_arms_show_their_copy_and_the_quotes_they_were_written_from():
+    arms = pd.DataFrame(
+        [
+            {"experiment": "exp", "variant": "control", "name": "Current",
+             "copy": "Our winter edit", "n": 10462, "quotes": []},
+            {"experiment": "exp", "variant": "ship", "name": "Shipping",
+             "copy": "Free shipping", "n": 10538,
+             "quotes": [("q-2026-11-01-006", "It was the shipping cost."),
+                        ("q-2026-11-02-004", None)]},
+        ]
+    )  # fmt: skip
+    text = report_data.list_experiment_arms(arms)
+    assert text.startswith("**exp** (21,000 units in all), what each arm said:")
+    assert (
+        "- *control* (Current), 10,462 units: \u201cOur winter edit\u201d, not "
+        "written from a customer quote."
+    ) in text
+    assert (
+        "- *ship* (Shipping), 10,538 units: \u201cFree shipping\u201d; written from "
+        "`q-2026-11-01-006` \u201cIt was the shipping cost.\u201d; "
+        "`q-2026-11-02-004` (text not shown: no consent to quote)."
+    ) in text
+    quoted = arms.iloc[[1]].assign(quotes=[[("q-1", "Hi.")]])
+    text = report_data.list_experiment_arms(quoted)
+    assert text.endswith("written from `q-1` \u201cHi.\u201d")  # no second stop
+
+
+def theme_rows(counts: dict, n: int) -> list[dict]:
+    rows = [{"segment": "all", "code": "OBJ", "name": "Objections", "parent": None,
+             "n_with_theme": n, "n_conversations": n, "rate": 1.0, "ci_low": 0.9,
+             "ci_high": 1.0},
+            {"segment": "all", "code": "STAGE-X", "name": "Stage", "parent": "STAGE",
+             "n_with_theme": n, "n_conversations": n, "rate": 1.0, "ci_low": 0.9,
+             "ci_high": 1.0}]  # fmt: skip
+    for code, k in counts.items():
+        low, high = wilson(k, n)
+        rows.append({"segment": "all", "code": code, "name": code.title(),
+                     "parent": "OBJ", "n_with_theme": k, "n_conversations": n,
+                     "rate": k / n, "ci_low": low, "ci_high": high})  # fmt: skip
+    return rows
+
+
+def test_theme_comparison_keeps_last_months_top_and_the_largest_movers(tmp_path):
+    raw = tmp_path / "data" / "raw" / "shop"
+    raw.mkdir(parents=True)
+    processed = tmp_path / "data" / "processed" / "shop"
+    october = {"OBJ-A": 9, "OBJ-B": 8, "OBJ-C": 7, "OBJ-D": 4, "OBJ-E": 2, "OBJ-F": 2}
+    # OBJ-D is not in November's table at all: heard in 0 of 25.
+    november = {"OBJ-A": 3, "OBJ-G": 8, "OBJ-H": 7, "OBJ-I": 6, "OBJ-E": 5, "OBJ-F": 2}
+    write_month(processed, "2026-10", connect(20, 70), theme_rows(october, 22))
+    write_month(processed, "2026-11", connect(27, 70), theme_rows(november, 25))
+    study = load_study("shop", root=tmp_path)
+
+    codes = report_data.choose_theme_codes(study, "2026-11")
+    # Both months' top 3, then the two largest other changes (D -18 pp, E +11 pp);
+    # the parent OBJ and the stage code are never themes.
+    assert codes == ["OBJ-A", "OBJ-B", "OBJ-C", "OBJ-G", "OBJ-H", "OBJ-I", "OBJ-D",
+                     "OBJ-E"]  # fmt: skip
+    themes = report_data.compare_themes(study, "2026-11", codes)
+    changes = report_data.compare_theme_changes(themes)
+    fallen = changes.set_index("code").loc["OBJ-D"]
+    assert (fallen["k_before"], fallen["n_before"]) == (4, 22)
+    assert (fallen["k_after"], fallen["n_after"]) == (0, 25)
+    assert fallen["difference"] == pytest.approx(-4 / 22)
+    assert changes["difference"].abs().is_monotonic_decreasing
+    shown = report_data.format_theme_changes(changes, themes).replace(
+        "\u00a0", " ", regex=True
+    )
+    row = shown.set_index("Theme").loc["Obj-D"]
+    low, high = wilson(0, 25)
+    assert row["November 2026"] == f"0% (0 of 25) [{100 * low:.0f}%, {100 * high:.0f}%]"
+    assert row["October 2026"].startswith("18% (4 of 22)")
+    assert row["Change [95% CI]"].startswith("-18 pp [")
+    figure = report_data.plot_theme_changes(changes)
+    assert len(figure.axes[0].get_yticklabels()) == len(changes)

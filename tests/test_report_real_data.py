@@ -174,7 +174,7 @@ def test_retail_export_reaches_the_report_through_the_column_map(built):
     retail = pd.read_csv(source, na_values=["NA"])
     text = text_of_pdf(built["outputs"].pdf)
     assert (
-        f"The store's exports held {retail['CustomerID'].nunique()} customers" in text
+        f"The store's exports held {retail['CustomerID'].nunique():,} customers" in text
     )
     # The appendix: the export's data rows and the start of its SHA-256.
     digest = hashlib.sha256(source.read_bytes()).hexdigest()

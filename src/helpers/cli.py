@@ -102,7 +102,9 @@ def run(arguments: argparse.Namespace) -> int:
         renderer=arguments.renderer,
         fresh=arguments.fresh,
     )
-    print(f"PDF:  {outputs.pdf}\nSite: {outputs.site}")
+    print(
+        f"{arguments.month} PDF:  {outputs.pdf}\n{arguments.month} Site: {outputs.site}"
+    )
     return 0
 
 

@@ -76,13 +76,15 @@ def output_folder(root: Path, study: str, month: str) -> Path:
     return Path(root) / "reports" / "_output" / study / check_month(month)
 
 
-def announce(step: int, total: int, text: str) -> None:
-    """Tell the person running ``heard report`` which stage runs now.
+def announce(step: int, total: int, text: str, *, month: str) -> None:
+    """Tell the person running ``heard report`` which stage of which month runs now.
 
-    The line goes to standard error through tqdm, so it shows whatever the log
-    level and never breaks a progress bar.
+    The month leads the line (``[2026-10 1/7] checks``): when earlier months are
+    built first, two blocks of stages follow each other and only the month tells
+    them apart. The line goes to standard error through tqdm, so it shows
+    whatever the log level and never breaks a progress bar.
     """
-    tell(f"[{step}/{total}] {text}")
+    tell(f"[{month} {step}/{total}] {text}")
 
 
 def tell(text: str) -> None:
@@ -164,14 +166,16 @@ def build_report(
     settled = "quarto" if use_quarto else "fallback"
     for earlier in missing_earlier_months(study, month, root=root):
         tell(f"building {earlier} first: {month} depends on it")
-        build_report(study, earlier, root=root, renderer=settled, fresh=fresh)
+        built = build_report(study, earlier, root=root, renderer=settled, fresh=fresh)
+        tell(f"{earlier} PDF: {built.pdf}")
 
     # Check the study folder (writing the demo study first when it is missing).
     folder = output_folder(root, study, month)
     with project_environment(root):
         ensure_demo_study(study, root)
         checked = not fresh and checks_passed(folder, study, month, root=root)
-        announce(1, total, f"checks{' (unchanged, passed before)' if checked else ''}")
+        passed = " (unchanged, passed before)" if checked else ""
+        announce(1, total, f"checks{passed}", month=month)
         if checked:
             remember_checked(load_study(study, root=root), month)
         else:
@@ -182,7 +186,10 @@ def build_report(
     for step, stage in enumerate(stages, start=2):
         digests = stage_digests(stage, study, month, root=root, upstream=upstream)
         reused = not fresh and is_cached(folder, stage, digests)
-        announce(step, total, f"{stage.name}{' (unchanged, reused)' if reused else ''}")
+        announce(
+            step, total, f"{stage.name}{' (unchanged, reused)' if reused else ''}",
+            month=month,
+        )  # fmt: skip
         if not reused:
             execute_stage(
                 stage, study, month, root=root, folder=folder, digests=digests
@@ -195,7 +202,9 @@ def build_report(
     ensure_private(load_study(study, root=root), month=month, root=root)
 
     # Render, then make sure nothing personal reached the pages.
-    announce(total, total, f"render ({'quarto' if use_quarto else 'fallback'})")
+    announce(
+        total, total, f"render ({'quarto' if use_quarto else 'fallback'})", month=month
+    )
     info = render_info(study, month, root=root, quarto=use_quarto)
     if use_quarto:
         outputs = render.render_with_quarto(root, executed, info=info, folder=folder)

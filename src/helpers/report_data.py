@@ -48,6 +48,24 @@ TOP_THEMES = 3
 # Krippendorff's thresholds for alpha: rely on the codes, draw tentative conclusions.
 ALPHA_RELIABLE, ALPHA_TENTATIVE = 0.80, 0.667
 SPREAD = ("difference", "ci_low", "ci_high")
+# Segment names as a reader sees them, in every table and sentence of the report.
+SEGMENT_LABELS = {
+    "cart_abandoners": "Cart abandoners",
+    "first_time_no_return": "First-time, no return",
+    "multi_item_abandoners": "Multi-item abandoners",
+    "single_item_abandoners": "Single-item abandoners",
+    "recent_buyers": "Recent buyers",
+    "high_return_buyers": "High-return buyers",
+    "churned": "Churned",
+    "all": "All segments",
+}
+# Why a customer who answered had no conversation, in words.
+NO_CONVERSATION = {
+    "declined": "declined",
+    "do_not_call": "asked not to be called",
+    "callback_requested": "asked to be called back",
+    "connected": "hung up early",
+}
 PLAIN_SETTINGS = {
     "possible": "possible numbers (right length for their region; fictional "
     "test ranges pass)",
@@ -96,6 +114,31 @@ def format_month(month: str) -> str:
     return f"{calendar.month_name[int(number)]} {year}"
 
 
+def format_segment(segment: str) -> str:
+    """Return a segment's label: ``"First-time, no return"`` for
+    ``first_time_no_return``; lifecycle bands read ``"Lifecycle 30-89 days"``.
+
+    Every table and sentence of the report names segments through this, so a
+    segment reads the same everywhere; a name Heard has no label for is shown
+    with spaces and a capital.
+    """
+    name = str(segment)
+    if name in SEGMENT_LABELS:
+        return SEGMENT_LABELS[name]
+    if name.startswith("lifecycle_"):
+        band = name.removeprefix("lifecycle_").replace("d+", "+ days")
+        band = band.replace("d", " days") if band.endswith("d") else band
+        return f"Lifecycle {band.replace('_', ' ')}"
+    text = name.replace("_", " ")
+    return text[:1].upper() + text[1:]
+
+
+def format_study_name(study: Study) -> str:
+    """Return the study's display name from study.yml, else its folder name."""
+    name = (study.config.get("study") or {}).get("name")
+    return study.name if not name or name == "Unnamed study" else str(name)
+
+
 def format_rate_entry(entry: dict | None, *, digits: int = 0) -> str:
     """Return ``"34% (12 of 35) [21%, 50%]"`` from a ``k, n, ci_low, ci_high`` dict."""
     entry = dict(entry) if entry is not None else {}
@@ -130,22 +173,35 @@ def write_executive_summary(study: Study, month: str, summaries: dict) -> str:
     Returns
     -------
     str
-        A question line, a bullet list (conversations, connect rate, top themes
-        with one consented quote each, experiment verdicts) and next month's
-        question.
+        A question line, a bullet list (conversations with the customers who
+        answered without one, connect rate, recovery, top themes with one
+        consented quote each, coder disagreements still open, experiment
+        verdicts, and any guardrail that got worse or stayed unclear) and next
+        month's question. Besides the summaries it reads the month's attempts,
+        disagreement queue and experiment results (processed files).
     """
     plan = study.month_config(month)
     calls, coding = summaries.get("calls", {}), summaries.get("coding", {})
+    unheard = tally_reached_without_conversation(study, month)
+    open_codes = tally_open_disagreements(study, month, coding)
     lines = [
         f"**The question this month:** {plan.get('question', 'not set in study.yml')}",
         "",
-        *(f"- {line}" for line in describe_reach(calls, coding)),
+        *(f"- {line}" for line in describe_reach(calls, coding, unheard=unheard)),
     ]
     currency = study.config["study"]["currency"]
     lines += [f"- {line}" for line in describe_recovery(calls, currency=currency)]
     lines += [f"- {line}" for line in describe_top_themes(coding)]
+    if open_codes.get("n_open"):
+        lines.append(
+            f"- {describe_open_disagreements(open_codes, limit=TOP_THEMES, short=True)}"
+        )
     lines += [
         f"- {line}" for line in describe_experiments(summaries.get("experiments", {}))
+    ]
+    lines += [
+        f"- {line}"
+        for line in describe_guardrails(load_experiment_results(study, month))
     ]
     lines += [
         "",
@@ -154,11 +210,15 @@ def write_executive_summary(study: Study, month: str, summaries: dict) -> str:
     return "\n".join(lines)
 
 
-def describe_reach(calls: dict, coding: dict) -> list[str]:
+def describe_reach(
+    calls: dict, coding: dict, *, unheard: dict | None = None
+) -> list[str]:
     """Return the summary's lines on conversations held and the connect rate.
 
-    Without a calls summary (no call log this month) the lines say so instead of
-    showing an empty rate.
+    `unheard` (from :func:`tally_reached_without_conversation`) explains the
+    customers counted as reached who held no conversation. Without a calls
+    summary (no call log this month) the lines say so instead of showing an
+    empty rate.
     """
     if not calls:
         held = coding.get("n_conversations")
@@ -169,7 +229,8 @@ def describe_reach(calls: dict, coding: dict) -> list[str]:
     entry = calls.get("connect_rate_customer")
     return [
         f"**Conversations held:** {calls.get('n_conversations', 'not available')} "
-        f"with {calls.get('n_dialled', 'an unknown number of')} customers dialled.",
+        f"with {calls.get('n_dialled', 'an unknown number of')} customers dialled"
+        f"{describe_unheard(unheard)}.",
         "**Connect rate** (customers reached at least once / customers dialled): "
         f"{format_rate_entry(entry)}, 95% Wilson interval{field_sentence(entry)}.",
     ]
@@ -183,7 +244,7 @@ def describe_recovery(calls: dict, *, currency: str) -> list[str]:
         if not result.get("holdout"):
             continue
         lines.append(
-            f"**Cart recovery by phone** ({segment.replace('_', ' ')}, everyone "
+            f"**Cart recovery by phone** ({format_segment(segment)}: everyone "
             f"assigned counts, reached or not): {format_rate_entry(result['called'])} "
             f"called against {format_rate_entry(result['holdout'])} not called; "
             f"difference {format_difference(result.get('difference', {}))} "
@@ -192,14 +253,15 @@ def describe_recovery(calls: dict, *, currency: str) -> list[str]:
     revenue = calls.get("revenue_per_conversation") or {}
     if revenue.get("estimate") is not None:
         segments = " and ".join(
-            s.replace("_", " ") for s in revenue.get("segments") or []
+            format_segment(s) for s in revenue.get("segments") or []
         )
         extra = revenue.get("attributable_revenue")
         extra = f" ({currency} {extra:,.0f})" if extra is not None else ""
         lines.append(
             f"**Revenue per conversation:** {currency} {revenue['estimate']:,.0f} "
             f"[{revenue['ci_low']:,.0f}, {revenue['ci_high']:,.0f}]: what the called "
-            f"{segments or 'customers'} spent beyond the not-called hold-out{extra}, "
+            f"customers ({segments or 'every segment'}) spent beyond the not-called "
+            f"hold-out{extra}, "
             f"divided by the {revenue.get('n_conversations', '–')} conversations "
             "held with them (95% bootstrap interval)."
         )
@@ -220,7 +282,7 @@ def field_sentence(entry: dict | None) -> str:
     if entry["verdict"] == "within":
         return (
             f"; the interval overlaps the {field} the field reports, so the rate "
-            "does not differ from the field's by more than noise"
+            "is within the field's range, allowing for noise"
         )
     outside = (
         f"; the whole interval lies {entry['verdict']} the {field} the field reports"
@@ -272,7 +334,7 @@ def describe_experiments(experiments: dict) -> list[str]:
         return ["**Experiments:** none analysed this month."]
     lines = []
     for entry in entries:
-        metric = str(entry.get("primary_metric", "")).replace("_", " ")
+        metric = format_metric(entry.get("primary_metric", ""))
         p_value = entry.get("p_adjusted", entry.get("p_value"))
         p_value = math.nan if p_value is None else p_value
         lines.append(
@@ -311,13 +373,13 @@ def tabulate_segments(segments: dict) -> pd.DataFrame:
     sizes = segments.get("segment_sizes") or {}
     chosen = segments.get("month_segments") or list(sizes)
     sizes = {name: sizes[name] for name in chosen if name in sizes}
-    frame = pd.DataFrame(
+    ordered = sorted(sizes.items(), key=lambda item: -item[1])
+    return pd.DataFrame(
         {
-            "Segment": [s.replace("_", " ") for s in sizes],
-            "Customers": list(sizes.values()),
+            "Segment": [format_segment(s) for s, _ in ordered],
+            "Customers": [format_count(n) for _, n in ordered],
         }
     )
-    return frame.sort_values("Customers", ascending=False, ignore_index=True)
 
 
 def tabulate_recovery(calls: dict) -> pd.DataFrame:
@@ -334,7 +396,7 @@ def tabulate_recovery(calls: dict) -> pd.DataFrame:
         difference = result.get("difference", {})
         rows.append(
             {
-                "Segment": segment.replace("_", " "),
+                "Segment": format_segment(segment),
                 "Called": format_rate_entry(result.get("called")),
                 "Not called": format_rate_entry(result.get("holdout")),
                 "Difference": format_difference(difference),
@@ -373,22 +435,6 @@ def tabulate_themes(coding: dict) -> pd.DataFrame:
 def format_count(value) -> str:
     """Return a count with thousands separators (``64,000``), ``–`` when missing."""
     return "–" if value is None or value == "" else f"{int(value):,}"
-
-
-def tabulate_experiments(experiments: dict) -> pd.DataFrame:
-    """Return one row per experiment arm: metric, lift with interval, p, units."""
-    rows = [
-        {
-            "Experiment": entry.get("name"),
-            "Arm": entry.get("variant", ""),
-            "Metric": str(entry.get("primary_metric", "")).replace("_", " "),
-            "Relative lift [95% CI]": format_lift(entry),
-            "p (adjusted)": format_p(entry.get("p_adjusted", entry.get("p_value"))),
-            "Units": format_count(entry.get("n")),
-        }
-        for entry in experiments.get("experiments") or []
-    ]
-    return pd.DataFrame(rows)
 
 
 def compare_connect_rates(study: Study, month: str) -> pd.DataFrame:
@@ -436,14 +482,33 @@ def compare_themes(study: Study, month: str, codes: list[str]) -> pd.DataFrame:
         themes = pd.read_parquet(path)
         if "segment" in themes.columns:
             themes = themes[themes["segment"] == "all"]
-        themes = themes[themes["code"].isin(codes)].rename(
-            columns={"n_with_theme": "k", "n_conversations": "n"}
-        )
-        frames.append(themes.assign(month=each)[columns])
+        themes = themes.rename(columns={"n_with_theme": "k", "n_conversations": "n"})
+        frames.append(fill_unheard(themes, codes).assign(month=each)[columns])
     if not frames:
         return pd.DataFrame(columns=columns)
     combined = pd.concat(frames, ignore_index=True)
+    names = combined.dropna(subset=["name"]).groupby("code")["name"].last()
+    combined["name"] = combined["code"].map(names).fillna(combined["code"])
     return combined.sort_values(["name", "month"], ignore_index=True)
+
+
+def fill_unheard(themes: pd.DataFrame, codes: list[str]) -> pd.DataFrame:
+    """Return the rows of `codes`, a code missing from the month as 0 of the
+    month's conversations (with its Wilson interval), so a theme that was not
+    heard still shows its fall."""
+    from helpers.stats import wilson_interval
+
+    chosen = themes[themes["code"].isin(codes)]
+    missing = [code for code in codes if code not in set(chosen["code"])]
+    if not missing or themes.empty:
+        return chosen
+    n = int(themes["n"].max())
+    low, high = wilson_interval(0, n)
+    added = pd.DataFrame(
+        {"code": missing, "name": None, "k": 0, "n": n, "rate": 0.0,
+         "ci_low": float(low), "ci_high": float(high)}
+    )  # fmt: skip
+    return pd.concat([chosen, added], ignore_index=True)
 
 
 def compare_experiments(study: Study, month: str) -> pd.DataFrame:
@@ -746,23 +811,27 @@ def describe_segments(segments: dict) -> str:
         else str(window)
     )
     return (
-        f"The store's exports held **{segments.get('n_customers', '–')}** customers "
-        f"and **{segments.get('n_orders', '–')}** orders. We drew a call list of "
-        f"**{segments.get('n_call_list', '–')}** customers and kept "
-        f"**{segments.get('n_holdout', '–')}** cart abandoners back as a not-called "
+        f"The store's exports held **{format_count(segments.get('n_customers'))}** "
+        f"customers and **{format_count(segments.get('n_orders'))}** orders. We "
+        f"drew a call list of **{format_count(segments.get('n_call_list'))}** "
+        f"customers and kept **{format_count(segments.get('n_holdout'))}** cart "
+        "abandoners back as a not-called "
         f"hold-out. Phone numbers kept: {plain_setting(segments.get('phone_rule'))}; "
         f"calls were placed {window_text}."
     )
 
 
-def describe_calls(calls: dict) -> str:
-    """Return the calls section's sentences: attempts, both connect rates."""
+def describe_calls(calls: dict, *, unheard: dict | None = None) -> str:
+    """Return the calls section's sentences: attempts, both connect rates, and
+    the customers who answered without a conversation (`unheard`, from
+    :func:`tally_reached_without_conversation`)."""
     if not calls:
         return "The calls step has no summary for this month."
     return (
-        f"Callers made **{calls.get('n_attempts', '–')}** attempts to "
-        f"**{calls.get('n_dialled', '–')}** customers and held "
-        f"**{calls.get('n_conversations', '–')}** conversations. Per customer, the "
+        f"Callers made **{format_count(calls.get('n_attempts'))}** attempts to "
+        f"**{format_count(calls.get('n_dialled'))}** customers and held "
+        f"**{format_count(calls.get('n_conversations'))}** conversations"
+        f"{describe_unheard(unheard)}. Per customer, the "
         f"connect rate was {format_rate_entry(calls.get('connect_rate_customer'))}"
         f"{field_sentence(calls.get('connect_rate_customer'))}; per attempt it was "
         f"{format_rate_entry(calls.get('connect_rate_attempt'))} (95% Wilson "
@@ -1134,23 +1203,35 @@ def describe_months(
         f"{format_pp(change['difference'], change['ci_low'], change['ci_high'])} "
         f"(Newcombe 95% interval; Fisher's exact p {format_p(change['p_value'])})."
     ]
-    for _, rows in themes.groupby("code", sort=False):
-        rows = rows.sort_values("month")
-        if len(rows) < 2:
-            continue
-        theme_change = compare_last_two(rows)
+    changes = compare_theme_changes(themes)
+    if len(changes):
+        largest = changes.iloc[0]
         lines.append(
-            f"Theme {rows['name'].iloc[-1]}: {format_rate_entry(rows.iloc[-2])} in "
-            f"{format_month(theme_change['before'])}, "
-            f"{format_rate_entry(rows.iloc[-1])} now; change "
-            + format_pp(*(theme_change[k] for k in SPREAD), digits=0)
-            + "."
+            "Themes: the table below compares every theme in either month's top "
+            f"{TOP_THEMES} and the other themes that changed most. The largest "
+            f"change is {largest['name']}: "
+            f"{format_rate_entry(themes_row(themes, largest, 'before'))} in "
+            f"{format_month(largest['before'])}, "
+            f"{format_rate_entry(themes_row(themes, largest, 'after'))} now, "
+            + format_pp(*(largest[k] for k in SPREAD), digits=0)
+            + f" (Fisher's exact p {format_p(largest['p_value'])})."
         )
     return "\n\n".join(lines)
 
 
-def write_caveats(summaries: dict) -> str:
-    """Return the caveats that change how this month's results should be read."""
+def themes_row(themes: pd.DataFrame, change: pd.Series, when: str) -> dict:
+    """Return the by-month row of `change`'s theme in its ``before`` or ``after``
+    month."""
+    match = themes[themes["code"].eq(change["code"]) & themes["month"].eq(change[when])]
+    return match.iloc[0].to_dict()
+
+
+def write_caveats(summaries: dict, *, open_codes: dict | None = None) -> str:
+    """Return the caveats that change how this month's results should be read.
+
+    `open_codes` (from :func:`tally_open_disagreements`) adds what unreconciled
+    coder disagreements do to the theme shares.
+    """
     coding, calls = summaries.get("coding", {}), summaries.get("calls", {})
     n_held = coding.get("n_conversations")
     n_coded = coding.get("n_conversations_coded", n_held)
@@ -1161,18 +1242,17 @@ def write_caveats(summaries: dict) -> str:
             "themes and saturation count those, and may change once the coders "
             "finish."
         )
-    if n_coded:
-        from helpers.stats import wilson_interval
-
-        k = n_coded // 2
-        low, high = wilson_interval(k, n_coded)
+    top = (coding.get("top_themes") or [None])[0]
+    if n_coded and top and top.get("n"):
         lines.append(
-            f"With {n_coded} conversations, a theme heard in {k} of them has a 95% "
-            f"interval from {format_rate(low, digits=0)} to "
-            f"{format_rate(high, digits=0)}: "
-            "shares are directions, not measurements, and every share carries its "
-            "denominator."
+            f"With {top['n']} conversations coded, even the top theme, "
+            f"{top.get('name', top['code'])}, heard in {top['k']} of them, has a "
+            f"95% interval from {format_rate(top['ci_low'], digits=0)} to "
+            f"{format_rate(top['ci_high'], digits=0)}: shares are directions, not "
+            "measurements, and every share carries its denominator."
         )
+    if open_codes and open_codes.get("n_open"):
+        lines.append(describe_open_disagreements(open_codes))
     if is_suggested(coding):
         lines.append(
             "The codes are keyword suggestions: a keyword rule misses what "
@@ -1202,9 +1282,11 @@ def describe_run(study: Study, month: str) -> str:
     """Return the provenance sentence: study, month, commit, seed."""
     seed = study.config.get("sampling", {}).get("seed")
     return (
-        f"Study **{study.name}**, month **{month}**, computed from git commit "
-        f"`{describe_commit()}` with sampling seed {seed}. Processed files: "
-        f"`data/processed/{study.name}/{month}/`."
+        f"Study **{format_study_name(study)}** (folder `data/raw/{study.name}`), "
+        f"month **{month}**, computed from git commit `{describe_commit()}` with "
+        f"sampling seed {seed}. Processed files: "
+        f"`data/processed/{study.name}/{month}/`; the report only reads them and "
+        "writes nothing there."
     )
 
 
@@ -1222,3 +1304,610 @@ def format_inputs_table(inputs: pd.DataFrame) -> pd.DataFrame:
     ]
     shown["SHA-256"] = [f"{h[:32]}\u200b{h[32:]}" for h in shown["SHA-256"]]
     return shown
+
+
+# ---------------------------------------------------------------------------
+# Calls: customers who answered without a conversation
+# ---------------------------------------------------------------------------
+
+
+def tally_reached_without_conversation(study: Study, month: str) -> dict:
+    """Return why customers who answered held no conversation, by outcome.
+
+    Parameters
+    ----------
+    study : Study
+    month : str
+        ``YYYY-MM``; reads ``attempts_attempt.parquet``.
+
+    Returns
+    -------
+    dict
+        ``n_reached`` (customers reached at least once), ``n_without``
+        (reached, never a conversation) and ``outcomes``: outcome of the
+        customer's last reaching attempt -> customers. Empty without the file.
+    """
+    path = study.processed(month, "attempts_attempt.parquet")
+    if not path.exists():
+        return {}
+    attempts = pd.read_parquet(
+        path, columns=["customer_key", "attempted_at", "outcome", "is_reached",
+                       "is_conversation"],
+    )  # fmt: skip
+
+    # Per customer: reached at all, ever a conversation, last reaching outcome.
+    reached = attempts[attempts["is_reached"]].sort_values("attempted_at")
+    last = reached.groupby("customer_key")["outcome"].last()
+    talked = set(attempts.loc[attempts["is_conversation"], "customer_key"])
+    without = last[~last.index.isin(talked)]
+    return {
+        "n_reached": int(last.size),
+        "n_without": int(without.size),
+        "outcomes": {str(k): int(v) for k, v in without.value_counts().items()},
+    }
+
+
+def describe_unheard(unheard: dict | None) -> str:
+    """Return ``"; 27 answered, 2 of them without a conversation (1 declined, 1
+    asked not to be called)"``, or nothing when everyone who answered talked."""
+    if not unheard or not unheard.get("n_without"):
+        return ""
+    reasons = ", ".join(
+        f"{n} {NO_CONVERSATION.get(outcome, outcome.replace('_', ' '))}"
+        for outcome, n in unheard["outcomes"].items()
+    )
+    return (
+        f"; {unheard['n_reached']} answered, {unheard['n_without']} of them "
+        f"without a conversation ({reasons})"
+    )
+
+
+# ---------------------------------------------------------------------------
+# Coding: disagreements not reconciled yet
+# ---------------------------------------------------------------------------
+
+
+def tally_open_disagreements(study: Study, month: str, coding: dict) -> dict:
+    """Return the coders' disagreements left out of the themes, and what settling
+    them could do to each top theme.
+
+    Parameters
+    ----------
+    study : Study
+    month : str
+        ``YYYY-MM``; reads ``disagreements_excerpt.parquet`` and
+        ``consensus_excerpt.parquet``.
+    coding : dict
+        ``summary_coding.json`` (its ``top_themes``).
+
+    Returns
+    -------
+    dict
+        ``n_open`` (excerpt-code disagreements neither reconciled nor kept by a
+        majority, so left out), ``n_total`` (all disagreements) and ``themes``:
+        per top theme with open disagreements ``code``, ``name``, ``k``, ``n``,
+        ``n_open`` and ``k_max`` (conversations with the theme if every open
+        disagreement on it were kept). Empty without the queue file.
+    """
+    path = study.processed(month, "disagreements_excerpt.parquet")
+    if not path.exists():
+        return {}
+    queue = pd.read_parquet(path)
+    if queue.empty:
+        return {"n_open": 0, "n_total": 0, "themes": []}
+
+    # Open: no decision yet and no majority of the excerpt's coders for it.
+    unresolved = queue["decision"].isna() | queue["decision"].eq("")
+    minority = 2 * queue["n_applied"] <= queue["n_coders"]
+    open_queue = queue[unresolved & minority]
+    consensus_path = study.processed(month, "consensus_excerpt.parquet")
+    consensus = (
+        pd.read_parquet(consensus_path, columns=["conversation_id", "code"])
+        if consensus_path.exists()
+        else pd.DataFrame(columns=["conversation_id", "code"])
+    )
+
+    # Each top theme: conversations it would gain if its open codes were kept.
+    affected = []
+    for theme in coding.get("top_themes") or []:
+        mine = open_queue[open_queue["code"] == theme["code"]]
+        if mine.empty:
+            continue
+        counted = set(
+            consensus.loc[consensus["code"] == theme["code"], "conversation_id"]
+        )
+        gained = set(mine["conversation_id"]) - counted
+        affected.append(
+            {"code": theme["code"], "name": theme.get("name", theme["code"]),
+             "k": int(theme["k"]), "n": int(theme["n"]), "n_open": len(mine),
+             "k_max": int(theme["k"]) + len(gained)}
+        )  # fmt: skip
+    return {"n_open": len(open_queue), "n_total": len(queue), "themes": affected}
+
+
+def describe_open_disagreements(
+    open_codes: dict, *, limit: int | None = None, short: bool = False
+) -> str:
+    """Return what unreconciled coder disagreements do to the theme shares.
+
+    `short` gives the executive summary's line (the first `limit` themes);
+    otherwise the caveat's fuller sentence. Empty when nothing is open.
+    """
+    if not open_codes or not open_codes.get("n_open"):
+        return ""
+    rises = [
+        f"{t['name']} {t['k']} of {t['n']}, up to {t['k_max']}"
+        if short
+        else f"{t['name']} from {t['k']} up to {t['k_max']} of {t['n']}"
+        for t in open_codes.get("themes", [])[:limit]
+        if t["k_max"] > t["k"]
+    ]
+    counted = (
+        f"{open_codes['n_open']} of {open_codes['n_total']} excerpt-code "
+        "disagreements between the coders"
+    )
+    if short:
+        could = f" ({'; '.join(rises)}; see Caveats)" if rises else ""
+        return (
+            f"**Coding not reconciled yet:** {counted} are still open and left out, "
+            f"so the theme shares above may rise{could}."
+        )
+    effect = (
+        f"settled in their favour, {'; '.join(rises)}"
+        if rises
+        else "none of them would add a conversation to a top theme"
+    )
+    return (
+        f"{counted} are not reconciled yet and are left out of the themes, so "
+        f"theme shares are lower bounds: {effect}. The coders settle them in "
+        "`reconcile_excerpt.xlsx`."
+    )
+
+
+# ---------------------------------------------------------------------------
+# Experiments: every tested metric, arms' copy and the quotes behind them
+# ---------------------------------------------------------------------------
+
+# Metric names as a reader sees them; abbreviations are spelled out.
+METRIC_LABELS = {
+    "conversion_rate": "conversion rate",
+    "visit_rate": "visit rate",
+    "unsubscribe_rate": "unsubscribe rate",
+    "revenue_per_visitor": "revenue per visitor",
+    "orders_per_visitor": "orders per visitor",
+    "aov": "average order value (AOV)",
+    "roas": "return on ad spend (ROAS)",
+    "ctr": "click-through rate (CTR)",
+    "click_conversion_rate": "conversion rate per click",
+}
+RESULT_COLUMNS = [
+    "experiment", "variant", "metric", "role", "rel_lift", "rel_ci_low",
+    "rel_ci_high", "p_adjusted", "is_testable", "flags", "higher_is_better", "alpha",
+]  # fmt: skip
+
+
+def format_metric(metric: str) -> str:
+    """Return a metric's name in words (``average order value (AOV)``)."""
+    return METRIC_LABELS.get(str(metric), str(metric).replace("_", " "))
+
+
+def load_experiment_results(study: Study, month: str) -> pd.DataFrame:
+    """Return every tested comparison of the month's experiments.
+
+    Returns
+    -------
+    DataFrame
+        One row per non-control arm and metric in the correction family
+        (``role`` primary, secondary or guardrail): :data:`RESULT_COLUMNS`,
+        ``higher_is_better`` and ``alpha`` from the experiment's definition.
+        Experiments without a results file are left out (logged).
+    """
+    from helpers.experiments import load_listed_experiment
+
+    frames = []
+    for name in study.month_config(month).get("experiments") or []:
+        path = study.processed(month, f"experiment-results_{name}.parquet")
+        if not path.exists():
+            log.warning("no results for experiment %s in %s", name, month)
+            continue
+        definition = load_listed_experiment(study, name)
+        better = {m: bool(spec[3]) for m, spec in definition["metrics"].items()}
+        results = pd.read_parquet(path)
+        results = results[
+            results["variant"].ne("control") & results["role"].ne("sensitivity")
+        ]
+        frames.append(
+            results.assign(
+                experiment=name,
+                higher_is_better=results["metric"].map(better).fillna(True),
+                alpha=float(definition["alpha"]),
+            )[RESULT_COLUMNS]
+        )
+    if not frames:
+        return pd.DataFrame(columns=RESULT_COLUMNS)
+    return pd.concat(frames, ignore_index=True)
+
+
+def read_result(row: dict) -> str:
+    """Return what one comparison says against control: ``better``, ``worse``,
+    ``no clear difference``, ``not testable`` or, before anything else, ``not
+    readable: sample-ratio mismatch`` (the arms are not the planned sizes).
+
+    Better or worse only when the adjusted p-value is below alpha and the
+    relative interval excludes no change; the direction is read against the
+    metric's ``higher_is_better`` (a rise in unsubscribes is worse).
+    """
+    low, high = row.get("rel_ci_low"), row.get("rel_ci_high")
+    if "srm" in str(row.get("flags") or "").split(";"):
+        return "not readable: sample-ratio mismatch"
+    if not row.get("is_testable", True) or low is None or pd.isna(low):
+        return "not testable"
+    p_value = row.get("p_adjusted")
+    clear = (low > 0 or high < 0) and p_value is not None and p_value < row["alpha"]
+    if not clear:
+        return "no clear difference"
+    good = (row["rel_lift"] > 0) == bool(row["higher_is_better"])
+    return "better" if good else "worse"
+
+
+def tabulate_experiment_results(results: pd.DataFrame) -> pd.DataFrame:
+    """Return every tested metric of every arm for display.
+
+    Returns
+    -------
+    DataFrame
+        ``Arm`` (the variant; ``experiment: variant`` when the month has several
+        experiments; no column when the month tested a single arm), ``Metric``
+        (with its role),
+        ``Relative lift [95% CI]``, ``p (adjusted)``, ``Reading``
+        (:func:`read_result`); primary metrics first.
+    """
+    order = {"primary": 0, "secondary": 1, "guardrail": 2}
+    several = len(set(results["experiment"])) > 1
+    arms = set(zip(results["experiment"], results["variant"], strict=True))
+    rows = sorted(
+        results.to_dict("records"),
+        key=lambda r: (r["experiment"], r["variant"], order.get(r["role"], 3)),
+    )
+    table = pd.DataFrame(
+        [
+            {
+                "Arm": f"{row['experiment']}: {row['variant']}"
+                if several
+                else row["variant"],
+                "Metric": f"{format_metric(row['metric'])}, {row['role']}",
+                "Relative lift [95% CI]": keep_together(format_result_lift(row)),
+                "p (adjusted)": format_p(row["p_adjusted"]),
+                "Reading": read_result(row),
+            }
+            for row in rows
+        ],
+        columns=["Arm", "Metric", "Relative lift [95% CI]", "p (adjusted)", "Reading"],
+    )
+    # With a single arm the column would repeat one name; the arm list names it.
+    return table.drop(columns="Arm") if len(arms) == 1 else table
+
+
+def format_result_lift(row: dict) -> str:
+    """Return a results row's relative lift with its interval (:func:`format_lift`)."""
+    return format_lift(
+        {
+            "lift": none_if_nan(row["rel_lift"]),
+            "ci_low": none_if_nan(row["rel_ci_low"]),
+            "ci_high": none_if_nan(row["rel_ci_high"]),
+        }
+    )
+
+
+def keep_together(text: str) -> str:
+    """Return `text` with its interval's inner spaces made non-breaking, so a
+    narrow table cell wraps before ``[`` and never inside the interval."""
+    head, bracket, interval = text.partition("[")
+    return head + bracket + interval.replace(" ", "\u00a0")
+
+
+def none_if_nan(value):
+    """Return None for a missing number, else the number."""
+    return None if value is None or pd.isna(value) else float(value)
+
+
+def describe_guardrails(results: pd.DataFrame) -> list[str]:
+    """Return a summary line per guardrail that got worse or stayed unclear.
+
+    A guardrail the variant clearly did not harm needs no line; one whose
+    interval still allows harm says how much harm it allows.
+    """
+    lines = []
+    for row in results[results["role"].eq("guardrail")].to_dict("records"):
+        reading = read_result(row)
+        if reading == "better":
+            continue
+        lift = format_result_lift(row)
+        if reading == "worse":
+            meaning = "the variant made it worse"
+        elif reading == "not testable":
+            meaning = "not testable this month, so harm is not ruled out"
+        elif reading.startswith("not readable"):
+            meaning = (
+                "the arms are not the planned sizes (sample-ratio mismatch), so "
+                "harm cannot be judged until the split is explained"
+            )
+        else:
+            worst = row["rel_ci_low"] if row["higher_is_better"] else row["rel_ci_high"]
+            change = "fall" if row["higher_is_better"] else "rise"
+            meaning = (
+                f"inconclusive, a {change} of up to {100 * abs(worst):.0f}% is not "
+                "ruled out"
+            )
+        lines.append(
+            f"**Guardrail of {row['experiment']}** ({row['variant']} vs control, "
+            f"{format_metric(row['metric'])}): relative change {lift} (95% "
+            f"interval), adjusted p {format_p(row['p_adjusted'])}; {meaning}."
+        )
+    return lines
+
+
+def load_experiment_arms(study: Study, month: str) -> pd.DataFrame:
+    """Return each arm of the month's experiments: its copy and source quotes.
+
+    Returns
+    -------
+    DataFrame
+        ``experiment``, ``variant``, ``name``, ``copy`` (from experiment.yml),
+        ``n`` (units in the arm, from ``experiment-arms_<name>.parquet``; None
+        for a planned experiment) and ``quotes``: a list of ``(quote_id, text)``
+        with ``text`` None when the customer did not agree to be quoted or the
+        quote is not in the month's quote bank.
+    """
+    from helpers.experiments import load_listed_experiment
+
+    bank_path = study.processed(month, "quote-bank_quote.parquet")
+    bank = (
+        pd.read_parquet(bank_path, columns=["quote_id", "text", "consent_to_quote"])
+        if bank_path.exists()
+        else pd.DataFrame(columns=["quote_id", "text", "consent_to_quote"])
+    )
+    consented = bank[bank["consent_to_quote"].astype(bool)]
+    texts = dict(zip(consented["quote_id"], consented["text"], strict=True))
+    rows = []
+    for name in study.month_config(month).get("experiments") or []:
+        definition = load_listed_experiment(study, name)
+        arms_path = study.processed(month, f"experiment-arms_{name}.parquet")
+        sizes = (
+            pd.read_parquet(arms_path).set_index("variant")["n"].to_dict()
+            if arms_path.exists()
+            else {}
+        )
+        for variant in definition["variants"]:
+            quotes = [
+                (quote_id, redact(texts[quote_id]) if quote_id in texts else None)
+                for quote_id in variant.get("quote_ids") or []
+            ]
+            rows.append(
+                {"experiment": name, "variant": variant["id"],
+                 "name": variant.get("name", ""), "copy": variant.get("copy", ""),
+                 "n": sizes.get(variant["id"]), "quotes": quotes}
+            )  # fmt: skip
+    columns = ["experiment", "variant", "name", "copy", "n", "quotes"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def list_experiment_arms(arms: pd.DataFrame) -> str:
+    """Return what each arm said and which customers' words it came from.
+
+    Returns
+    -------
+    str
+        A Markdown list per experiment, headed by its name and units in all:
+        each arm's id and name, its units, its
+        copy (quoted) and the quote ids with their texts it was written from (or
+        why a text is not shown).
+    """
+
+    def sources(quotes: list) -> str:
+        if not quotes:
+            return ", not written from a customer quote"
+        return "; written from " + "; ".join(
+            f"`{quote_id}` \u201c{text}\u201d"
+            if text
+            else f"`{quote_id}` (text not shown: no consent to quote)"
+            for quote_id, text in quotes
+        )
+
+    blocks = []
+    for experiment, rows in arms.groupby("experiment", sort=False):
+        total = none_if_nan(rows["n"].sum(min_count=1))
+        units = f" ({format_count(total)} units in all)" if total is not None else ""
+        lines = [f"**{experiment}**{units}, what each arm said:", ""]
+        for row in rows.itertuples():
+            name = f" ({row.name})" if row.name else ""
+            units = none_if_nan(row.n)
+            counted = f", {format_count(units)} units" if units is not None else ""
+            copy = f"\u201c{row.copy}\u201d" if row.copy else "no copy given"
+            line = f"- *{row.variant}*{name}{counted}: {copy}{sources(row.quotes)}"
+            # A quote ends its own sentence; no second full stop after it.
+            lines.append(line if line.endswith("\u201d") else f"{line}.")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+# ---------------------------------------------------------------------------
+# Month over month: which themes to compare, and their changes
+# ---------------------------------------------------------------------------
+
+
+def rank_theme_codes(themes: pd.DataFrame) -> pd.DataFrame:
+    """Return the leaf theme codes of one month's ``themes_code.parquet`` (all
+    segments), most frequent first, as the coding step ranks its top themes.
+
+    Stage codes (the ``STAGE`` branch) and parent codes are left out.
+    """
+    from helpers.themes import STAGE_BRANCH
+
+    if "segment" in themes.columns:
+        themes = themes[themes["segment"] == "all"]
+    parents = {
+        code: parent
+        for code, parent in zip(themes["code"], themes["parent"], strict=True)
+        if isinstance(parent, str) and parent
+    }
+
+    def root(code: str) -> str:
+        seen = set()
+        while parents.get(code) and code not in seen:
+            seen.add(code)
+            code = parents[code]
+        return code
+
+    leaves = themes[
+        ~themes["code"].isin(set(parents.values()))
+        & themes["code"].map(root).ne(STAGE_BRANCH)
+    ]
+    return leaves.sort_values(
+        ["n_with_theme", "code"], ascending=[False, True], ignore_index=True
+    )
+
+
+def choose_theme_codes(
+    study: Study, month: str, *, top: int = TOP_THEMES, movers: int = 2
+) -> list[str]:
+    """Return the themes to compare with the latest earlier month.
+
+    The union of both months' `top` themes, plus the `movers` other themes whose
+    share changed most, so a theme that fell out of the top is not hidden.
+    Only this month's top themes without an earlier month.
+    """
+    months = [
+        m
+        for m in [*previous_months(study, month), month]
+        if study.processed(m, "themes_code.parquet").exists()
+    ]
+    if month not in months:
+        return []
+    ranked = {
+        m: rank_theme_codes(pd.read_parquet(study.processed(m, "themes_code.parquet")))
+        for m in months[-2:]
+    }
+    chosen = list(dict.fromkeys(
+        code for frame in ranked.values() for code in frame["code"].head(top)
+    ))  # fmt: skip
+    if len(ranked) < 2:
+        return chosen
+
+    # The largest other changes in share, either way.
+    before, after = (frame.set_index("code")["rate"] for frame in ranked.values())
+    change = after.sub(before, fill_value=0).abs()
+    change = change[~change.index.isin(chosen) & change.gt(0)]
+    ordered = change.sort_values(ascending=False, kind="stable")
+    return chosen + list(ordered.index[:movers])
+
+
+def compare_theme_changes(themes: pd.DataFrame) -> pd.DataFrame:
+    """Return each theme's change in share between the last two months.
+
+    Parameters
+    ----------
+    themes : DataFrame
+        From :func:`compare_themes`.
+
+    Returns
+    -------
+    DataFrame
+        ``code``, ``name``, ``before``, ``after`` (months), ``k_before``,
+        ``n_before``, ``k_after``, ``n_after``, ``difference`` (after minus
+        before), ``ci_low``, ``ci_high`` (Newcombe, 95%), ``p_value`` (Fisher),
+        largest change first; themes seen in one month only are left out.
+    """
+    rows = []
+    for code, by_month in themes.groupby("code", sort=False):
+        by_month = by_month.sort_values("month")
+        if len(by_month) < 2:
+            continue
+        change = compare_last_two(by_month)
+        then, now = by_month.iloc[-2], by_month.iloc[-1]
+        rows.append(
+            {"code": code, "name": now["name"], "before": change["before"],
+             "after": change["after"], "k_before": int(then["k"]),
+             "n_before": int(then["n"]), "k_after": int(now["k"]),
+             "n_after": int(now["n"])}
+            | {k: change[k] for k in ("difference", "ci_low", "ci_high", "p_value")}
+        )  # fmt: skip
+    columns = ["code", "name", "before", "after", "k_before", "n_before", "k_after",
+               "n_after", "difference", "ci_low", "ci_high", "p_value"]  # fmt: skip
+    changes = pd.DataFrame(rows, columns=columns)
+    order = changes["difference"].abs().sort_values(ascending=False, kind="stable")
+    return changes.loc[order.index].reset_index(drop=True)
+
+
+def format_theme_changes(changes: pd.DataFrame, themes: pd.DataFrame) -> pd.DataFrame:
+    """Return the theme changes for display: ``Theme``, one column per month
+    (``24% (6 of 25) [11%, 43%]``) and ``Change [95% CI]`` in percentage
+    points; intervals never break across lines."""
+    if changes.empty:
+        return pd.DataFrame(columns=["Theme"])
+    before, after = changes["before"].iloc[0], changes["after"].iloc[0]
+    by_key = {
+        (row["code"], row["month"]): format_rate_entry(row)
+        for row in themes.to_dict("records")
+    }
+    return pd.DataFrame(
+        {
+            "Theme": changes["name"],
+            format_month(before): [
+                keep_together(by_key[(c, before)]) for c in changes["code"]
+            ],
+            format_month(after): [
+                keep_together(by_key[(c, after)]) for c in changes["code"]
+            ],
+            "Change [95% CI]": [
+                keep_together(format_pp(*(row[k] for k in SPREAD), digits=0))
+                for row in changes.to_dict("records")
+            ],
+        }
+    )
+
+
+def plot_theme_changes(changes: pd.DataFrame):
+    """Draw each theme's change in share with its Newcombe interval.
+
+    Parameters
+    ----------
+    changes : DataFrame
+        From :func:`compare_theme_changes`.
+
+    Returns
+    -------
+    Figure or None
+        One row per theme (largest change on top), the change in percentage
+        points as a dot with its 95% interval, a grey line at no change, each
+        row labelled ``k of n -> k of n``; None without changes.
+    """
+    from helpers.figures import PALETTE, new_figure
+
+    if changes.empty:
+        return None
+    shown = changes.iloc[::-1].reset_index(drop=True)
+    figure, axes = new_figure(figsize=(6.4, 0.42 * len(shown) + 1.1))
+    axes.axvline(0, color="0.35", linewidth=1, linestyle="--")
+    points = 100 * shown["difference"]
+    errors = [points - 100 * shown["ci_low"], 100 * shown["ci_high"] - points]
+    axes.errorbar(
+        points, shown.index, xerr=errors, fmt="o", capsize=4, color=PALETTE[0],
+        markersize=6,
+    )  # fmt: skip
+    for row in shown.itertuples():
+        axes.annotate(
+            f"{row.k_before} of {row.n_before} \u2192 {row.k_after} of {row.n_after}",
+            (100 * row.ci_high, row.Index), xytext=(6, 0),
+            textcoords="offset points", va="center", fontsize=8,
+            bbox={"boxstyle": "square,pad=0.1", "facecolor": "white", "linewidth": 0},
+        )  # fmt: skip
+    axes.set_yticks(shown.index, shown["name"])
+    low, high = 100 * shown["ci_low"].min(), 100 * shown["ci_high"].max()
+    axes.set_xlim(min(low, 0) - 5, max(high, 0) + 0.45 * (high - min(low, 0)) + 5)
+    axes.set_xlabel(
+        f"change, {format_month(shown['before'].iloc[0])} to "
+        f"{format_month(shown['after'].iloc[0])} (percentage points)"
+    )
+    figure.tight_layout()
+    return figure
