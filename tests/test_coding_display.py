@@ -34,6 +34,30 @@ def test_undefined_kappa_is_written_as_undefined_never_zero():
     assert table.loc[1, "Cohen's kappa [95% CI]"] == "0.81 [0.50, 1.00]"
 
 
+def test_agreement_bounds_that_round_to_zero_read_zero_not_minus_zero():
+    agreement = pd.DataFrame(
+        {
+            "code": ["STAGE-CHECKOUT", "POS-SERVICE"],
+            "n_units": [118, 118],
+            "n_applied": [5, 2],
+            "percent_agreement": [0.992, 0.983],
+            "percent_agreement_ci_low": [0.974, 0.957],
+            "percent_agreement_ci_high": [1.0, 1.0],
+            "kappa": [0.7981, 0.0],
+            "kappa_ci_low": [0.0, 0.0],
+            "kappa_ci_high": [1.0, 0.0],
+            "alpha": [0.7990, -0.0043],
+            "alpha_ci_low": [-0.0021, -0.0172],
+            "alpha_ci_high": [1.0, 0.0],
+            "status": ["rare (5 applications): interval unreliable", "ok"],
+        }
+    )
+    table = coding_display.format_agreement(agreement)
+    alpha = "Krippendorff's alpha [95% CI]"
+    assert table[alpha].tolist() == ["0.80 [0.00, 1.00]", "0.00 [-0.02, 0.00]"]
+    assert coding_display.format_number(-0.0043) == "0.00"
+
+
 def test_theme_table_carries_denominators_and_skips_stage_codes():
     codebook = pd.DataFrame(
         {

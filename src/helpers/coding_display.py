@@ -13,6 +13,7 @@ import pandas as pd
 
 from helpers.tables import (
     format_count_rate,
+    format_decimal,
     format_interval,
     format_money,
     format_p,
@@ -26,7 +27,7 @@ def format_number(value: float, *, digits: int = 2) -> str:
     """Return `value` to `digits` decimals, or ``undefined`` for NaN/None."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "undefined"
-    return f"{value:.{digits}f}"
+    return format_decimal(value, digits=digits)
 
 
 def format_agreement(agreement: pd.DataFrame) -> pd.DataFrame:
@@ -83,7 +84,8 @@ def with_interval(value: float, low: float, high: float) -> str:
         return "undefined"
     if low is None or math.isnan(low):
         return format_number(value)
-    return f"{value:.2f} [{low:.2f}, {high:.2f}]"
+    interval = format_interval(low, high, digits=2, percent=False)
+    return f"{format_number(value)} {interval}"
 
 
 def format_themes(themes: pd.DataFrame, codebook: pd.DataFrame) -> pd.DataFrame:
