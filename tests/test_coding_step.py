@@ -227,19 +227,21 @@ def test_demo_summary_agrees_with_its_own_tables(demo):
     assert summary["coding_source"] == coding_step.SOURCE_CONSENSUS
     overall = output["agreement"].set_index("code").loc["overall"]
     assert summary["kappa"] == pytest.approx(overall["kappa"])
-    phrases = pd.read_parquet(study.processed("2026-11", "phrases_phrase.parquet"))
+    phrases = pd.read_parquet(
+        study.processed("2026-11", "repeated-phrases_phrase.parquet")
+    )
     listed = [row["phrase"] for row in summary["top_phrases"]]
-    assert listed[0] == phrases["phrase"].iloc[0]
+    assert listed == phrases["phrase"].head(len(listed)).tolist()
     counts = phrases.set_index("phrase")["n_occurrences"]
     assert [row["n_occurrences"] for row in summary["top_phrases"]] == [
         counts[p] for p in listed
     ]
-    for shorter in listed:  # none is just a piece of a longer one listed
-        assert not any(
-            f" {shorter} " in f" {longer} " and counts[shorter] == counts[longer]
-            for longer in listed
-            if longer != shorter
-        )
+    # Pieces of one sentence ("I'll go back and order it tonight"), each said
+    # in the same places, are one listed phrase, not two of the five slots.
+    assert "back and order it tonight" in listed
+    assert not {"back and order", "order it tonight"} & set(listed)
+    ngrams = pd.read_parquet(study.processed("2026-11", "phrases_phrase.parquet"))
+    assert {"back and order", "order it tonight"} <= set(ngrams["phrase"])
     assert summary["top_phrases"][0]["n_occurrences"] >= 2
     agreement = summary["agreement"]
     assert (agreement["unit"], agreement["n_coders"]) == ("excerpt", 2)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -71,28 +72,99 @@ def test_links_and_handles_are_dropped_and_phrases_do_not_span_them():
     assert pairs["phrase"].tolist() == ["late parcel"]
 
 
-def test_a_phrase_said_only_inside_a_longer_one_is_dropped():
-    frame = pd.DataFrame(
+def customer_turns(texts: dict[str, str]) -> pd.DataFrame:
+    """Return one customer turn per conversation id."""
+    return pd.DataFrame(
         {
-            "conversation_id": ["a", "b", "c"],
-            "text": [
-                "saw a friend's photo on instagram",
-                "my friend's photo on instagram",
-                "a photo on instagram, no friend",
-            ],
-            "is_customer": [True] * 3,
+            "conversation_id": list(texts),
+            "text": list(texts.values()),
+            "is_customer": [True] * len(texts),
         }
     )
-    phrases = language.count_phrases(frame, stop_words=frozenset({"a", "my", "no"}))
-    counts = phrases.set_index("phrase")["n_occurrences"]
+
+
+TONIGHT_STOP = frozenset({"i", "i'll", "go", "and", "it", "will"})
+
+
+def test_overlapping_pieces_of_one_utterance_become_one_phrase():
+    frame = customer_turns(
+        {
+            "a": "I'll go back and order it tonight.",
+            "b": "OK, I'll go back and order it tonight",
+        }
+    )
+    # By hand, with this stop list, each turn holds two phrases: "back and
+    # order" (words 3-5 of the sentence) and "order it tonight" (5-7). They
+    # overlap on "order", each said twice, always in the same sentence.
+    counted = language.count_phrases(frame, stop_words=TONIGHT_STOP)
+    assert counted[["phrase", "n_occurrences"]].values.tolist() == [
+        ["back and order", 2],
+        ["order it tonight", 2],
+    ]
+    listed = language.list_repeated_phrases(frame, stop_words=TONIGHT_STOP)
+    assert listed.to_dict("records") == [
+        {
+            "phrase": "back and order it tonight",
+            "n_words": 5,
+            "n_occurrences": 2,
+            "n_conversations": 2,
+            "n_ngrams": 2,
+        }
+    ]
+
+
+def test_a_piece_also_said_on_its_own_keeps_its_own_row():
+    frame = customer_turns(
+        {
+            "a": "I'll go back and order it tonight.",
+            "b": "I'll go back and order it tonight",
+            "c": "I will order it tonight",
+        }
+    )
+    # "order it tonight" is said three times, once outside the longer
+    # sentence, so it is a thing customers said in its own right.
+    listed = language.list_repeated_phrases(frame, stop_words=TONIGHT_STOP)
+    assert listed.drop(columns="n_words").values.tolist() == [
+        ["order it tonight", 3, 3, 1],
+        ["back and order", 2, 2, 1],
+    ]
+
+
+def test_phrases_side_by_side_without_overlap_stay_apart():
+    frame = customer_turns(
+        {"a": "red boots and fast shipping", "b": "red boots and fast shipping!"}
+    )
+    # Two-word phrases only: "red boots" and "fast shipping" touch no word of
+    # each other, so nothing joins them although they always come together.
+    listed = language.list_repeated_phrases(
+        frame, sizes=(2,), stop_words=frozenset({"and"})
+    )
+    assert listed["phrase"].tolist() == ["fast shipping", "red boots"]
+    assert listed["n_ngrams"].tolist() == [1, 1]
+
+
+def test_a_phrase_said_only_inside_a_longer_one_is_joined_to_it():
+    frame = customer_turns(
+        {
+            "a": "saw a friend's photo on instagram",
+            "b": "my friend's photo on instagram",
+            "c": "a photo on instagram, no friend",
+        }
+    )
+    stop = frozenset({"a", "my", "no"})
+    counts = language.count_phrases(frame, stop_words=stop)
+    counts = counts.set_index("phrase")["n_occurrences"]
     assert counts["friend's photo on instagram"] == 2
     assert counts["friend's photo"] == 2 and counts["photo on instagram"] == 3
-    kept = language.drop_subsumed_phrases(phrases)["phrase"].tolist()
-    # "photo on instagram" was also said alone (3 > 2), so it stays; "friend's
-    # photo" and "friend's photo on" only ever came inside the longer phrase.
-    assert "photo on instagram" in kept and "friend's photo on instagram" in kept
-    assert "friend's photo" not in kept and "friend's photo on" not in kept
-    assert kept == [p for p in phrases["phrase"] if p in kept]  # order kept
+    listed = language.list_repeated_phrases(frame, stop_words=stop)
+    # Said 3 times (a, b, c): "photo on", "on instagram", "photo on instagram".
+    # Said twice (a, b): "friend's photo", "friend's photo on", "friend's photo
+    # on instagram". "photo on instagram" was also said without "friend's",
+    # so it keeps its own row.
+    assert listed.values.tolist() == [
+        ["photo on instagram", 3, 3, 3, 3],
+        ["friend's photo on instagram", 4, 2, 2, 3],
+    ]
 
 
 def test_numbers_alone_are_not_phrases():
@@ -353,11 +425,14 @@ conversations = pd.DataFrame(
 )
 excerpts = coding.split_excerpts(conversations, max_words=10)
 phrases = language.count_phrases(excerpts).set_index("phrase")["n_occurrences"]
+listed = language.list_repeated_phrases(excerpts)
 pairs = language.find_collocations(excerpts)
 context = language.keyword_in_context(excerpts, "shipping")
 language.distinguish_phrases(excerpts, conversations)
 print(len(excerpts), phrases["shipping cost"], phrases["too high"], len(pairs),
       len(context))
+for row in listed.itertuples(index=False):
+    print(f"{row.phrase}|{row.n_occurrences}|{row.n_conversations}")
 """
 
 
@@ -371,12 +446,29 @@ def test_words_are_counted_offline_without_nltk_downloads(tmp_path):
         [sys.executable, "-c", OFFLINE_SCRIPT, str(empty)],
         capture_output=True,
         text=True,
-        env={"NLTK_DATA": str(empty), "HOME": str(tmp_path), "PATH": ""},
+        env={
+            "NLTK_DATA": str(empty),
+            "HOME": str(tmp_path),
+            "PATH": "",
+            # The helpers under test, not whichever copy the venv installed.
+            "PYTHONPATH": str(Path(language.__file__).parents[1]),
+        },
         check=False,
     )
     assert done.returncode == 0, done.stderr
     # Six sentences of the long turn (Punkt without a model) plus one turn;
     # "shipping cost" said 7 times, "too high" 7 times, in 7 excerpts.
-    n_excerpts, shipping, too_high, n_pairs, n_context = done.stdout.split()
+    counts, *listed = done.stdout.splitlines()
+    n_excerpts, shipping, too_high, n_pairs, n_context = counts.split()
     assert (int(n_excerpts), int(shipping), int(too_high)) == (7, 7, 7)
     assert int(n_pairs) > 0 and int(n_context) == 7
+    # The long turn's sentence holds, by hand, "shipping cost" and "too high"
+    # (also said in c2) and five more phrases said only there, six times each
+    # ("shipping cost was too", "cost was too", "cost was too high", "high at
+    # checkout", "too high at checkout"): together one thing said six times.
+    # "shipping cost" and "too high" touch no common word, so stay apart.
+    assert listed == [
+        "shipping cost|7|2",
+        "too high|7|2",
+        "shipping cost was too high at checkout|6|1",
+    ]

@@ -3,8 +3,10 @@ import pytest
 
 from helpers.tables import (
     format_count_rate,
+    format_decimal,
     format_for_readers,
     format_header,
+    format_interval,
     format_p,
     format_pp,
     format_rate,
@@ -28,6 +30,33 @@ def test_a_rate_carries_its_denominator():
 def test_differences_are_percentage_points_with_interval():
     assert format_pp(0.021, 0.004, 0.038) == "+2.1 pp [0.4, 3.8]"
     assert format_rate_ci(0.34, 0.281, 0.404) == "34.0% [28.1%, 40.4%]"
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (-0.0004, "0.00"),
+        (-0.0, "0.00"),
+        (-0.006, "-0.01"),
+        (0.8, "0.80"),
+        (1234.5, "1,234.50"),
+    ],
+)
+def test_a_number_that_rounds_to_zero_has_no_minus_sign(value, text):
+    assert format_decimal(value) == text
+
+
+def test_intervals_and_differences_never_show_negative_zero():
+    # A bootstrap bound of -0.0004 is zero at the digits shown: "-0.00" would
+    # read as a direction the interval does not have.
+    assert format_interval(-0.0004, 1.0, digits=2, percent=False) == "[0.00, 1.00]"
+    assert format_interval(-0.00004, 0.5) == "[0.0%, 50.0%]"
+    assert format_rate(-0.00004) == "0.0%"
+    assert format_pp(-0.0002, -0.0004, 0.01) == "+0.0 pp [0.0, 1.0]"
+    assert format_pp(-0.021, -0.038, -0.004) == "-2.1 pp [-3.8, -0.4]"
+    assert format_decimal(0.0, sign="+") == "+0.00"
+    with pytest.raises(ValueError, match="sign must be"):
+        format_decimal(1.0, sign="-")
 
 
 @pytest.mark.parametrize(

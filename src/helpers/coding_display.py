@@ -11,8 +11,10 @@ import math
 
 import pandas as pd
 
+from helpers.journeys import END, END_LABELS, START
 from helpers.tables import (
     format_count_rate,
+    format_decimal,
     format_interval,
     format_money,
     format_p,
@@ -26,7 +28,7 @@ def format_number(value: float, *, digits: int = 2) -> str:
     """Return `value` to `digits` decimals, or ``undefined`` for NaN/None."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "undefined"
-    return f"{value:.{digits}f}"
+    return format_decimal(value, digits=digits)
 
 
 def format_agreement(agreement: pd.DataFrame) -> pd.DataFrame:
@@ -83,7 +85,8 @@ def with_interval(value: float, low: float, high: float) -> str:
         return "undefined"
     if low is None or math.isnan(low):
         return format_number(value)
-    return f"{value:.2f} [{low:.2f}, {high:.2f}]"
+    interval = format_interval(low, high, digits=2, percent=False)
+    return f"{format_number(value)} {interval}"
 
 
 def format_themes(themes: pd.DataFrame, codebook: pd.DataFrame) -> pd.DataFrame:
@@ -298,3 +301,122 @@ def find_top_pair(cooccurrence: pd.DataFrame) -> tuple | None:
             if n and (best is None or n > best[2]):
                 best = (first, second, n)
     return best
+
+
+def name_codes(codes, codebook: pd.DataFrame) -> list[str]:
+    """Return the codebook name of each code (the code itself when unnamed), and
+    ``(start)``/``(end)`` for the ends of a journey."""
+    names = dict(END_LABELS)
+    if "name" in codebook.columns:
+        names |= dict(zip(codebook["code"], codebook["name"], strict=True))
+    return [names.get(code) or code for code in codes]
+
+
+def format_transitions(
+    transitions: pd.DataFrame,
+    codebook: pd.DataFrame,
+    *,
+    segment: str = ALL_SEGMENTS,
+    include_ends: bool = True,
+) -> pd.DataFrame:
+    """Return one segment's moves between decision stages for display.
+
+    Parameters
+    ----------
+    transitions : DataFrame
+        From :func:`helpers.journeys.tally_transitions`.
+    codebook : DataFrame
+        The codebook's flat table, for the stage names.
+    segment : str
+        The segment to show; ``"all"`` for everyone.
+    include_ends : bool
+        Keep the moves from the start of a conversation and to its end.
+
+    Returns
+    -------
+    DataFrame
+        ``Move`` (``Discover → Checkout``; ``(start)`` and ``(end)`` mark where
+        conversations began and stopped), ``Times``, ``Conversations``, in the
+        order of `transitions` (most frequent first).
+    """
+    part = transitions[transitions["segment"] == segment]
+    if not include_ends:
+        part = part[~part["from_stage"].eq(START) & ~part["to_stage"].eq(END)]
+    moves = zip(
+        name_codes(part["from_stage"], codebook),
+        name_codes(part["to_stage"], codebook),
+        strict=True,
+    )
+    return pd.DataFrame(
+        {
+            "Move": [f"{first} → {then}" for first, then in moves],
+            "Times": part["n"].to_numpy(),
+            "Conversations": part["n_conversations"].to_numpy(),
+        }
+    )
+
+
+def format_cooccurrence(
+    cooccurrence: pd.DataFrame, codebook: pd.DataFrame
+) -> pd.DataFrame:
+    """Return the co-occurrence matrix with theme names for rows and columns.
+
+    Parameters
+    ----------
+    cooccurrence : DataFrame
+        From :func:`helpers.themes.count_cooccurrence` (codes on both axes).
+    codebook : DataFrame
+        The codebook's flat table, for the names.
+
+    Returns
+    -------
+    DataFrame
+        ``Theme`` (the row theme's name), then one column per theme, named;
+        cells are the conversations sharing both themes.
+    """
+    shared = cooccurrence.copy()
+    shared.columns = name_codes(shared.columns, codebook)
+    shared.insert(0, "Theme", name_codes(shared.index, codebook))
+    return shared.reset_index(drop=True)
+
+
+def describe_price_objection(price: dict | None, *, month: str, code: str) -> str:
+    """Return the sentence on the share of non-buyers who cited price.
+
+    Parameters
+    ----------
+    price : dict or None
+        ``summary_coding.json``'s ``price_objection`` (``k``, ``n``, ``rate``,
+        ``ci_low``, ``ci_high``), None when the codebook has no price code.
+    month : str
+        ``YYYY-MM``.
+    code : str
+        ``coding.price_code``, named when the codebook lacks it.
+
+    Returns
+    -------
+    str
+        Markdown. The unit is the customer (one with two conversations counts
+        once), so the sentence counts customers, never conversations.
+    """
+    if price is None:
+        return (
+            f"The codebook has no code `{code}` (`coding.price_code`), so the share "
+            "of non-buyers citing price is undefined."
+        )
+    if not price["n"]:
+        return "Step 01's orders are missing, so buyers cannot be told from non-buyers."
+    customers = "customer" if price["n"] == 1 else "customers"
+    reading = (
+        "Even the top of the interval is under half: price is not what most "
+        "non-buyers say held them back."
+        if price["ci_high"] < 0.5
+        else "The interval is too wide to say whether price is the main reason."
+    )
+    interval = format_interval(price["ci_low"], price["ci_high"], digits=0)
+    return (
+        f"Of the **{price['n']} {customers} we talked to who did not buy** in "
+        f"{month}, **{price['k']}** cited price "
+        f"({format_rate(price['rate'], digits=0)}, 95% interval {interval}). "
+        f"{reading}"
+    )

@@ -47,6 +47,7 @@ OUTPUT_FILES = {
     "saturation": "saturation_conversation.parquet",
     "saturation_verdict": "saturation_segment.parquet",
     "phrases": "phrases_phrase.parquet",
+    "repeated_phrases": "repeated-phrases_phrase.parquet",
     "collocations": "collocations_phrase.parquet",
     "distinctive": "distinctive-phrases_phrase.parquet",
     "quotes": "quote-bank_quote.parquet",
@@ -373,6 +374,7 @@ def analyse_words(inputs: dict) -> dict:
     conversations, excerpts = inputs["conversations"], inputs["redacted_excerpts"]
     return {
         "phrases": language.count_phrases(excerpts),
+        "repeated_phrases": language.list_repeated_phrases(excerpts),
         "collocations": language.find_collocations(excerpts),
         "distinctive": language.distinguish_phrases(excerpts, conversations),
         "quotes": language.build_quote_bank(
@@ -485,7 +487,7 @@ def summarise_coding(results: dict, month: str) -> dict:
         "top_themes": top,
         "top_phrases": [
             clean_numbers(row)
-            for row in language.drop_subsumed_phrases(results["phrases"])
+            for row in results["repeated_phrases"][language.PHRASE_COLUMNS]
             .head(TOP_PHRASES)
             .to_dict("records")
         ],

@@ -18,6 +18,8 @@ from helpers.themes import ALL_SEGMENTS, STAGE_BRANCH, branch_codes
 log = logging.getLogger(__name__)
 
 START, END = "start", "end"
+# How the ends of a journey read in tables, sentences and figures.
+END_LABELS = {START: "(start)", END: "(end)"}
 
 
 def order_stages(
@@ -136,7 +138,8 @@ def plot_journeys(transitions: pd.DataFrame, codebook: pd.DataFrame):
     -------
     Figure
         One panel per segment (``all`` first); each cell shows the number of
-        transitions; stages in codebook order, ``start`` first and ``end`` last.
+        transitions; stages by name in codebook order, ``(start)`` first and
+        ``(end)`` last.
     """
     import matplotlib.pyplot as plt
     import seaborn as sns
@@ -146,9 +149,9 @@ def plot_journeys(transitions: pd.DataFrame, codebook: pd.DataFrame):
         s for s in transitions["segment"].unique() if s != ALL_SEGMENTS
     )
     rows, columns = [START, *stages], [*stages, END]
-    names = {}
+    names = dict(END_LABELS)
     if "name" in codebook.columns:
-        names = dict(zip(codebook["code"], codebook["name"], strict=True))
+        names |= dict(zip(codebook["code"], codebook["name"], strict=True))
     figure, axes = plt.subplots(
         1, len(segments), figsize=(3.6 * len(segments), 3.4), squeeze=False
     )

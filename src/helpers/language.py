@@ -78,6 +78,58 @@ def is_phrase(gram: tuple, stop_words: frozenset = STOP_WORDS) -> bool:
     return has_word and gram[0] not in stop_words and gram[-1] not in stop_words
 
 
+def locate_phrases(
+    excerpts: pd.DataFrame,
+    *,
+    sizes: tuple[int, ...] = (2, 3, 4),
+    stop_words: frozenset = STOP_WORDS,
+) -> tuple[dict, list[list[str]], list]:
+    """Return where customers said each phrase (n-gram), for counting and merging.
+
+    Parameters
+    ----------
+    excerpts : DataFrame
+        ``conversation_id``, ``text``, ``is_customer``; only customer turns count.
+    sizes : tuple of int
+        The phrase lengths in words.
+    stop_words : frozenset
+        Phrases starting or ending with one of these are left out (:func:`is_phrase`).
+
+    Returns
+    -------
+    tuple
+        ``places``: phrase (a tuple of words) -> list of ``(stretch, start)``, in
+        text order; ``stretches``: the word lists a phrase lives in (one per
+        stretch of a customer turn between links, :func:`tokenise_spans`);
+        ``owners``: the conversation of each stretch.
+    """
+    places, stretches, owners = {}, [], []
+    turns = select_customer_turns(excerpts)
+    for conversation, text in zip(
+        turns["conversation_id"], turns["text"], strict=False
+    ):
+        for tokens in tokenise_spans(text):
+            stretch = len(stretches)
+            stretches.append(tokens)
+            owners.append(conversation)
+            for size in sizes:
+                for start, gram in enumerate(ngrams(tokens, size)):
+                    if is_phrase(gram, stop_words):
+                        places.setdefault(gram, []).append((stretch, start))
+    return places, stretches, owners
+
+
+PHRASE_COLUMNS = ["phrase", "n_words", "n_occurrences", "n_conversations"]
+
+
+def sort_phrases(rows: list[dict], columns: list[str]) -> pd.DataFrame:
+    """Return phrase rows as a frame, most said first, then longer, then A-Z."""
+    phrases = pd.DataFrame(rows, columns=columns)
+    return phrases.sort_values(
+        ["n_occurrences", "n_words", "phrase"], ascending=[False, False, True]
+    ).reset_index(drop=True)
+
+
 def count_phrases(
     excerpts: pd.DataFrame,
     *,
@@ -109,67 +161,133 @@ def count_phrases(
     Notes
     -----
     Phrases never cross excerpt boundaries, web links or @handles
-    (:func:`tokenise_spans`).
+    (:func:`tokenise_spans`). Every n-gram is counted, so pieces of one longer
+    utterance each get a row; :func:`list_repeated_phrases` joins them for readers.
     """
-    occurrences, conversations = Counter(), {}
-    turns = select_customer_turns(excerpts)
-    for conversation, text in zip(
-        turns["conversation_id"], turns["text"], strict=False
-    ):
-        grams = (
-            gram
-            for tokens in tokenise_spans(text)
-            for size in sizes
-            for gram in ngrams(tokens, size)
-        )
-        for gram in grams:
-            if is_phrase(gram, stop_words):
-                occurrences[gram] += 1
-                conversations.setdefault(gram, set()).add(conversation)
+    places, _, owners = locate_phrases(excerpts, sizes=sizes, stop_words=stop_words)
     rows = [
         {
             "phrase": " ".join(gram),
             "n_words": len(gram),
-            "n_occurrences": count,
-            "n_conversations": len(conversations[gram]),
+            "n_occurrences": len(spots),
+            "n_conversations": len({owners[stretch] for stretch, _ in spots}),
         }
-        for gram, count in occurrences.items()
-        if count >= min_count
+        for gram, spots in places.items()
+        if len(spots) >= min_count
     ]
-    columns = ["phrase", "n_words", "n_occurrences", "n_conversations"]
-    phrases = pd.DataFrame(rows, columns=columns)
-    return phrases.sort_values(
-        ["n_occurrences", "n_words", "phrase"], ascending=[False, False, True]
-    ).reset_index(drop=True)
+    return sort_phrases(rows, PHRASE_COLUMNS)
 
 
-def drop_subsumed_phrases(phrases: pd.DataFrame) -> pd.DataFrame:
-    """Return `phrases` without those that only ever occur inside a longer one.
+def list_repeated_phrases(
+    excerpts: pd.DataFrame,
+    *,
+    sizes: tuple[int, ...] = (2, 3, 4),
+    min_count: int = 2,
+    stop_words: frozenset = STOP_WORDS,
+) -> pd.DataFrame:
+    """Return the phrases customers repeated, one row per thing they said.
+
+    Overlapping n-grams that were said in exactly the same places are pieces of
+    one longer utterance: "back and order" and "order it tonight", each said 7
+    times and only in "I'll go back and order it tonight", become one row
+    "back and order it tonight". So the top rows are different things said.
 
     Parameters
     ----------
-    phrases : DataFrame
-        From :func:`count_phrases`.
+    excerpts : DataFrame
+        ``conversation_id``, ``text``, ``is_customer``; only customer turns count.
+    sizes, min_count, stop_words
+        As for :func:`count_phrases`, which counts the same n-grams.
 
     Returns
     -------
     DataFrame
-        The same columns and order, less every phrase that is part of a longer
-        listed phrase said as many times: "photo on instagram" goes when
-        "friend's photo on instagram" was said just as often, and stays when it
-        was also said on its own.
+        ``phrase`` (the span the joined n-grams cover; it may be longer than
+        the largest size), ``n_words``, ``n_occurrences``, ``n_conversations``
+        and ``n_ngrams`` (how many n-grams were joined, 1 when none), sorted as
+        :func:`count_phrases`.
+
+    Notes
+    -----
+    Two n-grams join when every occurrence of one overlaps (or contains) an
+    occurrence of the other at the same offset, and the number of occurrences
+    is the same; joining is transitive. An n-gram also said elsewhere keeps its
+    own row: "photo on instagram" said 3 times stays beside "friend's photo on
+    instagram" said twice.
     """
-    padded = [f" {phrase} " for phrase in phrases["phrase"]]
-    counts = phrases["n_occurrences"].tolist()
-    sizes = phrases["n_words"].tolist()
-    is_subsumed = [
-        any(
-            sizes[j] > sizes[i] and counts[j] == counts[i] and padded[i] in padded[j]
-            for j in range(len(padded))
+    places, stretches, owners = locate_phrases(
+        excerpts, sizes=sizes, stop_words=stop_words
+    )
+    repeated = {
+        gram: spots for gram, spots in places.items() if len(spots) >= min_count
+    }
+    clusters = group_overlapping_phrases(repeated)
+
+    # One row per cluster: the words its n-grams cover together.
+    rows = []
+    for members in clusters:
+        first = [repeated[gram][0] for gram in members]
+        stretch = first[0][0]
+        begin = min(start for _, start in first)
+        end = max(
+            start + len(gram) for gram, (_, start) in zip(members, first, strict=True)
         )
-        for i in range(len(padded))
-    ]
-    return phrases[~pd.Series(is_subsumed, index=phrases.index, dtype=bool)]
+        words = stretches[stretch][begin:end]
+        spots = repeated[members[0]]
+        rows.append(
+            {
+                "phrase": " ".join(words),
+                "n_words": len(words),
+                "n_occurrences": len(spots),
+                "n_conversations": len({owners[s] for s, _ in spots}),
+                "n_ngrams": len(members),
+            }
+        )
+    return sort_phrases(rows, [*PHRASE_COLUMNS, "n_ngrams"])
+
+
+def group_overlapping_phrases(places: dict) -> list[list[tuple]]:
+    """Return the phrases of `places` in clusters said in the same places.
+
+    Parameters
+    ----------
+    places : dict
+        Phrase (tuple of words) -> list of ``(stretch, start)`` in text order,
+        from :func:`locate_phrases`.
+
+    Returns
+    -------
+    list of list of tuple
+        Clusters of phrases, each a list; two phrases share a cluster when
+        their occurrences pair up one to one, each pair overlapping by at least
+        one word at the same offset (see :func:`list_repeated_phrases`).
+    """
+    # Only phrases said in the same stretches, as often, can pair up.
+    by_stretches = {}
+    for gram, spots in places.items():
+        key = tuple(stretch for stretch, _ in spots)
+        by_stretches.setdefault(key, []).append(gram)
+
+    # Join each pair whose starts differ by one offset that makes them overlap.
+    parent = {gram: gram for gram in places}
+
+    def find(gram):
+        while parent[gram] != gram:
+            parent[gram] = parent[parent[gram]]
+            gram = parent[gram]
+        return gram
+
+    for grams in by_stretches.values():
+        for i, one in enumerate(grams):
+            for other in grams[i + 1 :]:
+                pairs = zip(places[one], places[other], strict=True)
+                shifts = {b - a for (_, a), (_, b) in pairs}
+                if len(shifts) == 1 and -len(other) < shifts.pop() < len(one):
+                    parent[find(other)] = find(one)
+    clusters = {}
+    for gram in places:
+        clusters.setdefault(find(gram), []).append(gram)
+    return list(clusters.values())
 
 
 def find_collocations(

@@ -212,7 +212,7 @@ def plot_saturation(curve: pd.DataFrame, *, run: int = 3):
             where="post",
             color=colours.get(segment, CONTROL_GREY),
             linewidth=2.2 if segment == ALL_SEGMENTS else 1.5,
-            label=f"{segment} (n={len(part)})",
+            label=f"{segment.replace('_', ' ')} (n={len(part)})",
         )
         flat = part.tail(run)
         flat = flat[flat["n_new_codes"] == 0]

@@ -11,11 +11,36 @@ import math
 import pandas as pd
 
 
+def format_decimal(value: float, *, digits: int = 2, sign: str = "") -> str:
+    """Return `value` to `digits` decimals; a value that rounds to zero reads
+    ``0.00``, never ``-0.00``.
+
+    Parameters
+    ----------
+    value : float
+        The number; a bootstrap bound of -0.0004 is zero at two decimals.
+    digits : int
+        Decimals shown.
+    sign : {"", "+"}
+        ``"+"`` writes the sign of positive numbers too (``+2.1``, ``+0.0``).
+
+    Returns
+    -------
+    str
+        The number as text, thousands separated by commas (``1,234.50``), with
+        no sign a reader would take for a direction when the digits are all zero.
+    """
+    if sign not in ("", "+"):
+        raise ValueError(f"sign must be '' or '+', got {sign!r}")
+    # Adding 0.0 turns the -0.0 that rounding leaves into 0.0.
+    return f"{round(value, digits) + 0.0:{sign},.{digits}f}"
+
+
 def format_rate(rate: float, *, digits: int = 1) -> str:
     """Return a proportion as a percentage: ``0.1234`` -> ``"12.3%"``."""
     if rate is None or math.isnan(rate):
         return "–"
-    return f"{100 * rate:.{digits}f}%"
+    return f"{format_decimal(100 * rate, digits=digits)}%"
 
 
 def format_count_rate(successes: int, trials: int, *, digits: int = 0) -> str:
@@ -31,7 +56,8 @@ def format_interval(low: float, high: float, *, digits: int = 1, percent=True) -
         return (
             f"[{format_rate(low, digits=digits)}, {format_rate(high, digits=digits)}]"
         )
-    return f"[{low:,.{digits}f}, {high:,.{digits}f}]"
+    shown = [format_decimal(bound, digits=digits) for bound in (low, high)]
+    return f"[{shown[0]}, {shown[1]}]"
 
 
 def format_rate_ci(rate: float, low: float, high: float, *, digits: int = 1) -> str:
@@ -45,8 +71,9 @@ def format_pp(difference: float, low: float, high: float, *, digits: int = 1) ->
     ``+2.1 pp [0.4, 3.8]``."""
     scale = 100
     return (
-        f"{scale * difference:+.{digits}f} pp "
-        f"[{scale * low:.{digits}f}, {scale * high:.{digits}f}]"
+        f"{format_decimal(scale * difference, digits=digits, sign='+')} pp "
+        f"[{format_decimal(scale * low, digits=digits)}, "
+        f"{format_decimal(scale * high, digits=digits)}]"
     )
 
 
