@@ -1053,7 +1053,7 @@ def test_call_guide_has_question_prompts_consent_and_codes(study):
     other = build_call_guide(study, MONTH, "first_time_no_return")
     assert "checkout" not in other
     assert guide.startswith(
-        "# Call guide: cart abandoners, 2026-11\n\n**Fixture Store.**"
+        "# Call guide: Cart abandoners, 2026-11\n\n**Fixture Store.**"
     )
 
 

@@ -115,7 +115,7 @@ def test_plot_saturation_draws_one_line_per_group(sequence, codebook):
     curve = saturation.build_saturation_curve(coded, conversations, codebook)
     figure = saturation.plot_saturation(curve, run=3)
     labels = [t.get_text() for t in figure.axes[0].get_legend().get_texts()]
-    assert labels == ["all (n=8)", "x (n=4)", "y (n=4)"]
+    assert labels == ["All segments (n=8)", "X (n=4)", "Y (n=4)"]
 
 
 def test_stop_at_counts_the_codes_a_stop_there_would_have_missed(sequence, codebook):

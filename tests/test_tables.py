@@ -11,6 +11,7 @@ from helpers.tables import (
     format_pp,
     format_rate,
     format_rate_ci,
+    format_segment,
     to_markdown,
 )
 
@@ -91,9 +92,31 @@ def test_format_header_turns_column_names_into_words(name, header):
 
 
 def test_tables_for_readers_say_yes_and_no_and_leave_the_frame_alone():
-    frame = pd.DataFrame({"is_callable": [True, False], "segment": ["a_b", "c"]})
+    frame = pd.DataFrame({"is_callable": [True, False], "code": ["OBJ_A", "c"]})
     readable = format_for_readers(frame)
-    assert list(readable.columns) == ["Callable", "Segment"]
+    assert list(readable.columns) == ["Callable", "Code"]
     assert list(readable["Callable"]) == ["yes", "no"]
-    assert list(readable["Segment"]) == ["a_b", "c"]
-    assert list(frame.columns) == ["is_callable", "segment"]
+    assert list(readable["Code"]) == ["OBJ_A", "c"]
+    assert list(frame.columns) == ["is_callable", "code"]
+
+
+@pytest.mark.parametrize(
+    ("segment", "label"),
+    [
+        ("first_time_no_return", "First-time, no return"),
+        ("lifecycle_30-89d", "Lifecycle 30-89 days"),
+        ("lifecycle_365d+", "Lifecycle 365+ days"),
+        ("vip_buyers", "Vip buyers"),
+    ],
+)
+def test_segments_read_as_labels(segment, label):
+    assert format_segment(segment) == label
+
+
+def test_tables_for_readers_label_a_segment_column():
+    frame = pd.DataFrame({"segment": ["cart_abandoners"], "n_customers": [3]})
+    readable = format_for_readers(frame)
+    assert readable.to_dict("list") == {
+        "Segment": ["Cart abandoners"],
+        "Customers": [3],
+    }

@@ -32,6 +32,7 @@ import pandas as pd
 from helpers.errors import HeardInputError, raise_problems
 from helpers.schemas import ATTEMPTS, OUTCOMES, validate
 from helpers.study import Study, check_month, load_study
+from helpers.tables import format_segment
 
 log = logging.getLogger(__name__)
 
@@ -2153,8 +2154,8 @@ def build_call_guide(
 
 
 def call_guide_title(segment: str, month: str) -> str:
-    """Return the call guide's title: ``Call guide: cart abandoners, 2026-11``."""
-    return f"Call guide: {segment.replace('_', ' ')}, {month}"
+    """Return the call guide's title: ``Call guide: Cart abandoners, 2026-11``."""
+    return f"Call guide: {format_segment(segment)}, {month}"
 
 
 def write_call_guides(study: Study, month: str, segments: list[str]) -> list[Path]:
@@ -2505,7 +2506,7 @@ def format_conversations(conversations: pd.DataFrame) -> pd.DataFrame:
 
     return pd.DataFrame(
         {
-            "Segment": conversations["segment"].str.replace("_", " "),
+            "Segment": conversations["segment"].map(format_segment),
             "On list": conversations["n_called"],
             "Dialled": conversations["n_dialled"],
             "Attempts": conversations["n_attempts"],
@@ -2545,7 +2546,7 @@ def format_recovery(arms: pd.DataFrame, *, currency: str = "USD") -> pd.DataFram
     }
     return pd.DataFrame(
         {
-            "Segment": arms["segment"].str.replace("_", " "),
+            "Segment": arms["segment"].map(format_segment),
             "Arm": arms["arm"].map(labels),
             "Recovered": [
                 format_count_rate(k, n)

@@ -20,6 +20,7 @@ from helpers.tables import (
     format_p,
     format_rate,
     format_rate_ci,
+    format_segment,
 )
 from helpers.themes import ALL_SEGMENTS, list_theme_codes
 
@@ -158,7 +159,7 @@ def format_segment_comparison(
     indexed = themes.set_index(["segment", "code"])
     table = pd.DataFrame({"Theme": used["name"].to_numpy()})
     for segment in segments:
-        table[segment.replace("_", " ")] = [
+        table[format_segment(segment)] = [
             format_count_rate(
                 int(indexed.loc[(segment, code), "n_with_theme"]),
                 int(indexed.loc[(segment, code), "n_conversations"]),
@@ -223,7 +224,7 @@ def format_consented_quotes(
         {
             "Quote id": chosen["quote_id"],
             "Theme": chosen["code"].map(names),
-            "Segment": chosen["segment"].str.replace("_", " "),
+            "Segment": chosen["segment"].map(format_segment),
             "Quote": chosen["text"],
         }
     )

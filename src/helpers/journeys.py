@@ -13,6 +13,7 @@ import logging
 
 import pandas as pd
 
+from helpers.tables import format_segment
 from helpers.themes import ALL_SEGMENTS, STAGE_BRANCH, branch_codes
 
 log = logging.getLogger(__name__)
@@ -168,7 +169,7 @@ def plot_journeys(transitions: pd.DataFrame, codebook: pd.DataFrame):
         grid.index = [names.get(code, code) for code in grid.index]
         grid.columns = [names.get(code, code) for code in grid.columns]
         sns.heatmap(grid, annot=True, fmt="d", cmap="Blues", cbar=False, ax=axis)
-        axis.set_xlabel(f"to ({segment.replace('_', ' ')})")
+        axis.set_xlabel(f"to ({format_segment(segment)})")
         axis.set_ylabel("from" if axis is axes[0][0] else "")
         if axis is not axes[0][0]:
             axis.set_yticklabels([])

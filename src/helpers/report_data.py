@@ -25,10 +25,12 @@ from helpers.privacy import redact
 from helpers.study import Study, check_month, previous_months
 from helpers.tables import (
     format_count_rate,
+    format_decimal,
     format_interval,
     format_p,
     format_pp,
     format_rate,
+    format_segment,
 )
 
 log = logging.getLogger(__name__)
@@ -48,17 +50,6 @@ TOP_THEMES = 3
 # Krippendorff's thresholds for alpha: rely on the codes, draw tentative conclusions.
 ALPHA_RELIABLE, ALPHA_TENTATIVE = 0.80, 0.667
 SPREAD = ("difference", "ci_low", "ci_high")
-# Segment names as a reader sees them, in every table and sentence of the report.
-SEGMENT_LABELS = {
-    "cart_abandoners": "Cart abandoners",
-    "first_time_no_return": "First-time, no return",
-    "multi_item_abandoners": "Multi-item abandoners",
-    "single_item_abandoners": "Single-item abandoners",
-    "recent_buyers": "Recent buyers",
-    "high_return_buyers": "High-return buyers",
-    "churned": "Churned",
-    "all": "All segments",
-}
 # Why a customer who answered had no conversation, in words.
 NO_CONVERSATION = {
     "declined": "declined",
@@ -112,25 +103,6 @@ def format_month(month: str) -> str:
     """Return ``"November 2026"`` for ``"2026-11"``."""
     year, number = check_month(month).split("-")
     return f"{calendar.month_name[int(number)]} {year}"
-
-
-def format_segment(segment: str) -> str:
-    """Return a segment's label: ``"First-time, no return"`` for
-    ``first_time_no_return``; lifecycle bands read ``"Lifecycle 30-89 days"``.
-
-    Every table and sentence of the report names segments through this, so a
-    segment reads the same everywhere; a name Heard has no label for is shown
-    with spaces and a capital.
-    """
-    name = str(segment)
-    if name in SEGMENT_LABELS:
-        return SEGMENT_LABELS[name]
-    if name.startswith("lifecycle_"):
-        band = name.removeprefix("lifecycle_").replace("d+", "+ days")
-        band = band.replace("d", " days") if band.endswith("d") else band
-        return f"Lifecycle {band.replace('_', ' ')}"
-    text = name.replace("_", " ")
-    return text[:1].upper() + text[1:]
 
 
 def format_study_name(study: Study) -> str:
@@ -846,8 +818,8 @@ def describe_coding(coding: dict) -> str:
         return "The coding step has no summary for this month."
     price = coding.get("price_objection")
     price_text = (
-        f" Price came up in {format_rate_entry(price)} of the conversations with "
-        "customers who did not buy this month (the themes table counts every "
+        f" Price was cited by {format_rate_entry(price)} of the customers we talked "
+        "to who did not buy this month (the themes table counts every "
         "conversation)."
         if isinstance(price, dict) and price.get("n")
         else ""
@@ -930,7 +902,11 @@ def describe_predictions(coding: dict) -> str:
 def format_brier(entry: dict) -> str:
     """Return ``", Brier score 0.18"`` (lower is better), or nothing."""
     brier = entry.get("brier_score")
-    return "" if brier is None else f", Brier score {brier:.2f} (lower is better)"
+    return (
+        ""
+        if brier is None
+        else f", Brier score {format_decimal(brier)} (lower is better)"
+    )
 
 
 def describe_coders(coding: dict) -> str:
@@ -951,7 +927,9 @@ def describe_coders(coding: dict) -> str:
         if isinstance(value, dict):
             value = value.get("estimate", value.get("value"))
         agreement.append(
-            f"{label} {value:.2f}" if value is not None else f"{label} undefined"
+            f"{label} {format_decimal(value)}"
+            if value is not None
+            else f"{label} undefined"
         )
     return (
         f"Two coders coded **{n_conversations}** conversations blind to each "
@@ -1026,12 +1004,12 @@ def format_statistic(entry: dict | None, *, percent: bool = False) -> str:
     estimate, low, high = (entry.get(k) for k in ("estimate", "ci_low", "ci_high"))
     if estimate is None:
         return "undefined"
-    shown = format_rate(estimate, digits=0) if percent else f"{estimate:.2f}"
+    shown = format_rate(estimate, digits=0) if percent else format_decimal(estimate)
     if low is None or high is None:
         return f"{shown} (no interval)"
     if percent:
         return f"{shown} {format_interval(low, high, digits=0)}"
-    return f"{shown} [{low:.2f}, {high:.2f}]"
+    return f"{shown} {format_interval(low, high, digits=2, percent=False)}"
 
 
 def tabulate_phrases(coding: dict) -> pd.DataFrame:
@@ -1089,8 +1067,9 @@ def describe_own_words(coding: dict) -> str:
     if not coding.get("top_phrases") and tabulate_quotes(coding).empty:
         return "No phrase came up twice and no customer agreed to be quoted this month."
     return (
-        "The phrases customers repeated most, counted in their own turns (a phrase "
-        "said only inside a longer one listed is left out), and below them a few "
+        "The phrases customers repeated most, counted in their own turns (pieces "
+        "of one longer utterance said in the same places are shown once, as the "
+        "words they cover), and below them a few "
         "verbatim quotes from customers who agreed to be quoted, with personal "
         "details removed; experiments cite a quote by its id."
     )

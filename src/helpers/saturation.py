@@ -13,6 +13,7 @@ import logging
 
 import pandas as pd
 
+from helpers.tables import format_segment
 from helpers.themes import ALL_SEGMENTS, STAGE_BRANCH, branch_codes
 
 log = logging.getLogger(__name__)
@@ -212,7 +213,7 @@ def plot_saturation(curve: pd.DataFrame, *, run: int = 3):
             where="post",
             color=colours.get(segment, CONTROL_GREY),
             linewidth=2.2 if segment == ALL_SEGMENTS else 1.5,
-            label=f"{segment.replace('_', ' ')} (n={len(part)})",
+            label=f"{format_segment(segment)} (n={len(part)})",
         )
         flat = part.tail(run)
         flat = flat[flat["n_new_codes"] == 0]

@@ -30,6 +30,7 @@ from helpers.errors import HeardInputError
 from helpers.privacy import customer_key as make_customer_key
 from helpers.schemas import OUTCOMES
 from helpers.study import Study, check_month, load_study
+from helpers.tables import format_segment
 
 log = logging.getLogger(__name__)
 
@@ -1638,7 +1639,7 @@ def plot_segment_sizes(sizes: pd.DataFrame, *, month_segments: list[str]):
     colours = [
         PALETTE[0] if s in month_segments else CONTROL_GREY for s in sizes["segment"]
     ]
-    axes.barh(sizes["segment"], sizes["n_customers"], color=colours)
+    axes.barh(sizes["segment"].map(format_segment), sizes["n_customers"], color=colours)
     axes.invert_yaxis()
     axes.set_xlabel("customers")
     axes.set_ylabel("")

@@ -99,6 +99,38 @@ def to_markdown(frame: pd.DataFrame, *, index: bool = False) -> str:
     return frame.to_markdown(index=index, disable_numparse=True)
 
 
+# Segment names as a reader sees them, in every table, figure and sentence.
+SEGMENT_LABELS = {
+    "cart_abandoners": "Cart abandoners",
+    "first_time_no_return": "First-time, no return",
+    "multi_item_abandoners": "Multi-item abandoners",
+    "single_item_abandoners": "Single-item abandoners",
+    "recent_buyers": "Recent buyers",
+    "high_return_buyers": "High-return buyers",
+    "churned": "Churned",
+    "all": "All segments",
+}
+
+
+def format_segment(segment: str) -> str:
+    """Return a segment's label: ``"First-time, no return"`` for
+    ``first_time_no_return``; lifecycle bands read ``"Lifecycle 30-89 days"``.
+
+    Every table, figure and sentence names segments through this, so a
+    segment reads the same everywhere; a name Heard has no label for is shown
+    with spaces and a capital.
+    """
+    name = str(segment)
+    if name in SEGMENT_LABELS:
+        return SEGMENT_LABELS[name]
+    if name.startswith("lifecycle_"):
+        band = name.removeprefix("lifecycle_").replace("d+", "+ days")
+        band = band.replace("d", " days") if band.endswith("d") else band
+        return f"Lifecycle {band.replace('_', ' ')}"
+    text = name.replace("_", " ")
+    return text[:1].upper() + text[1:]
+
+
 # Abbreviations a header keeps in capitals once its underscores become spaces.
 HEADER_ABBREVIATIONS = {
     "aov": "AOV",
@@ -131,9 +163,12 @@ def format_header(name: object) -> str:
 
 
 def format_for_readers(frame: pd.DataFrame) -> pd.DataFrame:
-    """Return a copy of `frame` with reader's headers and ``yes``/``no`` for
-    true/false columns; the values themselves are left as they are."""
+    """Return a copy of `frame` with reader's headers, ``yes``/``no`` for
+    true/false columns and segment labels in a ``segment`` column; other values
+    are left as they are."""
     readable = frame.rename(columns=format_header)
+    if "segment" in frame.columns:
+        readable["Segment"] = frame["segment"].map(format_segment)
     for column in readable.columns[readable.dtypes.eq(bool)]:
         readable[column] = readable[column].map({True: "yes", False: "no"})
     return readable
