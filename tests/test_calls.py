@@ -1094,11 +1094,12 @@ def test_call_guides_are_ready_before_any_call_is_logged(study):
     segments = ["cart_abandoners", "first_time_no_return"]
     paths = write_call_guides(study, MONTH, segments)
     assert [p.name for p in paths] == [f"call-guide_{s}_{MONTH}.pdf" for s in segments]
-    for path, segment in zip(paths, segments, strict=True):
+    titles = ["Cart abandoners", "First-time, no return"]
+    for path, segment, title in zip(paths, segments, titles, strict=True):
         pages = PdfReader(path).pages
         text = " ".join(pages[0].extract_text().split())
         assert len(pages) == 1
-        assert f"Call guide: {segment.replace('_', ' ')}, {MONTH}" in text
+        assert f"Call guide: {title}, {MONTH}" in text
         assert "What almost stopped you from buying?" in text  # the month's question
         assert study.config["calls"]["guide"]["consent_wording"] in text
         for outcome in OUTCOMES:

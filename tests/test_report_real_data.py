@@ -204,9 +204,10 @@ def test_call_guides_go_out_with_the_call_list_before_any_call(built):
     processed = built["root"] / "data" / "processed" / "public" / MONTH
     assert (processed / f"call-list_customer_{MONTH}.xlsx").exists()
     assert not (built["root"] / "data" / "raw" / "public" / "calls" / MONTH).exists()
-    for segment in ("churned", "first_time_no_return"):
+    titles = {"churned": "Churned", "first_time_no_return": "First-time, no return"}
+    for segment, title in titles.items():
         text = text_of_pdf(processed / f"call-guide_{segment}_{MONTH}.pdf")
-        assert f"Call guide: {segment.replace('_', ' ')}, {MONTH}" in text
+        assert f"Call guide: {title}, {MONTH}" in text
         assert "What made you stop ordering from us?" in text
         for outcome in OUTCOMES:
             assert outcome in text
