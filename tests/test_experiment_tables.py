@@ -85,6 +85,36 @@ def test_format_levels_names_experiments_only_when_levels_differ():
 
 
 # ---------------------------------------------------------------------------
+# The level actually used reaches the reader
+# ---------------------------------------------------------------------------
+
+
+def test_alpha_010_gives_90_percent_intervals_verdicts_and_axis(tmp_path):
+    definition, analysis = analyse_arms_basic(tmp_path, alpha=0.10)
+    results = analysis["results"]
+    found = results[
+        results["metric"].eq("conversion_rate") & results["variant"].eq("free-returns")
+    ].iloc[0]
+
+    # The arm's own interval is 90% Wilson: 760 of 20,100 (scipy, independent).
+    interval = stats.binomtest(760, 20100).proportion_ci(0.90, method="wilson")
+    assert found["ci_low"] == pytest.approx(interval.low)
+    assert found["ci_high"] == pytest.approx(interval.high)
+    # The sentences say 90% and never 95%.
+    verdicts = results.loc[results["variant"].ne("control"), "verdict"]
+    assert verdicts.str.contains("90% interval").all()
+    assert not verdicts.str.contains("95%").any()
+    axis = ex.plot_lifts(results, definition).axes[0].get_xlabel()
+    assert "90% delta-method interval" in axis
+
+
+def test_default_alpha_still_says_95_percent(tmp_path):
+    _, analysis = analyse_arms_basic(tmp_path)
+    verdicts = analysis["results"].query("variant != 'control'")["verdict"]
+    assert verdicts.str.contains("95% interval").all()
+
+
+# ---------------------------------------------------------------------------
 # Display tables
 # ---------------------------------------------------------------------------
 

@@ -995,7 +995,7 @@ def test_month_outputs_load_back_and_format_for_display(tmp_path):
     assert conversion["Value [CI]"].startswith("3.78% [")
     figure = ex.plot_lifts(outputs["results"], outputs["definitions"])
     labels = [t.get_text() for t in figure.axes[0].get_yticklabels()]
-    assert "meta-ads: roas" in labels
+    assert "meta-ads: Return on ad spend (ROAS)" in labels
 
 
 def test_crafted_split_is_flagged_as_srm_and_bayes_can_be_switched_off(tmp_path):
