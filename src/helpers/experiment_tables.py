@@ -141,8 +141,16 @@ def format_metric(metric: str, *, in_sentence: bool = False) -> str:
 def format_level(alpha: float) -> str:
     """Return the confidence level ``1 - alpha`` as readers see it.
 
-    ``0.05`` -> ``"95%"``, ``0.1`` -> ``"90%"``, ``0.025`` -> ``"97.5%"`` (not
-    rounded to ``98%``: the level is stated as it was used).
+    Parameters
+    ----------
+    alpha : float
+        The experiment's ``alpha`` (``experiment.yml`` or the study's default).
+
+    Returns
+    -------
+    str
+        ``0.05`` -> ``"95%"``, ``0.1`` -> ``"90%"``, ``0.025`` -> ``"97.5%"`` (not
+        rounded to ``98%``: the level is stated as it was used).
 
     Raises
     ------
@@ -157,6 +165,11 @@ def format_level(alpha: float) -> str:
 
 def format_levels(definitions: list[dict]) -> str:
     """Return the interval level of the month's experiments for a sentence.
+
+    Parameters
+    ----------
+    definitions : list of dict
+        The month's experiment definitions (``name``, ``alpha``).
 
     Returns
     -------
