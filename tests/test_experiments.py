@@ -360,9 +360,9 @@ def test_hillstrom_capping_effect_table_shows_both_estimates_and_lifts(hillstrom
     change = mens.clip(upper=cap).mean() / mens.mean() - 1
     assert table.loc["mens", "change"] == f"{change:+.1%}"
     lift = mens.clip(upper=cap).mean() / control.clip(upper=cap).mean() - 1
-    assert table.loc["mens", "lift capped [CI]"].startswith(f"{lift:+.1%} [")
+    assert table.loc["mens", "Lift capped [CI]"].startswith(f"{lift:+.1%} [")
     lift = mens.mean() / control.mean() - 1
-    assert table.loc["mens", "lift uncapped [CI]"].startswith(f"{lift:+.1%} [")
+    assert table.loc["mens", "Lift uncapped [CI]"].startswith(f"{lift:+.1%} [")
 
 
 def test_hillstrom_split_passes_the_srm_check(hillstrom):
@@ -987,14 +987,15 @@ def test_month_outputs_load_back_and_format_for_display(tmp_path):
     assert set(outputs["results"]["experiment"]) == {"arms-basic", "meta-ads"}
     display = experiment_tables.format_results(outputs["results"])
     conversion = display[
-        display["metric"].eq("conversion rate") & display["variant"].eq("free-returns")
+        display["metric"].eq("arms-basic: Conversion rate")
+        & display["variant"].eq("free-returns")
     ].iloc[0]
     # 760/20100 - 600/20000 = +0.78 percentage points.
-    assert conversion["absolute lift [CI]"].startswith("+0.78 pp [")
-    assert conversion["value"] == "3.78%"
+    assert conversion["Absolute lift [CI]"].startswith("+0.78 pp [")
+    assert conversion["Value [CI]"].startswith("3.78% [")
     figure = ex.plot_lifts(outputs["results"], outputs["definitions"])
     labels = [t.get_text() for t in figure.axes[0].get_yticklabels()]
-    assert "meta-ads: roas" in labels
+    assert "meta-ads: Return on ad spend (ROAS)" in labels
 
 
 def test_crafted_split_is_flagged_as_srm_and_bayes_can_be_switched_off(tmp_path):

@@ -155,7 +155,7 @@ def test_experiment_page_shows_each_arm_with_its_size_and_rate(built):
     page = text_of_html(built["outputs"].site.parent / "04_messaging_experiments.html")
     for variant, label in ARMS.items():
         arm = rows[rows["segment"] == label]
-        shown = f"conversion rate primary {variant} {len(arm):,} "
+        shown = f"Conversion rate primary {variant} {len(arm):,} "
         assert f"{shown}{100 * arm['conversion'].mean():.2f}%" in page
 
 

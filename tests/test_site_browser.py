@@ -159,3 +159,18 @@ def test_demo_site_in_chromium(browser, serve, tmp_path_factory):
     pages = sorted(p.name for p in site.parent.glob("*.html"))
     assert "index.html" in pages and "monthly.html" in pages
     assert len(pages) >= 3
+
+
+def test_demo_experiment_tables_fit_the_text_column(browser, serve, tmp_path_factory):
+    # The results table once had 12 columns and was cut off in the page's text
+    # column; a table that fits has nothing to scroll sideways.
+    built = demo_chain(tmp_path_factory.getbasetemp())
+    base = serve(built["2026-11"].site.parent)
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(urljoin(base, "04_messaging_experiments.html"), wait_until="load")
+    widths = page.eval_on_selector_all(
+        "table", "tables => tables.map(t => [t.id, t.scrollWidth, t.clientWidth])"
+    )
+    page.close()
+    assert {"tbl-results", "tbl-result-checks"} <= {name for name, _, _ in widths}
+    assert [name for name, scroll, client in widths if scroll > client] == []

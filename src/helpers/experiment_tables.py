@@ -91,11 +91,125 @@ def load_month_outputs(study, month: str) -> dict:
     return {"definitions": definitions, **tables, "summary": summary}
 
 
+# Reader's names for the built-in metrics. The role (primary, guardrail, …) is a
+# column of its own, so it stays out of the name.
+METRIC_LABELS = {
+    "conversion_rate": "Conversion rate",
+    "visit_rate": "Visit rate",
+    "unsubscribe_rate": "Unsubscribe rate",
+    "revenue_per_visitor": "Revenue per visitor",
+    "orders_per_visitor": "Orders per visitor",
+    "aov": "Average order value (AOV)",
+    "roas": "Return on ad spend (ROAS)",
+    "ctr": "Click-through rate (CTR)",
+    "click_conversion_rate": "Orders per click",
+}
+CAPPED_SUFFIX = "_capped"
+
+
+def format_metric(metric: str, *, in_sentence: bool = False) -> str:
+    """Return a metric's name as readers see it in tables, figures and verdicts.
+
+    Parameters
+    ----------
+    metric : str
+        A metric key as the results files store it (``aov``,
+        ``revenue_per_visitor_capped``, or one defined in ``experiment.yml``).
+    in_sentence : bool, keyword-only
+        Start with a small letter, for use inside a sentence (an abbreviation
+        such as ``ROAS`` keeps its capitals).
+
+    Returns
+    -------
+    str
+        ``aov`` -> ``"Average order value (AOV)"``,
+        ``revenue_per_visitor_capped`` -> ``"Revenue per visitor, capped"``; a key
+        with no label here has its underscores turned into spaces and a capital
+        first letter (``repeat_rate`` -> ``"Repeat rate"``).
+    """
+    key = str(metric)
+    capped = key.endswith(CAPPED_SUFFIX) and key != CAPPED_SUFFIX
+    base = key.removesuffix(CAPPED_SUFFIX) if capped else key
+    words = METRIC_LABELS.get(base) or base.replace("_", " ").strip()
+    label = words[:1].upper() + words[1:] + (", capped" if capped else "")
+    first = label.split(" ", 1)[0]
+    if in_sentence and not (len(first) > 1 and first.isupper()):
+        return label[:1].lower() + label[1:]
+    return label
+
+
+def format_level(alpha: float) -> str:
+    """Return the confidence level ``1 - alpha`` as readers see it.
+
+    Parameters
+    ----------
+    alpha : float
+        The experiment's ``alpha`` (``experiment.yml`` or the study's default).
+
+    Returns
+    -------
+    str
+        ``0.05`` -> ``"95%"``, ``0.1`` -> ``"90%"``, ``0.025`` -> ``"97.5%"`` (not
+        rounded to ``98%``: the level is stated as it was used).
+
+    Raises
+    ------
+    ValueError
+        If `alpha` is not a number strictly between 0 and 1.
+    """
+    number = float(alpha)
+    if not 0 < number < 1:
+        raise ValueError(f"alpha must be between 0 and 1, got {alpha!r}")
+    return f"{round(100 * (1 - number), 6):g}%"
+
+
+def format_levels(definitions: list[dict]) -> str:
+    """Return the interval level of the month's experiments for a sentence.
+
+    Parameters
+    ----------
+    definitions : list of dict
+        The month's experiment definitions (``name``, ``alpha``).
+
+    Returns
+    -------
+    str
+        ``"95%"`` when every experiment uses the same alpha, else each level
+        with its experiments (``"90% for a, 95% for b and c"``); ``"95%"`` (the
+        default alpha 0.05) when there are none.
+    """
+    names_by_level = {}
+    for definition in definitions:
+        level = format_level(definition.get("alpha", 0.05))
+        names_by_level.setdefault(level, []).append(definition["name"])
+    if len(names_by_level) <= 1:
+        return next(iter(names_by_level), format_level(0.05))
+    return ", ".join(
+        f"{level} for " + _join_names(names) for level, names in names_by_level.items()
+    )
+
+
+def _join_names(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
 def format_value(value: float, mode: str) -> str:
     """Return a metric value: a percentage for proportions, else 3 figures."""
     if value is None or not np.isfinite(value):
         return "–"
     return f"{100 * value:.2f}%" if mode == "proportion" else f"{value:,.3g}"
+
+
+def format_value_ci(value: float, low: float, high: float, mode: str) -> str:
+    """Return an arm's value with its interval: ``3.78% [3.52, 4.05]`` for
+    proportions (the brackets in the same unit), ``2.46 [2.18, 2.74]`` otherwise;
+    the value alone when the interval is missing."""
+    shown = format_value(value, mode)
+    if shown == "–" or not (np.isfinite(low) and np.isfinite(high)):
+        return shown
+    if mode == "proportion":
+        return f"{shown} [{100 * low:.2f}, {100 * high:.2f}]"
+    return f"{shown} [{low:,.3g}, {high:,.3g}]"
 
 
 def format_difference(value: float, low: float, high: float, mode: str) -> str:
@@ -126,67 +240,137 @@ def format_chance(chance: float) -> str:
     return f"{chance:.0%}"
 
 
+def format_p_pair(p_adjusted: float, p_value: float) -> str:
+    """Return ``0.036 (0.012)``: the family-adjusted p-value, then the raw one;
+    ``– (0.012)`` for a row outside the family, ``–`` when untested."""
+    raw = format_p(p_value)
+    if raw == "–":
+        return raw
+    return f"{format_p(p_adjusted)} ({raw})"
+
+
+# The results' flags in readers' words (the files keep the short keys).
+FLAG_LABELS = {
+    "srm": "sample-ratio mismatch",
+    "zero_conversions": "no conversions",
+    "zero_variance": "no variance",
+    "below_min_sample": "below planned sample",
+    "capped": "capped",
+    "not_testable": "not testable",
+}
+
+
+def format_flags(flags: str | None) -> str:
+    """Return ``;``-joined flag keys as words: ``srm;capped`` ->
+    ``"sample-ratio mismatch, capped"``; an unknown key is shown with spaces."""
+    keys = [key for key in str(flags or "").split(";") if key]
+    return ", ".join(FLAG_LABELS.get(key, key.replace("_", " ")) for key in keys)
+
+
 DISPLAY_COLUMNS = [
     "experiment",
     "metric",
     "role",
     "variant",
     "n",
-    "value",
-    "absolute lift [CI]",
-    "relative lift [CI]",
-    "p",
-    "p adjusted",
-    "chance to beat control",
-    "bootstrap [CI]",
+    "Value [CI]",
+    "Absolute lift [CI]",
+    "Relative lift [CI]",
+    "p adjusted (raw)",
     "flags",
 ]
 
 
 def format_results(results: pd.DataFrame) -> pd.DataFrame:
-    """Return the results table for display.
+    """Return the results table for display, narrow enough for a page's text
+    column; :func:`format_result_checks` holds the bootstrap and Bayesian columns.
 
     Returns
     -------
     DataFrame
-        ``experiment``, ``metric``, ``role``, ``variant``, ``n``, ``value``,
-        ``absolute lift [CI]``, ``relative lift [CI]``, ``p``, ``p adjusted``,
-        ``chance to beat control``, ``bootstrap [CI]`` (the absolute lift with its
-        bootstrap interval, row-level means only), ``flags``.
+        ``metric`` (reader's name, after its experiment's name when there are
+        several), ``role``, ``variant``, ``n``, ``Value [CI]`` (the arm's value
+        with its interval), ``Absolute lift [CI]``, ``Relative lift [CI]``, ``p
+        adjusted (raw)`` (family-adjusted p-value, the raw one in brackets),
+        ``flags`` (in words, see :data:`FLAG_LABELS`; comma-separated).
     """
     rows = results.itertuples(index=False)
     display = pd.DataFrame(
         [
             {
                 "experiment": getattr(r, "experiment", ""),
-                "metric": r.metric.replace("_", " "),
+                "metric": format_metric(r.metric),
                 "role": r.role,
                 "variant": r.variant,
                 "n": f"{r.n:,.0f}",
-                "value": format_value(r.estimate, r.mode),
-                "absolute lift [CI]": format_difference(
+                "Value [CI]": format_value_ci(r.estimate, r.ci_low, r.ci_high, r.mode),
+                "Absolute lift [CI]": format_difference(
                     r.abs_lift, r.abs_ci_low, r.abs_ci_high, r.mode
                 ),
-                "relative lift [CI]": format_relative(
+                "Relative lift [CI]": format_relative(
                     r.rel_lift, r.rel_ci_low, r.rel_ci_high
                 ),
-                "p": format_p(r.p_value),
-                "p adjusted": format_p(r.p_adjusted),
-                "chance to beat control": format_chance(r.chance_to_beat_control),
-                "bootstrap [CI]": format_difference(
-                    r.abs_lift, r.boot_ci_low, r.boot_ci_high, r.mode
-                )
-                if np.isfinite(getattr(r, "boot_ci_low", np.nan))
-                else "–",
-                "flags": r.flags or "",
+                "p adjusted (raw)": format_p_pair(r.p_adjusted, r.p_value),
+                "flags": format_flags(r.flags),
             }
             for r in rows
         ],
         columns=DISPLAY_COLUMNS,
     )
-    if len(set(display["experiment"])) <= 1:
-        display = display.drop(columns="experiment")
-    return display
+    return _fold_experiment(display)
+
+
+CHECK_DISPLAY_COLUMNS = [
+    "experiment",
+    "metric",
+    "variant",
+    "Absolute lift, bootstrap [CI]",
+    "chance to beat control",
+]
+
+
+def format_result_checks(results: pd.DataFrame) -> pd.DataFrame:
+    """Return the second look at each lift: the bootstrap interval of the
+    absolute lift and the Bayesian chance to beat control.
+
+    Returns
+    -------
+    DataFrame
+        One row per non-control arm × metric: ``metric`` (reader's name, after
+        its experiment's name when there are several), ``variant``, ``Absolute lift,
+        bootstrap [CI]`` (row-level means only, else ``–``), ``chance to beat
+        control`` (``–`` when switched off or untested).
+    """
+    arms = results[results["variant"].ne("control")]
+    display = pd.DataFrame(
+        [
+            {
+                "experiment": getattr(r, "experiment", ""),
+                "metric": format_metric(r.metric),
+                "variant": r.variant,
+                "Absolute lift, bootstrap [CI]": format_difference(
+                    r.abs_lift, r.boot_ci_low, r.boot_ci_high, r.mode
+                )
+                if np.isfinite(getattr(r, "boot_ci_low", np.nan))
+                else "–",
+                "chance to beat control": format_chance(r.chance_to_beat_control),
+            }
+            for r in arms.itertuples(index=False)
+        ],
+        columns=CHECK_DISPLAY_COLUMNS,
+    )
+    return _fold_experiment(display)
+
+
+def _fold_experiment(display: pd.DataFrame) -> pd.DataFrame:
+    """Return `display` without its experiment column; when it names several,
+    each metric is prefixed with its experiment (``meta-ads: Conversion rate``),
+    which costs a wider table no extra column."""
+    if len(set(display["experiment"])) > 1:
+        display = display.assign(
+            metric=display["experiment"] + ": " + display["metric"]
+        )
+    return display.drop(columns="experiment")
 
 
 def format_capping(results: pd.DataFrame) -> pd.DataFrame:
@@ -198,7 +382,7 @@ def format_capping(results: pd.DataFrame) -> pd.DataFrame:
     DataFrame
         One row per experiment × arm with a capped row: ``experiment``,
         ``variant``, ``uncapped``, ``capped``, ``change`` (capped / uncapped - 1),
-        ``lift uncapped [CI]``, ``lift capped [CI]`` (relative lifts, with their
+        ``Lift uncapped [CI]``, ``Lift capped [CI]`` (relative lifts, with their
         intervals); empty when nothing was capped.
     """
     keys = ["experiment", "variant"] if "experiment" in results else ["variant"]
@@ -215,8 +399,8 @@ def format_capping(results: pd.DataFrame) -> pd.DataFrame:
                 f"{c / u - 1:+.1%}" if u else "–"
                 for u, c in zip(both["estimate"], both["estimate_capped"], strict=True)
             ],
-            "lift uncapped [CI]": _relative_column(both, ""),
-            "lift capped [CI]": _relative_column(both, "_capped"),
+            "Lift uncapped [CI]": _relative_column(both, ""),
+            "Lift capped [CI]": _relative_column(both, "_capped"),
         }
     )
 
@@ -239,7 +423,7 @@ def format_plan(plan: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "experiment": plan["experiment"],
-            "metric": plan["metric"].str.replace("_", " "),
+            "metric": plan["metric"].map(format_metric),
             "baseline": [
                 format_value(v, "proportion" if k == "proportion" else "mean")
                 for v, k in zip(plan["baseline"], plan["metric_kind"], strict=True)
@@ -283,8 +467,8 @@ def format_trace(trace: pd.DataFrame) -> pd.DataFrame:
         {
             "quote": trace["quote_id"] + np.where(quotes.ne(""), ": " + quotes, ""),
             "variant": trace["variant"] + " (" + trace["variant_name"] + ")",
-            "metric": trace["metric"].str.replace("_", " "),
-            "relative lift [CI]": [
+            "metric": trace["metric"].map(format_metric),
+            "Relative lift [CI]": [
                 format_relative(v, lo, hi)
                 for v, lo, hi in zip(
                     trace["rel_lift"],

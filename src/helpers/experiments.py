@@ -781,6 +781,8 @@ def _min_sample_rows(sizes: tuple, definition: dict, plan) -> list[tuple]:
 
 def _degenerate_rows(values: pd.DataFrame, alpha: float) -> list[tuple]:
     """Return zero-conversion and zero-variance checks, metric by metric."""
+    from helpers.experiment_tables import format_level, format_metric
+
     zero = values[values["has_zero_conversions"]]
     rows = [
         (
@@ -790,11 +792,11 @@ def _degenerate_rows(values: pd.DataFrame, alpha: float) -> list[tuple]:
             0.0,
             1.0,
             False,
-            f"{v} has 0 of {n:,.0f} on {m}: not testable; exact {1 - alpha:.0%} "
-            f"upper bound {high:.2%}"
+            f"{v} has 0 of {n:,.0f} on {format_metric(m, in_sentence=True)}: not "
+            f"testable; exact {format_level(alpha)} upper bound {high:.2%}"
             if mode == "proportion"
-            else f"{v} has no conversions (a zero denominator) on {m}: undefined "
-            "there, not testable",
+            else f"{v} has no conversions (a zero denominator) on "
+            f"{format_metric(m, in_sentence=True)}: undefined there, not testable",
         )
         for m, v, n, high, mode in zip(
             zero["metric"],
@@ -807,7 +809,15 @@ def _degenerate_rows(values: pd.DataFrame, alpha: float) -> list[tuple]:
     ]
     flat = values[values["is_zero_variance"]]
     rows += [
-        ("zero_variance", m, v, 0.0, 0.0, False, f"{v}: every unit has the same {m}")
+        (
+            "zero_variance",
+            m,
+            v,
+            0.0,
+            0.0,
+            False,
+            f"{v}: every unit has the same {format_metric(m, in_sentence=True)}",
+        )
         for m, v in zip(flat["metric"], flat["variant"], strict=True)
     ]
     return rows
@@ -1122,8 +1132,12 @@ def write_verdicts(results: pd.DataFrame, definition: dict) -> pd.Series:
 
     A difference is called significant only together with its interval, the
     correction used and the number of comparisons corrected together; a failed
-    check leads the sentence.
+    check leads the sentence. Metrics are named as readers see them
+    (:func:`helpers.experiment_tables.format_metric`) and every interval with the
+    level it was computed at, ``1 - alpha`` (``90%`` for alpha 0.10).
     """
+    from helpers.experiment_tables import format_metric
+
     alpha = float(definition["alpha"])
     better = {m: spec[3] for m, spec in definition["metrics"].items()}
     sentences = []
@@ -1131,7 +1145,9 @@ def write_verdicts(results: pd.DataFrame, definition: dict) -> pd.Series:
         if row.variant == "control":
             sentences.append("")
             continue
-        head = f"{row.variant} vs control on {row.metric.replace('_', ' ')}"
+        head = (
+            f"{row.variant} vs control on {format_metric(row.metric, in_sentence=True)}"
+        )
         flags = set(str(row.flags).split(";")) - {""}
         lead = (
             "Sample-ratio mismatch: the arms are not the planned sizes, so do not "
@@ -1155,6 +1171,8 @@ def write_verdicts(results: pd.DataFrame, definition: dict) -> pd.Series:
 def _verdict_text(row, head: str, alpha: float, higher_is_better: bool) -> str:
     """Return the verdict's core: the lift with its interval, then what the
     interval and the (adjusted) p-value say, each described as it is."""
+    from helpers.experiment_tables import format_level
+
     lift = _format_lift(row)
     in_family = row.role != "sensitivity"
     p_value = row.p_adjusted if in_family else row.p_value
@@ -1162,7 +1180,7 @@ def _verdict_text(row, head: str, alpha: float, higher_is_better: bool) -> str:
         p_value
     )
     corrected = _correction_words(row) if in_family else "uncorrected"
-    level = f"{1 - alpha:.0%}"
+    level = format_level(alpha)
 
     # The intervals shown are unadjusted; the p-value may be adjusted, a pooled
     # z-test can disagree with Newcombe's interval at the edge, and the relative
@@ -1205,7 +1223,7 @@ def _verdict_text(row, head: str, alpha: float, higher_is_better: bool) -> str:
             f"({adjusted}), so treat it as unconfirmed"
         )
     return (
-        f"{head}: {lift}; the interval includes no change ({stated}), "
+        f"{head}: {lift}; the {level} interval includes no change ({stated}), "
         "so these data cannot tell a real difference from noise"
     )
 
@@ -1344,6 +1362,7 @@ def plot_lifts(results: pd.DataFrame, definitions):
     """
     from matplotlib.ticker import PercentFormatter
 
+    from helpers.experiment_tables import format_levels, format_metric
     from helpers.figures import CONTROL_GREY, arm_colours, new_figure
 
     definitions = [definitions] if isinstance(definitions, dict) else list(definitions)
@@ -1377,12 +1396,14 @@ def plot_lifts(results: pd.DataFrame, definitions):
                 label=label,
             )
     axes.axvline(0, color=CONTROL_GREY, linewidth=1.2, label="control (no change)")
-    labels = [(f"{e}: " if several else "") + m.replace("_", " ") for e, m in rows]
+    labels = [(f"{e}: " if several else "") + format_metric(m) for e, m in rows]
     axes.set_yticks(range(len(rows)), labels)
     axes.invert_yaxis()
     axes.xaxis.set_major_formatter(PercentFormatter(1.0))
-    level = 1 - float(definitions[0].get("alpha", 0.05) if definitions else 0.05)
-    axes.set_xlabel(f"relative lift vs control ({level:.0%} delta-method interval)")
+    # One level when the experiments share alpha, else each with its experiments.
+    axes.set_xlabel(
+        f"relative lift vs control ({format_levels(definitions)} delta-method interval)"
+    )
     axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     figure.tight_layout()
     return figure
