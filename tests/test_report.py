@@ -357,6 +357,30 @@ def test_summary_line_of_an_experiment_with_a_sample_ratio_mismatch_claims_nothi
     assert "did better" not in mismatched
 
 
+def test_experiment_lines_state_the_interval_level_their_alpha_gives():
+    entry = {
+        "name": "subject-nov",
+        "variant": "b",
+        "primary_metric": "aov",
+        "lift": 0.3,
+        "ci_low": 0.1,
+        "ci_high": 0.5,
+        "p_adjusted": 0.001,
+        "alpha": 0.1,
+    }
+    [line] = report_data.describe_experiments({"experiments": [entry]})
+    assert "average order value (AOV)): relative lift +30% [+10%, +50%] (90% " in line
+    table = report_data.tabulate_experiment_results(RESULTS.assign(alpha=0.1))
+    assert "Relative lift [90% CI]" in table.columns
+    mixed = report_data.tabulate_experiment_results(
+        pd.concat([RESULTS, RESULTS.assign(experiment="other", alpha=0.1)])
+    )
+    levels = [
+        cell.rsplit(" ", 1)[1] for cell in mixed["Relative lift [CI at its level]"]
+    ]
+    assert levels == ["(95%)"] * 3 + ["(90%)"] * 3
+
+
 def rate_entry(k: int, n: int) -> dict:
     low, high = wilson(k, n)
     return {"k": k, "n": n, "rate": k / n, "ci_low": low, "ci_high": high}
@@ -894,9 +918,9 @@ RESULTS = pd.DataFrame(
 def test_every_tested_metric_is_shown_and_an_unclear_guardrail_reaches_the_summary():
     table = report_data.tabulate_experiment_results(RESULTS)
     assert table["Metric"].tolist() == [
-        "conversion rate, primary",
-        "average order value (AOV), secondary",
-        "unsubscribe rate, guardrail",
+        "Conversion rate, primary",
+        "Average order value (AOV), secondary",
+        "Unsubscribe rate, guardrail",
     ]
     lifts = [lift.replace("\u00a0", " ") for lift in table["Relative lift [95% CI]"]]
     assert lifts == ["+46% [+27%, +69%]", "+4% [-4%, +14%]", "-6% [-39%, +47%]"]

@@ -1555,6 +1555,7 @@ def summarise_experiment(analysis: dict, definition: dict) -> list[dict]:
                 "has_srm": not bool(srm.is_passed),
                 "srm_p_value": _number(srm.value),
                 "n": int(analysis["arms"]["n"].sum()),
+                "alpha": float(definition["alpha"]),
             }
         )
     return entries

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from helpers.experiment_tables import format_level, format_metric
 from helpers.privacy import redact
 from helpers.study import Study, check_month, previous_months
 from helpers.tables import (
@@ -306,12 +307,13 @@ def describe_experiments(experiments: dict) -> list[str]:
         return ["**Experiments:** none analysed this month."]
     lines = []
     for entry in entries:
-        metric = format_metric(entry.get("primary_metric", ""))
+        metric = format_metric(entry.get("primary_metric", ""), in_sentence=True)
+        level = format_level(entry.get("alpha", 0.05))
         p_value = entry.get("p_adjusted", entry.get("p_value"))
         p_value = math.nan if p_value is None else p_value
         lines.append(
             f"**Experiment {entry.get('name')}** ({entry.get('variant', 'variant')} "
-            f"vs control, {metric}): relative lift {format_lift(entry)} (95% "
+            f"vs control, {metric}): relative lift {format_lift(entry)} ({level} "
             f"interval), adjusted p {format_p(p_value)}"
             f": {read_interval(entry)}."
         )
@@ -1448,26 +1450,10 @@ def describe_open_disagreements(
 # ---------------------------------------------------------------------------
 
 # Metric names as a reader sees them; abbreviations are spelled out.
-METRIC_LABELS = {
-    "conversion_rate": "conversion rate",
-    "visit_rate": "visit rate",
-    "unsubscribe_rate": "unsubscribe rate",
-    "revenue_per_visitor": "revenue per visitor",
-    "orders_per_visitor": "orders per visitor",
-    "aov": "average order value (AOV)",
-    "roas": "return on ad spend (ROAS)",
-    "ctr": "click-through rate (CTR)",
-    "click_conversion_rate": "conversion rate per click",
-}
 RESULT_COLUMNS = [
     "experiment", "variant", "metric", "role", "rel_lift", "rel_ci_low",
     "rel_ci_high", "p_adjusted", "is_testable", "flags", "higher_is_better", "alpha",
 ]  # fmt: skip
-
-
-def format_metric(metric: str) -> str:
-    """Return a metric's name in words (``average order value (AOV)``)."""
-    return METRIC_LABELS.get(str(metric), str(metric).replace("_", " "))
 
 
 def load_experiment_results(study: Study, month: str) -> pd.DataFrame:
@@ -1537,9 +1523,9 @@ def tabulate_experiment_results(results: pd.DataFrame) -> pd.DataFrame:
     DataFrame
         ``Arm`` (the variant; ``experiment: variant`` when the month has several
         experiments; no column when the month tested a single arm), ``Metric``
-        (with its role),
-        ``Relative lift [95% CI]``, ``p (adjusted)``, ``Reading``
-        (:func:`read_result`); primary metrics first.
+        (with its role), ``Relative lift [95% CI]`` (the level is 1 - the
+        experiments' alpha; with several levels each cell names its own),
+        ``p (adjusted)``, ``Reading`` (:func:`read_result`); primary metrics first.
     """
     order = {"primary": 0, "secondary": 1, "guardrail": 2}
     several = len(set(results["experiment"])) > 1
@@ -1548,6 +1534,12 @@ def tabulate_experiment_results(results: pd.DataFrame) -> pd.DataFrame:
         results.to_dict("records"),
         key=lambda r: (r["experiment"], r["variant"], order.get(r["role"], 3)),
     )
+    # Each experiment sets its own alpha: one level goes in the header, several
+    # go beside each interval.
+    levels = {format_level(alpha) for alpha in results["alpha"]} or {"95%"}
+    lift_column = f"Relative lift [{next(iter(levels))} CI]"
+    if len(levels) > 1:
+        lift_column = "Relative lift [CI at its level]"
     table = pd.DataFrame(
         [
             {
@@ -1555,13 +1547,14 @@ def tabulate_experiment_results(results: pd.DataFrame) -> pd.DataFrame:
                 if several
                 else row["variant"],
                 "Metric": f"{format_metric(row['metric'])}, {row['role']}",
-                "Relative lift [95% CI]": keep_together(format_result_lift(row)),
+                lift_column: keep_together(format_result_lift(row))
+                + (f" ({format_level(row['alpha'])})" if len(levels) > 1 else ""),
                 "p (adjusted)": format_p(row["p_adjusted"]),
                 "Reading": read_result(row),
             }
             for row in rows
         ],
-        columns=["Arm", "Metric", "Relative lift [95% CI]", "p (adjusted)", "Reading"],
+        columns=["Arm", "Metric", lift_column, "p (adjusted)", "Reading"],
     )
     # With a single arm the column would repeat one name; the arm list names it.
     return table.drop(columns="Arm") if len(arms) == 1 else table
@@ -1620,7 +1613,8 @@ def describe_guardrails(results: pd.DataFrame) -> list[str]:
             )
         lines.append(
             f"**Guardrail of {row['experiment']}** ({row['variant']} vs control, "
-            f"{format_metric(row['metric'])}): relative change {lift} (95% "
+            f"{format_metric(row['metric'], in_sentence=True)}): relative change "
+            f"{lift} ({format_level(row['alpha'])} "
             f"interval), adjusted p {format_p(row['p_adjusted'])}; {meaning}."
         )
     return lines
