@@ -149,7 +149,7 @@ def test_pdf_shows_every_tested_metric_and_what_each_arm_said(built):
         )
         assert lift in text, f"{row.metric} lift {lift} missing"
         assert f", {row.role}" in text
-    assert "average order value (AOV)" in text
+    assert "Average order value (AOV), secondary" in text
 
     # Each arm's copy, and the quote ids it was written from, from experiment.yml.
     for path in (root / "data" / "raw" / "demo" / "experiments").glob(
