@@ -32,6 +32,21 @@ def test_undefined_kappa_is_written_as_undefined_never_zero():
     assert table.loc[0, "Agreement [95% CI]"] == "100.0% [100.0%, 100.0%]"
     assert table.loc[1, "Agreement [95% CI]"] == "95.0% [90.0%, 97.5%]"
     assert table.loc[1, "Cohen's kappa [95% CI]"] == "0.81 [0.50, 1.00]"
+    assert table["Code"].tolist() == ["OBJ-STOCK", "OBJ-FIT"]
+
+
+def test_agreement_names_codes_from_the_codebook_and_the_overall_row():
+    agreement = pd.DataFrame(
+        {"code": ["OBJ-FIT", "overall", "OBJ-NEW"], "n_units": [40, 40, 40]}
+    ).assign(
+        n_applied=3, percent_agreement=0.9, percent_agreement_ci_low=0.8,
+        percent_agreement_ci_high=1.0, kappa=0.5, kappa_ci_low=0.2,
+        kappa_ci_high=0.8, alpha=0.5, alpha_ci_low=0.2, alpha_ci_high=0.8,
+        status="ok",
+    )  # fmt: skip
+    codebook = pd.DataFrame({"code": ["OBJ-FIT"], "name": ["Sizing and fit"]})
+    table = coding_display.format_agreement(agreement, codebook=codebook)
+    assert table["Code"].tolist() == ["Sizing and fit", "All codes", "OBJ-NEW"]
 
 
 def test_agreement_bounds_that_round_to_zero_read_zero_not_minus_zero():

@@ -2486,7 +2486,8 @@ def format_connect_rates(rates: pd.DataFrame) -> pd.DataFrame:
 
     group = [c for c in rates.columns if c in BREAKDOWN_LABELS]
     shown = rates[group].rename(columns=BREAKDOWN_LABELS).astype(str)
-    shown = shown.replace({"_": " "}, regex=True)
+    if "segment" in group:
+        shown["Segment"] = rates["segment"].map(format_segment)
     shown["Unit"] = rates["unit"].map(UNIT_LABELS)
     shown["Connect rate"] = [
         format_count_rate(k, n)

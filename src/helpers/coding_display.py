@@ -11,6 +11,7 @@ import math
 
 import pandas as pd
 
+from helpers.coding import OVERALL
 from helpers.journeys import END, END_LABELS, START
 from helpers.tables import (
     format_count_rate,
@@ -32,13 +33,18 @@ def format_number(value: float, *, digits: int = 2) -> str:
     return format_decimal(value, digits=digits)
 
 
-def format_agreement(agreement: pd.DataFrame) -> pd.DataFrame:
+def format_agreement(
+    agreement: pd.DataFrame, *, codebook: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """Return the agreement table for display: one row per code, overall last.
 
     Parameters
     ----------
     agreement : DataFrame
         ``helpers.coding.agreement_table``.
+    codebook : DataFrame, optional
+        With ``code`` and ``name``: each code is shown by its name, and the
+        overall row reads "All codes".
 
     Returns
     -------
@@ -48,11 +54,15 @@ def format_agreement(agreement: pd.DataFrame) -> pd.DataFrame:
         ``Krippendorff's alpha [95% CI]``, ``Status``; an undefined statistic reads
         "undefined" beside its raw agreement, never 0 or 1.
     """
+    names = {}
+    if codebook is not None:
+        names = dict(zip(codebook["code"], codebook["name"], strict=True))
+        names[OVERALL] = "All codes"
     rows = []
     for row in agreement.itertuples(index=False):
         rows.append(
             {
-                "Code": row.code,
+                "Code": names.get(row.code, row.code),
                 "Units": row.n_units,
                 "Applied": row.n_applied,
                 "Agreement [95% CI]": with_rate_interval(
