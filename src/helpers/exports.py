@@ -875,7 +875,7 @@ DATE_ORDERS = {True: "day first", False: "month first", None: "ISO"}
 # (WooCommerce) or was voided (Shopify), a draft of the block checkout.
 NOT_PURCHASED = ["cancelled", "canceled", "wc-cancelled", "failed", "wc-failed",
                  "voided", "checkout-draft"]  # fmt: skip
-BATCH_ROWS = 250_000  # rows typed at a time
+BATCH_ROWS = 100_000  # rows typed at a time
 
 
 def read_source(fmt: FileFormat, selected: list, *, workdir: Path) -> pl.DataFrame:
