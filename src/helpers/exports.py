@@ -1688,23 +1688,25 @@ def _identities(table: pd.DataFrame) -> tuple[pl.DataFrame, np.ndarray]:
         .agg(
             pl.col("name").last(), pl.col("country").last(),
             pl.col("accepts_marketing").last().alias("accepts_email_marketing"),
-            pl.col("created_at").max().alias("seen_at"),
+            pl.col("created_at").max().alias("seen_at"), pl.col("position"),
         )
-        .with_row_index("identity")
     )  # fmt: skip
-    positions = (
-        frame.join(latest.select([*keys, "identity"]), on=keys, how="left",
-                   nulls_equal=True)
-        .sort("position")["identity"].to_numpy()
-    )  # fmt: skip
+
+    # Each row's identity from the rows each identity gathered: no join back
+    # on the three text keys.
+    rows = latest["position"]
+    positions = np.empty(len(frame), dtype=int)
+    positions[rows.explode().to_numpy()] = np.repeat(
+        np.arange(len(latest)), rows.list.len().to_numpy()
+    )
 
     # A name splits at its first space, into first and last name.
     names = pl.col("name").str.splitn(" ", 2)
-    latest = latest.with_columns(
+    latest = latest.drop("position").with_columns(
         first_name=names.struct.field("field_0"),
         last_name=names.struct.field("field_1"),
     )
-    return latest.drop("identity"), positions.astype(int)
+    return latest, positions
 
 
 def link_candidates(candidates: pl.DataFrame) -> np.ndarray:
@@ -1785,15 +1787,18 @@ def build_customers(
         return [col(c).first(ignore_nulls=True).alias(c) for c in columns]
 
     # Details: the customers export first, then the latest order or checkout.
+    # Each sort moves only the columns it picks from.
     details = (
-        frame.sort(["source_rank", "seen_at"], descending=[False, True],
-                   nulls_last=True, maintain_order=True)
+        frame.select("component", "source_rank", "seen_at", *DETAIL_COLUMNS)
+        .sort(["source_rank", "seen_at"], descending=[False, True],
+              nulls_last=True, maintain_order=True)
         .group_by("component").agg(*firsts(DETAIL_COLUMNS), pl.len().alias("n_merged"))
     )  # fmt: skip
 
     # Phone: the most usable number any record gives.
     best_phone = (
-        frame.sort(["rank", "source_rank"], nulls_last=True, maintain_order=True)
+        frame.select("component", "rank", "source_rank", *PHONE_COLUMNS)
+        .sort(["rank", "source_rank"], nulls_last=True, maintain_order=True)
         .group_by("component").agg(*firsts(PHONE_COLUMNS))
     )  # fmt: skip
     customers = details.join(best_phone, on="component").sort("component")
