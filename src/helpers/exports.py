@@ -31,8 +31,10 @@ import csv
 import difflib
 import io
 import logging
+import os
 import re
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -875,7 +877,15 @@ DATE_ORDERS = {True: "day first", False: "month first", None: "ISO"}
 # (WooCommerce) or was voided (Shopify), a draft of the block checkout.
 NOT_PURCHASED = ["cancelled", "canceled", "wc-cancelled", "failed", "wc-failed",
                  "voided", "checkout-draft"]  # fmt: skip
-BATCH_ROWS = 250_000  # rows typed at a time
+BATCH_ROWS = 100_000  # rows typed at a time
+# Order-level text of an orders or checkouts export, kept once per order.
+ORDER_TEXT_FIELDS = [
+    "email", "customer_id", "financial_status", "currency", "country", "phone",
+    "name", "line_items",
+]  # fmt: skip
+# Bytes polars fetches from a CSV at a time (its default is 32 MiB, and it
+# fetches several ahead: about the whole of a 0.5 GB file in memory at once).
+CSV_CHUNK_BYTES = 2 * 1024 * 1024
 
 
 def read_source(fmt: FileFormat, selected: list, *, workdir: Path) -> pl.DataFrame:
@@ -891,7 +901,8 @@ def read_source(fmt: FileFormat, selected: list, *, workdir: Path) -> pl.DataFra
     """
     source = scan_source(fmt, selected, workdir=workdir)
     try:
-        return source.collect()
+        with small_csv_chunks():
+            return source.collect()
     except pl.exceptions.ComputeError as error:
         raise _mixed_encoding(fmt, error) from error
 
@@ -906,21 +917,69 @@ def read_typed(
     its own, and the date formats come from the file's first dates, as when the
     whole file is typed at once, so the result is the same.
     """
+    batches = _typed_batches(
+        fmt, selected, options=options, timezone=timezone, workdir=workdir
+    )
+    return _concat_typed(list(batches))
+
+
+def read_order_rows(
+    fmt: FileFormat, selected: list, *, options: dict, timezone: str, workdir: Path
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Return :func:`read_typed`'s rows without :data:`ORDER_TEXT_FIELDS`, and
+    those fields once per order (``order_id``, ``is_return``), each the first
+    value an order's rows give (null when none does).
+
+    Held per row, each text field costs 16 bytes a row even where it is blank
+    (Shopify fills it on an order's first row only), so the fields are reduced
+    to orders batch by batch. The first value of the batches' first values is
+    the first value of the whole order.
+    """
+    rows, texts = [], []
+    for batch in _typed_batches(
+        fmt, selected, options=options, timezone=timezone, workdir=workdir
+    ):
+        rows.append(batch.drop(ORDER_TEXT_FIELDS))
+        texts.append(_first_texts(batch))
+    return _concat_typed(rows), _first_texts(pl.concat(texts))
+
+
+def _first_texts(rows: pl.DataFrame) -> pl.DataFrame:
+    """Return each order's first non-null :data:`ORDER_TEXT_FIELDS`."""
+    return (
+        rows.filter(pl.col("order_id").is_not_null())
+        .group_by(["order_id", "is_return"], maintain_order=True)
+        .agg(pl.col(f).first(ignore_nulls=True) for f in ORDER_TEXT_FIELDS)
+    )
+
+
+def _typed_batches(
+    fmt: FileFormat, selected: list, *, options: dict, timezone: str, workdir: Path
+):
+    """Yield :func:`type_rows` batches of the file (one empty batch when the
+    file has no rows)."""
     source = scan_source(fmt, selected, workdir=workdir)
     try:
         sample = source.select("created_at").drop_nulls().head(DATE_SAMPLE).collect()
         formats = date_formats(sample["created_at"], options=options)
-        batches = [
-            type_rows(batch, options=options, timezone=timezone, formats=formats)
-            for batch in source.collect_batches(chunk_size=BATCH_ROWS)
-        ] or [
-            type_rows(
+        n_batches = 0
+        with small_csv_chunks():
+            for batch in source.collect_batches(chunk_size=BATCH_ROWS):
+                n_batches += 1
+                yield type_rows(
+                    batch, options=options, timezone=timezone, formats=formats
+                )
+        if not n_batches:
+            yield type_rows(
                 source.head(0).collect(), options=options, timezone=timezone,
                 formats=formats,
-            )
-        ]  # fmt: skip
+            )  # fmt: skip
     except pl.exceptions.ComputeError as error:
         raise _mixed_encoding(fmt, error) from error
+
+
+def _concat_typed(batches: list[pl.DataFrame]) -> pl.DataFrame:
+    """Return the typed batches as one frame."""
     typed = pl.concat(batches, how="vertical", rechunk=False)
 
     # A field read in full in every batch keeps a constant null text column.
@@ -929,6 +988,29 @@ def read_typed(
         if typed[f"{f}_text"].null_count() == typed.height
     ]  # fmt: skip
     return typed.with_columns(pl.lit(None, pl.String).alias(c) for c in read)
+
+
+@contextmanager
+def small_csv_chunks():
+    """Let polars read CSVs in :data:`CSV_CHUNK_BYTES` chunks for a while.
+
+    Notes
+    -----
+    polars reads the chunk size from the ``POLARS_CSV_CHUNK_SIZE`` environment
+    variable each time a CSV scan starts; it only sizes the raw reads (rows are
+    split after, quotes respected), so what is read is the same. A value the
+    user set is kept. Peak memory of a plain read of the 1M-row benchmark's
+    orders: 0.58 GB with the default, 0.37 GB with 2 MiB, for the same CPU.
+    """
+    name = "POLARS_CSV_CHUNK_SIZE"
+    if name in os.environ:
+        yield
+        return
+    os.environ[name] = str(CSV_CHUNK_BYTES)
+    try:
+        yield
+    finally:
+        os.environ.pop(name, None)
 
 
 def scan_source(fmt: FileFormat, selected: list, *, workdir: Path) -> pl.LazyFrame:
@@ -1300,13 +1382,17 @@ def find_rejected(typed: pl.DataFrame, columns: dict, *, kind: str, limits: dict
     return pl.concat([rejected, others]).sort("row", maintain_order=True)
 
 
-def build_orders(typed: pl.DataFrame, rejected: pl.DataFrame) -> pl.DataFrame:
+def build_orders(
+    typed: pl.DataFrame, rejected: pl.DataFrame, texts: pl.DataFrame
+) -> pl.DataFrame:
     """Return one row per order from its line-item rows.
 
     Order fields come from the first row that has them (Shopify fills them on an
-    order's first row only; WooCommerce repeats them). Without a total the lines'
+    order's first row only; WooCommerce repeats them); `texts` holds the text
+    ones per order (:func:`read_order_rows`). Without a total the lines'
     quantity times price is used. A return (generic exports) has ``total`` 0 and
-    its value in ``refunded_amount``.
+    its value in ``refunded_amount``. An order's rows are all usable or all
+    rejected, so `texts` needs no filtering.
     """
     col = pl.col
 
@@ -1316,16 +1402,15 @@ def build_orders(typed: pl.DataFrame, rejected: pl.DataFrame) -> pl.DataFrame:
     # The lines' value, null (not 0) when no line has both quantity and price.
     line = col("quantity") * col("price")
     value = pl.when(line.is_not_null().any()).then(line.sum())
-    orders = usable_rows(typed, rejected).group_by(
-        ["order_id", "is_return"], maintain_order=True
-    ).agg(
-        first("email"), first("customer_id"), col("created_at").min(),
-        first("total"), first("subtotal"), first("refunded_amount"),
-        first("financial_status"), col("is_cancelled").any(), first("currency"),
-        col("quantity").sum().alias("n_items"), first("country"),
-        first("phone").alias("phone_raw"), first("name"), first("accepts_marketing"),
-        first("line_items"), value.alias("line_value"),
+    keys = ["order_id", "is_return"]
+    orders = usable_rows(typed, rejected).group_by(keys, maintain_order=True).agg(
+        col("created_at").min(), first("total"), first("subtotal"),
+        first("refunded_amount"), col("is_cancelled").any(),
+        col("quantity").sum().alias("n_items"), first("accepts_marketing"),
+        value.alias("line_value"),
     )  # fmt: skip
+    orders = orders.join(texts, on=keys, how="left", maintain_order="left")
+    orders = orders.rename({"phone": "phone_raw"})
     return orders.with_columns(
         pl.when(col("is_return")).then(0.0)
         .otherwise(pl.coalesce(col("total"), col("line_value"))).alias("total"),
@@ -1394,11 +1479,14 @@ def read_export(path: Path, *, config: dict, as_of=None) -> ExportFile:
     columns = field_columns(layout, fmt.header)
     missing = options.get("missing_values") or []
     selected = [text_expression(columns.get(f, []), f, missing) for f in ALL_FIELDS]
+    texts = None
     with tempfile.TemporaryDirectory(prefix="heard-") as workdir:
-        typed = read_typed(
-            fmt, selected, options=options, timezone=limits["timezone"],
-            workdir=Path(workdir),
-        )  # fmt: skip
+        kwargs = {"options": options, "timezone": limits["timezone"],
+                  "workdir": Path(workdir)}  # fmt: skip
+        if layout.kind == "customers":
+            typed = read_typed(fmt, selected, **kwargs)
+        else:
+            typed, texts = read_order_rows(fmt, selected, **kwargs)
     names = {name: cols[0][1] for name, cols in columns.items() if cols}
     check_declared_formats(typed, names, fmt, options)
     rejected = find_rejected(typed, names, kind=layout.kind, limits=limits)
@@ -1406,7 +1494,7 @@ def read_export(path: Path, *, config: dict, as_of=None) -> ExportFile:
         name: validate(table, TABLE_SCHEMAS[name], file=path)
         if name in TABLE_SCHEMAS
         else table
-        for name, table in _collect_tables(typed, rejected, layout, path).items()
+        for name, table in _collect_tables(typed, rejected, texts, layout, path).items()
     }
     rejected = rejected.to_pandas()
     rejected.insert(0, "file", path.name)
@@ -1489,7 +1577,7 @@ def _warn_rejected(path: Path, rejected: pd.DataFrame, n_rows: int) -> None:
         )  # fmt: skip
 
 
-def _collect_tables(typed, rejected, layout: Layout, path: Path) -> dict:
+def _collect_tables(typed, rejected, texts, layout: Layout, path: Path) -> dict:
     """Return the file's clean tables as pandas frames."""
     if layout.kind == "customers":
         usable = typed.filter(~pl.col("row").is_in(rejected["row"].implode()))
@@ -1499,7 +1587,7 @@ def _collect_tables(typed, rejected, layout: Layout, path: Path) -> dict:
             "accepts_sms_marketing", "tags",
         )  # fmt: skip
         return {"customers": customers.to_pandas()}
-    orders = build_orders(typed, rejected).to_pandas()
+    orders = build_orders(typed, rejected, texts).to_pandas()
     orders["source_file"] = path.name
     if orders["line_items"].notna().any():
         lines = parse_woo_line_items(orders["order_id"], orders["line_items"])
@@ -1688,23 +1776,25 @@ def _identities(table: pd.DataFrame) -> tuple[pl.DataFrame, np.ndarray]:
         .agg(
             pl.col("name").last(), pl.col("country").last(),
             pl.col("accepts_marketing").last().alias("accepts_email_marketing"),
-            pl.col("created_at").max().alias("seen_at"),
+            pl.col("created_at").max().alias("seen_at"), pl.col("position"),
         )
-        .with_row_index("identity")
     )  # fmt: skip
-    positions = (
-        frame.join(latest.select([*keys, "identity"]), on=keys, how="left",
-                   nulls_equal=True)
-        .sort("position")["identity"].to_numpy()
-    )  # fmt: skip
+
+    # Each row's identity from the rows each identity gathered: no join back
+    # on the three text keys.
+    rows = latest["position"]
+    positions = np.empty(len(frame), dtype=int)
+    positions[rows.explode().to_numpy()] = np.repeat(
+        np.arange(len(latest)), rows.list.len().to_numpy()
+    )
 
     # A name splits at its first space, into first and last name.
     names = pl.col("name").str.splitn(" ", 2)
-    latest = latest.with_columns(
+    latest = latest.drop("position").with_columns(
         first_name=names.struct.field("field_0"),
         last_name=names.struct.field("field_1"),
     )
-    return latest.drop("identity"), positions.astype(int)
+    return latest, positions
 
 
 def link_candidates(candidates: pl.DataFrame) -> np.ndarray:
@@ -1785,15 +1875,18 @@ def build_customers(
         return [col(c).first(ignore_nulls=True).alias(c) for c in columns]
 
     # Details: the customers export first, then the latest order or checkout.
+    # Each sort moves only the columns it picks from.
     details = (
-        frame.sort(["source_rank", "seen_at"], descending=[False, True],
-                   nulls_last=True, maintain_order=True)
+        frame.select("component", "source_rank", "seen_at", *DETAIL_COLUMNS)
+        .sort(["source_rank", "seen_at"], descending=[False, True],
+              nulls_last=True, maintain_order=True)
         .group_by("component").agg(*firsts(DETAIL_COLUMNS), pl.len().alias("n_merged"))
     )  # fmt: skip
 
     # Phone: the most usable number any record gives.
     best_phone = (
-        frame.sort(["rank", "source_rank"], nulls_last=True, maintain_order=True)
+        frame.select("component", "rank", "source_rank", *PHONE_COLUMNS)
+        .sort(["rank", "source_rank"], nulls_last=True, maintain_order=True)
         .group_by("component").agg(*firsts(PHONE_COLUMNS))
     )  # fmt: skip
     customers = details.join(best_phone, on="component").sort("component")
