@@ -37,7 +37,8 @@ PROJECT = HERE / "_data" / "report-project"
 HEARD = Path(sys.executable).with_name("heard")
 MONTH = "2026-11"
 TARGETS = {"fresh": 60.0, "unchanged": 15.0}
-STAGE_LINE = re.compile(r"^\[(\d+)/(\d+)\] (\S+)")
+# "[2026-11 2/7] 01_segment_export": the month, then the stage's number and name.
+STAGE_LINE = re.compile(r"^\[\S+ (\d+)/(\d+)\] (\S+)")
 
 
 def copy_project(target: Path) -> None:
