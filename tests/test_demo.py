@@ -482,3 +482,14 @@ def test_writing_the_demo_leaves_its_rejected_rows_to_heard_check(tmp_path, capl
         write_demo_study(tmp_path / "demo")
     assert "rejected" not in caplog.text
     assert logging.getLogger("helpers.exports").level == logging.NOTSET
+
+
+def test_a_phrase_whose_second_codes_are_all_unheard_is_said_with_its_theme_alone():
+    from helpers.demo.notes import pick_phrase
+
+    options = ["I compared it on {item} | STAGE-COMPARE", "Saw it on {item} | STAGE-X"]
+    text, codes = pick_phrase(
+        options, "OBJ-PRICE", "boots", np.random.default_rng(0), allowed={"OBJ-PRICE"}
+    )
+    assert codes == ("OBJ-PRICE",)
+    assert text in {"I compared it on boots", "Saw it on boots"}

@@ -218,12 +218,15 @@ def pick_phrase(
 ) -> tuple:
     """Return one phrase with its codes (the theme, plus a stage if it names one).
 
-    With `allowed`, a phrase whose second code is not in it is skipped.
+    With `allowed`, a phrase whose second code is not in it is skipped; when that
+    leaves none, a phrase is said with its theme's code alone.
     """
     usable = [
         o for o in options
         if allowed is None or " | " not in o or o.partition(" | ")[2] in allowed
     ]  # fmt: skip
+    if not usable:
+        usable = [o.partition(" | ")[0] for o in options]
     text, _, extra = usable[int(rng.integers(len(usable)))].partition(" | ")
     codes = (code, extra) if extra else (code,)
     return text.format(item=item), codes
