@@ -273,6 +273,23 @@ def test_hillstrom_welch_matches_scipy_on_raw_rows(hillstrom):
         assert found["boot_ci_low"] == pytest.approx(low, abs=0.1)
 
 
+def gbstats_ratio(gb_statistics, numerator: pd.Series, denominator: pd.Series):
+    """Return gbstats' RatioStatistic of one arm's per-unit numerator and
+    denominator, built from their sums as our own sufficient statistics are."""
+    return gb_statistics.RatioStatistic(
+        n=len(numerator),
+        m_statistic=gb_statistics.SampleMeanStatistic(
+            n=len(numerator), sum=numerator.sum(), sum_squares=(numerator**2).sum()
+        ),
+        d_statistic=gb_statistics.SampleMeanStatistic(
+            n=len(denominator),
+            sum=denominator.sum(),
+            sum_squares=(denominator**2).sum(),
+        ),
+        m_d_sum_of_products=(numerator * denominator).sum(),
+    )
+
+
 def test_hillstrom_aov_matches_gbstats_ratio_with_customer_as_unit(hillstrom):
     gb_statistics = pytest.importorskip("gbstats.models.statistics")
     gb_tests = pytest.importorskip("gbstats.frequentist.tests")
@@ -280,17 +297,7 @@ def test_hillstrom_aov_matches_gbstats_ratio_with_customer_as_unit(hillstrom):
 
     def ratio_statistic(label):
         arm = raw[raw.segment.eq(label)]
-        revenue, orders = arm["spend"], arm["conversion"]
-        return gb_statistics.RatioStatistic(
-            n=len(arm),
-            m_statistic=gb_statistics.SampleMeanStatistic(
-                n=len(arm), sum=revenue.sum(), sum_squares=(revenue**2).sum()
-            ),
-            d_statistic=gb_statistics.SampleMeanStatistic(
-                n=len(arm), sum=orders.sum(), sum_squares=(orders**2).sum()
-            ),
-            m_d_sum_of_products=(revenue * orders).sum(),
-        )
+        return gbstats_ratio(gb_statistics, arm["spend"], arm["conversion"])
 
     control = ratio_statistic("No E-Mail")
     mens = ratio_statistic("Mens E-Mail")
@@ -451,17 +458,8 @@ def test_fb_ads_roas_lift_matches_gbstats_with_campaigns_as_units(fb_ads):
 
     def roas_statistic(label):
         arm = campaigns.loc[label]
-        revenue, spend = 100 * arm["Approved_Conversion"], arm["Spent"]
-        return gb_statistics.RatioStatistic(
-            n=len(arm),
-            m_statistic=gb_statistics.SampleMeanStatistic(
-                n=len(arm), sum=revenue.sum(), sum_squares=(revenue**2).sum()
-            ),
-            d_statistic=gb_statistics.SampleMeanStatistic(
-                n=len(arm), sum=spend.sum(), sum_squares=(spend**2).sum()
-            ),
-            m_d_sum_of_products=(revenue * spend).sum(),
-        )
+        revenue = 100 * arm["Approved_Conversion"]
+        return gbstats_ratio(gb_statistics, revenue, arm["Spent"])
 
     control = roas_statistic(916)
     for label, variant in [(936, "c936"), (1178, "c1178")]:
