@@ -527,8 +527,8 @@ def summarise_overall_agreement(agreement: pd.DataFrame, *, unit: str) -> dict:
     counts = {key: int(overall[key]) for key in ("n_units", "n_coders", "n_applied")}
     return {
         "agreement": {"unit": unit, **counts, **intervals, "status": overall["status"]},
-        "kappa": none_if_nan(overall["kappa"]),
-        "alpha": none_if_nan(overall["alpha"]),
+        "kappa": files.none_if_nan(overall["kappa"]),
+        "alpha": files.none_if_nan(overall["alpha"]),
     }
 
 
@@ -583,13 +583,6 @@ def summarise_velocity(velocity: dict | None) -> dict:
     }
 
 
-def none_if_nan(value) -> float | None:
-    """Return `value` as a float, or None for NaN (JSON has no NaN)."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    return float(value)
-
-
 def clean_numbers(values: dict) -> dict:
     """Return `values` with NaN replaced by None and numpy numbers made plain."""
     cleaned = {}
@@ -599,7 +592,7 @@ def clean_numbers(values: dict) -> dict:
         elif isinstance(value, numbers.Integral):
             cleaned[key] = int(value)
         else:
-            cleaned[key] = none_if_nan(float(value))
+            cleaned[key] = files.none_if_nan(float(value))
     return cleaned
 
 

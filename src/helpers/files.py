@@ -69,6 +69,11 @@ def save_parquet(frame: pd.DataFrame, target: Path) -> Path:
     return write_atomically(target, lambda path: frame.to_parquet(path, index=False))
 
 
+def none_if_nan(value) -> float | None:
+    """Return `value` as a float, or None when it is missing (JSON has no NaN)."""
+    return None if value is None or pd.isna(value) else float(value)
+
+
 def save_json(payload: dict, target: Path) -> Path:
     """Write `payload` as indented JSON, atomically."""
     text = json.dumps(payload, indent=2, sort_keys=True, default=str)

@@ -22,6 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from helpers.experiment_tables import format_level, format_metric
+from helpers.files import none_if_nan
 from helpers.privacy import redact
 from helpers.study import Study, check_month, previous_months
 from helpers.tables import (
@@ -1576,11 +1577,6 @@ def keep_together(text: str) -> str:
     narrow table cell wraps before ``[`` and never inside the interval."""
     head, bracket, interval = text.partition("[")
     return head + bracket + interval.replace(" ", "\u00a0")
-
-
-def none_if_nan(value):
-    """Return None for a missing number, else the number."""
-    return None if value is None or pd.isna(value) else float(value)
 
 
 def describe_guardrails(results: pd.DataFrame) -> list[str]:
