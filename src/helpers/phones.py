@@ -156,21 +156,19 @@ def normalise_phone_texts(
     if keep not in KEEP_RULES:
         raise ValueError(f"keep must be 'possible' or 'valid', got {keep!r}")
 
-    # Work on distinct (text, region) pairs: a customer base repeats both a lot.
+    # Text rules row by row (cheaper than a join back on the texts), then
+    # phonenumbers' rules once per distinct (digits, region).
     pairs = pl.DataFrame({
         "text": _clean_texts(texts).fill_null(""), "region": _clean_regions(regions),
     })  # fmt: skip
-    distinct = pairs.unique(maintain_order=True)
-    parsed = _parse_distinct(distinct)
-
-    # Spread back to rows and apply the keep rule.
-    result = pairs.join(
-        parsed, on=["text", "region"], how="left", maintain_order="left"
-    ).with_columns(pl.col("phone_status").is_in(CALLABLE[keep]).alias("is_callable"))
+    parsed, n_distinct = _parse_rows(pairs)
+    result = parsed.with_columns(
+        pl.col("phone_status").is_in(CALLABLE[keep]).alias("is_callable")
+    )
     log.info(
         "normalised %d phone numbers (%d distinct): %s",
         len(result),
-        len(distinct),
+        n_distinct,
         dict(result["phone_status"].value_counts(sort=True).iter_rows()),
     )
     return result.select(COLUMNS)
@@ -215,10 +213,11 @@ def _clean_regions(regions: pl.Series) -> pl.Series:
     return values.replace_strict(distinct, list(cleaned), return_dtype=pl.String)
 
 
-def _parse_distinct(pairs: pl.DataFrame) -> pl.DataFrame:
-    """Parse distinct (text, region) pairs; reduce to digits before parsing.
+def _parse_rows(pairs: pl.DataFrame) -> tuple[pl.DataFrame, int]:
+    """Parse (text, region) rows; reduce to digits before parsing.
 
-    Returns `pairs` with the result columns (all but ``is_callable``) added.
+    Returns `pairs` with the result columns (all but ``is_callable``) added,
+    and the number of distinct (digits, region) keys judged.
     """
     # Flag spreadsheet damage; split the extension off; keep '+' and digits.
     col = pl.col
@@ -256,7 +255,7 @@ def _parse_distinct(pairs: pl.DataFrame) -> pl.DataFrame:
         .when(col("damaged")).then(pl.lit("damaged"))
         .when(usable).then(col("phone_status").fill_null("invalid"))
         .otherwise(pl.lit("invalid")).alias("phone_status"),
-    )  # fmt: skip
+    ), len(keys)  # fmt: skip
 
 
 def _split_extensions(texts: pl.Series) -> pl.DataFrame:
@@ -595,19 +594,24 @@ def _split_country_code(group: pl.DataFrame, meta) -> pl.DataFrame:
     simple_national = meta is not None and not meta.national_prefix_transform_rule
     national_ok = pl.lit(simple_national) & ~pl.col("digits").str.starts_with(str(own))
     is_international = international.is_not_null()
-    return group.with_columns(
-        pl.when(is_international & ~international.str.starts_with("0"))
-        .then(code)
-        .when(~is_international & national_ok)
-        .then(pl.lit(own, pl.Int64))
-        .alias("cc"),
-        pl.when(is_international)
-        .then(international.str.slice(code.cast(pl.String).str.len_chars()))
-        .otherwise(pl.col("digits"))
-        .alias("number"),
-        (pl.col("plus") & ~any_code & ~international.str.starts_with("0")).alias(
-            "invalid"
-        ),
+    # Lazy, so the country code expression is computed once.
+    return (
+        group.lazy()
+        .with_columns(
+            pl.when(is_international & ~international.str.starts_with("0"))
+            .then(code)
+            .when(~is_international & national_ok)
+            .then(pl.lit(own, pl.Int64))
+            .alias("cc"),
+            pl.when(is_international)
+            .then(international.str.slice(code.cast(pl.String).str.len_chars()))
+            .otherwise(pl.col("digits"))
+            .alias("number"),
+            (pl.col("plus") & ~any_code & ~international.str.starts_with("0")).alias(
+                "invalid"
+            ),
+        )
+        .collect()
     )
 
 
@@ -631,8 +635,13 @@ def _strip_national_prefix(group: pl.DataFrame, cc: int) -> pl.DataFrame:
             pl.when(too_short.is_in(["too_short", "local_only", "invalid_length"]))
             .then(number).otherwise(candidate)
         )  # fmt: skip
-    return group.with_columns(number.alias("number")).with_columns(
-        pl.col("number").str.len_chars().is_between(2, 17).alias("sane")
+    # Lazy, so the prefix and its tests are computed once (common
+    # subexpressions are only shared in lazy mode).
+    return (
+        group.lazy()
+        .with_columns(number.alias("number"))
+        .with_columns(pl.col("number").str.len_chars().is_between(2, 17).alias("sane"))
+        .collect()
     )
 
 
@@ -685,26 +694,36 @@ def _valid_region_column(group: pl.DataFrame, cc: int) -> pl.DataFrame:
     # only on the (usually few) numbers still without a region.
     rest = valid.is_null() & group["sane"]
     if rest.any():
-        others = group.filter(rest)
-        chosen = pl.Series([None] * len(others), dtype=pl.String)
-        for region in phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(cc, ()):
-            meta = PhoneMetadata.metadata_for_region(region)
-            open_rows = chosen.is_null()
-            if meta is None or not open_rows.any():
-                continue
-            claims = number.str.contains(f"^(?:{meta.leading_digits})") if (
-                meta.leading_digits) else _valid_for(number, meta)  # fmt: skip
-            claimed = others.select(claims).to_series() & open_rows
-            chosen = chosen.zip_with(~claimed, pl.Series([region] * len(others)))
-            if meta.leading_digits:
-                # A region claimed by leading digits must still be valid.
-                ok = others.select(_valid_for(number, meta)).to_series()
-                chosen = chosen.zip_with(
-                    ~(claimed & ~ok), pl.Series(["-"] * len(others))
-                )
-        chosen = chosen.replace("-", None)
+        chosen = _shared_code_region(group["number"].filter(rest), cc)
         valid = valid.scatter(rest.arg_true(), chosen)
     return group.with_columns(valid)
+
+
+def _shared_code_region(numbers: pl.Series, cc: int) -> pl.Series:
+    """Return the region ``region_code_for_number`` picks for each national
+    number of country code `cc`, null unless the number is valid there.
+
+    Each region is tried only on the numbers no earlier region claimed.
+    """
+    number = pl.col("number")
+    chosen = pl.Series("valid_region", [None] * len(numbers), dtype=pl.String)
+    open_rows = pl.int_range(len(numbers), eager=True)
+    for region in phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(cc, ()):
+        meta = PhoneMetadata.metadata_for_region(region)
+        if meta is None or not len(open_rows):
+            continue
+        candidates = pl.DataFrame({"number": numbers.gather(open_rows)})
+        claims = number.str.contains(f"^(?:{meta.leading_digits})") if (
+            meta.leading_digits) else _valid_for(number, meta)  # fmt: skip
+        claimed = candidates.select(claims.fill_null(False)).to_series()
+        rows = open_rows.filter(claimed)
+        if meta.leading_digits:
+            # A region claimed by leading digits must still be valid.
+            ok = candidates.filter(claimed).select(_valid_for(number, meta))
+            rows = rows.filter(ok.to_series())
+        chosen = chosen.scatter(rows, region)
+        open_rows = open_rows.filter(~claimed)
+    return chosen
 
 
 def _valid_for(number: pl.Expr, meta) -> pl.Expr:
@@ -807,11 +826,11 @@ def _zone_prefix_column(group: pl.DataFrame, cc: int) -> pl.Series:
     country = next(
         (code[:n] for n in range(len(code), 0, -1) if code[:n] in TIMEZONE_DATA), None
     )
-    return group.select(
+    return group.lazy().select(
         pl.when(pl.col("valid_region").is_null()).then(None)
         .when(geographical).then(longest)
         .otherwise(pl.lit(country, pl.String)).alias("zone_prefix")
-    ).to_series()  # fmt: skip
+    ).collect().to_series()  # fmt: skip
 
 
 def _is_geographical(number: pl.Expr, meta, cc: int) -> pl.Expr:
