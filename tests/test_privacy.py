@@ -4,7 +4,7 @@ import hmac
 import pytest
 
 from helpers.errors import HeardInputError
-from helpers.privacy import customer_key, find_pii, load_key, redact
+from helpers.privacy import customer_key, customer_keys, find_pii, load_key, redact
 
 
 def test_customer_key_is_keyed_hmac_sha256():
@@ -12,6 +12,24 @@ def test_customer_key_is_keyed_hmac_sha256():
     expected = hmac.new(key, b"ann@example.com", hashlib.sha256).hexdigest()[:12]
     assert customer_key("ann@example.com", key=key) == f"c_{expected}"
     assert customer_key("ann@example.com", key=b"other") != f"c_{expected}"
+
+
+@pytest.mark.parametrize(
+    "key", [bytes(range(32)), b"", b"k", bytes(64), bytes(range(65)), b"\xff" * 200],
+    ids=["32-bytes", "empty", "one-byte", "block", "over-block", "long"],
+)  # fmt: skip
+def test_bulk_keys_are_hmac_sha256_for_any_key_and_identity(key):
+    identities = [
+        "ann@example.com", "", " ", "\x00", "é", "Ærøskøbing@例え.jp", "\u2603" * 40,
+        "id:7000000001", "+447700900123", "x" * 55, "x" * 56, "y" * 64, "z" * 1000,
+        "\U0001f600", "a\nb", "\udcff".encode("utf-8", "surrogatepass").decode(
+            "utf-8", "replace"),
+    ] + [f"customer{i}@example.com" for i in range(500)]  # fmt: skip
+    expected = [
+        f"c_{hmac.new(key, text.encode('utf-8'), hashlib.sha256).hexdigest()[:12]}"
+        for text in identities
+    ]
+    assert customer_keys([*identities, None, 3.5], key=key) == [*expected, None, None]
 
 
 def test_key_is_created_once_with_private_permissions(tmp_path, monkeypatch):
