@@ -1857,7 +1857,7 @@ def build_customers(
     customers : DataFrame
         Columns in :data:`CUSTOMER_COLUMNS`, one row per customer, in the order
         of each customer's first candidate.
-    keys : ndarray
+    keys : polars Series
         ``customer_key`` per candidate row.
     """
     col = pl.col
@@ -1903,7 +1903,7 @@ def build_customers(
     for column in ("accepts_email_marketing", "accepts_sms_marketing"):
         table[column] = table[column].astype("boolean")
     table["n_merged"] = table["n_merged"].astype("int64")
-    return table, keys.to_numpy().astype(object)
+    return table, keys
 
 
 SHARED_PHONE_EMAILS = 3  # e-mails one customer may gather before a warning
@@ -1913,7 +1913,14 @@ def _warn_shared_identities(frame: pl.DataFrame) -> None:
     """Warn when one phone or customer id joins several e-mail addresses: a
     household, or the store's own number typed on counter sales, whose orders
     then count as one customer's."""
-    emails = frame.group_by("component").agg(pl.col("email").drop_nulls().n_unique())
+    # An e-mail links all its rows into one component, so counting each
+    # e-mail's first row counts the component's distinct e-mails.
+    emails = (
+        frame.select("component", "email")
+        .filter(pl.col("email").is_first_distinct() & pl.col("email").is_not_null())
+        .group_by("component")
+        .len("email")
+    )
     shared = emails.filter(pl.col("email") >= SHARED_PHONE_EMAILS)["email"]
     if len(shared):
         log.warning(
@@ -2322,8 +2329,22 @@ def _customers_and_keys(study, month, customer_rows, orders, checkouts):
         )  # fmt: skip
 
     # Each order or checkout gets the key of its identity's customer.
-    all_keys = np.full(len(candidates), None, dtype=object)
-    all_keys[identified.to_numpy()] = keys
-    orders = orders.assign(customer_key=all_keys[positions["orders"]])
-    checkouts = checkouts.assign(customer_key=all_keys[positions["checkouts"]])
+    all_keys = pl.Series("customer_key", [None] * len(candidates), dtype=pl.String)
+    all_keys = all_keys.scatter(identified.arg_true(), keys)
+    orders = orders.assign(
+        customer_key=_pandas_text(all_keys.gather(positions["orders"]))
+    )
+    checkouts = checkouts.assign(
+        customer_key=_pandas_text(all_keys.gather(positions["checkouts"]))
+    )
     return customers, orders, checkouts
+
+
+def _pandas_text(values: pl.Series) -> pd.api.extensions.ExtensionArray | np.ndarray:
+    """Return a text column as pandas infers it from Python strings and None
+    (its text dtype, object when all are None), built from Arrow: converting
+    each value costs about 0.15 s for 400,000 orders."""
+    inferred = pd.Series([*values.drop_nulls().head(1).to_list(), None]).dtype
+    if isinstance(inferred, pd.StringDtype):
+        return pd.array(values.to_arrow(), dtype=inferred)
+    return np.array(values.to_list(), dtype=object)
