@@ -241,9 +241,10 @@ def _parse_rows(pairs: pl.DataFrame) -> tuple[pl.DataFrame, int]:
     )  # fmt: skip
 
     # Judge each distinct (digits, region) once; phonenumbers only for the rest.
-    keys = frame.filter("usable").select("key", "region").unique(maintain_order=True)
-    judged = _judge_keys(keys)
-    frame = frame.join(judged, on=["key", "region"], how="left", maintain_order="left")
+    keys, inverse = _distinct(frame.filter("usable").select("key", "region"))
+    rows = pl.repeat(None, len(frame), dtype=pl.Int64, eager=True)
+    rows = rows.scatter(frame["usable"].arg_true(), inverse)
+    frame = frame.hstack(_judge_keys(keys).select(pl.all().gather(rows)))
     usable = col("usable")
     clean = col("present") & ~col("damaged")
     return frame.select(
@@ -279,20 +280,34 @@ def _split_extensions(texts: pl.Series) -> pl.DataFrame:
 
 
 def _judge_keys(keys: pl.DataFrame) -> pl.DataFrame:
-    """Return FAST_COLUMNS for distinct (key, region) pairs: the metadata pass
-    first, :func:`_parse_one` for the keys it does not settle."""
+    """Return FAST_COLUMNS for distinct (key, region) pairs, in order: the
+    metadata pass first, :func:`_parse_one` for the keys it does not settle."""
     fast = _parse_keys_frame(keys)
-    settled = fast.filter("settled").select("key", "region", *FAST_COLUMNS)
     slow = fast.filter(~pl.col("settled")).select("key", "region")
-    parsed = [
-        _parse_one(key, region) or (None, None, "invalid", None, None)
-        for key, region in slow.iter_rows()
-    ]
-    slow = slow.hstack(
-        pl.DataFrame(parsed, schema=dict.fromkeys(FAST_COLUMNS, pl.String),
-                     orient="row")
+    parsed = pl.DataFrame(
+        [_parse_one(key, region) or (None, None, "invalid", None, None)
+         for key, region in slow.iter_rows()],
+        schema=dict.fromkeys(FAST_COLUMNS, pl.String), orient="row",
     )  # fmt: skip
-    return pl.concat([settled, slow], how="vertical_relaxed")
+    rows = (~fast["settled"]).arg_true()
+    return pl.DataFrame([fast[c].scatter(rows, parsed[c]) for c in FAST_COLUMNS])
+
+
+def _distinct(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.Series]:
+    """Return the distinct rows of `frame` in first-seen order (nulls equal),
+    and per row of `frame` the number of its distinct row: a gather by it is
+    cheaper than a join back on the text columns."""
+    groups = (
+        frame.with_row_index("row")
+        .group_by(frame.columns, maintain_order=True)
+        .agg("row")
+    )
+    rows = groups["row"]
+    inverse = np.empty(len(frame), dtype=np.int64)
+    inverse[rows.explode().to_numpy()] = np.repeat(
+        np.arange(len(groups)), rows.list.len().to_numpy()
+    )
+    return groups.drop("row"), pl.Series(inverse)
 
 
 def _read_tel_uris(texts: pl.Series) -> pl.Series:
@@ -528,11 +543,14 @@ def _parse_keys_frame(keys: pl.DataFrame) -> pl.DataFrame:
         )
         parts.append(done.select("i", *FAST_COLUMNS))
     settled = pl.concat(parts, how="vertical_relaxed").unique("i", keep="first")
+
+    # Each key's settled row, by position (no join and sort on the index).
+    rows = pl.repeat(None, len(frame), dtype=pl.Int64, eager=True)
+    rows = rows.scatter(settled["i"], pl.int_range(len(settled), eager=True))
     return (
-        frame.join(settled, on="i", how="left")
-        .with_columns(pl.col("i").is_in(settled["i"].implode()).alias("settled"))
-        .sort("i")
-        .drop("i")
+        frame.drop("i")
+        .hstack(settled.select(pl.col(FAST_COLUMNS).gather(rows)))
+        .with_columns(rows.is_not_null().alias("settled"))
     )
 
 
@@ -541,11 +559,11 @@ def _judge_distinct(national: pl.DataFrame) -> pl.DataFrame:
     (country code, national number, default region) once: the ways one number
     is typed (``+1 202…``, ``202…``, ``001 202…``) reduce to the same three."""
     by = ["cc", "number", "region"]
-    distinct = national.select(*by, "sane").unique(by, maintain_order=True)
-    judged = _judge_numbers(distinct.with_row_index("i"))
-    judged = distinct.with_row_index("i").select("i", *by).join(judged, on="i")
-    return national.select("i", "key", *by).join(
-        judged.drop("i"), on=by, how="left", nulls_equal=True
+    # ``sane`` depends on the number alone: it does not split a group.
+    distinct, inverse = _distinct(national.select(*by, "sane"))
+    judged = _judge_numbers(distinct.with_row_index("i")).sort("i").drop("i")
+    return national.select("i", "key", *by).hstack(
+        judged.select(pl.all().gather(inverse))
     )
 
 
