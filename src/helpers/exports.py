@@ -1671,6 +1671,7 @@ CANDIDATE_TYPES = {
     "accepts_sms_marketing": pl.Boolean,
     "seen_at": pl.Datetime("us", "UTC"),
 }
+CONSENT_COLUMNS = ["accepts_email_marketing", "accepts_sms_marketing"]
 DETAIL_COLUMNS = [
     "email", "customer_id", "first_name", "last_name", "country", "zip", "tags",
 ]  # fmt: skip
@@ -1868,18 +1869,33 @@ def build_customers(
         col("phone_status").replace_strict(STATUS_RANK, default=None,
                                            return_dtype=pl.Int8).alias("rank"),
     )  # fmt: skip
-    _warn_shared_identities(frame)
 
     def firsts(columns):
         # Each column's first non-blank value, as pandas' groupby().first().
         return [col(c).first(ignore_nulls=True).alias(c) for c in columns]
 
     # Details: the customers export first, then the latest order or checkout.
-    # Each reordering moves only the columns it picks from.
-    details = (
-        frame.select(col("component", *DETAIL_COLUMNS).gather(_details_order(frame)))
-        .group_by("component").agg(*firsts(DETAIL_COLUMNS), pl.len().alias("n_merged"))
+    # Each reordering moves only the columns it picks from. Consent and the
+    # count of e-mails ride along: their totals do not depend on the order.
+    records = frame.select(
+        "component", *DETAIL_COLUMNS, *CONSENT_COLUMNS,
+        _is_listed(frame, config, do_not_call).alias("is_listed"),
+        # An e-mail links all its rows into one customer, so its first row
+        # counts it once there.
+        (col("email").is_first_distinct() & col("email").is_not_null())
+        .alias("is_new_email"),
     )  # fmt: skip
+    details = (
+        records.select(pl.all().gather(_details_order(frame)))
+        .group_by("component").agg(
+            *firsts(DETAIL_COLUMNS), pl.len().alias("n_merged"),
+            # Any False wins over True; no recorded choice stays unknown.
+            *[col(c).min() for c in CONSENT_COLUMNS],
+            col("is_listed").any().alias("is_do_not_call"),
+            col("is_new_email").sum().alias("n_emails"),
+        )
+    )  # fmt: skip
+    _warn_shared_identities(details["n_emails"])
 
     # Phone: the most usable number any record gives, then by source (one
     # integer key: several times faster to sort than the two columns).
@@ -1895,9 +1911,7 @@ def build_customers(
     )  # fmt: skip
     customers = details.join(best_phone, on="component").sort("component")
     customers = customers.with_columns(_keys(customers))
-    customers = customers.join(
-        _consent(frame, config, do_not_call, customers), on="component"
-    )
+    customers = _consent(customers, config, do_not_call)
     customers = _fill_timezones(customers, config)
     keys = frame.select("component").join(
         customers.select("component", "customer_key"), on="component",
@@ -1926,19 +1940,11 @@ def _details_order(frame: pl.DataFrame) -> pl.Series:
 SHARED_PHONE_EMAILS = 3  # e-mails one customer may gather before a warning
 
 
-def _warn_shared_identities(frame: pl.DataFrame) -> None:
-    """Warn when one phone or customer id joins several e-mail addresses: a
-    household, or the store's own number typed on counter sales, whose orders
-    then count as one customer's."""
-    # An e-mail links all its rows into one component, so counting each
-    # e-mail's first row counts the component's distinct e-mails.
-    emails = (
-        frame.select("component", "email")
-        .filter(pl.col("email").is_first_distinct() & pl.col("email").is_not_null())
-        .group_by("component")
-        .len("email")
-    )
-    shared = emails.filter(pl.col("email") >= SHARED_PHONE_EMAILS)["email"]
+def _warn_shared_identities(n_emails: pl.Series) -> None:
+    """Warn when one phone or customer id joins several e-mail addresses (the
+    count per customer): a household, or the store's own number typed on
+    counter sales, whose orders then count as one customer's."""
+    shared = n_emails.filter(n_emails >= SHARED_PHONE_EMAILS)
     if len(shared):
         log.warning(
             "%d customer(s) each merge %d or more e-mail addresses (at most %d) "
@@ -1966,40 +1972,40 @@ def _keys(customers: pl.DataFrame) -> pl.Series:
     return pl.Series("customer_key", keys, dtype=pl.String)
 
 
-def _consent(frame, config, do_not_call, customers) -> pl.DataFrame:
-    """Return strictest marketing consent and any do-not-call flag per customer."""
+def _is_listed(frame: pl.DataFrame, config: dict, do_not_call) -> pl.Series:
+    """Return whether each record carries the do-not-call tag, or its phone or
+    e-mail is on the do-not-call list."""
+    tag = str((config.get("consent") or {}).get("do_not_call_tag") or "").casefold()
+    listed_phones, listed_emails = (
+        pl.Series(do_not_call[c].dropna().tolist(), dtype=pl.String).implode()
+        for c in ("phone_e164", "email")
+    )
+    return frame.select(
+        pl.lit(_tag_column(frame["tags"], tag))
+        | pl.col("phone_e164").is_in(listed_phones).fill_null(False)
+        | pl.col("email").is_in(listed_emails).fill_null(False)
+    ).to_series()
+
+
+def _consent(customers: pl.DataFrame, config, do_not_call) -> pl.DataFrame:
+    """Return customers with a do-not-call flag that also holds for a listed
+    customer_key, and ``has_consent`` by the study's consent rule."""
     col = pl.col
     consent_config = config.get("consent") or {}
-    tag = str(consent_config.get("do_not_call_tag") or "").casefold()
-    listed_phones, listed_emails, listed_keys = (
-        pl.Series(do_not_call[c].dropna().tolist(), dtype=pl.String)
-        for c in ("phone_e164", "email", "customer_key")
+    listed_keys = pl.Series(
+        do_not_call["customer_key"].dropna().tolist(), dtype=pl.String
     )
-
-    # Any False wins over True; a customer with no recorded choice has none.
-    result = frame.with_columns(
-        _tag_column(frame["tags"], tag).alias("tagged"),
-        (
-            col("phone_e164").is_in(listed_phones.implode()).fill_null(False)
-            | col("email").is_in(listed_emails.implode()).fill_null(False)
-        ).alias("listed"),
-    ).group_by("component").agg(
-        col("accepts_email_marketing").min(), col("accepts_sms_marketing").min(),
-        (col("tagged").any() | col("listed").any()).alias("is_do_not_call"),
+    customers = customers.with_columns(
+        (col("is_do_not_call") | col("customer_key").is_in(listed_keys.implode()))
+        .alias("is_do_not_call")
     )  # fmt: skip
-    keyed = customers.select(
-        "component", col("customer_key").is_in(listed_keys.implode()).alias("is_listed")
-    )
-    result = result.join(keyed, on="component").with_columns(
-        (col("is_do_not_call") | col("is_listed")).alias("is_do_not_call")
-    )
     rule = consent_config.get("require", "accepts_marketing")
     required = {
         "accepts_marketing": "accepts_email_marketing",
         "accepts_sms": "accepts_sms_marketing",
     }
     consent = col(required[rule]).fill_null(False) if rule in required else pl.lit(True)
-    return result.with_columns(consent.alias("has_consent")).drop("is_listed")
+    return customers.with_columns(consent.alias("has_consent"))
 
 
 def _tag_column(tags: pl.Series, tag: str) -> pl.Series:
