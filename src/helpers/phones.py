@@ -832,23 +832,28 @@ def _zone_prefix_column(group: pl.DataFrame, cc: int) -> pl.Series:
     for length, prefixes in ZONE_PREFIXES_BY_LENGTH.items():
         prefix = digits.str.slice(0, length)
         longest = pl.when(prefix.is_in(prefixes)).then(prefix).otherwise(longest)
-    geographical = pl.lit(False)
-    for region in group["valid_region"].drop_nulls().unique().to_list():
-        meta = PhoneMetadata.metadata_for_region(region)
-        geographical = (
-            pl.when(pl.col("valid_region") == region)
-            .then(_is_geographical(pl.col("number"), meta, cc))
-            .otherwise(geographical)
-        )
     code = str(cc)
     country = next(
         (code[:n] for n in range(len(code), 0, -1) if code[:n] in TIMEZONE_DATA), None
     )
-    return group.lazy().select(
-        pl.when(pl.col("valid_region").is_null()).then(None)
-        .when(geographical).then(longest)
-        .otherwise(pl.lit(country, pl.String)).alias("zone_prefix")
-    ).collect().to_series()  # fmt: skip
+
+    # Each region's valid numbers alone (a when/then would test every number).
+    zones = pl.repeat(None, len(group), dtype=pl.String, eager=True)
+    for region in group["valid_region"].drop_nulls().unique().to_list():
+        meta = PhoneMetadata.metadata_for_region(region)
+        mine = (group["valid_region"] == region).fill_null(False)
+        geographical = _is_geographical(pl.col("number"), meta, cc)
+        found = (
+            group.filter(mine)
+            .lazy()
+            .select(
+                pl.when(geographical)
+                .then(longest)
+                .otherwise(pl.lit(country, pl.String))
+            )
+        )
+        zones = zones.scatter(mine.arg_true(), found.collect().to_series())
+    return zones.alias("zone_prefix")
 
 
 def _is_geographical(number: pl.Expr, meta, cc: int) -> pl.Expr:
