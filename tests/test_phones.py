@@ -311,6 +311,30 @@ def test_metadata_pass_agrees_with_phonenumbers_on_every_number_type():
         assert found == expected, (keys[i], regions[i])
 
 
+def test_metadata_pass_agrees_with_phonenumbers_on_regions_sharing_a_code():
+    # A +1 or +44 number of another region, typed without its code by a
+    # customer of the main region, is assigned among the regions sharing it.
+    keys, regions = [], []
+    for code, main in ((1, "US"), (44, "GB")):
+        for region in phonenumbers.COUNTRY_CODE_TO_REGION_CODE[code]:
+            for kind in vars(phonenumbers.PhoneNumberType).values():
+                number = isinstance(kind, int) and (
+                    phonenumbers.example_number_for_type(region, kind)
+                )
+                if number:
+                    e164 = phonenumbers.format_number(number, E164)
+                    keys += [e164, e164[1 + len(str(code)) :]]
+                    regions += [main, main]
+
+    fast, settled = phones.parse_keys_fast(keys, regions)
+    assert settled.sum() > 100
+    for i in settled.nonzero()[0]:
+        expected = phones._parse_one(keys[i], regions[i])
+        expected = expected or (None, None, "invalid", None, None)
+        found = tuple(None if pd.isna(v) else v for v in fast.iloc[i])
+        assert found == expected, (keys[i], regions[i])
+
+
 def test_whitespace_is_what_python_strips():
     expected = "".join(chr(c) for c in range(0x110000) if chr(c).isspace())
     assert expected == phones.WHITESPACE

@@ -721,27 +721,36 @@ def _shared_code_region(numbers: pl.Series, cc: int) -> pl.Series:
     """Return the region ``region_code_for_number`` picks for each national
     number of country code `cc`, null unless the number is valid there.
 
-    Each region is tried only on the numbers no earlier region claimed.
+    The first region in phonenumbers' order that claims a number (by its
+    leading digits, or by validity when it has none) picks it; every claim is
+    tested in one pass, and validity only for the numbers each region picked.
     """
     number = pl.col("number")
-    chosen = pl.Series("valid_region", [None] * len(numbers), dtype=pl.String)
-    open_rows = pl.int_range(len(numbers), eager=True)
-    for region in phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(cc, ()):
-        meta = PhoneMetadata.metadata_for_region(region)
-        if meta is None or not len(open_rows):
-            continue
-        candidates = pl.DataFrame({"number": numbers.gather(open_rows)})
-        claims = number.str.contains(f"^(?:{meta.leading_digits})") if (
-            meta.leading_digits) else _valid_for(number, meta)  # fmt: skip
-        claimed = candidates.select(claims.fill_null(False)).to_series()
-        rows = open_rows.filter(claimed)
+    regions = {
+        region: meta
+        for region in phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(cc, ())
+        if (meta := PhoneMetadata.metadata_for_region(region)) is not None
+    }
+    claims = [
+        pl.when(
+            number.str.contains(f"^(?:{meta.leading_digits})")
+            if meta.leading_digits
+            else _valid_for(number, meta)
+        ).then(pl.lit(region))
+        for region, meta in regions.items()
+    ]
+    frame = pl.DataFrame({"number": numbers})
+    picked = frame.select(pl.coalesce(claims or [pl.lit(None, pl.String)])).to_series()
+    chosen = pl.repeat(None, len(numbers), dtype=pl.String, eager=True)
+    for region in picked.drop_nulls().unique().to_list():
+        meta = regions[region]
+        rows = (picked == region).fill_null(False)
         if meta.leading_digits:
             # A region claimed by leading digits must still be valid.
-            ok = candidates.filter(claimed).select(_valid_for(number, meta))
-            rows = rows.filter(ok.to_series())
-        chosen = chosen.scatter(rows, region)
-        open_rows = open_rows.filter(~claimed)
-    return chosen
+            valid = frame.select(_valid_for(number, meta)).to_series()
+            rows = rows & valid
+        chosen = chosen.scatter(rows.arg_true(), region)
+    return chosen.alias("valid_region")
 
 
 def _valid_for(number: pl.Expr, meta) -> pl.Expr:
