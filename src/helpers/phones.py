@@ -30,7 +30,7 @@ import phonenumbers
 import polars as pl
 from phonenumbers import PhoneNumberFormat, PhoneNumberType, timezone
 from phonenumbers.phonemetadata import PhoneMetadata
-from phonenumbers.tzdata import TIMEZONE_DATA, TIMEZONE_LONGEST_PREFIX
+from phonenumbers.tzdata import TIMEZONE_DATA
 
 log = logging.getLogger(__name__)
 
@@ -838,7 +838,7 @@ def _zone_prefix_column(group: pl.DataFrame, cc: int) -> pl.Series:
     """
     digits = pl.concat_str(pl.lit(str(cc)), pl.col("number"))
     longest = pl.lit(None, pl.String)
-    for length, prefixes in ZONE_PREFIXES_BY_LENGTH.items():
+    for length, prefixes in _zone_prefixes(cc).items():
         prefix = digits.str.slice(0, length)
         longest = pl.when(prefix.is_in(prefixes)).then(prefix).otherwise(longest)
     code = str(cc)
@@ -915,7 +915,15 @@ COUNTRY_CODES_GEO = [
     cc for cc, regions in phonenumbers.COUNTRY_CODE_TO_REGION_CODE.items()
     if "001" not in regions
 ]  # fmt: skip
-ZONE_PREFIXES_BY_LENGTH = {
-    length: [prefix for prefix in TIMEZONE_DATA if len(prefix) == length]
-    for length in range(1, TIMEZONE_LONGEST_PREFIX + 1)
-}
+
+
+@lru_cache(maxsize=512)
+def _zone_prefixes(cc: int) -> dict[int, list[str]]:
+    """Return the prefixes of ``TIMEZONE_DATA`` a number of country code `cc`
+    can start with, by length (longer ones first win in the caller)."""
+    code = str(cc)
+    lengths: dict[int, list[str]] = {}
+    for prefix in TIMEZONE_DATA:
+        if prefix.startswith(code) or code.startswith(prefix):
+            lengths.setdefault(len(prefix), []).append(prefix)
+    return dict(sorted(lengths.items()))
