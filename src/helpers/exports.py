@@ -982,8 +982,8 @@ def read_order_rows(
     an order's first row only (WooCommerce repeats them), so a row whose order
     fields are all empty or the same as the row before's of the same order is
     dropped before they are trimmed and typed: it could give no order a first
-    value or a cancellation the rows kept do not give. The first value of the
-    batches' first values is the first value of the whole order.
+    value or a cancellation the rows kept do not give. What is left is about
+    one row per order, grouped once at the end.
     """
     positions = _positions(columns, LINE_FIELDS + ORDER_FIELDS)
     dates = text_expression(columns.get("created_at", []), "created_at", missing)
@@ -993,7 +993,7 @@ def read_order_rows(
         texts = _batch_texts(batch, LINE_FIELDS, columns, missing)
         text = batch.lazy().select("row", *texts).collect()
         rows = type_values(text, options=options, timezone=timezone, formats=formats)
-        return rows, _first_texts(_order_rows(batch, rows, columns, missing))
+        return rows, _order_rows(batch, rows, columns, missing)
 
     batches = list(
         _typed_batches(fmt, [pl.col(p) for p in positions], dates, type_batch,
@@ -1072,15 +1072,11 @@ def _typed_batches(
     `formats` are the :func:`date_formats` of the first `dates`."""
     source = scan_source(fmt, selected, workdir=workdir)
     try:
-        sample = (
-            source.select(dates.alias("created_at"))
-            .drop_nulls()
-            .head(DATE_SAMPLE)
-            .collect()
-        )
-        formats = date_formats(sample["created_at"], options=options)
-        n_batches = 0
         with small_csv_chunks():
+            sample = source.select(dates.alias("created_at")).drop_nulls()
+            sample = sample.head(DATE_SAMPLE).collect()
+            formats = date_formats(sample["created_at"], options=options)
+            n_batches = 0
             for batch in source.collect_batches(chunk_size=BATCH_ROWS):
                 n_batches += 1
                 yield type_batch(batch, formats)
@@ -1561,7 +1557,12 @@ def build_orders(
         first("refunded_amount"), col("quantity").sum().alias("n_items"),
         value.alias("line_value"),
     )  # fmt: skip
-    orders = orders.join(texts, on=keys, how="left", maintain_order="left")
+    # Each order's first row usually gives its order fields: then the two
+    # tables list the same orders in the same order and need no join.
+    if orders.select(keys).equals(texts.select(keys)):
+        orders = orders.hstack(texts.drop(keys))
+    else:
+        orders = orders.join(texts, on=keys, how="left", maintain_order="left")
     orders = orders.rename({"phone": "phone_raw"})
     return orders.with_columns(
         col("is_cancelled").fill_null(False),
@@ -2181,7 +2182,7 @@ def country_codes(countries: pd.Series) -> pd.Series:
     in Babel's English territory names when Babel is installed. Anything else
     becomes None.
     """
-    codes, distinct = pd.factorize(countries.astype(object), use_na_sentinel=True)
+    codes, distinct = pd.factorize(countries, use_na_sentinel=True)
     names = _territory_codes()
     mapped = []
     for value in distinct:
