@@ -1032,20 +1032,38 @@ def _batch_texts(frame: pl.DataFrame, fields, columns: dict, missing) -> list:
 def _order_rows(batch, rows, columns: dict, missing) -> pl.DataFrame:
     """Return the order-level fields, typed, of the batch rows that may give an
     order a value: those whose raw order fields are not all empty or equal to
-    the row before's of the same order."""
+    the row before's of the same order.
+
+    Only a column filled on most rows (WooCommerce repeats order fields,
+    Shopify the e-mail) is compared with the row before; a column empty in
+    the whole batch is not read.
+    """
     positions = _positions(columns, ORDER_FIELDS)
+    frame = batch.select(*positions, rows["order_id"], rows["is_return"])
+    filled = frame.select((pl.col(p) != "").fill_null(False) for p in positions)
+    counts = dict(zip(positions, filled.sum().row(0), strict=True)) if positions else {}
+
+    # Rows that may give an order a value it has not got yet.
     order_id = pl.col("order_id")
     same_order = order_id.eq(order_id.shift(1)).fill_null(False)
     new_value = [
-        (pl.col(p) != "").fill_null(False)
-        & ~(same_order & pl.col(p).eq_missing(pl.col(p).shift(1)))
-        for p in positions
+        pl.lit(filled[p]) & ~(same_order & pl.col(p).eq_missing(pl.col(p).shift(1)))
+        if 2 * n > frame.height
+        else pl.lit(filled[p])
+        for p, n in counts.items()
+        if n
     ]
     keep = order_id.is_not_null() & (
         pl.any_horizontal(new_value) if new_value else pl.lit(False)
     )
-    kept = batch.select(*positions, rows["order_id"], rows["is_return"]).filter(keep)
-    texts = _batch_texts(kept, ORDER_FIELDS, columns, missing)
+    kept = frame.filter(keep)
+
+    # Their fields, from the columns with some text.
+    read = {
+        name: [(p, c) for p, c in columns.get(name, []) if counts[p]]
+        for name in ORDER_FIELDS
+    }
+    texts = _batch_texts(kept, ORDER_FIELDS, read, missing)
     text = kept.lazy().select("order_id", "is_return", *texts)
     return text.with_columns(_order_types()).collect()
 
