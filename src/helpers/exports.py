@@ -1072,13 +1072,14 @@ def _first_texts(rows: pl.DataFrame) -> pl.DataFrame:
     """Return each order's first non-null :data:`ORDER_TEXT_FIELDS` and
     ``accepts_marketing``, and whether any of its rows is cancelled."""
     firsts = [*ORDER_TEXT_FIELDS, "accepts_marketing"]
-    return (
-        rows.filter(pl.col("order_id").is_not_null())
-        .group_by(["order_id", "is_return"], maintain_order=True)
-        .agg(
-            *(pl.col(f).first(ignore_nulls=True) for f in firsts),
-            pl.col("is_cancelled").any(),
-        )
+    rows = rows.filter(pl.col("order_id").is_not_null())
+
+    # One row per order (the usual case): each row is its order's first.
+    if rows["order_id"].n_unique() == rows.height:
+        return rows.select("order_id", "is_return", *firsts, "is_cancelled")
+    return rows.group_by(["order_id", "is_return"], maintain_order=True).agg(
+        *(pl.col(f).first(ignore_nulls=True) for f in firsts),
+        pl.col("is_cancelled").any(),
     )
 
 
