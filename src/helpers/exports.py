@@ -1065,14 +1065,18 @@ def _order_rows(batch, rows, columns: dict, missing) -> pl.DataFrame:
     }
     texts = _batch_texts(kept, ORDER_FIELDS, read, missing)
     text = kept.lazy().select("order_id", "is_return", *texts)
-    return text.with_columns(_order_types()).collect()
+    typed = text.with_columns(_order_types())
+    return typed.select(
+        "order_id", "is_return", *ORDER_TEXT_FIELDS, "accepts_marketing", "is_cancelled"
+    ).collect()
 
 
 def _first_texts(rows: pl.DataFrame) -> pl.DataFrame:
     """Return each order's first non-null :data:`ORDER_TEXT_FIELDS` and
     ``accepts_marketing``, and whether any of its rows is cancelled."""
     firsts = [*ORDER_TEXT_FIELDS, "accepts_marketing"]
-    rows = rows.filter(pl.col("order_id").is_not_null())
+    if rows["order_id"].null_count():
+        rows = rows.filter(pl.col("order_id").is_not_null())
 
     # One row per order (the usual case): each row is its order's first.
     if rows["order_id"].n_unique() == rows.height:
@@ -1755,7 +1759,8 @@ def _warn_rejected(path: Path, rejected: pd.DataFrame, n_rows: int) -> None:
 def _collect_tables(typed, rejected, texts, layout: Layout, path: Path) -> dict:
     """Return the file's clean tables as pandas frames."""
     if layout.kind == "customers":
-        usable = typed.filter(~pl.col("row").is_in(rejected["row"].implode()))
+        rejects = pl.col("row").is_in(rejected["row"].implode())
+        usable = typed.filter(~rejects) if len(rejected) else typed
         customers = usable.select(
             *CUSTOMER_SQL_COLUMNS[:6], pl.col("phone").alias("phone_raw"),
             pl.col("accepts_marketing").alias("accepts_email_marketing"),
@@ -1774,22 +1779,24 @@ def _collect_tables(typed, rejected, texts, layout: Layout, path: Path) -> dict:
         orders["subtotal"] = orders["subtotal"].fillna(
             orders["order_id"].map(by_order["value"].sum())
         )
-    else:
-        lines = (
-            usable_rows(typed.select("row", *LINE_COLUMNS), rejected)
-            .filter(
-                pl.any_horizontal(
-                    pl.col(c).is_not_null() for c in ("product", "sku", "quantity")
-                )
-            )
-            .select(LINE_COLUMNS)
-            .to_pandas()
-        )
+    elif layout.kind == "orders":
+        lines = _line_items(typed, rejected)
     orders = orders.drop(columns="line_items")
     if layout.kind == "checkouts":
         checkouts = orders.rename(columns={"order_id": "checkout_id"})
         return {"checkouts": checkouts[CHECKOUT_COLUMNS]}
     return {"orders": orders[ORDER_COLUMNS], "lines": lines[LINE_COLUMNS]}
+
+
+def _line_items(typed: pl.DataFrame, rejected: pl.DataFrame) -> pd.DataFrame:
+    """Return the usable rows that hold a line item (no copy when all do)."""
+    items = usable_rows(typed.select("row", *LINE_COLUMNS), rejected)
+    fields = ("product", "sku", "quantity")
+    has_item = items.select(
+        pl.any_horizontal(pl.col(c).is_not_null() for c in fields)
+    ).to_series()
+    items = items if has_item.all() else items.filter(has_item)
+    return items.select(LINE_COLUMNS).to_pandas()
 
 
 def parse_woo_line_items(order_ids: pd.Series, packed: pd.Series) -> pd.DataFrame:
