@@ -923,21 +923,33 @@ def read_source(fmt: FileFormat, selected: list, *, workdir: Path) -> pl.DataFra
 
 
 def read_typed(
-    fmt: FileFormat, selected: list, *, options: dict, timezone: str, workdir: Path
+    fmt: FileFormat,
+    columns: dict,
+    *,
+    missing,
+    options: dict,
+    timezone: str,
+    workdir: Path,
 ) -> pl.DataFrame:
-    """Return :func:`read_source`'s rows typed by :func:`type_rows`.
+    """Return a file's rows, every field trimmed (:func:`text_expression`) and
+    typed by :func:`type_rows`.
 
     The rows are typed in batches as polars reads them, so a large file's text
     never sits in memory whole next to its typed copy. Each value is typed on
     its own, and the date formats come from the file's first dates, as when the
-    whole file is typed at once, so the result is the same.
+    whole file is typed at once, so the result is the same. `columns` and
+    `missing` are as for :func:`read_order_rows`.
     """
+    positions = _positions(columns, ALL_FIELDS)
+    dates = text_expression(columns.get("created_at", []), "created_at", missing)
 
     def type_batch(batch, formats):
-        return type_rows(batch, options=options, timezone=timezone, formats=formats)
+        texts = _batch_texts(batch, ALL_FIELDS, columns, missing)
+        text = batch.lazy().select("row", *texts).collect()
+        return type_rows(text, options=options, timezone=timezone, formats=formats)
 
     batches = _typed_batches(
-        fmt, selected, pl.col("created_at"), type_batch, options=options,
+        fmt, [pl.col(p) for p in positions], dates, type_batch, options=options,
         workdir=workdir,
     )  # fmt: skip
     return _concat_typed(list(batches))
@@ -962,8 +974,13 @@ def read_order_rows(
         :func:`field_columns` of its layout.
     missing : list of str
         Texts that mean blank.
-    options, timezone, workdir
-        As for :func:`read_typed`.
+    options : dict
+        The ``exports`` options (``decimal``, ``dayfirst``, ``date_format``,
+        ``return_prefix``).
+    timezone : str
+        The store's time zone, for dates without an offset.
+    workdir : Path
+        Where a cp1252 file is copied to UTF-8.
 
     Returns
     -------
@@ -1660,10 +1677,7 @@ def read_export(path: Path, *, config: dict, as_of=None) -> ExportFile:
         kwargs = {"options": options, "timezone": limits["timezone"],
                   "workdir": Path(workdir)}  # fmt: skip
         if layout.kind == "customers":
-            selected = [
-                text_expression(columns.get(f, []), f, missing) for f in ALL_FIELDS
-            ]
-            typed = read_typed(fmt, selected, **kwargs)
+            typed = read_typed(fmt, columns, missing=missing, **kwargs)
         else:
             typed, texts = read_order_rows(fmt, columns, missing=missing, **kwargs)
     names = {name: cols[0][1] for name, cols in columns.items() if cols}
