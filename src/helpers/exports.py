@@ -554,9 +554,18 @@ def normalise_emails(emails: pd.Series) -> pd.Series:
     -------
     Series
         Same index; ``" Ann@Example.COM "`` becomes ``"ann@example.com"``.
+
+    Notes
+    -----
+    Each distinct address is normalised once (case-folding runs in Python, and
+    an order export repeats its customers' addresses).
     """
-    text = emails.astype("string").str.strip().str.lstrip("'").str.casefold()
-    return text.where(text.notna() & (text != ""), None).astype(object)
+    codes, distinct = pd.factorize(emails.astype("string"))
+    text = pd.Series(distinct, dtype="string").str.strip().str.lstrip("'")
+    text = text.str.casefold()
+    cleaned = text.where(text.notna() & (text != ""), None).astype(object)
+    values = np.append(cleaned.to_numpy(), pd.NA)[codes]
+    return pd.Series(values, index=emails.index, name=emails.name, dtype=object)
 
 
 def normalise_email_column(emails: pl.Series) -> pl.Series:
@@ -883,6 +892,12 @@ ORDER_TEXT_FIELDS = [
     "email", "customer_id", "financial_status", "currency", "country", "phone",
     "name", "line_items",
 ]  # fmt: skip
+# An orders or checkouts export's fields read on every row; the others are read
+# once per order (:func:`read_order_rows`).
+LINE_FIELDS = ("order_id", "created_at", *AMOUNT_FIELDS, "product", "sku")
+ORDER_FIELDS = (
+    *ORDER_TEXT_FIELDS, "cancelled_at", "first_name", "last_name", "accepts_marketing",
+)  # fmt: skip
 # Bytes polars fetches from a CSV at a time (its default is 32 MiB, and it
 # fetches several ahead: about the whole of a 0.5 GB file in memory at once).
 CSV_CHUNK_BYTES = 2 * 1024 * 1024
@@ -908,72 +923,205 @@ def read_source(fmt: FileFormat, selected: list, *, workdir: Path) -> pl.DataFra
 
 
 def read_typed(
-    fmt: FileFormat, selected: list, *, options: dict, timezone: str, workdir: Path
+    fmt: FileFormat,
+    columns: dict,
+    *,
+    missing,
+    options: dict,
+    timezone: str,
+    workdir: Path,
 ) -> pl.DataFrame:
-    """Return :func:`read_source`'s rows typed by :func:`type_rows`.
+    """Return a file's rows, every field trimmed (:func:`text_expression`) and
+    typed by :func:`type_rows`.
 
     The rows are typed in batches as polars reads them, so a large file's text
     never sits in memory whole next to its typed copy. Each value is typed on
     its own, and the date formats come from the file's first dates, as when the
-    whole file is typed at once, so the result is the same.
+    whole file is typed at once, so the result is the same. `columns` and
+    `missing` are as for :func:`read_order_rows`.
     """
+    positions = _positions(columns, ALL_FIELDS)
+    dates = text_expression(columns.get("created_at", []), "created_at", missing)
+
+    def type_batch(batch, formats):
+        texts = _batch_texts(batch, ALL_FIELDS, columns, missing)
+        text = batch.lazy().select("row", *texts).collect()
+        return type_rows(text, options=options, timezone=timezone, formats=formats)
+
     batches = _typed_batches(
-        fmt, selected, options=options, timezone=timezone, workdir=workdir
-    )
+        fmt, [pl.col(p) for p in positions], dates, type_batch, options=options,
+        workdir=workdir,
+    )  # fmt: skip
     return _concat_typed(list(batches))
 
 
 def read_order_rows(
-    fmt: FileFormat, selected: list, *, options: dict, timezone: str, workdir: Path
+    fmt: FileFormat,
+    columns: dict,
+    *,
+    missing,
+    options: dict,
+    timezone: str,
+    workdir: Path,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Return :func:`read_typed`'s rows without :data:`ORDER_TEXT_FIELDS`, and
-    those fields once per order (``order_id``, ``is_return``), each the first
-    value an order's rows give (null when none does).
+    """Return an orders or checkouts export's rows and its order-level fields.
 
-    Held per row, each text field costs 16 bytes a row even where it is blank
-    (Shopify fills it on an order's first row only), so the fields are reduced
-    to orders batch by batch. The first value of the batches' first values is
-    the first value of the whole order.
+    Parameters
+    ----------
+    fmt : FileFormat
+        The file.
+    columns : dict
+        :func:`field_columns` of its layout.
+    missing : list of str
+        Texts that mean blank.
+    options : dict
+        The ``exports`` options (``decimal``, ``dayfirst``, ``date_format``,
+        ``return_prefix``).
+    timezone : str
+        The store's time zone, for dates without an offset.
+    workdir : Path
+        Where a cp1252 file is copied to UTF-8.
+
+    Returns
+    -------
+    rows : polars DataFrame
+        One row per file row: ``row``, :data:`LINE_FIELDS` typed by
+        :func:`type_values` (with their ``<field>_text``) and ``is_return``.
+    orders : polars DataFrame
+        One row per order (``order_id``, ``is_return``): the first non-null
+        value of :data:`ORDER_TEXT_FIELDS` and ``accepts_marketing`` its rows
+        give, and ``is_cancelled`` (any row cancelled).
+
+    Notes
+    -----
+    Held per row, each text field costs 16 bytes a row even where it is blank,
+    and trimming it costs as much as reading it. Shopify fills order fields on
+    an order's first row only (WooCommerce repeats them), so a row whose order
+    fields are all empty or the same as the row before's of the same order is
+    dropped before they are trimmed and typed: it could give no order a first
+    value or a cancellation the rows kept do not give. What is left is about
+    one row per order, grouped once at the end.
     """
-    rows, texts = [], []
-    for batch in _typed_batches(
-        fmt, selected, options=options, timezone=timezone, workdir=workdir
-    ):
-        rows.append(batch.drop(ORDER_TEXT_FIELDS))
-        texts.append(_first_texts(batch))
-    return _concat_typed(rows), _first_texts(pl.concat(texts))
+    positions = _positions(columns, LINE_FIELDS + ORDER_FIELDS)
+    dates = text_expression(columns.get("created_at", []), "created_at", missing)
+
+    def type_batch(batch, formats):
+        # Lazily, so each trimmed text is computed once (eager selects repeat it).
+        texts = _batch_texts(batch, LINE_FIELDS, columns, missing)
+        text = batch.lazy().select("row", *texts).collect()
+        rows = type_values(text, options=options, timezone=timezone, formats=formats)
+        return rows, _order_rows(batch, rows, columns, missing)
+
+    batches = list(
+        _typed_batches(fmt, [pl.col(p) for p in positions], dates, type_batch,
+                       options=options, workdir=workdir)
+    )  # fmt: skip
+    rows = _concat_typed([rows for rows, _ in batches])
+    return rows, _first_texts(pl.concat([orders for _, orders in batches]))
+
+
+def _positions(columns: dict, fields) -> list[str]:
+    """Return the file columns (by position name) the `fields` are read from."""
+    return list(dict.fromkeys(p for f in fields for p, _ in columns.get(f, [])))
+
+
+def _batch_texts(frame: pl.DataFrame, fields, columns: dict, missing) -> list:
+    """Return :func:`text_expression` for each field over a batch's raw columns.
+
+    A spreadsheet's leading apostrophe is looked for only in a column that
+    holds an apostrophe somewhere: elsewhere that step changes nothing. An
+    amount read from one column stays raw: :func:`type_values` trims only the
+    amounts a number cast cannot read.
+    """
+    texts = []
+    for name in fields:
+        parts = columns.get(name, [])
+        if name in AMOUNT_FIELDS and len(parts) == 1 and not missing:
+            texts.append(pl.col(parts[0][0]).alias(name))
+            continue
+        quoted = name in TEXT_FIELDS and any(
+            frame[p].str.contains("'", literal=True).any() for p, _ in parts
+        )
+        texts.append(text_expression(parts, name, missing, quoted=quoted))
+    return texts
+
+
+def _order_rows(batch, rows, columns: dict, missing) -> pl.DataFrame:
+    """Return the order-level fields, typed, of the batch rows that may give an
+    order a value: those whose raw order fields are not all empty or equal to
+    the row before's of the same order.
+
+    Only a column filled on most rows (WooCommerce repeats order fields,
+    Shopify the e-mail) is compared with the row before; a column empty in
+    the whole batch is not read.
+    """
+    positions = _positions(columns, ORDER_FIELDS)
+    frame = batch.select(*positions, rows["order_id"], rows["is_return"])
+    filled = frame.select((pl.col(p) != "").fill_null(False) for p in positions)
+    counts = dict(zip(positions, filled.sum().row(0), strict=True)) if positions else {}
+
+    # Rows that may give an order a value it has not got yet.
+    order_id = pl.col("order_id")
+    same_order = order_id.eq(order_id.shift(1)).fill_null(False)
+    new_value = [
+        pl.lit(filled[p]) & ~(same_order & pl.col(p).eq_missing(pl.col(p).shift(1)))
+        if 2 * n > frame.height
+        else pl.lit(filled[p])
+        for p, n in counts.items()
+        if n
+    ]
+    keep = order_id.is_not_null() & (
+        pl.any_horizontal(new_value) if new_value else pl.lit(False)
+    )
+    kept = frame.filter(keep)
+
+    # Their fields, from the columns with some text.
+    read = {
+        name: [(p, c) for p, c in columns.get(name, []) if counts[p]]
+        for name in ORDER_FIELDS
+    }
+    texts = _batch_texts(kept, ORDER_FIELDS, read, missing)
+    text = kept.lazy().select("order_id", "is_return", *texts)
+    typed = text.with_columns(_order_types())
+    return typed.select(
+        "order_id", "is_return", *ORDER_TEXT_FIELDS, "accepts_marketing", "is_cancelled"
+    ).collect()
 
 
 def _first_texts(rows: pl.DataFrame) -> pl.DataFrame:
-    """Return each order's first non-null :data:`ORDER_TEXT_FIELDS`."""
-    return (
-        rows.filter(pl.col("order_id").is_not_null())
-        .group_by(["order_id", "is_return"], maintain_order=True)
-        .agg(pl.col(f).first(ignore_nulls=True) for f in ORDER_TEXT_FIELDS)
+    """Return each order's first non-null :data:`ORDER_TEXT_FIELDS` and
+    ``accepts_marketing``, and whether any of its rows is cancelled."""
+    firsts = [*ORDER_TEXT_FIELDS, "accepts_marketing"]
+    if rows["order_id"].null_count():
+        rows = rows.filter(pl.col("order_id").is_not_null())
+
+    # One row per order (the usual case): each row is its order's first.
+    if rows["order_id"].n_unique() == rows.height:
+        return rows.select("order_id", "is_return", *firsts, "is_cancelled")
+    return rows.group_by(["order_id", "is_return"], maintain_order=True).agg(
+        *(pl.col(f).first(ignore_nulls=True) for f in firsts),
+        pl.col("is_cancelled").any(),
     )
 
 
 def _typed_batches(
-    fmt: FileFormat, selected: list, *, options: dict, timezone: str, workdir: Path
+    fmt: FileFormat, selected: list, dates, type_batch, *, options: dict, workdir
 ):
-    """Yield :func:`type_rows` batches of the file (one empty batch when the
-    file has no rows)."""
+    """Yield ``type_batch(batch, formats)`` for each batch of the file's
+    `selected` columns (once for an empty batch when the file has no rows);
+    `formats` are the :func:`date_formats` of the first `dates`."""
     source = scan_source(fmt, selected, workdir=workdir)
     try:
-        sample = source.select("created_at").drop_nulls().head(DATE_SAMPLE).collect()
-        formats = date_formats(sample["created_at"], options=options)
-        n_batches = 0
         with small_csv_chunks():
+            sample = source.select(dates.alias("created_at")).drop_nulls()
+            sample = sample.head(DATE_SAMPLE).collect()
+            formats = date_formats(sample["created_at"], options=options)
+            n_batches = 0
             for batch in source.collect_batches(chunk_size=BATCH_ROWS):
                 n_batches += 1
-                yield type_rows(
-                    batch, options=options, timezone=timezone, formats=formats
-                )
+                yield type_batch(batch, formats)
         if not n_batches:
-            yield type_rows(
-                source.head(0).collect(), options=options, timezone=timezone,
-                formats=formats,
-            )  # fmt: skip
+            yield type_batch(source.head(0).collect(), formats)
     except pl.exceptions.ComputeError as error:
         raise _mixed_encoding(fmt, error) from error
 
@@ -1071,19 +1219,23 @@ def field_columns(layout: Layout, header) -> dict[str, list[tuple[str, str]]]:
     }  # fmt: skip
 
 
-def text_expression(columns: list[tuple[str, str]], name: str, missing) -> pl.Expr:
+def text_expression(
+    columns: list[tuple[str, str]], name: str, missing, *, quoted: bool | None = None
+) -> pl.Expr:
     """Return a field as trimmed text, null when blank (or a missing-value text).
 
     IDs, phones, ZIPs, e-mails and SKUs also lose the leading apostrophe a
-    spreadsheet adds to keep them as text. Several candidate columns: the first
+    spreadsheet adds to keep them as text (`quoted` False skips that step, for
+    columns known to hold no apostrophe). Several candidate columns: the first
     non-blank one wins.
     """
     if not columns:
         return pl.lit(None, dtype=pl.String).alias(name)
+    quoted = name in TEXT_FIELDS if quoted is None else quoted
     parts = []
     for position, _ in columns:
         value = pl.col(position).str.strip_chars()
-        if name in TEXT_FIELDS:
+        if quoted:
             value = value.str.strip_chars_start("'").str.strip_chars()
         blank = (value == "") | value.is_in(list(missing)) if missing else value == ""
         parts.append(pl.when(blank).then(None).otherwise(value))
@@ -1095,23 +1247,36 @@ def text_expression(columns: list[tuple[str, str]], name: str, missing) -> pl.Ex
 # --------------------------------------------------------------------------------
 
 
-def parse_numbers(text: pl.Series, *, decimal: str) -> pl.Series:
-    """Return money or quantity texts as floats (null when not a number).
+def parse_numbers(text: pl.Series, *, decimal: str) -> tuple[pl.Series, pl.Series]:
+    """Return money or quantity texts as floats (null when not a number), and
+    the texts that are not numbers, trimmed (null elsewhere; None when none).
 
     Currency symbols and spaces are dropped. With ``decimal: "."`` a comma is
     accepted only as a thousands separator (``1,299.00``); with ``decimal: ","``
     dots are thousands separators and the comma the decimal mark (``1.299,00``).
-    Plain numbers take a fast cast; only the others meet the regular expressions.
+    `text` may be raw: blanks are null, and only the texts a fast number cast
+    cannot read (one it reads has no white space around it) are trimmed as
+    :func:`text_expression` trims and meet the regular expressions.
     """
-    if decimal == ",":
-        return _parse_numbers_slowly(text, decimal=decimal)
     fast = text.cast(pl.Float64, strict=False)
-    # A cast also accepts 'nan' and 'inf', which are not amounts.
-    odd = ((fast.is_null() & text.is_not_null()) | ~fast.is_finite()).fill_null(False)
+    filled = text.is_not_null() & (text != "")
+    # Decimal commas all meet the expressions; a cast also accepts 'nan' and
+    # 'inf', which are not amounts.
+    odd = filled if decimal == "," else (fast.is_null() & filled) | ~fast.is_finite()
+    odd = odd.fill_null(False)
     if not odd.any():
-        return fast
-    slow = _parse_numbers_slowly(text.filter(odd), decimal=decimal)
-    return fast.scatter(odd.arg_true(), slow)
+        return fast, None
+    trimmed = text.filter(odd).to_frame("value")
+    trimmed = trimmed.select(text_expression([("value", "")], "value", []))["value"]
+    slow = _parse_numbers_slowly(trimmed, decimal=decimal)
+    positions = odd.arg_true()
+    unread = slow.is_null() & trimmed.is_not_null()
+    if not unread.any():
+        return fast.scatter(positions, slow), None
+    texts = pl.repeat(None, len(text), dtype=pl.String, eager=True).scatter(
+        positions.filter(unread), trimmed.filter(unread)
+    )
+    return fast.scatter(positions, slow), texts.alias(text.name)
 
 
 def _parse_numbers_slowly(text: pl.Series, *, decimal: str) -> pl.Series:
@@ -1166,20 +1331,29 @@ def parse_dates(text: pl.Series, formats: tuple, *, timezone: str) -> pl.Series:
     are exact; times without one are the store's local time (`timezone`), so a
     daylight-saving change is applied (an hour that does not exist is null, one
     that happens twice is taken as the earlier). Each format after the first is
-    tried only on the dates still unread.
+    tried only on the dates still unread, and each run of equal texts (an
+    order's line items repeat its date) is parsed once.
     """
+    runs = text.rle_id()
+    first = runs.ne(runs.shift(1)).fill_null(True)
+    return _parse_each_date(text.filter(first), formats, timezone).gather(runs)
+
+
+def _parse_each_date(text: pl.Series, formats: tuple, timezone: str) -> pl.Series:
+    """Return :func:`parse_dates` of `text`, each value parsed on its own."""
     aware, naive = formats
-    result = pl.Series(text.name, [None] * len(text), dtype=pl.Datetime("us", "UTC"))
+    utc = pl.Datetime("us", "UTC")
+    result = pl.repeat(None, len(text), dtype=utc, eager=True).alias(text.name)
     for form in [*aware, *naive]:
         todo = (result.is_null() & text.is_not_null()).fill_null(False)
         if not todo.any():
             break
         values = text.filter(todo)
-        if "%z" in form:
+        if "%z" in form and values.str.ends_with("Z").any():
             values = values.str.replace(r"Z$", "+00:00")
-            parsed = values.str.to_datetime(form, strict=False, time_unit="us")
-        else:
-            parsed = values.str.to_datetime(form, strict=False, time_unit="us")
+        # No cache of distinct texts: a run of equal texts is parsed once already.
+        parsed = values.str.to_datetime(form, strict=False, time_unit="us", cache=False)
+        if "%z" not in form:
             parsed = parsed.dt.replace_time_zone(
                 timezone, ambiguous="earliest", non_existent="null"
             )
@@ -1208,14 +1382,15 @@ def type_rows(
     be read, for the rejected-rows table and the format checks. `formats` are
     the date formats (:func:`date_formats`), found from `text` when omitted.
     """
-    decimal = options.get("decimal", ".")
-    prefix = options.get("return_prefix")
-    formats = formats or date_formats(text["created_at"], options=options)
+    sms = boolean_expression(pl.col("accepts_sms_marketing"))
+    text = text.with_columns(*_order_types(), sms.alias("accepts_sms_marketing"))
+    return type_values(text, options=options, timezone=timezone, formats=formats)
+
+
+def _order_types() -> list[pl.Expr]:
+    """Return the typed order-level fields: status, e-mail, id, consent, name."""
     col = pl.col
-    typed = [
-        pl.lit(parse_dates(text["created_at"], formats, timezone=timezone)).alias(
-            "created_at"
-        ),
+    return [
         (
             col("cancelled_at").is_not_null()
             | col("financial_status")
@@ -1230,39 +1405,52 @@ def type_rows(
         .alias("customer_id"),
         col("financial_status").str.to_lowercase(),
         boolean_expression(col("accepts_marketing")).alias("accepts_marketing"),
-        boolean_expression(col("accepts_sms_marketing")).alias("accepts_sms_marketing"),
         pl.coalesce(
             col("name"),
             pl.concat_str(
                 [col("first_name"), col("last_name")], separator=" ", ignore_nulls=True
             ).replace("", None),
         ).alias("name"),  # fmt: skip
+    ]
+
+
+def type_values(
+    text: pl.DataFrame, *, options: dict, timezone: str, formats: tuple | None = None
+) -> pl.DataFrame:
+    """Return the rows with ``created_at`` and the amounts typed and ``is_return``.
+
+    Amounts and dates keep their text in ``<field>_text`` only where it could not
+    be read, for the rejected-rows table and the format checks (a field read in
+    full gets a constant null column, which takes no memory). `formats` are the
+    date formats (:func:`date_formats`), found from `text` when omitted. The
+    amounts may be raw text (see :func:`parse_numbers`).
+    """
+    decimal = options.get("decimal", ".")
+    prefix = options.get("return_prefix")
+    formats = formats or date_formats(text["created_at"], options=options)
+    dates = parse_dates(text["created_at"], formats, timezone=timezone)
+    unread_dates = (dates.is_null() & text["created_at"].is_not_null()).any()
+    texts = [
+        pl.when(pl.lit(dates).is_null()).then(pl.col("created_at"))
+        if unread_dates
+        else pl.lit(None, pl.String)
+    ]
+    typed = [
+        pl.lit(dates).alias("created_at"),
         (
-            col("order_id").str.starts_with(prefix).fill_null(False)
+            pl.col("order_id").str.starts_with(prefix).fill_null(False)
             if prefix
             else pl.lit(False)
         ).alias("is_return"),
-        *[
-            pl.lit(parse_numbers(text[f], decimal=decimal)).alias(f)
-            for f in AMOUNT_FIELDS
-        ],
     ]
+    for name in AMOUNT_FIELDS:
+        values, unread = parse_numbers(text[name], decimal=decimal)
+        typed.append(pl.lit(values).alias(name))
+        texts.append(pl.lit(None, pl.String) if unread is None else pl.lit(unread))
     kept = ["created_at", *AMOUNT_FIELDS]
-    result = text.with_columns(
-        [pl.col(f).alias(f"{f}_text") for f in kept]
+    return text.with_columns(
+        unread.alias(f"{name}_text") for name, unread in zip(kept, texts, strict=True)
     ).with_columns(typed)
-
-    # Keep the text only where it could not be read; a field read in full
-    # gets a constant null column, which takes no memory.
-    unread = result.select(
-        (pl.col(f).is_null() & pl.col(f"{f}_text").is_not_null()).any() for f in kept
-    ).row(0)
-    return result.with_columns(
-        pl.when(pl.col(f).is_null()).then(pl.col(f"{f}_text")).alias(f"{f}_text")
-        if found
-        else pl.lit(None, pl.String).alias(f"{f}_text")
-        for f, found in zip(kept, unread, strict=True)
-    )
 
 
 def check_declared_formats(typed: pl.DataFrame, columns: dict, fmt, options) -> None:
@@ -1389,10 +1577,11 @@ def build_orders(
 
     Order fields come from the first row that has them (Shopify fills them on an
     order's first row only; WooCommerce repeats them); `texts` holds the text
-    ones per order (:func:`read_order_rows`). Without a total the lines'
-    quantity times price is used. A return (generic exports) has ``total`` 0 and
-    its value in ``refunded_amount``. An order's rows are all usable or all
-    rejected, so `texts` needs no filtering.
+    ones, ``accepts_marketing`` and ``is_cancelled`` per order
+    (:func:`read_order_rows`). Without a total the lines' quantity times price
+    is used. A return (generic exports) has ``total`` 0 and its value in
+    ``refunded_amount``. An order's rows are all usable or all rejected, so
+    `texts` needs no filtering.
     """
     col = pl.col
 
@@ -1405,13 +1594,18 @@ def build_orders(
     keys = ["order_id", "is_return"]
     orders = usable_rows(typed, rejected).group_by(keys, maintain_order=True).agg(
         col("created_at").min(), first("total"), first("subtotal"),
-        first("refunded_amount"), col("is_cancelled").any(),
-        col("quantity").sum().alias("n_items"), first("accepts_marketing"),
+        first("refunded_amount"), col("quantity").sum().alias("n_items"),
         value.alias("line_value"),
     )  # fmt: skip
-    orders = orders.join(texts, on=keys, how="left", maintain_order="left")
+    # Each order's first row usually gives its order fields: then the two
+    # tables list the same orders in the same order and need no join.
+    if orders.select(keys).equals(texts.select(keys)):
+        orders = orders.hstack(texts.drop(keys))
+    else:
+        orders = orders.join(texts, on=keys, how="left", maintain_order="left")
     orders = orders.rename({"phone": "phone_raw"})
     return orders.with_columns(
+        col("is_cancelled").fill_null(False),
         pl.when(col("is_return")).then(0.0)
         .otherwise(pl.coalesce(col("total"), col("line_value"))).alias("total"),
         pl.coalesce(col("subtotal"), col("line_value")).alias("subtotal"),
@@ -1478,15 +1672,14 @@ def read_export(path: Path, *, config: dict, as_of=None) -> ExportFile:
     limits = _date_limits(config, as_of)
     columns = field_columns(layout, fmt.header)
     missing = options.get("missing_values") or []
-    selected = [text_expression(columns.get(f, []), f, missing) for f in ALL_FIELDS]
     texts = None
     with tempfile.TemporaryDirectory(prefix="heard-") as workdir:
         kwargs = {"options": options, "timezone": limits["timezone"],
                   "workdir": Path(workdir)}  # fmt: skip
         if layout.kind == "customers":
-            typed = read_typed(fmt, selected, **kwargs)
+            typed = read_typed(fmt, columns, missing=missing, **kwargs)
         else:
-            typed, texts = read_order_rows(fmt, selected, **kwargs)
+            typed, texts = read_order_rows(fmt, columns, missing=missing, **kwargs)
     names = {name: cols[0][1] for name, cols in columns.items() if cols}
     check_declared_formats(typed, names, fmt, options)
     rejected = find_rejected(typed, names, kind=layout.kind, limits=limits)
@@ -1580,7 +1773,8 @@ def _warn_rejected(path: Path, rejected: pd.DataFrame, n_rows: int) -> None:
 def _collect_tables(typed, rejected, texts, layout: Layout, path: Path) -> dict:
     """Return the file's clean tables as pandas frames."""
     if layout.kind == "customers":
-        usable = typed.filter(~pl.col("row").is_in(rejected["row"].implode()))
+        rejects = pl.col("row").is_in(rejected["row"].implode())
+        usable = typed.filter(~rejects) if len(rejected) else typed
         customers = usable.select(
             *CUSTOMER_SQL_COLUMNS[:6], pl.col("phone").alias("phone_raw"),
             pl.col("accepts_marketing").alias("accepts_email_marketing"),
@@ -1599,22 +1793,24 @@ def _collect_tables(typed, rejected, texts, layout: Layout, path: Path) -> dict:
         orders["subtotal"] = orders["subtotal"].fillna(
             orders["order_id"].map(by_order["value"].sum())
         )
-    else:
-        lines = (
-            usable_rows(typed.select("row", *LINE_COLUMNS), rejected)
-            .filter(
-                pl.any_horizontal(
-                    pl.col(c).is_not_null() for c in ("product", "sku", "quantity")
-                )
-            )
-            .select(LINE_COLUMNS)
-            .to_pandas()
-        )
+    elif layout.kind == "orders":
+        lines = _line_items(typed, rejected)
     orders = orders.drop(columns="line_items")
     if layout.kind == "checkouts":
         checkouts = orders.rename(columns={"order_id": "checkout_id"})
         return {"checkouts": checkouts[CHECKOUT_COLUMNS]}
     return {"orders": orders[ORDER_COLUMNS], "lines": lines[LINE_COLUMNS]}
+
+
+def _line_items(typed: pl.DataFrame, rejected: pl.DataFrame) -> pd.DataFrame:
+    """Return the usable rows that hold a line item (no copy when all do)."""
+    items = usable_rows(typed.select("row", *LINE_COLUMNS), rejected)
+    fields = ("product", "sku", "quantity")
+    has_item = items.select(
+        pl.any_horizontal(pl.col(c).is_not_null() for c in fields)
+    ).to_series()
+    items = items if has_item.all() else items.filter(has_item)
+    return items.select(LINE_COLUMNS).to_pandas()
 
 
 def parse_woo_line_items(order_ids: pd.Series, packed: pd.Series) -> pd.DataFrame:
@@ -2056,7 +2252,7 @@ def country_codes(countries: pd.Series) -> pd.Series:
     in Babel's English territory names when Babel is installed. Anything else
     becomes None.
     """
-    codes, distinct = pd.factorize(countries.astype(object), use_na_sentinel=True)
+    codes, distinct = pd.factorize(countries, use_na_sentinel=True)
     names = _territory_codes()
     mapped = []
     for value in distinct:
