@@ -283,7 +283,8 @@ def _join_blocks(base: pd.DataFrame, blocks: list[pl.DataFrame]) -> pd.DataFrame
     the counts, sums and flags of customers a block misses filled in.
 
     Joining and sorting on the keys in polars, and handing pandas the block
-    columns once, took a fifth of the CPU of three pandas merges and a sort."""
+    columns once, took about a third of the CPU of three pandas merges on the
+    keys and a sort (0.16 against 0.44 s under cProfile, 166,666 customers)."""
     joined = _keys_of(base).with_row_index("row").sort("customer_key", nulls_last=True)
     for block in blocks:
         joined = joined.join(
@@ -397,7 +398,7 @@ def _order_features(orders: pl.DataFrame, as_of: pd.Timestamp) -> pl.DataFrame:
     return features.with_columns(
         return_rate=pl.when(placed > 0).then(col("n_returned_orders") / placed),
         days_since_last_order=elapsed.dt.total_days(),
-    ).select(pl.exclude("any_order_at"), "any_order_at")
+    )
 
 
 def _product_features(
