@@ -17,7 +17,7 @@ import logging
 import math
 import zlib
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -73,6 +73,12 @@ CUSTOMER_COLUMNS = [
 ]
 VIEW_COLUMNS = ("email", "product", "viewed_at")
 NEVER_BOUGHT = "never_bought"
+# What a customer without orders, products or checkouts has.
+BLOCK_DEFAULTS = {
+    "n_orders": 0, "n_orders_placed": 0, "n_returned_orders": 0, "n_products": 0,
+    "n_checkouts": 0, "spend": 0.0, "refunded_amount": 0.0,
+    "has_open_checkout": False,
+}  # fmt: skip
 
 
 # --------------------------------------------------------------------------- keys
@@ -205,26 +211,29 @@ def build_customer_features(
     # Describe the store as it stood at `as_of`: exports downloaded later hold
     # later orders (the calls' own recoveries among them), which must not change
     # who is sampled.
-    orders = _before(attach_customer_keys(exports.orders, customers), as_of, "orders")
+    orders = _before(
+        _order_flags(attach_customer_keys(exports.orders, customers)), as_of, "orders"
+    )
     checkouts = _before(
-        attach_customer_keys(exports.checkouts, customers), as_of, "checkouts"
+        _checkout_rows(attach_customer_keys(exports.checkouts, customers)),
+        as_of,
+        "checkouts",
     )
 
-    # Aggregate orders, products and checkouts per customer in DuckDB.
+    # Aggregate orders, products and checkouts per customer in polars.
     order_features = _order_features(orders, as_of)
     product_features = _product_features(
         orders, exports.lines, min_orders=int(rules["high_return_min_orders"])
     )
     checkout_features = _checkout_features(
-        checkouts, orders, as_of, within_days=rules.get("abandoned_within_days")
+        checkouts, order_features, as_of, within_days=rules.get("abandoned_within_days")
     )
 
     # Start from every customer known anywhere, then join each block.
-    base = _all_customers(customers, orders, checkouts)
-    features = (
-        base.merge(order_features, on="customer_key", how="left")
-        .merge(product_features, on="customer_key", how="left")
-        .merge(checkout_features, on="customer_key", how="left")
+    base = _all_customers(customers, [order_features, checkout_features])
+    features = _join_blocks(
+        base,
+        [order_features.drop("any_order_at"), product_features, checkout_features],
     )
     features = _fill_feature_defaults(features)
     features["lifecycle_stage"] = label_lifecycle(
@@ -237,106 +246,166 @@ def build_customer_features(
         minimum=int(rules["repeat_view_min"]),
     )
     log.info("built features for %d customers as of %s", len(features), as_of.date())
-    return features.sort_values("customer_key", ignore_index=True)
-
-
-def _all_customers(
-    customers: pd.DataFrame, orders: pd.DataFrame, checkouts: pd.DataFrame
-) -> pd.DataFrame:
-    """Return the customers' non-personal columns, plus a bare row for each key
-    that appears only in orders or checkouts."""
-    base = customers[[c for c in CUSTOMER_COLUMNS if c in customers]]
-    extra = _query(
-        "SELECT customer_key FROM orders WHERE customer_key IS NOT NULL "
-        "UNION SELECT customer_key FROM checkouts WHERE customer_key IS NOT NULL "
-        "EXCEPT SELECT customer_key FROM base ORDER BY 1",
-        orders=orders[["customer_key"]],
-        checkouts=checkouts[["customer_key"]],
-        base=base[["customer_key"]],
-    ).df()["customer_key"]
-    if len(extra):
-        log.warning(
-            "%d customers appear in orders or checkouts but not in the customers "
-            "export; they are kept without consent or phone",
-            len(extra),
-        )
-        base = pd.concat([base, extra.to_frame()], ignore_index=True)
-    return base
-
-
-def _order_flags(orders: pd.DataFrame) -> pd.DataFrame:
-    """Return order_id, customer_key and the flags every count below uses."""
-    is_return = (
-        orders["is_return"].fillna(False).astype(bool)
-        if "is_return" in orders
-        else pd.Series(False, index=orders.index)
-    )
-    is_cancelled = orders["is_cancelled"].fillna(False).astype(bool)
-    refunded = orders["refunded_amount"].astype("float64").fillna(0.0)
-    return pd.DataFrame(
-        {
-            "customer_key": orders["customer_key"],
-            "order_id": orders["order_id"],
-            "created_at": orders["created_at"],
-            "total": orders["total"].astype("float64").fillna(0.0),
-            "refunded_amount": refunded,
-            "is_cancelled": is_cancelled,
-            "is_return": is_return,
-            "is_purchase": ~is_return & ~is_cancelled,
-            "is_returned": is_return | is_cancelled | (refunded > 0),
-        }
-    )
-
-
-def _before(table: pd.DataFrame, as_of: pd.Timestamp, what: str) -> pd.DataFrame:
-    is_late = table["created_at"] >= as_of
-    if is_late.any():
-        log.info(
-            "left out %d %s dated on or after %s: features describe the store "
-            "as it stood then",
-            int(is_late.sum()),
-            what,
-            as_of.date(),
-        )
-    return table[~is_late]
-
-
-def _order_features(orders: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
-    # The reader gives one row per order; a repeated id would be counted twice.
-    keyed = orders[orders["customer_key"].notna()]
-    if not keyed["order_id"].is_unique:  # a fifth of duplicated()'s CPU
-        raise ValueError("orders must hold one row per order_id")
-    flags = _order_flags(keyed)
-    query = """
-        SELECT customer_key,
-            count(*) FILTER (WHERE is_purchase) AS n_orders,
-            count(*) FILTER (WHERE NOT is_return) AS n_orders_placed,
-            count(*) FILTER (WHERE is_returned) AS n_returned_orders,
-            coalesce(sum(total) FILTER (WHERE is_purchase), 0)
-                - sum(refunded_amount) AS spend,
-            sum(refunded_amount) AS refunded_amount,
-            min(created_at) FILTER (WHERE is_purchase) AS first_order_at,
-            max(created_at) FILTER (WHERE is_purchase) AS last_order_at
-        FROM flags GROUP BY customer_key
-    """
-    features = _query(query, flags=flags).df()
-    features["return_rate"] = features["n_returned_orders"] / features[
-        "n_orders_placed"
-    ].where(features["n_orders_placed"] > 0)
-    for column in ("first_order_at", "last_order_at"):
-        features[column] = _as_utc(features[column])
-    elapsed = as_of - features["last_order_at"]
-    features["days_since_last_order"] = (elapsed.dt.total_seconds() // 86400).astype(
-        "Int64"
-    )
     return features
 
 
-def _product_features(
-    orders: pd.DataFrame, lines: pd.DataFrame, *, min_orders: int
-) -> pd.DataFrame:
+def _all_customers(customers: pd.DataFrame, blocks: list[pl.DataFrame]) -> pd.DataFrame:
+    """Return the customers' non-personal columns, plus a bare row for each key
+    that appears only in the per-customer `blocks` (orders, checkouts).
+
+    The blocks hold each key once: finding the new keys there took half the CPU
+    of finding them among the order and checkout rows (0.06 against 0.10 s, 1M
+    rows)."""
+    base = customers[[c for c in CUSTOMER_COLUMNS if c in customers]]
+    extra = (
+        pl.concat([block.select("customer_key") for block in blocks])
+        .unique()
+        .join(_keys_of(base), on="customer_key", how="anti")
+        .sort("customer_key")
+    )
+    if extra.height:
+        log.warning(
+            "%d customers appear in orders or checkouts but not in the customers "
+            "export; they are kept without consent or phone",
+            extra.height,
+        )
+        base = pd.concat([base, extra.to_pandas()], ignore_index=True)
+    return base
+
+
+def _keys_of(frame: pd.DataFrame) -> pl.DataFrame:
+    """Return `frame`'s ``customer_key`` column as a polars text column."""
+    return pl.from_pandas(frame[["customer_key"]]).cast({"customer_key": pl.String})
+
+
+def _join_blocks(base: pd.DataFrame, blocks: list[pl.DataFrame]) -> pd.DataFrame:
+    """Return `base` sorted by key, with each per-customer block joined on and
+    the counts, sums and flags of customers a block misses filled in.
+
+    Joining and sorting on the keys in polars, and handing pandas the block
+    columns once, took about a third of the CPU of three pandas merges on the
+    keys and a sort (0.16 against 0.44 s under cProfile, 166,666 customers)."""
+    joined = _keys_of(base).with_row_index("row").sort("customer_key", nulls_last=True)
+    for block in blocks:
+        joined = joined.join(
+            block, on="customer_key", how="left", maintain_order="left"
+        )
+    values = (
+        joined.with_columns(pl.col(c).fill_null(v) for c, v in BLOCK_DEFAULTS.items())
+        .drop("row", "customer_key")
+        .to_pandas()
+    )
+    ordered = base.take(joined["row"].to_numpy()).reset_index(drop=True)
+    return pd.concat([ordered, values], axis=1)
+
+
+def _order_flags(orders: pd.DataFrame) -> pl.DataFrame:
+    """Return order_id, customer_key, created_at, the amounts and the flags every
+    count below uses, as polars columns."""
+    flags = pl.from_pandas(
+        pd.DataFrame(
+            {
+                "customer_key": orders["customer_key"],
+                "order_id": orders["order_id"],
+                "created_at": orders["created_at"],
+                "total": orders["total"].astype("float64").fillna(0.0),
+                "refunded_amount": orders["refunded_amount"]
+                .astype("float64")
+                .fillna(0.0),
+                "is_cancelled": orders["is_cancelled"].fillna(False).astype(bool),
+                "is_return": _is_return(orders),
+            }
+        )
+    )
     col = pl.col
-    numbered, items, customer_keys = _numbered_orders_and_items(orders, lines)
+    return _in_utc(flags).with_columns(
+        col("customer_key").cast(pl.String),
+        col("order_id").cast(pl.String),
+        is_purchase=~col("is_return") & ~col("is_cancelled"),
+        is_returned=col("is_return")
+        | col("is_cancelled")
+        | (col("refunded_amount") > 0),
+    )
+
+
+def _is_return(orders: pd.DataFrame) -> pd.Series:
+    if "is_return" not in orders:
+        return pd.Series(False, index=orders.index)
+    return orders["is_return"].fillna(False).astype(bool)
+
+
+def _checkout_rows(checkouts: pd.DataFrame) -> pl.DataFrame:
+    """Return the checkouts' key, time, items and total as polars columns."""
+    rows = pl.from_pandas(
+        checkouts[["customer_key", "checkout_id", "created_at", "n_items", "total"]]
+    )
+    return _in_utc(rows).with_columns(
+        pl.col("customer_key").cast(pl.String),
+        pl.col("n_items", "total").cast(pl.Float64),
+    )
+
+
+def _in_utc(frame: pl.DataFrame) -> pl.DataFrame:
+    """Return `frame` with ``created_at`` in UTC, in microseconds (as DuckDB, which
+    computed these features before, kept them)."""
+    kind = frame.schema["created_at"]
+    stamps = pl.col("created_at")
+    if not isinstance(kind, pl.Datetime):
+        # An empty export's column has no type yet.
+        return frame.with_columns(stamps.cast(pl.Datetime("us", "UTC")))
+    if kind.time_zone is None:
+        stamps = stamps.dt.replace_time_zone("UTC")
+    return frame.with_columns(
+        stamps.dt.convert_time_zone("UTC").dt.cast_time_unit("us")
+    )
+
+
+def _before(table: pl.DataFrame, as_of: pd.Timestamp, what: str) -> pl.DataFrame:
+    # A row without a date is kept, as the comparison with NaT did in pandas.
+    is_late = (pl.col("created_at") >= as_of.to_pydatetime()).fill_null(False)
+    n_late = table.select(is_late.sum()).item()
+    if not n_late:
+        return table
+    log.info(
+        "left out %d %s dated on or after %s: features describe the store "
+        "as it stood then",
+        n_late,
+        what,
+        as_of.date(),
+    )
+    return table.filter(~is_late)
+
+
+def _order_features(orders: pl.DataFrame, as_of: pd.Timestamp) -> pl.DataFrame:
+    # The reader gives one row per order; a repeated id would be counted twice.
+    keyed = orders.filter(pl.col("customer_key").is_not_null())
+    if keyed["order_id"].n_unique() != keyed.height:
+        raise ValueError("orders must hold one row per order_id")
+    col = pl.col
+    purchase = col("is_purchase")
+    features = keyed.group_by("customer_key").agg(
+        n_orders=purchase.sum().cast(pl.Int64),
+        n_orders_placed=(~col("is_return")).sum().cast(pl.Int64),
+        n_returned_orders=col("is_returned").sum().cast(pl.Int64),
+        spend=col("total").filter(purchase).sum() - col("refunded_amount").sum(),
+        refunded_amount=col("refunded_amount").sum(),
+        first_order_at=col("created_at").filter(purchase).min(),
+        last_order_at=col("created_at").filter(purchase).max(),
+        any_order_at=col("created_at").max(),
+    )
+    placed = col("n_orders_placed")
+    elapsed = pl.lit(as_of.to_pydatetime()) - col("last_order_at")
+    return features.with_columns(
+        return_rate=pl.when(placed > 0).then(col("n_returned_orders") / placed),
+        days_since_last_order=elapsed.dt.total_days(),
+    )
+
+
+def _product_features(
+    orders: pl.DataFrame, lines: pd.DataFrame, *, min_orders: int
+) -> pl.DataFrame:
+    col = pl.col
+    numbered, items = _numbered_orders_and_items(orders, lines)
 
     # Join lines to their order once; a product's rate counts its orders.
     joined = items.join(numbered, on="order_number")
@@ -349,92 +418,93 @@ def _product_features(
     )
 
     # Per customer: distinct products bought, and the highest rate among them.
-    bought = joined.filter(~col("is_return") & (col("customer") >= 0))
-    per_customer = (
+    bought = joined.filter(~col("is_return") & col("customer_key").is_not_null())
+    return (
         bought.join(rates, on="product")
-        .group_by("customer")
+        .group_by("customer_key")
         .agg(
             col("product").n_unique().cast(pl.Int64).alias("n_products"),
             col("rate").filter(col("n_orders") >= min_orders).max()
             .alias("max_product_return_rate"),
         )
     )  # fmt: skip
-    return pd.DataFrame({
-        "customer_key": customer_keys.take(per_customer["customer"].to_numpy()),
-        "n_products": per_customer["n_products"].to_numpy(),
-        "max_product_return_rate": per_customer["max_product_return_rate"].to_numpy(),
-    })  # fmt: skip
 
 
-def _numbered_orders_and_items(orders: pd.DataFrame, lines: pd.DataFrame):
-    """Return orders (``order_number``, ``customer``, ``is_returned``,
-    ``is_return``) and line items (``order_number``, ``product``) as polars
-    integers, and the customer keys the ``customer`` numbers stand for.
+def _numbered_orders_and_items(orders: pl.DataFrame, lines: pd.DataFrame):
+    """Return orders (``order_number``, ``customer_key``, ``is_returned``,
+    ``is_return``) and line items (``order_number``, ``product``), order ids and
+    products as numbers.
 
     Joining and counting on numbers instead of text took a third less CPU and
-    memory than DuckDB on the text keys (1M line items)."""
-    flags = _order_flags(orders)
-    order_numbers, _ = pd.factorize(
-        pd.concat([flags["order_id"], lines["order_id"]], ignore_index=True)
+    memory than DuckDB on the text keys (1M line items). Order ids are numbered
+    by rank (a tenth of a second for 1.4M), products through a categorical
+    (ranking 400 long names over 1M rows sorts them: 1.2 s)."""
+    order_ids = pl.from_pandas(lines["order_id"]).cast(pl.String)
+    order_numbers = pl.concat([orders["order_id"], order_ids]).rank("dense")
+    numbered = orders.select(
+        order_number=order_numbers[: orders.height],
+        customer_key="customer_key",
+        is_returned="is_returned",
+        is_return="is_return",
     )
-    customer_numbers, customer_keys = pd.factorize(flags["customer_key"])
-    n_orders = len(flags)
-    numbered = pl.DataFrame({
-        "order_number": order_numbers[:n_orders], "customer": customer_numbers,
-        "is_returned": flags["is_returned"].to_numpy(),
-        "is_return": flags["is_return"].to_numpy(),
-    })  # fmt: skip
 
     # A line without an order id or a product counts for nothing.
+    products = pl.from_pandas(lines["product"]).cast(pl.String)
     items = pl.DataFrame({
-        "order_number": order_numbers[n_orders:],
-        "product": pd.factorize(lines["product"])[0],
-    }).filter((pl.col("order_number") >= 0) & (pl.col("product") >= 0))  # fmt: skip
-    return numbered, items, customer_keys
+        "order_number": order_numbers[orders.height :],
+        "product": products.cast(pl.Categorical).to_physical(),
+    }).drop_nulls()  # fmt: skip
+    return numbered, items
 
 
 def _checkout_features(
-    checkouts: pd.DataFrame,
-    orders: pd.DataFrame,
+    checkouts: pl.DataFrame,
+    order_features: pl.DataFrame,
     as_of: pd.Timestamp,
     *,
     within_days: int | None,
-) -> pd.DataFrame:
-    keyed = checkouts.loc[
-        checkouts["customer_key"].notna(),
-        ["customer_key", "checkout_id", "created_at", "n_items", "total"],
-    ]
-    order_times = orders.loc[
-        orders["customer_key"].notna(), ["customer_key", "created_at"]
-    ]
-    oldest = (
-        "TIMESTAMP '1900-01-01'"
-        if within_days is None
-        else f"TIMESTAMPTZ '{as_of.isoformat()}' - INTERVAL {int(within_days)} DAY"
-    )
-    query = f"""
-        WITH latest AS (
-            SELECT customer_key, count(*) AS n_checkouts,
-                arg_max(created_at, created_at) AS last_checkout_at,
-                arg_max(n_items, created_at) AS last_checkout_items,
-                arg_max(total, created_at) AS last_checkout_total
-            FROM keyed GROUP BY customer_key
-        ),
-        last_orders AS (
-            SELECT customer_key, max(created_at) AS any_order_at
-            FROM order_times GROUP BY customer_key
+) -> pl.DataFrame:
+    col = pl.col
+    latest = (
+        checkouts.filter(col("customer_key").is_not_null())
+        .group_by("customer_key")
+        .agg(
+            n_checkouts=pl.len().cast(pl.Int64),
+            last_checkout_at=col("created_at").max(),
+            last_checkout_items=_at_latest("n_items"),
+            last_checkout_total=_at_latest("total"),
         )
-        SELECT l.*,
-            (o.any_order_at IS NULL OR o.any_order_at < l.last_checkout_at)
-                AND l.last_checkout_at >= {oldest} AS has_open_checkout
-        FROM latest l LEFT JOIN last_orders o USING (customer_key)
-    """
-    features = _query(query, keyed=keyed, order_times=order_times).df()
-    features["last_checkout_at"] = _as_utc(features["last_checkout_at"])
-    is_open = features["has_open_checkout"].astype(bool)
-    features["open_checkout_items"] = features["last_checkout_items"].where(is_open)
-    features["open_checkout_total"] = features["last_checkout_total"].where(is_open)
-    return features.drop(columns=["last_checkout_items", "last_checkout_total"])
+        .join(order_features.select("customer_key", "any_order_at"), on="customer_key",
+              how="left")
+    )  # fmt: skip
+
+    # Open: the latest checkout, with no order after it, recent enough.
+    oldest = (
+        datetime(1900, 1, 1, tzinfo=UTC)
+        if within_days is None
+        else (as_of - pd.Timedelta(days=int(within_days))).to_pydatetime()
+    )
+    last, any_order = col("last_checkout_at"), col("any_order_at")
+    is_open = (any_order.is_null() | (any_order < last)) & (last >= oldest)
+    return latest.select(
+        "customer_key", "n_checkouts", "last_checkout_at",
+        is_open.alias("has_open_checkout"),
+        pl.when(is_open).then("last_checkout_items").alias("open_checkout_items"),
+        pl.when(is_open).then("last_checkout_total").alias("open_checkout_total"),
+    )  # fmt: skip
+
+
+def _at_latest(column: str) -> pl.Expr:
+    """Return `column` on the latest row where it and the time are known, the
+    first such row on a tie (DuckDB's ``arg_max``, which computed it before)."""
+    known = pl.col(column).is_not_null() & pl.col("created_at").is_not_null()
+    stamps = pl.col("created_at").filter(known)
+    return (
+        pl.col(column)
+        .filter(known)
+        .sort_by(stamps, descending=True, maintain_order=True)
+        .first()
+    )
 
 
 def _view_features(
@@ -453,26 +523,24 @@ def _view_features(
 
 
 def _fill_feature_defaults(features: pd.DataFrame) -> pd.DataFrame:
-    filled = features.copy()
-    for column in ("n_orders", "n_orders_placed", "n_returned_orders", "n_products"):
-        filled[column] = filled[column].fillna(0).astype("int64")
-    filled["n_checkouts"] = filled["n_checkouts"].fillna(0).astype("int64")
-    for column in ("spend", "refunded_amount"):
-        filled[column] = filled[column].fillna(0.0).astype("float64")
-    filled["has_open_checkout"] = filled["has_open_checkout"].fillna(False).astype(bool)
-    filled["open_checkout_items"] = filled["open_checkout_items"].astype("Int64")
-    for column, value in (
-        ("has_consent", False),
-        ("is_do_not_call", False),
-        ("is_callable", False),
-    ):
-        if column not in filled:
-            filled[column] = value
-        filled[column] = filled[column].fillna(value).astype(bool)
-    if "phone_status" not in filled:
-        filled["phone_status"] = pd.NA
-    filled["phone_status"] = filled["phone_status"].astype("string").fillna("missing")
-    return filled
+    filled = {
+        column: features[column].astype("Int64")
+        for column in ("days_since_last_order", "open_checkout_items")
+    }
+    for column in ("has_consent", "is_do_not_call", "is_callable"):
+        values = (
+            features[column]
+            if column in features
+            else pd.Series(False, index=features.index)
+        )
+        filled[column] = values.fillna(False).astype(bool)
+    status = (
+        features["phone_status"]
+        if "phone_status" in features
+        else pd.Series(pd.NA, index=features.index)
+    )
+    filled["phone_status"] = status.astype("string").fillna("missing")
+    return features.assign(**filled)
 
 
 @functools.cache
@@ -488,13 +556,6 @@ def _query(sql: str, **tables: pd.DataFrame) -> duckdb.DuckDBPyRelation:
     for name, table in tables.items():
         connection.register(name, table)
     return connection.sql(sql)
-
-
-def _as_utc(values: pd.Series) -> pd.Series:
-    stamps = pd.to_datetime(values)
-    if stamps.dt.tz is None:
-        return stamps.dt.tz_localize("UTC")
-    return stamps.dt.tz_convert("UTC")
 
 
 def label_lifecycle(days: pd.Series, *, bands: list[int]) -> pd.Series:
@@ -1510,7 +1571,10 @@ def summarise_plan(plan: SegmentPlan) -> dict:
     config = plan.study.config
     sampling = config["sampling"]
     orders = plan.exports.orders
-    placed = orders.loc[_order_flags(orders)["is_purchase"].to_numpy()]
+    # Counted in polars: pandas' nunique on Arrow text took 0.07 s at 400k
+    # orders, this 0.02 s.
+    is_placed = ~_is_return(orders) & ~orders["is_cancelled"].fillna(False).astype(bool)
+    placed = pl.from_pandas(orders["order_id"][is_placed.to_numpy()]).drop_nulls()
     in_month = plan.segments.loc[
         plan.segments["segment"].isin(plan.month_segments), "customer_key"
     ]
@@ -1518,7 +1582,7 @@ def summarise_plan(plan: SegmentPlan) -> dict:
     arms = plan.assignment["arm"].value_counts()
     return {
         "n_customers": int(len(plan.features)),
-        "n_orders": int(placed["order_id"].nunique()),
+        "n_orders": placed.n_unique(),
         "segment_sizes": dict(
             zip(plan.sizes["segment"], plan.sizes["n_customers"], strict=True)
         ),
