@@ -903,25 +903,6 @@ ORDER_FIELDS = (
 CSV_CHUNK_BYTES = 2 * 1024 * 1024
 
 
-def read_source(fmt: FileFormat, selected: list, *, workdir: Path) -> pl.DataFrame:
-    """Return the spreadsheet row and the `selected` expressions of a raw file.
-
-    Columns are named ``c0``, ``c1``… by position, so header quirks (a BOM,
-    duplicate or oddly spaced names) cannot break anything; ``row`` counts the
-    header as row 1. `selected` holds polars expressions over those names, run
-    while the file is read. CSVs are parsed by polars, every cell as text and
-    only the needed columns (about a third of the CPU DuckDB's CSV reader took on
-    a 79-column Shopify export). cp1252 files are copied to UTF-8 in `workdir`
-    first; the raw file is never changed.
-    """
-    source = scan_source(fmt, selected, workdir=workdir)
-    try:
-        with small_csv_chunks():
-            return source.collect()
-    except pl.exceptions.ComputeError as error:
-        raise _mixed_encoding(fmt, error) from error
-
-
 def read_typed(
     fmt: FileFormat,
     columns: dict,
@@ -1162,7 +1143,17 @@ def small_csv_chunks():
 
 
 def scan_source(fmt: FileFormat, selected: list, *, workdir: Path) -> pl.LazyFrame:
-    """Return the lazy query behind :func:`read_source`."""
+    """Return the lazy query reading the spreadsheet row and the `selected`
+    expressions of a raw file.
+
+    Columns are named ``c0``, ``c1``… by position, so header quirks (a BOM,
+    duplicate or oddly spaced names) cannot break anything; ``row`` counts the
+    header as row 1. `selected` holds polars expressions over those names, run
+    while the file is read. CSVs are parsed by polars, every cell as text and
+    only the needed columns (about a third of the CPU DuckDB's CSV reader took on
+    a 79-column Shopify export). cp1252 files are copied to UTF-8 in `workdir`
+    first; the raw file is never changed.
+    """
     path = fmt.path
     names = [f"c{i}" for i in range(len(fmt.header))]
     if path.suffix.lower() == ".xlsx":
