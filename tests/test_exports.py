@@ -722,3 +722,101 @@ def test_declared_kind_and_platform_are_obeyed(tmp_path):
 def read_path(path, config):
     merged = merge_config(load_defaults(), config)
     return exports.read_export(path, config=merged, as_of=AS_OF)
+
+
+# Order rows dropped before grouping ------------------------------------------
+
+# The order-level cells of shopify_orders_79.csv (Shopify fills them on an
+# order's first row only).
+ORDER_CELLS = [
+    "Email", "Financial Status", "Accepts Marketing", "Currency", "Subtotal", "Total",
+    "Cancelled at", "Billing Name", "Billing Country", "Phone", "Billing Phone", "Id",
+]  # fmt: skip
+LATER_CANCEL = "2025-11-05 10:00:00 -0500"
+
+
+def _moved_fields(rows):
+    """#1002's order cells on its second row, its first row's cells blank but
+    the e-mail: the second row alone can give its status and consent."""
+    rows[1], rows[2] = dict(rows[1]), dict(rows[2])
+    for name in ORDER_CELLS:
+        rows[1][name], rows[2][name] = rows[2][name], rows[1][name]
+    return rows
+
+
+def _repeated_fields(rows):
+    """#1002's order cells repeated on all three rows (as WooCommerce does),
+    the third row cancelled and consenting: consent stays the first row's."""
+    rows[2] = {**rows[2], **{name: rows[1][name] for name in ORDER_CELLS}}
+    rows[3] = {**rows[3], **{name: rows[1][name] for name in ORDER_CELLS}}
+    rows[3]["Cancelled at"] = LATER_CANCEL
+    rows[3]["Accepts Marketing"] = "yes"
+    return rows
+
+
+def _later_cancel(rows):
+    """#1002 cancelled on its second row only, its other cells blank there."""
+    rows[2] = {**rows[2], "Cancelled at": LATER_CANCEL}
+    return rows
+
+
+# Per case: the file's row order (indexes into the fixture's five rows), an
+# edit, the order ids expected (in the order their first row comes), and #1002's
+# expected (e-mail, accepts_marketing, is_cancelled, financial_status), worked out
+# by hand from the rows.
+IN_FILE_ORDER, IDS = [0, 1, 2, 3, 4], ["#1001", "#1002", "#1003"]
+SPLIT_ROWS_CASES = {
+    "adjacent": (IN_FILE_ORDER, None, IDS, False),
+    "split_apart": ([1, 0, 4, 2, 3], None, ["#1002", "#1001", "#1003"], False),
+    "split_twice": ([1, 4, 2, 0, 3], None, ["#1002", "#1003", "#1001"], False),
+    "fields_on_second_row": (IN_FILE_ORDER, _moved_fields, IDS, False),
+    "fields_repeated_cancelled_later": (IN_FILE_ORDER, _repeated_fields, IDS, True),
+    "cancelled_on_a_later_row": (IN_FILE_ORDER, _later_cancel, IDS, True),
+}
+# Per order, from the fixture's rows: e-mail (lower case), accepts_marketing,
+# is_cancelled (before any edit), financial_status, n_items, total.
+# #1001: one row, "Ann@Example.com", "yes", 2 mugs, total 25.00.
+# #1002: three rows, 1 + 2 + 1 items, "no", refunded, total 66.00.
+# #1003: one row, 1 mug, consent blank, cancelled at 2025-11-04, total 10.00.
+SPLIT_ROWS_ORDERS = {
+    "#1001": ("ann@example.com", True, False, "paid", 2.0, 25.0),
+    "#1002": ("bob@example.com", False, False, "refunded", 4.0, 66.0),
+    "#1003": ("ann@example.com", None, True, "paid", 1.0, 10.0),
+}
+
+
+@pytest.mark.parametrize("batch_rows", [1, 2, 3, 100_000])
+@pytest.mark.parametrize("case", list(SPLIT_ROWS_CASES))
+def test_orders_split_over_rows_and_batches_keep_each_orders_fields(
+    tmp_path, monkeypatch, case, batch_rows
+):
+    monkeypatch.setattr(exports, "BATCH_ROWS", batch_rows)
+    order, edit, expected_ids, is_1002_cancelled = SPLIT_ROWS_CASES[case]
+    with open(FIXTURES / "shopify_orders_79.csv", encoding="utf-8", newline="") as f:
+        reader = csv.DictReader(f)
+        header, rows = reader.fieldnames, list(reader)
+    rows = edit(rows) if edit else rows
+    path = tmp_path / "orders_export.csv"
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=header)
+        writer.writeheader()
+        writer.writerows(rows[i] for i in order)
+
+    orders = read_path(path, {}).tables["orders"]
+
+    assert list(orders["order_id"]) == expected_ids
+    for _, got in orders.iterrows():
+        email, consent, cancelled, status, n_items, total = SPLIT_ROWS_ORDERS[
+            got["order_id"]
+        ]
+        if got["order_id"] == "#1002":
+            cancelled = is_1002_cancelled
+        assert got["email"] == email
+        if consent is None:
+            assert pd.isna(got["accepts_marketing"])
+        else:
+            assert got["accepts_marketing"] == consent
+        assert bool(got["is_cancelled"]) is cancelled
+        assert got["financial_status"] == status
+        assert got["n_items"] == n_items
+        assert got["total"] == total
