@@ -34,9 +34,11 @@ import logging
 import os
 import re
 import tempfile
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -49,6 +51,7 @@ from helpers.schemas import CHECKOUTS, CUSTOMERS, LINES, ORDERS, validate
 from helpers.study import Study, check_month
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")  # what a batch typing function returns
 
 SAMPLE_BYTES = 64 * 1024
 DELIMITERS = (",", ";", "\t")
@@ -1086,8 +1089,14 @@ def _first_texts(rows: pl.DataFrame) -> pl.DataFrame:
 
 
 def _typed_batches(
-    fmt: FileFormat, selected: list, dates, type_batch, *, options: dict, workdir
-):
+    fmt: FileFormat,
+    selected: list[pl.Expr],
+    dates: pl.Expr,
+    type_batch: Callable[[pl.DataFrame, tuple[list, list]], T],
+    *,
+    options: dict,
+    workdir: Path,
+) -> Iterator[T]:
     """Yield ``type_batch(batch, formats)`` for each batch of the file's
     `selected` columns (once for an empty batch when the file has no rows);
     `formats` are the :func:`date_formats` of the first `dates`."""
@@ -2027,7 +2036,7 @@ def connected_labels(n: int, starts: np.ndarray, ends: np.ndarray) -> np.ndarray
 
 def build_customers(
     candidates: pl.DataFrame, *, config: dict, do_not_call: pd.DataFrame
-) -> tuple[pd.DataFrame, np.ndarray]:
+) -> tuple[pd.DataFrame, pl.Series]:
     """Return deduplicated customers and each candidate's customer_key.
 
     Parameters
