@@ -37,6 +37,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
@@ -926,12 +927,10 @@ def read_typed(
     """
     positions = _positions(columns, ALL_FIELDS)
     dates = text_expression(columns.get("created_at", []), "created_at", missing)
-
-    def type_batch(batch, formats):
-        texts = _batch_texts(batch, ALL_FIELDS, columns, missing)
-        text = batch.lazy().select("row", *texts).collect()
-        return type_rows(text, options=options, timezone=timezone, formats=formats)
-
+    type_batch = partial(
+        _type_batch, fields=ALL_FIELDS, columns=columns, missing=missing,
+        type_text=type_rows, options=options, timezone=timezone,
+    )  # fmt: skip
     batches = _typed_batches(
         fmt, [pl.col(p) for p in positions], dates, type_batch, options=options,
         workdir=workdir,
@@ -989,11 +988,13 @@ def read_order_rows(
     positions = _positions(columns, LINE_FIELDS + ORDER_FIELDS)
     dates = text_expression(columns.get("created_at", []), "created_at", missing)
 
+    type_line_fields = partial(
+        _type_batch, fields=LINE_FIELDS, columns=columns, missing=missing,
+        type_text=type_values, options=options, timezone=timezone,
+    )  # fmt: skip
+
     def type_batch(batch, formats):
-        # Lazily, so each trimmed text is computed once (eager selects repeat it).
-        texts = _batch_texts(batch, LINE_FIELDS, columns, missing)
-        text = batch.lazy().select("row", *texts).collect()
-        rows = type_values(text, options=options, timezone=timezone, formats=formats)
+        rows = type_line_fields(batch, formats)
         return rows, _order_rows(batch, rows, columns, missing)
 
     batches = list(
@@ -1007,6 +1008,25 @@ def read_order_rows(
 def _positions(columns: dict, fields) -> list[str]:
     """Return the file columns (by position name) the `fields` are read from."""
     return list(dict.fromkeys(p for f in fields for p, _ in columns.get(f, [])))
+
+
+def _type_batch(
+    batch: pl.DataFrame,
+    formats: tuple[list, list],
+    *,
+    fields,
+    columns: dict,
+    missing,
+    type_text: Callable[..., pl.DataFrame],
+    options: dict,
+    timezone: str,
+) -> pl.DataFrame:
+    """Return a batch's ``row`` and `fields` trimmed (:func:`_batch_texts`) and
+    typed by `type_text` (:func:`type_rows` or :func:`type_values`)."""
+    # Lazily, so each trimmed text is computed once (eager selects repeat it).
+    texts = _batch_texts(batch, fields, columns, missing)
+    text = batch.lazy().select("row", *texts).collect()
+    return type_text(text, options=options, timezone=timezone, formats=formats)
 
 
 def _batch_texts(frame: pl.DataFrame, fields, columns: dict, missing) -> list:
