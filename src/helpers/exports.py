@@ -1803,6 +1803,10 @@ def _collect_tables(typed, rejected, texts, layout: Layout, path: Path) -> dict:
         return {"customers": customers.to_pandas()}
     orders = build_orders(typed, rejected, texts).to_pandas()
     orders["source_file"] = path.name
+
+    # WooCommerce's packed cells give the line items and, where the export has
+    # none, the counts and subtotals; other exports' rows are the line items.
+    lines = None
     if orders["line_items"].notna().any():
         lines = parse_woo_line_items(orders["order_id"], orders["line_items"])
         by_order = lines.assign(value=lines["quantity"] * lines["price"]).groupby(
@@ -1813,12 +1817,12 @@ def _collect_tables(typed, rejected, texts, layout: Layout, path: Path) -> dict:
         orders["subtotal"] = orders["subtotal"].fillna(
             orders["order_id"].map(by_order["value"].sum())
         )
-    elif layout.kind == "orders":
-        lines = _line_items(typed, rejected)
     orders = orders.drop(columns="line_items")
     if layout.kind == "checkouts":
         checkouts = orders.rename(columns={"order_id": "checkout_id"})
         return {"checkouts": checkouts[CHECKOUT_COLUMNS]}
+    if lines is None:
+        lines = _line_items(typed, rejected)
     return {"orders": orders[ORDER_COLUMNS], "lines": lines[LINE_COLUMNS]}
 
 
