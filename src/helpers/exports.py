@@ -1240,18 +1240,31 @@ def field_columns(layout: Layout, header) -> dict[str, list[tuple[str, str]]]:
 
 
 def text_expression(
-    columns: list[tuple[str, str]], name: str, missing, *, quoted: bool | None = None
+    columns: list[tuple[str, str]], name: str, missing, *, quoted: bool = False
 ) -> pl.Expr:
     """Return a field as trimmed text, null when blank (or a missing-value text).
 
-    IDs, phones, ZIPs, e-mails and SKUs also lose the leading apostrophe a
-    spreadsheet adds to keep them as text (`quoted` False skips that step, for
-    columns known to hold no apostrophe). Several candidate columns: the first
-    non-blank one wins.
+    Parameters
+    ----------
+    columns : list of (str, str)
+        The field's (position name, file column) pairs, from :func:`field_columns`;
+        the first non-blank one wins.
+    name : str
+        The field, the expression's output name.
+    missing : list of str
+        Texts that mean blank.
+    quoted : bool, default False
+        Also drop the leading apostrophe a spreadsheet adds to keep a value as
+        text. Callers pass ``name in TEXT_FIELDS`` (IDs, phones, ZIPs, e-mails,
+        SKUs), or False for a column known to hold no apostrophe.
+
+    Returns
+    -------
+    polars Expr
+        A String column named `name`; a null literal when `columns` is empty.
     """
     if not columns:
         return pl.lit(None, dtype=pl.String).alias(name)
-    quoted = name in TEXT_FIELDS if quoted is None else quoted
     parts = []
     for position, _ in columns:
         value = pl.col(position).str.strip_chars()
@@ -1267,16 +1280,34 @@ def text_expression(
 # --------------------------------------------------------------------------------
 
 
-def parse_numbers(text: pl.Series, *, decimal: str) -> tuple[pl.Series, pl.Series]:
-    """Return money or quantity texts as floats (null when not a number), and
-    the texts that are not numbers, trimmed (null elsewhere; None when none).
+def parse_numbers(
+    text: pl.Series, *, decimal: str
+) -> tuple[pl.Series, pl.Series | None]:
+    """Return money or quantity texts as floats, and the texts that are not numbers.
 
+    Parameters
+    ----------
+    text : polars Series
+        Amount texts, trimmed or raw (blank counts as null).
+    decimal : {".", ","}
+        The decimal mark.
+
+    Returns
+    -------
+    values : polars Series
+        Float64, null where blank or not a number.
+    unread : polars Series or None
+        String, named as `text`: the trimmed texts that are not numbers, null
+        elsewhere; None when every filled text is a number.
+
+    Notes
+    -----
     Currency symbols and spaces are dropped. With ``decimal: "."`` a comma is
     accepted only as a thousands separator (``1,299.00``); with ``decimal: ","``
     dots are thousands separators and the comma the decimal mark (``1.299,00``).
-    `text` may be raw: blanks are null, and only the texts a fast number cast
-    cannot read (one it reads has no white space around it) are trimmed as
-    :func:`text_expression` trims and meet the regular expressions.
+    Only the texts a fast number cast cannot read (one it reads has no white
+    space around it) are trimmed as :func:`text_expression` trims and meet the
+    regular expressions.
     """
     fast = text.cast(pl.Float64, strict=False)
     filled = text.is_not_null() & (text != "")
@@ -1439,11 +1470,31 @@ def type_values(
 ) -> pl.DataFrame:
     """Return the rows with ``created_at`` and the amounts typed and ``is_return``.
 
-    Amounts and dates keep their text in ``<field>_text`` only where it could not
-    be read, for the rejected-rows table and the format checks (a field read in
-    full gets a constant null column, which takes no memory). `formats` are the
-    date formats (:func:`date_formats`), found from `text` when omitted. The
-    amounts may be raw text (see :func:`parse_numbers`).
+    Parameters
+    ----------
+    text : polars DataFrame
+        ``order_id``, ``created_at`` and :data:`AMOUNT_FIELDS` as text (the
+        amounts may be raw, see :func:`parse_numbers`), and any other columns.
+    options : dict
+        The ``exports`` options (``decimal``, ``dayfirst``, ``date_format``,
+        ``return_prefix``).
+    timezone : str
+        The store's time zone, for dates without an offset.
+    formats : tuple of (list, list), optional
+        The date formats (:func:`date_formats`); found from `text` when omitted.
+
+    Returns
+    -------
+    polars DataFrame
+        `text`'s columns with ``created_at`` a UTC Datetime, the amounts Float64,
+        ``is_return`` (``order_id`` starts with ``return_prefix``) and
+        ``<field>_text`` for ``created_at`` and each amount: the text where it
+        could not be read, for the rejected-rows table and the format checks.
+
+    Notes
+    -----
+    A field read in full gets a constant null ``<field>_text`` column, which
+    takes no memory.
     """
     decimal = options.get("decimal", ".")
     prefix = options.get("return_prefix")
