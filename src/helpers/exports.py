@@ -2132,6 +2132,7 @@ def build_customers(
     keys : polars Series
         ``customer_key`` per candidate row.
     """
+    # Each candidate's customer and the ranks its details and phone sort by.
     col = pl.col
     frame = candidates.with_columns(
         pl.Series("component", link_candidates(candidates)),
@@ -2141,49 +2142,15 @@ def build_customers(
                                            return_dtype=pl.Int8).alias("rank"),
     )  # fmt: skip
 
-    def firsts(columns):
-        # Each column's first non-blank value, as pandas' groupby().first().
-        return [col(c).first(ignore_nulls=True).alias(c) for c in columns]
-
-    # Details: the customers export first, then the latest order or checkout.
-    # Each reordering moves only the columns it picks from. Consent and the
-    # count of e-mails ride along: their totals do not depend on the order.
-    records = frame.select(
-        "component", *DETAIL_COLUMNS, *CONSENT_COLUMNS,
-        _is_listed(frame, config, do_not_call).alias("is_listed"),
-        # An e-mail links all its rows into one customer, so its first row
-        # counts it once there.
-        (col("email").is_first_distinct() & col("email").is_not_null())
-        .alias("is_new_email"),
-    )  # fmt: skip
-    details = (
-        records.select(pl.all().gather(_details_order(frame)))
-        .group_by("component").agg(
-            *firsts(DETAIL_COLUMNS), pl.len().alias("n_merged"),
-            # Any False wins over True; no recorded choice stays unknown.
-            *[col(c).min() for c in CONSENT_COLUMNS],
-            col("is_listed").any().alias("is_do_not_call"),
-            col("is_new_email").sum().alias("n_emails"),
-        )
-    )  # fmt: skip
+    # One row per customer: its details, then its best phone.
+    details = _merge_details(frame, config=config, do_not_call=do_not_call)
     _warn_shared_identities(details["n_emails"])
-
-    # Phone: the most usable number any record gives, then by source (one
-    # integer key: several times faster to sort than the two columns).
-    rank = col("rank").cast(pl.Int16).fill_null(len(STATUS_RANK))
-    phone_order = frame.select(
-        pl.arg_sort_by(
-            rank * len(SOURCE_RANK) + col("source_rank"), maintain_order=True
-        )
-    ).to_series()
-    best_phone = (
-        frame.select(col("component", *PHONE_COLUMNS).gather(phone_order))
-        .group_by("component").agg(*firsts(PHONE_COLUMNS))
-    )  # fmt: skip
-    customers = details.join(best_phone, on="component").sort("component")
+    customers = details.join(_pick_phones(frame), on="component").sort("component")
     customers = customers.with_columns(_keys(customers))
     customers = _consent(customers, config, do_not_call)
     customers = _fill_timezones(customers, config)
+
+    # Each candidate's key, and the table in pandas' dtypes.
     keys = frame.select("component").join(
         customers.select("component", "customer_key"), on="component",
         how="left", maintain_order="left",
@@ -2193,6 +2160,62 @@ def build_customers(
         table[column] = table[column].astype("boolean")
     table["n_merged"] = table["n_merged"].astype("int64")
     return table, keys
+
+
+def _first_values(columns) -> list[pl.Expr]:
+    """Return each column's first non-blank value, as pandas' groupby().first()."""
+    return [pl.col(c).first(ignore_nulls=True).alias(c) for c in columns]
+
+
+def _merge_details(
+    frame: pl.DataFrame, *, config: dict, do_not_call: pd.DataFrame
+) -> pl.DataFrame:
+    """Return per ``component`` its details (:data:`DETAIL_COLUMNS`: the customers
+    export first, then the latest order or checkout), ``n_merged``, consent (any
+    False wins), ``is_do_not_call`` and ``n_emails``."""
+    col = pl.col
+
+    # The columns the records give, grouped below in details order (customers
+    # export first, then the latest order or checkout). Each reordering moves
+    # only the columns it picks from. Consent and the count of e-mails ride
+    # along: their totals do not depend on the order.
+    records = frame.select(
+        "component", *DETAIL_COLUMNS, *CONSENT_COLUMNS,
+        _is_listed(frame, config, do_not_call).alias("is_listed"),
+        # An e-mail links all its rows into one customer, so its first row
+        # counts it once there.
+        (col("email").is_first_distinct() & col("email").is_not_null())
+        .alias("is_new_email"),
+    )  # fmt: skip
+    return (
+        records.select(pl.all().gather(_details_order(frame)))
+        .group_by("component").agg(
+            *_first_values(DETAIL_COLUMNS), pl.len().alias("n_merged"),
+            # Any False wins over True; no recorded choice stays unknown.
+            *[col(c).min() for c in CONSENT_COLUMNS],
+            col("is_listed").any().alias("is_do_not_call"),
+            col("is_new_email").sum().alias("n_emails"),
+        )
+    )  # fmt: skip
+
+
+def _pick_phones(frame: pl.DataFrame) -> pl.DataFrame:
+    """Return per ``component`` the :data:`PHONE_COLUMNS` of the most usable
+    number any record gives, ties broken by source (customers export first)."""
+    col = pl.col
+
+    # The records by phone status, then source, as one integer key: several
+    # times faster to sort than the two columns.
+    rank = col("rank").cast(pl.Int16).fill_null(len(STATUS_RANK))
+    phone_order = frame.select(
+        pl.arg_sort_by(
+            rank * len(SOURCE_RANK) + col("source_rank"), maintain_order=True
+        )
+    ).to_series()
+    return (
+        frame.select(col("component", *PHONE_COLUMNS).gather(phone_order))
+        .group_by("component").agg(*_first_values(PHONE_COLUMNS))
+    )  # fmt: skip
 
 
 def _details_order(frame: pl.DataFrame) -> pl.Series:
