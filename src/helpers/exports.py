@@ -925,7 +925,7 @@ def read_typed(
     whole file is typed at once, so the result is the same. `columns` and
     `missing` are as for :func:`read_order_rows`.
     """
-    positions = _positions(columns, ALL_FIELDS)
+    positions = _find_positions(columns, ALL_FIELDS)
     dates = text_expression(columns.get("created_at", []), "created_at", missing)
     type_batch = partial(
         _type_batch, fields=ALL_FIELDS, columns=columns, missing=missing,
@@ -985,7 +985,7 @@ def read_order_rows(
     value or a cancellation the rows kept do not give. What is left is about
     one row per order, grouped once at the end.
     """
-    positions = _positions(columns, LINE_FIELDS + ORDER_FIELDS)
+    positions = _find_positions(columns, LINE_FIELDS + ORDER_FIELDS)
     dates = text_expression(columns.get("created_at", []), "created_at", missing)
 
     type_line_fields = partial(
@@ -995,17 +995,17 @@ def read_order_rows(
 
     def type_batch(batch, formats):
         rows = type_line_fields(batch, formats)
-        return rows, _order_rows(batch, rows, columns, missing)
+        return rows, _keep_order_fields(batch, rows, columns, missing)
 
     batches = list(
         _typed_batches(fmt, [pl.col(p) for p in positions], dates, type_batch,
                        options=options, workdir=workdir)
     )  # fmt: skip
     rows = _concat_typed([rows for rows, _ in batches])
-    return rows, _first_texts(pl.concat([orders for _, orders in batches]))
+    return rows, _group_order_fields(pl.concat([orders for _, orders in batches]))
 
 
-def _positions(columns: dict, fields) -> list[str]:
+def _find_positions(columns: dict, fields) -> list[str]:
     """Return the file columns (by position name) the `fields` are read from."""
     return list(dict.fromkeys(p for f in fields for p, _ in columns.get(f, [])))
 
@@ -1050,7 +1050,7 @@ def _batch_texts(frame: pl.DataFrame, fields, columns: dict, missing) -> list:
     return texts
 
 
-def _order_rows(batch, rows, columns: dict, missing) -> pl.DataFrame:
+def _keep_order_fields(batch, rows, columns: dict, missing) -> pl.DataFrame:
     """Return the order-level fields, typed, of the batch rows that may give an
     order a value: those whose raw order fields are not all empty or equal to
     the row before's of the same order.
@@ -1059,7 +1059,7 @@ def _order_rows(batch, rows, columns: dict, missing) -> pl.DataFrame:
     Shopify the e-mail) is compared with the row before; a column empty in
     the whole batch is not read.
     """
-    positions = _positions(columns, ORDER_FIELDS)
+    positions = _find_positions(columns, ORDER_FIELDS)
     frame = batch.select(*positions, rows["order_id"], rows["is_return"])
     filled = frame.select((pl.col(p) != "").fill_null(False) for p in positions)
     counts = dict(zip(positions, filled.sum().row(0), strict=True)) if positions else {}
@@ -1092,7 +1092,7 @@ def _order_rows(batch, rows, columns: dict, missing) -> pl.DataFrame:
     ).collect()
 
 
-def _first_texts(rows: pl.DataFrame) -> pl.DataFrame:
+def _group_order_fields(rows: pl.DataFrame) -> pl.DataFrame:
     """Return each order's first non-null :data:`ORDER_TEXT_FIELDS` and
     ``accepts_marketing``, and whether any of its rows is cancelled."""
     firsts = [*ORDER_TEXT_FIELDS, "accepts_marketing"]
@@ -1873,11 +1873,11 @@ def _collect_tables(typed, rejected, texts, layout: Layout, path: Path) -> dict:
         checkouts = orders.rename(columns={"order_id": "checkout_id"})
         return {"checkouts": checkouts[CHECKOUT_COLUMNS]}
     if lines is None:
-        lines = _line_items(typed, rejected)
+        lines = _select_line_items(typed, rejected)
     return {"orders": orders[ORDER_COLUMNS], "lines": lines[LINE_COLUMNS]}
 
 
-def _line_items(typed: pl.DataFrame, rejected: pl.DataFrame) -> pd.DataFrame:
+def _select_line_items(typed: pl.DataFrame, rejected: pl.DataFrame) -> pd.DataFrame:
     """Return the usable rows that hold a line item (no copy when all do)."""
     items = usable_rows(typed.select("row", *LINE_COLUMNS), rejected)
     fields = ("product", "sku", "quantity")
@@ -2188,7 +2188,7 @@ def _merge_details(
         .alias("is_new_email"),
     )  # fmt: skip
     return (
-        records.select(pl.all().gather(_details_order(frame)))
+        records.select(pl.all().gather(_arg_sort_details(frame)))
         .group_by("component").agg(
             *_first_values(DETAIL_COLUMNS), pl.len().alias("n_merged"),
             # Any False wins over True; no recorded choice stays unknown.
@@ -2218,7 +2218,7 @@ def _pick_phones(frame: pl.DataFrame) -> pl.DataFrame:
     )  # fmt: skip
 
 
-def _details_order(frame: pl.DataFrame) -> pl.Series:
+def _arg_sort_details(frame: pl.DataFrame) -> pl.Series:
     """Return the row order by source rank, then latest ``seen_at`` first (nulls
     last), ties in frame order: two stable one-column sorts, the second key
     first, which polars does three times faster than one two-column sort."""
@@ -2649,15 +2649,15 @@ def _customers_and_keys(study, month, customer_rows, orders, checkouts):
     all_keys = pl.Series("customer_key", [None] * len(candidates), dtype=pl.String)
     all_keys = all_keys.scatter(identified.arg_true(), keys)
     orders = orders.assign(
-        customer_key=_pandas_text(all_keys.gather(positions["orders"]))
+        customer_key=_to_pandas_text(all_keys.gather(positions["orders"]))
     )
     checkouts = checkouts.assign(
-        customer_key=_pandas_text(all_keys.gather(positions["checkouts"]))
+        customer_key=_to_pandas_text(all_keys.gather(positions["checkouts"]))
     )
     return customers, orders, checkouts
 
 
-def _pandas_text(values: pl.Series) -> pd.api.extensions.ExtensionArray | np.ndarray:
+def _to_pandas_text(values: pl.Series) -> pd.api.extensions.ExtensionArray | np.ndarray:
     """Return a text column as pandas infers it from Python strings and None
     (its text dtype, object when all are None), built from Arrow: converting
     each value costs about 0.15 s for 400,000 orders."""
