@@ -177,10 +177,12 @@ def build_customer_features(
     Returns
     -------
     DataFrame
-        ``customer_key``, the customers' non-personal columns (``country``,
-        ``timezone``, ``has_consent``, ``is_do_not_call``, ``phone_status``,
-        ``is_callable``, …), ``n_orders`` (purchases: neither cancelled nor a
-        credit note), ``n_orders_placed`` (cancelled included),
+        ``customer_key`` (the customers export's text dtype: pandas ``str`` for
+        ``load_store_exports``, whose keys come from polars), the customers'
+        non-personal columns (``country``, ``timezone``, ``has_consent``,
+        ``is_do_not_call``, ``phone_status``, ``is_callable``, …), ``n_orders``
+        (purchases: neither cancelled nor a credit note), ``n_orders_placed``
+        (cancelled included),
         ``n_returned_orders`` (refunded, cancelled, or a credit note),
         ``return_rate`` (returned / placed; above 1 when credit notes outnumber
         the orders they refer to), ``spend`` (purchase totals less refunds),
@@ -201,7 +203,9 @@ def build_customer_features(
     ``C``); products bought in fewer than ``high_return_min_orders`` orders get no
     rate. A checkout is open when it is the customer's latest, no order (cancelled
     or not) came after it, and it is at most ``abandoned_within_days`` old at
-    `as_of`.
+    `as_of`. A checkout without a date still counts in ``n_checkouts`` but is
+    never open: with no time to compare, ``last_checkout_at`` stays missing and
+    ``has_open_checkout`` is False.
     """
     rules = config["segments"]
     as_of = pd.Timestamp(as_of)
