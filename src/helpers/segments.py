@@ -263,7 +263,7 @@ def _all_customers(customers: pd.DataFrame, blocks: list[pl.DataFrame]) -> pd.Da
     extra = (
         pl.concat([block.select("customer_key") for block in blocks])
         .unique()
-        .join(_keys_of(base), on="customer_key", how="anti")
+        .join(_select_keys(base), on="customer_key", how="anti")
         .sort("customer_key")
     )
     if extra.height:
@@ -276,7 +276,7 @@ def _all_customers(customers: pd.DataFrame, blocks: list[pl.DataFrame]) -> pd.Da
     return base
 
 
-def _keys_of(frame: pd.DataFrame) -> pl.DataFrame:
+def _select_keys(frame: pd.DataFrame) -> pl.DataFrame:
     """Return `frame`'s ``customer_key`` column as a polars text column."""
     return pl.from_pandas(frame[["customer_key"]]).cast({"customer_key": pl.String})
 
@@ -287,7 +287,9 @@ def _join_blocks(base: pd.DataFrame, blocks: list[pl.DataFrame]) -> pd.DataFrame
 
     The blocks are joined and sorted on the key in polars, and pandas is handed
     their columns once: no pandas merge copies the customers' columns per block."""
-    joined = _keys_of(base).with_row_index("row").sort("customer_key", nulls_last=True)
+    joined = (
+        _select_keys(base).with_row_index("row").sort("customer_key", nulls_last=True)
+    )
     for block in blocks:
         joined = joined.join(
             block, on="customer_key", how="left", maintain_order="left"
