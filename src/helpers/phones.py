@@ -562,6 +562,14 @@ def _judge_distinct(national: pl.DataFrame) -> pl.DataFrame:
     # ``sane`` depends on the number alone: it does not split a group.
     distinct, inverse = _reduce_to_distinct(national.select(*by, "sane"))
     judged = _judge_numbers(distinct.with_row_index("i")).sort("i").drop("i")
+
+    # Fetched by position below: a missing or doubled row would shift the rest.
+    if judged.height != distinct.height:
+        raise RuntimeError(
+            f"_judge_numbers returned {judged.height} rows for {distinct.height} "
+            "distinct numbers, where each needs exactly one; this is a bug in "
+            "helpers.phones, not in the export: please report it"
+        )
     return national.select("i", "key", *by).hstack(
         judged.select(pl.all().gather(inverse))
     )
