@@ -928,7 +928,8 @@ COUNTRY_CODES_GEO = [
 @lru_cache(maxsize=512)
 def _list_zone_prefixes(cc: int) -> dict[int, list[str]]:
     """Return the prefixes of ``TIMEZONE_DATA`` a number of country code `cc`
-    can start with, by length (longer ones first win in the caller)."""
+    can start with, by length, shortest first: the caller applies them in this
+    order, so the longest prefix a number matches is applied last and wins."""
     code = str(cc)
     lengths: dict[int, list[str]] = {}
     for prefix in TIMEZONE_DATA:

@@ -250,7 +250,7 @@ def customer_keys(identities, *, key: bytes | None = None) -> list[str | None]:
     ]
 
 
-def _padded_key_states(key: bytes) -> tuple:
+def _padded_key_states(key: bytes) -> tuple[hashlib._Hash, hashlib._Hash]:
     """Return SHA-256 states fed with the key XOR ipad and XOR opad (RFC 2104)."""
     block = hashlib.sha256().block_size
     if len(key) > block:
@@ -261,7 +261,7 @@ def _padded_key_states(key: bytes) -> tuple:
     return inner, outer
 
 
-def _hex_key(inner, outer, identity: str) -> str:
+def _hex_key(inner: hashlib._Hash, outer: hashlib._Hash, identity: str) -> str:
     digest = inner.copy()
     digest.update(identity.encode("utf-8"))
     result = outer.copy()
