@@ -143,6 +143,14 @@ def test_phonenumbers_runs_once_per_distinct_number(monkeypatch):
     ]  # fmt: skip
 
 
+def test_judged_numbers_must_come_back_one_row_each(monkeypatch):
+    # Results are fetched by position: a dropped row must raise, not shift zones.
+    judge = phones._judge_numbers
+    monkeypatch.setattr(phones, "_judge_numbers", lambda numbers: judge(numbers)[1:])
+    with pytest.raises(RuntimeError, match="returned 1 rows for 2 distinct numbers"):
+        normalise(["07700 900123", "(202) 555-0111"], ["GB", "US"])
+
+
 def test_bad_keep_rule_is_refused():
     with pytest.raises(ValueError, match="keep"):
         normalise(["1"], ["US"], keep="maybe")

@@ -201,6 +201,28 @@ def test_products_bought_per_customer(features):
     assert by_key.loc["c_B", "n_products"] == 2  # Tee, Cap (Cap also cancelled)
 
 
+def test_customer_key_is_pandas_text(features):
+    # The fixture's keys are Python strings, which pandas stores as its str dtype.
+    assert features["customer_key"].dtype == "str"
+    assert list(features["customer_key"]) == [f"c_{p}" for p in "ABCDEFG"]
+
+
+def test_checkout_without_a_date_counts_but_is_never_open():
+    exports = crafted_exports()
+    # F's only checkout (k3) loses its date: F never ordered, so it was open.
+    exports.checkouts.loc[exports.checkouts["checkout_id"] == "k3", "created_at"] = (
+        pd.NaT
+    )
+    features = segments.build_customer_features(
+        exports, as_of=AS_OF, config=crafted_config()
+    )
+    f = features.set_index("customer_key").loc["c_F"]
+    assert f["n_checkouts"] == 1
+    assert pd.isna(f["last_checkout_at"])
+    assert not f["has_open_checkout"]
+    assert pd.isna(f["open_checkout_items"]) and pd.isna(f["open_checkout_total"])
+
+
 # ------------------------------------------------------------------ segments
 
 

@@ -241,7 +241,7 @@ def _parse_rows(pairs: pl.DataFrame) -> tuple[pl.DataFrame, int]:
     )  # fmt: skip
 
     # Judge each distinct (digits, region) once; phonenumbers only for the rest.
-    keys, inverse = _distinct(frame.filter("usable").select("key", "region"))
+    keys, inverse = _reduce_to_distinct(frame.filter("usable").select("key", "region"))
     rows = pl.repeat(None, len(frame), dtype=pl.Int64, eager=True)
     rows = rows.scatter(frame["usable"].arg_true(), inverse)
     frame = frame.hstack(_judge_keys(keys).select(pl.all().gather(rows)))
@@ -293,7 +293,7 @@ def _judge_keys(keys: pl.DataFrame) -> pl.DataFrame:
     return pl.DataFrame([fast[c].scatter(rows, parsed[c]) for c in FAST_COLUMNS])
 
 
-def _distinct(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.Series]:
+def _reduce_to_distinct(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.Series]:
     """Return the distinct rows of `frame` in first-seen order (nulls equal),
     and per row of `frame` the number of its distinct row: a gather by it is
     cheaper than a join back on the text columns."""
@@ -560,8 +560,16 @@ def _judge_distinct(national: pl.DataFrame) -> pl.DataFrame:
     is typed (``+1 202…``, ``202…``, ``001 202…``) reduce to the same three."""
     by = ["cc", "number", "region"]
     # ``sane`` depends on the number alone: it does not split a group.
-    distinct, inverse = _distinct(national.select(*by, "sane"))
+    distinct, inverse = _reduce_to_distinct(national.select(*by, "sane"))
     judged = _judge_numbers(distinct.with_row_index("i")).sort("i").drop("i")
+
+    # Fetched by position below: a missing or doubled row would shift the rest.
+    if judged.height != distinct.height:
+        raise RuntimeError(
+            f"_judge_numbers returned {judged.height} rows for {distinct.height} "
+            "distinct numbers, where each needs exactly one; this is a bug in "
+            "helpers.phones, not in the export: please report it"
+        )
     return national.select("i", "key", *by).hstack(
         judged.select(pl.all().gather(inverse))
     )
@@ -838,7 +846,7 @@ def _zone_prefix_column(group: pl.DataFrame, cc: int) -> pl.Series:
     """
     digits = pl.concat_str(pl.lit(str(cc)), pl.col("number"))
     longest = pl.lit(None, pl.String)
-    for length, prefixes in _zone_prefixes(cc).items():
+    for length, prefixes in _list_zone_prefixes(cc).items():
         prefix = digits.str.slice(0, length)
         longest = pl.when(prefix.is_in(prefixes)).then(prefix).otherwise(longest)
     code = str(cc)
@@ -918,9 +926,10 @@ COUNTRY_CODES_GEO = [
 
 
 @lru_cache(maxsize=512)
-def _zone_prefixes(cc: int) -> dict[int, list[str]]:
+def _list_zone_prefixes(cc: int) -> dict[int, list[str]]:
     """Return the prefixes of ``TIMEZONE_DATA`` a number of country code `cc`
-    can start with, by length (longer ones first win in the caller)."""
+    can start with, by length, shortest first: the caller applies them in this
+    order, so the longest prefix a number matches is applied last and wins."""
     code = str(cc)
     lengths: dict[int, list[str]] = {}
     for prefix in TIMEZONE_DATA:

@@ -177,10 +177,12 @@ def build_customer_features(
     Returns
     -------
     DataFrame
-        ``customer_key``, the customers' non-personal columns (``country``,
-        ``timezone``, ``has_consent``, ``is_do_not_call``, ``phone_status``,
-        ``is_callable``, …), ``n_orders`` (purchases: neither cancelled nor a
-        credit note), ``n_orders_placed`` (cancelled included),
+        ``customer_key`` (the customers export's text dtype: pandas ``str`` for
+        ``load_store_exports``, whose keys come from polars), the customers'
+        non-personal columns (``country``, ``timezone``, ``has_consent``,
+        ``is_do_not_call``, ``phone_status``, ``is_callable``, …), ``n_orders``
+        (purchases: neither cancelled nor a credit note), ``n_orders_placed``
+        (cancelled included),
         ``n_returned_orders`` (refunded, cancelled, or a credit note),
         ``return_rate`` (returned / placed; above 1 when credit notes outnumber
         the orders they refer to), ``spend`` (purchase totals less refunds),
@@ -201,7 +203,9 @@ def build_customer_features(
     ``C``); products bought in fewer than ``high_return_min_orders`` orders get no
     rate. A checkout is open when it is the customer's latest, no order (cancelled
     or not) came after it, and it is at most ``abandoned_within_days`` old at
-    `as_of`.
+    `as_of`. A checkout without a date still counts in ``n_checkouts`` but is
+    never open: with no time to compare, ``last_checkout_at`` stays missing and
+    ``has_open_checkout`` is False.
     """
     rules = config["segments"]
     as_of = pd.Timestamp(as_of)
@@ -253,14 +257,13 @@ def _all_customers(customers: pd.DataFrame, blocks: list[pl.DataFrame]) -> pd.Da
     """Return the customers' non-personal columns, plus a bare row for each key
     that appears only in the per-customer `blocks` (orders, checkouts).
 
-    The blocks hold each key once: finding the new keys there took half the CPU
-    of finding them among the order and checkout rows (0.06 against 0.10 s, 1M
-    rows)."""
+    The new keys are looked for in the blocks, which hold each key once, not
+    among the order and checkout rows, which repeat it."""
     base = customers[[c for c in CUSTOMER_COLUMNS if c in customers]]
     extra = (
         pl.concat([block.select("customer_key") for block in blocks])
         .unique()
-        .join(_keys_of(base), on="customer_key", how="anti")
+        .join(_select_keys(base), on="customer_key", how="anti")
         .sort("customer_key")
     )
     if extra.height:
@@ -273,7 +276,7 @@ def _all_customers(customers: pd.DataFrame, blocks: list[pl.DataFrame]) -> pd.Da
     return base
 
 
-def _keys_of(frame: pd.DataFrame) -> pl.DataFrame:
+def _select_keys(frame: pd.DataFrame) -> pl.DataFrame:
     """Return `frame`'s ``customer_key`` column as a polars text column."""
     return pl.from_pandas(frame[["customer_key"]]).cast({"customer_key": pl.String})
 
@@ -282,10 +285,11 @@ def _join_blocks(base: pd.DataFrame, blocks: list[pl.DataFrame]) -> pd.DataFrame
     """Return `base` sorted by key, with each per-customer block joined on and
     the counts, sums and flags of customers a block misses filled in.
 
-    Joining and sorting on the keys in polars, and handing pandas the block
-    columns once, took about a third of the CPU of three pandas merges on the
-    keys and a sort (0.16 against 0.44 s under cProfile, 166,666 customers)."""
-    joined = _keys_of(base).with_row_index("row").sort("customer_key", nulls_last=True)
+    The blocks are joined and sorted on the key in polars, and pandas is handed
+    their columns once: no pandas merge copies the customers' columns per block."""
+    joined = (
+        _select_keys(base).with_row_index("row").sort("customer_key", nulls_last=True)
+    )
     for block in blocks:
         joined = joined.join(
             block, on="customer_key", how="left", maintain_order="left"
@@ -346,8 +350,8 @@ def _checkout_rows(checkouts: pd.DataFrame) -> pl.DataFrame:
 
 
 def _in_utc(frame: pl.DataFrame) -> pl.DataFrame:
-    """Return `frame` with ``created_at`` in UTC, in microseconds (as DuckDB, which
-    computed these features before, kept them)."""
+    """Return `frame` with ``created_at`` in UTC, in microseconds: one unit for
+    every time the features compare or return, whatever unit the export had."""
     kind = frame.schema["created_at"]
     stamps = pl.col("created_at")
     if not isinstance(kind, pl.Datetime):
@@ -435,10 +439,10 @@ def _numbered_orders_and_items(orders: pl.DataFrame, lines: pd.DataFrame):
     ``is_return``) and line items (``order_number``, ``product``), order ids and
     products as numbers.
 
-    Joining and counting on numbers instead of text took a third less CPU and
-    memory than DuckDB on the text keys (1M line items). Order ids are numbered
-    by rank (a tenth of a second for 1.4M), products through a categorical
-    (ranking 400 long names over 1M rows sorts them: 1.2 s)."""
+    Numbers are joined and counted without hashing or comparing long texts.
+    Order ids are numbered by rank, over orders and line items together so the
+    two share numbers; products through a categorical, which numbers each name
+    once without sorting the long names as a rank would."""
     order_ids = pl.from_pandas(lines["order_id"]).cast(pl.String)
     order_numbers = pl.concat([orders["order_id"], order_ids]).rank("dense")
     numbered = orders.select(
@@ -496,7 +500,7 @@ def _checkout_features(
 
 def _at_latest(column: str) -> pl.Expr:
     """Return `column` on the latest row where it and the time are known, the
-    first such row on a tie (DuckDB's ``arg_max``, which computed it before)."""
+    first such row on a tie (the stable sort keeps tied rows in order)."""
     known = pl.col(column).is_not_null() & pl.col("created_at").is_not_null()
     stamps = pl.col("created_at").filter(known)
     return (
@@ -1571,8 +1575,8 @@ def summarise_plan(plan: SegmentPlan) -> dict:
     config = plan.study.config
     sampling = config["sampling"]
     orders = plan.exports.orders
-    # Counted in polars: pandas' nunique on Arrow text took 0.07 s at 400k
-    # orders, this 0.02 s.
+    # Counted in polars, which reads the Arrow-backed ids without making Python
+    # strings of them.
     is_placed = ~_is_return(orders) & ~orders["is_cancelled"].fillna(False).astype(bool)
     placed = pl.from_pandas(orders["order_id"][is_placed.to_numpy()]).drop_nulls()
     in_month = plan.segments.loc[
