@@ -2175,12 +2175,11 @@ def _merge_details(
     False wins), ``is_do_not_call`` and ``n_emails``."""
     col = pl.col
 
-    # The columns the records give, grouped below in details order (customers
-    # export first, then the latest order or checkout). Each reordering moves
-    # only the columns it picks from. Consent and the count of e-mails ride
-    # along: their totals do not depend on the order.
+    # The columns the records give, sorted in details order (customers export
+    # first, then the latest order or checkout). Consent and the count of
+    # e-mails ride along: their totals do not depend on the order.
     records = frame.select(
-        "component", *DETAIL_COLUMNS, *CONSENT_COLUMNS,
+        "component", "source_rank", "seen_at", *DETAIL_COLUMNS, *CONSENT_COLUMNS,
         _is_listed(frame, config, do_not_call).alias("is_listed"),
         # An e-mail links all its rows into one customer, so its first row
         # counts it once there.
@@ -2188,7 +2187,8 @@ def _merge_details(
         .alias("is_new_email"),
     )  # fmt: skip
     return (
-        records.select(pl.all().gather(_arg_sort_details(frame)))
+        records.sort(["source_rank", "seen_at"], descending=[False, True],
+                     nulls_last=True, maintain_order=True)
         .group_by("component").agg(
             *_first_values(DETAIL_COLUMNS), pl.len().alias("n_merged"),
             # Any False wins over True; no recorded choice stays unknown.
@@ -2202,33 +2202,11 @@ def _merge_details(
 def _pick_phones(frame: pl.DataFrame) -> pl.DataFrame:
     """Return per ``component`` the :data:`PHONE_COLUMNS` of the most usable
     number any record gives, ties broken by source (customers export first)."""
-    col = pl.col
-
-    # The records by phone status, then source, as one integer key: several
-    # times faster to sort than the two columns.
-    rank = col("rank").cast(pl.Int16).fill_null(len(STATUS_RANK))
-    phone_order = frame.select(
-        pl.arg_sort_by(
-            rank * len(SOURCE_RANK) + col("source_rank"), maintain_order=True
-        )
-    ).to_series()
+    records = frame.select("component", "rank", "source_rank", *PHONE_COLUMNS)
     return (
-        frame.select(col("component", *PHONE_COLUMNS).gather(phone_order))
+        records.sort(["rank", "source_rank"], nulls_last=True, maintain_order=True)
         .group_by("component").agg(*_first_values(PHONE_COLUMNS))
     )  # fmt: skip
-
-
-def _arg_sort_details(frame: pl.DataFrame) -> pl.Series:
-    """Return the row order by source rank, then latest ``seen_at`` first (nulls
-    last), ties in frame order: two stable one-column sorts, the second key
-    first, which polars does three times faster than one two-column sort."""
-    latest = frame.select(
-        pl.arg_sort_by("seen_at", descending=True, nulls_last=True, maintain_order=True)
-    ).to_series()
-    by_source = frame.select(pl.col("source_rank").gather(latest)).select(
-        pl.arg_sort_by("source_rank", maintain_order=True)
-    )
-    return latest.gather(by_source.to_series())
 
 
 SHARED_PHONE_EMAILS = 3  # e-mails one customer may gather before a warning
