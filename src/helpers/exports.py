@@ -48,6 +48,7 @@ import polars as pl
 from helpers import phones, privacy
 from helpers.errors import HeardInputError
 from helpers.files import open_raw, require_workbook
+from helpers.frames import number_rows_by_group
 from helpers.schemas import CHECKOUTS, CUSTOMERS, LINES, ORDERS, validate
 from helpers.study import Study, check_month
 
@@ -2054,11 +2055,7 @@ def _identities(table: pd.DataFrame) -> tuple[pl.DataFrame, np.ndarray]:
 
     # Each row's identity from the rows each identity gathered: no join back
     # on the three text keys.
-    rows = latest["position"]
-    positions = np.empty(len(frame), dtype=int)
-    positions[rows.explode().to_numpy()] = np.repeat(
-        np.arange(len(latest)), rows.list.len().to_numpy()
-    )
+    positions = number_rows_by_group(latest["position"])
 
     # A name splits at its first space, into first and last name.
     names = pl.col("name").str.splitn(" ", 2)

@@ -32,6 +32,8 @@ from phonenumbers import PhoneNumberFormat, PhoneNumberType, timezone
 from phonenumbers.phonemetadata import PhoneMetadata
 from phonenumbers.tzdata import TIMEZONE_DATA
 
+from helpers.frames import number_rows_by_group
+
 log = logging.getLogger(__name__)
 
 PHONE_STATUSES = ("valid", "possible", "invalid", "damaged", "missing")
@@ -302,12 +304,7 @@ def _reduce_to_distinct(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.Series]:
         .group_by(frame.columns, maintain_order=True)
         .agg("row")
     )
-    rows = groups["row"]
-    inverse = np.empty(len(frame), dtype=np.int64)
-    inverse[rows.explode().to_numpy()] = np.repeat(
-        np.arange(len(groups)), rows.list.len().to_numpy()
-    )
-    return groups.drop("row"), pl.Series(inverse)
+    return groups.drop("row"), pl.Series(number_rows_by_group(groups["row"]))
 
 
 def _read_tel_uris(texts: pl.Series) -> pl.Series:
