@@ -6,7 +6,15 @@ import pandas as pd
 import pytest
 
 from helpers.errors import HeardInputError
-from helpers.schemas import ARMS, ATTEMPTS, CODINGS, ORDERS, validate
+from helpers.schemas import (
+    ARMS,
+    ATTEMPTS,
+    CODINGS,
+    ORDERS,
+    is_purchase,
+    order_flag,
+    validate,
+)
 
 NOW = pd.Timestamp("2026-11-05 15:00", tz="UTC")
 
@@ -75,3 +83,21 @@ def test_codings_need_every_key_filled():
     with pytest.raises(HeardInputError) as caught:
         validate(codings, CODINGS, file="Rita.xlsx")
     assert caught.value.column == "coder"
+
+
+def test_a_purchase_is_neither_cancelled_nor_a_credit_note():
+    orders = pd.DataFrame(
+        {
+            "is_cancelled": [False, True, None, False],
+            "is_return": [False, False, False, True],
+        }
+    )
+    assert is_purchase(orders).tolist() == [True, False, True, False]
+    # Exports without credit notes have no is_return column.
+    assert is_purchase(orders.drop(columns="is_return")).tolist() == [
+        True,
+        False,
+        True,
+        True,
+    ]
+    assert order_flag(orders, "is_cancelled").tolist() == [False, True, False, False]

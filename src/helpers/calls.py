@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from helpers.errors import HeardInputError, raise_problems
-from helpers.schemas import ATTEMPTS, OUTCOMES, validate
+from helpers.schemas import ATTEMPTS, OUTCOMES, order_flag, validate
 from helpers.study import Study, check_month, load_study
 from helpers.tables import format_segment
 
@@ -1592,9 +1592,7 @@ def drop_cancelled_orders(orders: pd.DataFrame) -> pd.DataFrame:
     """Return the orders that were not cancelled (all of them without an
     ``is_cancelled`` column): a cancelled order is no purchase, in either arm,
     as step 01 counts purchases."""
-    if "is_cancelled" not in orders:
-        return orders
-    is_cancelled = orders["is_cancelled"].fillna(False).astype(bool)
+    is_cancelled = order_flag(orders, "is_cancelled")
     if is_cancelled.any():
         log.info("recovery leaves out %d cancelled orders", int(is_cancelled.sum()))
     return orders[~is_cancelled]

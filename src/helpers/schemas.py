@@ -168,6 +168,34 @@ ARMS = pa.DataFrameSchema(
 )
 
 
+def order_flag(orders: pd.DataFrame, flag: str) -> pd.Series:
+    """Return an order flag (``is_cancelled``, ``is_return``) as booleans.
+
+    Parameters
+    ----------
+    orders : DataFrame
+        Orders as the reader or step 01 writes them.
+    flag : str
+        The flag column.
+
+    Returns
+    -------
+    Series
+        bool, on `orders`' index: missing counts as False, and so does every
+        order of a table without the column (a credit note exists only in
+        exports that have them).
+    """
+    if flag not in orders:
+        return pd.Series(False, index=orders.index)
+    return orders[flag].fillna(False).astype(bool)
+
+
+def is_purchase(orders: pd.DataFrame) -> pd.Series:
+    """Return whether each order counts as a purchase: neither cancelled nor a
+    credit note (:func:`order_flag`)."""
+    return ~order_flag(orders, "is_return") & ~order_flag(orders, "is_cancelled")
+
+
 def validate(
     frame: pd.DataFrame,
     schema: pa.DataFrameSchema,

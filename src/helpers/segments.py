@@ -29,7 +29,7 @@ import polars as pl
 from helpers import files
 from helpers.errors import HeardInputError
 from helpers.privacy import customer_key as make_customer_key
-from helpers.schemas import OUTCOMES
+from helpers.schemas import OUTCOMES, is_purchase, order_flag
 from helpers.study import Study, check_month, load_study
 from helpers.tables import format_segment
 
@@ -316,8 +316,9 @@ def _order_flags(orders: pd.DataFrame) -> pl.DataFrame:
                 "refunded_amount": orders["refunded_amount"]
                 .astype("float64")
                 .fillna(0.0),
-                "is_cancelled": orders["is_cancelled"].fillna(False).astype(bool),
-                "is_return": _is_return(orders),
+                "is_cancelled": order_flag(orders, "is_cancelled"),
+                "is_return": order_flag(orders, "is_return"),
+                "is_purchase": is_purchase(orders),
             }
         )
     )
@@ -325,17 +326,10 @@ def _order_flags(orders: pd.DataFrame) -> pl.DataFrame:
     return _in_utc(flags).with_columns(
         col("customer_key").cast(pl.String),
         col("order_id").cast(pl.String),
-        is_purchase=~col("is_return") & ~col("is_cancelled"),
         is_returned=col("is_return")
         | col("is_cancelled")
         | (col("refunded_amount") > 0),
     )
-
-
-def _is_return(orders: pd.DataFrame) -> pd.Series:
-    if "is_return" not in orders:
-        return pd.Series(False, index=orders.index)
-    return orders["is_return"].fillna(False).astype(bool)
 
 
 def _checkout_rows(checkouts: pd.DataFrame) -> pl.DataFrame:
@@ -1577,7 +1571,7 @@ def summarise_plan(plan: SegmentPlan) -> dict:
     orders = plan.exports.orders
     # Counted in polars, which reads the Arrow-backed ids without making Python
     # strings of them.
-    is_placed = ~_is_return(orders) & ~orders["is_cancelled"].fillna(False).astype(bool)
+    is_placed = is_purchase(orders)
     placed = pl.from_pandas(orders["order_id"][is_placed.to_numpy()]).drop_nulls()
     in_month = plan.segments.loc[
         plan.segments["segment"].isin(plan.month_segments), "customer_key"

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from helpers.schemas import order_flag
 from helpers.stats import tally_rate, wilson_interval
 
 log = logging.getLogger(__name__)
@@ -351,8 +352,7 @@ def find_nonbuyers(
     """
     created = pd.to_datetime(orders["created_at"], utc=True)
     is_bought = created.dt.strftime("%Y-%m") == month
-    if "is_cancelled" in orders:
-        is_bought &= ~orders["is_cancelled"].fillna(False).astype(bool)
+    is_bought &= ~order_flag(orders, "is_cancelled")
     in_month = orders.loc[is_bought, "customer_key"]
     talked = pd.Series(conversations["customer_key"].dropna().unique())
     return talked[~talked.isin(set(in_month))].sort_values().reset_index(drop=True)
