@@ -12,7 +12,7 @@ import math
 import pandas as pd
 
 from helpers.coding import OVERALL
-from helpers.journeys import END, END_LABELS, START
+from helpers.journeys import END, START, name_codes
 from helpers.tables import (
     format_count_rate,
     format_decimal,
@@ -312,15 +312,6 @@ def find_top_pair(cooccurrence: pd.DataFrame) -> tuple | None:
             if n and (best is None or n > best[2]):
                 best = (first, second, n)
     return best
-
-
-def name_codes(codes, codebook: pd.DataFrame) -> list[str]:
-    """Return the codebook name of each code (the code itself when unnamed), and
-    ``(start)``/``(end)`` for the ends of a journey."""
-    names = dict(END_LABELS)
-    if "name" in codebook.columns:
-        names |= dict(zip(codebook["code"], codebook["name"], strict=True))
-    return [names.get(code) or code for code in codes]
 
 
 def format_transitions(

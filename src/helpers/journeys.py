@@ -124,6 +124,15 @@ def tally_transitions(
     return transitions.drop(columns="is_segment").reset_index(drop=True)
 
 
+def name_codes(codes, codebook: pd.DataFrame) -> list[str]:
+    """Return the codebook name of each code (the code itself when unnamed), and
+    ``(start)``/``(end)`` for the ends of a journey."""
+    names = dict(END_LABELS)
+    if "name" in codebook.columns:
+        names |= dict(zip(codebook["code"], codebook["name"], strict=True))
+    return [names.get(code) or code for code in codes]
+
+
 def plot_journeys(transitions: pd.DataFrame, codebook: pd.DataFrame):
     """Draw the transitions as one heatmap per segment (from-stage rows, to-stage
     columns).
@@ -150,9 +159,6 @@ def plot_journeys(transitions: pd.DataFrame, codebook: pd.DataFrame):
         s for s in transitions["segment"].unique() if s != ALL_SEGMENTS
     )
     rows, columns = [START, *stages], [*stages, END]
-    names = dict(END_LABELS)
-    if "name" in codebook.columns:
-        names |= dict(zip(codebook["code"], codebook["name"], strict=True))
     figure, axes = plt.subplots(
         1, len(segments), figsize=(3.6 * len(segments), 3.4), squeeze=False
     )
@@ -166,8 +172,8 @@ def plot_journeys(transitions: pd.DataFrame, codebook: pd.DataFrame):
             .fillna(0)
             .astype(int)
         )
-        grid.index = [names.get(code, code) for code in grid.index]
-        grid.columns = [names.get(code, code) for code in grid.columns]
+        grid.index = name_codes(grid.index, codebook)
+        grid.columns = name_codes(grid.columns, codebook)
         sns.heatmap(grid, annot=True, fmt="d", cmap="Blues", cbar=False, ax=axis)
         axis.set_xlabel(f"to ({format_segment(segment)})")
         axis.set_ylabel("from" if axis is axes[0][0] else "")
