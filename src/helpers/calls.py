@@ -32,7 +32,12 @@ import pandas as pd
 from helpers.errors import HeardInputError, raise_problems
 from helpers.schemas import ATTEMPTS, OUTCOMES, order_flag, validate
 from helpers.study import Study, check_month, load_study
-from helpers.tables import format_segment
+from helpers.tables import (
+    format_count_rate,
+    format_interval,
+    format_money,
+    format_segment,
+)
 
 log = logging.getLogger(__name__)
 
@@ -2480,8 +2485,6 @@ UNIT_LABELS = {
 def format_connect_rates(rates: pd.DataFrame) -> pd.DataFrame:
     """Return a connect-rate table for display: group, unit, rate with its
     denominator, and the 95% Wilson interval (from :func:`tally_connect_rates`)."""
-    from helpers.tables import format_count_rate, format_interval
-
     group = [c for c in rates.columns if c in BREAKDOWN_LABELS]
     shown = rates[group].rename(columns=BREAKDOWN_LABELS).astype(str)
     if "segment" in group:
@@ -2501,8 +2504,6 @@ def format_connect_rates(rates: pd.DataFrame) -> pd.DataFrame:
 def format_conversations(conversations: pd.DataFrame) -> pd.DataFrame:
     """Return conversations per segment for display: called, dialled, attempts,
     conversations against the target, attempts per conversation with interval."""
-    from helpers.tables import format_interval
-
     return pd.DataFrame(
         {
             "Segment": conversations["segment"].map(format_segment),
@@ -2536,8 +2537,6 @@ def format_conversations(conversations: pd.DataFrame) -> pd.DataFrame:
 
 def format_recovery(arms: pd.DataFrame, *, currency: str = "USD") -> pd.DataFrame:
     """Return recovery per arm for display, the per-protocol row labelled as such."""
-    from helpers.tables import format_count_rate, format_interval, format_money
-
     labels = {
         "called": "Called (intent to treat)",
         "holdout": "Not called (hold-out)",
