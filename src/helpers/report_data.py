@@ -1468,30 +1468,28 @@ def load_experiment_results(study: Study, month: str) -> pd.DataFrame:
         ``higher_is_better`` and ``alpha`` from the experiment's definition.
         Experiments without a results file are left out (logged).
     """
-    from helpers.experiments import load_listed_experiment
+    from helpers.experiment_tables import load_month_outputs
 
-    frames = []
-    for name in study.month_config(month).get("experiments") or []:
-        path = study.processed(month, f"experiment-results_{name}.parquet")
-        if not path.exists():
-            log.warning("no results for experiment %s in %s", name, month)
-            continue
-        definition = load_listed_experiment(study, name)
-        better = {m: bool(spec[3]) for m, spec in definition["metrics"].items()}
-        results = pd.read_parquet(path)
-        results = results[
-            results["variant"].ne("control") & results["role"].ne("sensitivity")
-        ]
-        frames.append(
-            results.assign(
-                experiment=name,
-                higher_is_better=results["metric"].map(better).fillna(True),
-                alpha=float(definition["alpha"]),
-            )[RESULT_COLUMNS]
-        )
-    if not frames:
+    outputs = load_month_outputs(study, month, parts=("results",), missing_ok=True)
+    results = outputs["results"]
+    if results.empty:
         return pd.DataFrame(columns=RESULT_COLUMNS)
-    return pd.concat(frames, ignore_index=True)
+
+    # Each row reads its direction and alpha from its own experiment.
+    definitions = {d["name"]: d for d in outputs["definitions"]}
+    better = {
+        (name, metric): bool(spec[3])
+        for name, definition in definitions.items()
+        for metric, spec in definition["metrics"].items()
+    }
+    results = results[
+        results["variant"].ne("control") & results["role"].ne("sensitivity")
+    ]
+    keys = zip(results["experiment"], results["metric"], strict=True)
+    return results.assign(
+        higher_is_better=[better.get(key, True) for key in keys],
+        alpha=[float(definitions[name]["alpha"]) for name in results["experiment"]],
+    )[RESULT_COLUMNS].reset_index(drop=True)
 
 
 def read_result(row: dict) -> str:
@@ -1628,7 +1626,7 @@ def load_experiment_arms(study: Study, month: str) -> pd.DataFrame:
         with ``text`` None when the customer did not agree to be quoted or the
         quote is not in the month's quote bank.
     """
-    from helpers.experiments import load_listed_experiment
+    from helpers.experiment_tables import load_month_outputs
 
     bank_path = study.processed(month, "quote-bank_quote.parquet")
     bank = (
@@ -1638,15 +1636,18 @@ def load_experiment_arms(study: Study, month: str) -> pd.DataFrame:
     )
     consented = bank[bank["consent_to_quote"].astype(bool)]
     texts = dict(zip(consented["quote_id"], consented["text"], strict=True))
-    rows = []
-    for name in study.month_config(month).get("experiments") or []:
-        definition = load_listed_experiment(study, name)
-        arms_path = study.processed(month, f"experiment-arms_{name}.parquet")
-        sizes = (
-            pd.read_parquet(arms_path).set_index("variant")["n"].to_dict()
-            if arms_path.exists()
-            else {}
+    outputs = load_month_outputs(study, month, parts=("arms",), missing_ok=True)
+    counted = outputs["arms"]
+    sizes = dict(
+        zip(
+            zip(counted["experiment"], counted["variant"], strict=True),
+            counted["n"],
+            strict=True,
         )
+    )
+    rows = []
+    for definition in outputs["definitions"]:
+        name = definition["name"]
         for variant in definition["variants"]:
             quotes = [
                 (quote_id, redact(texts[quote_id]) if quote_id in texts else None)
@@ -1655,7 +1656,7 @@ def load_experiment_arms(study: Study, month: str) -> pd.DataFrame:
             rows.append(
                 {"experiment": name, "variant": variant["id"],
                  "name": variant.get("name", ""), "copy": variant.get("copy", ""),
-                 "n": sizes.get(variant["id"]), "quotes": quotes}
+                 "n": sizes.get((name, variant["id"])), "quotes": quotes}
             )  # fmt: skip
     columns = ["experiment", "variant", "name", "copy", "n", "quotes"]
     return pd.DataFrame(rows, columns=columns)
