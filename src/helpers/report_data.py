@@ -1706,38 +1706,6 @@ def list_experiment_arms(arms: pd.DataFrame) -> str:
 # ---------------------------------------------------------------------------
 
 
-def rank_theme_codes(themes: pd.DataFrame) -> pd.DataFrame:
-    """Return the leaf theme codes of one month's ``themes_code.parquet`` (all
-    segments), most frequent first, as the coding step ranks its top themes.
-
-    Stage codes (the ``STAGE`` branch) and parent codes are left out.
-    """
-    from helpers.themes import STAGE_BRANCH
-
-    if "segment" in themes.columns:
-        themes = themes[themes["segment"] == "all"]
-    parents = {
-        code: parent
-        for code, parent in zip(themes["code"], themes["parent"], strict=True)
-        if isinstance(parent, str) and parent
-    }
-
-    def root(code: str) -> str:
-        seen = set()
-        while parents.get(code) and code not in seen:
-            seen.add(code)
-            code = parents[code]
-        return code
-
-    leaves = themes[
-        ~themes["code"].isin(set(parents.values()))
-        & themes["code"].map(root).ne(STAGE_BRANCH)
-    ]
-    return leaves.sort_values(
-        ["n_with_theme", "code"], ascending=[False, True], ignore_index=True
-    )
-
-
 def choose_theme_codes(
     study: Study, month: str, *, top: int = TOP_THEMES, movers: int = 2
 ) -> list[str]:
@@ -1747,6 +1715,8 @@ def choose_theme_codes(
     share changed most, so a theme that fell out of the top is not hidden.
     Only this month's top themes without an earlier month.
     """
+    from helpers.themes import rank_themes
+
     months = [
         m
         for m in [*previous_months(study, month), month]
@@ -1755,7 +1725,7 @@ def choose_theme_codes(
     if month not in months:
         return []
     ranked = {
-        m: rank_theme_codes(pd.read_parquet(study.processed(m, "themes_code.parquet")))
+        m: rank_themes(pd.read_parquet(study.processed(m, "themes_code.parquet")))
         for m in months[-2:]
     }
     chosen = list(dict.fromkeys(
