@@ -57,7 +57,6 @@ NO_CONVERSATION = {
     "declined": "declined",
     "do_not_call": "asked not to be called",
     "callback_requested": "asked to be called back",
-    "connected": "hung up early",
 }
 PLAIN_SETTINGS = {
     "possible": "possible numbers (right length for their region; fictional "
