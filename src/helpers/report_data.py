@@ -106,10 +106,14 @@ def format_month(month: str) -> str:
     return f"{calendar.month_name[int(number)]} {year}"
 
 
-def format_study_name(study: Study) -> str:
-    """Return the study's display name from study.yml, else its folder name."""
+def format_study_name(study: Study, *, fallback: str | None = None) -> str:
+    """Return the study's display name from study.yml, else `fallback` (by
+    default its folder name) when the name is blank or the default's
+    ``Unnamed study``."""
     name = (study.config.get("study") or {}).get("name")
-    return study.name if not name or name == "Unnamed study" else str(name)
+    if not name or name == "Unnamed study":
+        return study.name if fallback is None else fallback
+    return str(name)
 
 
 def format_rate_entry(entry: dict | None, *, digits: int = 0) -> str:
