@@ -67,6 +67,22 @@ def test_parent_counts_conversations_with_any_child(coded, conversations, codebo
     assert (table["n_conversations"] == 8).all()
 
 
+def test_rank_themes_keeps_leaf_themes_of_all_segments_most_frequent_first(
+    coded, conversations, codebook
+):
+    table = themes.tally_themes(coded, conversations, codebook)
+    # Leaves outside STAGE: price in a1-a3 (3), shipping in a1, b1 (2), trust none;
+    # the parent OBJ and STAGE-COMPARE are left out.
+    for ranked in (
+        themes.rank_themes(table),
+        themes.rank_themes(table, codebook=codebook),
+    ):
+        assert ranked["code"].tolist() == ["OBJ-PRICE", "OBJ-SHIP", "TRUST"]
+        assert ranked["n_with_theme"].tolist() == [3, 2, 0]
+        assert (ranked["segment"] == "all").all()
+        assert ranked.index.tolist() == [0, 1, 2]
+
+
 def test_wilson_interval_at_zero_and_at_all(coded, conversations, codebook):
     table = themes.tally_themes(coded, conversations, codebook).set_index(
         ["segment", "code"]

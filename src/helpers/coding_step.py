@@ -457,11 +457,8 @@ def score_every_month(
 
 def summarise_coding(results: dict, month: str) -> dict:
     """Return the content of ``summary_coding.json`` (keys in docs/study-folder.md)."""
-    overall = results["themes"]
-    overall = overall[overall["segment"] == themes.ALL_SEGMENTS]
-    leaves = themes.list_theme_codes(results["codebook"], leaves_only=True)
-    ranked = overall[overall["code"].isin(leaves) & (overall["n_with_theme"] > 0)]
-    ranked = ranked.sort_values(["n_with_theme", "code"], ascending=[False, True])
+    ranked = themes.rank_themes(results["themes"], codebook=results["codebook"])
+    ranked = ranked[ranked["n_with_theme"] > 0]
     top = []
     for row in ranked.head(TOP_THEMES).itertuples(index=False):
         quote = language.select_quote(results["quotes"], row.code, results["codebook"])

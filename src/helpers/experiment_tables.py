@@ -51,7 +51,9 @@ EMPTY_COLUMNS = {
 }
 
 
-def load_month_outputs(study, month: str) -> dict:
+def load_month_outputs(
+    study, month: str, *, parts: tuple = PARTS, missing_ok: bool = False
+) -> dict:
     """Return the month's experiment outputs, each table across experiments.
 
     Parameters
@@ -60,23 +62,37 @@ def load_month_outputs(study, month: str) -> dict:
     month : str
         ``YYYY-MM``; :func:`helpers.experiments.run_experiments_step` must have
         run for it.
+    parts : tuple of str, keyword-only
+        Which of :data:`PARTS` to read; the others are left out of the result.
+    missing_ok : bool, keyword-only
+        Skip (with a warning) an experiment's part whose file is missing, as the
+        report does for an experiment the step has not analysed yet; otherwise
+        the missing file raises.
 
     Returns
     -------
     dict
-        ``definitions`` (list of dict, from raw ``experiment.yml``),
-        ``results``, ``arms``, ``checks``, ``plan``, ``trace`` (DataFrames with
-        an ``experiment`` column) and ``summary`` (the JSON's contents).
+        ``definitions`` (list of dict, from raw ``experiment.yml``, every listed
+        experiment), one DataFrame per part in `parts` (``results``, ``arms``,
+        ``checks``, ``plan``, ``trace``; with an ``experiment`` column) and
+        ``summary`` (the JSON's contents).
+
+    Raises
+    ------
+    FileNotFoundError
+        When a part's file is missing and `missing_ok` is false.
     """
     names = study.month_config(month).get("experiments") or []
-    outputs = {part: [] for part in PARTS}
+    outputs = {part: [] for part in parts}
     definitions = []
     for name in names:
         definitions.append(load_listed_experiment(study, name))
-        for part in PARTS:
-            frame = pd.read_parquet(
-                study.processed(month, f"experiment-{part}_{name}.parquet")
-            )
+        for part in parts:
+            path = study.processed(month, f"experiment-{part}_{name}.parquet")
+            if missing_ok and not path.exists():
+                log.warning("no %s for experiment %s in %s", part, name, month)
+                continue
+            frame = pd.read_parquet(path)
             outputs[part].append(frame.assign(experiment=name))
     tables = {
         part: pd.concat(frames, ignore_index=True)

@@ -546,12 +546,12 @@ def git_commit(root: Path) -> str:
 def render_info(study: str, month: str, *, root: Path, quarto: bool):
     """Return what the title page says: study name, month, renderer, date, commit."""
     from helpers.render import RenderInfo
+    from helpers.report_data import format_study_name
 
+    # The title names the study as given on the command line when it has no name.
     try:
-        name = load_study(study, root=root).config["study"]["name"]
-    except (HeardInputError, KeyError, TypeError):
-        name = study
-    if not name or name == "Unnamed study":
+        name = format_study_name(load_study(study, root=root), fallback=study)
+    except HeardInputError:
         name = study
     renderer = (
         "Quarto" if quarto else "Heard fallback renderer (papermill, pandoc, Typst)"

@@ -57,7 +57,6 @@ NO_CONVERSATION = {
     "declined": "declined",
     "do_not_call": "asked not to be called",
     "callback_requested": "asked to be called back",
-    "connected": "hung up early",
 }
 PLAIN_SETTINGS = {
     "possible": "possible numbers (right length for their region; fictional "
@@ -107,10 +106,14 @@ def format_month(month: str) -> str:
     return f"{calendar.month_name[int(number)]} {year}"
 
 
-def format_study_name(study: Study) -> str:
-    """Return the study's display name from study.yml, else its folder name."""
+def format_study_name(study: Study, *, fallback: str | None = None) -> str:
+    """Return the study's display name from study.yml, else `fallback` (by
+    default its folder name) when the name is blank or the default's
+    ``Unnamed study``."""
     name = (study.config.get("study") or {}).get("name")
-    return study.name if not name or name == "Unnamed study" else str(name)
+    if not name or name == "Unnamed study":
+        return study.name if fallback is None else fallback
+    return str(name)
 
 
 def format_rate_entry(entry: dict | None, *, digits: int = 0) -> str:
@@ -1468,30 +1471,28 @@ def load_experiment_results(study: Study, month: str) -> pd.DataFrame:
         ``higher_is_better`` and ``alpha`` from the experiment's definition.
         Experiments without a results file are left out (logged).
     """
-    from helpers.experiments import load_listed_experiment
+    from helpers.experiment_tables import load_month_outputs
 
-    frames = []
-    for name in study.month_config(month).get("experiments") or []:
-        path = study.processed(month, f"experiment-results_{name}.parquet")
-        if not path.exists():
-            log.warning("no results for experiment %s in %s", name, month)
-            continue
-        definition = load_listed_experiment(study, name)
-        better = {m: bool(spec[3]) for m, spec in definition["metrics"].items()}
-        results = pd.read_parquet(path)
-        results = results[
-            results["variant"].ne("control") & results["role"].ne("sensitivity")
-        ]
-        frames.append(
-            results.assign(
-                experiment=name,
-                higher_is_better=results["metric"].map(better).fillna(True),
-                alpha=float(definition["alpha"]),
-            )[RESULT_COLUMNS]
-        )
-    if not frames:
+    outputs = load_month_outputs(study, month, parts=("results",), missing_ok=True)
+    results = outputs["results"]
+    if results.empty:
         return pd.DataFrame(columns=RESULT_COLUMNS)
-    return pd.concat(frames, ignore_index=True)
+
+    # Each row reads its direction and alpha from its own experiment.
+    definitions = {d["name"]: d for d in outputs["definitions"]}
+    better = {
+        (name, metric): bool(spec[3])
+        for name, definition in definitions.items()
+        for metric, spec in definition["metrics"].items()
+    }
+    results = results[
+        results["variant"].ne("control") & results["role"].ne("sensitivity")
+    ]
+    keys = zip(results["experiment"], results["metric"], strict=True)
+    return results.assign(
+        higher_is_better=[better.get(key, True) for key in keys],
+        alpha=[float(definitions[name]["alpha"]) for name in results["experiment"]],
+    )[RESULT_COLUMNS].reset_index(drop=True)
 
 
 def read_result(row: dict) -> str:
@@ -1628,7 +1629,7 @@ def load_experiment_arms(study: Study, month: str) -> pd.DataFrame:
         with ``text`` None when the customer did not agree to be quoted or the
         quote is not in the month's quote bank.
     """
-    from helpers.experiments import load_listed_experiment
+    from helpers.experiment_tables import load_month_outputs
 
     bank_path = study.processed(month, "quote-bank_quote.parquet")
     bank = (
@@ -1638,15 +1639,18 @@ def load_experiment_arms(study: Study, month: str) -> pd.DataFrame:
     )
     consented = bank[bank["consent_to_quote"].astype(bool)]
     texts = dict(zip(consented["quote_id"], consented["text"], strict=True))
-    rows = []
-    for name in study.month_config(month).get("experiments") or []:
-        definition = load_listed_experiment(study, name)
-        arms_path = study.processed(month, f"experiment-arms_{name}.parquet")
-        sizes = (
-            pd.read_parquet(arms_path).set_index("variant")["n"].to_dict()
-            if arms_path.exists()
-            else {}
+    outputs = load_month_outputs(study, month, parts=("arms",), missing_ok=True)
+    counted = outputs["arms"]
+    sizes = dict(
+        zip(
+            zip(counted["experiment"], counted["variant"], strict=True),
+            counted["n"],
+            strict=True,
         )
+    )
+    rows = []
+    for definition in outputs["definitions"]:
+        name = definition["name"]
         for variant in definition["variants"]:
             quotes = [
                 (quote_id, redact(texts[quote_id]) if quote_id in texts else None)
@@ -1655,7 +1659,7 @@ def load_experiment_arms(study: Study, month: str) -> pd.DataFrame:
             rows.append(
                 {"experiment": name, "variant": variant["id"],
                  "name": variant.get("name", ""), "copy": variant.get("copy", ""),
-                 "n": sizes.get(variant["id"]), "quotes": quotes}
+                 "n": sizes.get((name, variant["id"])), "quotes": quotes}
             )  # fmt: skip
     columns = ["experiment", "variant", "name", "copy", "n", "quotes"]
     return pd.DataFrame(rows, columns=columns)
@@ -1705,38 +1709,6 @@ def list_experiment_arms(arms: pd.DataFrame) -> str:
 # ---------------------------------------------------------------------------
 
 
-def rank_theme_codes(themes: pd.DataFrame) -> pd.DataFrame:
-    """Return the leaf theme codes of one month's ``themes_code.parquet`` (all
-    segments), most frequent first, as the coding step ranks its top themes.
-
-    Stage codes (the ``STAGE`` branch) and parent codes are left out.
-    """
-    from helpers.themes import STAGE_BRANCH
-
-    if "segment" in themes.columns:
-        themes = themes[themes["segment"] == "all"]
-    parents = {
-        code: parent
-        for code, parent in zip(themes["code"], themes["parent"], strict=True)
-        if isinstance(parent, str) and parent
-    }
-
-    def root(code: str) -> str:
-        seen = set()
-        while parents.get(code) and code not in seen:
-            seen.add(code)
-            code = parents[code]
-        return code
-
-    leaves = themes[
-        ~themes["code"].isin(set(parents.values()))
-        & themes["code"].map(root).ne(STAGE_BRANCH)
-    ]
-    return leaves.sort_values(
-        ["n_with_theme", "code"], ascending=[False, True], ignore_index=True
-    )
-
-
 def choose_theme_codes(
     study: Study, month: str, *, top: int = TOP_THEMES, movers: int = 2
 ) -> list[str]:
@@ -1746,6 +1718,8 @@ def choose_theme_codes(
     share changed most, so a theme that fell out of the top is not hidden.
     Only this month's top themes without an earlier month.
     """
+    from helpers.themes import rank_themes
+
     months = [
         m
         for m in [*previous_months(study, month), month]
@@ -1754,7 +1728,7 @@ def choose_theme_codes(
     if month not in months:
         return []
     ranked = {
-        m: rank_theme_codes(pd.read_parquet(study.processed(m, "themes_code.parquet")))
+        m: rank_themes(pd.read_parquet(study.processed(m, "themes_code.parquet")))
         for m in months[-2:]
     }
     chosen = list(dict.fromkeys(

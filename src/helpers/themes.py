@@ -91,6 +91,37 @@ def list_theme_codes(codebook: pd.DataFrame, *, leaves_only: bool = False) -> li
     ]
 
 
+def rank_themes(
+    themes: pd.DataFrame, *, codebook: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Return the leaf themes across all segments, most frequent first.
+
+    Parameters
+    ----------
+    themes : DataFrame
+        From :func:`tally_themes` (``themes_code.parquet``); only the
+        ``segment`` ``"all"`` rows are ranked when the column is there.
+    codebook : DataFrame, optional
+        Says which codes are leaves and which belong to the ``STAGE`` branch;
+        without it the rows' own ``code`` and ``parent`` say so.
+
+    Returns
+    -------
+    DataFrame
+        The rows of `themes` whose code is a leaf theme code
+        (:func:`list_theme_codes`), by ``n_with_theme`` descending then ``code``,
+        on a fresh index; codes no conversation carried are kept.
+    """
+    if "segment" in themes.columns:
+        themes = themes[themes["segment"] == ALL_SEGMENTS]
+    codebook = themes if codebook is None else codebook
+    leaves = list_theme_codes(codebook, leaves_only=True)
+    ranked = themes[themes["code"].isin(leaves)]
+    return ranked.sort_values(
+        ["n_with_theme", "code"], ascending=[False, True], ignore_index=True
+    )
+
+
 def build_theme_matrix(
     coded: pd.DataFrame, conversations: pd.DataFrame, codebook: pd.DataFrame
 ) -> pd.DataFrame:
