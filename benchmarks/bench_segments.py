@@ -8,7 +8,9 @@ Then runs, each in its own process so memory is measured per process:
 - ``step``: ``helpers.segments.run_segment_step`` end to end, as a user would (read,
   features, segments, call list, every processed file written);
 - ``duckdb``: a plain DuckDB read of the same three files (every row, the columns
-  the step needs, one group-by per file), the floor any reader stands on.
+  the step needs, one group-by per file), the floor any reader stands on;
+- ``imports``: starting Python and importing the step's modules, no data read:
+  the fixed cost every run pays before it reads a byte.
 
 Wall time is measured around each process; peak memory is the process's maximum
 resident set size and CPU time its user + system time, both from ``os.wait4``
@@ -84,6 +86,8 @@ logging.basicConfig(level=logging.WARNING)
 result = run_segment_step(sys.argv[1], sys.argv[2])
 print(result["n_orders"], result["n_call_list"], result["n_holdout"])
 """
+
+IMPORT_CODE = "import helpers.exports, helpers.segments"
 
 DUCKDB_CODE = """
 import sys, duckdb
@@ -383,8 +387,9 @@ def bench(n_rows: int, *, repeat: int, force: bool) -> dict:
         "HEARD_ROOT": str(raw.parents[2]),
         "HEARD_KEY_FILE": str(DATA / "pseudonym.key"),
     }
-    runs = {"step": [], "duckdb": []}
+    runs = {"step": [], "duckdb": [], "imports": []}
     for _ in range(repeat):
+        runs["imports"].append(measure([sys.executable, "-c", IMPORT_CODE], env=env))
         runs["duckdb"].append(
             measure([sys.executable, "-c", DUCKDB_CODE, str(exports)], env=env)
         )
@@ -404,7 +409,8 @@ def bench(n_rows: int, *, repeat: int, force: bool) -> dict:
 
 HEADER = (
     f"{'rows':>9} {'CSV MB':>7} {'step s':>7} {'cpu s':>6} {'GB':>6} "
-    f"{'duck s':>7} {'cpu s':>6} {'GB':>6} {'t x':>5} {'m x':>5} {'load':>5}  target"
+    f"{'duck s':>7} {'cpu s':>6} {'GB':>6} {'t x':>5} {'m x':>5} "
+    f"{'imp s':>6} {'GB':>6} {'load':>5}  target"
 )
 
 
@@ -423,6 +429,7 @@ def format_row(result: dict) -> str:
         f"{result['duckdb_cpu_seconds']:>6.2f} {result['duckdb_gb']:>6.3f} "
         f"{result['step_seconds'] / result['duckdb_seconds']:>5.1f} "
         f"{result['step_gb'] / result['duckdb_gb']:>5.1f} "
+        f"{result['imports_seconds']:>6.2f} {result['imports_gb']:>6.3f} "
         f"{result['load_average']:>5.1f}  "
         f"{seconds or '-'} s, {gigabytes or '-'} GB: {', '.join(verdict)}"
     )
