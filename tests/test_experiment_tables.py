@@ -193,3 +193,16 @@ def test_capped_row_is_named_capped_and_role_stays_apart():
     assert display["Value [CI]"] == "2 [1, 3]"
     assert display["p adjusted (raw)"] == "–"
     assert display["flags"] == "capped"
+
+
+def test_intervals_that_round_to_zero_never_read_minus_zero():
+    # A bootstrap bound of -0.00002 is 0.00 pp at two decimals, not -0.00.
+    assert et.format_value_ci(0.0378, -0.00002, 0.0405, "proportion") == (
+        "3.78% [0.00, 4.05]"
+    )
+    assert et.format_difference(0.0138, -0.00002, 0.0214, "proportion") == (
+        "+1.38 pp [+0.00, +2.14]"
+    )
+    assert et.format_difference(-0.0138, -0.0214, -0.0063, "proportion") == (
+        "-1.38 pp [-2.14, -0.63]"
+    )

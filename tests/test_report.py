@@ -1025,3 +1025,9 @@ def test_theme_comparison_keeps_last_months_top_and_the_largest_movers(tmp_path)
     assert row["Change [95% CI]"].startswith("-18 pp [")
     figure = report_data.plot_theme_changes(changes)
     assert len(figure.axes[0].get_yticklabels()) == len(changes)
+
+
+def test_difference_in_points_never_reads_minus_zero():
+    difference = {"estimate": 0.21, "ci_low": -0.004, "ci_high": 0.37}
+    assert report_data.format_difference(difference) == "+21 pp [0, 37]"
+    assert report_data.format_difference({"estimate": -0.004}) == "–"

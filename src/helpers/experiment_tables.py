@@ -18,7 +18,7 @@ from helpers.experiments import (
     RESULT_COLUMNS,
     load_listed_experiment,
 )
-from helpers.tables import format_p
+from helpers.tables import format_decimal, format_p
 
 log = logging.getLogger(__name__)
 
@@ -224,7 +224,7 @@ def format_value_ci(value: float, low: float, high: float, mode: str) -> str:
     if shown == "–" or not (np.isfinite(low) and np.isfinite(high)):
         return shown
     if mode == "proportion":
-        return f"{shown} [{100 * low:.2f}, {100 * high:.2f}]"
+        return f"{shown} [{format_decimal(100 * low)}, {format_decimal(100 * high)}]"
     return f"{shown} [{low:,.3g}, {high:,.3g}]"
 
 
@@ -234,7 +234,8 @@ def format_difference(value: float, low: float, high: float, mode: str) -> str:
     if not np.isfinite(value):
         return "–"
     if mode == "proportion":
-        return f"{100 * value:+.2f} pp [{100 * low:+.2f}, {100 * high:+.2f}]"
+        points = (format_decimal(100 * v, sign="+") for v in (value, low, high))
+        return "{} pp [{}, {}]".format(*points)
     return f"{value:+,.3g} [{low:+,.3g}, {high:+,.3g}]"
 
 

@@ -392,7 +392,8 @@ def format_difference(difference: dict) -> str:
     if any(v is None for v in values):
         return "–"
     estimate, low, high = (100 * v for v in values)
-    return f"{estimate:+.0f} pp [{low:.0f}, {high:.0f}]"
+    low, high = (format_decimal(v, digits=0) for v in (low, high))
+    return f"{format_decimal(estimate, digits=0, sign='+')} pp [{low}, {high}]"
 
 
 def tabulate_themes(coding: dict) -> pd.DataFrame:
