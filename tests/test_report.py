@@ -906,12 +906,15 @@ def test_open_coder_disagreements_show_how_far_theme_shares_could_rise(tmp_path)
 
 RESULTS = pd.DataFrame(
     [
-        ("exp", "b", "conversion_rate", "primary", 0.46, 0.27, 0.69, 1e-6, True),
-        ("exp", "b", "aov", "secondary", 0.04, -0.04, 0.14, 0.68, True),
-        ("exp", "b", "unsubscribe_rate", "guardrail", -0.06, -0.39, 0.47, 0.8, False),
+        ("exp", "b", "conversion_rate", "primary", 0.46, 0.27, 0.69,
+         0.0138, 0.0081, 0.0207, 1e-6, True),
+        ("exp", "b", "aov", "secondary", 0.04, -0.04, 0.14, 2.1, -2.2, 7.4, 0.68, True),
+        ("exp", "b", "unsubscribe_rate", "guardrail", -0.06, -0.39, 0.47,
+         -0.0002, -0.0013, 0.0016, 0.8, False),
     ],
     columns=["experiment", "variant", "metric", "role", "rel_lift", "rel_ci_low",
-             "rel_ci_high", "p_adjusted", "higher_is_better"],
+             "rel_ci_high", "abs_lift", "abs_ci_low", "abs_ci_high", "p_adjusted",
+             "higher_is_better"],
 ).assign(is_testable=True, flags="", alpha=0.05)  # fmt: skip
 
 
@@ -938,9 +941,15 @@ def test_every_tested_metric_is_shown_and_an_unclear_guardrail_reaches_the_summa
     assert "a rise of up to 47% is not ruled out" in line
 
     # A guardrail that clearly rose is worse; one that clearly fell needs no line.
-    worse = RESULTS.iloc[[2]].assign(rel_lift=0.5, rel_ci_low=0.2, p_adjusted=0.001)
+    worse = RESULTS.iloc[[2]].assign(
+        rel_lift=0.5, rel_ci_low=0.2, rel_ci_high=0.9, abs_lift=0.0015,
+        abs_ci_low=0.0006, abs_ci_high=0.0027, p_adjusted=0.001,
+    )  # fmt: skip
     assert "the variant made it worse" in report_data.describe_guardrails(worse)[0]
-    better = worse.assign(rel_lift=-0.5, rel_ci_low=-0.7, rel_ci_high=-0.2)
+    better = worse.assign(
+        rel_lift=-0.5, rel_ci_low=-0.7, rel_ci_high=-0.2, abs_lift=-0.0015,
+        abs_ci_low=-0.0021, abs_ci_high=-0.0006,
+    )  # fmt: skip
     assert report_data.describe_guardrails(better) == []
     # A sample-ratio mismatch makes any reading, good or bad, unreadable.
     broken = better.assign(flags="srm;below_min_sample")
@@ -1031,3 +1040,20 @@ def test_difference_in_points_never_reads_minus_zero():
     difference = {"estimate": 0.21, "ci_low": -0.004, "ci_high": 0.37}
     assert report_data.format_difference(difference) == "+21 pp [0, 37]"
     assert report_data.format_difference({"estimate": -0.004}) == "–"
+
+
+def test_the_report_reads_a_result_as_step_04_does():
+    # Step 04 calls a result significant only when the adjusted p-value is below
+    # alpha and both intervals exclude no change; the report must not say
+    # "better" where step 04 says "borderline".
+    clear = RESULTS.iloc[0].to_dict()
+    assert report_data.read_result(clear) == "better"
+    relative_only = {**clear, "abs_ci_low": -0.0004}
+    assert report_data.read_result(relative_only) == "borderline"
+    p_only = {**clear, "rel_ci_low": -0.01, "abs_ci_low": -0.0004}
+    assert report_data.read_result(p_only) == "borderline"
+    interval_only = {**clear, "p_adjusted": 0.2}
+    assert report_data.read_result(interval_only) == "no clear difference"
+    # A control of zero has no relative lift; the absolute interval decides.
+    no_relative = {**clear, "rel_lift": float("nan"), "rel_ci_low": float("nan")}
+    assert report_data.read_result(no_relative) == "better"

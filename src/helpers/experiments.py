@@ -1186,12 +1186,7 @@ def _verdict_text(row, head: str, alpha: float, higher_is_better: bool) -> str:
     # z-test can disagree with Newcombe's interval at the edge, and the relative
     # interval (log scale, asymmetric) can clear zero where the absolute one does
     # not: say which holds, and call nothing significant unless both clear zero.
-    clear_abs = row.abs_ci_low > 0 or row.abs_ci_high < 0
-    clear_rel = (
-        row.rel_ci_low > 0 or row.rel_ci_high < 0
-        if np.isfinite(row.rel_lift)
-        else clear_abs
-    )
+    clear_abs, clear_rel = intervals_clear_of_zero(row._asdict())
     excludes = clear_abs and clear_rel
     stated = f"{adjusted} {corrected}" if in_family else adjusted
     if clear_abs != clear_rel:
@@ -1254,19 +1249,38 @@ def _why_untestable(flags: set, mode: str) -> str:
     return "there is no variation to test (every unit has the same outcome)"
 
 
+def intervals_clear_of_zero(row) -> tuple[bool, bool]:
+    """Return whether a result's absolute and relative intervals each lie clear
+    of zero.
+
+    Parameters
+    ----------
+    row : mapping
+        A results row: ``abs_ci_low``, ``abs_ci_high``, ``rel_lift``,
+        ``rel_ci_low``, ``rel_ci_high``.
+
+    Returns
+    -------
+    tuple of bool
+        ``(absolute, relative)``. Without a relative lift (a control of zero)
+        the relative answer is the absolute one. The two can differ at the edge,
+        since the relative interval is built on the log scale.
+    """
+    clear_abs = bool(row["abs_ci_low"] > 0 or row["abs_ci_high"] < 0)
+    if not np.isfinite(row["rel_lift"]):
+        return clear_abs, clear_abs
+    return clear_abs, bool(row["rel_ci_low"] > 0 or row["rel_ci_high"] < 0)
+
+
 def _format_lift(row) -> str:
+    from helpers.experiment_tables import format_difference
+
     relative = (
         f"{row.rel_lift:+.1%} [{row.rel_ci_low:+.1%}, {row.rel_ci_high:+.1%}] relative"
     )
-    if row.mode == "proportion":
-        absolute = (
-            f"{100 * row.abs_lift:+.2f} pp [{100 * row.abs_ci_low:+.2f}, "
-            f"{100 * row.abs_ci_high:+.2f}]"
-        )
-    else:
-        absolute = (
-            f"{row.abs_lift:+.3g} [{row.abs_ci_low:+.3g}, {row.abs_ci_high:+.3g}]"
-        )
+    absolute = format_difference(
+        row.abs_lift, row.abs_ci_low, row.abs_ci_high, row.mode
+    )
     if np.isnan(row.rel_lift):
         return f"{absolute} absolute"
     return f"{relative}, {absolute} absolute"

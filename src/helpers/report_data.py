@@ -22,6 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from helpers.experiment_tables import format_level, format_metric
+from helpers.experiments import intervals_clear_of_zero
 from helpers.files import none_if_nan
 from helpers.privacy import redact
 from helpers.study import Study, check_month, previous_months
@@ -1498,23 +1499,29 @@ def load_experiment_results(study: Study, month: str) -> pd.DataFrame:
 
 def read_result(row: dict) -> str:
     """Return what one comparison says against control: ``better``, ``worse``,
-    ``no clear difference``, ``not testable`` or, before anything else, ``not
-    readable: sample-ratio mismatch`` (the arms are not the planned sizes).
+    ``borderline``, ``no clear difference``, ``not testable`` or, before anything
+    else, ``not readable: sample-ratio mismatch`` (the arms are not the planned
+    sizes).
 
-    Better or worse only when the adjusted p-value is below alpha and the
-    relative interval excludes no change; the direction is read against the
-    metric's ``higher_is_better`` (a rise in unsubscribes is worse).
+    The rule is step 04's: better or worse only when the adjusted p-value is
+    below alpha and both the absolute and the relative interval exclude no
+    change (:func:`helpers.experiments.intervals_clear_of_zero`); borderline when
+    the two intervals disagree, or the p-value is below alpha while the
+    intervals include no change. The direction is read against the metric's
+    ``higher_is_better`` (a rise in unsubscribes is worse).
     """
-    low, high = row.get("rel_ci_low"), row.get("rel_ci_high")
     if "srm" in str(row.get("flags") or "").split(";"):
         return "not readable: sample-ratio mismatch"
-    if not row.get("is_testable", True) or low is None or pd.isna(low):
+    if not row.get("is_testable", True) or pd.isna(row.get("abs_ci_low")):
         return "not testable"
+    clear_abs, clear_rel = intervals_clear_of_zero(row)
     p_value = row.get("p_adjusted")
-    clear = (low > 0 or high < 0) and p_value is not None and p_value < row["alpha"]
-    if not clear:
+    significant = not pd.isna(p_value) and p_value < row["alpha"]
+    if clear_abs != clear_rel or (significant and not clear_abs):
+        return "borderline"
+    if not (significant and clear_abs):
         return "no clear difference"
-    good = (row["rel_lift"] > 0) == bool(row["higher_is_better"])
+    good = (row["abs_lift"] > 0) == bool(row["higher_is_better"])
     return "better" if good else "worse"
 
 
