@@ -87,15 +87,22 @@ def study(tmp_path):
     shutil.copytree(FIXTURES / "study", tmp_path / "raw" / "fixture")
     study = load_study(tmp_path / "raw" / "fixture", processed_root=tmp_path / "out")
     folder = study.processed(MONTH)
+    write_step_01_outputs(folder)
+    shutil.copy(FIXTURES / "processed" / f"call-list_customer_{MONTH}.csv", folder)
+    return study
+
+
+def write_step_01_outputs(folder: Path) -> None:
+    """Write the fixture's step-01 tables into `folder` as step 01 types them."""
     folder.mkdir(parents=True)
     for name in ("assignment_customer", "orders_order", "customers_customer"):
         table = pd.read_csv(FIXTURES / "processed" / f"{name}.csv", dtype=str)
         if "created_at" in table:
             table["created_at"] = pd.to_datetime(table["created_at"], utc=True)
-            table["total"] = table["total"].astype(float)
+            table[["total", "refunded_amount"]] = table[
+                ["total", "refunded_amount"]
+            ].astype(float)
         table.to_parquet(folder / f"{name}.parquet")
-    shutil.copy(FIXTURES / "processed" / f"call-list_customer_{MONTH}.csv", folder)
-    return study
 
 
 @pytest.fixture
@@ -722,6 +729,24 @@ def test_a_cancelled_order_is_no_recovery(study):
     )
 
 
+def test_recovered_revenue_is_net_of_refunds(study):
+    # a1's recovered order (80) is partly refunded (30): it still counts as a
+    # recovery, and the called arm's revenue is 170 - 30.
+    path = study.processed(MONTH, "orders_order.parquet")
+    orders = pd.read_parquet(path)
+    recovered = (orders["customer_key"] == key("a1")) & (orders["total"] == 80.0)
+    assert recovered.sum() == 1
+    orders["refunded_amount"] = np.where(recovered, 30.0, np.nan)
+    orders.to_parquet(path)
+
+    outputs = run_calls_step(study, MONTH, now=NOW)
+    arms = outputs["recovery_arms"].set_index("arm")
+    assert arms.loc["called", ["n_recovered", "n_customers"]].tolist() == [3, 6]
+    assert arms.loc[["called", "holdout"], "revenue"].tolist() == [140.0, 60.0]
+    recovery = outputs["recovery"].set_index("customer_key")
+    assert recovery.loc[key("a1"), "revenue"] == 50.0
+
+
 def test_recovery_difference_matches_newcombe_and_fisher_by_hand(study):
     comparison = run_calls_step(study, MONTH, now=NOW)["summary"]["recovery"]
     cart = comparison["cart_abandoners"]
@@ -1114,13 +1139,7 @@ def test_notebook_runs_on_the_fixture_study(tmp_path, monkeypatch):
     root = tmp_path / "project"
     shutil.copytree(FIXTURES / "study", root / "data" / "raw" / "fixture")
     folder = root / "data" / "processed" / "fixture" / MONTH
-    folder.mkdir(parents=True)
-    for name in ("assignment_customer", "orders_order", "customers_customer"):
-        table = pd.read_csv(FIXTURES / "processed" / f"{name}.csv", dtype=str)
-        if "created_at" in table:
-            table["created_at"] = pd.to_datetime(table["created_at"], utc=True)
-            table["total"] = table["total"].astype(float)
-        table.to_parquet(folder / f"{name}.parquet")
+    write_step_01_outputs(folder)
     monkeypatch.setenv("HEARD_ROOT", str(root))
     notebooks = Path(__file__).parents[1] / "notebooks"
     papermill.execute_notebook(

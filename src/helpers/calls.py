@@ -1532,7 +1532,8 @@ def measure_recovery(
         ``customer_key``, ``segment``, ``arm`` (``called``/``holdout``).
     orders : DataFrame
         ``customer_key``, ``created_at`` (UTC), ``total``; optional
-        ``is_cancelled`` (cancelled orders are left out).
+        ``is_cancelled`` (cancelled orders are left out) and
+        ``refunded_amount`` (taken off the revenue).
     attempts : DataFrame
         Described attempts (:func:`describe_attempts`).
     month : str
@@ -1546,7 +1547,8 @@ def measure_recovery(
         One row per customer: ``customer_key``, ``segment``, ``arm``,
         ``reference_at``, ``is_own_reference`` (the customer's own first attempt),
         ``is_dialled``, ``is_reached``, ``is_conversation``, ``n_orders``,
-        ``revenue`` (order totals in the window), ``is_recovered`` and
+        ``revenue`` (order totals in the window, less their recorded refunds),
+        ``is_recovered`` and
         ``has_order_before_reference`` (ordered between the month's start and the
         reference time: not counted).
 
@@ -1642,10 +1644,16 @@ def count_window_orders(
     start: pd.Timestamp,
 ) -> pd.DataFrame:
     """Return `customers` with ``n_orders`` and ``revenue`` in each one's window,
-    ``is_recovered`` and ``has_order_before_reference``."""
-    placed = customers[["customer_key", "reference_at"]].merge(
-        orders[["customer_key", "created_at", "total"]], on="customer_key"
+    ``is_recovered`` and ``has_order_before_reference``.
+
+    Revenue is net of the refunds the orders export records
+    (``refunded_amount``, when present): money handed back was not recovered.
+    A refunded order still counts as an order, as step 01 counts purchases."""
+    refunded = orders.get("refunded_amount", pd.Series(0.0, index=orders.index))
+    net = orders[["customer_key", "created_at"]].assign(
+        total=orders["total"] - refunded.fillna(0.0)
     )
+    placed = customers[["customer_key", "reference_at"]].merge(net, on="customer_key")
     after = placed["created_at"] > placed["reference_at"]
     in_window = placed[
         after & (placed["created_at"] <= placed["reference_at"] + window)
