@@ -9,6 +9,9 @@ Then runs, each in its own process so memory is measured per process:
   features, segments, call list, every processed file written);
 - ``duckdb``: a plain DuckDB read of the same three files (every row, the columns
   the step needs, one group-by per file), the floor any reader stands on;
+- ``polars``: the same read with polars' lazy CSV scan (the three files
+  collected together), a second floor: it parses in parallel where DuckDB's
+  ``all_varchar`` read of these files does not keep both cores busy;
 - ``imports``: starting Python and importing the step's modules, no data read:
   the fixed cost every run pays before it reads a byte.
 
@@ -106,6 +109,22 @@ checkouts = duckdb.sql(f'''
     FROM read_csv('{folder}/abandoned_checkouts_export.csv', {options})
     GROUP BY 1''').fetchall()
 print(len(orders), len(customers), len(checkouts))
+"""
+
+
+POLARS_CODE = """
+import sys, polars as pl
+folder = sys.argv[1]
+email = pl.col("Email").str.strip_chars().str.to_lowercase()
+def scan(name, columns):
+    return pl.scan_csv(f"{folder}/{name}", infer_schema=False).select(columns)
+orders = scan("orders_export.csv", ["Email", "Name", "Created at"]).group_by(
+    email).agg(pl.col("Name").n_unique(), pl.col("Created at").max())
+customers = scan("customers_export.csv", ["Email", "Phone",
+    "Accepts Email Marketing"]).group_by(email).agg(pl.all().first())
+checkouts = scan("abandoned_checkouts_export.csv", ["Email", "Created at"]
+    ).group_by(email).agg(pl.col("Created at").max(), pl.len())
+print(*(frame.height for frame in pl.collect_all([orders, customers, checkouts])))
 """
 
 
@@ -387,12 +406,13 @@ def bench(n_rows: int, *, repeat: int, force: bool) -> dict:
         "HEARD_ROOT": str(raw.parents[2]),
         "HEARD_KEY_FILE": str(DATA / "pseudonym.key"),
     }
-    runs = {"step": [], "duckdb": [], "imports": []}
+    runs = {"step": [], "duckdb": [], "polars": [], "imports": []}
     for _ in range(repeat):
         runs["imports"].append(measure([sys.executable, "-c", IMPORT_CODE], env=env))
-        runs["duckdb"].append(
-            measure([sys.executable, "-c", DUCKDB_CODE, str(exports)], env=env)
-        )
+        for name, code in (("duckdb", DUCKDB_CODE), ("polars", POLARS_CODE)):
+            runs[name].append(
+                measure([sys.executable, "-c", code, str(exports)], env=env)
+            )
         runs["step"].append(
             measure([sys.executable, "-c", STEP_CODE, str(raw), MONTH], env=env)
         )
@@ -410,7 +430,7 @@ def bench(n_rows: int, *, repeat: int, force: bool) -> dict:
 HEADER = (
     f"{'rows':>9} {'CSV MB':>7} {'step s':>7} {'cpu s':>6} {'GB':>6} "
     f"{'duck s':>7} {'cpu s':>6} {'GB':>6} {'t x':>5} {'m x':>5} "
-    f"{'imp s':>6} {'GB':>6} {'load':>5}  target"
+    f"{'pl s':>5} {'GB':>6} {'imp s':>6} {'GB':>6} {'load':>5}  target"
 )
 
 
@@ -429,6 +449,7 @@ def format_row(result: dict) -> str:
         f"{result['duckdb_cpu_seconds']:>6.2f} {result['duckdb_gb']:>6.3f} "
         f"{result['step_seconds'] / result['duckdb_seconds']:>5.1f} "
         f"{result['step_gb'] / result['duckdb_gb']:>5.1f} "
+        f"{result['polars_seconds']:>5.2f} {result['polars_gb']:>6.3f} "
         f"{result['imports_seconds']:>6.2f} {result['imports_gb']:>6.3f} "
         f"{result['load_average']:>5.1f}  "
         f"{seconds or '-'} s, {gigabytes or '-'} GB: {', '.join(verdict)}"
