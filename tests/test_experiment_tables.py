@@ -206,3 +206,9 @@ def test_intervals_that_round_to_zero_never_read_minus_zero():
     assert et.format_difference(-0.0138, -0.0214, -0.0063, "proportion") == (
         "-1.38 pp [-2.14, -0.63]"
     )
+
+
+def test_relative_lifts_that_round_to_zero_never_read_minus_zero():
+    # A relative bound of -0.00004 is 0.0% at one decimal, not -0.0%.
+    assert et.format_relative(0.1234, -0.00004, 0.2466) == "+12.3% [+0.0%, +24.7%]"
+    assert et.format_relative(-0.1234, -0.2466, -0.0012) == "-12.3% [-24.7%, -0.1%]"

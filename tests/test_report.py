@@ -1042,6 +1042,12 @@ def test_difference_in_points_never_reads_minus_zero():
     assert report_data.format_difference({"estimate": -0.004}) == "–"
 
 
+def test_relative_lift_never_reads_minus_zero():
+    lift = {"lift": -0.004, "ci_low": -0.29, "ci_high": 0.12}
+    assert report_data.format_lift(lift) == "+0% [-29%, +12%]"
+    assert report_data.format_lift({**lift, "ci_high": None}) == "+0% [-29%, –]"
+
+
 def test_the_report_reads_a_result_as_step_04_does():
     # Step 04 calls a result significant only when the adjusted p-value is below
     # alpha and both intervals exclude no change; the report must not say

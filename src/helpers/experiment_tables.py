@@ -243,7 +243,8 @@ def format_relative(value: float, low: float, high: float) -> str:
     """Return ``+50.5% [+20.3%, +88.3%]`` or ``–``."""
     if not np.isfinite(value):
         return "–"
-    return f"{value:+.1%} [{low:+.1%}, {high:+.1%}]"
+    low, high = (f"{format_decimal(100 * v, digits=1, sign='+')}%" for v in (low, high))
+    return f"{format_decimal(100 * value, digits=1, sign='+')}% [{low}, {high}]"
 
 
 def format_chance(chance: float) -> str:

@@ -132,8 +132,13 @@ def format_lift(entry: dict) -> str:
     if entry.get("lift") is None:
         return "not estimable"
     parts = [entry["lift"], entry.get("ci_low"), entry.get("ci_high")]
-    low, high = (f"{100 * v:+.0f}%" if v is not None else "–" for v in parts[1:])
-    return f"{100 * parts[0]:+.0f}% [{low}, {high}]"
+    low, high = (_format_percent(v) if v is not None else "–" for v in parts[1:])
+    return f"{_format_percent(parts[0])} [{low}, {high}]"
+
+
+def _format_percent(value: float) -> str:
+    """Return a relative change as ``+12%``; one that rounds to zero is ``+0%``."""
+    return f"{format_decimal(100 * value, digits=0, sign='+')}%"
 
 
 def write_executive_summary(study: Study, month: str, summaries: dict) -> str:
