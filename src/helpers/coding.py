@@ -1892,6 +1892,12 @@ def load_resolutions(study, month: str, codebook=None) -> pd.DataFrame | None:
     return read_resolutions(path, codebook) if path.exists() else None
 
 
+def is_kept_by_majority(n_applied: pd.Series, n_coders: pd.Series) -> pd.Series:
+    """Return whether more than half of an excerpt's coders applied a code: the
+    rule that keeps a disagreement nobody has reconciled (two coders: never)."""
+    return 2 * n_applied > n_coders
+
+
 def build_consensus(
     codings: pd.DataFrame, *, resolutions: pd.DataFrame | None = None
 ) -> pd.DataFrame:
@@ -1932,7 +1938,9 @@ def build_consensus(
     # Agreed first, then decisions, then the majority rule for the rest.
     agreed = votes["n_applied"] == votes["n_coders"]
     resolved = ~agreed & decision.notna()
-    majority = ~agreed & ~resolved & (2 * votes["n_applied"] > votes["n_coders"])
+    majority = (
+        ~agreed & ~resolved & is_kept_by_majority(votes["n_applied"], votes["n_coders"])
+    )
     votes["basis"] = np.select(
         [agreed & (votes["n_coders"] == 1), agreed, resolved, majority],
         ["single coder", "agreed", "resolved", "majority"],

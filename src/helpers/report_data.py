@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from helpers.coding import is_kept_by_majority
 from helpers.experiment_tables import format_level, format_metric
 from helpers.experiments import intervals_clear_of_zero
 from helpers.files import none_if_nan
@@ -1390,8 +1391,8 @@ def tally_open_disagreements(study: Study, month: str, coding: dict) -> dict:
 
     # Open: no decision yet and no majority of the excerpt's coders for it.
     unresolved = queue["decision"].isna() | queue["decision"].eq("")
-    minority = 2 * queue["n_applied"] <= queue["n_coders"]
-    open_queue = queue[unresolved & minority]
+    majority = is_kept_by_majority(queue["n_applied"], queue["n_coders"])
+    open_queue = queue[unresolved & ~majority]
     consensus_path = study.processed(month, "consensus_excerpt.parquet")
     consensus = (
         pd.read_parquet(consensus_path, columns=["conversation_id", "code"])
