@@ -427,6 +427,8 @@ def test_a_filled_in_reconcile_sheet_settles_the_consensus(demo, tmp_path):
     root = tmp_path / "project"
     shutil.copytree(study.raw_dir, root / "data" / "raw" / "demo")
     copy = load_study("demo", root=root)
+    # From nothing settled: without the demo's own decisions.
+    copy.raw("coding", "2026-11", "reconciled.xlsx").unlink()
     before = coding_step.run_coding_step(copy, "2026-11")
     queue_path = copy.processed("2026-11", "reconcile_excerpt.xlsx")
 

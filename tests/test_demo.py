@@ -354,6 +354,29 @@ def test_coders_hand_back_finished_sheets(written, month, caplog):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("month", MONTHS)
+def test_coders_settle_most_disagreements(written, month):
+    from helpers import coding
+    from helpers.codebook import load_codebook
+
+    folder, _ = written
+    codebook = load_codebook(folder / "codebook.yml")
+    codings = coding.read_coding_sheets(folder / "coding" / month, codebook)
+    sheet = folder / "coding" / month / coding.RECONCILED_SHEET
+    resolutions = coding.read_resolutions(sheet, codebook)
+    queue = coding.disagreement_queue(codings, resolutions=resolutions)
+
+    # Every disagreement step 03 finds is on the sheet; October's are all settled.
+    listed = pd.read_excel(sheet, dtype=str)
+    assert set(zip(listed["excerpt_id"], listed["code"], strict=True)) == set(
+        zip(queue["excerpt_id"], queue["code"], strict=True)
+    )
+    open_share = queue["decision"].isna().mean()
+    assert open_share == 0 if month == "2026-10" else 0 < open_share < 0.4
+    assert set(resolutions["decision"]) == {"keep", "drop"}
+
+
+@pytest.mark.slow
 def test_experiments_cite_quotes_that_exist(written):
     folder, _ = written
     from helpers.coding import read_conversations, split_excerpts

@@ -19,7 +19,9 @@ from helpers.demo.world import MONTHS, Person
 
 log = logging.getLogger(__name__)
 
-STREAMS = ("world", "calls", "notes", "coding", "predictions", "experiments")
+STREAMS = (
+    "world", "calls", "notes", "coding", "predictions", "experiments", "reconciling",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -127,6 +129,9 @@ def write_research(
         )
         excerpts = sheets.write_coding_sheets(
             turns, folder, month=month, codebook=codebook
+        )
+        sheets.write_reconciliation(
+            excerpts, folder, month=month, rng=rng["reconciling"]
         )
         sheets.write_predictions(
             turns, months[month], folder, month=month, rng=rng["predictions"]

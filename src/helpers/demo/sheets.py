@@ -1,8 +1,9 @@
-"""The demo's coding sheets, pre-call predictions and insight log.
+"""The demo's coding sheets, reconciliation, pre-call predictions and insight log.
 
 Two coders (Sam and Rita) code every excerpt blind. Each keeps the intended code
 most of the time and sometimes swaps it for a neighbouring one or leaves it out,
 so their agreement lands around kappa 0.7-0.85 with realistic disagreements.
+Then they talk most disagreements through, as a finished month would show.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ SHEET_COLUMNS = [
     "code_1", "code_2", "code_3",
 ]  # fmt: skip
 PREDICTION_HIT = {"2026-10": 0.35, "2026-11": 0.6}
+# Disagreements the coders have not talked through yet when the report is
+# written: none left from last month, a few from the month just coded.
+STILL_OPEN = {"2026-10": 0.0, "2026-11": 0.15}
 
 
 def split_demo_excerpts(folder: Path, month: str) -> pd.DataFrame:
@@ -112,6 +116,53 @@ def write_coding_sheets(
         for given in excerpts["coded"]
     ]
     return excerpts.assign(agreed=agreed)
+
+
+def write_reconciliation(
+    excerpts: pd.DataFrame, folder: Path, *, month: str, rng: np.random.Generator
+) -> Path:
+    """Write ``coding/<month>/reconciled.xlsx`` as the two coders fill it in.
+
+    Parameters
+    ----------
+    excerpts : DataFrame
+        From :func:`write_coding_sheets`: ``excerpt_id`` and ``codes`` (intended).
+    folder : Path
+        The study folder, its coding sheets already written.
+    month : str
+        ``YYYY-MM``; :data:`STILL_OPEN` gives the share left undecided.
+    rng : numpy Generator
+        Draws which disagreements are still open.
+
+    Returns
+    -------
+    Path
+        The sheet written.
+
+    Notes
+    -----
+    The queue is step 03's own (:func:`helpers.coding.disagreement_queue` of the
+    sheets as written), so its rows are those a researcher would be handed.
+    Talking an excerpt through, the coders keep a code the customer meant
+    (one of its intended codes) and drop the others.
+    """
+    from helpers import coding
+    from helpers.codebook import load_codebook
+
+    codebook = load_codebook(folder / "codebook.yml")
+    codings = coding.read_coding_sheets(folder / "coding" / month, codebook)
+    queue = coding.disagreement_queue(codings)
+
+    # Decide each disagreement, then leave a share of them undecided.
+    intended = excerpts.set_index("excerpt_id")["codes"]
+    meant = [
+        code in intended.get(excerpt, ())
+        for excerpt, code in zip(queue["excerpt_id"], queue["code"], strict=True)
+    ]
+    decided = rng.random(len(queue)) >= STILL_OPEN[month]
+    queue["decision"] = np.where(decided, np.where(meant, "keep", "drop"), None)
+    target = folder / "coding" / month / coding.RECONCILED_SHEET
+    return coding.write_reconciliation_sheet(queue, target)
 
 
 def code_excerpt(intended: tuple, *, rng: np.random.Generator) -> list[str]:
