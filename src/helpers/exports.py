@@ -2074,19 +2074,21 @@ def link_candidates(candidates: pl.DataFrame) -> np.ndarray:
     usable_phone = pl.when(pl.col("phone_status").is_in(["valid", "possible"])).then(
         pl.col("phone_e164")
     )
-    starts, ends = [], []
-    for key in (pl.col("email"), usable_phone, pl.col("customer_id")):
-        # Star each group: every row linked to the group's first row.
-        linked = (
-            candidates.select(key.alias("key"))
-            .with_row_index("row")
-            .filter(pl.col("key").is_not_null())
-            .select("row", pl.col("row").min().over("key").alias("first"))
-        )
-        starts.append(linked["row"].to_numpy().astype(np.int64))
-        ends.append(linked["first"].to_numpy().astype(np.int64))
+    # Star each group: every row linked to the group's first row. Lazy and
+    # collected together: eager calls cost about half as much CPU again.
+    stars = [
+        candidates.lazy()
+        .select(key.alias("key"))
+        .with_row_index("row")
+        .filter(pl.col("key").is_not_null())
+        .select("row", pl.col("row").min().over("key").alias("first"))
+        for key in (pl.col("email"), usable_phone, pl.col("customer_id"))
+    ]
+    linked = pl.concat(pl.collect_all(stars))
     return connected_labels(
-        len(candidates), np.concatenate(starts), np.concatenate(ends)
+        len(candidates),
+        linked["row"].to_numpy().astype(np.int64),
+        linked["first"].to_numpy().astype(np.int64),
     )
 
 
