@@ -560,7 +560,8 @@ def normalise_emails(emails: pd.Series) -> pd.Series:
     Returns
     -------
     Series
-        Same index; ``" Ann@Example.COM "`` becomes ``"ann@example.com"``.
+        Same index; ``" Ann@Example.COM "`` becomes ``"ann@example.com"``, and
+        so does ``"' Ann@Example.COM"`` (a spreadsheet's leading apostrophe).
 
     Notes
     -----
@@ -569,33 +570,10 @@ def normalise_emails(emails: pd.Series) -> pd.Series:
     """
     codes, distinct = pd.factorize(emails.astype("string"))
     text = pd.Series(distinct, dtype="string").str.strip().str.lstrip("'")
-    text = text.str.casefold()
+    text = text.str.strip().str.casefold()
     cleaned = text.where(text.notna() & (text != ""), None).astype(object)
     values = np.append(cleaned.to_numpy(), pd.NA)[codes]
     return pd.Series(values, index=emails.index, name=emails.name, dtype=object)
-
-
-def normalise_email_column(emails: pl.Series) -> pl.Series:
-    """Return :func:`normalise_emails` for a polars column (null where blank).
-
-    ASCII addresses are lower-cased by polars; the few others are case-folded
-    by Python, once per distinct address, so the result is the same.
-    """
-    text = emails.cast(pl.String).str.strip_chars(phones.WHITESPACE)
-    text = text.str.strip_chars_start("'")
-    folded = text.str.to_lowercase()
-    other = text.str.contains(r"[^\x00-\x7f]").fill_null(False)
-    if other.any():
-        distinct = text.filter(other).unique().to_list()
-        lookup = pl.DataFrame(
-            {"text": distinct, "folded": [v.casefold() for v in distinct]},
-            schema={"text": pl.String, "folded": pl.String},
-        )
-        unusual = pl.DataFrame({"text": text}).join(
-            lookup, on="text", how="left", maintain_order="left"
-        )["folded"]
-        folded = folded.zip_with(~other, unusual)
-    return folded.replace("", None).alias(emails.name)
 
 
 # --------------------------------------------------------------------------------
@@ -1962,7 +1940,9 @@ def gather_candidates(
 
     Orders and checkouts contribute one row per distinct (e-mail, customer id,
     phone), with the latest name, country and marketing choice seen, so cart
-    abandoners without an account still become customers.
+    abandoners without an account still become customers. E-mails are taken as
+    they come: :func:`normalise_emails` has normalised them (load_store_exports
+    does so for every table).
 
     Returns
     -------
@@ -1987,10 +1967,7 @@ def gather_candidates(
     candidates = pl.concat(
         [_polars_columns(frame, CANDIDATE_TYPES) for frame in frames], how="vertical"
     )
-    candidates = candidates.with_columns(
-        normalise_email_column(candidates["email"]),
-        _usable_ids(candidates["customer_id"]),
-    )
+    candidates = candidates.with_columns(_usable_ids(candidates["customer_id"]))
     return candidates, positions
 
 
