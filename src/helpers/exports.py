@@ -516,6 +516,8 @@ class StoreExports:
     ----------
     orders : DataFrame
         One row per order; columns in :data:`ORDER_COLUMNS` plus ``customer_key``.
+        ``email`` is pandas ``str`` (NaN where blank), as :func:`normalise_emails`
+        gives it.
     lines : DataFrame
         One row per line item: ``order_id``, ``product``, ``sku``, ``quantity``,
         ``price``.
@@ -550,7 +552,7 @@ def normalise_header(name: object) -> str:
 
 
 def normalise_emails(emails: pd.Series) -> pd.Series:
-    """Return e-mails trimmed and case-folded, None where blank.
+    """Return e-mails trimmed and case-folded, missing where blank.
 
     Parameters
     ----------
@@ -560,8 +562,9 @@ def normalise_emails(emails: pd.Series) -> pd.Series:
     Returns
     -------
     Series
-        Same index; ``" Ann@Example.COM "`` becomes ``"ann@example.com"``, and
-        so does ``"' Ann@Example.COM"`` (a spreadsheet's leading apostrophe).
+        Same index, pandas' ``str`` dtype (NaN where missing or blank);
+        ``" Ann@Example.COM "`` becomes ``"ann@example.com"``, and so does
+        ``"' Ann@Example.COM"`` (a spreadsheet's leading apostrophe).
 
     Notes
     -----
@@ -571,9 +574,10 @@ def normalise_emails(emails: pd.Series) -> pd.Series:
     codes, distinct = pd.factorize(emails.astype("string"))
     text = pd.Series(distinct, dtype="string").str.strip().str.lstrip("'")
     text = text.str.strip().str.casefold()
-    cleaned = text.where(text.notna() & (text != ""), None).astype(object)
-    values = np.append(cleaned.to_numpy(), pd.NA)[codes]
-    return pd.Series(values, index=emails.index, name=emails.name, dtype=object)
+    cleaned = pd.array(text.mask(text == ""), dtype="str")
+    return pd.Series(
+        cleaned.take(codes, allow_fill=True), index=emails.index, name=emails.name
+    )
 
 
 # --------------------------------------------------------------------------------
