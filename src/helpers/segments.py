@@ -569,15 +569,19 @@ def label_lifecycle(days: pd.Series, *, bands: list[int]) -> pd.Series:
     """
     if list(bands) != sorted(set(bands)) or bands[0] != 0:
         raise ValueError(f"lifecycle_bands must rise from 0, got {bands!r}")
-    labels = [f"{low}-{high - 1}d" for low, high in zip(bands, bands[1:], strict=False)]
-    labels.append(f"{bands[-1]}d+")
+    labels = lifecycle_labels(bands)
     stage = pd.cut(
         days.astype("Float64").clip(lower=0),
         bins=[*bands, math.inf],
         right=False,
-        labels=labels,
+        labels=False,
     )
-    return stage.astype("string").fillna(NEVER_BOUGHT)
+
+    # Each band's number picks its label, never_bought (last) where none does:
+    # labelled bands turned into text would make a Python string per row.
+    band = stage.fillna(len(labels) - 1).to_numpy(dtype=np.int64)
+    names = pd.array(labels, dtype="string").take(band)
+    return pd.Series(names, index=days.index, name=days.name)
 
 
 def lifecycle_labels(bands: list[int]) -> list[str]:
