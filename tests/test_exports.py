@@ -121,6 +121,17 @@ def test_leading_apostrophes_are_stripped_and_zip_zeros_kept():
     assert customers["customer_id"].iloc[0] == "0070001"
 
 
+def test_emails_lose_the_space_behind_a_leading_apostrophe():
+    emails = pd.Series(["' Ann@Example.COM", "ann@example.com ", "'", None])
+    normalised = exports.normalise_emails(emails)
+
+    # One address however the spreadsheet kept it; blanks stay missing.
+    assert normalised.iloc[:2].tolist() == ["ann@example.com"] * 2
+    assert normalised.iloc[2:].isna().all()
+    # Arrow-backed text, not Python objects: an order export repeats them.
+    assert normalised.dtype == "str"
+
+
 def test_rejected_rows_name_row_column_and_reason_without_values(tmp_path):
     config = {"study": {"store_opened": "2020-01-01"}}
     result = read("shopify_orders_rejected.csv", config)

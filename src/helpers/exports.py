@@ -516,6 +516,8 @@ class StoreExports:
     ----------
     orders : DataFrame
         One row per order; columns in :data:`ORDER_COLUMNS` plus ``customer_key``.
+        ``email`` is pandas ``str`` (NaN where blank), as :func:`normalise_emails`
+        gives it.
     lines : DataFrame
         One row per line item: ``order_id``, ``product``, ``sku``, ``quantity``,
         ``price``.
@@ -550,7 +552,7 @@ def normalise_header(name: object) -> str:
 
 
 def normalise_emails(emails: pd.Series) -> pd.Series:
-    """Return e-mails trimmed and case-folded, None where blank.
+    """Return e-mails trimmed and case-folded, missing where blank.
 
     Parameters
     ----------
@@ -560,7 +562,9 @@ def normalise_emails(emails: pd.Series) -> pd.Series:
     Returns
     -------
     Series
-        Same index; ``" Ann@Example.COM "`` becomes ``"ann@example.com"``.
+        Same index, pandas' ``str`` dtype (NaN where missing or blank);
+        ``" Ann@Example.COM "`` becomes ``"ann@example.com"``, and so does
+        ``"' Ann@Example.COM"`` (a spreadsheet's leading apostrophe).
 
     Notes
     -----
@@ -569,33 +573,11 @@ def normalise_emails(emails: pd.Series) -> pd.Series:
     """
     codes, distinct = pd.factorize(emails.astype("string"))
     text = pd.Series(distinct, dtype="string").str.strip().str.lstrip("'")
-    text = text.str.casefold()
-    cleaned = text.where(text.notna() & (text != ""), None).astype(object)
-    values = np.append(cleaned.to_numpy(), pd.NA)[codes]
-    return pd.Series(values, index=emails.index, name=emails.name, dtype=object)
-
-
-def normalise_email_column(emails: pl.Series) -> pl.Series:
-    """Return :func:`normalise_emails` for a polars column (null where blank).
-
-    ASCII addresses are lower-cased by polars; the few others are case-folded
-    by Python, once per distinct address, so the result is the same.
-    """
-    text = emails.cast(pl.String).str.strip_chars(phones.WHITESPACE)
-    text = text.str.strip_chars_start("'")
-    folded = text.str.to_lowercase()
-    other = text.str.contains(r"[^\x00-\x7f]").fill_null(False)
-    if other.any():
-        distinct = text.filter(other).unique().to_list()
-        lookup = pl.DataFrame(
-            {"text": distinct, "folded": [v.casefold() for v in distinct]},
-            schema={"text": pl.String, "folded": pl.String},
-        )
-        unusual = pl.DataFrame({"text": text}).join(
-            lookup, on="text", how="left", maintain_order="left"
-        )["folded"]
-        folded = folded.zip_with(~other, unusual)
-    return folded.replace("", None).alias(emails.name)
+    text = text.str.strip().str.casefold()
+    cleaned = pd.array(text.mask(text == ""), dtype="str")
+    return pd.Series(
+        cleaned.take(codes, allow_fill=True), index=emails.index, name=emails.name
+    )
 
 
 # --------------------------------------------------------------------------------
@@ -1962,7 +1944,9 @@ def gather_candidates(
 
     Orders and checkouts contribute one row per distinct (e-mail, customer id,
     phone), with the latest name, country and marketing choice seen, so cart
-    abandoners without an account still become customers.
+    abandoners without an account still become customers. E-mails are taken as
+    they come: :func:`normalise_emails` has normalised them (load_store_exports
+    does so for every table).
 
     Returns
     -------
@@ -1987,10 +1971,7 @@ def gather_candidates(
     candidates = pl.concat(
         [_polars_columns(frame, CANDIDATE_TYPES) for frame in frames], how="vertical"
     )
-    candidates = candidates.with_columns(
-        normalise_email_column(candidates["email"]),
-        _usable_ids(candidates["customer_id"]),
-    )
+    candidates = candidates.with_columns(_usable_ids(candidates["customer_id"]))
     return candidates, positions
 
 
@@ -2074,19 +2055,21 @@ def link_candidates(candidates: pl.DataFrame) -> np.ndarray:
     usable_phone = pl.when(pl.col("phone_status").is_in(["valid", "possible"])).then(
         pl.col("phone_e164")
     )
-    starts, ends = [], []
-    for key in (pl.col("email"), usable_phone, pl.col("customer_id")):
-        # Star each group: every row linked to the group's first row.
-        linked = (
-            candidates.select(key.alias("key"))
-            .with_row_index("row")
-            .filter(pl.col("key").is_not_null())
-            .select("row", pl.col("row").min().over("key").alias("first"))
-        )
-        starts.append(linked["row"].to_numpy().astype(np.int64))
-        ends.append(linked["first"].to_numpy().astype(np.int64))
+    # Star each group: every row linked to the group's first row. Lazy and
+    # collected together: eager calls cost about half as much CPU again.
+    stars = [
+        candidates.lazy()
+        .select(key.alias("key"))
+        .with_row_index("row")
+        .filter(pl.col("key").is_not_null())
+        .select("row", pl.col("row").min().over("key").alias("first"))
+        for key in (pl.col("email"), usable_phone, pl.col("customer_id"))
+    ]
+    linked = pl.concat(pl.collect_all(stars))
     return connected_labels(
-        len(candidates), np.concatenate(starts), np.concatenate(ends)
+        len(candidates),
+        linked["row"].to_numpy().astype(np.int64),
+        linked["first"].to_numpy().astype(np.int64),
     )
 
 

@@ -232,7 +232,7 @@ def _parse_rows(pairs: pl.DataFrame) -> tuple[pl.DataFrame, int]:
         pl.concat_str([
             pl.when(main.str.strip_chars_start().str.starts_with("+"))
             .then(pl.lit("+")).otherwise(pl.lit("")),
-            main.str.replace_all(r"\D", ""),
+            main.str.replace_all(r"\D+", ""),
         ]).alias("key"),
     ).with_columns(
         (col("present") & (col("scientific") | col("float_like")))

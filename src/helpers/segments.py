@@ -403,13 +403,12 @@ def _product_features(
     orders: pl.DataFrame, lines: pd.DataFrame, *, min_orders: int
 ) -> pl.DataFrame:
     col = pl.col
-    numbered, items = _numbered_orders_and_items(orders, lines)
+    joined = _items_with_orders(orders, lines)
 
-    # Join lines to their order once; a product's rate counts its orders.
-    joined = items.join(numbered, on="order_number")
+    # A product's rate counts its orders.
     rates = joined.group_by("product").agg(
-        col("order_number").n_unique().alias("n_orders"),
-        col("order_number").filter("is_returned").n_unique().alias("n_returned"),
+        col("order_id").n_unique().alias("n_orders"),
+        col("order_id").filter("is_returned").n_unique().alias("n_returned"),
     )
     rates = rates.select(
         "product", "n_orders", (col("n_returned") / col("n_orders")).alias("rate")
@@ -428,31 +427,22 @@ def _product_features(
     )  # fmt: skip
 
 
-def _numbered_orders_and_items(orders: pl.DataFrame, lines: pd.DataFrame):
-    """Return orders (``order_number``, ``customer_key``, ``is_returned``,
-    ``is_return``) and line items (``order_number``, ``product``), order ids and
-    products as numbers.
+def _items_with_orders(orders: pl.DataFrame, lines: pd.DataFrame) -> pl.DataFrame:
+    """Return each line item's ``order_id`` and ``product`` (a number) with its
+    order's ``customer_key``, ``is_returned`` and ``is_return``.
 
-    Numbers are joined and counted without hashing or comparing long texts.
-    Order ids are numbered by rank, over orders and line items together so the
-    two share numbers; products through a categorical, which numbers each name
-    once without sorting the long names as a rank would."""
-    order_ids = pl.from_pandas(lines["order_id"]).cast(pl.String)
-    order_numbers = pl.concat([orders["order_id"], order_ids]).rank("dense")
-    numbered = orders.select(
-        order_number=order_numbers[: orders.height],
-        customer_key="customer_key",
-        is_returned="is_returned",
-        is_return="is_return",
-    )
-
+    Lines meet their order in one hash join on the order id, whatever order
+    the ids come in (ranking them sorts them, slow unless already sorted).
+    Products are numbered through a categorical, which numbers each name once
+    without sorting the long names as a rank would."""
     # A line without an order id or a product counts for nothing.
     products = pl.from_pandas(lines["product"]).cast(pl.String)
     items = pl.DataFrame({
-        "order_number": order_numbers[orders.height :],
+        "order_id": pl.from_pandas(lines["order_id"]).cast(pl.String),
         "product": products.cast(pl.Categorical).to_physical(),
     }).drop_nulls()  # fmt: skip
-    return numbered, items
+    flags = orders.select("order_id", "customer_key", "is_returned", "is_return")
+    return items.join(flags, on="order_id")
 
 
 def _checkout_features(
@@ -579,15 +569,19 @@ def label_lifecycle(days: pd.Series, *, bands: list[int]) -> pd.Series:
     """
     if list(bands) != sorted(set(bands)) or bands[0] != 0:
         raise ValueError(f"lifecycle_bands must rise from 0, got {bands!r}")
-    labels = [f"{low}-{high - 1}d" for low, high in zip(bands, bands[1:], strict=False)]
-    labels.append(f"{bands[-1]}d+")
+    labels = lifecycle_labels(bands)
     stage = pd.cut(
         days.astype("Float64").clip(lower=0),
         bins=[*bands, math.inf],
         right=False,
-        labels=labels,
+        labels=False,
     )
-    return stage.astype("string").fillna(NEVER_BOUGHT)
+
+    # Each band's number picks its label, never_bought (last) where none does:
+    # labelled bands turned into text would make a Python string per row.
+    band = stage.fillna(len(labels) - 1).to_numpy(dtype=np.int64)
+    names = pd.array(labels, dtype="string").take(band)
+    return pd.Series(names, index=days.index, name=days.name)
 
 
 def lifecycle_labels(bands: list[int]) -> list[str]:
