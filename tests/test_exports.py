@@ -529,14 +529,19 @@ def test_a_months_own_do_not_call_requests_wait_for_the_next_month(tmp_path):
 
 
 def test_same_order_in_two_files_is_kept_once(tmp_path):
+    # The two downloads name one item differently: the first file by name wins.
     copy = tmp_path / "orders_export_2.csv"
-    shutil.copy(FIXTURES / "shopify_orders_79.csv", copy)
+    text = (FIXTURES / "shopify_orders_79.csv").read_text(encoding="utf-8")
+    copy.write_text(text.replace("Cap,20.00,,CAP-1", "Hat,20.00,,HAT-1"))
     study = make_study(tmp_path, ["shopify_orders_79.csv", copy])
 
     result = exports.load_store_exports(study, MONTH, as_of=AS_OF)
     assert result.orders["order_id"].tolist() == ["#1001", "#1002", "#1003"]
-    assert len(result.lines) == 5
+    assert result.lines["product"].tolist() == ["Mug", "Tee", "Sock", "Hat", "Mug"]
     assert len(result.read_log) == 2
+    # Each name is held once, as a category, though the files' categories differ.
+    assert result.lines["product"].dtype == "category"
+    assert result.lines["sku"].dtype == "category"
 
 
 def test_schemas_are_as_documented(tmp_path):
