@@ -333,6 +333,25 @@ def test_generic_xlsx_through_column_map(tmp_path):
     assert orders["email"].tolist() == ["a@x.com", "b@x.com"]
 
 
+def test_reader_gives_orders_matched_emails_and_country_codes(tmp_path):
+    # Case-folding, not lower-casing: 'STRASSE' and 'straße' are one address.
+    path = tmp_path / "orders.csv"
+    path.write_text(
+        "Ref,When,Sum,Mail,Land\n"
+        "A1,2026-01-05 10:00,10.50,Jo.Straße@Example.de,United Kingdom\n"
+        "A2,2026-01-06 11:00,20.00,'b@x.com,de\n",
+        encoding="utf-8",
+    )
+    columns = {"order_id": "Ref", "created_at": "When", "total": "Sum",
+               "email": "Mail", "country": "Land"}  # fmt: skip
+    config = merge_config(load_defaults(), {"exports": {"column_map": columns}})
+
+    orders = exports.read_export(path, config=config, as_of=AS_OF).tables["orders"]
+    assert orders["email"].tolist() == ["jo.strasse@example.de", "b@x.com"]
+    assert orders["country"].tolist() == ["GB", "DE"]
+    assert orders["email"].dtype == orders["country"].dtype == "str"
+
+
 # Customers --------------------------------------------------------------------
 
 
@@ -565,6 +584,7 @@ def test_schemas_are_as_documented(tmp_path):
     # Text stays pandas' Arrow-backed str (NaN where blank), as polars gives it.
     text = ["customer_key", "email", "first_name", "country", "phone_e164", "tags"]
     assert all(result.customers[c].dtype == "str" for c in text)
+    assert all(result.orders[c].dtype == "str" for c in ("email", "country"))
 
 
 def test_country_names_become_codes():

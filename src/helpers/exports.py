@@ -516,6 +516,7 @@ class StoreExports:
     ----------
     orders : DataFrame
         One row per order; columns in :data:`ORDER_COLUMNS` plus ``customer_key``.
+        Text columns are pandas ``str`` (NaN where blank), as for customers.
     lines : DataFrame
         One row per line item: ``order_id``, ``product``, ``sku``, ``quantity``,
         ``price``. ``product`` and ``sku`` are categories (from a line-item
@@ -1733,8 +1734,10 @@ def read_export(path: Path, *, config: dict, as_of=None) -> ExportFile:
         and ``lines``, or ``checkouts``, or ``customers`` (one row per file row:
         ``email``, ``customer_id``, ``first_name``, ``last_name``, ``country``,
         ``zip``, ``phone_raw``, ``accepts_email_marketing``,
-        ``accepts_sms_marketing``, ``tags``); ``rejected`` has ``file``,
-        ``row``, ``column``, ``reason``; ``log`` says how the file was read.
+        ``accepts_sms_marketing``, ``tags``); ``email`` is normalised
+        (:func:`normalise_emails`) and ``country`` a code (:func:`country_codes`);
+        ``rejected`` has ``file``, ``row``, ``column``, ``reason``; ``log`` says
+        how the file was read.
 
     Raises
     ------
@@ -1860,8 +1863,8 @@ def _collect_tables(typed, rejected, texts, layout: Layout, path: Path) -> dict:
             pl.col("accepts_marketing").alias("accepts_email_marketing"),
             "accepts_sms_marketing", "tags",
         )  # fmt: skip
-        return {"customers": customers.to_pandas()}
-    orders = build_orders(typed, rejected, texts).to_pandas()
+        return {"customers": _clean_contacts(customers).to_pandas()}
+    orders = _clean_contacts(build_orders(typed, rejected, texts)).to_pandas()
     orders["source_file"] = path.name
 
     # WooCommerce's packed cells give the line items and, where the export has
@@ -1884,6 +1887,18 @@ def _collect_tables(typed, rejected, texts, layout: Layout, path: Path) -> dict:
     if lines is None:
         lines = _select_line_items(typed, rejected)
     return {"orders": orders[ORDER_COLUMNS], "lines": lines[LINE_COLUMNS]}
+
+
+def _clean_contacts(table: pl.DataFrame) -> pl.DataFrame:
+    """Return `table` with e-mails normalised (:func:`normalise_email_column`)
+    and countries as codes (:func:`country_codes`): customers are matched on
+    them, and pandas gets them as its text dtype, not objects."""
+    countries = table["country"].drop_nulls().unique()
+    codes = pl.Series(country_codes(countries.to_pandas()).tolist(), dtype=pl.String)
+    return table.with_columns(
+        normalise_email_column(table["email"]),
+        pl.col("country").replace_strict(countries, codes, default=None),
+    )
 
 
 def _select_line_items(typed: pl.DataFrame, rejected: pl.DataFrame) -> pd.DataFrame:
@@ -2500,9 +2515,6 @@ def load_store_exports(study: Study, month: str, *, as_of=None) -> StoreExports:
         _concat(read, "checkouts", CHECKOUT_COLUMNS), "checkout_id"
     )
     customer_rows = _concat(read, "customers", CUSTOMER_SQL_COLUMNS)
-    for table in (orders, checkouts, customer_rows):
-        table["country"] = country_codes(table["country"])
-        table["email"] = normalise_emails(table["email"])
 
     customers, orders, checkouts = _customers_and_keys(
         study, month, customer_rows, orders, checkouts
