@@ -148,6 +148,15 @@ def test_rejected_rows_name_row_column_and_reason_without_values(tmp_path):
 # WooCommerce -----------------------------------------------------------------
 
 
+def test_orders_split_between_batches_are_read_as_in_one(monkeypatch):
+    # Order #1002's three rows fall into two batches of two rows.
+    whole = read("shopify_orders_79.csv")
+    monkeypatch.setattr(exports, "BATCH_ROWS", 2)
+    split = read("shopify_orders_79.csv")
+    for name in ("orders", "lines"):
+        pd.testing.assert_frame_equal(split.tables[name], whole.tables[name])
+
+
 def test_woo_advanced_export_repeats_order_fields_on_each_item():
     result = read("woo_advanced_export.csv")
     orders = result.tables["orders"].set_index("order_id")

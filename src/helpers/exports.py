@@ -1000,12 +1000,20 @@ def read_order_rows(
         type_text=type_values, options=options, timezone=timezone,
     )  # fmt: skip
 
+    seam = None  # the previous batch's last row: an order may span two batches
+
     def type_batch(batch, formats):
+        nonlocal seam
         rows = type_line_fields(batch, formats)
         # An export repeats a few hundred names on a million rows: as categories
         # they take 4 bytes a row, not 16 and the text.
         rows = rows.with_columns(pl.col("product", "sku").cast(pl.Categorical))
-        return rows, _keep_order_fields(batch, rows, columns, missing)
+        frame = batch.select(
+            *_find_positions(columns, ORDER_FIELDS), rows["order_id"], rows["is_return"]
+        )
+        kept = _keep_order_fields(frame, columns, missing, before=seam)
+        seam = frame.tail(1)
+        return rows, kept
 
     batches = list(
         _typed_batches(fmt, [pl.col(p) for p in positions], dates, type_batch,
@@ -1060,17 +1068,25 @@ def _batch_texts(frame: pl.DataFrame, fields, columns: dict, missing) -> list:
     return texts
 
 
-def _keep_order_fields(batch, rows, columns: dict, missing) -> pl.DataFrame:
+def _keep_order_fields(
+    frame: pl.DataFrame, columns: dict, missing, *, before: pl.DataFrame | None
+) -> pl.DataFrame:
     """Return the order-level fields, typed, of the batch rows that may give an
     order a value: those whose raw order fields are not all empty or equal to
     the row before's of the same order.
 
-    Only a column filled on most rows (WooCommerce repeats order fields,
-    Shopify the e-mail) is compared with the row before; a column empty in
-    the whole batch is not read.
+    `frame` holds a batch's raw order fields (by position), ``order_id`` and
+    ``is_return``; `before` is the previous batch's last row of them (None for
+    the first batch), so an order split between two batches keeps the rows it
+    would keep whole, and is usually still given by one row. Only a column
+    filled on most rows (WooCommerce repeats order fields, Shopify the e-mail)
+    is compared with the row before; a column empty in the whole batch is not
+    read.
     """
     positions = _find_positions(columns, ORDER_FIELDS)
-    frame = batch.select(*positions, rows["order_id"], rows["is_return"])
+    first = 0 if before is None else 1  # the batch's first row in `frame`
+    if before is not None:
+        frame = pl.concat([before, frame])
     filled = frame.select((pl.col(p) != "").fill_null(False) for p in positions)
     counts = dict(zip(positions, filled.sum().row(0), strict=True)) if positions else {}
 
@@ -1087,7 +1103,7 @@ def _keep_order_fields(batch, rows, columns: dict, missing) -> pl.DataFrame:
     keep = order_id.is_not_null() & (
         pl.any_horizontal(new_value) if new_value else pl.lit(False)
     )
-    kept = frame.filter(keep)
+    kept = frame.filter(keep & (pl.int_range(pl.len()) >= first))
 
     # Their fields, from the columns with some text.
     read = {
