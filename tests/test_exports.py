@@ -13,6 +13,7 @@ from collections import Counter
 from pathlib import Path
 
 import pandas as pd
+import polars as pl
 import pytest
 import yaml
 
@@ -132,6 +133,15 @@ def test_emails_lose_the_space_behind_a_leading_apostrophe():
     assert normalised.dtype == "str"
 
 
+def test_the_reader_normalises_emails_as_pandas_does():
+    # The reader's polars pass and normalise_emails must name one person alike.
+    typed = ["' Ann@Example.COM", "\u00a0Jo.Straße@Example.de ", "'", "", None, "b@x"]
+    by_polars = exports.normalise_email_column(pl.Series("email", typed))
+    by_pandas = exports.normalise_emails(pd.Series(typed))
+    assert by_polars.to_list() == [None if pd.isna(v) else v for v in by_pandas]
+    assert by_polars.to_list()[:2] == ["ann@example.com", "jo.strasse@example.de"]
+
+
 def test_rejected_rows_name_row_column_and_reason_without_values(tmp_path):
     config = {"study": {"store_opened": "2020-01-01"}}
     result = read("shopify_orders_rejected.csv", config)
@@ -157,6 +167,15 @@ def test_rejected_rows_name_row_column_and_reason_without_values(tmp_path):
 
 
 # WooCommerce -----------------------------------------------------------------
+
+
+def test_orders_split_between_batches_are_read_as_in_one(monkeypatch):
+    # Order #1002's three rows fall into two batches of two rows.
+    whole = read("shopify_orders_79.csv")
+    monkeypatch.setattr(exports, "BATCH_ROWS", 2)
+    split = read("shopify_orders_79.csv")
+    for name in ("orders", "lines"):
+        pd.testing.assert_frame_equal(split.tables[name], whole.tables[name])
 
 
 def test_woo_advanced_export_repeats_order_fields_on_each_item():
@@ -342,6 +361,25 @@ def test_generic_xlsx_through_column_map(tmp_path):
     assert orders["order_id"].tolist() == ["007", "008"]
     assert orders["total"].tolist() == [10.5, 20.0]
     assert orders["email"].tolist() == ["a@x.com", "b@x.com"]
+
+
+def test_reader_gives_orders_matched_emails_and_country_codes(tmp_path):
+    # Case-folding, not lower-casing: 'STRASSE' and 'straße' are one address.
+    path = tmp_path / "orders.csv"
+    path.write_text(
+        "Ref,When,Sum,Mail,Land\n"
+        "A1,2026-01-05 10:00,10.50,Jo.Straße@Example.de,United Kingdom\n"
+        "A2,2026-01-06 11:00,20.00,'b@x.com,de\n",
+        encoding="utf-8",
+    )
+    columns = {"order_id": "Ref", "created_at": "When", "total": "Sum",
+               "email": "Mail", "country": "Land"}  # fmt: skip
+    config = merge_config(load_defaults(), {"exports": {"column_map": columns}})
+
+    orders = exports.read_export(path, config=config, as_of=AS_OF).tables["orders"]
+    assert orders["email"].tolist() == ["jo.strasse@example.de", "b@x.com"]
+    assert orders["country"].tolist() == ["GB", "DE"]
+    assert orders["email"].dtype == orders["country"].dtype == "str"
 
 
 # Customers --------------------------------------------------------------------
@@ -540,14 +578,19 @@ def test_a_months_own_do_not_call_requests_wait_for_the_next_month(tmp_path):
 
 
 def test_same_order_in_two_files_is_kept_once(tmp_path):
+    # The two downloads name one item differently: the first file by name wins.
     copy = tmp_path / "orders_export_2.csv"
-    shutil.copy(FIXTURES / "shopify_orders_79.csv", copy)
+    text = (FIXTURES / "shopify_orders_79.csv").read_text(encoding="utf-8")
+    copy.write_text(text.replace("Cap,20.00,,CAP-1", "Hat,20.00,,HAT-1"))
     study = make_study(tmp_path, ["shopify_orders_79.csv", copy])
 
     result = exports.load_store_exports(study, MONTH, as_of=AS_OF)
     assert result.orders["order_id"].tolist() == ["#1001", "#1002", "#1003"]
-    assert len(result.lines) == 5
+    assert result.lines["product"].tolist() == ["Mug", "Tee", "Sock", "Hat", "Mug"]
     assert len(result.read_log) == 2
+    # Each name is held once, as a category, though the files' categories differ.
+    assert result.lines["product"].dtype == "category"
+    assert result.lines["sku"].dtype == "category"
 
 
 def test_schemas_are_as_documented(tmp_path):
@@ -571,6 +614,7 @@ def test_schemas_are_as_documented(tmp_path):
     # Text stays pandas' Arrow-backed str (NaN where blank), as polars gives it.
     text = ["customer_key", "email", "first_name", "country", "phone_e164", "tags"]
     assert all(result.customers[c].dtype == "str" for c in text)
+    assert all(result.orders[c].dtype == "str" for c in ("email", "country"))
 
 
 def test_country_names_become_codes():

@@ -516,11 +516,12 @@ class StoreExports:
     ----------
     orders : DataFrame
         One row per order; columns in :data:`ORDER_COLUMNS` plus ``customer_key``.
-        ``email`` is pandas ``str`` (NaN where blank), as :func:`normalise_emails`
-        gives it.
+        Text columns are pandas ``str`` (NaN where blank), as for customers.
     lines : DataFrame
         One row per line item: ``order_id``, ``product``, ``sku``, ``quantity``,
-        ``price``.
+        ``price``. ``product`` and ``sku`` are categories (from a line-item
+        export; a WooCommerce one's packed items give text): each name is held
+        once, not on each of its rows.
     customers : DataFrame
         One row per deduplicated customer; columns in :data:`CUSTOMER_COLUMNS`.
         Text columns are pandas ``str`` (Arrow-backed; NaN where blank), not
@@ -578,6 +579,30 @@ def normalise_emails(emails: pd.Series) -> pd.Series:
     return pd.Series(
         cleaned.take(codes, allow_fill=True), index=emails.index, name=emails.name
     )
+
+
+def normalise_email_column(emails: pl.Series) -> pl.Series:
+    """Return :func:`normalise_emails` for a polars column (null where blank).
+
+    ASCII addresses are lower-cased by polars; the few others are case-folded
+    by Python, once per distinct address, so the result is the same.
+    """
+    text = emails.cast(pl.String).str.strip_chars(phones.WHITESPACE)
+    text = text.str.strip_chars_start("'").str.strip_chars(phones.WHITESPACE)
+    folded = text.str.to_lowercase()
+    # Non-ASCII text takes more bytes than characters (cheaper than a regex).
+    other = (text.str.len_bytes() != text.str.len_chars()).fill_null(False)
+    if other.any():
+        distinct = text.filter(other).unique().to_list()
+        lookup = pl.DataFrame(
+            {"text": distinct, "folded": [v.casefold() for v in distinct]},
+            schema={"text": pl.String, "folded": pl.String},
+        )
+        unusual = pl.DataFrame({"text": text}).join(
+            lookup, on="text", how="left", maintain_order="left"
+        )["folded"]
+        folded = folded.zip_with(~other, unusual)
+    return folded.replace("", None).alias(emails.name)
 
 
 # --------------------------------------------------------------------------------
@@ -954,7 +979,8 @@ def read_order_rows(
     -------
     rows : polars DataFrame
         One row per file row: ``row``, :data:`LINE_FIELDS` typed by
-        :func:`type_values` (with their ``<field>_text``) and ``is_return``.
+        :func:`type_values` (with their ``<field>_text``; ``product`` and
+        ``sku`` Categorical) and ``is_return``.
     orders : polars DataFrame
         One row per order (``order_id``, ``is_return``): the first non-null
         value of :data:`ORDER_TEXT_FIELDS` and ``accepts_marketing`` its rows
@@ -978,9 +1004,20 @@ def read_order_rows(
         type_text=type_values, options=options, timezone=timezone,
     )  # fmt: skip
 
+    seam = None  # the previous batch's last row: an order may span two batches
+
     def type_batch(batch, formats):
+        nonlocal seam
         rows = type_line_fields(batch, formats)
-        return rows, _keep_order_fields(batch, rows, columns, missing)
+        # An export repeats a few hundred names on a million rows: as categories
+        # they take 4 bytes a row, not 16 and the text.
+        rows = rows.with_columns(pl.col("product", "sku").cast(pl.Categorical))
+        frame = batch.select(
+            *_find_positions(columns, ORDER_FIELDS), rows["order_id"], rows["is_return"]
+        )
+        kept = _keep_order_fields(frame, columns, missing, before=seam)
+        seam = frame.tail(1)
+        return rows, kept
 
     batches = list(
         _typed_batches(fmt, [pl.col(p) for p in positions], dates, type_batch,
@@ -1035,17 +1072,25 @@ def _batch_texts(frame: pl.DataFrame, fields, columns: dict, missing) -> list:
     return texts
 
 
-def _keep_order_fields(batch, rows, columns: dict, missing) -> pl.DataFrame:
+def _keep_order_fields(
+    frame: pl.DataFrame, columns: dict, missing, *, before: pl.DataFrame | None
+) -> pl.DataFrame:
     """Return the order-level fields, typed, of the batch rows that may give an
     order a value: those whose raw order fields are not all empty or equal to
     the row before's of the same order.
 
-    Only a column filled on most rows (WooCommerce repeats order fields,
-    Shopify the e-mail) is compared with the row before; a column empty in
-    the whole batch is not read.
+    `frame` holds a batch's raw order fields (by position), ``order_id`` and
+    ``is_return``; `before` is the previous batch's last row of them (None for
+    the first batch), so an order split between two batches keeps the rows it
+    would keep whole, and is usually still given by one row. Only a column
+    filled on most rows (WooCommerce repeats order fields, Shopify the e-mail)
+    is compared with the row before; a column empty in the whole batch is not
+    read.
     """
     positions = _find_positions(columns, ORDER_FIELDS)
-    frame = batch.select(*positions, rows["order_id"], rows["is_return"])
+    first = 0 if before is None else 1  # the batch's first row in `frame`
+    if before is not None:
+        frame = pl.concat([before, frame])
     filled = frame.select((pl.col(p) != "").fill_null(False) for p in positions)
     counts = dict(zip(positions, filled.sum().row(0), strict=True)) if positions else {}
 
@@ -1062,7 +1107,7 @@ def _keep_order_fields(batch, rows, columns: dict, missing) -> pl.DataFrame:
     keep = order_id.is_not_null() & (
         pl.any_horizontal(new_value) if new_value else pl.lit(False)
     )
-    kept = frame.filter(keep)
+    kept = frame.filter(keep & (pl.int_range(pl.len()) >= first))
 
     # Their fields, from the columns with some text.
     read = {
@@ -1709,8 +1754,10 @@ def read_export(path: Path, *, config: dict, as_of=None) -> ExportFile:
         and ``lines``, or ``checkouts``, or ``customers`` (one row per file row:
         ``email``, ``customer_id``, ``first_name``, ``last_name``, ``country``,
         ``zip``, ``phone_raw``, ``accepts_email_marketing``,
-        ``accepts_sms_marketing``, ``tags``); ``rejected`` has ``file``,
-        ``row``, ``column``, ``reason``; ``log`` says how the file was read.
+        ``accepts_sms_marketing``, ``tags``); ``email`` is normalised
+        (:func:`normalise_emails`) and ``country`` a code (:func:`country_codes`);
+        ``rejected`` has ``file``, ``row``, ``column``, ``reason``; ``log`` says
+        how the file was read.
 
     Raises
     ------
@@ -1836,8 +1883,8 @@ def _collect_tables(typed, rejected, texts, layout: Layout, path: Path) -> dict:
             pl.col("accepts_marketing").alias("accepts_email_marketing"),
             "accepts_sms_marketing", "tags",
         )  # fmt: skip
-        return {"customers": customers.to_pandas()}
-    orders = build_orders(typed, rejected, texts).to_pandas()
+        return {"customers": _clean_contacts(customers).to_pandas()}
+    orders = _clean_contacts(build_orders(typed, rejected, texts)).to_pandas()
     orders["source_file"] = path.name
 
     # WooCommerce's packed cells give the line items and, where the export has
@@ -1860,6 +1907,18 @@ def _collect_tables(typed, rejected, texts, layout: Layout, path: Path) -> dict:
     if lines is None:
         lines = _select_line_items(typed, rejected)
     return {"orders": orders[ORDER_COLUMNS], "lines": lines[LINE_COLUMNS]}
+
+
+def _clean_contacts(table: pl.DataFrame) -> pl.DataFrame:
+    """Return `table` with e-mails normalised (:func:`normalise_email_column`)
+    and countries as codes (:func:`country_codes`): customers are matched on
+    them, and pandas gets them as its text dtype, not objects."""
+    countries = table["country"].drop_nulls().unique()
+    codes = pl.Series(country_codes(countries.to_pandas()).tolist(), dtype=pl.String)
+    return table.with_columns(
+        normalise_email_column(table["email"]),
+        pl.col("country").replace_strict(countries, codes, default=None),
+    )
 
 
 def _select_line_items(typed: pl.DataFrame, rejected: pl.DataFrame) -> pd.DataFrame:
@@ -1945,8 +2004,7 @@ def gather_candidates(
     Orders and checkouts contribute one row per distinct (e-mail, customer id,
     phone), with the latest name, country and marketing choice seen, so cart
     abandoners without an account still become customers. E-mails are taken as
-    they come: :func:`normalise_emails` has normalised them (load_store_exports
-    does so for every table).
+    they come: the reader has normalised them (:func:`normalise_email_column`).
 
     Returns
     -------
@@ -2477,9 +2535,6 @@ def load_store_exports(study: Study, month: str, *, as_of=None) -> StoreExports:
         _concat(read, "checkouts", CHECKOUT_COLUMNS), "checkout_id"
     )
     customer_rows = _concat(read, "customers", CUSTOMER_SQL_COLUMNS)
-    for table in (orders, checkouts, customer_rows):
-        table["country"] = country_codes(table["country"])
-        table["email"] = normalise_emails(table["email"])
 
     customers, orders, checkouts = _customers_and_keys(
         study, month, customer_rows, orders, checkouts
@@ -2555,6 +2610,8 @@ def _first_copy_of_orders(read: list[ExportFile]):
         [r.tables["lines"].assign(file_number=i) for i, r in enumerate(files)],
         ignore_index=True,
     )
+    # pd.concat makes objects of categories that differ between files.
+    lines = lines.astype({"product": "category", "sku": "category"})
     repeated = orders["order_id"].duplicated(keep="first")
     if repeated.any():
         log.warning(
