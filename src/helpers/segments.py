@@ -1027,11 +1027,19 @@ def find_exclusions(
     return excluded[excluded["reason"] != ""].reset_index(drop=True)
 
 
-def _is_in(values: pd.Series, members) -> np.ndarray:
-    """Return whether each value is among `members`, by index lookup (pandas'
-    ``isin`` on Arrow strings loops over `members` in Python)."""
-    index = pd.Index(list(members), dtype="object").unique()
-    return index.get_indexer(values.astype(object)) >= 0
+def _is_in(values: pd.Series, members: pd.Series | set | frozenset) -> np.ndarray:
+    """Return whether each text value is among `members`, in polars.
+
+    pandas' ``isin`` on Arrow strings makes a pyarrow scalar of every member, and
+    an object index a Python string of every value; polars reads the Arrow text
+    as it is."""
+    listed = (
+        pl.from_pandas(members).cast(pl.String)
+        if isinstance(members, pd.Series)
+        else pl.Series(list(members), dtype=pl.String)
+    )
+    found = pl.from_pandas(values).cast(pl.String).is_in(listed.implode())
+    return found.fill_null(False).to_numpy()
 
 
 def load_called_before(study: Study, month: str, *, phones: pd.DataFrame) -> set:
@@ -1571,7 +1579,7 @@ def summarise_plan(plan: SegmentPlan) -> dict:
     in_month = plan.segments.loc[
         plan.segments["segment"].isin(plan.month_segments), "customer_key"
     ]
-    excluded = plan.excluded[plan.excluded["customer_key"].isin(set(in_month))]
+    excluded = plan.excluded[_is_in(plan.excluded["customer_key"], in_month)]
     arms = plan.assignment["arm"].value_counts()
     return {
         "n_customers": int(len(plan.features)),
