@@ -873,9 +873,14 @@ def draw_call_list(
         target_conversations=int(sampling["target_conversations"]),
         expected_connect_rate=float(sampling["expected_connect_rate"]),
     )
-    unavailable = pd.Index(excluded["customer_key"]).unique()
+    unavailable = _as_text(excluded["customer_key"])
     stratify_by = sampling.get("stratify_by") or "segment"
-    strata = features.set_index("customer_key")[stratify_by].astype("string")
+    strata = pl.DataFrame(
+        {
+            "customer_key": _as_text(features["customer_key"]),
+            "stratum": _as_text(features[stratify_by].astype("string")),
+        }
+    )
     known = set(segments["segment"].unique()) | _rule_names(config)
     drawn = []
     for segment in month_segments:
@@ -890,8 +895,7 @@ def draw_call_list(
 
         # Eligible members, sorted by key so row order never changes the draw.
         members = segments.loc[segments["segment"] == segment, "customer_key"]
-        # Index lookups: Series.isin on Arrow strings loops in Python.
-        pool = members[unavailable.get_indexer(members) < 0].drop_duplicates()
+        pool = members[~_is_in(members, unavailable)].drop_duplicates()
         sample = _draw_segment(
             pool.astype("string").sort_values(ignore_index=True),
             strata,
@@ -899,7 +903,7 @@ def draw_call_list(
             n_called=n_called,
             config=config,
         )
-        unavailable = unavailable.append(pd.Index(sample["customer_key"]))
+        unavailable = pl.concat([unavailable, _as_text(sample["customer_key"])])
         drawn.append(sample)
     columns = ["customer_key", "segment", "arm", "stratum"]
     if not drawn:
@@ -930,7 +934,7 @@ def _rule_names(config: dict) -> set:
 
 def _draw_segment(
     pool: pd.Series,
-    strata: pd.Series,
+    strata: pl.DataFrame,
     *,
     segment: str,
     n_called: int,
@@ -949,10 +953,16 @@ def _draw_segment(
         )
         n_total = len(pool)
         n_called = round(n_total * (1 - share)) if has_holdout else n_total
+
+    # Look the pool's strata up in polars: a pandas index of the Arrow keys
+    # would make a Python string of every customer's.
+    found = pl.DataFrame({"customer_key": _as_text(pool)}).join(
+        strata, on="customer_key", how="left", maintain_order="left"
+    )
     frame = pd.DataFrame(
         {
             "customer_key": pool,
-            "stratum": segment + "/" + strata.reindex(pool).fillna("none").to_numpy(),
+            "stratum": segment + "/" + found["stratum"].fill_null("none").to_numpy(),
         }
     )
 
@@ -1027,19 +1037,24 @@ def find_exclusions(
     return excluded[excluded["reason"] != ""].reset_index(drop=True)
 
 
-def _is_in(values: pd.Series, members: pd.Series | set | frozenset) -> np.ndarray:
-    """Return whether each text value is among `members`, in polars.
+def _is_in(values: pd.Series, members) -> np.ndarray:
+    """Return whether each text value is among `members` (a set or a pandas or
+    polars Series), in polars.
 
     pandas' ``isin`` on Arrow strings makes a pyarrow scalar of every member, and
     an object index a Python string of every value; polars reads the Arrow text
     as it is."""
-    listed = (
-        pl.from_pandas(members).cast(pl.String)
-        if isinstance(members, pd.Series)
-        else pl.Series(list(members), dtype=pl.String)
-    )
-    found = pl.from_pandas(values).cast(pl.String).is_in(listed.implode())
+    found = _as_text(values).is_in(_as_text(members).implode())
     return found.fill_null(False).to_numpy()
+
+
+def _as_text(values) -> pl.Series:
+    """Return `values` (a set, or a pandas or polars Series) as polars text."""
+    if isinstance(values, pl.Series):
+        return values.cast(pl.String)
+    if isinstance(values, pd.Series):
+        return pl.from_pandas(values).cast(pl.String)
+    return pl.Series(list(values), dtype=pl.String)
 
 
 def load_called_before(study: Study, month: str, *, phones: pd.DataFrame) -> set:
