@@ -1288,7 +1288,11 @@ def format_call_list(
     store_zone = config["study"]["timezone"]
     month_block = config.get("months", {}).get(month, {}) or {}
     day = date.fromisoformat(f"{month}-15")
-    people = customers.set_index("customer_key").reindex(assignment["customer_key"])
+
+    # Index only the drawn customers: a pandas index of every customer's Arrow
+    # key would make a Python string of each.
+    drawn = customers[_is_in(customers["customer_key"], assignment["customer_key"])]
+    people = drawn.set_index("customer_key").reindex(assignment["customer_key"])
     zones = people["timezone"].astype("string")
     known = zones.map(_is_zone, na_action="ignore").fillna(False).astype(bool)
     zones = zones.where(known, store_zone)
