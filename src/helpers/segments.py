@@ -633,31 +633,37 @@ def assign_segments(
     # Evaluate every rule in one pass over the features.
     flags = _evaluate_rules(features, conditions)
     found = [
-        pd.DataFrame(
-            {
-                "customer_key": flags.loc[flags[segment], "customer_key"],
-                "segment": segment,
-            }
+        flags.filter(segment).select(
+            pl.col("customer_key").cast(pl.String), segment=pl.lit(segment)
         )
         for segment in conditions
     ]
 
     # Lifecycle stages are segments as well, so stages can be compared.
-    stages = features[["customer_key", "lifecycle_stage"]]
+    stages = pl.from_pandas(features[["customer_key", "lifecycle_stage"]])
     found.append(
-        stages.assign(segment="lifecycle_" + stages["lifecycle_stage"])[
-            ["customer_key", "segment"]
-        ]
+        stages.select(
+            pl.col("customer_key").cast(pl.String),
+            segment=pl.lit("lifecycle_") + pl.col("lifecycle_stage").cast(pl.String),
+        )
     )
-    segments = pd.concat(found, ignore_index=True)
-    segments["segment"] = segments["segment"].astype("string")
-    segments["customer_key"] = segments["customer_key"].astype("string")
+
+    # Hand pandas the Arrow text: DuckDB's and polars' own pandas conversions
+    # make a Python string of every key.
+    segments = pl.concat(found)
+    segments = pd.DataFrame(
+        {
+            name: pd.array(segments[name].to_arrow(), dtype="string")
+            for name in segments.columns
+        }
+    )
     log.info("assigned %d customer-segment rows", len(segments))
     return segments
 
 
-def _evaluate_rules(features: pd.DataFrame, conditions: dict) -> pd.DataFrame:
-    """Return customer_key and one boolean column per rule (NULL counts as no)."""
+def _evaluate_rules(features: pd.DataFrame, conditions: dict) -> pl.DataFrame:
+    """Return customer_key (text) and one boolean column per rule (NULL counts
+    as no)."""
     selects = ", ".join(
         f'coalesce(({condition}), false) AS "{segment}"'
         for segment, condition in conditions.items()
@@ -667,7 +673,7 @@ def _evaluate_rules(features: pd.DataFrame, conditions: dict) -> pd.DataFrame:
             f"SELECT customer_key{', ' if selects else ''}{selects} FROM features "
             "ORDER BY customer_key",
             features=features,
-        ).df()
+        ).pl()
     except duckdb.Error:
         # Find the rule at fault, to name it.
         for segment, condition in conditions.items():
