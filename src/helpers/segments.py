@@ -1037,10 +1037,15 @@ def find_exclusions(
         ["called_before", "do_not_call", "no_consent", "not_callable"],
         default="",
     )
-    excluded = pd.DataFrame(
-        {"customer_key": features["customer_key"], "reason": reasons}
-    )
-    return excluded[excluded["reason"] != ""].reset_index(drop=True)
+
+    # Keep the excluded before making text of their reasons.
+    is_excluded = reasons != ""
+    return pd.DataFrame(
+        {
+            "customer_key": features["customer_key"][is_excluded],
+            "reason": reasons[is_excluded],
+        }
+    ).reset_index(drop=True)
 
 
 def _is_in(values: pd.Series, members) -> np.ndarray:
