@@ -662,8 +662,8 @@ def assign_segments(
 
 
 def _evaluate_rules(features: pd.DataFrame, conditions: dict) -> pl.DataFrame:
-    """Return customer_key (text) and one boolean column per rule (NULL counts
-    as no)."""
+    """Return, as a polars frame sorted by key, customer_key and one boolean
+    column per rule (NULL counts as no)."""
     selects = ", ".join(
         f'coalesce(({condition}), false) AS "{segment}"'
         for segment, condition in conditions.items()
