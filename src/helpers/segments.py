@@ -633,31 +633,37 @@ def assign_segments(
     # Evaluate every rule in one pass over the features.
     flags = _evaluate_rules(features, conditions)
     found = [
-        pd.DataFrame(
-            {
-                "customer_key": flags.loc[flags[segment], "customer_key"],
-                "segment": segment,
-            }
+        flags.filter(segment).select(
+            pl.col("customer_key").cast(pl.String), segment=pl.lit(segment)
         )
         for segment in conditions
     ]
 
     # Lifecycle stages are segments as well, so stages can be compared.
-    stages = features[["customer_key", "lifecycle_stage"]]
+    stages = pl.from_pandas(features[["customer_key", "lifecycle_stage"]])
     found.append(
-        stages.assign(segment="lifecycle_" + stages["lifecycle_stage"])[
-            ["customer_key", "segment"]
-        ]
+        stages.select(
+            pl.col("customer_key").cast(pl.String),
+            segment=pl.lit("lifecycle_") + pl.col("lifecycle_stage").cast(pl.String),
+        )
     )
-    segments = pd.concat(found, ignore_index=True)
-    segments["segment"] = segments["segment"].astype("string")
-    segments["customer_key"] = segments["customer_key"].astype("string")
+
+    # Hand pandas the Arrow text: DuckDB's and polars' own pandas conversions
+    # make a Python string of every key.
+    segments = pl.concat(found)
+    segments = pd.DataFrame(
+        {
+            name: pd.array(segments[name].to_arrow(), dtype="string")
+            for name in segments.columns
+        }
+    )
     log.info("assigned %d customer-segment rows", len(segments))
     return segments
 
 
-def _evaluate_rules(features: pd.DataFrame, conditions: dict) -> pd.DataFrame:
-    """Return customer_key and one boolean column per rule (NULL counts as no)."""
+def _evaluate_rules(features: pd.DataFrame, conditions: dict) -> pl.DataFrame:
+    """Return, as a polars frame sorted by key, customer_key and one boolean
+    column per rule (NULL counts as no)."""
     selects = ", ".join(
         f'coalesce(({condition}), false) AS "{segment}"'
         for segment, condition in conditions.items()
@@ -667,7 +673,7 @@ def _evaluate_rules(features: pd.DataFrame, conditions: dict) -> pd.DataFrame:
             f"SELECT customer_key{', ' if selects else ''}{selects} FROM features "
             "ORDER BY customer_key",
             features=features,
-        ).df()
+        ).pl()
     except duckdb.Error:
         # Find the rule at fault, to name it.
         for segment, condition in conditions.items():
@@ -873,9 +879,14 @@ def draw_call_list(
         target_conversations=int(sampling["target_conversations"]),
         expected_connect_rate=float(sampling["expected_connect_rate"]),
     )
-    unavailable = pd.Index(excluded["customer_key"]).unique()
+    unavailable = _as_text(excluded["customer_key"])
     stratify_by = sampling.get("stratify_by") or "segment"
-    strata = features.set_index("customer_key")[stratify_by].astype("string")
+    strata = pl.DataFrame(
+        {
+            "customer_key": _as_text(features["customer_key"]),
+            "stratum": _as_text(features[stratify_by].astype("string")),
+        }
+    )
     known = set(segments["segment"].unique()) | _rule_names(config)
     drawn = []
     for segment in month_segments:
@@ -890,8 +901,7 @@ def draw_call_list(
 
         # Eligible members, sorted by key so row order never changes the draw.
         members = segments.loc[segments["segment"] == segment, "customer_key"]
-        # Index lookups: Series.isin on Arrow strings loops in Python.
-        pool = members[unavailable.get_indexer(members) < 0].drop_duplicates()
+        pool = members[~_is_in(members, unavailable)].drop_duplicates()
         sample = _draw_segment(
             pool.astype("string").sort_values(ignore_index=True),
             strata,
@@ -899,7 +909,7 @@ def draw_call_list(
             n_called=n_called,
             config=config,
         )
-        unavailable = unavailable.append(pd.Index(sample["customer_key"]))
+        unavailable = pl.concat([unavailable, _as_text(sample["customer_key"])])
         drawn.append(sample)
     columns = ["customer_key", "segment", "arm", "stratum"]
     if not drawn:
@@ -930,7 +940,7 @@ def _rule_names(config: dict) -> set:
 
 def _draw_segment(
     pool: pd.Series,
-    strata: pd.Series,
+    strata: pl.DataFrame,
     *,
     segment: str,
     n_called: int,
@@ -949,10 +959,16 @@ def _draw_segment(
         )
         n_total = len(pool)
         n_called = round(n_total * (1 - share)) if has_holdout else n_total
+
+    # Look the pool's strata up in polars: a pandas index of the Arrow keys
+    # would make a Python string of every customer's.
+    found = pl.DataFrame({"customer_key": _as_text(pool)}).join(
+        strata, on="customer_key", how="left", maintain_order="left"
+    )
     frame = pd.DataFrame(
         {
             "customer_key": pool,
-            "stratum": segment + "/" + strata.reindex(pool).fillna("none").to_numpy(),
+            "stratum": segment + "/" + found["stratum"].fill_null("none").to_numpy(),
         }
     )
 
@@ -1021,17 +1037,35 @@ def find_exclusions(
         ["called_before", "do_not_call", "no_consent", "not_callable"],
         default="",
     )
-    excluded = pd.DataFrame(
-        {"customer_key": features["customer_key"], "reason": reasons}
-    )
-    return excluded[excluded["reason"] != ""].reset_index(drop=True)
+
+    # Keep the excluded before making text of their reasons.
+    is_excluded = reasons != ""
+    return pd.DataFrame(
+        {
+            "customer_key": features["customer_key"][is_excluded],
+            "reason": reasons[is_excluded],
+        }
+    ).reset_index(drop=True)
 
 
 def _is_in(values: pd.Series, members) -> np.ndarray:
-    """Return whether each value is among `members`, by index lookup (pandas'
-    ``isin`` on Arrow strings loops over `members` in Python)."""
-    index = pd.Index(list(members), dtype="object").unique()
-    return index.get_indexer(values.astype(object)) >= 0
+    """Return whether each text value is among `members` (a set or a pandas or
+    polars Series), in polars.
+
+    pandas' ``isin`` on Arrow strings makes a pyarrow scalar of every member, and
+    an object index a Python string of every value; polars reads the Arrow text
+    as it is."""
+    found = _as_text(values).is_in(_as_text(members).implode())
+    return found.fill_null(False).to_numpy()
+
+
+def _as_text(values) -> pl.Series:
+    """Return `values` (a set, or a pandas or polars Series) as polars text."""
+    if isinstance(values, pl.Series):
+        return values.cast(pl.String)
+    if isinstance(values, pd.Series):
+        return pl.from_pandas(values).cast(pl.String)
+    return pl.Series(list(values), dtype=pl.String)
 
 
 def load_called_before(study: Study, month: str, *, phones: pd.DataFrame) -> set:
@@ -1265,7 +1299,11 @@ def format_call_list(
     store_zone = config["study"]["timezone"]
     month_block = config.get("months", {}).get(month, {}) or {}
     day = date.fromisoformat(f"{month}-15")
-    people = customers.set_index("customer_key").reindex(assignment["customer_key"])
+
+    # Index only the drawn customers: a pandas index of every customer's Arrow
+    # key would make a Python string of each.
+    drawn = customers[_is_in(customers["customer_key"], assignment["customer_key"])]
+    people = drawn.set_index("customer_key").reindex(assignment["customer_key"])
     zones = people["timezone"].astype("string")
     known = zones.map(_is_zone, na_action="ignore").fillna(False).astype(bool)
     zones = zones.where(known, store_zone)
@@ -1571,7 +1609,7 @@ def summarise_plan(plan: SegmentPlan) -> dict:
     in_month = plan.segments.loc[
         plan.segments["segment"].isin(plan.month_segments), "customer_key"
     ]
-    excluded = plan.excluded[plan.excluded["customer_key"].isin(set(in_month))]
+    excluded = plan.excluded[_is_in(plan.excluded["customer_key"], in_month)]
     arms = plan.assignment["arm"].value_counts()
     return {
         "n_customers": int(len(plan.features)),
