@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from report_chain import FIXTURES, copy_project, execute_fixture
+from report_chain import FIXTURES, REPO, copy_project, execute_fixture
 
 from helpers import render, report, report_data
 from helpers.study import load_study
@@ -1063,3 +1063,44 @@ def test_the_report_reads_a_result_as_step_04_does():
     # A control of zero has no relative lift; the absolute interval decides.
     no_relative = {**clear, "rel_lift": float("nan"), "rel_ci_low": float("nan")}
     assert report_data.read_result(no_relative) == "better"
+
+
+def test_results_read_from_step_04s_file_are_testable(tmp_path):
+    # The report must read the file step 04 writes, not only hand-built rows:
+    # a column the loader drops turned every reading into "not testable".
+    import shutil
+
+    from statsmodels.stats.proportion import proportions_ztest
+
+    from helpers.experiments import run_experiments_step
+
+    study, _ = make_study(tmp_path)
+    shutil.copytree(
+        REPO / "tests" / "fixtures" / "experiments" / "arms-basic",
+        study.raw("experiments", "arms-basic"),
+    )
+    study.raw("study.yml").write_text(
+        "months:\n  '2026-11':\n    experiments: [arms-basic]\n", encoding="utf-8"
+    )
+    study = load_study("shop", root=tmp_path)
+    run_experiments_step(study, "2026-11")
+
+    results = report_data.load_experiment_results(study, "2026-11")
+    table = report_data.tabulate_experiment_results(results).set_index("Metric")
+    # Independently: conversions 760 of 20,100 against 600 of 20,000 (pooled z),
+    # unsubscribes 38 against 40; Holm multiplies the smallest of 4 p-values by 4.
+    _, p_conversion = proportions_ztest([760, 600], [20100, 20000])
+    _, p_unsubscribe = proportions_ztest([38, 40], [20100, 20000])
+    assert 4 * p_conversion < 0.05 < p_unsubscribe
+    assert table.loc["Conversion rate, secondary", "Reading"] == "better"
+    assert table.loc["Unsubscribe rate, guardrail", "Reading"] == (
+        "no clear difference"
+    )
+    assert "not testable" not in table["Reading"].tolist()
+    # The harm left open is the top of the log risk-ratio interval.
+    ratio = (38 / 20100) / (40 / 20000)
+    spread = 1.959964 * math.sqrt(1 / 38 - 1 / 20100 + 1 / 40 - 1 / 20000)
+    rise = math.exp(math.log(ratio) + spread) - 1
+    [line] = report_data.describe_guardrails(results)
+    assert "not testable" not in line
+    assert f"a rise of up to {100 * rise:.0f}% is not ruled out" in line

@@ -1461,10 +1461,12 @@ def describe_open_disagreements(
 # Experiments: every tested metric, arms' copy and the quotes behind them
 # ---------------------------------------------------------------------------
 
-# Metric names as a reader sees them; abbreviations are spelled out.
+# What the report shows of a result and what read_result needs to read it the
+# way step 04 does: the absolute interval as well as the relative one.
 RESULT_COLUMNS = [
-    "experiment", "variant", "metric", "role", "rel_lift", "rel_ci_low",
-    "rel_ci_high", "p_adjusted", "is_testable", "flags", "higher_is_better", "alpha",
+    "experiment", "variant", "metric", "role", "abs_lift", "abs_ci_low",
+    "abs_ci_high", "rel_lift", "rel_ci_low", "rel_ci_high", "p_adjusted",
+    "is_testable", "flags", "higher_is_better", "alpha",
 ]  # fmt: skip
 
 
