@@ -569,7 +569,8 @@ def test_coding_section_reports_insight_velocity_and_prediction_trend():
     section = report_data.describe_coding(coding)
     assert (
         "**Insight log:** 5 friction points found so far, 2 addressed, a median of "
-        "12 days after first heard; 3 still open (1 under 1 week, 2 1-3 months)."
+        "12 days after first heard; 3 still open: 1 for under 1 week, 2 for 1-3 "
+        "months."
     ) in section
     assert "came up for 60% (6 of 10)" in section
     assert "Brier score 0.21 (lower is better)" in section
@@ -583,6 +584,11 @@ def test_coding_section_reports_insight_velocity_and_prediction_trend():
         19, 20, 0.05, previous=entry(2, 20, 0.4, month="2026-10")
     )
     assert "better than before" in report_data.describe_coding(coding)
+    # Open points all of one age are said once, never as "3 1-3 months".
+    coding["insights"]["open_by_age"] = {"1-3 months": 3, "1-4 weeks": 0}
+    assert "3 still open, all for 1-3 months." in report_data.describe_coding(coding)
+    coding["insights"] |= {"n_open": 1, "open_by_age": {"1-3 months": 1}}
+    assert "1 still open, for 1-3 months." in report_data.describe_coding(coding)
     # Without an insight log or predictions, no sentence about them.
     bare = report_data.describe_coding(coding | {"insights": None, "predictions": None})
     assert "Insight log" not in bare and "Predictions" not in bare

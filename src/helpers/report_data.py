@@ -864,12 +864,9 @@ def describe_insights(coding: dict) -> str:
         if median is not None
         else ""
     )
-    ages = ", ".join(
-        f"{n} {band}" for band, n in (insights.get("open_by_age") or {}).items() if n
-    )
     n_open = insights.get("n_open")
     still_open = (
-        f"; {n_open} still open ({ages})"
+        f"; {n_open} still open{format_open_ages(insights.get('open_by_age'))}"
         if n_open
         else "; none is open"
         if n_open == 0
@@ -879,6 +876,32 @@ def describe_insights(coding: dict) -> str:
         f"**Insight log:** {insights['n_found']} friction points found so far, "
         f"{insights['n_addressed']} addressed{speed}{still_open}."
     )
+
+
+def format_open_ages(open_by_age: dict | None) -> str:
+    """Return how long the open insights have been open, to follow "N still open".
+
+    Parameters
+    ----------
+    open_by_age : dict or None
+        Age band (``1-3 months``) -> insights open that long; empty bands are
+        left out.
+
+    Returns
+    -------
+    str
+        ``", all for 1-3 months"`` when every open point is in one band (``", for
+        1-3 months"`` for a single point), ``": 1 for under 1 week, 2 for 1-3
+        months"`` when they spread, nothing without bands.
+    """
+    # "for" keeps a count from running into a band that starts with a number.
+    bands = {band: n for band, n in (open_by_age or {}).items() if n}
+    if len(bands) > 1:
+        return ": " + ", ".join(f"{n} for {band}" for band, n in bands.items())
+    if bands:
+        [(band, n)] = bands.items()
+        return f", all for {band}" if n > 1 else f", for {band}"
+    return ""
 
 
 def describe_predictions(coding: dict) -> str:
