@@ -550,6 +550,31 @@ def test_summary_without_a_call_log_says_so_instead_of_an_empty_rate(tmp_path):
     assert "unknown number" not in text and "not available, 95%" not in text
 
 
+def fisher_by_hand(k1: int, n1: int, k2: int, n2: int) -> float:
+    """Fisher's exact two-sided p: the hypergeometric tables no likelier than
+    the one observed, summed from binomial coefficients."""
+    total, hits = n1 + n2, k1 + k2
+
+    def chance(k: int) -> float:
+        return math.comb(n1, k) * math.comb(n2, hits - k) / math.comb(total, hits)
+
+    observed = chance(k1)
+    low, high = max(0, hits - n2), min(n1, hits)
+    return sum(
+        chance(k) for k in range(low, high + 1) if chance(k) <= observed * (1 + 1e-7)
+    )
+
+
+def newcombe_by_hand(k1: int, n1: int, k2: int, n2: int) -> tuple[float, float]:
+    """Newcombe's hybrid score interval of k1/n1 - k2/n2 from Wilson intervals."""
+    p1, p2 = k1 / n1, k2 / n2
+    (l1, u1), (l2, u2) = wilson(k1, n1), wilson(k2, n2)
+    return (
+        p1 - p2 - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2),
+        p1 - p2 + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2),
+    )
+
+
 def test_coding_section_reports_insight_velocity_and_prediction_trend():
     from helpers.stats import wilson_interval
 
@@ -576,14 +601,28 @@ def test_coding_section_reports_insight_velocity_and_prediction_trend():
     assert "Brier score 0.21 (lower is better)" in section
     assert "In October 2026: 30% (3 of 10)" in section
     assert "Brier score 0.30" in section
-    # 6 of 10 against 3 of 10: Wilson [31%, 83%] and [11%, 60%] overlap.
-    assert "intervals overlap, so no clear change" in section
+    # 6 of 10 against 3 of 10: the test, not the intervals, decides.
+    p_value = fisher_by_hand(6, 10, 3, 10)
+    low, high = newcombe_by_hand(6, 10, 3, 10)
+    assert p_value > 0.05
+    assert (
+        f"change +30 pp [{100 * low:.0f}, {100 * high:.0f}] (Newcombe 95% interval; "
+        f"Fisher's exact p {p_value:.2g}): at the 5% level the test cannot tell this "
+        "change from chance."
+    ) in section.replace("\u2212", "-")
 
-    # 19 of 20 against 2 of 20: the intervals are apart.
+    # The demo's 20 of 25 against 9 of 22: the intervals touch, the test says rose.
     coding["predictions"] = entry(
-        19, 20, 0.05, previous=entry(2, 20, 0.4, month="2026-10")
+        20, 25, 0.24, previous=entry(9, 22, 0.27, month="2026-10")
     )
-    assert "better than before" in report_data.describe_coding(coding)
+    p_value = fisher_by_hand(20, 25, 9, 22)
+    low, high = newcombe_by_hand(20, 25, 9, 22)
+    assert p_value < 0.05
+    shown = f"[{100 * low:.0f}, {100 * high:.0f}]"
+    assert (
+        f"change +39 pp {shown} (Newcombe 95% interval; Fisher's exact p "
+        f"{p_value:.2g}): accuracy rose by more than chance explains at the 5% level."
+    ) in report_data.describe_coding(coding)
     # Open points all of one age are said once, never as "3 1-3 months".
     coding["insights"]["open_by_age"] = {"1-3 months": 3, "1-4 weeks": 0}
     assert "3 still open, all for 1-3 months." in report_data.describe_coding(coding)

@@ -906,8 +906,15 @@ def format_open_ages(open_by_age: dict | None) -> str:
 
 def describe_predictions(coding: dict) -> str:
     """Return the sentence on callers' pre-call predictions: accuracy with its
-    interval and Brier score, beside the latest earlier month's; empty without
-    predictions."""
+    interval and Brier score, beside the latest earlier month's and tested
+    against it; empty without predictions.
+
+    Notes
+    -----
+    The change is tested as the month-over-month themes are
+    (:func:`compare_last_two`: Newcombe interval, Fisher's exact test), and read
+    at the 5% level that matches the report's 95% intervals.
+    """
     entry = coding.get("predictions")
     if not entry or not entry.get("n"):
         return ""
@@ -919,20 +926,20 @@ def describe_predictions(coding: dict) -> str:
     previous = entry.get("previous")
     if not previous or not previous.get("n"):
         return text
-    overlap = (
-        entry["ci_low"] <= previous["ci_high"]
-        and previous["ci_low"] <= entry["ci_high"]
-    )
-    change = (
-        "the accuracy intervals overlap, so no clear change"
-        if overlap
-        else "better than before"
-        if entry["rate"] > previous["rate"]
-        else "worse than before"
-    )
+
+    # Overlapping intervals are no test: compare the two proportions.
+    months = pd.DataFrame([previous, {**entry, "month": None}])[["month", "k", "n"]]
+    change = compare_last_two(months)
+    if change["p_value"] >= 0.05:
+        reading = "at the 5% level the test cannot tell this change from chance"
+    else:
+        direction = "rose" if change["difference"] > 0 else "fell"
+        reading = f"accuracy {direction} by more than chance explains at the 5% level"
     return (
         f"{text} In {format_month(previous['month'])}: "
-        f"{format_rate_entry(previous)}{format_brier(previous)}; {change}."
+        f"{format_rate_entry(previous)}{format_brier(previous)}; change "
+        f"{format_pp(*(change[k] for k in SPREAD), digits=0)} (Newcombe 95% "
+        f"interval; Fisher's exact p {format_p(change['p_value'])}): {reading}."
     )
 
 
