@@ -769,16 +769,46 @@ def test_connect_rate_sentence_says_whether_the_field_gap_is_more_than_noise():
     clear = compare_with_field(8, 70)
     assert clear["verdict"] == "below" and clear["is_more_than_noise"]
     p_clear = binomtest(8, 70, 0.30).pvalue
-    assert report_data.field_sentence(clear).endswith(
+    assert report_data.field_sentence(clear, tests=True).endswith(
         f"by more than noise (exact binomial test against the nearer end, "
         f"p {report_data.format_p(p_clear)})"
     )
     borderline = {**clear, "is_more_than_noise": False, "p_value_nearer": 0.07}
-    sentence = report_data.field_sentence(borderline)
-    assert "does not reject, p 0.07" in sentence and "not clearly more" in sentence
+    sentence = report_data.field_sentence(borderline, tests=True)
+    assert "does not reject, p 0.07" in sentence and "not clearly by more" in sentence
+
+    # 27 of 70: Wilson [28%, 50%] holds the whole 30-40% range and more on both
+    # sides, so overlapping it does not put the rate inside it.
     within = compare_with_field(27, 70)
-    assert "is within the field's range, allowing for noise" in (
-        report_data.describe_calls({"connect_rate_customer": within})
+    low, high = wilson(27, 70)
+    assert low < 0.30 and high > 0.40
+    summary = report_data.describe_reach({"connect_rate_customer": within}, {})[1]
+    assert summary.endswith(
+        "the interval overlaps the 30%-40% the field reports but reaches below and "
+        "above it, so these data fit a rate in the field's range but also one below "
+        "or above it."
+    )
+    # The calls section backs it with the tests; the summary does not repeat it.
+    p_low, p_high = (binomtest(27, 70, end).pvalue for end in (0.30, 0.40))
+    tests = (
+        f"(exact binomial tests of the rate against each end: p {p_low:.2g} against "
+        f"30%, p {p_high:.2g} against 40%)"
+    )
+    assert tests in report_data.describe_calls({"connect_rate_customer": within})
+    assert tests not in summary
+    # 350 of 1,000: Wilson [32%, 38%] lies inside the range.
+    low, high = wilson(350, 1000)
+    assert low > 0.30 and high < 0.40
+    assert report_data.field_sentence(compare_with_field(350, 1000)) == (
+        "; the whole interval lies inside the 30%-40% the field reports, so the rate "
+        "is in line with the field"
+    )
+    # 14 of 70: Wilson [12%, 31%] reaches below the range only.
+    low, high = wilson(14, 70)
+    assert low < 0.30 < high < 0.40
+    assert report_data.field_sentence(compare_with_field(14, 70)).endswith(
+        "reaches below it, so these data fit a rate in the field's range but also "
+        "one below it"
     )
 
 

@@ -252,36 +252,82 @@ def describe_recovery(calls: dict, *, currency: str) -> list[str]:
     return lines
 
 
-def field_sentence(entry: dict | None) -> str:
+def field_sentence(entry: dict | None, *, tests: bool = False) -> str:
     """Return how the connect rate compares with the 30-40% the field reports.
 
-    The difference is called more than noise as the calls step judged it
+    Parameters
+    ----------
+    entry : dict or None
+        ``summary_calls.json``'s ``connect_rate_customer`` (from
+        :func:`helpers.calls.compare_with_field`).
+    tests : bool, keyword-only
+        Add the exact binomial tests behind the reading (the calls section);
+        the summary gives the reading alone, so the two do not repeat.
+
+    Returns
+    -------
+    str
+        A clause to follow the rate, or nothing without a comparison.
+
+    Notes
+    -----
+    An interval that overlaps the range does not put the rate inside it: only
+    an interval wholly inside says the rate is in line with the field. Outside
+    the range, the gap is called more than noise as the calls step judged it
     (``is_more_than_noise``: the Wilson interval misses the range and the exact
     binomial test against the nearer end, ``p_value_nearer``, rejects).
     """
     if not entry or "verdict" not in entry:
         return ""
     low, high = entry.get("field_low", 0.30), entry.get("field_high", 0.40)
-    field = f"{format_rate(low, digits=0)}-{format_rate(high, digits=0)}"
     if entry["verdict"] == "within":
-        return (
-            f"; the interval overlaps the {field} the field reports, so the rate "
-            "is within the field's range, allowing for noise"
-        )
+        return compare_with_range(entry, low=low, high=high, tests=tests)
+    field = f"{format_rate(low, digits=0)}-{format_rate(high, digits=0)}"
     outside = (
         f"; the whole interval lies {entry['verdict']} the {field} the field reports"
     )
     nearer = entry.get("p_value_nearer")
     test = "" if nearer is None else f", p {format_p(nearer)}"
     if entry.get("is_more_than_noise"):
-        return (
-            f"{outside}, by more than noise (exact binomial test against the "
-            f"nearer end{test})"
+        detail = f" (exact binomial test against the nearer end{test})"
+        return f"{outside}, by more than noise{detail if tests else ''}"
+    detail = f" (the exact binomial test against the nearer end does not reject{test})"
+    return f"{outside}, but not clearly by more than noise{detail if tests else ''}"
+
+
+def compare_with_range(
+    entry: dict, *, low: float, high: float, tests: bool = False
+) -> str:
+    """Return what an interval that meets the field's range `low`-`high` says
+    (see :func:`field_sentence`): inside it, or overlapping it and reaching
+    beyond it."""
+    field = f"{format_rate(low, digits=0)}-{format_rate(high, digits=0)}"
+    beyond = [
+        side
+        for side, is_beyond in (
+            ("below", entry["ci_low"] < low),
+            ("above", entry["ci_high"] > high),
         )
-    return (
-        f"{outside}, but the exact binomial test against the nearer end does not "
-        f"reject{test}: borderline, not clearly more than noise"
+        if is_beyond
+    ]
+    reading = (
+        f"; the interval overlaps the {field} the field reports but reaches "
+        f"{' and '.join(beyond)} it, so these data fit a rate in the field's range "
+        f"but also one {' or '.join(beyond)} it"
+        if beyond
+        else f"; the whole interval lies inside the {field} the field reports, so "
+        "the rate is in line with the field"
     )
+
+    # The tests against each end back the reading where there is room for them.
+    ends = [(entry.get("p_value_low"), low), (entry.get("p_value_high"), high)]
+    if not tests or any(p_value is None for p_value, _ in ends):
+        return reading
+    against = ", ".join(
+        f"p {format_p(p_value)} against {format_rate(end, digits=0)}"
+        for p_value, end in ends
+    )
+    return f"{reading} (exact binomial tests of the rate against each end: {against})"
 
 
 def describe_top_themes(coding: dict, *, limit: int = TOP_THEMES) -> list[str]:
@@ -819,7 +865,8 @@ def describe_calls(calls: dict, *, unheard: dict | None = None) -> str:
         f"**{format_count(calls.get('n_conversations'))}** conversations"
         f"{describe_unheard(unheard)}. Per customer, the "
         f"connect rate was {format_rate_entry(calls.get('connect_rate_customer'))}"
-        f"{field_sentence(calls.get('connect_rate_customer'))}; per attempt it was "
+        f"{field_sentence(calls.get('connect_rate_customer'), tests=True)}; per "
+        "attempt it was "
         f"{format_rate_entry(calls.get('connect_rate_attempt'))} (95% Wilson "
         "intervals). Recovery below counts orders placed after the call and within "
         f"{calls.get('recovery_window_days', 'the configured')} days."
