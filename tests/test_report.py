@@ -410,8 +410,33 @@ def test_summary_states_recovery_against_the_hold_out_with_its_interval():
     assert "+29 pp [10, 46]" in lines[0] and "Fisher p 0.0057" in lines[0]
     assert "GBP 195 [32, 355]" in lines[1] and "14 conversations" in lines[1]
     # 2734.2 / 14 = 195.3: the extra revenue is named with its denominator.
-    assert "called customers (Cart abandoners) spent beyond the not-called" in lines[1]
-    assert "(GBP 2,734), divided by the 14 conversations" in lines[1]
+    assert (
+        "called customers (Cart abandoners) spent GBP 2,734 more than the not-called "
+        "hold-out over the 14 conversations held with them."
+    ) in lines[1]
+
+    # With each arm's spend the line shows both, so the extra cannot be read as
+    # the hold-out's spend: 3,796.80 - 263.94 = 3,532.86 (equal arms of 35).
+    calls["recovery"]["cart_abandoners"] |= {
+        "revenue_called": 3796.8, "revenue_holdout": 263.94,
+        "excess_revenue": 3796.8 - 35 * 263.94 / 35,
+    }  # fmt: skip
+    calls["revenue_per_conversation"]["attributable_revenue"] = 3532.86
+    line = report_data.describe_recovery(calls, currency="USD")[1]
+    assert (
+        "spent USD 3,797 and the not-called hold-out of the same size USD 264, so "
+        "USD 3,533 more over the 14 conversations held with them."
+    ) in line
+    # A smaller hold-out is scaled to the called arm: 40 x 263.94 / 35 = 301.65.
+    calls["recovery"]["cart_abandoners"]["called"] = rate_entry(12, 40)
+    excess = 3796.8 - 40 * 263.94 / 35
+    calls["recovery"]["cart_abandoners"]["excess_revenue"] = excess
+    calls["revenue_per_conversation"]["attributable_revenue"] = excess
+    line = report_data.describe_recovery(calls, currency="USD")[1]
+    assert (
+        "and as many not-called hold-out customers, at the hold-out's spend per "
+        "customer, USD 302, so USD 3,495 more"
+    ) in line
 
 
 def test_inputs_table_has_row_counts_and_sha256(tmp_path):

@@ -239,17 +239,63 @@ def describe_recovery(calls: dict, *, currency: str) -> list[str]:
         segments = " and ".join(
             format_segment(s) for s in revenue.get("segments") or []
         )
-        extra = revenue.get("attributable_revenue")
-        extra = f" ({currency} {extra:,.0f})" if extra is not None else ""
         lines.append(
             f"**Revenue per conversation:** {currency} {revenue['estimate']:,.0f} "
-            f"[{revenue['ci_low']:,.0f}, {revenue['ci_high']:,.0f}]: what the called "
-            f"customers ({segments or 'every segment'}) spent beyond the not-called "
-            f"hold-out{extra}, "
-            f"divided by the {revenue.get('n_conversations', '–')} conversations "
-            "held with them (95% bootstrap interval)."
+            f"[{revenue['ci_low']:,.0f}, {revenue['ci_high']:,.0f}] (95% bootstrap "
+            f"interval): the called customers ({segments or 'every segment'}) "
+            f"{describe_extra_spend(calls, currency=currency)} over the "
+            f"{revenue.get('n_conversations', '–')} conversations held with them."
         )
     return lines
+
+
+def describe_extra_spend(calls: dict, *, currency: str) -> str:
+    """Return what the called customers spent, against the hold-out, and the
+    extra that revenue per conversation divides.
+
+    Parameters
+    ----------
+    calls : dict
+        ``summary_calls.json``: ``revenue_per_conversation`` (``segments``,
+        ``attributable_revenue``) and, per segment, ``recovery``'s
+        ``revenue_called``, ``excess_revenue`` and arm sizes.
+    currency : str, keyword-only
+
+    Returns
+    -------
+    str
+        ``spent USD 3,797 and the not-called hold-out of the same size USD 264,
+        so USD 3,533 more``; the extra alone when the segments' spends are
+        missing.
+    """
+    revenue = calls["revenue_per_conversation"]
+    extra = revenue.get("attributable_revenue")
+    entries = [
+        (calls.get("recovery") or {}).get(segment) or {}
+        for segment in revenue.get("segments") or []
+    ]
+    if extra is None or not entries:
+        return "spent beyond the not-called hold-out"
+    needed = ("revenue_called", "excess_revenue", "called", "holdout")
+    if any(entry.get(key) is None for entry in entries for key in needed):
+        return f"spent {currency} {extra:,.0f} more than the not-called hold-out"
+
+    # The hold-out's spend is scaled to the called arm's size, as the extra is.
+    spent = sum(entry["revenue_called"] for entry in entries)
+    expected = sum(
+        entry["revenue_called"] - entry["excess_revenue"] for entry in entries
+    )
+    same_size = all(entry["called"]["n"] == entry["holdout"]["n"] for entry in entries)
+    holdout = (
+        "the not-called hold-out of the same size"
+        if same_size
+        else "as many not-called hold-out customers, at the hold-out's spend per "
+        "customer,"
+    )
+    return (
+        f"spent {currency} {spent:,.0f} and {holdout} {currency} {expected:,.0f}, "
+        f"so {currency} {extra:,.0f} more"
+    )
 
 
 def field_sentence(entry: dict | None, *, tests: bool = False) -> str:
