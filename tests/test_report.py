@@ -973,7 +973,9 @@ def test_customers_who_answered_without_a_conversation_are_explained(tmp_path):
     assert report_data.describe_unheard({"n_reached": 3, "n_without": 0}) == ""
 
 
-def test_open_coder_disagreements_show_how_far_theme_shares_could_rise(tmp_path):
+def test_open_coder_disagreements_show_how_far_theme_shares_could_rise(
+    tmp_path, monkeypatch
+):
     study, processed = make_study(tmp_path)
     queue = pd.DataFrame(
         {"conversation_id": ["c1", "c2", "c2", "c3", "c4"],
@@ -999,6 +1001,14 @@ def test_open_coder_disagreements_show_how_far_theme_shares_could_rise(tmp_path)
         in (caveats)
     )
     assert "Price from 2 up to 3 of 10" in caveats
+    # The caveat names the file step 03 reads the decisions from, not its queue.
+    from helpers import coding as coding_module
+
+    [named] = re.findall(r"save it as `([^`]+)`, which step 03 reads", caveats)
+    (study.raw() / named).parent.mkdir(parents=True)
+    (study.raw() / named).touch()
+    monkeypatch.setattr(coding_module, "read_resolutions", lambda path, _: path)
+    assert coding_module.load_resolutions(study, "2026-11") == study.raw() / named
     short = report_data.describe_open_disagreements(open_codes, short=True)
     assert short.startswith("**Coding not reconciled yet:** 4 of 5")
     assert "Price 2 of 10, up to 3" in short

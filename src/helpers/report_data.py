@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from helpers.coding import is_kept_by_majority
+from helpers.coding import RECONCILED_SHEET, is_kept_by_majority
 from helpers.experiment_tables import format_level, format_metric
 from helpers.experiments import intervals_clear_of_zero
 from helpers.files import none_if_nan
@@ -1503,7 +1503,9 @@ def tally_open_disagreements(study: Study, month: str, coding: dict) -> dict:
         majority, so left out), ``n_total`` (all disagreements) and ``themes``:
         per top theme with open disagreements ``code``, ``name``, ``k``, ``n``,
         ``n_open`` and ``k_max`` (conversations with the theme if every open
-        disagreement on it were kept). Empty without the queue file.
+        disagreement on it were kept), and ``decisions``: the file in the study
+        folder step 03 reads the coders' decisions from. Empty without the
+        queue file.
     """
     path = study.processed(month, "disagreements_excerpt.parquet")
     if not path.exists():
@@ -1538,7 +1540,8 @@ def tally_open_disagreements(study: Study, month: str, coding: dict) -> dict:
              "k": int(theme["k"]), "n": int(theme["n"]), "n_open": len(mine),
              "k_max": int(theme["k"]) + len(gained)}
         )  # fmt: skip
-    return {"n_open": len(open_queue), "n_total": len(queue), "themes": affected}
+    return {"n_open": len(open_queue), "n_total": len(queue), "themes": affected,
+            "decisions": f"coding/{month}/{RECONCILED_SHEET}"}  # fmt: skip
 
 
 def describe_open_disagreements(
@@ -1576,7 +1579,8 @@ def describe_open_disagreements(
     return (
         f"{counted} are not reconciled yet and are left out of the themes, so "
         f"theme shares are lower bounds: {effect}. The coders settle them in "
-        "`reconcile_excerpt.xlsx`."
+        "step 03's `reconcile_excerpt.xlsx` and save it as "
+        f"`{open_codes.get('decisions', RECONCILED_SHEET)}`, which step 03 reads."
     )
 
 
