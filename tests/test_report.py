@@ -1207,6 +1207,20 @@ def test_results_read_from_step_04s_file_are_testable(tmp_path):
         "no clear difference"
     )
     assert "not testable" not in table["Reading"].tolist()
+
+    # Both arms' values beside the lift, from the fixture's raw counts.
+    arms = pd.read_csv(
+        REPO / "tests" / "fixtures" / "experiments" / "arms-basic" / "results.csv",
+        index_col="variant",
+    )
+    control, arm = arms.loc["control"], arms.loc["free-returns"]
+    assert table.loc["Conversion rate, secondary", "Control vs arm"] == (
+        f"{100 * control.conversions / control.n:.2f}% (600 of 20,000) vs "
+        f"{100 * arm.conversions / arm.n:.2f}% (760 of 20,100)"
+    )
+    assert table.loc["Average order value (AOV), secondary", "Control vs arm"] == (
+        f"{control.revenue / control.orders:.2f} vs {arm.revenue / arm.orders:.2f}"
+    )
     # The harm left open is the top of the log risk-ratio interval.
     ratio = (38 / 20100) / (40 / 20000)
     spread = 1.959964 * math.sqrt(1 / 38 - 1 / 20100 + 1 / 40 - 1 / 20000)

@@ -1591,9 +1591,10 @@ def describe_open_disagreements(
 # What the report shows of a result and what read_result needs to read it the
 # way step 04 does: the absolute interval as well as the relative one.
 RESULT_COLUMNS = [
-    "experiment", "variant", "metric", "role", "abs_lift", "abs_ci_low",
-    "abs_ci_high", "rel_lift", "rel_ci_low", "rel_ci_high", "p_adjusted",
-    "is_testable", "flags", "higher_is_better", "alpha",
+    "experiment", "variant", "metric", "role", "metric_kind", "n", "estimate",
+    "control_n", "control_estimate", "abs_lift", "abs_ci_low", "abs_ci_high",
+    "rel_lift", "rel_ci_low", "rel_ci_high", "p_adjusted", "is_testable", "flags",
+    "higher_is_better", "alpha",
 ]  # fmt: skip
 
 
@@ -1604,9 +1605,11 @@ def load_experiment_results(study: Study, month: str) -> pd.DataFrame:
     -------
     DataFrame
         One row per non-control arm and metric in the correction family
-        (``role`` primary, secondary or guardrail): :data:`RESULT_COLUMNS`,
-        ``higher_is_better`` and ``alpha`` from the experiment's definition.
-        Experiments without a results file are left out (logged).
+        (``role`` primary, secondary or guardrail): :data:`RESULT_COLUMNS`, with
+        ``n`` and ``estimate`` the arm's units and value, ``control_n`` and
+        ``control_estimate`` its control's, and ``higher_is_better`` and
+        ``alpha`` from the experiment's definition. Experiments without a
+        results file are left out (logged).
     """
     from helpers.experiment_tables import load_month_outputs
 
@@ -1622,9 +1625,17 @@ def load_experiment_results(study: Study, month: str) -> pd.DataFrame:
         for name, definition in definitions.items()
         for metric, spec in definition["metrics"].items()
     }
+
+    # Each comparison carries its control's value, so both arms can be shown.
+    same = ["experiment", "metric", "role"]
+    control = (
+        results.loc[results["variant"].eq("control"), [*same, "n", "estimate"]]
+        .drop_duplicates(subset=same)
+        .rename(columns={"n": "control_n", "estimate": "control_estimate"})
+    )
     results = results[
         results["variant"].ne("control") & results["role"].ne("sensitivity")
-    ]
+    ].merge(control, on=same, how="left")
     keys = zip(results["experiment"], results["metric"], strict=True)
     return results.assign(
         higher_is_better=[better.get(key, True) for key in keys],
@@ -1668,9 +1679,10 @@ def tabulate_experiment_results(results: pd.DataFrame) -> pd.DataFrame:
     DataFrame
         ``Arm`` (the variant; ``experiment: variant`` when the month has several
         experiments; no column when the month tested a single arm), ``Metric``
-        (with its role), ``Relative lift [95% CI]`` (the level is 1 - the
-        experiments' alpha; with several levels each cell names its own),
-        ``p (adjusted)``, ``Reading`` (:func:`read_result`); primary metrics first.
+        (with its role), ``Control vs arm`` (:func:`format_arm_values`),
+        ``Relative lift [95% CI]`` (the level is 1 - the experiments' alpha; with
+        several levels each cell names its own), ``p (adjusted)``, ``Reading``
+        (:func:`read_result`); primary metrics first.
     """
     order = {"primary": 0, "secondary": 1, "guardrail": 2}
     several = len(set(results["experiment"])) > 1
@@ -1692,6 +1704,7 @@ def tabulate_experiment_results(results: pd.DataFrame) -> pd.DataFrame:
                 if several
                 else row["variant"],
                 "Metric": f"{format_metric(row['metric'])}, {row['role']}",
+                "Control vs arm": format_arm_values(row),
                 lift_column: keep_together(format_result_lift(row))
                 + (f" ({format_level(row['alpha'])})" if len(levels) > 1 else ""),
                 "p (adjusted)": format_p(row["p_adjusted"]),
@@ -1699,10 +1712,39 @@ def tabulate_experiment_results(results: pd.DataFrame) -> pd.DataFrame:
             }
             for row in rows
         ],
-        columns=["Arm", "Metric", lift_column, "p (adjusted)", "Reading"],
+        columns=[
+            "Arm",
+            "Metric",
+            "Control vs arm",
+            lift_column,
+            "p (adjusted)",
+            "Reading",
+        ],  # fmt: skip
     )
     # With a single arm the column would repeat one name; the arm list names it.
     return table.drop(columns="Arm") if len(arms) == 1 else table
+
+
+def format_arm_values(row: dict) -> str:
+    """Return a result's control and arm values: ``2.80% (293 of 10,462) vs
+    4.10% (432 of 10,538)`` for a proportion, ``2.92 vs 4.44`` for a mean or
+    ratio, ``–`` when the results carry no values.
+
+    Notes
+    -----
+    A proportion's count is its estimate times its units: step 04 writes the
+    proportion as conversions over units, so the product is the count.
+    """
+    values = [row.get(key) for key in ("control_estimate", "estimate")]
+    if any(value is None or pd.isna(value) for value in values):
+        return "–"
+    if row.get("metric_kind") != "proportion":
+        return " vs ".join(format_decimal(value) for value in values)
+    sizes = [row.get("control_n"), row.get("n")]
+    return " vs ".join(
+        f"{format_rate(value, digits=2)} ({round(value * size):,} of {size:,.0f})"
+        for value, size in zip(values, sizes, strict=True)
+    )
 
 
 def format_result_lift(row: dict) -> str:
