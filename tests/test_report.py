@@ -1228,3 +1228,21 @@ def test_results_read_from_step_04s_file_are_testable(tmp_path):
     [line] = report_data.describe_guardrails(results)
     assert "not testable" not in line
     assert f"a rise of up to {100 * rise:.0f}% is not ruled out" in line
+
+
+def test_input_rows_are_told_apart_from_the_customers_and_orders_counted():
+    segments = {"n_customers": 1495, "n_orders": 2787, "n_rejected_rows": 3}
+    text = report_data.describe_input_rows(segments, month="2026-11")
+    assert "the orders export has a row per line item" in text
+    assert "counts **2,787** distinct orders, neither cancelled nor" in text
+    assert "counts **1,495** distinct customers" in text
+    assert text.endswith(
+        "The checks set aside 3 rows, listed with the reason in "
+        "`rejected-rows_row_2026-11.csv`."
+    )
+    one = report_data.describe_input_rows(segments | {"n_rejected_rows": 1}, month="m")
+    assert "set aside 1 row," in one
+    assert "set aside" not in report_data.describe_input_rows(
+        segments | {"n_rejected_rows": 0}, month="m"
+    )
+    assert report_data.describe_input_rows({}, month="m") == ""

@@ -1406,6 +1406,44 @@ def describe_run(study: Study, month: str) -> str:
     )
 
 
+def describe_input_rows(segments: dict, *, month: str) -> str:
+    """Return why the inputs table's rows are not the customers and orders the
+    segments section counts.
+
+    Parameters
+    ----------
+    segments : dict
+        ``summary_segments.json``: ``n_customers``, ``n_orders``,
+        ``n_rejected_rows``.
+    month : str
+        ``YYYY-MM``, naming the file of rejected rows.
+
+    Returns
+    -------
+    str
+        A short paragraph; empty without a segments summary.
+    """
+    if not segments or segments.get("n_customers") is None:
+        return ""
+    rejected = segments.get("n_rejected_rows") or 0
+    kept_out = (
+        f" The checks set aside {format_count(rejected)} "
+        f"{'row' if rejected == 1 else 'rows'}, listed with the reason in "
+        f"`rejected-rows_row_{month}.csv`."
+        if rejected
+        else ""
+    )
+    return (
+        "Rows are the data rows of each file as received, so they are not the "
+        "counts in the segments section: the orders export has a row per line "
+        f"item, where that section counts **{format_count(segments['n_orders'])}** "
+        "distinct orders, neither cancelled nor credit notes; the customers export "
+        "can list one customer on several rows, where that section counts "
+        f"**{format_count(segments['n_customers'])}** distinct customers (one "
+        f"pseudonymous key each, from every export).{kept_out}"
+    )
+
+
 def format_inputs_table(inputs: pd.DataFrame) -> pd.DataFrame:
     """Return the inputs table for display: each SHA-256 may wrap after 32 digits.
 
