@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from report_chain import FIXTURES, copy_project, execute_fixture
+from report_chain import FIXTURES, REPO, copy_project, execute_fixture
 
 from helpers import render, report, report_data
 from helpers.study import load_study
@@ -410,8 +410,33 @@ def test_summary_states_recovery_against_the_hold_out_with_its_interval():
     assert "+29 pp [10, 46]" in lines[0] and "Fisher p 0.0057" in lines[0]
     assert "GBP 195 [32, 355]" in lines[1] and "14 conversations" in lines[1]
     # 2734.2 / 14 = 195.3: the extra revenue is named with its denominator.
-    assert "called customers (Cart abandoners) spent beyond the not-called" in lines[1]
-    assert "(GBP 2,734), divided by the 14 conversations" in lines[1]
+    assert (
+        "called customers (Cart abandoners) spent GBP 2,734 more than the not-called "
+        "hold-out over the 14 conversations held with them."
+    ) in lines[1]
+
+    # With each arm's spend the line shows both, so the extra cannot be read as
+    # the hold-out's spend: 3,796.80 - 263.94 = 3,532.86 (equal arms of 35).
+    calls["recovery"]["cart_abandoners"] |= {
+        "revenue_called": 3796.8, "revenue_holdout": 263.94,
+        "excess_revenue": 3796.8 - 35 * 263.94 / 35,
+    }  # fmt: skip
+    calls["revenue_per_conversation"]["attributable_revenue"] = 3532.86
+    line = report_data.describe_recovery(calls, currency="USD")[1]
+    assert (
+        "spent USD 3,797 and the not-called hold-out of the same size USD 264, so "
+        "USD 3,533 more over the 14 conversations held with them."
+    ) in line
+    # A smaller hold-out is scaled to the called arm: 40 x 263.94 / 35 = 301.65.
+    calls["recovery"]["cart_abandoners"]["called"] = rate_entry(12, 40)
+    excess = 3796.8 - 40 * 263.94 / 35
+    calls["recovery"]["cart_abandoners"]["excess_revenue"] = excess
+    calls["revenue_per_conversation"]["attributable_revenue"] = excess
+    line = report_data.describe_recovery(calls, currency="USD")[1]
+    assert (
+        "and as many not-called hold-out customers, at the hold-out's spend per "
+        "customer, USD 302, so USD 3,495 more"
+    ) in line
 
 
 def test_inputs_table_has_row_counts_and_sha256(tmp_path):
@@ -550,6 +575,31 @@ def test_summary_without_a_call_log_says_so_instead_of_an_empty_rate(tmp_path):
     assert "unknown number" not in text and "not available, 95%" not in text
 
 
+def fisher_by_hand(k1: int, n1: int, k2: int, n2: int) -> float:
+    """Fisher's exact two-sided p: the hypergeometric tables no likelier than
+    the one observed, summed from binomial coefficients."""
+    total, hits = n1 + n2, k1 + k2
+
+    def chance(k: int) -> float:
+        return math.comb(n1, k) * math.comb(n2, hits - k) / math.comb(total, hits)
+
+    observed = chance(k1)
+    low, high = max(0, hits - n2), min(n1, hits)
+    return sum(
+        chance(k) for k in range(low, high + 1) if chance(k) <= observed * (1 + 1e-7)
+    )
+
+
+def newcombe_by_hand(k1: int, n1: int, k2: int, n2: int) -> tuple[float, float]:
+    """Newcombe's hybrid score interval of k1/n1 - k2/n2 from Wilson intervals."""
+    p1, p2 = k1 / n1, k2 / n2
+    (l1, u1), (l2, u2) = wilson(k1, n1), wilson(k2, n2)
+    return (
+        p1 - p2 - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2),
+        p1 - p2 + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2),
+    )
+
+
 def test_coding_section_reports_insight_velocity_and_prediction_trend():
     from helpers.stats import wilson_interval
 
@@ -569,20 +619,40 @@ def test_coding_section_reports_insight_velocity_and_prediction_trend():
     section = report_data.describe_coding(coding)
     assert (
         "**Insight log:** 5 friction points found so far, 2 addressed, a median of "
-        "12 days after first heard; 3 still open (1 under 1 week, 2 1-3 months)."
+        "12 days after first heard; 3 still open: 1 for under 1 week, 2 for 1-3 "
+        "months."
     ) in section
     assert "came up for 60% (6 of 10)" in section
     assert "Brier score 0.21 (lower is better)" in section
     assert "In October 2026: 30% (3 of 10)" in section
     assert "Brier score 0.30" in section
-    # 6 of 10 against 3 of 10: Wilson [31%, 83%] and [11%, 60%] overlap.
-    assert "intervals overlap, so no clear change" in section
+    # 6 of 10 against 3 of 10: the test, not the intervals, decides.
+    p_value = fisher_by_hand(6, 10, 3, 10)
+    low, high = newcombe_by_hand(6, 10, 3, 10)
+    assert p_value > 0.05
+    assert (
+        f"change +30 pp [{100 * low:.0f}, {100 * high:.0f}] (Newcombe 95% interval; "
+        f"Fisher's exact p {p_value:.2g}): at the 5% level the test cannot tell this "
+        "change from chance."
+    ) in section.replace("\u2212", "-")
 
-    # 19 of 20 against 2 of 20: the intervals are apart.
+    # The demo's 20 of 25 against 9 of 22: the intervals touch, the test says rose.
     coding["predictions"] = entry(
-        19, 20, 0.05, previous=entry(2, 20, 0.4, month="2026-10")
+        20, 25, 0.24, previous=entry(9, 22, 0.27, month="2026-10")
     )
-    assert "better than before" in report_data.describe_coding(coding)
+    p_value = fisher_by_hand(20, 25, 9, 22)
+    low, high = newcombe_by_hand(20, 25, 9, 22)
+    assert p_value < 0.05
+    shown = f"[{100 * low:.0f}, {100 * high:.0f}]"
+    assert (
+        f"change +39 pp {shown} (Newcombe 95% interval; Fisher's exact p "
+        f"{p_value:.2g}): accuracy rose by more than chance explains at the 5% level."
+    ) in report_data.describe_coding(coding)
+    # Open points all of one age are said once, never as "3 1-3 months".
+    coding["insights"]["open_by_age"] = {"1-3 months": 3, "1-4 weeks": 0}
+    assert "3 still open, all for 1-3 months." in report_data.describe_coding(coding)
+    coding["insights"] |= {"n_open": 1, "open_by_age": {"1-3 months": 1}}
+    assert "1 still open, for 1-3 months." in report_data.describe_coding(coding)
     # Without an insight log or predictions, no sentence about them.
     bare = report_data.describe_coding(coding | {"insights": None, "predictions": None})
     assert "Insight log" not in bare and "Predictions" not in bare
@@ -724,16 +794,46 @@ def test_connect_rate_sentence_says_whether_the_field_gap_is_more_than_noise():
     clear = compare_with_field(8, 70)
     assert clear["verdict"] == "below" and clear["is_more_than_noise"]
     p_clear = binomtest(8, 70, 0.30).pvalue
-    assert report_data.field_sentence(clear).endswith(
+    assert report_data.field_sentence(clear, tests=True).endswith(
         f"by more than noise (exact binomial test against the nearer end, "
         f"p {report_data.format_p(p_clear)})"
     )
     borderline = {**clear, "is_more_than_noise": False, "p_value_nearer": 0.07}
-    sentence = report_data.field_sentence(borderline)
-    assert "does not reject, p 0.07" in sentence and "not clearly more" in sentence
+    sentence = report_data.field_sentence(borderline, tests=True)
+    assert "does not reject, p 0.07" in sentence and "not clearly by more" in sentence
+
+    # 27 of 70: Wilson [28%, 50%] holds the whole 30-40% range and more on both
+    # sides, so overlapping it does not put the rate inside it.
     within = compare_with_field(27, 70)
-    assert "is within the field's range, allowing for noise" in (
-        report_data.describe_calls({"connect_rate_customer": within})
+    low, high = wilson(27, 70)
+    assert low < 0.30 and high > 0.40
+    summary = report_data.describe_reach({"connect_rate_customer": within}, {})[1]
+    assert summary.endswith(
+        "the interval overlaps the 30%-40% the field reports but reaches below and "
+        "above it, so these data fit a rate in the field's range but also one below "
+        "or above it."
+    )
+    # The calls section backs it with the tests; the summary does not repeat it.
+    p_low, p_high = (binomtest(27, 70, end).pvalue for end in (0.30, 0.40))
+    tests = (
+        f"(exact binomial tests of the rate against each end: p {p_low:.2g} against "
+        f"30%, p {p_high:.2g} against 40%)"
+    )
+    assert tests in report_data.describe_calls({"connect_rate_customer": within})
+    assert tests not in summary
+    # 350 of 1,000: Wilson [32%, 38%] lies inside the range.
+    low, high = wilson(350, 1000)
+    assert low > 0.30 and high < 0.40
+    assert report_data.field_sentence(compare_with_field(350, 1000)) == (
+        "; the whole interval lies inside the 30%-40% the field reports, so the rate "
+        "is in line with the field"
+    )
+    # 14 of 70: Wilson [12%, 31%] reaches below the range only.
+    low, high = wilson(14, 70)
+    assert low < 0.30 < high < 0.40
+    assert report_data.field_sentence(compare_with_field(14, 70)).endswith(
+        "reaches below it, so these data fit a rate in the field's range but also "
+        "one below it"
     )
 
 
@@ -873,7 +973,9 @@ def test_customers_who_answered_without_a_conversation_are_explained(tmp_path):
     assert report_data.describe_unheard({"n_reached": 3, "n_without": 0}) == ""
 
 
-def test_open_coder_disagreements_show_how_far_theme_shares_could_rise(tmp_path):
+def test_open_coder_disagreements_show_how_far_theme_shares_could_rise(
+    tmp_path, monkeypatch
+):
     study, processed = make_study(tmp_path)
     queue = pd.DataFrame(
         {"conversation_id": ["c1", "c2", "c2", "c3", "c4"],
@@ -899,6 +1001,14 @@ def test_open_coder_disagreements_show_how_far_theme_shares_could_rise(tmp_path)
         in (caveats)
     )
     assert "Price from 2 up to 3 of 10" in caveats
+    # The caveat names the file step 03 reads the decisions from, not its queue.
+    from helpers import coding as coding_module
+
+    [named] = re.findall(r"save it as `([^`]+)`, which step 03 reads", caveats)
+    (study.raw() / named).parent.mkdir(parents=True)
+    (study.raw() / named).touch()
+    monkeypatch.setattr(coding_module, "read_resolutions", lambda path, _: path)
+    assert coding_module.load_resolutions(study, "2026-11") == study.raw() / named
     short = report_data.describe_open_disagreements(open_codes, short=True)
     assert short.startswith("**Coding not reconciled yet:** 4 of 5")
     assert "Price 2 of 10, up to 3" in short
@@ -1063,3 +1173,76 @@ def test_the_report_reads_a_result_as_step_04_does():
     # A control of zero has no relative lift; the absolute interval decides.
     no_relative = {**clear, "rel_lift": float("nan"), "rel_ci_low": float("nan")}
     assert report_data.read_result(no_relative) == "better"
+
+
+def test_results_read_from_step_04s_file_are_testable(tmp_path):
+    # The report must read the file step 04 writes, not only hand-built rows:
+    # a column the loader drops turned every reading into "not testable".
+    import shutil
+
+    from statsmodels.stats.proportion import proportions_ztest
+
+    from helpers.experiments import run_experiments_step
+
+    study, _ = make_study(tmp_path)
+    shutil.copytree(
+        REPO / "tests" / "fixtures" / "experiments" / "arms-basic",
+        study.raw("experiments", "arms-basic"),
+    )
+    study.raw("study.yml").write_text(
+        "months:\n  '2026-11':\n    experiments: [arms-basic]\n", encoding="utf-8"
+    )
+    study = load_study("shop", root=tmp_path)
+    run_experiments_step(study, "2026-11")
+
+    results = report_data.load_experiment_results(study, "2026-11")
+    table = report_data.tabulate_experiment_results(results).set_index("Metric")
+    # Independently: conversions 760 of 20,100 against 600 of 20,000 (pooled z),
+    # unsubscribes 38 against 40; Holm multiplies the smallest of 4 p-values by 4.
+    _, p_conversion = proportions_ztest([760, 600], [20100, 20000])
+    _, p_unsubscribe = proportions_ztest([38, 40], [20100, 20000])
+    assert 4 * p_conversion < 0.05 < p_unsubscribe
+    assert table.loc["Conversion rate, secondary", "Reading"] == "better"
+    assert table.loc["Unsubscribe rate, guardrail", "Reading"] == (
+        "no clear difference"
+    )
+    assert "not testable" not in table["Reading"].tolist()
+
+    # Both arms' values beside the lift, from the fixture's raw counts.
+    arms = pd.read_csv(
+        REPO / "tests" / "fixtures" / "experiments" / "arms-basic" / "results.csv",
+        index_col="variant",
+    )
+    control, arm = arms.loc["control"], arms.loc["free-returns"]
+    assert table.loc["Conversion rate, secondary", "Control vs arm"] == (
+        f"{100 * control.conversions / control.n:.2f}% (600 of 20,000) vs "
+        f"{100 * arm.conversions / arm.n:.2f}% (760 of 20,100)"
+    )
+    assert table.loc["Average order value (AOV), secondary", "Control vs arm"] == (
+        f"{control.revenue / control.orders:.2f} vs {arm.revenue / arm.orders:.2f}"
+    )
+    # The harm left open is the top of the log risk-ratio interval.
+    ratio = (38 / 20100) / (40 / 20000)
+    spread = 1.959964 * math.sqrt(1 / 38 - 1 / 20100 + 1 / 40 - 1 / 20000)
+    rise = math.exp(math.log(ratio) + spread) - 1
+    [line] = report_data.describe_guardrails(results)
+    assert "not testable" not in line
+    assert f"a rise of up to {100 * rise:.0f}% is not ruled out" in line
+
+
+def test_input_rows_are_told_apart_from_the_customers_and_orders_counted():
+    segments = {"n_customers": 1495, "n_orders": 2787, "n_rejected_rows": 3}
+    text = report_data.describe_input_rows(segments, month="2026-11")
+    assert "the orders export has a row per line item" in text
+    assert "counts **2,787** distinct orders, neither cancelled nor" in text
+    assert "counts **1,495** distinct customers" in text
+    assert text.endswith(
+        "The checks set aside 3 rows, listed with the reason in "
+        "`rejected-rows_row_2026-11.csv`."
+    )
+    one = report_data.describe_input_rows(segments | {"n_rejected_rows": 1}, month="m")
+    assert "set aside 1 row," in one
+    assert "set aside" not in report_data.describe_input_rows(
+        segments | {"n_rejected_rows": 0}, month="m"
+    )
+    assert report_data.describe_input_rows({}, month="m") == ""

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from helpers.coding import is_kept_by_majority
+from helpers.coding import RECONCILED_SHEET, is_kept_by_majority
 from helpers.experiment_tables import format_level, format_metric
 from helpers.experiments import intervals_clear_of_zero
 from helpers.files import none_if_nan
@@ -239,49 +239,141 @@ def describe_recovery(calls: dict, *, currency: str) -> list[str]:
         segments = " and ".join(
             format_segment(s) for s in revenue.get("segments") or []
         )
-        extra = revenue.get("attributable_revenue")
-        extra = f" ({currency} {extra:,.0f})" if extra is not None else ""
         lines.append(
             f"**Revenue per conversation:** {currency} {revenue['estimate']:,.0f} "
-            f"[{revenue['ci_low']:,.0f}, {revenue['ci_high']:,.0f}]: what the called "
-            f"customers ({segments or 'every segment'}) spent beyond the not-called "
-            f"hold-out{extra}, "
-            f"divided by the {revenue.get('n_conversations', '–')} conversations "
-            "held with them (95% bootstrap interval)."
+            f"[{revenue['ci_low']:,.0f}, {revenue['ci_high']:,.0f}] (95% bootstrap "
+            f"interval): the called customers ({segments or 'every segment'}) "
+            f"{describe_extra_spend(calls, currency=currency)} over the "
+            f"{revenue.get('n_conversations', '–')} conversations held with them."
         )
     return lines
 
 
-def field_sentence(entry: dict | None) -> str:
+def describe_extra_spend(calls: dict, *, currency: str) -> str:
+    """Return what the called customers spent, against the hold-out, and the
+    extra that revenue per conversation divides.
+
+    Parameters
+    ----------
+    calls : dict
+        ``summary_calls.json``: ``revenue_per_conversation`` (``segments``,
+        ``attributable_revenue``) and, per segment, ``recovery``'s
+        ``revenue_called``, ``excess_revenue`` and arm sizes.
+    currency : str, keyword-only
+
+    Returns
+    -------
+    str
+        ``spent USD 3,797 and the not-called hold-out of the same size USD 264,
+        so USD 3,533 more``; the extra alone when the segments' spends are
+        missing.
+    """
+    revenue = calls["revenue_per_conversation"]
+    extra = revenue.get("attributable_revenue")
+    entries = [
+        (calls.get("recovery") or {}).get(segment) or {}
+        for segment in revenue.get("segments") or []
+    ]
+    if extra is None or not entries:
+        return "spent beyond the not-called hold-out"
+    needed = ("revenue_called", "excess_revenue", "called", "holdout")
+    if any(entry.get(key) is None for entry in entries for key in needed):
+        return f"spent {currency} {extra:,.0f} more than the not-called hold-out"
+
+    # The hold-out's spend is scaled to the called arm's size, as the extra is.
+    spent = sum(entry["revenue_called"] for entry in entries)
+    expected = sum(
+        entry["revenue_called"] - entry["excess_revenue"] for entry in entries
+    )
+    same_size = all(entry["called"]["n"] == entry["holdout"]["n"] for entry in entries)
+    holdout = (
+        "the not-called hold-out of the same size"
+        if same_size
+        else "as many not-called hold-out customers, at the hold-out's spend per "
+        "customer,"
+    )
+    return (
+        f"spent {currency} {spent:,.0f} and {holdout} {currency} {expected:,.0f}, "
+        f"so {currency} {extra:,.0f} more"
+    )
+
+
+def field_sentence(entry: dict | None, *, tests: bool = False) -> str:
     """Return how the connect rate compares with the 30-40% the field reports.
 
-    The difference is called more than noise as the calls step judged it
+    Parameters
+    ----------
+    entry : dict or None
+        ``summary_calls.json``'s ``connect_rate_customer`` (from
+        :func:`helpers.calls.compare_with_field`).
+    tests : bool, keyword-only
+        Add the exact binomial tests behind the reading (the calls section);
+        the summary gives the reading alone, so the two do not repeat.
+
+    Returns
+    -------
+    str
+        A clause to follow the rate, or nothing without a comparison.
+
+    Notes
+    -----
+    An interval that overlaps the range does not put the rate inside it: only
+    an interval wholly inside says the rate is in line with the field. Outside
+    the range, the gap is called more than noise as the calls step judged it
     (``is_more_than_noise``: the Wilson interval misses the range and the exact
     binomial test against the nearer end, ``p_value_nearer``, rejects).
     """
     if not entry or "verdict" not in entry:
         return ""
     low, high = entry.get("field_low", 0.30), entry.get("field_high", 0.40)
-    field = f"{format_rate(low, digits=0)}-{format_rate(high, digits=0)}"
     if entry["verdict"] == "within":
-        return (
-            f"; the interval overlaps the {field} the field reports, so the rate "
-            "is within the field's range, allowing for noise"
-        )
+        return compare_with_range(entry, low=low, high=high, tests=tests)
+    field = f"{format_rate(low, digits=0)}-{format_rate(high, digits=0)}"
     outside = (
         f"; the whole interval lies {entry['verdict']} the {field} the field reports"
     )
     nearer = entry.get("p_value_nearer")
     test = "" if nearer is None else f", p {format_p(nearer)}"
     if entry.get("is_more_than_noise"):
-        return (
-            f"{outside}, by more than noise (exact binomial test against the "
-            f"nearer end{test})"
+        detail = f" (exact binomial test against the nearer end{test})"
+        return f"{outside}, by more than noise{detail if tests else ''}"
+    detail = f" (the exact binomial test against the nearer end does not reject{test})"
+    return f"{outside}, but not clearly by more than noise{detail if tests else ''}"
+
+
+def compare_with_range(
+    entry: dict, *, low: float, high: float, tests: bool = False
+) -> str:
+    """Return what an interval that meets the field's range `low`-`high` says
+    (see :func:`field_sentence`): inside it, or overlapping it and reaching
+    beyond it."""
+    field = f"{format_rate(low, digits=0)}-{format_rate(high, digits=0)}"
+    beyond = [
+        side
+        for side, is_beyond in (
+            ("below", entry["ci_low"] < low),
+            ("above", entry["ci_high"] > high),
         )
-    return (
-        f"{outside}, but the exact binomial test against the nearer end does not "
-        f"reject{test}: borderline, not clearly more than noise"
+        if is_beyond
+    ]
+    reading = (
+        f"; the interval overlaps the {field} the field reports but reaches "
+        f"{' and '.join(beyond)} it, so these data fit a rate in the field's range "
+        f"but also one {' or '.join(beyond)} it"
+        if beyond
+        else f"; the whole interval lies inside the {field} the field reports, so "
+        "the rate is in line with the field"
     )
+
+    # The tests against each end back the reading where there is room for them.
+    ends = [(entry.get("p_value_low"), low), (entry.get("p_value_high"), high)]
+    if not tests or any(p_value is None for p_value, _ in ends):
+        return reading
+    against = ", ".join(
+        f"p {format_p(p_value)} against {format_rate(end, digits=0)}"
+        for p_value, end in ends
+    )
+    return f"{reading} (exact binomial tests of the rate against each end: {against})"
 
 
 def describe_top_themes(coding: dict, *, limit: int = TOP_THEMES) -> list[str]:
@@ -819,7 +911,8 @@ def describe_calls(calls: dict, *, unheard: dict | None = None) -> str:
         f"**{format_count(calls.get('n_conversations'))}** conversations"
         f"{describe_unheard(unheard)}. Per customer, the "
         f"connect rate was {format_rate_entry(calls.get('connect_rate_customer'))}"
-        f"{field_sentence(calls.get('connect_rate_customer'))}; per attempt it was "
+        f"{field_sentence(calls.get('connect_rate_customer'), tests=True)}; per "
+        "attempt it was "
         f"{format_rate_entry(calls.get('connect_rate_attempt'))} (95% Wilson "
         "intervals). Recovery below counts orders placed after the call and within "
         f"{calls.get('recovery_window_days', 'the configured')} days."
@@ -864,12 +957,9 @@ def describe_insights(coding: dict) -> str:
         if median is not None
         else ""
     )
-    ages = ", ".join(
-        f"{n} {band}" for band, n in (insights.get("open_by_age") or {}).items() if n
-    )
     n_open = insights.get("n_open")
     still_open = (
-        f"; {n_open} still open ({ages})"
+        f"; {n_open} still open{format_open_ages(insights.get('open_by_age'))}"
         if n_open
         else "; none is open"
         if n_open == 0
@@ -881,10 +971,43 @@ def describe_insights(coding: dict) -> str:
     )
 
 
+def format_open_ages(open_by_age: dict | None) -> str:
+    """Return how long the open insights have been open, to follow "N still open".
+
+    Parameters
+    ----------
+    open_by_age : dict or None
+        Age band (``1-3 months``) -> insights open that long; empty bands are
+        left out.
+
+    Returns
+    -------
+    str
+        ``", all for 1-3 months"`` when every open point is in one band (``", for
+        1-3 months"`` for a single point), ``": 1 for under 1 week, 2 for 1-3
+        months"`` when they spread, nothing without bands.
+    """
+    # "for" keeps a count from running into a band that starts with a number.
+    bands = {band: n for band, n in (open_by_age or {}).items() if n}
+    if len(bands) > 1:
+        return ": " + ", ".join(f"{n} for {band}" for band, n in bands.items())
+    if bands:
+        [(band, n)] = bands.items()
+        return f", all for {band}" if n > 1 else f", for {band}"
+    return ""
+
+
 def describe_predictions(coding: dict) -> str:
     """Return the sentence on callers' pre-call predictions: accuracy with its
-    interval and Brier score, beside the latest earlier month's; empty without
-    predictions."""
+    interval and Brier score, beside the latest earlier month's and tested
+    against it; empty without predictions.
+
+    Notes
+    -----
+    The change is tested as the month-over-month themes are
+    (:func:`compare_last_two`: Newcombe interval, Fisher's exact test), and read
+    at the 5% level that matches the report's 95% intervals.
+    """
     entry = coding.get("predictions")
     if not entry or not entry.get("n"):
         return ""
@@ -896,20 +1019,20 @@ def describe_predictions(coding: dict) -> str:
     previous = entry.get("previous")
     if not previous or not previous.get("n"):
         return text
-    overlap = (
-        entry["ci_low"] <= previous["ci_high"]
-        and previous["ci_low"] <= entry["ci_high"]
-    )
-    change = (
-        "the accuracy intervals overlap, so no clear change"
-        if overlap
-        else "better than before"
-        if entry["rate"] > previous["rate"]
-        else "worse than before"
-    )
+
+    # Overlapping intervals are no test: compare the two proportions.
+    months = pd.DataFrame([previous, {**entry, "month": None}])[["month", "k", "n"]]
+    change = compare_last_two(months)
+    if change["p_value"] >= 0.05:
+        reading = "at the 5% level the test cannot tell this change from chance"
+    else:
+        direction = "rose" if change["difference"] > 0 else "fell"
+        reading = f"accuracy {direction} by more than chance explains at the 5% level"
     return (
         f"{text} In {format_month(previous['month'])}: "
-        f"{format_rate_entry(previous)}{format_brier(previous)}; {change}."
+        f"{format_rate_entry(previous)}{format_brier(previous)}; change "
+        f"{format_pp(*(change[k] for k in SPREAD), digits=0)} (Newcombe 95% "
+        f"interval; Fisher's exact p {format_p(change['p_value'])}): {reading}."
     )
 
 
@@ -1283,6 +1406,44 @@ def describe_run(study: Study, month: str) -> str:
     )
 
 
+def describe_input_rows(segments: dict, *, month: str) -> str:
+    """Return why the inputs table's rows are not the customers and orders the
+    segments section counts.
+
+    Parameters
+    ----------
+    segments : dict
+        ``summary_segments.json``: ``n_customers``, ``n_orders``,
+        ``n_rejected_rows``.
+    month : str
+        ``YYYY-MM``, naming the file of rejected rows.
+
+    Returns
+    -------
+    str
+        A short paragraph; empty without a segments summary.
+    """
+    if not segments or segments.get("n_customers") is None:
+        return ""
+    rejected = segments.get("n_rejected_rows") or 0
+    kept_out = (
+        f" The checks set aside {format_count(rejected)} "
+        f"{'row' if rejected == 1 else 'rows'}, listed with the reason in "
+        f"`rejected-rows_row_{month}.csv`."
+        if rejected
+        else ""
+    )
+    return (
+        "Rows are the data rows of each file as received, so they are not the "
+        "counts in the segments section: the orders export has a row per line "
+        f"item, where that section counts **{format_count(segments['n_orders'])}** "
+        "distinct orders, neither cancelled nor credit notes; the customers export "
+        "can list one customer on several rows, where that section counts "
+        f"**{format_count(segments['n_customers'])}** distinct customers (one "
+        f"pseudonymous key each, from every export).{kept_out}"
+    )
+
+
 def format_inputs_table(inputs: pd.DataFrame) -> pd.DataFrame:
     """Return the inputs table for display: each SHA-256 may wrap after 32 digits.
 
@@ -1380,7 +1541,9 @@ def tally_open_disagreements(study: Study, month: str, coding: dict) -> dict:
         majority, so left out), ``n_total`` (all disagreements) and ``themes``:
         per top theme with open disagreements ``code``, ``name``, ``k``, ``n``,
         ``n_open`` and ``k_max`` (conversations with the theme if every open
-        disagreement on it were kept). Empty without the queue file.
+        disagreement on it were kept), and ``decisions``: the file in the study
+        folder step 03 reads the coders' decisions from. Empty without the
+        queue file.
     """
     path = study.processed(month, "disagreements_excerpt.parquet")
     if not path.exists():
@@ -1415,7 +1578,8 @@ def tally_open_disagreements(study: Study, month: str, coding: dict) -> dict:
              "k": int(theme["k"]), "n": int(theme["n"]), "n_open": len(mine),
              "k_max": int(theme["k"]) + len(gained)}
         )  # fmt: skip
-    return {"n_open": len(open_queue), "n_total": len(queue), "themes": affected}
+    return {"n_open": len(open_queue), "n_total": len(queue), "themes": affected,
+            "decisions": f"coding/{month}/{RECONCILED_SHEET}"}  # fmt: skip
 
 
 def describe_open_disagreements(
@@ -1453,7 +1617,8 @@ def describe_open_disagreements(
     return (
         f"{counted} are not reconciled yet and are left out of the themes, so "
         f"theme shares are lower bounds: {effect}. The coders settle them in "
-        "`reconcile_excerpt.xlsx`."
+        "step 03's `reconcile_excerpt.xlsx` and save it as "
+        f"`{open_codes.get('decisions', RECONCILED_SHEET)}`, which step 03 reads."
     )
 
 
@@ -1461,10 +1626,13 @@ def describe_open_disagreements(
 # Experiments: every tested metric, arms' copy and the quotes behind them
 # ---------------------------------------------------------------------------
 
-# Metric names as a reader sees them; abbreviations are spelled out.
+# What the report shows of a result and what read_result needs to read it the
+# way step 04 does: the absolute interval as well as the relative one.
 RESULT_COLUMNS = [
-    "experiment", "variant", "metric", "role", "rel_lift", "rel_ci_low",
-    "rel_ci_high", "p_adjusted", "is_testable", "flags", "higher_is_better", "alpha",
+    "experiment", "variant", "metric", "role", "metric_kind", "n", "estimate",
+    "control_n", "control_estimate", "abs_lift", "abs_ci_low", "abs_ci_high",
+    "rel_lift", "rel_ci_low", "rel_ci_high", "p_adjusted", "is_testable", "flags",
+    "higher_is_better", "alpha",
 ]  # fmt: skip
 
 
@@ -1475,9 +1643,11 @@ def load_experiment_results(study: Study, month: str) -> pd.DataFrame:
     -------
     DataFrame
         One row per non-control arm and metric in the correction family
-        (``role`` primary, secondary or guardrail): :data:`RESULT_COLUMNS`,
-        ``higher_is_better`` and ``alpha`` from the experiment's definition.
-        Experiments without a results file are left out (logged).
+        (``role`` primary, secondary or guardrail): :data:`RESULT_COLUMNS`, with
+        ``n`` and ``estimate`` the arm's units and value, ``control_n`` and
+        ``control_estimate`` its control's, and ``higher_is_better`` and
+        ``alpha`` from the experiment's definition. Experiments without a
+        results file are left out (logged).
     """
     from helpers.experiment_tables import load_month_outputs
 
@@ -1493,9 +1663,17 @@ def load_experiment_results(study: Study, month: str) -> pd.DataFrame:
         for name, definition in definitions.items()
         for metric, spec in definition["metrics"].items()
     }
+
+    # Each comparison carries its control's value, so both arms can be shown.
+    same = ["experiment", "metric", "role"]
+    control = (
+        results.loc[results["variant"].eq("control"), [*same, "n", "estimate"]]
+        .drop_duplicates(subset=same)
+        .rename(columns={"n": "control_n", "estimate": "control_estimate"})
+    )
     results = results[
         results["variant"].ne("control") & results["role"].ne("sensitivity")
-    ]
+    ].merge(control, on=same, how="left")
     keys = zip(results["experiment"], results["metric"], strict=True)
     return results.assign(
         higher_is_better=[better.get(key, True) for key in keys],
@@ -1539,9 +1717,10 @@ def tabulate_experiment_results(results: pd.DataFrame) -> pd.DataFrame:
     DataFrame
         ``Arm`` (the variant; ``experiment: variant`` when the month has several
         experiments; no column when the month tested a single arm), ``Metric``
-        (with its role), ``Relative lift [95% CI]`` (the level is 1 - the
-        experiments' alpha; with several levels each cell names its own),
-        ``p (adjusted)``, ``Reading`` (:func:`read_result`); primary metrics first.
+        (with its role), ``Control vs arm`` (:func:`format_arm_values`),
+        ``Relative lift [95% CI]`` (the level is 1 - the experiments' alpha; with
+        several levels each cell names its own), ``p (adjusted)``, ``Reading``
+        (:func:`read_result`); primary metrics first.
     """
     order = {"primary": 0, "secondary": 1, "guardrail": 2}
     several = len(set(results["experiment"])) > 1
@@ -1563,6 +1742,7 @@ def tabulate_experiment_results(results: pd.DataFrame) -> pd.DataFrame:
                 if several
                 else row["variant"],
                 "Metric": f"{format_metric(row['metric'])}, {row['role']}",
+                "Control vs arm": format_arm_values(row),
                 lift_column: keep_together(format_result_lift(row))
                 + (f" ({format_level(row['alpha'])})" if len(levels) > 1 else ""),
                 "p (adjusted)": format_p(row["p_adjusted"]),
@@ -1570,10 +1750,39 @@ def tabulate_experiment_results(results: pd.DataFrame) -> pd.DataFrame:
             }
             for row in rows
         ],
-        columns=["Arm", "Metric", lift_column, "p (adjusted)", "Reading"],
+        columns=[
+            "Arm",
+            "Metric",
+            "Control vs arm",
+            lift_column,
+            "p (adjusted)",
+            "Reading",
+        ],  # fmt: skip
     )
     # With a single arm the column would repeat one name; the arm list names it.
     return table.drop(columns="Arm") if len(arms) == 1 else table
+
+
+def format_arm_values(row: dict) -> str:
+    """Return a result's control and arm values: ``2.80% (293 of 10,462) vs
+    4.10% (432 of 10,538)`` for a proportion, ``2.92 vs 4.44`` for a mean or
+    ratio, ``–`` when the results carry no values.
+
+    Notes
+    -----
+    A proportion's count is its estimate times its units: step 04 writes the
+    proportion as conversions over units, so the product is the count.
+    """
+    values = [row.get(key) for key in ("control_estimate", "estimate")]
+    if any(value is None or pd.isna(value) for value in values):
+        return "–"
+    if row.get("metric_kind") != "proportion":
+        return " vs ".join(format_decimal(value) for value in values)
+    sizes = [row.get("control_n"), row.get("n")]
+    return " vs ".join(
+        f"{format_rate(value, digits=2)} ({round(value * size):,} of {size:,.0f})"
+        for value, size in zip(values, sizes, strict=True)
+    )
 
 
 def format_result_lift(row: dict) -> str:
