@@ -2529,20 +2529,12 @@ def load_store_exports(study: Study, month: str, *, as_of=None) -> StoreExports:
     """
     check_month(month)
     files = _export_files(study, month)
-    read = [read_export(path, config=study.config, as_of=as_of) for path in files]
-    orders, lines = _first_copy_of_orders(read)
-    checkouts = _drop_repeats(
-        _concat(read, "checkouts", CHECKOUT_COLUMNS), "checkout_id"
+    (orders, lines, checkouts, customer_rows), rejected, read_log = _read_exports(
+        study, files, as_of=as_of
     )
-    customer_rows = _concat(read, "customers", CUSTOMER_SQL_COLUMNS)
-
     customers, orders, checkouts = _customers_and_keys(
         study, month, customer_rows, orders, checkouts
     )
-    rejected = pd.concat([r.rejected for r in read], ignore_index=True).reindex(
-        columns=REJECTED_COLUMNS
-    )
-    read_log = pd.DataFrame([r.log for r in read])
     log.info(
         "%s %s: %d orders, %d lines, %d checkouts, %d customers, %d rejected rows",
         study.name, month, len(orders), len(lines), len(checkouts),
@@ -2554,6 +2546,34 @@ def load_store_exports(study: Study, month: str, *, as_of=None) -> StoreExports:
         orders.reset_index(drop=True), lines.reset_index(drop=True),
         customers, checkouts.reset_index(drop=True), rejected, read_log,
     )  # fmt: skip
+
+
+def _read_exports(study: Study, files: list[Path], *, as_of):
+    """Return the files' orders, lines, checkouts and customer rows combined,
+    their rejected rows and the read log.
+
+    The biggest file (the orders) is read first, so that the memory its read
+    needs for a while does not come on top of the other files' tables; the
+    files are then taken in name order. Each file's own tables go when this
+    returns: held next to the combined copies, they would add to the customers'
+    stage, the step's peak memory.
+    """
+    biggest_first = sorted(files, key=lambda path: path.stat().st_size, reverse=True)
+    by_path = {
+        path: read_export(path, config=study.config, as_of=as_of)
+        for path in biggest_first
+    }
+    read = [by_path[path] for path in files]
+    orders, lines = _first_copy_of_orders(read)
+    checkouts = _drop_repeats(
+        _concat(read, "checkouts", CHECKOUT_COLUMNS), "checkout_id"
+    )
+    customer_rows = _concat(read, "customers", CUSTOMER_SQL_COLUMNS)
+    rejected = pd.concat([r.rejected for r in read], ignore_index=True).reindex(
+        columns=REJECTED_COLUMNS
+    )
+    read_log = pd.DataFrame([r.log for r in read])
+    return (orders, lines, checkouts, customer_rows), rejected, read_log
 
 
 CUSTOMER_SQL_COLUMNS = [

@@ -244,15 +244,16 @@ def _parse_rows(pairs: pl.DataFrame) -> tuple[pl.DataFrame, int]:
 
     # Judge each distinct (digits, region) once; phonenumbers only for the rest.
     keys, inverse = _reduce_to_distinct(frame.filter("usable").select("key", "region"))
+    # Only what the result needs, next to the judged keys.
+    frame = frame.select("text", "region", "ext", "present", "damaged", "usable")
     rows = pl.repeat(None, len(frame), dtype=pl.Int64, eager=True)
     rows = rows.scatter(frame["usable"].arg_true(), inverse)
+    # An unusable row's number is null, so its gathered results are null.
     frame = frame.hstack(_judge_keys(keys).select(pl.all().gather(rows)))
     usable = col("usable")
     clean = col("present") & ~col("damaged")
     return frame.select(
-        "text", "region",
-        *[pl.when(usable).then(col(c)).alias(c)
-          for c in ("phone_e164", "phone_national", "phone_region", "timezone")],
+        "text", "region", "phone_e164", "phone_national", "phone_region", "timezone",
         pl.when(clean).then(col("ext")).alias("phone_extension"),
         pl.when(~col("present")).then(pl.lit("missing"))
         .when(col("damaged")).then(pl.lit("damaged"))
@@ -519,6 +520,25 @@ def _parse_keys_frame(keys: pl.DataFrame) -> pl.DataFrame:
             *[pl.lit(None, pl.String).alias(c) for c in empty],
             pl.lit(False).alias("settled"),
         ).drop("i")
+    settled = _settle_keys(frame)
+
+    # Each key's settled row, by position (no join and sort on the index).
+    rows = pl.repeat(None, len(frame), dtype=pl.Int64, eager=True)
+    rows = rows.scatter(settled["i"], pl.int_range(len(settled), eager=True))
+    return (
+        frame.drop("i")
+        .hstack(settled.select(pl.col(FAST_COLUMNS).gather(rows)))
+        .with_columns(rows.is_not_null().alias("settled"))
+    )
+
+
+def _settle_keys(frame: pl.DataFrame) -> pl.DataFrame:
+    """Return ``i`` and :data:`FAST_COLUMNS` of the keys of `frame` (``i``,
+    ``key``, ``region``) the metadata pass settles, one row per key.
+
+    A function of its own so that its routed and national tables (a dozen
+    columns per key) are freed before the caller gathers the results.
+    """
     routed = _route_keys(frame)
     national = pl.concat(
         [_strip_national_prefix(group, cc) for (cc,), group
@@ -539,16 +559,7 @@ def _parse_keys_frame(keys: pl.DataFrame) -> pl.DataFrame:
             (pl.col("phone_status") != "invalid") | pl.col("key").str.starts_with("+")
         )
         parts.append(done.select("i", *FAST_COLUMNS))
-    settled = pl.concat(parts, how="vertical_relaxed").unique("i", keep="first")
-
-    # Each key's settled row, by position (no join and sort on the index).
-    rows = pl.repeat(None, len(frame), dtype=pl.Int64, eager=True)
-    rows = rows.scatter(settled["i"], pl.int_range(len(settled), eager=True))
-    return (
-        frame.drop("i")
-        .hstack(settled.select(pl.col(FAST_COLUMNS).gather(rows)))
-        .with_columns(rows.is_not_null().alias("settled"))
-    )
+    return pl.concat(parts, how="vertical_relaxed").unique("i", keep="first")
 
 
 def _judge_distinct(national: pl.DataFrame) -> pl.DataFrame:
@@ -601,7 +612,8 @@ def _route_keys(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def _split_country_code(group: pl.DataFrame, meta) -> pl.DataFrame:
-    """Add ``cc``, ``number`` and ``invalid`` for one default region's keys."""
+    """Add ``cc``, ``number`` and ``invalid`` for one default region's keys, and
+    drop the working columns :func:`_route_keys` added."""
     international = pl.col("international")
     code = pl.lit(None, pl.Int64)
     for length in (3, 2, 1):
@@ -634,6 +646,8 @@ def _split_country_code(group: pl.DataFrame, meta) -> pl.DataFrame:
                 "invalid"
             ),
         )
+        # The working columns would ride along to every later table.
+        .drop("plus", "idd", "digits", "international")
         .collect()
     )
 
