@@ -375,18 +375,55 @@ def is_cached(folder: Path, stage: Stage, digests: dict[str, str]) -> bool:
     It can when it was made with the same key and every processed file it wrote
     is still there, unchanged (a deleted ``data/processed`` forces a re-run).
     """
-    manifest_path = folder / "executed" / f"{stage.name}.json"
     executed = folder / "executed" / f"{stage.name}.ipynb"
-    if not (manifest_path.exists() and executed.exists()):
-        return False
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    manifest = read_manifest(executed.with_suffix(".json"), digests, name=stage.name)
+    return (
+        manifest is not None
+        and executed.exists()
+        and outputs_unchanged(Path(manifest["processed"]), manifest["outputs"])
+    )
+
+
+def read_manifest(path: Path, digests: dict[str, str], *, name: str) -> dict | None:
+    """Return the manifest at `path` when it was written for these `digests`.
+
+    Parameters
+    ----------
+    path : Path
+        A manifest written by :func:`save_manifest`.
+    digests : dict
+        What the step depends on now, one digest per kind of input.
+    name : str
+        The step, for the log line that says which input changed.
+
+    Returns
+    -------
+    dict or None
+        The manifest (``key``, ``digests`` and the step's own fields); None when
+        it is missing or was made from other inputs.
+    """
+    if not path.exists():
+        return None
+    manifest = json.loads(path.read_text(encoding="utf-8"))
     if manifest.get("key") != digest(digests):
         before = manifest.get("digests", {})
         changed = sorted(k for k in digests if before.get(k) != digests[k])
-        log.info("%s runs again: changed %s", stage.name, ", ".join(changed))
-        return False
-    root = Path(manifest["processed"])
-    for relative, expected in manifest.get("outputs", {}).items():
+        log.info("%s runs again: changed %s", name, ", ".join(changed))
+        return None
+    return manifest
+
+
+def save_manifest(path: Path, digests: dict[str, str], **fields) -> None:
+    """Write, atomically, that a step ran on `digests` and what it left behind."""
+    manifest = {"key": digest(digests), "digests": digests, **fields}
+    save_text(json.dumps(manifest, indent=1), path)
+
+
+def outputs_unchanged(root: Path, outputs: dict[str, list]) -> bool:
+    """Return True when every file in `outputs` (relative to `root`, with
+    ``[size, mtime_ns]`` as :func:`fingerprint_files` gives) is still there as
+    it was written."""
+    for relative, expected in outputs.items():
         path = root / relative
         if not path.exists():
             return False
@@ -474,14 +511,10 @@ def execute_stage(
     outputs = {
         name: value for name, value in after.items() if before.get(name) != value
     }
-    manifest = {
-        "key": digest(digests),
-        "digests": digests,
-        "processed": str(processed),
-        "outputs": outputs,
-    }
     os.replace(scratch, target)
-    save_text(json.dumps(manifest, indent=1), target.with_suffix(".json"))
+    save_manifest(
+        target.with_suffix(".json"), digests, processed=str(processed), outputs=outputs
+    )
     log.info("executed %s: %d processed files written", stage.source, len(outputs))
     return target
 
