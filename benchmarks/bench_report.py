@@ -7,7 +7,7 @@ process:
 
 - ``fresh``: ``heard report --month 2026-11 --fresh``, every notebook executed;
 - ``unchanged``: the same command without ``--fresh`` straight after, which
-  reuses the executed notebooks and only renders.
+  reuses the executed notebooks, the PDF and the site and scans nothing again.
 
 For each run it prints the wall seconds, the user + system CPU seconds of the
 command and everything it waited for (``os.wait4``), the seconds each stage took

@@ -10,6 +10,7 @@ import hashlib
 import json
 import math
 import re
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -140,19 +141,24 @@ def no_checks(monkeypatch):
     monkeypatch.setattr(report, "check_inputs", lambda *args: None)
 
 
+@pytest.fixture
+def frozen_code(monkeypatch):
+    # Heard's code is in the keys; hold it still so that an edit elsewhere in the
+    # working tree during the test cannot look like a change.
+    helpers, rendering = report.helpers_fingerprint(), report.render_fingerprint()
+    monkeypatch.setattr(report, "helpers_fingerprint", lambda: helpers)
+    monkeypatch.setattr(report, "render_fingerprint", lambda: rendering)
+
+
 def test_second_run_reuses_unchanged_notebooks(
-    tmp_path, no_checks, capsys, monkeypatch
+    tmp_path, no_checks, frozen_code, capsys
 ):
-    # The helpers source is one of the key's inputs; hold it still so that an
-    # edit elsewhere in the working tree during the test cannot look like a change.
-    frozen = report.helpers_fingerprint()
-    monkeypatch.setattr(report, "helpers_fingerprint", lambda: frozen)
     root = fixture_project(tmp_path, {"01_stage": FIXTURES / "stage.ipynb"})
     first = report.build_report("fixture", "2026-11", root=root, renderer="fallback")
     executed = root / "reports/_output/fixture/2026-11/executed/01_stage.ipynb"
     stamp = executed.stat().st_mtime_ns
 
-    # Nothing changed: both notebooks are reused, the report is rendered again.
+    # Nothing changed: both notebooks are reused, and so are the PDF and the site.
     second = report.build_report("fixture", "2026-11", root=root, renderer="fallback")
     assert executed.stat().st_mtime_ns == stamp
     assert "[2026-11 2/4] 01_stage (unchanged, reused)" in capsys.readouterr().err
@@ -167,6 +173,77 @@ def test_second_run_reuses_unchanged_notebooks(
         "Renamed"
         in (root / "reports/_output/fixture/2026-11/site/index.html").read_text()
     )
+
+
+def rendered_stamps(outputs: report.ReportOutputs) -> tuple[int, int]:
+    return outputs.pdf.stat().st_mtime_ns, outputs.site.stat().st_mtime_ns
+
+
+def test_unchanged_second_run_renders_nothing_and_scans_nothing(
+    tmp_path, no_checks, frozen_code, capsys, monkeypatch
+):
+    root = fixture_project(tmp_path, {"01_stage": FIXTURES / "stage.ipynb"})
+    first = report.build_report("fixture", "2026-11", root=root, renderer="fallback")
+    stamps = rendered_stamps(first)
+    capsys.readouterr()
+
+    # Every file was scanned and rendered by the first run: neither runs again.
+    def again(*args, **kwargs):
+        raise AssertionError("scanned or rendered again with nothing changed")
+
+    for name in ("ensure_private", "check_rendered_privacy", "render_fallback"):
+        monkeypatch.setattr(report, name, again)
+    second = report.build_report("fixture", "2026-11", root=root, renderer="fallback")
+    assert second == first and rendered_stamps(second) == stamps
+    assert "[2026-11 4/4] render (fallback) (unchanged, reused)" in (
+        capsys.readouterr().err
+    )
+
+
+@pytest.mark.parametrize(
+    "change", ["home page", "deleted pdf", "deleted site", "edited page", "fresh"]
+)
+def test_changed_input_or_output_renders_again(
+    tmp_path, no_checks, frozen_code, capsys, change
+):
+    root = fixture_project(tmp_path, {"01_stage": FIXTURES / "stage.ipynb"})
+    first = report.build_report("fixture", "2026-11", root=root, renderer="fallback")
+    stamps = rendered_stamps(first)
+    capsys.readouterr()
+
+    # Change one input of the render, or damage one of its outputs.
+    if change == "home page":
+        (root / "index.qmd").write_text("---\ntitle: Changed home\n---\n\nHello.\n")
+    elif change == "deleted pdf":
+        first.pdf.unlink()
+    elif change == "deleted site":
+        shutil.rmtree(first.site.parent)
+    elif change == "edited page":
+        first.site.write_text(first.site.read_text() + "<!-- edited -->")
+    second = report.build_report(
+        "fixture", "2026-11", root=root, renderer="fallback", fresh=change == "fresh"
+    )
+    assert "render (fallback)\n" in capsys.readouterr().err
+    assert second.pdf.exists() and second.site.exists()
+    assert rendered_stamps(second) != stamps
+    if change == "home page":
+        assert "Changed home" in second.site.read_text()
+
+
+def test_a_phone_added_after_a_clean_run_still_stops_the_report(
+    tmp_path, no_checks, frozen_code
+):
+    root = fixture_project(tmp_path, {"01_stage": FIXTURES / "stage.ipynb"})
+    first = report.build_report("fixture", "2026-11", root=root, renderer="fallback")
+    assert (first.pdf.parent / "privacy.json").exists()
+
+    # The new file was never scanned, so the recorded pass does not cover it.
+    processed = root / "data" / "processed" / "fixture" / "2026-11"
+    processed.mkdir(parents=True, exist_ok=True)
+    leaking = processed / "insights-open_insight.csv"
+    leaking.write_text("insight,note\ni-1,call her back on +1 202-555-0147\n")
+    with pytest.raises(report.HeardInputError, match="202-555-0147"):
+        report.build_report("fixture", "2026-11", root=root, renderer="fallback")
 
 
 def test_cache_key_covers_notebook_parameters_raw_helpers_and_upstream(tmp_path):

@@ -847,6 +847,38 @@ CALL_LIST_PREFIX = "call-list_"
 RENDERED_SUFFIXES = (".html", ".typ", ".md", ".pdf")
 
 
+def list_scanned_outputs(
+    study: Study, *, month: str | None = None, root: Path | None = None
+) -> list[Path]:
+    """Return the files :func:`scan_outputs` looks into, in a stable order.
+
+    Parameters
+    ----------
+    study : Study
+        The study; every file under ``data/processed/<study>/`` (or the month's
+        folder) except the call list, the one file meant to carry phone numbers.
+    month : str, optional
+        This month's processed folder only.
+    root : Path, optional
+        The project folder, for ``reports/_output/<study>/`` (HTML, Typst,
+        Markdown and PDF).
+
+    Returns
+    -------
+    list of Path
+        The processed files, then the rendered ones.
+    """
+    processed = study.processed(month) if month else study.processed_root
+    paths = [
+        p for p in sorted(processed.rglob("*"))
+        if p.is_file() and not p.name.startswith((CALL_LIST_PREFIX, "."))
+    ]  # fmt: skip
+    rendered = Path(root or find_project_root()) / "reports" / "_output" / study.name
+    return paths + [
+        p for p in sorted(rendered.rglob("*")) if p.suffix in RENDERED_SUFFIXES
+    ]
+
+
 def scan_outputs(
     study: Study, *, month: str | None = None, root: Path | None = None
 ) -> list[dict]:
@@ -854,15 +886,8 @@ def scan_outputs(
 
     Parameters
     ----------
-    study : Study
-        The study; every file under ``data/processed/<study>/`` (or the month's
-        folder) is _scanned except the call list, the one file meant to carry
-        phone numbers.
-    month : str, optional
-        Scan this month's processed folder only.
-    root : Path, optional
-        The project folder, for ``reports/_output/<study>/`` (HTML, Typst,
-        Markdown and PDF).
+    study, month, root
+        As for :func:`list_scanned_outputs`, which names the files scanned.
 
     Returns
     -------
@@ -872,14 +897,7 @@ def scan_outputs(
     """
     from helpers.privacy import scan_for_pii
 
-    processed = study.processed(month) if month else study.processed_root
-    paths = [
-        p for p in sorted(processed.rglob("*"))
-        if p.is_file() and not p.name.startswith((CALL_LIST_PREFIX, "."))
-    ]  # fmt: skip
-    rendered = Path(root or find_project_root()) / "reports" / "_output" / study.name
-    paths += [p for p in sorted(rendered.rglob("*")) if p.suffix in RENDERED_SUFFIXES]
-    findings = scan_for_pii(paths)
+    findings = scan_for_pii(list_scanned_outputs(study, month=month, root=root))
     if findings:
         log.warning(
             "%d e-mails or phone numbers outside raw data, e.g. in %s",

@@ -5,7 +5,9 @@ study folder, execute the numbered notebooks in order and then
 ``reports/monthly.ipynb`` with papermill, render the PDF and the site, and scan
 what was rendered for personal details. Executed notebooks are kept under
 ``reports/_output/<study>/<month>/executed/`` and reused while their inputs are
-unchanged, so a second run with nothing changed only re-renders.
+unchanged; the PDF and the site are kept likewise (``render.json``), and the
+privacy scan's pass is recorded (``privacy.json``), so a second run with nothing
+changed reads no notebook and renders nothing.
 """
 
 from __future__ import annotations
@@ -21,9 +23,15 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
-from helpers.checks import ensure_checked, ensure_private, remember_checked
+from helpers.checks import (
+    ensure_checked,
+    ensure_private,
+    list_scanned_outputs,
+    remember_checked,
+)
 from helpers.errors import HeardInputError
 from helpers.files import save_text
 from helpers.study import check_month, find_project_root, load_study
@@ -36,6 +44,15 @@ KERNEL = "python3"
 # Rendering code does not change what a notebook computes; editing it must not
 # re-execute the chain.
 RENDER_ONLY = {"render.py", "report.py", "cli.py"}
+# Besides Heard's own code, what the PDF and the site are made with (pandoc comes
+# inside pypandoc_binary, the fonts inside matplotlib) and what scans them.
+RENDER_PACKAGES = ("pypandoc_binary", "typst", "matplotlib", "pypdf")
+# What Quarto renders besides the executed notebooks.
+PROJECT_FILES = ("_quarto.yml", "index.qmd", "reports/monthly-header.typ")
+# What reads the files the privacy scan looks into.
+SCAN_PACKAGES = ("pypdf", "pandas", "pyarrow", "openpyxl")
+RENDER_MANIFEST = "render.json"
+PRIVACY_RECORD = "privacy.json"
 
 
 @dataclass(frozen=True)
@@ -139,7 +156,8 @@ def build_report(
     renderer : {"auto", "quarto", "fallback"}
         ``auto`` uses Quarto when it is on PATH and the PyPI fallback otherwise.
     fresh : bool
-        Re-execute every notebook even when its inputs are unchanged.
+        Re-execute every notebook, scan every file and render again, even when
+        nothing changed.
 
     Returns
     -------
@@ -154,8 +172,6 @@ def build_report(
         processed file of the month (the call list aside) or the rendered report
         holds an e-mail address or phone number.
     """
-    from helpers import render
-
     # Settle the renderer first, so a missing Quarto is said before any work.
     root = Path(root or find_project_root()).resolve()
     check_month(month)
@@ -199,18 +215,24 @@ def build_report(
 
     # No e-mail or phone in the month's processed files (the call list aside):
     # they feed the pages and are shared more widely than raw data.
-    ensure_private(load_study(study, root=root), month=month, root=root)
+    ensure_private_once(study, month, root=root, folder=folder, fresh=fresh)
 
-    # Render, then make sure nothing personal reached the pages.
+    # Render, unless these very inputs made the PDF and the site still there.
+    commit = git_commit(root)
+    digests = render_digests(
+        executed, study, month, root=root, quarto=use_quarto, commit=commit,
+        upstream=upstream,
+    )  # fmt: skip
+    outputs = None if fresh else reuse_rendered(folder, digests)
     announce(
-        total, total, f"render ({'quarto' if use_quarto else 'fallback'})", month=month
-    )
-    info = render_info(study, month, root=root, quarto=use_quarto)
-    if use_quarto:
-        outputs = render.render_with_quarto(root, executed, info=info, folder=folder)
-    else:
-        outputs = render_fallback(root, executed, info=info, folder=folder)
-    check_rendered_privacy(outputs)
+        total, total, f"render ({settled}){' (unchanged, reused)' if outputs else ''}",
+        month=month,
+    )  # fmt: skip
+    if outputs is None:
+        outputs = render_month(
+            executed, study, month, root=root, folder=folder, quarto=use_quarto,
+            commit=commit, digests=digests,
+        )  # fmt: skip
     record_checks_passed(folder, study, month, root=root)
     return outputs
 
@@ -375,18 +397,55 @@ def is_cached(folder: Path, stage: Stage, digests: dict[str, str]) -> bool:
     It can when it was made with the same key and every processed file it wrote
     is still there, unchanged (a deleted ``data/processed`` forces a re-run).
     """
-    manifest_path = folder / "executed" / f"{stage.name}.json"
     executed = folder / "executed" / f"{stage.name}.ipynb"
-    if not (manifest_path.exists() and executed.exists()):
-        return False
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    manifest = read_manifest(executed.with_suffix(".json"), digests, name=stage.name)
+    return (
+        manifest is not None
+        and executed.exists()
+        and outputs_unchanged(Path(manifest["processed"]), manifest["outputs"])
+    )
+
+
+def read_manifest(path: Path, digests: dict[str, str], *, name: str) -> dict | None:
+    """Return the manifest at `path` when it was written for these `digests`.
+
+    Parameters
+    ----------
+    path : Path
+        A manifest written by :func:`save_manifest`.
+    digests : dict
+        What the step depends on now, one digest per kind of input.
+    name : str
+        The step, for the log line that says which input changed.
+
+    Returns
+    -------
+    dict or None
+        The manifest (``key``, ``digests`` and the step's own fields); None when
+        it is missing or was made from other inputs.
+    """
+    if not path.exists():
+        return None
+    manifest = json.loads(path.read_text(encoding="utf-8"))
     if manifest.get("key") != digest(digests):
         before = manifest.get("digests", {})
         changed = sorted(k for k in digests if before.get(k) != digests[k])
-        log.info("%s runs again: changed %s", stage.name, ", ".join(changed))
-        return False
-    root = Path(manifest["processed"])
-    for relative, expected in manifest.get("outputs", {}).items():
+        log.info("%s runs again: changed %s", name, ", ".join(changed))
+        return None
+    return manifest
+
+
+def save_manifest(path: Path, digests: dict[str, str], **fields) -> None:
+    """Write, atomically, that a step ran on `digests` and what it left behind."""
+    manifest = {"key": digest(digests), "digests": digests, **fields}
+    save_text(json.dumps(manifest, indent=1), path)
+
+
+def outputs_unchanged(root: Path, outputs: dict[str, list]) -> bool:
+    """Return True when every file in `outputs` (relative to `root`, with
+    ``[size, mtime_ns]`` as :func:`fingerprint_files` gives) is still there as
+    it was written."""
+    for relative, expected in outputs.items():
         path = root / relative
         if not path.exists():
             return False
@@ -474,14 +533,10 @@ def execute_stage(
     outputs = {
         name: value for name, value in after.items() if before.get(name) != value
     }
-    manifest = {
-        "key": digest(digests),
-        "digests": digests,
-        "processed": str(processed),
-        "outputs": outputs,
-    }
     os.replace(scratch, target)
-    save_text(json.dumps(manifest, indent=1), target.with_suffix(".json"))
+    save_manifest(
+        target.with_suffix(".json"), digests, processed=str(processed), outputs=outputs
+    )
     log.info("executed %s: %d processed files written", stage.source, len(outputs))
     return target
 
@@ -543,7 +598,7 @@ def git_commit(root: Path) -> str:
     return f"{commit}+changes" if dirty else commit
 
 
-def render_info(study: str, month: str, *, root: Path, quarto: bool):
+def render_info(study: str, month: str, *, root: Path, quarto: bool, commit: str):
     """Return what the title page says: study name, month, renderer, date, commit."""
     from helpers.render import RenderInfo
     from helpers.report_data import format_study_name
@@ -557,7 +612,183 @@ def render_info(study: str, month: str, *, root: Path, quarto: bool):
         "Quarto" if quarto else "Heard fallback renderer (papermill, pandoc, Typst)"
     )
     today = dt.datetime.now(dt.UTC).date().isoformat()
-    return RenderInfo(name, month, renderer, today, git_commit(root))
+    return RenderInfo(name, month, renderer, today, commit)
+
+
+def render_digests(
+    executed: dict[str, Path],
+    study: str,
+    month: str,
+    *,
+    root: Path,
+    quarto: bool,
+    commit: str,
+    upstream: str,
+) -> dict[str, str]:
+    """Return what the PDF and the site depend on, one digest per kind of input.
+
+    Parameters
+    ----------
+    executed : dict
+        Stage name -> executed notebook; their bytes are hashed.
+    study, month : str
+        As given to :func:`build_report`.
+    root : Path
+        The project folder, for :data:`PROJECT_FILES`.
+    quarto : bool
+        Whether Quarto renders (else the fallback).
+    commit : str
+        The git commit the title page names.
+    upstream : str
+        The last notebook's key, which covers every input of the chain and the
+        ``helpers`` code outside :data:`RENDER_ONLY`.
+
+    Returns
+    -------
+    dict
+        ``executed``, ``upstream``, ``project`` (the files of
+        :data:`PROJECT_FILES`), ``code`` (:func:`render_fingerprint`),
+        ``renderer`` (:func:`renderer_versions`) and ``title`` -> digest.
+
+    Notes
+    -----
+    The date on the title page is left out: a reused report keeps the date it
+    was rendered on, which is when its pages were made.
+    """
+    parts = {
+        "executed": {
+            name: hashlib.sha256(path.read_bytes()).hexdigest()
+            for name, path in executed.items()
+        },
+        "upstream": upstream,
+        "project": {
+            name: hashlib.sha256((root / name).read_bytes()).hexdigest()
+            for name in PROJECT_FILES
+            if (root / name).exists()
+        },
+        "code": render_fingerprint(),
+        "renderer": renderer_versions(quarto=quarto),
+        "title": {"study": study, "month": month, "commit": commit},
+    }
+    return {name: digest(part) for name, part in parts.items()}
+
+
+def render_fingerprint() -> dict[str, list]:
+    """Return the content hashes of Heard's rendering code and templates.
+
+    The rest of the package is in every notebook's key, so in ``upstream``.
+    """
+    prints = fingerprint_files(Path(__file__).parent, content=True)
+    return {
+        name: value
+        for name, value in prints.items()
+        if name in RENDER_ONLY or name.startswith("templates/")
+    }
+
+
+def renderer_versions(*, quarto: bool) -> dict[str, str | None]:
+    """Return the installed version of each of :data:`RENDER_PACKAGES`, and
+    Quarto's when it renders (None for a package that is not installed)."""
+    versions = {name: installed_version(name) for name in RENDER_PACKAGES}
+    if quarto:
+        versions["quarto"] = subprocess.run(
+            ["quarto", "--version"], capture_output=True, text=True, timeout=60
+        ).stdout.strip()
+    return versions
+
+
+def installed_version(package: str) -> str | None:
+    """Return the installed version of `package`, or None when it is missing."""
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def reuse_rendered(folder: Path, digests: dict[str, str]) -> ReportOutputs | None:
+    """Return the month's PDF and site when these `digests` made them and neither
+    was changed or deleted since (else None: render again)."""
+    manifest = read_manifest(folder / RENDER_MANIFEST, digests, name="render")
+    if manifest is None or not outputs_unchanged(folder, manifest["outputs"]):
+        return None
+    return ReportOutputs(pdf=folder / manifest["pdf"], site=folder / manifest["site"])
+
+
+def render_month(
+    executed: dict[str, Path],
+    study: str,
+    month: str,
+    *,
+    root: Path,
+    folder: Path,
+    quarto: bool,
+    commit: str,
+    digests: dict[str, str],
+) -> ReportOutputs:
+    """Render the PDF and the site, scan them, and record them for reuse.
+
+    Parameters
+    ----------
+    executed : dict
+        Stage name -> executed notebook, in navigation order; ``monthly`` last.
+    study, month : str
+        As given to :func:`build_report`.
+    root, folder : Path
+        The project folder and the month's output folder.
+    quarto : bool
+        Render with Quarto, else with the fallback.
+    commit : str
+        The git commit the title page names.
+    digests : dict
+        :func:`render_digests`, written to ``render.json`` once the pages pass
+        the privacy scan.
+
+    Returns
+    -------
+    ReportOutputs
+
+    Raises
+    ------
+    HeardInputError
+        When the rendered pages show an e-mail address or phone number.
+    """
+    from helpers import render
+
+    # A render that stops half-way must never look like a finished one.
+    (folder / RENDER_MANIFEST).unlink(missing_ok=True)
+    info = render_info(study, month, root=root, quarto=quarto, commit=commit)
+    if quarto:
+        outputs = render.render_with_quarto(root, executed, info=info, folder=folder)
+    else:
+        outputs = render_fallback(root, executed, info=info, folder=folder)
+
+    # Make sure nothing personal reached the pages; only then remember them.
+    check_rendered_privacy(outputs)
+    record_rendered_private(outputs, study, month, root=root, folder=folder)
+    save_manifest(
+        folder / RENDER_MANIFEST,
+        digests,
+        pdf=Path(outputs.pdf).relative_to(folder).as_posix(),
+        site=Path(outputs.site).relative_to(folder).as_posix(),
+        outputs=fingerprint_rendered(outputs, folder),
+    )
+    return outputs
+
+
+def fingerprint_rendered(outputs: ReportOutputs, folder: Path) -> dict[str, list]:
+    """Return ``[size, mtime_ns]`` of the PDF and of every file of the site,
+    by path relative to the month's `folder` (as :func:`outputs_unchanged` reads)."""
+    site = Path(outputs.site).parent
+    prints = {
+        (site / name).relative_to(folder).as_posix(): value
+        for name, value in fingerprint_files(site).items()
+    }
+    status = Path(outputs.pdf).stat()
+    prints[Path(outputs.pdf).relative_to(folder).as_posix()] = [
+        status.st_size,
+        status.st_mtime_ns,
+    ]
+    return prints
 
 
 def render_fallback(root: Path, executed: dict[str, Path], *, info, folder: Path):
@@ -608,6 +839,84 @@ def home_page(root: Path, *, subtitle: str):
     return Page("index", str(front.get("title", "Heard")), body, {}, subtitle)
 
 
+def ensure_private_once(
+    study: str, month: str, *, root: Path, folder: Path, fresh: bool
+) -> None:
+    """Run :func:`helpers.checks.ensure_private` unless every file it would scan
+    passed the same scan before, byte for byte.
+
+    Parameters
+    ----------
+    study, month : str
+        As given to :func:`build_report`.
+    root, folder : Path
+        The project folder and the month's output folder (``privacy.json``).
+    fresh : bool
+        Scan whatever the record says.
+
+    Raises
+    ------
+    HeardInputError
+        As :func:`helpers.checks.ensure_private`: a processed file or a rendered
+        page shows an e-mail address or phone number.
+
+    Notes
+    -----
+    The scan's verdict on a file depends only on its bytes, its suffix and the
+    scanning code, so the record keeps ``<suffix>:<sha256>`` of every file that
+    passed, under a key of the ``helpers`` code and the versions of
+    :data:`SCAN_PACKAGES`.
+    """
+    loaded = load_study(study, root=root)
+    scanned = set(content_hashes(list_scanned_outputs(loaded, month=month, root=root)))
+    record = folder / PRIVACY_RECORD
+    manifest = None if fresh else read_manifest(record, privacy_digests(), name="scan")
+    if manifest is not None and scanned <= set(manifest["passed"]):
+        log.info("privacy scan: all %d files passed it before", len(scanned))
+        return
+    ensure_private(loaded, month=month, root=root)
+    save_manifest(record, privacy_digests(), passed=sorted(scanned))
+
+
+def record_rendered_private(
+    outputs: ReportOutputs, study: str, month: str, *, root: Path, folder: Path
+) -> None:
+    """Add the pages :func:`check_rendered_privacy` just passed to ``privacy.json``.
+
+    Only files :func:`helpers.checks.ensure_private` looks into stay recorded,
+    so the record does not grow with every render.
+    """
+    record = folder / PRIVACY_RECORD
+    manifest = read_manifest(record, privacy_digests(), name="scan") or {}
+    passed = set(manifest.get("passed", [])) | set(
+        content_hashes(rendered_files(outputs))
+    )
+    loaded = load_study(study, root=root)
+    scanned = content_hashes(list_scanned_outputs(loaded, month=month, root=root))
+    save_manifest(record, privacy_digests(), passed=sorted(passed & set(scanned)))
+
+
+def privacy_digests() -> dict[str, str]:
+    """Return what the privacy scan's verdict depends on besides the files."""
+    return {
+        "helpers": digest(helpers_fingerprint()),
+        "readers": digest({name: installed_version(name) for name in SCAN_PACKAGES}),
+    }
+
+
+def content_hashes(paths: list[Path]) -> list[str]:
+    """Return ``<suffix>:<sha256>`` of each file (the scan reads by suffix)."""
+    return [
+        f"{path.suffix.lower()}:{hashlib.sha256(path.read_bytes()).hexdigest()}"
+        for path in paths
+    ]
+
+
+def rendered_files(outputs: ReportOutputs) -> list[Path]:
+    """Return the site's HTML pages and the PDF: what the rendered scan reads."""
+    return [*sorted(Path(outputs.site).parent.rglob("*.html")), Path(outputs.pdf)]
+
+
 def check_rendered_privacy(outputs: ReportOutputs) -> None:
     """Raise when the rendered site or PDF shows an e-mail address or phone number.
 
@@ -619,8 +928,7 @@ def check_rendered_privacy(outputs: ReportOutputs) -> None:
     """
     from helpers.privacy import scan_for_pii
 
-    pages = sorted(Path(outputs.site).parent.rglob("*.html"))
-    findings = scan_for_pii([*pages, Path(outputs.pdf)])
+    findings = scan_for_pii(rendered_files(outputs))
     if findings:
         # Nothing personal may stay where someone could share it.
         Path(outputs.pdf).unlink(missing_ok=True)
