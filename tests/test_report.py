@@ -338,6 +338,73 @@ def test_executive_summary_carries_denominators_quotes_and_questions(tmp_path):
     assert "not distinguishable from no change" in text
 
 
+def coded_theme(code: str, name: str, k: int, n: int) -> dict:
+    """A ``themes_code.parquet`` row of a leaf theme, all segments together."""
+    return theme(k, n) | {"code": code, "name": name, "parent": None}
+
+
+def write_theme_months(tmp_path: Path, october: list, november: list):
+    """Return a study with two months of theme counts (and no other outputs)."""
+    (tmp_path / "data" / "raw" / "shop").mkdir(parents=True)
+    processed = tmp_path / "data" / "processed" / "shop"
+    write_month(processed, "2026-10", connect(28, 80), october)
+    write_month(processed, "2026-11", connect(36, 90), november)
+    return load_study("shop", root=tmp_path)
+
+
+def test_executive_summary_names_the_clear_theme_changes_since_last_month(tmp_path):
+    study = write_theme_months(
+        tmp_path,
+        [coded_theme("FIT", "Sizing and fit", 4, 22),
+         coded_theme("CODE", "Discount-code hunting", 10, 22),
+         coded_theme("SHIP", "Shipping cost", 6, 22)],
+        [coded_theme("FIT", "Sizing and fit", 13, 25),
+         coded_theme("CODE", "Discount-code hunting", 3, 25),
+         coded_theme("SHIP", "Shipping cost", 7, 25)],
+    )  # fmt: skip
+    text = report_data.write_executive_summary(study, "2026-11", {})
+
+    # Both clear changes, largest first, checked against Fisher and Newcombe by hand.
+    fit_p, code_p = fisher_by_hand(13, 25, 4, 22), fisher_by_hand(3, 25, 10, 22)
+    assert fit_p < 0.05 and code_p < 0.05
+    assert fisher_by_hand(7, 25, 6, 22) >= 0.05
+    fit_low, fit_high = newcombe_by_hand(13, 25, 4, 22)
+    fit = (
+        f"Sizing and fit rose from 18% (4 of 22) to 52% (13 of 25), +34 pp "
+        f"[{100 * fit_low:.0f}, {100 * fit_high:.0f}], p {fit_p:.2g}"
+    )
+    line = next(x for x in text.splitlines() if "theme changes since" in x)
+    assert line.startswith(
+        "- **Biggest theme changes since October 2026** (Fisher's exact p below "
+        "0.05, not corrected for the 3 themes compared; 95% Newcombe intervals): " + fit
+    )
+    code_low, code_high = newcombe_by_hand(3, 25, 10, 22)
+    assert (
+        f"; Discount-code hunting fell from 45% (10 of 22) to 12% (3 of 25), -33 pp "
+        f"[{100 * code_low:.0f}, {100 * code_high:.0f}], p {code_p:.2g}."
+    ) in line
+    assert "Shipping cost" not in line
+
+
+def test_executive_summary_says_when_no_theme_changed_clearly(tmp_path):
+    study = write_theme_months(
+        tmp_path,
+        [coded_theme("FIT", "Sizing and fit", 5, 22)],
+        [coded_theme("FIT", "Sizing and fit", 8, 25)],
+    )
+    text = report_data.write_executive_summary(study, "2026-11", {})
+    assert fisher_by_hand(8, 25, 5, 22) >= 0.05
+    assert (
+        "- **Theme changes since October 2026:** no clear change in the 1 theme "
+        "compared (every Fisher's exact p is 0.05 or more); the largest: Sizing and "
+        "fit rose from 23% (5 of 22) to 32% (8 of 25)"
+    ) in text
+
+    # The study's first month has nothing to compare, so no line.
+    first = report_data.write_executive_summary(study, "2026-10", {})
+    assert "theme change" not in first.lower()
+
+
 def test_summary_line_of_an_experiment_with_a_sample_ratio_mismatch_claims_nothing():
     entry = {
         "name": "subject-nov",

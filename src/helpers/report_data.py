@@ -51,6 +51,9 @@ PACKAGES = [
     "papermill", "pypandoc_binary", "typst",
 ]  # fmt: skip
 TOP_THEMES = 3
+# A theme's change between months is clear below this Fisher p: the level of the
+# 95% Newcombe intervals the month-over-month section shows beside it.
+CLEAR_CHANGE_P = 0.05
 # Krippendorff's thresholds for alpha: rely on the codes, draw tentative conclusions.
 ALPHA_RELIABLE, ALPHA_TENTATIVE = 0.80, 0.667
 SPREAD = ("difference", "ci_low", "ci_high")
@@ -159,7 +162,8 @@ def write_executive_summary(study: Study, month: str, summaries: dict) -> str:
     str
         A question line, a bullet list (conversations with the customers who
         answered without one, connect rate, recovery, top themes with one
-        consented quote each, coder disagreements still open, experiment
+        consented quote each, the clear theme changes since last month (or that
+        none changed clearly), coder disagreements still open, experiment
         verdicts, and any guardrail that got worse or stayed unclear) and next
         month's question. Besides the summaries it reads the month's attempts,
         disagreement queue and experiment results (processed files).
@@ -176,6 +180,7 @@ def write_executive_summary(study: Study, month: str, summaries: dict) -> str:
     currency = study.config["study"]["currency"]
     lines += [f"- {line}" for line in describe_recovery(calls, currency=currency)]
     lines += [f"- {line}" for line in describe_top_themes(coding)]
+    lines += [f"- {line}" for line in summarise_theme_changes(study, month)]
     if open_codes.get("n_open"):
         lines.append(
             f"- {describe_open_disagreements(open_codes, limit=TOP_THEMES, short=True)}"
@@ -396,6 +401,76 @@ def describe_top_themes(coding: dict, *, limit: int = TOP_THEMES) -> list[str]:
             f"**Theme: {theme.get('name', theme.get('code'))}** in {share}{said}"
         )
     return lines
+
+
+def summarise_theme_changes(study: Study, month: str) -> list[str]:
+    """Return the summary's line on the themes that changed clearly since the
+    previous month, from the month-over-month comparison the report shows
+    (:func:`choose_theme_codes`, :func:`compare_themes`,
+    :func:`compare_theme_changes`); no line without an earlier month."""
+    codes = choose_theme_codes(study, month)
+    themes = compare_themes(study, month, codes)
+    changes = compare_theme_changes(themes)
+    if changes.empty:
+        return []
+    return [describe_theme_changes(changes)]
+
+
+def describe_theme_changes(changes: pd.DataFrame, *, limit: int = TOP_THEMES) -> str:
+    """Return the clear theme changes between the last two months, largest first.
+
+    Parameters
+    ----------
+    changes : DataFrame
+        From :func:`compare_theme_changes`, largest change first.
+    limit : int, keyword-only
+        The most changes named; the rest are counted.
+
+    Returns
+    -------
+    str
+        Markdown: each theme whose Fisher p is below :data:`CLEAR_CHANGE_P`,
+        with both months' counts, the change in percentage points and its 95%
+        Newcombe interval and p; else that none changed clearly, with the
+        largest change.
+
+    Notes
+    -----
+    The p-values are not corrected for the several themes compared, so the
+    line says how many were compared: with five themes and no real change, about
+    one month in four would still show a clear change by chance.
+    """
+    since = format_month(changes["before"].iloc[0])
+    compared = f"{len(changes)} theme{'s' if len(changes) > 1 else ''} compared"
+    clear = changes[changes["p_value"] < CLEAR_CHANGE_P]
+    if clear.empty:
+        largest = describe_theme_change(changes.iloc[0])
+        return (
+            f"**Theme changes since {since}:** no clear change in the {compared} "
+            f"(every Fisher's exact p is {CLEAR_CHANGE_P} or more); the largest: "
+            f"{largest} (95% Newcombe interval)."
+        )
+    named = [describe_theme_change(row) for _, row in clear.head(limit).iterrows()]
+    more = len(clear) - len(named)
+    rest = f"; {more} more in Month over month" if more else ""
+    title = "Biggest theme change" if len(clear) == 1 else "Biggest theme changes"
+    return (
+        f"**{title} since {since}** (Fisher's exact p below {CLEAR_CHANGE_P}, "
+        f"not corrected for the {compared}; 95% Newcombe intervals): "
+        f"{'; '.join(named)}{rest}."
+    )
+
+
+def describe_theme_change(change: pd.Series) -> str:
+    """Return one theme's change: ``Sizing and fit rose from 18% (4 of 22) to
+    52% (13 of 25), +34 pp [+6, +55], p 0.032``."""
+    before = format_count_rate(int(change["k_before"]), int(change["n_before"]))
+    after = format_count_rate(int(change["k_after"]), int(change["n_after"]))
+    difference = change["difference"]
+    moved = "rose" if difference > 0 else "fell" if difference < 0 else "went"
+    spread = format_pp(*(change[k] for k in SPREAD), digits=0)
+    p_value = format_p(change["p_value"])
+    return f"{change['name']} {moved} from {before} to {after}, {spread}, p {p_value}"
 
 
 def is_suggested(coding: dict) -> bool:
