@@ -1012,6 +1012,54 @@ def test_segments_read_as_labels_from_one_mapping_everywhere():
     assert "**1,495** customers and **2,787** orders" in text
 
 
+def test_segments_section_says_which_segments_were_called_and_the_split(tmp_path):
+    study, processed = make_study(tmp_path)
+    arms = ["called"] * 3 + ["holdout"] * 2 + ["called"] * 4
+    segments = ["cart_abandoners"] * 5 + ["first_time_no_return"] * 4
+    pd.DataFrame(
+        {"customer_key": [f"c{i}" for i in range(9)], "segment": segments,
+         "arm": arms, "stratum": "s"}
+    ).to_parquet(processed / "assignment_customer.parquet")  # fmt: skip
+    summary = {
+        "segment_sizes": {"cart_abandoners": 136, "first_time_no_return": 430,
+                          "churned": 201, "recent_buyers": 206},
+        "month_segments": ["cart_abandoners", "first_time_no_return"],
+        "n_call_list": 7, "n_holdout": 2,
+    }  # fmt: skip
+
+    # Counted by hand from the nine rows above.
+    call_list = report_data.tally_call_list(study, "2026-11")
+    assert call_list.to_dict("records") == [
+        {"segment": "first_time_no_return", "n_called": 4, "n_holdout": 0},
+        {"segment": "cart_abandoners", "n_called": 3, "n_holdout": 2},
+    ]
+    text = report_data.describe_segments(summary, call_list=call_list)
+    assert "Of the 4 segments Heard builds from them, this month's calls drew on 2" in (
+        text
+    )
+    assert (
+        "a call list of **7** customers (First-time, no return 4; Cart abandoners 3)"
+    ) in text
+    table = report_data.tabulate_segments(summary, call_list=call_list)
+    assert table.to_dict("records") == [
+        {"Segment": "First-time, no return", "Customers": "430", "Called": "4",
+         "Not called": "0"},
+        {"Segment": "Cart abandoners", "Customers": "136", "Called": "3",
+         "Not called": "2"},
+    ]  # fmt: skip
+
+    # The notebook's caption says the table lists the called segments only.
+    notebook = json.loads((REPO / "reports" / "monthly.ipynb").read_text())
+    cell = next(
+        "".join(c["source"]) for c in notebook["cells"]
+        if "label: tbl-segments" in "".join(c["source"])
+    )  # fmt: skip
+    assert "segments this month's calls drew on, not every segment" in cell
+    assert report_data.tally_call_list(
+        make_study(tmp_path, "empty")[0], "2026-11"
+    ).empty
+
+
 def test_customers_who_answered_without_a_conversation_are_explained(tmp_path):
     study, processed = make_study(tmp_path)
     at = pd.Timestamp("2026-11-02 10:00", tz="UTC")

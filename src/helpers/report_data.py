@@ -516,22 +516,74 @@ def read_interval(entry: dict) -> str:
     return "not distinguishable from no change"
 
 
-def tabulate_segments(segments: dict) -> pd.DataFrame:
-    """Return the month's segments and their sizes (``Segment``, ``Customers``).
+def tabulate_segments(
+    segments: dict, *, call_list: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Return the segments this month calls, their sizes and who was drawn.
 
-    Only the segments the month calls (``month_segments``) are listed; all
-    segments when the summary does not name them.
+    Parameters
+    ----------
+    segments : dict
+        ``summary_segments.json``: ``segment_sizes`` and ``month_segments``.
+    call_list : DataFrame, keyword-only, optional
+        From :func:`tally_call_list`; adds the two arms' columns.
+
+    Returns
+    -------
+    DataFrame
+        ``Segment``, ``Customers`` (everyone in the segment), and with
+        `call_list` ``Called`` (on the call list) and ``Not called`` (the
+        hold-out); largest segment first. Only the segments the month calls
+        (``month_segments``) are listed; all segments when the summary does
+        not name them.
     """
     sizes = segments.get("segment_sizes") or {}
     chosen = segments.get("month_segments") or list(sizes)
     sizes = {name: sizes[name] for name in chosen if name in sizes}
     ordered = sorted(sizes.items(), key=lambda item: -item[1])
-    return pd.DataFrame(
+    table = pd.DataFrame(
         {
             "Segment": [format_segment(s) for s, _ in ordered],
             "Customers": [format_count(n) for _, n in ordered],
         }
     )
+    if call_list is None:
+        return table
+
+    # A segment nobody was drawn from shows 0, not a blank.
+    drawn = call_list.set_index("segment").reindex([s for s, _ in ordered])
+    for column, arm in (("Called", "n_called"), ("Not called", "n_holdout")):
+        table[column] = [format_count(n) for n in drawn[arm].fillna(0)]
+    return table
+
+
+def tally_call_list(study: Study, month: str) -> pd.DataFrame:
+    """Return how many customers of each segment were drawn into each arm.
+
+    Parameters
+    ----------
+    study : Study
+    month : str
+        ``YYYY-MM``; reads step 01's ``assignment_customer.parquet``.
+
+    Returns
+    -------
+    DataFrame
+        ``segment``, ``n_called`` (on the call list), ``n_holdout`` (kept back,
+        not called), largest call list first; no rows without the file.
+    """
+    columns = ["segment", "n_called", "n_holdout"]
+    path = study.processed(month, "assignment_customer.parquet")
+    if not path.exists():
+        return pd.DataFrame(columns=columns)
+    assignment = pd.read_parquet(path, columns=["segment", "arm"])
+    counts = pd.crosstab(assignment["segment"], assignment["arm"])
+    counts = counts.reindex(columns=["called", "holdout"], fill_value=0)
+    counts.columns = ["n_called", "n_holdout"]
+    ordered = counts.reset_index().sort_values(
+        ["n_called", "segment"], ascending=[False, True], ignore_index=True
+    )
+    return ordered[columns]
 
 
 def tabulate_recovery(calls: dict) -> pd.DataFrame:
@@ -952,8 +1004,10 @@ def describe_commit() -> str:
     return git_commit(find_project_root())
 
 
-def describe_segments(segments: dict) -> str:
-    """Return the segment section's sentence: customers, orders, call list, rules."""
+def describe_segments(segments: dict, *, call_list: pd.DataFrame | None = None) -> str:
+    """Return the segment section's sentences: customers, orders, the segments
+    called, the call list by segment (`call_list`, from :func:`tally_call_list`)
+    and the rules."""
     if not segments:
         return "The segment step has no summary for this month."
     window = segments.get("calling_window") or {}
@@ -965,13 +1019,40 @@ def describe_segments(segments: dict) -> str:
     )
     return (
         f"The store's exports held **{format_count(segments.get('n_customers'))}** "
-        f"customers and **{format_count(segments.get('n_orders'))}** orders. We "
-        f"drew a call list of **{format_count(segments.get('n_call_list'))}** "
-        f"customers and kept **{format_count(segments.get('n_holdout'))}** cart "
-        "abandoners back as a not-called "
-        f"hold-out. Phone numbers kept: {plain_setting(segments.get('phone_rule'))}; "
-        f"calls were placed {window_text}."
+        f"customers and **{format_count(segments.get('n_orders'))}** orders."
+        f"{describe_month_segments(segments)} We drew a call list of "
+        f"**{format_count(segments.get('n_call_list'))}** customers"
+        f"{split_by_segment(call_list, 'n_called')} and kept "
+        f"**{format_count(segments.get('n_holdout'))}** cart abandoners back as a "
+        "not-called hold-out. Phone numbers kept: "
+        f"{plain_setting(segments.get('phone_rule'))}; calls were placed "
+        f"{window_text}."
     )
+
+
+def describe_month_segments(segments: dict) -> str:
+    """Return how many of the segments Heard built the month calls, or nothing
+    when the summary does not name them."""
+    sizes, chosen = segments.get("segment_sizes"), segments.get("month_segments")
+    if not sizes or not chosen:
+        return ""
+    return (
+        f" Of the {len(sizes)} segments Heard builds from them, this month's calls "
+        f"drew on {len(chosen)}, listed in the table below."
+    )
+
+
+def split_by_segment(call_list: pd.DataFrame | None, column: str) -> str:
+    """Return `column`'s counts by segment, ``" (Cart abandoners 35;
+    First-time, no return 35)"``; nothing without counts."""
+    if call_list is None or call_list.empty:
+        return ""
+    parts = [
+        f"{format_segment(row['segment'])} {format_count(row[column])}"
+        for row in call_list.to_dict("records")
+        if row[column]
+    ]
+    return f" ({'; '.join(parts)})" if parts else ""
 
 
 def describe_calls(calls: dict, *, unheard: dict | None = None) -> str:
