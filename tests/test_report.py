@@ -604,6 +604,22 @@ def test_earlier_months_without_outputs_are_built_first(tmp_path):
     assert report.missing_earlier_months("shop", "2026-10", root=tmp_path) == []
 
 
+def test_price_sentence_says_who_the_non_buyers_are():
+    low, high = wilson(2, 17)
+    price = {"k": 2, "n": 17, "rate": 2 / 17, "ci_low": low, "ci_high": high,
+             "n_customers": 24}  # fmt: skip
+    section = report_data.describe_coding(
+        {"n_conversations": 25, "price_objection": price}
+    )
+    # 2/17 = 11.8%; Wilson 95% by the formula above.
+    assert (
+        "Of the 17 customers we talked to who placed no order this month (of 24 "
+        f"customers talked to in all), 2 raised price: 12% [{100 * low:.0f}%, "
+        f"{100 * high:.0f}%]."
+    ) in section
+    assert "themes table" not in section
+
+
 def test_suggested_codes_are_labelled_and_never_called_coders_work():
     coding = {
         "coding_source": "suggested (keyword rules, not coded by people)",

@@ -1079,14 +1079,7 @@ def describe_coding(coding: dict) -> str:
     """Return the coding section's sentences: conversations, agreement, saturation."""
     if not coding:
         return "The coding step has no summary for this month."
-    price = coding.get("price_objection")
-    price_text = (
-        f" Price was cited by {format_rate_entry(price)} of the customers we talked "
-        "to who did not buy this month (the themes table counts every "
-        "conversation)."
-        if isinstance(price, dict) and price.get("n")
-        else ""
-    )
+    price_text = describe_price_among_nonbuyers(coding.get("price_objection"))
     saturated = coding.get("is_saturated")
     saturation = {
         True: "The last conversations added no new code: themes look saturated.",
@@ -1099,6 +1092,37 @@ def describe_coding(coding: dict) -> str:
     )
     section = f"{describe_coders(coding)}{price_text} {saturation}"
     return f"{section}\n\n{learning}" if learning else section
+
+
+def describe_price_among_nonbuyers(price: dict | None) -> str:
+    """Return the sentence on price among the customers who did not buy.
+
+    Parameters
+    ----------
+    price : dict or None
+        ``summary_coding.json``'s ``price_objection``: ``k`` (customers who
+        raised price), ``n`` (customers talked to with no order this month),
+        ``ci_low``, ``ci_high`` (Wilson), ``n_customers`` (all customers
+        talked to).
+
+    Returns
+    -------
+    str
+        A sentence led by a space that names who the `n` customers are (the
+        unit is the customer, not the conversation the themes table counts);
+        nothing without non-buyers.
+    """
+    if not isinstance(price, dict) or not price.get("n"):
+        return ""
+    k, n = int(price["k"]), int(price["n"])
+    talked = price.get("n_customers")
+    of_all = f" (of {talked} customers talked to in all)" if talked else ""
+    rate = format_rate(k / n, digits=0)
+    interval = format_interval(price["ci_low"], price["ci_high"], digits=0)
+    return (
+        f" Of the {n} customers we talked to who placed no order this month"
+        f"{of_all}, {k} raised price: {rate} {interval}."
+    )
 
 
 def describe_insights(coding: dict) -> str:
