@@ -554,6 +554,16 @@ def test_rules_table_says_settings_in_words_and_keeps_unknown_values(tmp_path):
         "0.05, Benjamini-Hochberg (false discovery rate)"
     )
     assert settings["Consent required to call"].startswith("the customer accepts")
+    # The phone rule says what is kept and dropped, and keeps its name in view.
+    phones = settings["Phone numbers"]
+    assert phones.startswith("kept when they have the right length for their country")
+    assert '(the "possible" rule)' in phones and "dropped when missing" in phones
+    assert "fictional test ranges pass" not in phones
+    segments = report_data.describe_segments({"phone_rule": "valid"})
+    assert (
+        "Phone numbers were kept only when they are in a range phone companies have "
+        'issued (the "valid" rule)'
+    ) in segments
     assert settings["Do-not-call tag"] == "never"
 
 

@@ -63,10 +63,17 @@ NO_CONVERSATION = {
     "do_not_call": "asked not to be called",
     "callback_requested": "asked to be called back",
 }
+# The phone rule for a reader: what is kept, what is dropped and why, with the
+# rule's name kept visible so "possible" is not read as "valid".
 PLAIN_SETTINGS = {
-    "possible": "possible numbers (right length for their region; fictional "
-    "test ranges pass)",
-    "valid": "valid numbers (in an assigned range)",
+    "possible": "kept when they have the right length for their country (the "
+    '"possible" rule) and dropped when missing, damaged (by a spreadsheet, say), '
+    "too short or too long. They are not checked against the ranges phone "
+    "companies have issued, so the made-up numbers of test data can be called; "
+    'the stricter "valid" rule would drop those',
+    "valid": "kept only when they are in a range phone companies have issued (the "
+    '"valid" rule) and dropped when missing, damaged, of the wrong length or in '
+    "an unissued range, made-up test numbers included",
     "accepts_marketing": "the customer accepts e-mail marketing",
     "accepts_sms": "the customer accepts SMS marketing",
     "none": "no consent flag required",
@@ -954,7 +961,7 @@ def tabulate_rules(study: Study) -> pd.DataFrame:
     rules = {
         "Consent required to call": plain_setting(consent.get("require")),
         "Do-not-call tag": consent.get("do_not_call_tag"),
-        "Phone numbers kept": plain_setting(config.get("phones", {}).get("keep")),
+        "Phone numbers": plain_setting(config.get("phones", {}).get("keep")),
         "Calling window (customer's local time)": (
             f"{window.get('start')} to {window.get('end')}"
         ),
@@ -1024,8 +1031,8 @@ def describe_segments(segments: dict, *, call_list: pd.DataFrame | None = None) 
         f"**{format_count(segments.get('n_call_list'))}** customers"
         f"{split_by_segment(call_list, 'n_called')} and kept "
         f"**{format_count(segments.get('n_holdout'))}** cart abandoners back as a "
-        "not-called hold-out. Phone numbers kept: "
-        f"{plain_setting(segments.get('phone_rule'))}; calls were placed "
+        "not-called hold-out. Phone numbers were "
+        f"{plain_setting(segments.get('phone_rule'))}. Calls were placed "
         f"{window_text}."
     )
 
