@@ -93,7 +93,7 @@ def test_second_month_shows_month_over_month_changes(built):
     november = summary(built["root"], "2026-11", "calls")["connect_rate_customer"]
     change = 100 * (november["k"] / november["n"] - october["k"] / october["n"])
     text = pdf_text(built["2026-11"].pdf)
-    assert f"October 2026 to November 2026: {change:+.1f} pp" in text
+    assert f"October 2026 to November 2026: {change:+.0f} pp" in text
     assert "first month" in pdf_text(built["2026-10"].pdf)
 
 

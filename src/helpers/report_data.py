@@ -620,13 +620,11 @@ def tabulate_recovery(calls: dict) -> pd.DataFrame:
 
 
 def format_difference(difference: dict) -> str:
-    """Return ``+21 pp [4, 37]`` from an ``estimate, ci_low, ci_high`` dict."""
+    """Return ``+21 pp [+4, +37]`` from an ``estimate, ci_low, ci_high`` dict."""
     values = [difference.get(k) for k in ("estimate", "ci_low", "ci_high")]
     if any(v is None for v in values):
         return "–"
-    estimate, low, high = (100 * v for v in values)
-    low, high = (format_decimal(v, digits=0) for v in (low, high))
-    return f"{format_decimal(estimate, digits=0, sign='+')} pp [{low}, {high}]"
+    return format_pp(*values, digits=0)
 
 
 def tabulate_themes(coding: dict) -> pd.DataFrame:
@@ -808,7 +806,9 @@ def format_months_table(
 
 
 def format_experiments_table(results: pd.DataFrame) -> pd.DataFrame:
-    """Return experiment results by month for display."""
+    """Return experiment results by month for display: ``Month``, ``Experiment``,
+    ``Arm``, ``Relative lift [95% CI]`` and ``p (adjusted)``, the p-value after
+    the month's multiple-testing correction, as in the experiments table."""
     return pd.DataFrame(
         {
             "Month": results["month"].map(format_month),
@@ -817,7 +817,7 @@ def format_experiments_table(results: pd.DataFrame) -> pd.DataFrame:
             "Relative lift [95% CI]": [
                 format_lift(row) for row in results.to_dict(orient="records")
             ],
-            "p": [format_p(p) for p in results["p_value"]],
+            "p (adjusted)": [format_p(p) for p in results["p_value"]],
         }
     )
 
@@ -1503,7 +1503,7 @@ def describe_months(
     lines = [
         f"Connect rate, {format_month(change['before'])} to "
         f"{format_month(change['after'])}: "
-        f"{format_pp(change['difference'], change['ci_low'], change['ci_high'])} "
+        f"{format_pp(*(change[k] for k in SPREAD), digits=0)} "
         f"(Newcombe 95% interval; Fisher's exact p {format_p(change['p_value'])})."
     ]
     changes = compare_theme_changes(themes)

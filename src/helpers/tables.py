@@ -1,6 +1,6 @@
 """Formatting for display: numbers stay raw in files and are dressed only here.
 
-Rates show as ``12.3%``, differences as ``+2.1 pp [0.4, 3.8]``, p-values to two
+Rates show as ``12.3%``, differences as ``+2.1 pp [+0.4, +3.8]``, p-values to two
 figures or ``<0.001``, and with small counts a rate always carries its denominator.
 """
 
@@ -68,13 +68,13 @@ def format_rate_ci(rate: float, low: float, high: float, *, digits: int = 1) -> 
 
 def format_pp(difference: float, low: float, high: float, *, digits: int = 1) -> str:
     """Return a difference of proportions in percentage points with its interval:
-    ``+2.1 pp [0.4, 3.8]``."""
-    scale = 100
-    return (
-        f"{format_decimal(scale * difference, digits=digits, sign='+')} pp "
-        f"[{format_decimal(scale * low, digits=digits)}, "
-        f"{format_decimal(scale * high, digits=digits)}]"
+    ``+2.1 pp [+0.4, +3.8]``; the bounds are signed too, as relative lifts are,
+    so an interval reads the same either side of zero."""
+    estimate, low, high = (
+        format_decimal(100 * value, digits=digits, sign="+")
+        for value in (difference, low, high)
     )
+    return f"{estimate} pp [{low}, {high}]"
 
 
 def format_p(p_value: float) -> str:
@@ -139,6 +139,7 @@ HEADER_ABBREVIATIONS = {
     "id": "ID",
     "ids": "IDs",
     "ltv": "LTV",
+    "p": "p",
     "pp": "pp",
     "roas": "ROAS",
 }
@@ -148,8 +149,10 @@ def format_header(name: object) -> str:
     """Return a column name as a reader's header.
 
     ``n_called_before`` -> ``"Called before"``, ``is_callable`` -> ``"Callable"``,
-    ``ci_low`` -> ``"CI low"``. A name with a capital letter was written for
-    readers already and is returned unchanged.
+    ``ci_low`` -> ``"CI low"``, ``p (adjusted)`` -> ``"p (adjusted)"``: a leading
+    abbreviation keeps its own case, since a p-value is a lower-case p in the
+    text too. A name with a capital letter was written for readers already and
+    is returned unchanged.
     """
     text = str(name)
     if text != text.lower():
@@ -157,9 +160,9 @@ def format_header(name: object) -> str:
     words = text.replace("_", " ").split()
     if len(words) > 1 and words[0] in ("n", "is", "has"):
         words = words[1:]
-    words = [HEADER_ABBREVIATIONS.get(word, word) for word in words]
-    phrase = " ".join(words)
-    return phrase[:1].upper() + phrase[1:]
+    is_abbreviation = bool(words) and words[0] in HEADER_ABBREVIATIONS
+    phrase = " ".join(HEADER_ABBREVIATIONS.get(word, word) for word in words)
+    return phrase if is_abbreviation else phrase[:1].upper() + phrase[1:]
 
 
 def format_for_readers(frame: pd.DataFrame) -> pd.DataFrame:
