@@ -336,7 +336,7 @@ def test_executive_summary_carries_denominators_quotes_and_questions(tmp_path):
     # 12/35 = 34.3%; Wilson 95% [20.8%, 50.8%] by the formula above.
     assert f"34% (12 of 35) [{100 * low:.0f}%, {100 * high:.0f}%]" in text
     assert "Price** in 33% (4 of 12)" in text
-    assert '"Shipping was a shock, call me on [phone]"' in text  # redacted again
+    assert "\u201cShipping was a shock, call me on [phone]\u201d" in text  # redacted
     assert "+20% [-5%, +50%]" in text and "adjusted p 0.12" in text
     assert "not distinguishable from no change" in text
 
@@ -967,6 +967,21 @@ def test_own_words_list_phrases_with_counts_and_quotes_with_their_ids():
         {"n_conversations": 3, "top_phrases": [], "top_themes": []}
     )
     assert "no summary" in report_data.describe_own_words({})
+
+
+def test_customers_words_get_typographic_apostrophes_and_keep_their_case():
+    said = CODED["top_themes"][0] | {"quote": "I wasn't sure, 'honestly'."}
+    coded = CODED | {
+        "top_phrases": [{"phrase": "friend's photo on instagram", "n_words": 4,
+                         "n_occurrences": 7, "n_conversations": 7}],
+        "top_themes": [said],
+    }  # fmt: skip
+    phrase = report_data.tabulate_phrases(coded).loc[0, "Phrase"]
+    assert phrase == "\u201cfriend\u2019s photo on instagram\u201d"
+    # Only in-word apostrophes change: the quote marks around 'honestly' stay.
+    quote = "\u201cI wasn\u2019t sure, 'honestly'.\u201d"
+    assert quote in report_data.list_quotes(coded)
+    assert quote in report_data.describe_top_themes(coded)[0]
 
 
 def test_theme_figure_draws_each_top_theme_with_its_wilson_interval():

@@ -33,6 +33,7 @@ from helpers.tables import (
     format_interval,
     format_p,
     format_pp,
+    format_quoted,
     format_rate,
     format_segment,
 )
@@ -403,7 +404,8 @@ def describe_top_themes(coding: dict, *, limit: int = TOP_THEMES) -> list[str]:
         share = format_rate_entry(theme)
         # The coding step redacts quotes; redacting again costs nothing.
         quote = redact(theme["quote"]) if theme.get("quote") else None
-        said = f' — "{quote}"' if quote else " — no consented quote for this theme"
+        missing = " — no consented quote for this theme"
+        said = f" — {format_quoted(quote)}" if quote else missing
         lines.append(
             f"**Theme: {theme.get('name', theme.get('code'))}** in {share}{said}"
         )
@@ -1349,7 +1351,7 @@ def tabulate_phrases(coding: dict) -> pd.DataFrame:
     n = coding.get("n_conversations")
     rows = [
         {
-            "Phrase": f"\u201c{phrase['phrase']}\u201d",
+            "Phrase": format_quoted(phrase["phrase"]),
             "Conversations": f"{phrase['n_conversations']} of {n}"
             if n
             else str(phrase["n_conversations"]),
@@ -1376,7 +1378,7 @@ def tabulate_quotes(coding: dict, *, limit: int = 5) -> pd.DataFrame:
         {
             "Quote id": theme["quote_id"],
             "Theme": theme.get("name", theme.get("code")),
-            "Quote": f"\u201c{redact(theme['quote'])}\u201d",
+            "Quote": format_quoted(redact(theme["quote"])),
         }
         for theme in coding.get("top_themes") or []
         if theme.get("quote") and theme.get("quote_id")
@@ -2091,7 +2093,7 @@ def list_experiment_arms(arms: pd.DataFrame) -> str:
         if not quotes:
             return ", not written from a customer quote"
         return "; written from " + "; ".join(
-            f"`{quote_id}` \u201c{text}\u201d"
+            f"`{quote_id}` {format_quoted(text)}"
             if text
             else f"`{quote_id}` (text not shown: no consent to quote)"
             for quote_id, text in quotes

@@ -7,6 +7,7 @@ figures or ``<0.001``, and with small counts a rate always carries its denominat
 from __future__ import annotations
 
 import math
+import re
 
 import pandas as pd
 
@@ -84,6 +85,22 @@ def format_p(p_value: float) -> str:
     if p_value < 0.001:
         return "<0.001"
     return f"{p_value:.2g}"
+
+
+# A straight apostrophe inside a word ("friend's"), the only quote mark whose
+# typographic form is certain without reading the sentence.
+IN_WORD_APOSTROPHE = re.compile(r"(?<=\w)'(?=\w)")
+
+
+def format_quoted(text: str) -> str:
+    """Return a customer's words in curly quotes, an apostrophe inside a word
+    made typographic: ``friend's photo`` -> ``“friend’s photo”``.
+
+    Only the apostrophe's glyph changes: the words, their case and the other
+    punctuation stay as the customer said them, so a quote still reads verbatim.
+    """
+    words = IN_WORD_APOSTROPHE.sub("\u2019", text)
+    return f"\u201c{words}\u201d"
 
 
 def format_money(amount: float, *, currency: str = "USD", digits: int = 0) -> str:
