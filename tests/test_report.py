@@ -558,13 +558,18 @@ def test_rules_table_says_settings_in_words_and_keeps_unknown_values(tmp_path):
     )
     assert settings["Consent required to call"].startswith("the customer accepts")
     # The phone rule says what is kept and dropped, and keeps its name in view.
-    phones = settings["Phone numbers"]
-    assert phones.startswith("kept when they have the right length for their country")
-    assert '(the "possible" rule)' in phones and "dropped when missing" in phones
+    phones = settings["Phone numbers kept"]
+    assert phones.startswith('the right length for their country ("possible" rule')
     assert "fictional test ranges pass" not in phones
+    segments = report_data.describe_segments({"phone_rule": "possible"})
+    assert (
+        "Phone numbers are kept when they have the right length for their country "
+        '(the "possible" rule) and dropped when missing, damaged'
+    ) in segments
+    assert "made-up numbers of test data can be called" in segments
     segments = report_data.describe_segments({"phone_rule": "valid"})
     assert (
-        "Phone numbers were kept only when they are in a range phone companies have "
+        "Phone numbers are kept only when they are in a range phone companies have "
         'issued (the "valid" rule)'
     ) in segments
     assert settings["Do-not-call tag"] == "never"

@@ -66,15 +66,21 @@ NO_CONVERSATION = {
 }
 # The phone rule for a reader: what is kept, what is dropped and why, with the
 # rule's name kept visible so "possible" is not read as "valid".
-PLAIN_SETTINGS = {
-    "possible": "kept when they have the right length for their country (the "
+PHONE_RULES = {
+    "possible": "are kept when they have the right length for their country (the "
     '"possible" rule) and dropped when missing, damaged (by a spreadsheet, say), '
     "too short or too long. They are not checked against the ranges phone "
     "companies have issued, so the made-up numbers of test data can be called; "
     'the stricter "valid" rule would drop those',
-    "valid": "kept only when they are in a range phone companies have issued (the "
-    '"valid" rule) and dropped when missing, damaged, of the wrong length or in '
-    "an unissued range, made-up test numbers included",
+    "valid": "are kept only when they are in a range phone companies have issued "
+    '(the "valid" rule) and dropped when missing, damaged, of the wrong length or '
+    "in an unissued range, made-up test numbers included",
+}
+# The same rules in a table cell; the segments section says them in full.
+PLAIN_SETTINGS = {
+    "possible": 'the right length for their country ("possible" rule; the stricter '
+    '"valid" also checks issued ranges)',
+    "valid": 'in a range phone companies have issued ("valid" rule)',
     "accepts_marketing": "the customer accepts e-mail marketing",
     "accepts_sms": "the customer accepts SMS marketing",
     "none": "no consent flag required",
@@ -963,7 +969,7 @@ def tabulate_rules(study: Study) -> pd.DataFrame:
     rules = {
         "Consent required to call": plain_setting(consent.get("require")),
         "Do-not-call tag": consent.get("do_not_call_tag"),
-        "Phone numbers": plain_setting(config.get("phones", {}).get("keep")),
+        "Phone numbers kept": plain_setting(config.get("phones", {}).get("keep")),
         "Calling window (customer's local time)": (
             f"{window.get('start')} to {window.get('end')}"
         ),
@@ -1033,10 +1039,16 @@ def describe_segments(segments: dict, *, call_list: pd.DataFrame | None = None) 
         f"**{format_count(segments.get('n_call_list'))}** customers"
         f"{split_by_segment(call_list, 'n_called')} and kept "
         f"**{format_count(segments.get('n_holdout'))}** cart abandoners back as a "
-        "not-called hold-out. Phone numbers were "
-        f"{plain_setting(segments.get('phone_rule'))}. Calls were placed "
+        "not-called hold-out. Phone numbers "
+        f"{describe_phone_rule(segments.get('phone_rule'))}. Calls were placed "
         f"{window_text}."
     )
+
+
+def describe_phone_rule(rule: str | None) -> str:
+    """Return what the phone rule keeps and drops, to follow "Phone numbers";
+    a rule Heard has no words for is named as it is."""
+    return PHONE_RULES.get(rule, f"are kept by the rule {rule!r}")
 
 
 def describe_month_segments(segments: dict) -> str:
