@@ -373,8 +373,11 @@ def test_month_over_month_reads_earlier_months(tmp_path):
     assert themes["k"].tolist() == [3, 6]
 
     text = report_data.describe_months(rates, themes, month="2026-11")
-    # 36/90 - 28/80 = 0.40 - 0.35 = +5.0 points.
-    assert "October 2026 to November 2026: +5.0 pp" in text
+    # 36/90 - 28/80 = 0.40 - 0.35 = +5 points, whole like every other pp figure.
+    low, high = newcombe_by_hand(36, 90, 28, 80)
+    assert (
+        f"October 2026 to November 2026: +5 pp [{100 * low:+.0f}, {100 * high:+.0f}]"
+    ) in text
     assert "The largest change is Price: 12% (3 of 24)" in text
     assert "22% (6 of 27)" in text and "in October 2026" in text
 
@@ -410,9 +413,76 @@ def test_executive_summary_carries_denominators_quotes_and_questions(tmp_path):
     # 12/35 = 34.3%; Wilson 95% [20.8%, 50.8%] by the formula above.
     assert f"34% (12 of 35) [{100 * low:.0f}%, {100 * high:.0f}%]" in text
     assert "Price** in 33% (4 of 12)" in text
-    assert '"Shipping was a shock, call me on [phone]"' in text  # redacted again
+    assert "\u201cShipping was a shock, call me on [phone]\u201d" in text  # redacted
     assert "+20% [-5%, +50%]" in text and "adjusted p 0.12" in text
     assert "not distinguishable from no change" in text
+
+
+def coded_theme(code: str, name: str, k: int, n: int) -> dict:
+    """A ``themes_code.parquet`` row of a leaf theme, all segments together."""
+    return theme(k, n) | {"code": code, "name": name, "parent": None}
+
+
+def write_theme_months(tmp_path: Path, october: list, november: list):
+    """Return a study with two months of theme counts (and no other outputs)."""
+    (tmp_path / "data" / "raw" / "shop").mkdir(parents=True)
+    processed = tmp_path / "data" / "processed" / "shop"
+    write_month(processed, "2026-10", connect(28, 80), october)
+    write_month(processed, "2026-11", connect(36, 90), november)
+    return load_study("shop", root=tmp_path)
+
+
+def test_executive_summary_names_the_clear_theme_changes_since_last_month(tmp_path):
+    study = write_theme_months(
+        tmp_path,
+        [coded_theme("FIT", "Sizing and fit", 4, 22),
+         coded_theme("CODE", "Discount-code hunting", 10, 22),
+         coded_theme("SHIP", "Shipping cost", 6, 22)],
+        [coded_theme("FIT", "Sizing and fit", 13, 25),
+         coded_theme("CODE", "Discount-code hunting", 3, 25),
+         coded_theme("SHIP", "Shipping cost", 7, 25)],
+    )  # fmt: skip
+    text = report_data.write_executive_summary(study, "2026-11", {})
+
+    # Both clear changes, largest first, checked against Fisher and Newcombe by hand.
+    fit_p, code_p = fisher_by_hand(13, 25, 4, 22), fisher_by_hand(3, 25, 10, 22)
+    assert fit_p < 0.05 and code_p < 0.05
+    assert fisher_by_hand(7, 25, 6, 22) >= 0.05
+    fit_low, fit_high = newcombe_by_hand(13, 25, 4, 22)
+    fit = (
+        f"Sizing and fit rose from 18% (4 of 22) to 52% (13 of 25), +34 pp "
+        f"[{100 * fit_low:+.0f}, {100 * fit_high:+.0f}], p {fit_p:.2g}"
+    )
+    line = next(x for x in text.splitlines() if "theme changes since" in x)
+    assert line.startswith(
+        "- **Biggest theme changes since October 2026** (Fisher's exact p below "
+        "0.05, not corrected for the 3 themes compared; 95% Newcombe intervals): " + fit
+    )
+    code_low, code_high = newcombe_by_hand(3, 25, 10, 22)
+    assert (
+        f"; Discount-code hunting fell from 45% (10 of 22) to 12% (3 of 25), -33 pp "
+        f"[{100 * code_low:+.0f}, {100 * code_high:+.0f}], p {code_p:.2g}."
+    ) in line
+    assert "Shipping cost" not in line
+
+
+def test_executive_summary_says_when_no_theme_changed_clearly(tmp_path):
+    study = write_theme_months(
+        tmp_path,
+        [coded_theme("FIT", "Sizing and fit", 5, 22)],
+        [coded_theme("FIT", "Sizing and fit", 8, 25)],
+    )
+    text = report_data.write_executive_summary(study, "2026-11", {})
+    assert fisher_by_hand(8, 25, 5, 22) >= 0.05
+    assert (
+        "- **Theme changes since October 2026:** no clear change in the 1 theme "
+        "compared (every Fisher's exact p is 0.05 or more); the largest: Sizing and "
+        "fit rose from 23% (5 of 22) to 32% (8 of 25)"
+    ) in text
+
+    # The study's first month has nothing to compare, so no line.
+    first = report_data.write_executive_summary(study, "2026-10", {})
+    assert "theme change" not in first.lower()
 
 
 def test_summary_line_of_an_experiment_with_a_sample_ratio_mismatch_claims_nothing():
@@ -484,7 +554,7 @@ def test_summary_states_recovery_against_the_hold_out_with_its_interval():
     # 12/35 = 34%, 2/35 = 6%, difference 10/35 = +29 pp.
     assert "34% (12 of 35) [21%, 51%]" in lines[0]
     assert "6% (2 of 35) [2%, 19%]" in lines[0]
-    assert "+29 pp [10, 46]" in lines[0] and "Fisher p 0.0057" in lines[0]
+    assert "+29 pp [+10, +46]" in lines[0] and "Fisher p 0.0057" in lines[0]
     assert "GBP 195 [32, 355]" in lines[1] and "14 conversations" in lines[1]
     # 2734.2 / 14 = 195.3: the extra revenue is named with its denominator.
     assert (
@@ -564,6 +634,21 @@ def test_rules_table_says_settings_in_words_and_keeps_unknown_values(tmp_path):
         "0.05, Benjamini-Hochberg (false discovery rate)"
     )
     assert settings["Consent required to call"].startswith("the customer accepts")
+    # The phone rule says what is kept and dropped, and keeps its name in view.
+    phones = settings["Phone numbers kept"]
+    assert phones.startswith('the right length for their country ("possible" rule')
+    assert "fictional test ranges pass" not in phones
+    segments = report_data.describe_segments({"phone_rule": "possible"})
+    assert (
+        "Phone numbers are kept when they have the right length for their country "
+        '(the "possible" rule) and dropped when missing, damaged'
+    ) in segments
+    assert "made-up numbers of test data can be called" in segments
+    segments = report_data.describe_segments({"phone_rule": "valid"})
+    assert (
+        "Phone numbers are kept only when they are in a range phone companies have "
+        'issued (the "valid" rule)'
+    ) in segments
     assert settings["Do-not-call tag"] == "never"
 
 
@@ -612,6 +697,22 @@ def test_earlier_months_without_outputs_are_built_first(tmp_path):
         "2026-10"
     ]
     assert report.missing_earlier_months("shop", "2026-10", root=tmp_path) == []
+
+
+def test_price_sentence_says_who_the_non_buyers_are():
+    low, high = wilson(2, 17)
+    price = {"k": 2, "n": 17, "rate": 2 / 17, "ci_low": low, "ci_high": high,
+             "n_customers": 24}  # fmt: skip
+    section = report_data.describe_coding(
+        {"n_conversations": 25, "price_objection": price}
+    )
+    # 2/17 = 11.8%; Wilson 95% by the formula above.
+    assert (
+        "Of the 17 customers we talked to who placed no order this month (of 24 "
+        f"customers talked to in all), 2 raised price: 12% [{100 * low:.0f}%, "
+        f"{100 * high:.0f}%]."
+    ) in section
+    assert "themes table" not in section
 
 
 def test_suggested_codes_are_labelled_and_never_called_coders_work():
@@ -708,7 +809,7 @@ def test_coding_section_reports_insight_velocity_and_prediction_trend():
     low, high = newcombe_by_hand(6, 10, 3, 10)
     assert p_value > 0.05
     assert (
-        f"change +30 pp [{100 * low:.0f}, {100 * high:.0f}] (Newcombe 95% interval; "
+        f"change +30 pp [{100 * low:+.0f}, {100 * high:+.0f}] (Newcombe 95% interval; "
         f"Fisher's exact p {p_value:.2g}): at the 5% level the test cannot tell this "
         "change from chance."
     ) in section.replace("\u2212", "-")
@@ -720,7 +821,7 @@ def test_coding_section_reports_insight_velocity_and_prediction_trend():
     p_value = fisher_by_hand(20, 25, 9, 22)
     low, high = newcombe_by_hand(20, 25, 9, 22)
     assert p_value < 0.05
-    shown = f"[{100 * low:.0f}, {100 * high:.0f}]"
+    shown = f"[{100 * low:+.0f}, {100 * high:+.0f}]"
     assert (
         f"change +39 pp {shown} (Newcombe 95% interval; Fisher's exact p "
         f"{p_value:.2g}): accuracy rose by more than chance explains at the 5% level."
@@ -762,7 +863,7 @@ def test_a_p_value_of_zero_reads_below_0001_not_missing():
     by_month = report_data.format_experiments_table(
         pd.DataFrame([{"month": "2026-11", "p_value": 0.0} | entry])
     )
-    assert by_month.loc[0, "p"] == "<0.001"
+    assert by_month.loc[0, "p (adjusted)"] == "<0.001"
     recovery = {"recovery": {"cart_abandoners": {"p_value": 0.0}}}
     assert report_data.tabulate_recovery(recovery).loc[0, "p"] == "<0.001"
 
@@ -950,6 +1051,21 @@ def test_own_words_list_phrases_with_counts_and_quotes_with_their_ids():
     assert "no summary" in report_data.describe_own_words({})
 
 
+def test_customers_words_get_typographic_apostrophes_and_keep_their_case():
+    said = CODED["top_themes"][0] | {"quote": "I wasn't sure, 'honestly'."}
+    coded = CODED | {
+        "top_phrases": [{"phrase": "friend's photo on instagram", "n_words": 4,
+                         "n_occurrences": 7, "n_conversations": 7}],
+        "top_themes": [said],
+    }  # fmt: skip
+    phrase = report_data.tabulate_phrases(coded).loc[0, "Phrase"]
+    assert phrase == "\u201cfriend\u2019s photo on instagram\u201d"
+    # Only in-word apostrophes change: the quote marks around 'honestly' stay.
+    quote = "\u201cI wasn\u2019t sure, 'honestly'.\u201d"
+    assert quote in report_data.list_quotes(coded)
+    assert quote in report_data.describe_top_themes(coded)[0]
+
+
 def test_theme_figure_draws_each_top_theme_with_its_wilson_interval():
     figure = report_data.plot_theme_shares(CODED)
     axes = figure.axes[0]
@@ -1020,6 +1136,54 @@ def test_segments_read_as_labels_from_one_mapping_everywhere():
     )
     text = report_data.describe_segments({"n_customers": 1495, "n_orders": 2787})
     assert "**1,495** customers and **2,787** orders" in text
+
+
+def test_segments_section_says_which_segments_were_called_and_the_split(tmp_path):
+    study, processed = make_study(tmp_path)
+    arms = ["called"] * 3 + ["holdout"] * 2 + ["called"] * 4
+    segments = ["cart_abandoners"] * 5 + ["first_time_no_return"] * 4
+    pd.DataFrame(
+        {"customer_key": [f"c{i}" for i in range(9)], "segment": segments,
+         "arm": arms, "stratum": "s"}
+    ).to_parquet(processed / "assignment_customer.parquet")  # fmt: skip
+    summary = {
+        "segment_sizes": {"cart_abandoners": 136, "first_time_no_return": 430,
+                          "churned": 201, "recent_buyers": 206},
+        "month_segments": ["cart_abandoners", "first_time_no_return"],
+        "n_call_list": 7, "n_holdout": 2,
+    }  # fmt: skip
+
+    # Counted by hand from the nine rows above.
+    call_list = report_data.tally_call_list(study, "2026-11")
+    assert call_list.to_dict("records") == [
+        {"segment": "first_time_no_return", "n_called": 4, "n_holdout": 0},
+        {"segment": "cart_abandoners", "n_called": 3, "n_holdout": 2},
+    ]
+    text = report_data.describe_segments(summary, call_list=call_list)
+    assert "Of the 4 segments Heard builds from them, this month's calls drew on 2" in (
+        text
+    )
+    assert (
+        "a call list of **7** customers (First-time, no return 4; Cart abandoners 3)"
+    ) in text
+    table = report_data.tabulate_segments(summary, call_list=call_list)
+    assert table.to_dict("records") == [
+        {"Segment": "First-time, no return", "Customers": "430", "Called": "4",
+         "Not called": "0"},
+        {"Segment": "Cart abandoners", "Customers": "136", "Called": "3",
+         "Not called": "2"},
+    ]  # fmt: skip
+
+    # The notebook's caption says the table lists the called segments only.
+    notebook = json.loads((REPO / "reports" / "monthly.ipynb").read_text())
+    cell = next(
+        "".join(c["source"]) for c in notebook["cells"]
+        if "label: tbl-segments" in "".join(c["source"])
+    )  # fmt: skip
+    assert "segments this month's calls drew on, not every segment" in cell
+    assert report_data.tally_call_list(
+        make_study(tmp_path, "empty")[0], "2026-11"
+    ).empty
 
 
 def test_customers_who_answered_without_a_conversation_are_explained(tmp_path):
@@ -1225,7 +1389,7 @@ def test_theme_comparison_keeps_last_months_top_and_the_largest_movers(tmp_path)
 
 def test_difference_in_points_never_reads_minus_zero():
     difference = {"estimate": 0.21, "ci_low": -0.004, "ci_high": 0.37}
-    assert report_data.format_difference(difference) == "+21 pp [0, 37]"
+    assert report_data.format_difference(difference) == "+21 pp [+0, +37]"
     assert report_data.format_difference({"estimate": -0.004}) == "–"
 
 

@@ -33,6 +33,7 @@ from helpers.tables import (
     format_interval,
     format_p,
     format_pp,
+    format_quoted,
     format_rate,
     format_segment,
 )
@@ -51,6 +52,9 @@ PACKAGES = [
     "papermill", "pypandoc_binary", "typst",
 ]  # fmt: skip
 TOP_THEMES = 3
+# A theme's change between months is clear below this Fisher p: the level of the
+# 95% Newcombe intervals the month-over-month section shows beside it.
+CLEAR_CHANGE_P = 0.05
 # Krippendorff's thresholds for alpha: rely on the codes, draw tentative conclusions.
 ALPHA_RELIABLE, ALPHA_TENTATIVE = 0.80, 0.667
 SPREAD = ("difference", "ci_low", "ci_high")
@@ -60,10 +64,23 @@ NO_CONVERSATION = {
     "do_not_call": "asked not to be called",
     "callback_requested": "asked to be called back",
 }
+# The phone rule for a reader: what is kept, what is dropped and why, with the
+# rule's name kept visible so "possible" is not read as "valid".
+PHONE_RULES = {
+    "possible": "are kept when they have the right length for their country (the "
+    '"possible" rule) and dropped when missing, damaged (by a spreadsheet, say), '
+    "too short or too long. They are not checked against the ranges phone "
+    "companies have issued, so the made-up numbers of test data can be called; "
+    'the stricter "valid" rule would drop those',
+    "valid": "are kept only when they are in a range phone companies have issued "
+    '(the "valid" rule) and dropped when missing, damaged, of the wrong length or '
+    "in an unissued range, made-up test numbers included",
+}
+# The same rules in a table cell; the segments section says them in full.
 PLAIN_SETTINGS = {
-    "possible": "possible numbers (right length for their region; fictional "
-    "test ranges pass)",
-    "valid": "valid numbers (in an assigned range)",
+    "possible": 'the right length for their country ("possible" rule; the stricter '
+    '"valid" also checks issued ranges)',
+    "valid": 'in a range phone companies have issued ("valid" rule)',
     "accepts_marketing": "the customer accepts e-mail marketing",
     "accepts_sms": "the customer accepts SMS marketing",
     "none": "no consent flag required",
@@ -159,7 +176,8 @@ def write_executive_summary(study: Study, month: str, summaries: dict) -> str:
     str
         A question line, a bullet list (conversations with the customers who
         answered without one, connect rate, recovery, top themes with one
-        consented quote each, coder disagreements still open, experiment
+        consented quote each, the clear theme changes since last month (or that
+        none changed clearly), coder disagreements still open, experiment
         verdicts, and any guardrail that got worse or stayed unclear) and next
         month's question. Besides the summaries it reads the month's attempts,
         disagreement queue and experiment results (processed files).
@@ -176,6 +194,7 @@ def write_executive_summary(study: Study, month: str, summaries: dict) -> str:
     currency = study.config["study"]["currency"]
     lines += [f"- {line}" for line in describe_recovery(calls, currency=currency)]
     lines += [f"- {line}" for line in describe_top_themes(coding)]
+    lines += [f"- {line}" for line in summarise_theme_changes(study, month)]
     if open_codes.get("n_open"):
         lines.append(
             f"- {describe_open_disagreements(open_codes, limit=TOP_THEMES, short=True)}"
@@ -391,11 +410,82 @@ def describe_top_themes(coding: dict, *, limit: int = TOP_THEMES) -> list[str]:
         share = format_rate_entry(theme)
         # The coding step redacts quotes; redacting again costs nothing.
         quote = redact(theme["quote"]) if theme.get("quote") else None
-        said = f' — "{quote}"' if quote else " — no consented quote for this theme"
+        missing = " — no consented quote for this theme"
+        said = f" — {format_quoted(quote)}" if quote else missing
         lines.append(
             f"**Theme: {theme.get('name', theme.get('code'))}** in {share}{said}"
         )
     return lines
+
+
+def summarise_theme_changes(study: Study, month: str) -> list[str]:
+    """Return the summary's line on the themes that changed clearly since the
+    previous month, from the month-over-month comparison the report shows
+    (:func:`choose_theme_codes`, :func:`compare_themes`,
+    :func:`compare_theme_changes`); no line without an earlier month."""
+    codes = choose_theme_codes(study, month)
+    themes = compare_themes(study, month, codes)
+    changes = compare_theme_changes(themes)
+    if changes.empty:
+        return []
+    return [describe_theme_changes(changes)]
+
+
+def describe_theme_changes(changes: pd.DataFrame, *, limit: int = TOP_THEMES) -> str:
+    """Return the clear theme changes between the last two months, largest first.
+
+    Parameters
+    ----------
+    changes : DataFrame
+        From :func:`compare_theme_changes`, largest change first.
+    limit : int, keyword-only
+        The most changes named; the rest are counted.
+
+    Returns
+    -------
+    str
+        Markdown: each theme whose Fisher p is below :data:`CLEAR_CHANGE_P`,
+        with both months' counts, the change in percentage points and its 95%
+        Newcombe interval and p; else that none changed clearly, with the
+        largest change.
+
+    Notes
+    -----
+    The p-values are not corrected for the several themes compared, so the
+    line says how many were compared: with five themes and no real change, about
+    one month in four would still show a clear change by chance.
+    """
+    since = format_month(changes["before"].iloc[0])
+    compared = f"{len(changes)} theme{'s' if len(changes) > 1 else ''} compared"
+    clear = changes[changes["p_value"] < CLEAR_CHANGE_P]
+    if clear.empty:
+        largest = describe_theme_change(changes.iloc[0])
+        return (
+            f"**Theme changes since {since}:** no clear change in the {compared} "
+            f"(every Fisher's exact p is {CLEAR_CHANGE_P} or more); the largest: "
+            f"{largest} (95% Newcombe interval)."
+        )
+    named = [describe_theme_change(row) for _, row in clear.head(limit).iterrows()]
+    more = len(clear) - len(named)
+    rest = f"; {more} more in Month over month" if more else ""
+    title = "Biggest theme change" if len(clear) == 1 else "Biggest theme changes"
+    return (
+        f"**{title} since {since}** (Fisher's exact p below {CLEAR_CHANGE_P}, "
+        f"not corrected for the {compared}; 95% Newcombe intervals): "
+        f"{'; '.join(named)}{rest}."
+    )
+
+
+def describe_theme_change(change: pd.Series) -> str:
+    """Return one theme's change: ``Sizing and fit rose from 18% (4 of 22) to
+    52% (13 of 25), +34 pp [+6, +55], p 0.032``."""
+    before = format_count_rate(int(change["k_before"]), int(change["n_before"]))
+    after = format_count_rate(int(change["k_after"]), int(change["n_after"]))
+    difference = change["difference"]
+    moved = "rose" if difference > 0 else "fell" if difference < 0 else "went"
+    spread = format_pp(*(change[k] for k in SPREAD), digits=0)
+    p_value = format_p(change["p_value"])
+    return f"{change['name']} {moved} from {before} to {after}, {spread}, p {p_value}"
 
 
 def is_suggested(coding: dict) -> bool:
@@ -441,22 +531,74 @@ def read_interval(entry: dict) -> str:
     return "not distinguishable from no change"
 
 
-def tabulate_segments(segments: dict) -> pd.DataFrame:
-    """Return the month's segments and their sizes (``Segment``, ``Customers``).
+def tabulate_segments(
+    segments: dict, *, call_list: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Return the segments this month calls, their sizes and who was drawn.
 
-    Only the segments the month calls (``month_segments``) are listed; all
-    segments when the summary does not name them.
+    Parameters
+    ----------
+    segments : dict
+        ``summary_segments.json``: ``segment_sizes`` and ``month_segments``.
+    call_list : DataFrame, keyword-only, optional
+        From :func:`tally_call_list`; adds the two arms' columns.
+
+    Returns
+    -------
+    DataFrame
+        ``Segment``, ``Customers`` (everyone in the segment), and with
+        `call_list` ``Called`` (on the call list) and ``Not called`` (the
+        hold-out); largest segment first. Only the segments the month calls
+        (``month_segments``) are listed; all segments when the summary does
+        not name them.
     """
     sizes = segments.get("segment_sizes") or {}
     chosen = segments.get("month_segments") or list(sizes)
     sizes = {name: sizes[name] for name in chosen if name in sizes}
     ordered = sorted(sizes.items(), key=lambda item: -item[1])
-    return pd.DataFrame(
+    table = pd.DataFrame(
         {
             "Segment": [format_segment(s) for s, _ in ordered],
             "Customers": [format_count(n) for _, n in ordered],
         }
     )
+    if call_list is None:
+        return table
+
+    # A segment nobody was drawn from shows 0, not a blank.
+    drawn = call_list.set_index("segment").reindex([s for s, _ in ordered])
+    for column, arm in (("Called", "n_called"), ("Not called", "n_holdout")):
+        table[column] = [format_count(n) for n in drawn[arm].fillna(0)]
+    return table
+
+
+def tally_call_list(study: Study, month: str) -> pd.DataFrame:
+    """Return how many customers of each segment were drawn into each arm.
+
+    Parameters
+    ----------
+    study : Study
+    month : str
+        ``YYYY-MM``; reads step 01's ``assignment_customer.parquet``.
+
+    Returns
+    -------
+    DataFrame
+        ``segment``, ``n_called`` (on the call list), ``n_holdout`` (kept back,
+        not called), largest call list first; no rows without the file.
+    """
+    columns = ["segment", "n_called", "n_holdout"]
+    path = study.processed(month, "assignment_customer.parquet")
+    if not path.exists():
+        return pd.DataFrame(columns=columns)
+    assignment = pd.read_parquet(path, columns=["segment", "arm"])
+    counts = pd.crosstab(assignment["segment"], assignment["arm"])
+    counts = counts.reindex(columns=["called", "holdout"], fill_value=0)
+    counts.columns = ["n_called", "n_holdout"]
+    ordered = counts.reset_index().sort_values(
+        ["n_called", "segment"], ascending=[False, True], ignore_index=True
+    )
+    return ordered[columns]
 
 
 def tabulate_recovery(calls: dict) -> pd.DataFrame:
@@ -486,13 +628,11 @@ def tabulate_recovery(calls: dict) -> pd.DataFrame:
 
 
 def format_difference(difference: dict) -> str:
-    """Return ``+21 pp [4, 37]`` from an ``estimate, ci_low, ci_high`` dict."""
+    """Return ``+21 pp [+4, +37]`` from an ``estimate, ci_low, ci_high`` dict."""
     values = [difference.get(k) for k in ("estimate", "ci_low", "ci_high")]
     if any(v is None for v in values):
         return "–"
-    estimate, low, high = (100 * v for v in values)
-    low, high = (format_decimal(v, digits=0) for v in (low, high))
-    return f"{format_decimal(estimate, digits=0, sign='+')} pp [{low}, {high}]"
+    return format_pp(*values, digits=0)
 
 
 def tabulate_themes(coding: dict) -> pd.DataFrame:
@@ -674,7 +814,9 @@ def format_months_table(
 
 
 def format_experiments_table(results: pd.DataFrame) -> pd.DataFrame:
-    """Return experiment results by month for display."""
+    """Return experiment results by month for display: ``Month``, ``Experiment``,
+    ``Arm``, ``Relative lift [95% CI]`` and ``p (adjusted)``, the p-value after
+    the month's multiple-testing correction, as in the experiments table."""
     return pd.DataFrame(
         {
             "Month": results["month"].map(format_month),
@@ -683,7 +825,7 @@ def format_experiments_table(results: pd.DataFrame) -> pd.DataFrame:
             "Relative lift [95% CI]": [
                 format_lift(row) for row in results.to_dict(orient="records")
             ],
-            "p": [format_p(p) for p in results["p_value"]],
+            "p (adjusted)": [format_p(p) for p in results["p_value"]],
         }
     )
 
@@ -877,8 +1019,10 @@ def describe_commit() -> str:
     return git_commit(find_project_root())
 
 
-def describe_segments(segments: dict) -> str:
-    """Return the segment section's sentence: customers, orders, call list, rules."""
+def describe_segments(segments: dict, *, call_list: pd.DataFrame | None = None) -> str:
+    """Return the segment section's sentences: customers, orders, the segments
+    called, the call list by segment (`call_list`, from :func:`tally_call_list`)
+    and the rules."""
     if not segments:
         return "The segment step has no summary for this month."
     window = segments.get("calling_window") or {}
@@ -890,13 +1034,46 @@ def describe_segments(segments: dict) -> str:
     )
     return (
         f"The store's exports held **{format_count(segments.get('n_customers'))}** "
-        f"customers and **{format_count(segments.get('n_orders'))}** orders. We "
-        f"drew a call list of **{format_count(segments.get('n_call_list'))}** "
-        f"customers and kept **{format_count(segments.get('n_holdout'))}** cart "
-        "abandoners back as a not-called "
-        f"hold-out. Phone numbers kept: {plain_setting(segments.get('phone_rule'))}; "
-        f"calls were placed {window_text}."
+        f"customers and **{format_count(segments.get('n_orders'))}** orders."
+        f"{describe_month_segments(segments)} We drew a call list of "
+        f"**{format_count(segments.get('n_call_list'))}** customers"
+        f"{split_by_segment(call_list, 'n_called')} and kept "
+        f"**{format_count(segments.get('n_holdout'))}** cart abandoners back as a "
+        "not-called hold-out. Phone numbers "
+        f"{describe_phone_rule(segments.get('phone_rule'))}. Calls were placed "
+        f"{window_text}."
     )
+
+
+def describe_phone_rule(rule: str | None) -> str:
+    """Return what the phone rule keeps and drops, to follow "Phone numbers";
+    a rule Heard has no words for is named as it is."""
+    return PHONE_RULES.get(rule, f"are kept by the rule {rule!r}")
+
+
+def describe_month_segments(segments: dict) -> str:
+    """Return how many of the segments Heard built the month calls, or nothing
+    when the summary does not name them."""
+    sizes, chosen = segments.get("segment_sizes"), segments.get("month_segments")
+    if not sizes or not chosen:
+        return ""
+    return (
+        f" Of the {len(sizes)} segments Heard builds from them, this month's calls "
+        f"drew on {len(chosen)}, listed in the table below."
+    )
+
+
+def split_by_segment(call_list: pd.DataFrame | None, column: str) -> str:
+    """Return `column`'s counts by segment, ``" (Cart abandoners 35;
+    First-time, no return 35)"``; nothing without counts."""
+    if call_list is None or call_list.empty:
+        return ""
+    parts = [
+        f"{format_segment(row['segment'])} {format_count(row[column])}"
+        for row in call_list.to_dict("records")
+        if row[column]
+    ]
+    return f" ({'; '.join(parts)})" if parts else ""
 
 
 def describe_calls(calls: dict, *, unheard: dict | None = None) -> str:
@@ -923,14 +1100,7 @@ def describe_coding(coding: dict) -> str:
     """Return the coding section's sentences: conversations, agreement, saturation."""
     if not coding:
         return "The coding step has no summary for this month."
-    price = coding.get("price_objection")
-    price_text = (
-        f" Price was cited by {format_rate_entry(price)} of the customers we talked "
-        "to who did not buy this month (the themes table counts every "
-        "conversation)."
-        if isinstance(price, dict) and price.get("n")
-        else ""
-    )
+    price_text = describe_price_among_nonbuyers(coding.get("price_objection"))
     saturated = coding.get("is_saturated")
     saturation = {
         True: "The last conversations added no new code: themes look saturated.",
@@ -943,6 +1113,37 @@ def describe_coding(coding: dict) -> str:
     )
     section = f"{describe_coders(coding)}{price_text} {saturation}"
     return f"{section}\n\n{learning}" if learning else section
+
+
+def describe_price_among_nonbuyers(price: dict | None) -> str:
+    """Return the sentence on price among the customers who did not buy.
+
+    Parameters
+    ----------
+    price : dict or None
+        ``summary_coding.json``'s ``price_objection``: ``k`` (customers who
+        raised price), ``n`` (customers talked to with no order this month),
+        ``ci_low``, ``ci_high`` (Wilson), ``n_customers`` (all customers
+        talked to).
+
+    Returns
+    -------
+    str
+        A sentence led by a space that names who the `n` customers are (the
+        unit is the customer, not the conversation the themes table counts);
+        nothing without non-buyers.
+    """
+    if not isinstance(price, dict) or not price.get("n"):
+        return ""
+    k, n = int(price["k"]), int(price["n"])
+    talked = price.get("n_customers")
+    of_all = f" (of {talked} customers talked to in all)" if talked else ""
+    rate = format_rate(k / n, digits=0)
+    interval = format_interval(price["ci_low"], price["ci_high"], digits=0)
+    return (
+        f" Of the {n} customers we talked to who placed no order this month"
+        f"{of_all}, {k} raised price: {rate} {interval}."
+    )
 
 
 def describe_insights(coding: dict) -> str:
@@ -1162,7 +1363,7 @@ def tabulate_phrases(coding: dict) -> pd.DataFrame:
     n = coding.get("n_conversations")
     rows = [
         {
-            "Phrase": f"\u201c{phrase['phrase']}\u201d",
+            "Phrase": format_quoted(phrase["phrase"]),
             "Conversations": f"{phrase['n_conversations']} of {n}"
             if n
             else str(phrase["n_conversations"]),
@@ -1189,7 +1390,7 @@ def tabulate_quotes(coding: dict, *, limit: int = 5) -> pd.DataFrame:
         {
             "Quote id": theme["quote_id"],
             "Theme": theme.get("name", theme.get("code")),
-            "Quote": f"\u201c{redact(theme['quote'])}\u201d",
+            "Quote": format_quoted(redact(theme["quote"])),
         }
         for theme in coding.get("top_themes") or []
         if theme.get("quote") and theme.get("quote_id")
@@ -1316,7 +1517,7 @@ def describe_months(
     lines = [
         f"Connect rate, {format_month(change['before'])} to "
         f"{format_month(change['after'])}: "
-        f"{format_pp(change['difference'], change['ci_low'], change['ci_high'])} "
+        f"{format_pp(*(change[k] for k in SPREAD), digits=0)} "
         f"(Newcombe 95% interval; Fisher's exact p {format_p(change['p_value'])})."
     ]
     changes = compare_theme_changes(themes)
@@ -1904,7 +2105,7 @@ def list_experiment_arms(arms: pd.DataFrame) -> str:
         if not quotes:
             return ", not written from a customer quote"
         return "; written from " + "; ".join(
-            f"`{quote_id}` \u201c{text}\u201d"
+            f"`{quote_id}` {format_quoted(text)}"
             if text
             else f"`{quote_id}` (text not shown: no consent to quote)"
             for quote_id, text in quotes

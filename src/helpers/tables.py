@@ -1,12 +1,13 @@
 """Formatting for display: numbers stay raw in files and are dressed only here.
 
-Rates show as ``12.3%``, differences as ``+2.1 pp [0.4, 3.8]``, p-values to two
+Rates show as ``12.3%``, differences as ``+2.1 pp [+0.4, +3.8]``, p-values to two
 figures or ``<0.001``, and with small counts a rate always carries its denominator.
 """
 
 from __future__ import annotations
 
 import math
+import re
 
 import pandas as pd
 
@@ -68,13 +69,13 @@ def format_rate_ci(rate: float, low: float, high: float, *, digits: int = 1) -> 
 
 def format_pp(difference: float, low: float, high: float, *, digits: int = 1) -> str:
     """Return a difference of proportions in percentage points with its interval:
-    ``+2.1 pp [0.4, 3.8]``."""
-    scale = 100
-    return (
-        f"{format_decimal(scale * difference, digits=digits, sign='+')} pp "
-        f"[{format_decimal(scale * low, digits=digits)}, "
-        f"{format_decimal(scale * high, digits=digits)}]"
+    ``+2.1 pp [+0.4, +3.8]``; the bounds are signed too, as relative lifts are,
+    so an interval reads the same either side of zero."""
+    estimate, low, high = (
+        format_decimal(100 * value, digits=digits, sign="+")
+        for value in (difference, low, high)
     )
+    return f"{estimate} pp [{low}, {high}]"
 
 
 def format_p(p_value: float) -> str:
@@ -84,6 +85,22 @@ def format_p(p_value: float) -> str:
     if p_value < 0.001:
         return "<0.001"
     return f"{p_value:.2g}"
+
+
+# A straight apostrophe inside a word ("friend's"), the only quote mark whose
+# typographic form is certain without reading the sentence.
+IN_WORD_APOSTROPHE = re.compile(r"(?<=\w)'(?=\w)")
+
+
+def format_quoted(text: str) -> str:
+    """Return a customer's words in curly quotes, an apostrophe inside a word
+    made typographic: ``friend's photo`` -> ``“friend’s photo”``.
+
+    Only the apostrophe's glyph changes: the words, their case and the other
+    punctuation stay as the customer said them, so a quote still reads verbatim.
+    """
+    words = IN_WORD_APOSTROPHE.sub("\u2019", text)
+    return f"\u201c{words}\u201d"
 
 
 def format_money(amount: float, *, currency: str = "USD", digits: int = 0) -> str:
@@ -139,6 +156,7 @@ HEADER_ABBREVIATIONS = {
     "id": "ID",
     "ids": "IDs",
     "ltv": "LTV",
+    "p": "p",
     "pp": "pp",
     "roas": "ROAS",
 }
@@ -148,8 +166,10 @@ def format_header(name: object) -> str:
     """Return a column name as a reader's header.
 
     ``n_called_before`` -> ``"Called before"``, ``is_callable`` -> ``"Callable"``,
-    ``ci_low`` -> ``"CI low"``. A name with a capital letter was written for
-    readers already and is returned unchanged.
+    ``ci_low`` -> ``"CI low"``, ``p (adjusted)`` -> ``"p (adjusted)"``: a leading
+    abbreviation keeps its own case, since a p-value is a lower-case p in the
+    text too. A name with a capital letter was written for readers already and
+    is returned unchanged.
     """
     text = str(name)
     if text != text.lower():
@@ -157,9 +177,9 @@ def format_header(name: object) -> str:
     words = text.replace("_", " ").split()
     if len(words) > 1 and words[0] in ("n", "is", "has"):
         words = words[1:]
-    words = [HEADER_ABBREVIATIONS.get(word, word) for word in words]
-    phrase = " ".join(words)
-    return phrase[:1].upper() + phrase[1:]
+    is_abbreviation = bool(words) and words[0] in HEADER_ABBREVIATIONS
+    phrase = " ".join(HEADER_ABBREVIATIONS.get(word, word) for word in words)
+    return phrase if is_abbreviation else phrase[:1].upper() + phrase[1:]
 
 
 def format_for_readers(frame: pd.DataFrame) -> pd.DataFrame:
