@@ -376,7 +376,7 @@ def test_month_over_month_reads_earlier_months(tmp_path):
     # 36/90 - 28/80 = 0.40 - 0.35 = +5 points, whole like every other pp figure.
     low, high = newcombe_by_hand(36, 90, 28, 80)
     assert (
-        f"October 2026 to November 2026: +5 pp [{100 * low:+.0f}, {100 * high:+.0f}]"
+        f"October 2026 to November 2026: +5 pp [{100 * low:.0f}, {100 * high:.0f}]"
     ) in text
     assert "The largest change is Price: 12% (3 of 24)" in text
     assert "22% (6 of 27)" in text and "in October 2026" in text
@@ -451,7 +451,7 @@ def test_executive_summary_names_the_clear_theme_changes_since_last_month(tmp_pa
     fit_low, fit_high = newcombe_by_hand(13, 25, 4, 22)
     fit = (
         f"Sizing and fit rose from 18% (4 of 22) to 52% (13 of 25), +34 pp "
-        f"[{100 * fit_low:+.0f}, {100 * fit_high:+.0f}], p {fit_p:.2g}"
+        f"[{100 * fit_low:.0f}, {100 * fit_high:.0f}], p {fit_p:.2g}"
     )
     line = next(x for x in text.splitlines() if "theme changes since" in x)
     assert line.startswith(
@@ -461,7 +461,7 @@ def test_executive_summary_names_the_clear_theme_changes_since_last_month(tmp_pa
     code_low, code_high = newcombe_by_hand(3, 25, 10, 22)
     assert (
         f"; Discount-code hunting fell from 45% (10 of 22) to 12% (3 of 25), -33 pp "
-        f"[{100 * code_low:+.0f}, {100 * code_high:+.0f}], p {code_p:.2g}."
+        f"[{100 * code_low:.0f}, {100 * code_high:.0f}], p {code_p:.2g}."
     ) in line
     assert "Shipping cost" not in line
 
@@ -554,7 +554,7 @@ def test_summary_states_recovery_against_the_hold_out_with_its_interval():
     # 12/35 = 34%, 2/35 = 6%, difference 10/35 = +29 pp.
     assert "34% (12 of 35) [21%, 51%]" in lines[0]
     assert "6% (2 of 35) [2%, 19%]" in lines[0]
-    assert "+29 pp [+10, +46]" in lines[0] and "Fisher p 0.0057" in lines[0]
+    assert "+29 pp [10, 46]" in lines[0] and "Fisher p 0.0057" in lines[0]
     assert "GBP 195 [32, 355]" in lines[1] and "14 conversations" in lines[1]
     # 2734.2 / 14 = 195.3: the extra revenue is named with its denominator.
     assert (
@@ -809,7 +809,7 @@ def test_coding_section_reports_insight_velocity_and_prediction_trend():
     low, high = newcombe_by_hand(6, 10, 3, 10)
     assert p_value > 0.05
     assert (
-        f"change +30 pp [{100 * low:+.0f}, {100 * high:+.0f}] (Newcombe 95% interval; "
+        f"change +30 pp [{100 * low:.0f}, {100 * high:.0f}] (Newcombe 95% interval; "
         f"Fisher's exact p {p_value:.2g}): at the 5% level the test cannot tell this "
         "change from chance."
     ) in section.replace("\u2212", "-")
@@ -821,7 +821,7 @@ def test_coding_section_reports_insight_velocity_and_prediction_trend():
     p_value = fisher_by_hand(20, 25, 9, 22)
     low, high = newcombe_by_hand(20, 25, 9, 22)
     assert p_value < 0.05
-    shown = f"[{100 * low:+.0f}, {100 * high:+.0f}]"
+    shown = f"[{100 * low:.0f}, {100 * high:.0f}]"
     assert (
         f"change +39 pp {shown} (Newcombe 95% interval; Fisher's exact p "
         f"{p_value:.2g}): accuracy rose by more than chance explains at the 5% level."
@@ -1389,7 +1389,7 @@ def test_theme_comparison_keeps_last_months_top_and_the_largest_movers(tmp_path)
 
 def test_difference_in_points_never_reads_minus_zero():
     difference = {"estimate": 0.21, "ci_low": -0.004, "ci_high": 0.37}
-    assert report_data.format_difference(difference) == "+21 pp [+0, +37]"
+    assert report_data.format_difference(difference) == "+21 pp [0, 37]"
     assert report_data.format_difference({"estimate": -0.004}) == "–"
 
 

@@ -29,8 +29,8 @@ def test_a_rate_carries_its_denominator():
 
 
 def test_differences_are_percentage_points_with_interval():
-    assert format_pp(0.021, 0.004, 0.038) == "+2.1 pp [+0.4, +3.8]"
-    assert format_pp(0.043, -0.114, 0.197, digits=0) == "+4 pp [-11, +20]"
+    assert format_pp(0.021, 0.004, 0.038) == "+2.1 pp [0.4, 3.8]"
+    assert format_pp(0.043, -0.114, 0.197, digits=0) == "+4 pp [-11, 20]"
     assert format_rate_ci(0.34, 0.281, 0.404) == "34.0% [28.1%, 40.4%]"
 
 
@@ -54,7 +54,7 @@ def test_intervals_and_differences_never_show_negative_zero():
     assert format_interval(-0.0004, 1.0, digits=2, percent=False) == "[0.00, 1.00]"
     assert format_interval(-0.00004, 0.5) == "[0.0%, 50.0%]"
     assert format_rate(-0.00004) == "0.0%"
-    assert format_pp(-0.0002, -0.0004, 0.01) == "+0.0 pp [+0.0, +1.0]"
+    assert format_pp(-0.0002, -0.0004, 0.01) == "+0.0 pp [0.0, 1.0]"
     assert format_pp(-0.021, -0.038, -0.004) == "-2.1 pp [-3.8, -0.4]"
     assert format_decimal(0.0, sign="+") == "+0.00"
     with pytest.raises(ValueError, match="sign must be"):

@@ -478,7 +478,7 @@ def describe_theme_changes(changes: pd.DataFrame, *, limit: int = TOP_THEMES) ->
 
 def describe_theme_change(change: pd.Series) -> str:
     """Return one theme's change: ``Sizing and fit rose from 18% (4 of 22) to
-    52% (13 of 25), +34 pp [+6, +55], p 0.032``."""
+    52% (13 of 25), +34 pp [6, 55], p 0.032``."""
     before = format_count_rate(int(change["k_before"]), int(change["n_before"]))
     after = format_count_rate(int(change["k_after"]), int(change["n_after"]))
     difference = change["difference"]
@@ -628,7 +628,7 @@ def tabulate_recovery(calls: dict) -> pd.DataFrame:
 
 
 def format_difference(difference: dict) -> str:
-    """Return ``+21 pp [+4, +37]`` from an ``estimate, ci_low, ci_high`` dict."""
+    """Return ``+21 pp [4, 37]`` from an ``estimate, ci_low, ci_high`` dict."""
     values = [difference.get(k) for k in ("estimate", "ci_low", "ci_high")]
     if any(v is None for v in values):
         return "–"

@@ -1,6 +1,6 @@
 """Formatting for display: numbers stay raw in files and are dressed only here.
 
-Rates show as ``12.3%``, differences as ``+2.1 pp [+0.4, +3.8]``, p-values to two
+Rates show as ``12.3%``, differences as ``+2.1 pp [0.4, 3.8]``, p-values to two
 figures or ``<0.001``, and with small counts a rate always carries its denominator.
 """
 
@@ -69,12 +69,10 @@ def format_rate_ci(rate: float, low: float, high: float, *, digits: int = 1) -> 
 
 def format_pp(difference: float, low: float, high: float, *, digits: int = 1) -> str:
     """Return a difference of proportions in percentage points with its interval:
-    ``+2.1 pp [+0.4, +3.8]``; the bounds are signed too, as relative lifts are,
-    so an interval reads the same either side of zero."""
-    estimate, low, high = (
-        format_decimal(100 * value, digits=digits, sign="+")
-        for value in (difference, low, high)
-    )
+    ``+2.1 pp [0.4, 3.8]``, the house style: only the estimate carries a sign
+    when positive."""
+    estimate = format_decimal(100 * difference, digits=digits, sign="+")
+    low, high = (format_decimal(100 * value, digits=digits) for value in (low, high))
     return f"{estimate} pp [{low}, {high}]"
 
 
