@@ -335,13 +335,18 @@ def fingerprint_files(folder: Path, *, content: bool = False) -> dict[str, list]
     for path in sorted(Path(folder).rglob("*")):
         if not path.is_file() or path.name.startswith("."):
             continue
-        relative = path.relative_to(folder).as_posix()
-        if content:
-            prints[relative] = [hashlib.sha256(path.read_bytes()).hexdigest()]
-        else:
-            status = path.stat()
-            prints[relative] = [status.st_size, status.st_mtime_ns]
+        prints[path.relative_to(folder).as_posix()] = fingerprint_file(
+            path, content=content
+        )
     return prints
+
+
+def fingerprint_file(path: Path, *, content: bool = False) -> list:
+    """Return one file's ``[size, mtime_ns]``, or ``[sha256]`` with `content`."""
+    if content:
+        return [hashlib.sha256(path.read_bytes()).hexdigest()]
+    status = path.stat()
+    return [status.st_size, status.st_mtime_ns]
 
 
 def helpers_fingerprint() -> dict[str, list]:
@@ -783,11 +788,8 @@ def fingerprint_rendered(outputs: ReportOutputs, folder: Path) -> dict[str, list
         (site / name).relative_to(folder).as_posix(): value
         for name, value in fingerprint_files(site).items()
     }
-    status = Path(outputs.pdf).stat()
-    prints[Path(outputs.pdf).relative_to(folder).as_posix()] = [
-        status.st_size,
-        status.st_mtime_ns,
-    ]
+    pdf = Path(outputs.pdf)
+    prints[pdf.relative_to(folder).as_posix()] = fingerprint_file(pdf)
     return prints
 
 
@@ -869,13 +871,13 @@ def ensure_private_once(
     """
     loaded = load_study(study, root=root)
     scanned = set(content_hashes(list_scanned_outputs(loaded, month=month, root=root)))
-    record = folder / PRIVACY_RECORD
-    manifest = None if fresh else read_manifest(record, privacy_digests(), name="scan")
+    record, digests = folder / PRIVACY_RECORD, privacy_digests()
+    manifest = None if fresh else read_manifest(record, digests, name="scan")
     if manifest is not None and scanned <= set(manifest["passed"]):
         log.info("privacy scan: all %d files passed it before", len(scanned))
         return
     ensure_private(loaded, month=month, root=root)
-    save_manifest(record, privacy_digests(), passed=sorted(scanned))
+    save_manifest(record, digests, passed=sorted(scanned))
 
 
 def record_rendered_private(
@@ -886,14 +888,14 @@ def record_rendered_private(
     Only files :func:`helpers.checks.ensure_private` looks into stay recorded,
     so the record does not grow with every render.
     """
-    record = folder / PRIVACY_RECORD
-    manifest = read_manifest(record, privacy_digests(), name="scan") or {}
+    record, digests = folder / PRIVACY_RECORD, privacy_digests()
+    manifest = read_manifest(record, digests, name="scan") or {}
     passed = set(manifest.get("passed", [])) | set(
         content_hashes(rendered_files(outputs))
     )
     loaded = load_study(study, root=root)
     scanned = content_hashes(list_scanned_outputs(loaded, month=month, root=root))
-    save_manifest(record, privacy_digests(), passed=sorted(passed & set(scanned)))
+    save_manifest(record, digests, passed=sorted(passed & set(scanned)))
 
 
 def privacy_digests() -> dict[str, str]:

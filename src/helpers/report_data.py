@@ -52,8 +52,8 @@ PACKAGES = [
     "papermill", "pypandoc_binary", "typst",
 ]  # fmt: skip
 TOP_THEMES = 3
-# A theme's change between months is clear below this Fisher p: the level of the
-# 95% Newcombe intervals the month-over-month section shows beside it.
+# A change between months (a theme's share, the callers' prediction accuracy) is
+# clear below this Fisher p: the level of the 95% Newcombe intervals shown beside it.
 CLEAR_CHANGE_P = 0.05
 # Krippendorff's thresholds for alpha: rely on the codes, draw tentative conclusions.
 ALPHA_RELIABLE, ALPHA_TENTATIVE = 0.80, 0.667
@@ -1224,7 +1224,7 @@ def describe_predictions(coding: dict) -> str:
     # Overlapping intervals are no test: compare the two proportions.
     months = pd.DataFrame([previous, {**entry, "month": None}])[["month", "k", "n"]]
     change = compare_last_two(months)
-    if change["p_value"] >= 0.05:
+    if change["p_value"] >= CLEAR_CHANGE_P:
         reading = "at the 5% level the test cannot tell this change from chance"
     else:
         direction = "rose" if change["difference"] > 0 else "fell"

@@ -69,11 +69,13 @@ def format_rate_ci(rate: float, low: float, high: float, *, digits: int = 1) -> 
 
 def format_pp(difference: float, low: float, high: float, *, digits: int = 1) -> str:
     """Return a difference of proportions in percentage points with its interval:
-    ``+2.1 pp [0.4, 3.8]``, the house style: only the estimate carries a sign
-    when positive."""
-    estimate = format_decimal(100 * difference, digits=digits, sign="+")
-    low, high = (format_decimal(100 * value, digits=digits) for value in (low, high))
-    return f"{estimate} pp [{low}, {high}]"
+    ``+2.1 pp [0.4, 3.8]``."""
+    scale = 100
+    return (
+        f"{format_decimal(scale * difference, digits=digits, sign='+')} pp "
+        f"[{format_decimal(scale * low, digits=digits)}, "
+        f"{format_decimal(scale * high, digits=digits)}]"
+    )
 
 
 def format_p(p_value: float) -> str:
